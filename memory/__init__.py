@@ -1,0 +1,59 @@
+"""context-attic: keep long LLM conversations cheap without making them forget.
+
+>>> from memory import ConversationMemory, Budget
+>>> mem = ConversationMemory.open(":memory:", session="user-42", budget=Budget(8000, 1000))
+"""
+
+from memory.assemble import Prompt, assemble
+from memory.budget import Budget
+from memory.core import ConversationMemory
+from memory.errors import (
+    BudgetError,
+    ClosedError,
+    ConfigError,
+    ConflictError,
+    ContextAtticError,
+    InputError,
+    MissingDependencyError,
+    RefNotFoundError,
+    StoreError,
+    SummarizerError,
+)
+from memory.messages import Exchange, Turn, normalize
+from memory.report import PartTokens, Report
+from memory.tokens import (
+    CallableCounter,
+    ChatModelCounter,
+    TiktokenCounter,
+    TokenCounter,
+    counter_for_model,
+    seed_tiktoken_cache,
+)
+
+__all__ = [
+    "Budget",
+    "BudgetError",
+    "CallableCounter",
+    "ChatModelCounter",
+    "ClosedError",
+    "ConfigError",
+    "ConflictError",
+    "ContextAtticError",
+    "ConversationMemory",
+    "Exchange",
+    "InputError",
+    "MissingDependencyError",
+    "PartTokens",
+    "Prompt",
+    "RefNotFoundError",
+    "Report",
+    "StoreError",
+    "SummarizerError",
+    "TiktokenCounter",
+    "TokenCounter",
+    "Turn",
+    "assemble",
+    "counter_for_model",
+    "normalize",
+    "seed_tiktoken_cache",
+]

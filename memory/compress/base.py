@@ -1,0 +1,297 @@
+"""Shared values and helpers of the compressors: ``Digest``, ``Chunk``, ``Compressor``.
+
+A *digest* is the compact, structure-aware stand-in for a long tool output; the output
+itself is archived byte-exact elsewhere. Every compressor turns a string into a ``Draft``
+(the body plus a few facts); :func:`finish` adds the token counts to make a ``Digest``.
+
+The helpers here keep the budget arithmetic in one place: :func:`select_lines` keeps the
+most important lines of a long list in their original order, :func:`fit_levels` picks the
+richest rendering that fits, and :func:`head_tail` is the last resort of every kind.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "DEFAULT_LINE_WIDTH",
+    "Chunk",
+    "Compressor",
+    "Counter",
+    "Digest",
+    "DigestKind",
+    "Draft",
+    "clip",
+    "finish",
+    "fit_levels",
+    "head_tail",
+    "safe_count",
+    "sanitize",
+    "select_lines",
+    "tokens_of_original",
+]
+
+DigestKind = Literal["json", "log", "code", "table", "diff", "html", "text"]
+"""The kinds of content a digest can be made for."""
+
+Counter = Callable[[str], int]
+"""Counts the tokens of a string (e.g. a tiktoken encoder's ``len(encode(s))``)."""
+
+DEFAULT_LINE_WIDTH = 240
+"""Lines longer than this many characters are cut short in lossy digests."""
+
+_EXACT_COUNT_CHARS = 1_000_000  # above this, the original's tokens are estimated from samples
+_SAMPLE_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A compact stand-in for a tool output, ready to go into a prompt.
+
+    Attributes:
+        text: The digest body, without any ``[ref …]`` header (the caller adds it).
+        kind: The kind of content the digest was made for.
+        original_tokens: Tokens of the original output (estimated above 1 MB).
+        digest_tokens: Tokens of ``text``.
+        items: Array items, log lines, rows, files changed...; ``None`` when meaningless.
+        lossless: Whether the original can be rebuilt from ``text`` alone.
+        note: A short human description such as ``"json array · 200 items"``.
+    """
+
+    text: str
+    kind: DigestKind
+    original_tokens: int
+    digest_tokens: int
+    items: int | None
+    lossless: bool
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a chunked output: ``text == prefix + original[start:end]``.
+
+    Attributes:
+        start: Offset of the piece in the original string.
+        end: Offset just past the piece; the next chunk starts here.
+        text: What to embed or show: ``prefix`` followed by the exact slice.
+        prefix: Context prepended to the slice (a table's header); empty for most kinds.
+    """
+
+    start: int
+    end: int
+    text: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A compressor's result before token counting.
+
+    Attributes:
+        text: The digest body.
+        items: The number of items the body summarises, when meaningful.
+        lossless: Whether the original can be rebuilt from ``text``.
+        note: A short human description.
+    """
+
+    text: str
+    items: int | None
+    lossless: bool
+    note: str
+
+
+@runtime_checkable
+class Compressor(Protocol):
+    """Turns one kind of tool output into a digest that fits a token budget."""
+
+    @property
+    def kind(self) -> DigestKind:
+        """Return the kind of content this compressor handles."""
+        ...
+
+    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
+        """Return a digest of ``text`` of at most about ``max_tokens`` tokens.
+
+        Raises:
+            ValueError: ``text`` is not of this compressor's kind.
+        """
+        ...
+
+
+def safe_count(count: Counter, text: str) -> int:
+    """Count tokens, surviving counters that choke on lone surrogates or odd input."""
+    try:
+        return int(count(text))
+    except Exception:
+        try:
+            return int(count(sanitize(text)))
+        except Exception:
+            return len(text) // 4 + 1
+
+
+def tokens_of_original(count: Counter, text: str) -> int:
+    """Count the tokens of a possibly huge original, estimating past 1 MB from samples."""
+    if len(text) <= _EXACT_COUNT_CHARS:
+        return safe_count(count, text)
+    step = (len(text) - _SAMPLE_CHARS) // 2
+    samples = [text[i : i + _SAMPLE_CHARS] for i in (0, step, len(text) - _SAMPLE_CHARS)]
+    sampled = sum(safe_count(count, s) for s in samples)
+    return max(1, round(sampled * len(text) / (3 * _SAMPLE_CHARS)))
+
+
+def sanitize(text: str) -> str:
+    """Replace lone surrogates with U+FFFD so the text can be encoded as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def clip(line: str, width: int = DEFAULT_LINE_WIDTH) -> str:
+    """Cut ``line`` to ``width`` characters, marking the cut with an ellipsis."""
+    if len(line) <= width:
+        return line
+    return line[: max(0, width - 1)] + "…"
+
+
+def finish(draft: Draft, kind: DigestKind, *, count: Counter, original_tokens: int) -> Digest:
+    """Count a draft's tokens and wrap it as a ``Digest``."""
+    return Digest(
+        text=draft.text,
+        kind=kind,
+        original_tokens=original_tokens,
+        digest_tokens=safe_count(count, draft.text),
+        items=draft.items,
+        lossless=draft.lossless,
+        note=draft.note,
+    )
+
+
+def _gap(n: int) -> str:
+    return f"[… {n} line{'s' if n != 1 else ''} omitted …]"
+
+
+def _render_kept(lines: Sequence[str], kept: list[int], gap: Callable[[int], str]) -> str:
+    out: list[str] = []
+    previous = -1
+    for i in kept:
+        if i - previous > 1:
+            out.append(gap(i - previous - 1))
+        out.append(lines[i])
+        previous = i
+    if len(lines) - previous > 1:
+        out.append(gap(len(lines) - previous - 1))
+    return "\n".join(out)
+
+
+def select_lines(
+    lines: Sequence[str],
+    ranks: Sequence[float],
+    *,
+    count: Counter,
+    max_tokens: int,
+    header: str = "",
+    gap: Callable[[int], str] = _gap,
+) -> str:
+    """Keep the best-ranked lines (lowest rank first) that fit, in their original order.
+
+    Dropped runs are replaced by one ``gap`` marker each. The number of lines kept is found
+    by binary search, so ``count`` runs on budget-sized strings only, about log2(n) times.
+
+    Args:
+        lines: The candidate lines, in output order.
+        ranks: One rank per line; lower ranks are kept first, ties by position.
+        count: The token counter.
+        max_tokens: The budget for the whole result, ``header`` included.
+        header: Text put before the kept lines.
+        gap: Makes the marker for a run of ``n`` dropped lines.
+
+    Returns:
+        The header and the kept lines; just the header (and a gap) when nothing fits.
+    """
+    order = sorted(range(len(lines)), key=lambda i: (ranks[i], i))
+    prefix = header + "\n" if header else ""
+
+    def render(k: int) -> str:
+        kept = sorted(order[:k])
+        return prefix + _render_kept(lines, kept, gap) if lines else header
+
+    # Bound the search by a generous character estimate so huge inputs stay cheap.
+    char_budget = max_tokens * 8 + 200
+    sizes = [len(lines[i]) + 1 for i in order]
+    cumulative = list(_accumulate(sizes))
+    hi = min(len(lines), bisect.bisect_right(cumulative, char_budget) + 1)
+    lo = 0
+    best = render(0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        candidate = render(mid)
+        if safe_count(count, candidate) <= max_tokens:
+            lo, best = mid, candidate
+        else:
+            hi = mid - 1
+    return best
+
+
+def _accumulate(sizes: Sequence[int]) -> list[int]:
+    total = 0
+    out: list[int] = []
+    for size in sizes:
+        total += size
+        out.append(total)
+    return out
+
+
+def fit_levels(
+    render: Callable[[int], str], levels: int, *, count: Counter, max_tokens: int
+) -> str:
+    """Return the richest of ``render(0..levels-1)`` that fits (higher level = richer).
+
+    Assumes size grows with the level; returns ``render(0)`` when nothing fits.
+    """
+    lo, hi = 0, levels - 1
+    best = render(0)
+    if safe_count(count, best) > max_tokens:
+        return best
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        candidate = render(mid)
+        if safe_count(count, candidate) <= max_tokens:
+            lo, best = mid, candidate
+        else:
+            hi = mid - 1
+    return best
+
+
+def head_tail(text: str, *, count: Counter, max_tokens: int) -> str:
+    """Keep the start and the end of ``text`` within ``max_tokens``, marking the cut.
+
+    This never raises and is the fallback of every compressor; it works on characters,
+    so it also handles text without lines.
+    """
+    total = len(text)
+    if total == 0:
+        return ""
+
+    def render(keep: int) -> str:
+        if keep >= total:
+            return text
+        head = text[: (keep * 2) // 3]
+        tail = text[total - (keep - len(head)) :] if keep > len(head) else ""
+        return f"{head}\n[… {total - len(head) - len(tail)} chars omitted …]\n{tail}"
+
+    lo, hi = 0, min(total, max_tokens * 8 + 64)
+    best = render(0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        candidate = render(mid)
+        if safe_count(count, candidate) <= max_tokens:
+            lo, best = mid, candidate
+        else:
+            hi = mid - 1
+    return best

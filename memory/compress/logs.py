@@ -1,0 +1,158 @@
+"""Digest logs: every error kept, repeats collapsed, head and tail shown.
+
+Lines are normalised (digits, hex, timestamps masked) to find repeated templates; runs of
+similar lines collapse to one line with a count. Every line that mentions an error,
+warning or failure, and every Python traceback block, is kept whole; the rest is filled
+in by rarity until the budget is spent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from memory.compress.base import Counter, Digest, DigestKind, Draft, clip, finish
+from memory.compress.base import select_lines, tokens_of_original
+
+__all__ = ["IMPORTANT_LINE", "LogCompressor", "draft_log", "important_lines"]
+
+IMPORTANT_LINE = re.compile(
+    r"\b(?:ERROR|ERRORS|ERR!?|WARN(?:ING)?|FATAL|CRITICAL|FAIL(?:ED|URE|S)?|PANIC|SEVERE)\b"
+    r"|Traceback \(most recent call last\)|\b\w*(?:Error|Exception)\b:"
+    r"|^\s*(?:error|warning|fatal|failed)\b|\b(?:error|warning)(?:\[\w+\])?:"
+)
+"""Matches a log line that must survive any digest (errors, warnings, failures)."""
+
+MAX_LINES = 200_000  # lines analysed in full; beyond, the middle is only scanned for errors
+HEAD_LINES = 8
+TAIL_LINES = 8
+_MASK = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]+\d\d:\d\d(?::\d\d)?(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+    r"|0x[0-9a-fA-F]+|\b[0-9a-f]{7,64}\b|\d+"
+)
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]+\d\d:\d\d:\d\d"
+    r"|\b[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?: \d{4})?"
+    r"|\b\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d"
+)
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def important_lines(lines: list[str]) -> list[bool]:
+    """Flag the lines a log digest must keep: error-like lines and whole traceback blocks."""
+    flags = [bool(IMPORTANT_LINE.search(line)) for line in lines]
+    i = 0
+    while i < len(lines):
+        if _TRACEBACK in lines[i]:
+            j = i + 1
+            while j < len(lines) and (lines[j][:1] in (" ", "\t") or not lines[j].strip()):
+                j += 1
+            # The block ends with the exception line, the first unindented one.
+            end = min(j + 1, len(lines))
+            for k in range(i, end):
+                flags[k] = True
+            i = end
+        else:
+            i += 1
+    return flags
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    text: str
+    rank: float
+
+
+def _template(line: str) -> str:
+    return _MASK.sub("#", line[:300])
+
+
+def _units(lines: list[str], flags: list[bool], templates: list[str]) -> list[_Unit]:
+    """Collapse runs of similar unimportant lines and rank what remains."""
+    frequency: dict[str, int] = {}
+    for template in templates:
+        frequency[template] = frequency.get(template, 0) + 1
+    seen: set[str] = set()
+    units: list[_Unit] = []
+    i, n = 0, len(lines)
+    while i < n:
+        j = i + 1
+        if flags[i]:
+            while j < n and lines[j] == lines[i]:
+                j += 1
+        else:
+            while j < n and not flags[j] and templates[j] == templates[i]:
+                j += 1
+        text = clip(lines[i]) if not flags[i] else lines[i]
+        if j - i > 1:
+            text += f"   ⟨×{j - i} {'identical' if flags[i] else 'similar'}, lines {i + 1}-{j}⟩"
+        if flags[i]:
+            rank = 0.0
+        elif i < HEAD_LINES or j > n - TAIL_LINES:
+            rank = 1.0
+        else:
+            first = templates[i] not in seen
+            rank = (2.0 if first else 4.0) + math.log(frequency[templates[i]])
+        seen.add(templates[i])
+        units.append(_Unit(text, rank))
+        i = j
+    return units
+
+
+def _summary(lines: list[str], templates: list[str], flags: list[bool]) -> list[str]:
+    stamps = [m.group() for line in lines if (m := _TIMESTAMP.search(line[:120]))]
+    out = []
+    if stamps:
+        out.append(f"time span: {stamps[0]} → {stamps[-1]}")
+    frequency: dict[str, int] = {}
+    for template, flag in zip(templates, flags, strict=True):
+        if not flag:
+            frequency[template] = frequency.get(template, 0) + 1
+    top = sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    repeated = [f"×{c} {clip(t.strip(), 80)!r}" for t, c in top if c >= 5]
+    if repeated:
+        out.append("most repeated: " + "; ".join(repeated))
+    return out
+
+
+def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
+    """Make a log digest: summary, every error/warning/traceback line, head, tail, rarities."""
+    all_lines = text.split("\n")
+    total = len(all_lines)
+    if total > MAX_LINES:
+        half = MAX_LINES // 2
+        middle = all_lines[half : total - half]
+        kept = [line for line in middle if IMPORTANT_LINE.search(line)]
+        lines = all_lines[:half] + kept + all_lines[total - half :]
+    else:
+        lines = all_lines
+    flags = important_lines(lines)
+    templates = [_template(line) for line in lines]
+    units = _units(lines, flags, templates)
+    errors = sum(flags)
+    header = "\n".join(_summary(lines, templates, flags))
+    body = select_lines(
+        [u.text for u in units],
+        [u.rank for u in units],
+        count=count,
+        max_tokens=max_tokens,
+        header=header,
+    )
+    note = f"log · {total:,} lines · {errors:,} error/warning lines"
+    return Draft(body, total, False, note)
+
+
+@dataclass(frozen=True, slots=True)
+class LogCompressor:
+    """Digest logs (see :func:`draft_log`)."""
+
+    @property
+    def kind(self) -> DigestKind:
+        """Return ``"log"``."""
+        return "log"
+
+    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
+        """Return a log digest of ``text``."""
+        draft = draft_log(text, count=count, max_tokens=max_tokens)
+        return finish(draft, "log", count=count, original_tokens=tokens_of_original(count, text))

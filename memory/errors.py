@@ -1,0 +1,70 @@
+"""The one error tree of context-attic.
+
+::
+
+    ContextAtticError(Exception)
+    ├─ ConfigError(ContextAtticError, ValueError)     bad Budget, bad option
+    ├─ InputError(ContextAtticError, ValueError)      a message we cannot accept (says which, why)
+    ├─ BudgetError(ContextAtticError)                 pinned parts exceed the budget (by how much)
+    ├─ SummarizerError(ContextAtticError)             the cheap model failed or returned nothing
+    ├─ ClosedError(ContextAtticError, RuntimeError)   the memory was used after close()
+    ├─ StoreError(ContextAtticError)                  the store failed; nothing half-written
+    │   ├─ RefNotFoundError(StoreError, KeyError)     no such archive ref in this session
+    │   └─ ConflictError(StoreError)                  another writer won a race (retried inside)
+    └─ MissingDependencyError(ContextAtticError, ImportError)   names the extra to install
+
+Backend errors (``sqlite3``, ``faiss``) are wrapped at the store boundary, so callers catch
+``ContextAtticError`` (or one of its children) and never a backend's own exception.
+"""
+
+from __future__ import annotations
+
+from stores.errors import ConflictError, ContextAtticError, RefNotFoundError, StoreError
+
+__all__ = [
+    "BudgetError",
+    "ClosedError",
+    "ConfigError",
+    "ConflictError",
+    "ContextAtticError",
+    "InputError",
+    "MissingDependencyError",
+    "RefNotFoundError",
+    "StoreError",
+    "SummarizerError",
+]
+
+
+class ConfigError(ContextAtticError, ValueError):
+    """An option or a ``Budget`` has a value the library cannot work with."""
+
+
+class InputError(ContextAtticError, ValueError):
+    """A message cannot be accepted; the text names the message index and the problem."""
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        self.index = index
+        prefix = f"message {index}: " if index is not None else ""
+        super().__init__(prefix + message)
+
+
+class BudgetError(ContextAtticError):
+    """The pinned parts (system prompt and current user turn) do not fit the budget."""
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        self.needed = needed
+        self.available = available
+        self.over_by = needed - available
+        super().__init__(message)
+
+
+class SummarizerError(ContextAtticError):
+    """The summarizer model failed or returned nothing usable."""
+
+
+class ClosedError(ContextAtticError, RuntimeError):
+    """The memory (or its store) was used after ``close()``."""
+
+
+class MissingDependencyError(ContextAtticError, ImportError):
+    """An optional dependency is missing; the text names the extra to install."""

@@ -1,0 +1,70 @@
+"""What one assembled prompt kept, left out and saved."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["PartTokens", "Report"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartTokens:
+    """Tokens of each part of a prompt (the reply priming is counted under ``overhead``)."""
+
+    system: int = 0
+    summary: int = 0
+    recalled: int = 0
+    turns: int = 0
+    overhead: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The accounting of one ``assemble`` call; serializes to JSON with ``to_json()``.
+
+    Attributes:
+        budget: Tokens the prompt was allowed.
+        tokens: Tokens the prompt uses (always ``<= budget``).
+        parts: Tokens by part: system, summary, recalled, turns, overhead.
+        turns_total: Messages in the session's history.
+        turns_kept: History messages sent verbatim.
+        turns_omitted: History messages left out of this prompt (still stored).
+        tokens_omitted: Counted tokens of the omitted messages.
+        raw_tokens: Tokens the prompt would use with the whole raw history.
+        tokens_saved: ``raw_tokens - tokens`` (never negative).
+        omitted_ranges: ``(first_seq, last_seq)`` ranges of omitted messages.
+        pending_tool_calls: Ids of tool calls with no result yet; their exchange is not
+            sent until it is complete, since providers reject an unanswered call.
+        summary_included: Whether the running summary made it into the prompt.
+        recalled_included: How many recalled snippets made it into the prompt.
+        current_turn_seq: Sequence number of the pinned current user turn, if any.
+    """
+
+    budget: int
+    tokens: int
+    parts: PartTokens
+    turns_total: int
+    turns_kept: int
+    turns_omitted: int
+    tokens_omitted: int
+    raw_tokens: int
+    tokens_saved: int
+    omitted_ranges: tuple[tuple[int, int], ...] = ()
+    pending_tool_calls: tuple[str, ...] = ()
+    summary_included: bool = False
+    recalled_included: int = 0
+    current_turn_seq: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-compatible data."""
+        data = asdict(self)
+        data["omitted_ranges"] = [list(r) for r in self.omitted_ranges]
+        data["pending_tool_calls"] = list(self.pending_tool_calls)
+        return data
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Return the report as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)

@@ -1,0 +1,195 @@
+"""The embedded default store: one SQLite file (WAL mode) through sqlite-utils.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction, so a crash or a failure leaves either
+all of an ``append`` or none of it. ``sqlite3`` errors are wrapped in ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from stores.base import NewTurn, SessionInfo, TurnRecord
+from stores.errors import ConflictError, StoreError
+
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SQLiteDatabase", "SQLiteTurnStore"]
+
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+
+
+class SQLiteDatabase:
+    """One SQLite connection shared by the stores of a file, safe across threads.
+
+    Args:
+        path: A file path, or ``":memory:"`` for a private in-memory database.
+        busy_timeout: Seconds a writer waits for another process's lock.
+
+    Raises:
+        StoreError: the file cannot be opened or is not a SQLite database.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            self.conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self.db = sqlite_utils.Database(self.conn)
+            if self.path != ":memory:":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open {self.path!r} as a SQLite database: {exc}. Check the path, or "
+                "move the file aside if it is not a context-attic database."
+            ) from exc
+
+    def _migrate(self) -> None:
+        with self.write():
+            self.db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self.db.table("turns").create(
+                {
+                    "session": str,
+                    "seq": int,
+                    "role": str,
+                    "payload": str,
+                    "tokens": int,
+                    "counter": str,
+                    "created_at": float,
+                },
+                pk=("session", "seq"),
+                if_not_exists=True,
+            )
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one immediate transaction; roll back on any error."""
+        with self._lock:
+            self._check_open()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a write on {self.path!r}: {exc}") from exc
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
+                self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"write to {self.path!r} failed: {exc}") from exc
+                raise
+
+    def read(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a read under the connection lock, wrapping backend errors."""
+        with self._lock:
+            self._check_open()
+            try:
+                return action(self.conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.path!r} failed: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store for {self.path!r} is closed")
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.conn.close()
+
+
+def _record(row: Sequence[Any]) -> TurnRecord:
+    return TurnRecord(
+        session=row[0],
+        seq=row[1],
+        role=row[2],
+        payload=row[3],
+        tokens=row[4],
+        counter=row[5],
+        created_at=row[6],
+    )
+
+
+_COLUMNS = "session, seq, role, payload, tokens, counter, created_at"
+
+
+class SQLiteTurnStore:
+    """``TurnStore`` on a ``SQLiteDatabase``; every row is scoped by session."""
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self.database = database
+
+    def append(self, session: str, turns: Sequence[NewTurn], *, after_seq: int) -> list[TurnRecord]:
+        """Append turns atomically after ``after_seq`` (see ``TurnStore.append``)."""
+        now = time.time()
+        with self.database.write() as conn:
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session = ?", (session,)
+            ).fetchone()
+            if last != after_seq:
+                raise ConflictError(
+                    f"session {session!r} has turns up to {last}, not {after_seq}; re-read it"
+                )
+            records = [
+                TurnRecord(session, after_seq + i + 1, t.role, t.payload, t.tokens, t.counter, now)
+                for i, t in enumerate(turns)
+            ]
+            conn.executemany(
+                f"INSERT INTO turns({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.session, r.seq, r.role, r.payload, r.tokens, r.counter, r.created_at)
+                    for r in records
+                ],
+            )
+        return records
+
+    def read(self, session: str, *, after_seq: int = 0) -> list[TurnRecord]:
+        """Return the session's turns after ``after_seq``, in order."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM turns WHERE session = ? AND seq > ? ORDER BY seq",
+                (session, after_seq),
+            ).fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    def last_seq(self, session: str) -> int:
+        """Return the session's highest seq, 0 when empty."""
+        row = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session = ?", (session,)
+            ).fetchone()
+        )
+        return int(row[0])
+
+    def sessions(self) -> list[SessionInfo]:
+        """Return every session with its turn count and tokens."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT session, COUNT(*), SUM(tokens), MIN(created_at), MAX(created_at) "
+                "FROM turns GROUP BY session ORDER BY session"
+            ).fetchall()
+        )
+        return [SessionInfo(r[0], r[1], r[2] or 0, r[3], r[4]) for r in rows]
+
+    def close(self) -> None:
+        """Close the underlying database."""
+        self.database.close()
