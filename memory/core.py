@@ -32,6 +32,10 @@ def _check_session(session: object) -> str:
         raise InputError("session must be a non-empty string, e.g. a user or thread id")
     if len(session) > MAX_SESSION_LENGTH or "\x00" in session:
         raise InputError(f"session must be at most {MAX_SESSION_LENGTH} characters, without NUL")
+    try:
+        session.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"session must be valid Unicode text: {exc.reason}") from exc
     return session
 
 

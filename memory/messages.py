@@ -11,6 +11,7 @@ with tool calls together with all of its tool results.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
@@ -99,6 +100,10 @@ def _convert_one(message: Any, index: int) -> list[BaseMessage]:
         return convert_to_messages([dict(message)])
     except InputError:
         raise
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed tool_calls: arguments are not valid JSON ({exc})", index=index
+        ) from exc
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InputError(f"cannot read this message: {exc}", index=index) from exc
 

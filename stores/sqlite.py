@@ -91,7 +91,7 @@ class SQLiteDatabase:
                 self.conn.execute("COMMIT")
             except BaseException as exc:
                 self.conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, sqlite3.Error | UnicodeEncodeError):
                     raise StoreError(f"write to {self.path!r} failed: {exc}") from exc
                 raise
 
@@ -101,7 +101,7 @@ class SQLiteDatabase:
             self._check_open()
             try:
                 return action(self.conn)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeEncodeError) as exc:
                 raise StoreError(f"read from {self.path!r} failed: {exc}") from exc
 
     def _check_open(self) -> None:

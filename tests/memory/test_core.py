@@ -1,0 +1,241 @@
+"""ConversationMemory end to end: add, assemble, history, persistence, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from memory import (
+    Budget,
+    BudgetError,
+    ClosedError,
+    ConfigError,
+    ConversationMemory,
+    InputError,
+    StoreError,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+TOOL_TURN = [
+    {"role": "user", "content": "what is in /tmp?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "a.txt\nb.txt"},
+    {"role": "assistant", "content": "Two files: a.txt and b.txt."},
+]
+
+
+def test_add_assemble_history(mem: ConversationMemory) -> None:
+    assert mem.add(TOOL_TURN) == [1, 2, 3, 4]
+    prompt = mem.assemble(system="You are terse.")
+    assert prompt.to_openai()[0] == {"role": "system", "content": "You are terse."}
+    assert [m["role"] for m in prompt.to_openai()] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    assert prompt.tokens == mem.counter.count_messages(list(prompt.messages))
+    assert prompt.tokens <= mem.budget.prompt_tokens
+    assert len(mem.history()) == 4
+    assert prompt.report.raw_tokens == prompt.tokens
+
+
+def test_a_second_open_sees_everything(db_path: Path) -> None:
+    with ConversationMemory.open(db_path, session="u1") as first:
+        first.add(TOOL_TURN)
+    with ConversationMemory.open(db_path, session="u1") as second:
+        assert [m.content for m in second.history()] == [
+            "what is in /tmp?",
+            "",
+            "a.txt\nb.txt",
+            "Two files: a.txt and b.txt.",
+        ]
+        second.add({"role": "user", "content": "thanks"})
+        assert second.history()[-1] == HumanMessage("thanks")
+
+
+def test_another_process_sees_everything_and_vice_versa(db_path: Path) -> None:
+    with ConversationMemory.open(db_path, session="u1") as mem:
+        mem.add(TOOL_TURN)
+        child = textwrap.dedent(
+            f"""
+            from memory import ConversationMemory
+            with ConversationMemory.open({str(db_path)!r}, session="u1") as mem:
+                assert len(mem.history()) == 4, mem.history()
+                mem.add({{"role": "user", "content": "from the child"}})
+            """
+        )
+        subprocess.run([sys.executable, "-c", child], check=True, cwd=REPO, timeout=120)
+        # the open view picks up what the other process added
+        assert mem.history()[-1].content == "from the child"
+        assert mem.assemble().messages[-1].content == "from the child"
+        mem.add({"role": "assistant", "content": "welcome"})
+        assert [r for r in mem.history()][-1].content == "welcome"
+
+
+def test_sessions_are_isolated(db_path: Path) -> None:
+    with ConversationMemory.open(db_path, session="alice") as alice:
+        alice.add({"role": "user", "content": "my secret is 42"})
+    with ConversationMemory.open(db_path, session="bob") as bob:
+        assert bob.history() == []
+        assert "42" not in str(bob.assemble(system="hi").messages)
+
+
+def test_bad_batch_writes_nothing(mem: ConversationMemory) -> None:
+    mem.add({"role": "user", "content": "hello"})
+    with pytest.raises(InputError, match=r"message 2: .*never issued"):
+        mem.add(
+            [
+                {"role": "user", "content": "ok"},
+                {"role": "assistant", "content": "sure"},
+                {"role": "tool", "tool_call_id": "nope", "content": "x"},
+            ]
+        )
+    with pytest.raises(InputError, match=r"message 0: .*wizard"):
+        mem.add([{"role": "wizard", "content": "x"}])
+    assert mem.history() == [HumanMessage("hello")]
+
+
+def test_tool_results_may_arrive_in_a_later_add(mem: ConversationMemory) -> None:
+    mem.add(TOOL_TURN[:2])
+    assert mem.assemble().report.pending_tool_calls == ("c1",)
+    mem.add(TOOL_TURN[2:])
+    prompt = mem.assemble()
+    assert prompt.report.pending_tool_calls == ()
+    assert any(isinstance(m, ToolMessage) for m in prompt.messages)
+
+
+def test_anthropic_and_langchain_inputs(mem: ConversationMemory) -> None:
+    mem.add(HumanMessage("hi"))
+    mem.add(
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "ls", "input": {}}],
+        }
+    )
+    mem.add(
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}
+    )
+    history = mem.history()
+    assert isinstance(history[1], AIMessage) and history[1].tool_calls[0]["id"] == "t1"
+    assert isinstance(history[2], ToolMessage)
+
+
+@pytest.mark.parametrize("session", ["", "   ", None, "x" * 600, "a\x00b", "lone \ud800"])
+def test_bad_session_ids(session: object) -> None:
+    with pytest.raises(InputError, match="session"):
+        ConversationMemory.open(":memory:", session=session)  # type: ignore[arg-type]
+
+
+def test_odd_but_valid_session_ids_are_scoped(db_path: Path) -> None:
+    names = ["'; DROP TABLE turns; --", "../../etc/passwd", "ユーザー", "a/b\\c"]
+    for name in names:
+        with ConversationMemory.open(db_path, session=name) as mem:
+            mem.add({"role": "user", "content": name})
+    for name in names:
+        with ConversationMemory.open(db_path, session=name) as mem:
+            assert [m.content for m in mem.history()] == [name]
+
+
+def test_closed_memory_raises(db_path: Path) -> None:
+    mem = ConversationMemory.open(db_path, session="s")
+    mem.close()
+    mem.close()  # idempotent
+    for use in (lambda: mem.add(HumanMessage("x")), mem.assemble, mem.history):
+        with pytest.raises(ClosedError, match="closed"):
+            use()
+
+
+def test_budget_error_from_memory(mem: ConversationMemory) -> None:
+    mem.add({"role": "user", "content": "long " * 5000})
+    with pytest.raises(BudgetError, match="over by"):
+        mem.assemble(system="sys")
+    assert mem.assemble(budget=Budget(context_window=20000)).tokens > 5000
+
+
+def test_unimplemented_options_are_refused_clearly() -> None:
+    with pytest.raises(ConfigError, match="summarizer"):
+        ConversationMemory.open(":memory:", session="s", summarizer=object())  # type: ignore[arg-type]
+
+
+def test_not_a_database_is_a_store_error_and_the_file_is_untouched(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_bytes(b"this is not sqlite at all" * 100)
+    before = bogus.read_bytes()
+    with pytest.raises(StoreError, match="SQLite"):
+        ConversationMemory.open(bogus, session="s")
+    assert bogus.read_bytes() == before
+
+
+def test_counts_are_redone_when_the_tokenizer_changes(db_path: Path) -> None:
+    with ConversationMemory.open(db_path, session="s", model="gpt-4o") as mem:
+        mem.add({"role": "user", "content": "こんにちは世界、今日はいい天気ですね。" * 10})
+        o200k = mem.history_tokens
+    with ConversationMemory.open(db_path, session="s", model="gpt-4") as mem:
+        assert mem.history_tokens != o200k
+        assert mem.history_tokens == mem.counter.count_message(mem.history()[0])
+
+
+@settings(max_examples=30)
+@given(
+    turns=st.lists(
+        st.tuples(st.sampled_from(["user", "assistant", "tool"]), st.text(max_size=300)),
+        max_size=30,
+    ),
+    limit=st.integers(60, 1500),
+)
+def test_memory_properties_over_random_openai_histories(
+    turns: list[tuple[str, str]], limit: int
+) -> None:
+    with ConversationMemory.open(":memory:", session="p", budget=limit) as mem:
+        call = 0
+        for role, text in turns:
+            if role == "tool":
+                call += 1
+                mem.add(
+                    [
+                        {
+                            "role": "assistant",
+                            "content": text[:20],
+                            "tool_calls": [
+                                {
+                                    "id": f"c{call}",
+                                    "type": "function",
+                                    "function": {"name": "f", "arguments": "{}"},
+                                }
+                            ],
+                        },
+                        {"role": "tool", "tool_call_id": f"c{call}", "content": text},
+                    ]
+                )
+            else:
+                mem.add({"role": role, "content": text})
+        try:
+            prompt = mem.assemble(system="be kind")
+        except BudgetError:
+            return
+        assert prompt.tokens <= limit
+        assert prompt.tokens == mem.counter.count_messages(list(prompt.messages))
+        sent = prompt.to_openai()
+        for position, message in enumerate(sent):
+            if message["role"] == "tool":
+                previous = sent[position - 1]
+                assert previous["role"] in {"assistant", "tool"}
+        users = [m for m in mem.history() if isinstance(m, HumanMessage)]
+        if users:
+            assert users[-1] in prompt.messages

@@ -1,0 +1,157 @@
+"""Normalization of OpenAI, Anthropic and LangChain messages; exchanges; pairing checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from memory import InputError, normalize
+from memory.messages import ExchangeBuilder, Turn, check_pairing
+
+OPENAI = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "list /tmp"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": '{"p": 1}'}},
+            {"id": "c2", "type": "function", "function": {"name": "du", "arguments": "{}"}},
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "a.txt"},
+    {"role": "tool", "tool_call_id": "c2", "content": "4K"},
+    {"role": "assistant", "content": "a.txt, 4K"},
+]
+ANTHROPIC = [
+    {"role": "user", "content": "list /tmp"},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "checking"},
+            {"type": "tool_use", "id": "c1", "name": "ls", "input": {"p": 1}},
+            {"type": "tool_use", "id": "c2", "name": "du", "input": {}},
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "c1", "content": "a.txt"},
+            {"type": "tool_result", "tool_use_id": "c2", "content": "4K"},
+        ],
+    },
+    {"role": "assistant", "content": "a.txt, 4K"},
+]
+
+
+def test_openai_dicts_become_langchain_messages() -> None:
+    messages = normalize(OPENAI)
+    assert [type(m) for m in messages] == [
+        SystemMessage,
+        HumanMessage,
+        AIMessage,
+        ToolMessage,
+        ToolMessage,
+        AIMessage,
+    ]
+    call = messages[2]
+    assert isinstance(call, AIMessage)
+    assert [c["id"] for c in call.tool_calls] == ["c1", "c2"]
+    assert call.tool_calls[0]["args"] == {"p": 1}
+
+
+def test_anthropic_blocks_become_tool_calls_and_tool_messages() -> None:
+    messages = normalize(ANTHROPIC)
+    assert [type(m) for m in messages] == [
+        HumanMessage,
+        AIMessage,
+        ToolMessage,
+        ToolMessage,
+        AIMessage,
+    ]
+    call = messages[1]
+    assert isinstance(call, AIMessage)
+    assert [c["id"] for c in call.tool_calls] == ["c1", "c2"]
+    assert [m.tool_call_id for m in messages[2:4] if isinstance(m, ToolMessage)] == ["c1", "c2"]
+
+
+def test_anthropic_blocks_inside_langchain_messages_are_converted_too() -> None:
+    raw = AIMessage(content=[{"type": "tool_use", "id": "t1", "name": "ls", "input": {}}])
+    (message,) = normalize(raw)
+    assert isinstance(message, AIMessage)
+    assert message.tool_calls[0]["id"] == "t1"
+
+
+def test_one_message_or_many() -> None:
+    assert normalize({"role": "user", "content": "hi"}) == [HumanMessage("hi")]
+    assert normalize(HumanMessage("hi")) == [HumanMessage("hi")]
+    assert normalize([]) == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"role": "wizard", "content": "x"}, "wizard"),
+        (
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f"}}]},
+            "cannot read|malformed|no id",
+        ),
+        (
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{x"}}
+                ],
+            },
+            "arguments are not valid JSON",
+        ),
+        ({"role": "user", "content": [{"type": "hologram", "data": 1}]}, "unknown type 'hologram'"),
+        ({"role": "user", "content": 42}, "content|cannot read"),
+        ("just a string", "bare string|expected"),
+        (42, "expected a LangChain message"),
+    ],
+)
+def test_bad_messages_raise_input_error_naming_the_index(bad: Any, match: str) -> None:
+    with pytest.raises(InputError, match=match) as info:
+        normalize([{"role": "user", "content": "fine"}, bad] if bad != "just a string" else bad)
+    if bad != "just a string":
+        assert info.value.index == 1
+        assert str(info.value).startswith("message 1: ")
+
+
+def test_pairing_rejects_results_for_calls_never_issued_or_already_answered() -> None:
+    call = AIMessage("", tool_calls=[{"name": "ls", "args": {}, "id": "c1"}])
+    result = ToolMessage("out", tool_call_id="c1")
+    check_pairing([call, result], open_calls=(), issued_calls=())
+    with pytest.raises(InputError, match="never issued") as info:
+        check_pairing([HumanMessage("x"), result], open_calls=(), issued_calls=())
+    assert info.value.index == 1
+    with pytest.raises(InputError, match="already answered"):
+        check_pairing([result], open_calls=(), issued_calls=("c1",))
+    check_pairing([result], open_calls=("c1",), issued_calls=("c1",))
+    with pytest.raises(InputError, match="still waiting"):
+        check_pairing([call], open_calls=("c1",), issued_calls=("c1",))
+    # An id may be reused once its call was answered, as recorded agent runs do.
+    check_pairing([call, result], open_calls=(), issued_calls=("c1",))
+
+
+def test_exchanges_group_a_call_with_all_its_results() -> None:
+    builder = ExchangeBuilder()
+    messages = normalize(OPENAI)
+    builder.extend(Turn(seq=i + 1, message=m, tokens=10) for i, m in enumerate(messages))
+    shapes = [[t.seq for t in e.turns] for e in builder.exchanges]
+    assert shapes == [[1], [2], [3, 4, 5], [6]]
+    assert all(e.complete for e in builder.exchanges)
+    assert builder.exchanges[2].tokens == 30
+    assert builder.open_calls == frozenset()
+
+
+def test_incomplete_exchange_tracks_open_calls() -> None:
+    builder = ExchangeBuilder()
+    messages = normalize(OPENAI[:4])
+    builder.extend(Turn(seq=i + 1, message=m, tokens=1) for i, m in enumerate(messages))
+    assert builder.open_calls == frozenset({"c2"})
+    assert not builder.exchanges[-1].complete

@@ -1,0 +1,56 @@
+"""House rules: public names documented, modules small, README example runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import memory
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+MAX_MODULE_LINES = 400
+
+
+def test_all_is_sorted_and_importable() -> None:
+    assert memory.__all__ == sorted(memory.__all__)
+    for name in memory.__all__:
+        assert getattr(memory, name) is not None
+
+
+@pytest.mark.parametrize("name", memory.__all__)
+def test_every_public_name_is_in_the_readme(name: str) -> None:
+    assert re.search(rf"`{re.escape(name)}[`(]", README), f"{name} is not documented"
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(
+        p.relative_to(REPO).as_posix()
+        for d in ("memory", "stores")
+        for p in (REPO / d).rglob("*.py")
+    ),
+)
+def test_modules_stay_small(module: str) -> None:
+    lines = (REPO / module).read_text(encoding="utf-8").count("\n")
+    assert lines <= MAX_MODULE_LINES, f"{module} has {lines} lines; split it by concept"
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    first_block = README.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert [
+        line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))
+    ] == ["make test"]
+
+
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
