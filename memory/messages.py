@@ -210,11 +210,11 @@ class Exchange:
 
     turns: tuple[Turn, ...]
     open_calls: frozenset[str] = field(default_factory=frozenset)
+    tokens: int = field(init=False)
+    """Total counted tokens of the exchange's messages (computed once)."""
 
-    @property
-    def tokens(self) -> int:
-        """Total counted tokens of the exchange's messages."""
-        return sum(t.tokens for t in self.turns)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tokens", sum(t.tokens for t in self.turns))
 
     @property
     def first_seq(self) -> int:
