@@ -21,7 +21,7 @@ from langchain_core.messages import (
 
 from memory.budget import Budget, as_budget
 from memory.errors import BudgetError, ConfigError
-from memory.messages import Exchange
+from memory.messages import Exchange, Turn
 from memory.report import PartTokens, Report
 from memory.tokens import TokenCounter
 
@@ -99,6 +99,7 @@ def assemble(
     recall_share: float = DEFAULT_RECALL_SHARE,
     history_tokens: int | None = None,
     history_turns: int | None = None,
+    raw_history_tokens: int | None = None,
 ) -> Prompt:
     """Build the prompt that best fits ``budget`` from a session's exchanges.
 
@@ -114,6 +115,8 @@ def assemble(
         history_tokens: Total counted tokens of the history, if the caller keeps it
             (saves a pass over ``exchanges``).
         history_turns: Total messages in the history, likewise.
+        raw_history_tokens: Total tokens of the history's originals (before tool outputs
+            were replaced by digests), for the report's ``raw_tokens``.
 
     Returns:
         A ``Prompt`` whose ``tokens <= budget.prompt_tokens``.
@@ -190,6 +193,7 @@ def assemble(
         current=current,
         history_tokens=history_tokens,
         history_turns=history_turns,
+        raw_history_tokens=raw_history_tokens,
     )
 
 
@@ -205,6 +209,7 @@ def _build(
     current: int | None,
     history_tokens: int | None,
     history_turns: int | None,
+    raw_history_tokens: int | None,
 ) -> Prompt:
     ordered = [kept[p] for p in sorted(kept)]
     messages = [*head, *(m for e in ordered for m in e.messages)]
@@ -213,7 +218,10 @@ def _build(
     if history_turns is None:
         history_turns = sum(len(e.turns) for e in exchanges)
     turns_kept = sum(len(e.turns) for e in ordered)
-    raw_tokens = parts.overhead + parts.system + history_tokens
+    if raw_history_tokens is None:
+        raw_history_tokens = sum(_raw(t) for e in exchanges for t in e.turns)
+    raw_tokens = parts.overhead + parts.system + raw_history_tokens
+    compacted = [t for e in ordered for t in e.turns if t.ref is not None]
     omitted = _omitted_ranges(exchanges, kept)
     pending = tuple(sorted(c for e in exchanges[-8:] for c in e.open_calls))
     report = Report(
@@ -231,8 +239,14 @@ def _build(
         summary_included=parts.summary > 0,
         recalled_included=recalled_count,
         current_turn_seq=exchanges[current].first_seq if current is not None else None,
+        compressed_refs=tuple(str(t.ref) for t in compacted),
+        compression_saved=sum(_raw(t) - t.tokens for t in compacted),
     )
     return Prompt(messages=tuple(messages), tokens=used, report=report)
+
+
+def _raw(turn: Turn) -> int:
+    return turn.tokens if turn.raw_tokens is None else turn.raw_tokens
 
 
 def _omitted_ranges(

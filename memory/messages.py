@@ -197,11 +197,17 @@ def check_pairing(
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One stored message with its position in the session and its token count."""
+    """One stored message as prompts send it, with its position and token count.
+
+    ``raw_tokens`` counts the original when the message was compacted (a tool output
+    replaced by its digest, archived under ``ref``); otherwise it equals ``tokens``.
+    """
 
     seq: int
     message: BaseMessage
     tokens: int
+    raw_tokens: int | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

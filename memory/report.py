@@ -40,6 +40,8 @@ class Report:
         summary_included: Whether the running summary made it into the prompt.
         recalled_included: How many recalled snippets made it into the prompt.
         current_turn_seq: Sequence number of the pinned current user turn, if any.
+        compressed_refs: Refs of archived tool outputs sent as digests in this prompt.
+        compression_saved: Tokens those digests saved against their originals.
     """
 
     budget: int
@@ -56,6 +58,8 @@ class Report:
     summary_included: bool = False
     recalled_included: int = 0
     current_turn_seq: int | None = None
+    compressed_refs: tuple[str, ...] = ()
+    compression_saved: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +67,7 @@ class Report:
         data = asdict(self)
         data["omitted_ranges"] = [list(r) for r in self.omitted_ranges]
         data["pending_tool_calls"] = list(self.pending_tool_calls)
+        data["compressed_refs"] = list(self.compressed_refs)
         return data
 
     def to_json(self, *, indent: int | None = None) -> str:

@@ -10,17 +10,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["NewTurn", "SessionInfo", "TurnRecord", "TurnStore"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BlobRecord",
+    "BlobStore",
+    "ChunkRecord",
+    "NewChunk",
+    "NewTurn",
+    "SessionInfo",
+    "TurnRecord",
+    "TurnStore",
+    "VectorIndex",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class NewTurn:
-    """A message about to be stored: its JSON payload and its token count."""
+    """A message about to be stored.
+
+    ``payload`` is the original message (JSON); ``compact`` the form sent in prompts when
+    it differs (a tool output replaced by its digest); ``tokens`` counts what is sent and
+    ``raw_tokens`` the original (None: the same); ``ref`` names the archived original.
+    """
 
     role: str
     payload: str
     tokens: int
     counter: str
+    compact: str | None = None
+    raw_tokens: int | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +55,9 @@ class TurnRecord:
     tokens: int
     counter: str
     created_at: float
+    compact: str | None = None
+    raw_tokens: int = 0
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,4 +98,120 @@ class TurnStore(Protocol):
 
     def close(self) -> None:
         """Release the backend; later calls raise ``StoreError``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    """An archived original: where it came from and what it cost."""
+
+    session: str
+    ref: str
+    sha256: str
+    size: int
+    kind: str
+    tokens: int
+    digest_tokens: int
+    note: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """A piece of an original, cut on a natural boundary: ``original[start:end]``."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """A stored chunk; ``id`` is unique in the store and keys its vector."""
+
+    id: int
+    session: str
+    ref: str
+    idx: int
+    start: int
+    end: int
+    text: str
+
+
+class BlobStore(Protocol):
+    """Archived originals (byte-exact, checked by SHA-256) and their chunks, per session."""
+
+    def lookup(self, session: str, ref: str) -> str | None:
+        """Return the SHA-256 stored under ``ref``, or None if the ref is free."""
+        ...
+
+    def put(self, record: BlobRecord, data: bytes, chunks: Sequence[NewChunk]) -> bool:
+        """Store an original and its chunks; False if the ref already holds the same bytes.
+
+        Raises:
+            StoreError: the ref holds other bytes, or the backend failed.
+        """
+        ...
+
+    def get(self, session: str, ref: str) -> tuple[BlobRecord, bytes]:
+        """Return the record and the original bytes, checked against their SHA-256.
+
+        Raises:
+            RefNotFoundError: no such ref in this session.
+            StoreError: the stored bytes no longer match their SHA-256.
+        """
+        ...
+
+    def refs(self, session: str) -> list[BlobRecord]:
+        """Return the session's archived originals, oldest first."""
+        ...
+
+    def chunks(self, session: str, ref: str | None = None) -> list[ChunkRecord]:
+        """Return a session's chunks (of one ref, or all), in order."""
+        ...
+
+    def last_chunk_id(self, session: str) -> int:
+        """Return the highest chunk id of a session, 0 when it has none."""
+        ...
+
+    def chunks_by_id(self, session: str, ids: Sequence[int]) -> list[ChunkRecord]:
+        """Return the session's chunks with these ids (others' ids are ignored)."""
+        ...
+
+    def search_text(
+        self, session: str, query: str, *, ref: str | None = None, limit: int = 20
+    ) -> list[ChunkRecord]:
+        """Return chunks matching the query's words (full-text search), best first."""
+        ...
+
+    def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
+        """Return chunks with no vector from ``model`` yet, oldest first."""
+        ...
+
+    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
+        """Store one vector per chunk id, all or nothing."""
+        ...
+
+    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for a session's chunks, to rebuild an index."""
+        ...
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over one session's chunk vectors (inner product)."""
+
+    def add(self, ids: Sequence[int], vectors: npt.NDArray[np.float32]) -> None:
+        """Add vectors under the given ids."""
+        ...
+
+    def search(self, vector: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+        """Return up to ``k`` ``(id, score)`` pairs, best first."""
+        ...
+
+    def ids(self) -> set[int]:
+        """Return the ids held."""
+        ...
+
+    def save(self) -> None:
+        """Persist the index, atomically, where it was opened (no-op in memory)."""
         ...

@@ -40,6 +40,7 @@ class SQLiteDatabase:
     def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._depth = 0
         self._closed = False
         try:
             self.conn = sqlite3.connect(
@@ -68,6 +69,9 @@ class SQLiteDatabase:
                     "tokens": int,
                     "counter": str,
                     "created_at": float,
+                    "compact": str,
+                    "raw_tokens": int,
+                    "ref": str,
                 },
                 pk=("session", "seq"),
                 if_not_exists=True,
@@ -79,13 +83,25 @@ class SQLiteDatabase:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one immediate transaction; roll back on any error."""
+        """Run the block in one immediate transaction; roll back on any error.
+
+        Nested ``write()`` blocks on the same thread join the outer transaction, so
+        several stores can write as one (all or nothing).
+        """
         with self._lock:
             self._check_open()
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot start a write on {self.path!r}: {exc}") from exc
+            self._depth = 1
             try:
                 yield self.conn
                 self.conn.execute("COMMIT")
@@ -94,6 +110,8 @@ class SQLiteDatabase:
                 if isinstance(exc, sqlite3.Error | UnicodeEncodeError):
                     raise StoreError(f"write to {self.path!r} failed: {exc}") from exc
                 raise
+            finally:
+                self._depth = 0
 
     def read(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run a read under the connection lock, wrapping backend errors."""
@@ -125,10 +143,13 @@ def _record(row: Sequence[Any]) -> TurnRecord:
         tokens=row[4],
         counter=row[5],
         created_at=row[6],
+        compact=row[7],
+        raw_tokens=row[8],
+        ref=row[9],
     )
 
 
-_COLUMNS = "session, seq, role, payload, tokens, counter, created_at"
+_COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
 
 
 class SQLiteTurnStore:
@@ -149,13 +170,35 @@ class SQLiteTurnStore:
                     f"session {session!r} has turns up to {last}, not {after_seq}; re-read it"
                 )
             records = [
-                TurnRecord(session, after_seq + i + 1, t.role, t.payload, t.tokens, t.counter, now)
+                TurnRecord(
+                    session=session,
+                    seq=after_seq + i + 1,
+                    role=t.role,
+                    payload=t.payload,
+                    tokens=t.tokens,
+                    counter=t.counter,
+                    created_at=now,
+                    compact=t.compact,
+                    raw_tokens=t.raw_tokens if t.raw_tokens is not None else t.tokens,
+                    ref=t.ref,
+                )
                 for i, t in enumerate(turns)
             ]
             conn.executemany(
-                f"INSERT INTO turns({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO turns({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (r.session, r.seq, r.role, r.payload, r.tokens, r.counter, r.created_at)
+                    (
+                        r.session,
+                        r.seq,
+                        r.role,
+                        r.payload,
+                        r.tokens,
+                        r.counter,
+                        r.created_at,
+                        r.compact,
+                        r.raw_tokens,
+                        r.ref,
+                    )
                     for r in records
                 ],
             )
@@ -184,7 +227,7 @@ class SQLiteTurnStore:
         """Return every session with its turn count and tokens."""
         rows = self.database.read(
             lambda conn: conn.execute(
-                "SELECT session, COUNT(*), SUM(tokens), MIN(created_at), MAX(created_at) "
+                "SELECT session, COUNT(*), SUM(raw_tokens), MIN(created_at), MAX(created_at) "
                 "FROM turns GROUP BY session ORDER BY session"
             ).fetchall()
         )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from pydantic import Field
 
 from memory import ConversationMemory, TiktokenCounter
 
@@ -36,3 +38,28 @@ def mem() -> Iterator[ConversationMemory]:
 def db_path(tmp_path: Path) -> Path:
     """A fresh SQLite file path."""
     return tmp_path / "attic.db"
+
+
+class FakeEmbedder(DeterministicFakeEmbedding):
+    """Deterministic hash embeddings that record every call (no model, no network)."""
+
+    calls: list[list[str]] = Field(default_factory=list)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return super().embed_documents(texts)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    """A fresh recording fake embedder (64-d)."""
+    return FakeEmbedder(size=64, calls=[])
+
+
+@pytest.fixture
+def archive_mem(fake_embedder: FakeEmbedder) -> Iterator[ConversationMemory]:
+    """A memory that archives tool outputs above 50 tokens, with fake embeddings."""
+    with ConversationMemory.open(
+        ":memory:", session="agent", budget=6000, embedder=fake_embedder, compress_threshold=50
+    ) as memory:
+        yield memory

@@ -28,6 +28,7 @@ __all__ = [
     "finish",
     "fit_levels",
     "head_tail",
+    "head_window",
     "safe_count",
     "sanitize",
     "select_lines",
@@ -157,6 +158,19 @@ def clip(line: str, width: int = DEFAULT_LINE_WIDTH) -> str:
     if len(line) <= width:
         return line
     return line[: max(0, width - 1)] + "…"
+
+
+def head_window(text: str, limit: int) -> str:
+    """Return the start of ``text`` up to ``limit`` chars, cut after a blank line or newline.
+
+    Compressors analyse only this much of a huge output so its cost stays bounded.
+    """
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n\n", limit // 2, limit)
+    if cut < 0:
+        cut = text.rfind("\n", 0, limit)
+    return text[: cut + 1] if cut > 0 else text[:limit]
 
 
 def finish(draft: Draft, kind: DigestKind, *, count: Counter, original_tokens: int) -> Digest:

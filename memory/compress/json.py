@@ -14,17 +14,36 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from memory.compress.base import Counter, Digest, DigestKind, Draft, clip, finish, fit_levels
-from memory.compress.base import safe_count, select_lines, tokens_of_original
+from memory.compress.base import (
+    Counter,
+    Digest,
+    DigestKind,
+    Draft,
+    clip,
+    finish,
+    fit_levels,
+    safe_count,
+    select_lines,
+    tokens_of_original,
+)
 
-__all__ = ["JSONCompressor", "ParsedJSON", "draft_json", "key_paths", "parse_lenient"]
+__all__ = [
+    "JSONCompressor",
+    "ParsedJSON",
+    "draft_json",
+    "key_paths",
+    "parse_lenient",
+    "repair_truncated",
+]
 
-MAX_PARSE_CHARS = 8_000_000  # beyond this only a prefix is parsed (repaired as truncated)
-MAX_NODES = 300_000  # values visited when building the schema
+MAX_PARSE_CHARS = 2_000_000  # beyond this only a prefix is parsed (repaired as truncated)
+MAX_NODES = 200_000  # values visited when building the schema
 MAP_MIN_KEYS = 48  # an object with more keys is summarised as a map
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{},]')
 _PLAIN_KEY = re.compile(r"[A-Za-z_$@][\w$@\-]*\Z")
 _CLOSER = {"{": "}", "[": "]"}
+_NAMES = "null bool int float str array"
+_TYPE_NAMES = dict(zip((type(None), bool, int, float, str, list), _NAMES.split(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +63,12 @@ class ParsedJSON:
     trailing: str
 
 
-def _repair(text: str) -> str | None:
-    """Close the open brackets of a truncated JSON prefix at its last complete value."""
+def repair_truncated(text: str) -> str | None:
+    """Close the open brackets of a truncated JSON prefix at its last complete value.
+
+    Returns:
+        The repaired JSON text, or ``None`` when brackets do not match.
+    """
     stack: list[str] = []
     safe_end, safe_closers = -1, ""
     for match in _TOKEN.finditer(text):
@@ -84,7 +107,11 @@ def parse_lenient(text: str) -> ParsedJSON:
         return ParsedJSON(value, end, False, text[end:].strip())
     except json.JSONDecodeError as exc:
         error_at = exc.pos
-    fixed = _repair(window[start:error_at])
+        # Only a document cut short is repaired; a syntax error mid-way is not JSON.
+        at_end = error_at >= len(window.rstrip()) or exc.msg.startswith("Unterminated string")
+        if not at_end:
+            raise ValueError(f"invalid JSON at char {error_at}: {exc.msg}") from None
+    fixed = repair_truncated(window[start:error_at])
     if fixed is None:
         raise ValueError("JSON could not be repaired")
     value = json.loads(fixed)
@@ -94,17 +121,7 @@ def parse_lenient(text: str) -> ParsedJSON:
 
 
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return "array" if isinstance(value, list) else "object"
+    return _TYPE_NAMES.get(type(value), "object")
 
 
 def _is_map(obj: dict[str, Any]) -> bool:
@@ -123,7 +140,7 @@ def _join(path: str, key: str, *, wildcard: bool = False) -> str:
 class _Stats:
     """Accumulates what one key path holds across all its occurrences."""
 
-    __slots__ = ("depth", "distinct", "examples", "high", "low", "sizes", "seen", "types")
+    __slots__ = ("depth", "distinct", "examples", "high", "low", "seen", "sizes", "types")
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
@@ -149,9 +166,9 @@ class _Stats:
                 self.distinct.add(value)
         elif name in ("array", "object") and len(self.sizes) < 100_000:
             self.sizes.append(len(value))
-        if name not in ("array", "object") and len(self.examples) < 3:
-            if value not in self.examples:
-                self.examples.append(value)
+        small = name not in ("array", "object") and len(self.examples) < 3
+        if small and value not in self.examples:
+            self.examples.append(value)
 
     def _widen(self, number: float, value: Any) -> None:
         # Numbers win over strings for the range: a numeric range says more.
@@ -198,7 +215,7 @@ def _describe(path: str, entry: _Stats, parent_seen: int, width: int) -> str:
     types = "|".join(entry.types)
     parts = [types]
     if entry.seen > 1:
-        parts.append(f"×{entry.seen}")
+        parts.append(f"x{entry.seen}")
     if parent_seen and entry.seen < parent_seen and not path.endswith("[]"):
         parts.append(f"optional ({entry.seen}/{parent_seen})")
     if entry.sizes:
@@ -221,10 +238,7 @@ def _describe(path: str, entry: _Stats, parent_seen: int, width: int) -> str:
 
 
 def _parent(path: str) -> str:
-    if path.endswith("[]"):
-        return path[:-2]
-    cut = max(path.rfind("."), 0)
-    return path[:cut]
+    return path[:-2] if path.endswith("[]") else path[: max(path.rfind("."), 0)]
 
 
 def _outliers(items: list[Any], limit: int, width: int) -> list[str]:
@@ -247,9 +261,8 @@ def _outliers(items: list[Any], limit: int, width: int) -> list[str]:
         elif tuple(item) != majority:
             missing = [k for k in majority if k not in item]
             extra = {k: v for k, v in item.items() if k not in common}
-            out.append(
-                f"  [{index}] missing {missing or '-'}; extra {_short(extra, width) if extra else '-'}"
-            )
+            shown = _short(extra, width) if extra else "-"
+            out.append(f"  [{index}] missing {missing or '-'}; extra {shown}")
     return out
 
 
@@ -292,13 +305,15 @@ def _lossless(parsed: ParsedJSON) -> list[str]:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, str) and value and value == value.strip() and "|" not in value:
-        if "\n" not in value and "\r" not in value and not value.startswith('"'):
-            try:
-                json.loads(value)
-            except ValueError:
-                return value
-    return json.dumps(value, ensure_ascii=False)
+    """Write a row cell: plain strings as they are, anything ambiguous as JSON."""
+    plain = isinstance(value, str) and value and value == value.strip()
+    if plain and not any(c in value for c in '|\n\r"'):
+        try:
+            json.loads(value)
+        except ValueError:
+            return str(value)
+    # "|" only occurs inside JSON strings, where its escape keeps the cells splittable.
+    return json.dumps(value, ensure_ascii=False).replace("|", "\\u007c")
 
 
 def _as_rows(value: Any) -> str | None:
@@ -318,12 +333,6 @@ def _as_rows(value: Any) -> str | None:
     return "\n".join(lines)
 
 
-def _note(value: Any) -> tuple[str, int | None]:
-    if isinstance(value, list):
-        return f"json array · {len(value)} items", len(value)
-    return f"json object · {len(value)} keys", len(value)
-
-
 def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
     """Make a JSON digest: lossless if it fits, else a schema with samples and outliers.
 
@@ -331,7 +340,9 @@ def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
         ValueError: ``text`` is not (a possibly truncated) JSON object or array.
     """
     parsed = parse_lenient(text)
-    note, items = _note(parsed.value)
+    items = len(parsed.value)
+    shape = "array · {} items" if isinstance(parsed.value, list) else "object · {} keys"
+    note = "json " + shape.format(items)
     for candidate in _lossless(parsed):
         if safe_count(count, candidate) <= max_tokens:
             return Draft(candidate, items, True, note + " · lossless")
@@ -350,14 +361,11 @@ def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
     best = fit_levels(render, len(_LEVELS), count=count, max_tokens=max_tokens)
     if safe_count(count, best) > max_tokens:
         lines = _schema_lines(stats, 99, 24)
-        ranks = [float(stats_depth) for stats_depth in _depths(stats)]
-        best = select_lines(lines + extra, ranks + [0.0] * len(extra), count=count,
-                            max_tokens=max_tokens)
+        ranks = [float(entry.depth) for entry in stats.values()]
+        best = select_lines(
+            lines + extra, ranks + [0.0] * len(extra), count=count, max_tokens=max_tokens
+        )
     return Draft(best, items, False, note + (" · truncated" if parsed.repaired else ""))
-
-
-def _depths(stats: dict[str, _Stats]) -> list[int]:
-    return [entry.depth for entry in stats.values()]
 
 
 def key_paths(value: Any, max_depth: int = 3) -> list[str]:

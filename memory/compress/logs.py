@@ -8,23 +8,33 @@ in by rarity until the budget is spent.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 from dataclasses import dataclass
 
-from memory.compress.base import Counter, Digest, DigestKind, Draft, clip, finish
-from memory.compress.base import select_lines, tokens_of_original
+from memory.compress.base import (
+    Counter,
+    Digest,
+    DigestKind,
+    Draft,
+    clip,
+    finish,
+    select_lines,
+    tokens_of_original,
+)
 
 __all__ = ["IMPORTANT_LINE", "LogCompressor", "draft_log", "important_lines"]
 
 IMPORTANT_LINE = re.compile(
     r"\b(?:ERROR|ERRORS|ERR!?|WARN(?:ING)?|FATAL|CRITICAL|FAIL(?:ED|URE|S)?|PANIC|SEVERE)\b"
-    r"|Traceback \(most recent call last\)|\b\w*(?:Error|Exception)\b:"
+    r"|Traceback \(most recent call last\)|(?:Error|Exception):"
     r"|^\s*(?:error|warning|fatal|failed)\b|\b(?:error|warning)(?:\[\w+\])?:"
 )
 """Matches a log line that must survive any digest (errors, warnings, failures)."""
 
-MAX_LINES = 200_000  # lines analysed in full; beyond, the middle is only scanned for errors
+MAX_LINES = 50_000  # lines analysed in full; beyond, the middle is only scanned for errors
 HEAD_LINES = 8
 TAIL_LINES = 8
 _MASK = re.compile(
@@ -37,11 +47,34 @@ _TIMESTAMP = re.compile(
     r"|\b\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d"
 )
 _TRACEBACK = "Traceback (most recent call last)"
+# Every match of IMPORTANT_LINE contains one of these; str.find skips the rest quickly.
+_TRIGGERS = (
+    *("ERR", "WARN", "FATAL", "CRITICAL", "FAIL", "PANIC", "SEVERE", "Traceback"),
+    *("Error", "Exception", "error", "warning", "fatal", "failed"),
+)
+
+
+def _error_like(lines: list[str]) -> list[bool]:
+    """Flag lines matching ``IMPORTANT_LINE``, testing only lines with a trigger word."""
+    joined = "\n".join(lines)
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    candidates: set[int] = set()
+    for trigger in _TRIGGERS:
+        position = joined.find(trigger)
+        while position != -1:
+            index = bisect.bisect_right(starts, position) - 1
+            candidates.add(index)
+            following = starts[index + 1] if index + 1 < len(starts) else len(joined)
+            position = joined.find(trigger, following)
+    flags = [False] * len(lines)
+    for index in candidates:
+        flags[index] = bool(IMPORTANT_LINE.search(lines[index]))
+    return flags
 
 
 def important_lines(lines: list[str]) -> list[bool]:
     """Flag the lines a log digest must keep: error-like lines and whole traceback blocks."""
-    flags = [bool(IMPORTANT_LINE.search(line)) for line in lines]
+    flags = _error_like(lines)
     i = 0
     while i < len(lines):
         if _TRACEBACK in lines[i]:
@@ -86,9 +119,11 @@ def _units(lines: list[str], flags: list[bool], templates: list[str]) -> list[_U
                 j += 1
         text = clip(lines[i]) if not flags[i] else lines[i]
         if j - i > 1:
-            text += f"   ⟨×{j - i} {'identical' if flags[i] else 'similar'}, lines {i + 1}-{j}⟩"
+            text += f"   ⟨x{j - i} {'identical' if flags[i] else 'similar'}, lines {i + 1}-{j}⟩"
         if flags[i]:
             rank = 0.0
+        elif not lines[i].strip():
+            rank = 9.0
         elif i < HEAD_LINES or j > n - TAIL_LINES:
             rank = 1.0
         else:
@@ -110,7 +145,7 @@ def _summary(lines: list[str], templates: list[str], flags: list[bool]) -> list[
         if not flag:
             frequency[template] = frequency.get(template, 0) + 1
     top = sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-    repeated = [f"×{c} {clip(t.strip(), 80)!r}" for t, c in top if c >= 5]
+    repeated = [f"x{c} {clip(t.strip(), 80)!r}" for t, c in top if c >= 5]
     if repeated:
         out.append("most repeated: " + "; ".join(repeated))
     return out
@@ -118,16 +153,18 @@ def _summary(lines: list[str], templates: list[str], flags: list[bool]) -> list[
 
 def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
     """Make a log digest: summary, every error/warning/traceback line, head, tail, rarities."""
-    all_lines = text.split("\n")
-    total = len(all_lines)
+    lines = text.split("\n")
+    total = len(lines)
+    flags = important_lines(lines)
     if total > MAX_LINES:
         half = MAX_LINES // 2
-        middle = all_lines[half : total - half]
-        kept = [line for line in middle if IMPORTANT_LINE.search(line)]
-        lines = all_lines[:half] + kept + all_lines[total - half :]
-    else:
-        lines = all_lines
-    flags = important_lines(lines)
+        middle = range(half, total - half)
+        kept = [i for i in middle if flags[i]]
+        marker = (
+            f"[… {len(middle) - len(kept):,} lines in the middle were only scanned for errors …]"
+        )
+        lines = [*lines[:half], *(lines[i] for i in kept), marker, *lines[total - half :]]
+        flags = [*flags[:half], *(True for _ in kept), True, *flags[total - half :]]
     templates = [_template(line) for line in lines]
     units = _units(lines, flags, templates)
     errors = sum(flags)

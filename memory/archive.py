@@ -1,0 +1,248 @@
+"""Reversible tool outputs: the original goes to the archive, the prompt gets a digest.
+
+``Archive.prepare`` compresses a tool output into a structure-aware digest under a header
+that names its ref; ``Archive.store`` writes the byte-exact original and its chunks (inside
+the caller's transaction); ``get`` returns the original, checked by SHA-256; ``search``
+finds the chunks most relevant to a query, by exact phrase, full-text (BM25) and
+embedding similarity, fused by reciprocal rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+
+from memory.compress import Digest, chunk, compress
+from memory.errors import InputError
+from memory.indexer import Indexer
+from memory.tokens import TokenCounter
+from stores.base import BlobRecord, BlobStore, ChunkRecord, NewChunk
+
+__all__ = [
+    "DEFAULT_CHUNK_TOKENS",
+    "DEFAULT_MAX_OUTPUT_BYTES",
+    "Archive",
+    "ArchivedOutput",
+    "Hit",
+]
+
+DEFAULT_CHUNK_TOKENS = 160
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+_REF_LENGTHS = (8, 12, 16, 24, 64)
+_RRF_K = 60
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def encode_exact(text: str) -> bytes:
+    """Encode text to bytes reversibly, lone surrogates included."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def decode_exact(data: bytes) -> str:
+    """Invert :func:`encode_exact`."""
+    return data.decode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedOutput:
+    """A tool output ready to be archived, and the text that replaces it in prompts."""
+
+    ref: str
+    digest: Digest
+    prompt_text: str
+    record: BlobRecord
+    data: bytes
+    chunks: tuple[NewChunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One chunk of an archived original returned by a search."""
+
+    ref: str
+    idx: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+def header(ref: str, digest: Digest, digest_tokens: int) -> str:
+    """The one marker format: what was cut, and how to get it back."""
+    parts = [f"ref {ref}", digest.note or digest.kind]
+    parts.append(f"{digest.original_tokens:,} tokens → {digest_tokens:,}")
+    parts.append(f'recall(ref="{ref}", query=...) for more')
+    return "[" + " · ".join(parts) + "]"
+
+
+class Archive:
+    """One session's archive of tool outputs.
+
+    Args:
+        session: Scopes every read and write.
+        blobs: The blob store.
+        counter: Counts digest and chunk tokens.
+        indexer: Embeds chunks in the background; None disables embedding search.
+        chunk_tokens: Target size of a chunk.
+        max_output_bytes: Largest tool output accepted.
+    """
+
+    def __init__(
+        self,
+        session: str,
+        blobs: BlobStore,
+        counter: TokenCounter,
+        indexer: Indexer | None,
+        *,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> None:
+        self.session = session
+        self.counter = counter
+        self.indexer = indexer
+        self.chunk_tokens = chunk_tokens
+        self.max_output_bytes = max_output_bytes
+        self._blobs = blobs
+
+    def _free_ref(self, sha256: str) -> str:
+        for length in _REF_LENGTHS:
+            ref = sha256[:length]
+            if self._blobs.lookup(self.session, ref) in (None, sha256):
+                return ref
+        return sha256  # pragma: no cover - a full SHA-256 collision
+
+    def prepare(self, text: str, *, max_tokens: int, original_tokens: int) -> ArchivedOutput | None:
+        """Compress ``text``; None when the digest would not be smaller than the original.
+
+        Raises:
+            InputError: the output is larger than ``max_output_bytes``.
+        """
+        data = encode_exact(text)
+        if len(data) > self.max_output_bytes:
+            raise InputError(
+                f"tool output of {len(data):,} bytes exceeds max_output_bytes "
+                f"({self.max_output_bytes:,}); raise the limit or truncate the output"
+            )
+        sha256 = hashlib.sha256(data).hexdigest()
+        ref = self._free_ref(sha256)
+        digest = compress(text, count=self.counter.count, max_tokens=max_tokens)
+        body = header(ref, digest, digest.digest_tokens) + "\n" + digest.text
+        tokens = self.counter.count(body)
+        body = header(ref, digest, tokens) + "\n" + digest.text
+        if tokens >= original_tokens:
+            return None
+        pieces = chunk(text, digest.kind, count=self.counter.count, max_tokens=self.chunk_tokens)
+        record = BlobRecord(
+            session=self.session,
+            ref=ref,
+            sha256=sha256,
+            size=len(data),
+            kind=digest.kind,
+            tokens=original_tokens,
+            digest_tokens=tokens,
+            note=_storable(digest.note),
+            created_at=time.time(),
+        )
+        # Chunk texts feed search only (the original is exact in the blob), so characters
+        # SQLite cannot store, such as lone surrogates, become U+FFFD there.
+        chunks = tuple(NewChunk(p.start, p.end, _storable(p.prefix + p.text)) for p in pieces)
+        return ArchivedOutput(ref, digest, body, record, data, chunks)
+
+    def store(self, prepared: ArchivedOutput) -> None:
+        """Write the original and its chunks (joins the caller's transaction)."""
+        self._blobs.put(prepared.record, prepared.data, prepared.chunks)
+
+    def get(self, ref: str) -> str:
+        """Return the original tool output, exactly as it was added.
+
+        Raises:
+            RefNotFoundError: no such ref in this session.
+            StoreError: the stored original fails its SHA-256 check.
+        """
+        _, data = self._blobs.get(self.session, ref)
+        return decode_exact(data)
+
+    def refs(self) -> list[BlobRecord]:
+        """Return the session's archived outputs, oldest first."""
+        return self._blobs.refs(self.session)
+
+    def chunks(self, ref: str) -> list[ChunkRecord]:
+        """Return the chunks of one archived output, in order."""
+        return self._blobs.chunks(self.session, ref)
+
+    def search(
+        self, query: str, *, ref: str | None = None, k: int = 5, wait: float | None = 10.0
+    ) -> list[Hit]:
+        """Return the chunks most relevant to ``query``, best first.
+
+        Args:
+            query: Free text; an exact phrase from the original ranks its chunk first.
+            ref: Search one archived output, or (None) the whole session's archive.
+            k: Most hits returned.
+            wait: Seconds to wait for the output's chunks to be embedded (None: forever).
+        """
+        candidates: dict[int, ChunkRecord] = {}
+        rankings: list[list[int]] = []
+        own = self._blobs.chunks(self.session, ref) if ref is not None else []
+        lexical = self._blobs.search_text(self.session, query, ref=ref, limit=max(20, 4 * k))
+        exact = _exact_matches(query, own or lexical)
+        for ranking in (exact, exact, [c.id for c in lexical]):
+            rankings.append(ranking)
+        for record in (*own, *lexical):
+            candidates[record.id] = record
+        if self.indexer is not None:
+            if ref is not None and own:
+                self.indexer.wait_for(max(c.id for c in own), timeout=wait)
+            vector_hits = [i for i, _ in self.indexer.search(query, max(20, 4 * k))]
+            missing = [i for i in vector_hits if i not in candidates]
+            for record in self._blobs.chunks_by_id(self.session, missing):
+                candidates[record.id] = record
+            rankings.append(
+                [i for i in vector_hits if i in candidates and _in_ref(candidates[i], ref)]
+            )
+        scores: dict[int, float] = {}
+        for ranking in rankings:
+            for rank, chunk_id in enumerate(ranking):
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (_RRF_K + rank)
+        best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+        return [_hit(candidates[i], scores[i]) for i in best]
+
+
+def _storable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _in_ref(record: ChunkRecord, ref: str | None) -> bool:
+    return ref is None or record.ref == ref
+
+
+def _hit(record: ChunkRecord, score: float) -> Hit:
+    return Hit(record.ref, record.idx, record.start, record.end, record.text, score)
+
+
+def _exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:
+    """Ids of chunks where the query's words occur in order (punctuation and case aside).
+
+    A phrase that straddles two chunks is found in their joined text and credited to the
+    chunk where it starts.
+    """
+    words = _WORD.findall(query)
+    if len(words) < 2:
+        return []
+    pattern = re.compile(r"\W+".join(re.escape(w) for w in words), re.IGNORECASE)
+    found: list[int] = []
+    for position, record in enumerate(chunks):
+        following = chunks[position + 1] if position + 1 < len(chunks) else None
+        joined = record.text
+        if (
+            following is not None
+            and following.ref == record.ref
+            and following.idx == record.idx + 1
+        ):
+            joined += following.text
+        match = pattern.search(joined)
+        if match is not None and match.start() < len(record.text):
+            found.append(record.id)
+    return found

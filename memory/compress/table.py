@@ -1,0 +1,250 @@
+"""Digest tables and column output: header, row count, column ranges, first and last rows.
+
+Understands CSV/TSV, markdown tables, ``ls -l``, ``find -ls``, ``apt-cache search``
+(``name - description``), and whitespace-aligned columns such as ``pip list``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+
+from memory.compress.base import (
+    Counter,
+    Digest,
+    DigestKind,
+    Draft,
+    clip,
+    finish,
+    fit_levels,
+    safe_count,
+    select_lines,
+    tokens_of_original,
+)
+
+__all__ = ["Table", "TableCompressor", "draft_table", "parse_table"]
+
+MAX_ROWS = 200_000  # rows parsed; a longer table is digested from its first rows
+_LS = re.compile(r"^[-dlcbpsD][rwxsStT-]{9}[.+@]?\s+\d+\s")
+_FIND_LS = re.compile(r"^\s*\d+\s+\d+\s+[-dlcbpsD][rwxsStT-]{9}[.+@]?\s")
+_NAME_DESC = re.compile(r"^\S+ - \S")
+_DASHES = re.compile(r"^\s*-{2,}(?:\s+-{2,})+\s*$")
+_MD_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?\Z")
+_LS_COLUMNS = ("mode", "links", "owner", "group", "size", "month", "day", "time", "name")
+_FIND_COLUMNS = ("inode", "blocks", *_LS_COLUMNS[:-1], "path")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A parsed table.
+
+    Attributes:
+        columns: Column names (made up when the table has no header).
+        rows: Parsed cells, one list per row.
+        raw_rows: The rows' original lines.
+        header_lines: The original header lines (names, separators); may be empty.
+        preamble: Lines before the table that are not rows (``total 1016``).
+        style: How the table was recognised: ``csv``, ``tsv``, ``markdown``, ``ls``...
+    """
+
+    columns: list[str]
+    rows: list[list[str]]
+    raw_rows: list[str]
+    header_lines: list[str]
+    preamble: list[str]
+    style: str
+
+
+def _share(lines: list[str], pattern: re.Pattern[str]) -> float:
+    return sum(1 for line in lines if pattern.search(line)) / max(1, len(lines))
+
+
+def _mode(values: list[int]) -> tuple[int, float]:
+    tally: dict[int, int] = {}
+    for value in values:
+        tally[value] = tally.get(value, 0) + 1
+    best = max(tally, key=lambda v: (tally[v], v))
+    return best, tally[best] / max(1, len(values))
+
+
+def _fixed(lines: list[str], style: str, names: tuple[str, ...], maxsplit: int) -> Table:
+    start = 0
+    while start < len(lines) and len(lines[start].split()) <= maxsplit // 2:
+        start += 1
+    body = lines[start:]
+    rows = [line.split(None, maxsplit) for line in body]
+    return Table(list(names), rows, body, [], lines[:start], style)
+
+
+def _delimited(lines: list[str], delimiter: str) -> Table:
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    has_header = not any(_NUMBER.match(cell.strip()) for cell in rows[0])
+    style = {"\t": "tsv", ",": "csv"}.get(delimiter, f"{delimiter!r}-separated")
+    if has_header:
+        return Table(rows[0], rows[1:], lines[1:], lines[:1], [], style)
+    names = [f"col{i + 1}" for i in range(len(rows[0]))]
+    return Table(names, rows, lines, [], [], style)
+
+
+def _markdown(lines: list[str]) -> Table:
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    header_end = 2 if len(lines) > 1 and _MD_SEPARATOR.match(lines[1]) else 0
+    names = cells(lines[0]) if header_end else [f"col{i + 1}" for i in range(len(cells(lines[0])))]
+    body = lines[header_end:]
+    return Table(names, [cells(line) for line in body], body, lines[:header_end], [], "markdown")
+
+
+def _aligned(lines: list[str]) -> Table | None:
+    """Parse whitespace-aligned columns, using a ``----- ---`` rule under a header if any."""
+    if len(lines) > 2 and _DASHES.match(lines[1]):
+        spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+        starts = [s for s, _ in spans]
+
+        def cut(line: str) -> list[str]:
+            bounds = [*starts[1:], len(line) + 1]
+            return [line[a:b].strip() for a, b in zip(starts, bounds, strict=True)]
+
+        return Table(
+            cut(lines[0]), [cut(x) for x in lines[2:]], lines[2:], lines[:2], [], "aligned"
+        )
+    width, share = _mode([len(re.split(r"\s{2,}", line.strip())) for line in lines])
+    if width >= 2 and share >= 0.7:
+        rows = [re.split(r"\s{2,}", line.strip(), maxsplit=width - 1) for line in lines]
+    else:
+        width, share = _mode([len(line.split()) for line in lines])
+        if width < 2 or share < 0.7:
+            return None
+        rows = [line.split(None, width - 1) for line in lines]
+    first = rows[0]
+    numeric_column = any(
+        sum(1 for r in rows[1:] if len(r) > i and _NUMBER.match(r[i])) > 0.8 * (len(rows) - 1)
+        for i in range(len(first))
+    )
+    if numeric_column and not any(_NUMBER.match(c) for c in first):
+        return Table(first, rows[1:], lines[1:], lines[:1], [], "aligned")
+    return Table([f"col{i + 1}" for i in range(width)], rows, lines, [], [], "aligned")
+
+
+def parse_table(text: str) -> Table:
+    """Parse ``text`` as a table.
+
+    Raises:
+        ValueError: no table structure was found.
+    """
+    lines = [line for line in text.split("\n")[:MAX_ROWS] if line.strip()]
+    if len(lines) < 2:
+        raise ValueError("a table needs at least two rows")
+    sample = lines[:300]
+    table: Table | None = None
+    if _share(sample, re.compile(r"^\s*\|")) >= 0.6:
+        table = _markdown(lines)
+    elif _share(sample, _LS) >= 0.6:
+        table = _fixed(lines, "ls", _LS_COLUMNS, 8)
+    elif _share(sample, _FIND_LS) >= 0.6:
+        table = _fixed(lines, "find -ls", _FIND_COLUMNS, 10)
+    elif _share(sample, _NAME_DESC) >= 0.8:
+        rows = [line.split(" - ", 1) for line in lines]
+        table = Table(["name", "description"], rows, lines, [], [], "name - description")
+    else:
+        for delimiter in ("\t", ",", ";", "|"):
+            width, share = _mode([line.count(delimiter) for line in sample])
+            if width >= 1 and share >= 0.8:
+                table = _delimited(lines, delimiter)
+                break
+        else:
+            table = _aligned(lines)
+    if table is None or not table.rows:
+        raise ValueError("no table structure found")
+    return table
+
+
+def _column_summary(name: str, cells: list[str]) -> str:
+    values = [c for c in cells if c]
+    if not values:
+        return f"{name}: empty"
+    tally: dict[str, int] = {}
+    for value in values:
+        tally[value] = tally.get(value, 0) + 1
+    if len(tally) <= 5:
+        common = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
+        return f"{name}: " + ", ".join(f"{clip(v, 40)} x{n}" for v, n in common)
+    numbers = [c for c in values if _NUMBER.match(c.replace(",", ""))]
+    if len(numbers) >= 0.9 * len(values):
+        floats = [float(c.replace(",", "")) for c in numbers]
+        low, high = numbers[floats.index(min(floats))], numbers[floats.index(max(floats))]
+        return f"{name}: number {clip(low, 30)}..{clip(high, 30)}"
+    low, high = min(tally), max(tally)
+    shared = os.path.commonprefix([low, high])  # noqa: RUF071 (characters, not paths)
+    if len(shared) >= 8:
+        low, high = low[len(shared) :], high[len(shared) :]
+        return (
+            f"{name}: {len(tally)} distinct, all start {clip(shared, 80)!r}, "
+            f"then {clip(low, 30)!r}..{clip(high, 30)!r}"
+        )
+    return f"{name}: {len(tally)} distinct, {clip(low, 30)!r}..{clip(high, 30)!r}"
+
+
+def _stats(table: Table) -> list[str]:
+    out = []
+    for i, name in enumerate(table.columns[:30]):
+        cells = [row[i].strip() if i < len(row) else "" for row in table.rows[:50_000]]
+        out.append("  " + clip(_column_summary(name, cells), 160))
+    return out
+
+
+def draft_table(text: str, *, count: Counter, max_tokens: int) -> Draft:
+    """Make a table digest: columns, row count, per-column ranges, first and last rows.
+
+    Raises:
+        ValueError: ``text`` has no table structure.
+    """
+    table = parse_table(text)
+    n = len(table.rows)
+    named = " | ".join(table.columns)
+    top = [f"{n:,} rows x {len(table.columns)} columns ({table.style}): {clip(named, 300)}"]
+    top += [clip(line) for line in table.preamble[:3]]
+    top.append("columns:")
+    top += _stats(table)
+    rows = [clip(line) for line in table.raw_rows]
+
+    def render(k: int) -> str:
+        shown = table.header_lines + rows[:k]
+        if n > 2 * k:
+            shown.append(f"[… {n - 2 * k:,} rows omitted …]")
+            shown += rows[n - k :] if k else []
+        else:
+            shown += rows[k:]
+        return "\n".join(top + shown)
+
+    levels = (n + 1) // 2 + 1
+    best = fit_levels(render, levels, count=count, max_tokens=max_tokens)
+    if safe_count(count, best) > max_tokens:
+        lines = best.split("\n")
+        ranks = [float(i) for i in range(len(lines))]
+        best = select_lines(lines, ranks, count=count, max_tokens=max_tokens)
+    note = f"table · {n:,} rows x {len(table.columns)} cols"
+    return Draft(best, n, False, note)
+
+
+@dataclass(frozen=True, slots=True)
+class TableCompressor:
+    """Digest tables (see :func:`draft_table`)."""
+
+    @property
+    def kind(self) -> DigestKind:
+        """Return ``"table"``."""
+        return "table"
+
+    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
+        """Return a table digest of ``text``.
+
+        Raises:
+            ValueError: ``text`` has no table structure.
+        """
+        draft = draft_table(text, count=count, max_tokens=max_tokens)
+        return finish(draft, "table", count=count, original_tokens=tokens_of_original(count, text))

@@ -1,0 +1,114 @@
+"""A per-session FAISS index of chunk vectors, persisted without pickle.
+
+The index is saved with FAISS's own binary format (``faiss.write_index``), written beside
+the SQLite file and swapped in atomically. The vectors also live in the SQLite store, so a
+missing, torn or stale index file is rebuilt from them (see ``FAISSIndex.open``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FAISSIndex", "index_path"]
+
+
+def index_path(directory: Path, session: str, model: str) -> Path:
+    """Name a session's index file by hash: session names are never used as paths."""
+    digest = hashlib.sha256(f"{session}\x00{model}".encode("utf-8", "surrogatepass")).hexdigest()
+    return directory / f"{digest[:32]}.faiss"
+
+
+class FAISSIndex:
+    """Inner-product search over one session's vectors, keyed by chunk id.
+
+    Args:
+        dim: Vector dimension.
+        path: Where ``save()`` writes; None keeps the index in memory only.
+    """
+
+    def __init__(self, dim: int, path: Path | None = None) -> None:
+        self.dim = dim
+        self.path = path
+        self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        dim: int,
+        path: Path | None,
+        *,
+        stored_ids: Sequence[int],
+        stored_vectors: npt.NDArray[np.float32],
+    ) -> tuple[FAISSIndex, bool]:
+        """Load the index at ``path``, or rebuild it from the stored vectors.
+
+        The file is trusted only if it reads cleanly and holds exactly ``stored_ids``.
+
+        Returns:
+            ``(index, rebuilt)``: ``rebuilt`` is True when the file was missing, torn or
+            stale and the index was rebuilt (and saved) from the stored vectors.
+        """
+        index = cls(dim, path)
+        if path is not None and path.exists():
+            try:
+                loaded = faiss.read_index(str(path))
+                if loaded.d == dim and _ids_of(loaded) == set(stored_ids):
+                    index._index = loaded
+                    return index, False
+            except RuntimeError:
+                pass  # torn or foreign file: rebuild below
+        if len(stored_ids):
+            index.add(stored_ids, stored_vectors)
+        index.save()
+        return index, path is not None
+
+    def add(self, ids: Sequence[int], vectors: npt.NDArray[np.float32]) -> None:
+        """Add vectors (one row per id); ids already present are replaced."""
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        keys = np.asarray(ids, dtype=np.int64)
+        with self._lock:
+            self._index.remove_ids(keys)
+            self._index.add_with_ids(matrix, keys)
+
+    def search(self, vector: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+        """Return up to ``k`` ``(id, score)`` pairs, best first."""
+        with self._lock:
+            if self._index.ntotal == 0 or k <= 0:
+                return []
+            query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+            scores, ids = self._index.search(query, min(k, self._index.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
+
+    def ids(self) -> set[int]:
+        """Return the ids held."""
+        with self._lock:
+            return _ids_of(self._index)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def save(self) -> None:
+        """Write the index atomically (temporary file, then rename); no-op in memory."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with self._lock:
+            faiss.write_index(self._index, str(tmp))
+        os.replace(tmp, self.path)
+
+
+def _ids_of(index: Any) -> set[int]:
+    if index.ntotal == 0:
+        return set()
+    return {int(i) for i in faiss.vector_to_array(index.id_map)}

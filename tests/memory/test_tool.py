@@ -1,0 +1,78 @@
+"""The recall tool as a LangChain tool, as provider schemas, and its raw-call handler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from langchain_core.tools import BaseTool
+from langchain_tests.unit_tests import ToolsUnitTests
+
+from memory import ConversationMemory
+from memory.tool import RECALL_DESCRIPTION, anthropic_schema, handle_tool_call, openai_schema
+
+
+@pytest.fixture
+def tool_mem(archive_mem: ConversationMemory) -> Iterator[ConversationMemory]:
+    log = "\n".join(f"line {i}: status ok" for i in range(300)) + "\nline 300: FATAL boom"
+    archive_mem.add(
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "cat", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": log},
+        ]
+    )
+    yield archive_mem
+
+
+def test_langchain_tool_invokes_recall(tool_mem: ConversationMemory) -> None:
+    tool = tool_mem.recall_tool()
+    assert isinstance(tool, BaseTool)
+    assert tool.name == "recall"
+    (record,) = tool_mem.archive.refs()
+    out = tool.invoke({"ref": record.ref, "query": "FATAL boom"})
+    assert out == tool_mem.recall(ref=record.ref, query="FATAL boom")
+    assert "line 300: FATAL boom" in out
+
+
+def test_provider_schemas_describe_the_same_arguments() -> None:
+    openai = openai_schema()
+    assert openai["type"] == "function"
+    assert openai["function"]["name"] == "recall"
+    assert openai["function"]["description"] == RECALL_DESCRIPTION
+    properties = openai["function"]["parameters"]["properties"]
+    assert set(properties) == {"ref", "query", "max_tokens", "page"}
+    anthropic = anthropic_schema()
+    assert anthropic["name"] == "recall"
+    assert set(anthropic["input_schema"]["properties"]) == set(properties)
+
+
+def test_raw_handler_accepts_json_and_reports_bad_arguments(tool_mem: ConversationMemory) -> None:
+    (record,) = tool_mem.archive.refs()
+    by_json = handle_tool_call(tool_mem.archive, f'{{"ref": "{record.ref}", "query": "FATAL"}}')
+    assert "FATAL boom" in by_json
+    assert handle_tool_call(tool_mem.archive, "{not json").startswith("recall: bad arguments")
+    assert handle_tool_call(tool_mem.archive, {"max_tokens": "lots"}).startswith("recall: bad")
+
+
+class TestRecallToolStandard(ToolsUnitTests):
+    """langchain-tests' standard checks for tools."""
+
+    @pytest.fixture(autouse=True)
+    def _memory(self) -> Iterator[None]:
+        self._mem = ConversationMemory.open(":memory:", session="std")
+        yield
+        self._mem.close()
+
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return self._mem.recall_tool()
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, object]:
+        return {"ref": "a1b2c3d4", "query": "error lines", "max_tokens": 200, "page": 1}
