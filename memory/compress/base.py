@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "DEFAULT_LINE_WIDTH",
@@ -24,6 +24,7 @@ __all__ = [
     "Digest",
     "DigestKind",
     "Draft",
+    "DraftCompressor",
     "clip",
     "finish",
     "fit_levels",
@@ -121,6 +122,28 @@ class Compressor(Protocol):
             ValueError: ``text`` is not of this compressor's kind.
         """
         ...
+
+
+class DraftCompressor:
+    """A ``Compressor`` made of a kind and a draft function; subclasses set both.
+
+    ``draft(text, *, count, max_tokens) -> Draft`` does the kind's work; this class adds
+    the token counts (:func:`finish`).
+    """
+
+    kind: ClassVar[DigestKind]
+    draft: ClassVar[Callable[..., Draft]]
+
+    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
+        """Return a digest of ``text`` of at most about ``max_tokens`` tokens.
+
+        Raises:
+            ValueError: ``text`` is not of this compressor's kind.
+        """
+        draft = type(self).draft(text, count=count, max_tokens=max_tokens)
+        return finish(
+            draft, self.kind, count=count, original_tokens=tokens_of_original(count, text)
+        )
 
 
 def safe_count(count: Counter, text: str) -> int:

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     head_window,
     select_lines,
-    tokens_of_original,
 )
 
 __all__ = ["CodeCompressor", "draft_code", "outline_python", "outline_regex"]
@@ -228,20 +225,8 @@ def draft_code(text: str, *, count: Counter, max_tokens: int) -> Draft:
     return Draft(body, outline.definitions, False, note)
 
 
-@dataclass(frozen=True, slots=True)
-class CodeCompressor:
+class CodeCompressor(DraftCompressor):
     """Digest source code (see :func:`draft_code`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"code"``."""
-        return "code"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return a code outline of ``text``.
-
-        Raises:
-            ValueError: no definitions or imports were found.
-        """
-        draft = draft_code(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "code", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "code"
+    draft = staticmethod(draft_code)

@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     head_window,
     select_lines,
-    tokens_of_original,
 )
 
 __all__ = ["DiffCompressor", "draft_diff"]
@@ -179,20 +176,8 @@ def draft_diff(text: str, *, count: Counter, max_tokens: int) -> Draft:
     return Draft(body, parsed.files, False, note)
 
 
-@dataclass(frozen=True, slots=True)
-class DiffCompressor:
+class DiffCompressor(DraftCompressor):
     """Digest diffs (see :func:`draft_diff`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"diff"``."""
-        return "diff"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return a diff digest of ``text``.
-
-        Raises:
-            ValueError: ``text`` contains no file diffs.
-        """
-        draft = draft_diff(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "diff", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "diff"
+    draft = staticmethod(draft_diff)

@@ -8,19 +8,15 @@ is preferred to the whole body. Headings are kept first when the text must be cu
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     safe_count,
-    tokens_of_original,
 )
 from memory.compress.text import draft_text
 
@@ -113,20 +109,8 @@ def draft_html(text: str, *, count: Counter, max_tokens: int) -> Draft:
     return Draft(body, digest.items, False, note)
 
 
-@dataclass(frozen=True, slots=True)
-class HTMLCompressor:
+class HTMLCompressor(DraftCompressor):
     """Digest HTML pages (see :func:`draft_html`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"html"``."""
-        return "html"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return an HTML digest of ``text``.
-
-        Raises:
-            ValueError: the document has no readable text.
-        """
-        draft = draft_html(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "html", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "html"
+    draft = staticmethod(draft_html)

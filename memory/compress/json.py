@@ -16,15 +16,12 @@ from typing import Any
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     fit_levels,
     safe_count,
     select_lines,
-    tokens_of_original,
 )
 
 __all__ = [
@@ -376,20 +373,8 @@ def key_paths(value: Any, max_depth: int = 3) -> list[str]:
     return [p for p, e in _collect(value).items() if p and 0 < e.depth <= max_depth]
 
 
-@dataclass(frozen=True, slots=True)
-class JSONCompressor:
+class JSONCompressor(DraftCompressor):
     """Digest JSON documents (see :func:`draft_json`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"json"``."""
-        return "json"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return a JSON digest of ``text``.
-
-        Raises:
-            ValueError: ``text`` is not JSON.
-        """
-        draft = draft_json(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "json", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "json"
+    draft = staticmethod(draft_json)

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     select_lines,
-    tokens_of_original,
 )
 
 __all__ = ["IMPORTANT_LINE", "LogCompressor", "draft_log", "important_lines"]
@@ -180,16 +177,8 @@ def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
     return Draft(body, total, False, note)
 
 
-@dataclass(frozen=True, slots=True)
-class LogCompressor:
+class LogCompressor(DraftCompressor):
     """Digest logs (see :func:`draft_log`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"log"``."""
-        return "log"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return a log digest of ``text``."""
-        draft = draft_log(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "log", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "log"
+    draft = staticmethod(draft_log)

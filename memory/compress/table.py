@@ -13,15 +13,12 @@ from dataclasses import dataclass
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     fit_levels,
     safe_count,
     select_lines,
-    tokens_of_original,
 )
 
 __all__ = ["Table", "TableCompressor", "draft_table", "parse_table"]
@@ -231,20 +228,8 @@ def draft_table(text: str, *, count: Counter, max_tokens: int) -> Draft:
     return Draft(best, n, False, note)
 
 
-@dataclass(frozen=True, slots=True)
-class TableCompressor:
+class TableCompressor(DraftCompressor):
     """Digest tables (see :func:`draft_table`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"table"``."""
-        return "table"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return a table digest of ``text``.
-
-        Raises:
-            ValueError: ``text`` has no table structure.
-        """
-        draft = draft_table(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "table", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "table"
+    draft = staticmethod(draft_table)

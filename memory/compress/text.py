@@ -10,19 +10,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from memory.compress.base import (
     Counter,
-    Digest,
-    DigestKind,
     Draft,
+    DraftCompressor,
     clip,
-    finish,
     head_tail,
     safe_count,
     select_lines,
-    tokens_of_original,
 )
 from memory.compress.logs import IMPORTANT_LINE
 
@@ -142,16 +138,8 @@ def draft_text(
     return Draft(body, len(units), False, f"text · {len(units):,} sentences or lines")
 
 
-@dataclass(frozen=True, slots=True)
-class TextCompressor:
+class TextCompressor(DraftCompressor):
     """Digest plain text (see :func:`draft_text`)."""
 
-    @property
-    def kind(self) -> DigestKind:
-        """Return ``"text"``."""
-        return "text"
-
-    def compress(self, text: str, *, count: Counter, max_tokens: int) -> Digest:
-        """Return a text digest of ``text``."""
-        draft = draft_text(text, count=count, max_tokens=max_tokens)
-        return finish(draft, "text", count=count, original_tokens=tokens_of_original(count, text))
+    kind = "text"
+    draft = staticmethod(draft_text)
