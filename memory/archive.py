@@ -173,7 +173,14 @@ class Archive:
         return self._blobs.chunks(self.session, ref)
 
     def search(
-        self, query: str, *, ref: str | None = None, k: int = 5, wait: float | None = 10.0
+        self,
+        query: str,
+        *,
+        ref: str | None = None,
+        k: int = 5,
+        wait: float | None = 10.0,
+        turns: bool | None = False,
+        before_seq: int | None = None,
     ) -> list[Hit]:
         """Return the chunks most relevant to ``query``, best first.
 
@@ -182,26 +189,34 @@ class Archive:
             ref: Search one archived output, or (None) the whole session's archive.
             k: Most hits returned.
             wait: Seconds to wait for the output's chunks to be embedded (None: forever).
+            turns: False: archived outputs; True: conversation turns (hits have ref
+                ``""`` and ``idx`` = the turn's seq); None: both.
+            before_seq: With turns, only turns with a smaller seq (the evicted ones).
         """
+        scope = None if ref is not None else turns
         candidates: dict[int, ChunkRecord] = {}
-        rankings: list[list[int]] = []
         own = self._blobs.chunks(self.session, ref) if ref is not None else []
-        lexical = self._blobs.search_text(self.session, query, ref=ref, limit=max(20, 4 * k))
+        pool = max(20, 4 * k)
+        lexical = self._blobs.search_text(
+            self.session, query, ref=ref, limit=pool, turns=scope, before_seq=before_seq
+        )
         exact = _exact_matches(query, own or lexical)
-        for ranking in (exact, exact, [c.id for c in lexical]):
-            rankings.append(ranking)
+        rankings: list[list[int]] = [exact, exact, [c.id for c in lexical]]
         for record in (*own, *lexical):
             candidates[record.id] = record
         if self.indexer is not None:
             if ref is not None and own:
                 self.indexer.wait_for(max(c.id for c in own), timeout=wait)
-            vector_hits = [i for i, _ in self.indexer.search(query, max(20, 4 * k))]
+            vector_hits = [i for i, _ in self.indexer.search(query, 4 * pool)]
             missing = [i for i in vector_hits if i not in candidates]
             for record in self._blobs.chunks_by_id(self.session, missing):
                 candidates[record.id] = record
-            rankings.append(
-                [i for i in vector_hits if i in candidates and _in_ref(candidates[i], ref)]
-            )
+            keep = [
+                i
+                for i in vector_hits
+                if i in candidates and _in_scope(candidates[i], ref, scope, before_seq)
+            ]
+            rankings.append(keep[:pool])
         scores: dict[int, float] = {}
         for ranking in rankings:
             for rank, chunk_id in enumerate(ranking):
@@ -210,12 +225,21 @@ class Archive:
         return [_hit(candidates[i], scores[i]) for i in best]
 
 
+def _in_scope(
+    record: ChunkRecord, ref: str | None, turns: bool | None, before_seq: int | None
+) -> bool:
+    if ref is not None:
+        return record.ref == ref
+    is_turn = record.ref == ""
+    if turns is False and is_turn:
+        return False
+    if turns is True and not is_turn:
+        return False
+    return not (is_turn and before_seq is not None and record.idx >= before_seq)
+
+
 def _storable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _in_ref(record: ChunkRecord, ref: str | None) -> bool:
-    return ref is None or record.ref == ref
 
 
 def _hit(record: ChunkRecord, score: float) -> Hit:

@@ -75,6 +75,12 @@ def _recalled_message(
     snippets: Sequence[str], cap: int, counter: TokenCounter
 ) -> tuple[SystemMessage | None, int, int]:
     """Pack snippets, in the order given, into one message of at most ``cap`` tokens."""
+    if not snippets or cap <= 0:
+        return None, 0, 0
+    whole = SystemMessage(RECALL_HEADER + "\n---\n".join(snippets))
+    tokens = counter.count_message(whole)
+    if tokens <= cap:  # the usual case: the caller sized the snippets to fit
+        return whole, tokens, len(snippets)
     best: tuple[SystemMessage | None, int, int] = (None, 0, 0)
     chosen: list[str] = []
     for snippet in snippets:

@@ -4,58 +4,53 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, ToolMessage, message_to_dict, messages_from_dict
+from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.tools import BaseTool
 
-from memory.archive import DEFAULT_MAX_OUTPUT_BYTES, Archive, ArchivedOutput
+from memory.archive import DEFAULT_MAX_OUTPUT_BYTES, Archive
 from memory.assemble import Prompt, assemble
 from memory.budget import Budget, as_budget
 from memory.embed import MiniLMEmbeddings
-from memory.errors import ClosedError, ConfigError, ConflictError, InputError
+from memory.errors import ClosedError, ConflictError
+from memory.folding import SummaryRunner
 from memory.indexer import Indexer
-from memory.messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
+from memory.ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
+from memory.ledger import DEFAULT_PRICES, Ledger, Price
+from memory.messages import Exchange, MessageLike, check_pairing, normalize
+from memory.options import check_options, check_session, resolve_summarizer
+from memory.planner import account, plan_window
+from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
-from stores.base import NewTurn, TurnRecord, TurnStore
+from memory.view import SessionView
 from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
+from stores.sqlite_summary import SQLiteSummaryStore
 
 __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_COMPRESS_THRESHOLD",
-    "DEFAULT_DIGEST_SHARE",
-    "MAX_SESSION_LENGTH",
+    "DEFAULT_RECALL_SHARE",
+    "DEFAULT_SUMMARY_SHARE",
+    "DEFAULT_WINDOW_SHARE",
     "ConversationMemory",
 ]
 
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
-DEFAULT_COMPRESS_THRESHOLD = 500
-"""Tool outputs above this many tokens are archived and sent as a digest."""
-DEFAULT_DIGEST_SHARE = 0.10
-"""Largest share of the prompt budget one digest may take."""
-MIN_DIGEST_TOKENS = 120
-DIGEST_RATIO = 0.12
-MAX_SESSION_LENGTH = 512
+DEFAULT_SUMMARY_SHARE = 0.15
+"""The running summary's cap, as a share of the prompt budget."""
+DEFAULT_RECALL_SHARE = 0.35
+"""Recalled evicted turns' cap, as a share of the prompt budget."""
+DEFAULT_WINDOW_SHARE = 0.45
+"""Unsummarized turns allowed (share of the budget) before a block is folded."""
 _APPEND_RETRIES = 20
-
-
-def _check_session(session: object) -> str:
-    if not isinstance(session, str) or not session.strip():
-        raise InputError("session must be a non-empty string, e.g. a user or thread id")
-    if len(session) > MAX_SESSION_LENGTH or "\x00" in session:
-        raise InputError(f"session must be at most {MAX_SESSION_LENGTH} characters, without NUL")
-    try:
-        session.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"session must be valid Unicode text: {exc.reason}") from exc
-    return session
 
 
 class ConversationMemory:
@@ -73,30 +68,44 @@ class ConversationMemory:
         counter: TokenCounter,
         budget: Budget,
         embedder: Embeddings,
+        summarizer: Summarizer,
+        model: str | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        recall_share: float = DEFAULT_RECALL_SHARE,
+        prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> None:
-        self.session = _check_session(session)
+        self.session = check_session(session)
         self.budget = budget
         self.counter = counter
+        self.model = model
         self.compress_threshold = compress_threshold
+        self._ingest = IngestOptions(compress_threshold, budget.prompt_tokens)
+        self.recall_share = recall_share
+        self.prices = prices
         self._database = database
-        self._turns: TurnStore = SQLiteTurnStore(database)
-        blobs = SQLiteBlobStore(database)
+        self._turns = SQLiteTurnStore(database)
+        self._blobs = SQLiteBlobStore(database)
+        self._summaries = SQLiteSummaryStore(database)
         directory = None if database.path == ":memory:" else Path(database.path + ".faiss")
-        self._indexer = Indexer(session, blobs, embedder, directory=directory)
+        self._indexer = Indexer(session, self._blobs, embedder, directory=directory)
         self.archive = Archive(
-            session, blobs, counter, self._indexer, max_output_bytes=max_output_bytes
+            session, self._blobs, counter, self._indexer, max_output_bytes=max_output_bytes
         )
         self._lock = threading.RLock()
         self._closed = False
-        self._builder = ExchangeBuilder()
-        self._issued_calls: set[str] = set()
-        self._turn_count = 0
-        self._last_seq = 0
-        self._history_tokens = 0
-        self._raw_history_tokens = 0
+        self._view = SessionView(counter)
+        self._ledger = Ledger()
         self._refresh()
+        self.summaries = SummaryRunner(
+            session,
+            self._summaries,
+            summarizer,
+            counter,
+            self._exchanges_snapshot,
+            window_tokens=int(budget.prompt_tokens * DEFAULT_WINDOW_SHARE),
+        )
+        self.summaries.notify()
 
     @classmethod
     def open(
@@ -108,10 +117,12 @@ class ConversationMemory:
         model: str | None = None,
         token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None = None,
         safety_margin: float | None = None,
-        summarizer: BaseChatModel | None = None,
+        summarizer: BaseChatModel | Summarizer | None = None,
         embedder: Embeddings | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        recall_share: float = DEFAULT_RECALL_SHARE,
+        prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> ConversationMemory:
         """Open (or create) the memory of one session in a SQLite file.
 
@@ -120,18 +131,21 @@ class ConversationMemory:
                 in-process store. The FAISS index lives beside it in ``<path>.faiss/``.
             session: Scopes every read and write (a user id, a thread id...).
             budget: A ``Budget`` or a number of prompt tokens.
-            model: The chat model prompts are for; picks the tokenizer.
+            model: The chat model prompts are for; picks the tokenizer and the price.
             token_counter: Your own counter (a ``TokenCounter``, a LangChain chat model or
                 a ``str -> int`` callable) instead of tiktoken.
             safety_margin: Extra share added to counts for non-OpenAI models
                 (default ``DEFAULT_SAFETY_MARGIN``); ignored with ``token_counter``.
-            summarizer: Reserved for the running summary (a LangChain chat model); only
-                ``None`` is accepted in this release.
-            embedder: Any LangChain ``Embeddings`` for archive search; None uses the
-                bundled all-MiniLM-L6-v2 (offline, loaded on first use).
+            summarizer: The cheap chat model that writes the running summary (any
+                LangChain ``BaseChatModel``), a ``Summarizer``, or None for the offline
+                extractive default.
+            embedder: Any LangChain ``Embeddings`` for search; None uses the bundled
+                all-MiniLM-L6-v2 (offline, loaded on first use).
             compress_threshold: Tool outputs above this many tokens are archived and sent
                 as a digest.
             max_output_bytes: Largest tool output accepted (``InputError`` above it).
+            recall_share: Largest share of the budget for recalled evicted turns (0: off).
+            prices: Dollars per million tokens by model name, for the report's savings.
 
         Returns:
             The session's memory; use it as a context manager or call ``close()``.
@@ -141,21 +155,17 @@ class ConversationMemory:
             ConfigError: a bad budget, counter or option.
             StoreError: the file cannot be opened as a SQLite database.
         """
-        _check_session(session)
+        check_session(session)
         checked_budget = as_budget(budget)
-        if summarizer is not None:
-            raise ConfigError("summarizer is not supported by this release yet; pass None")
-        if embedder is not None and not isinstance(embedder, Embeddings):
-            raise ConfigError(
-                f"embedder must be a LangChain Embeddings, not {type(embedder).__name__}"
-            )
-        for name, value in (
-            ("compress_threshold", compress_threshold),
-            ("max_output_bytes", max_output_bytes),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive int, not {value!r}")
+        check_options(
+            embedder=embedder,
+            compress_threshold=compress_threshold,
+            max_output_bytes=max_output_bytes,
+            recall_share=recall_share,
+        )
         counter = resolve_counter(token_counter, model=model, margin=safety_margin)
+        cap = int(checked_budget.prompt_tokens * DEFAULT_SUMMARY_SHARE)
+        chosen = resolve_summarizer(summarizer, counter, cap)
         database = SQLiteDatabase(path)
         try:
             return cls(
@@ -164,8 +174,12 @@ class ConversationMemory:
                 counter=counter,
                 budget=checked_budget,
                 embedder=embedder if embedder is not None else MiniLMEmbeddings(),
+                summarizer=chosen,
+                model=model,
                 compress_threshold=compress_threshold,
                 max_output_bytes=max_output_bytes,
+                recall_share=recall_share,
+                prices=prices,
             )
         except BaseException:
             database.close()
@@ -175,61 +189,17 @@ class ConversationMemory:
         if self._closed:
             raise ClosedError(f"the memory of session {self.session!r} is closed; open it again")
 
+    def _exchanges_snapshot(self) -> list[Exchange]:
+        with self._lock:
+            if not self._closed:
+                self._refresh()
+            return list(self._view.exchanges)
+
     def _refresh(self) -> None:
         """Load turns other writers appended since this view last looked."""
-        records = self._turns.read(self.session, after_seq=self._last_seq)
+        records = self._turns.read(self.session, after_seq=self._view.last_seq)
         if records:
-            self._load(records)
-
-    def _load(self, records: Sequence[TurnRecord]) -> None:
-        turns = []
-        for record in records:
-            (message,) = messages_from_dict([json.loads(record.compact or record.payload)])
-            tokens, raw_tokens = record.tokens, record.raw_tokens
-            if record.counter != self.counter.name:
-                tokens = self.counter.count_message(message)
-                raw_tokens = tokens
-                if record.compact is not None:
-                    (original,) = messages_from_dict([json.loads(record.payload)])
-                    raw_tokens = self.counter.count_message(original)
-            turns.append(Turn(record.seq, message, tokens, raw_tokens, record.ref))
-            self._issued_calls.update(str(c["id"]) for c in getattr(message, "tool_calls", []))
-            self._history_tokens += tokens
-            self._raw_history_tokens += raw_tokens
-        self._builder.extend(turns)
-        self._turn_count += len(records)
-        self._last_seq = records[-1].seq
-
-    def _max_digest_tokens(self, original_tokens: int) -> int:
-        share = int(self.budget.prompt_tokens * DEFAULT_DIGEST_SHARE)
-        return max(MIN_DIGEST_TOKENS, min(share, int(original_tokens * DIGEST_RATIO)))
-
-    def _to_turn(self, message: BaseMessage) -> tuple[NewTurn, ArchivedOutput | None]:
-        payload = json.dumps(message_to_dict(message), default=str)
-        tokens = self.counter.count_message(message)
-        text = message.content if isinstance(message, ToolMessage) else None
-        if isinstance(text, str) and tokens > self.compress_threshold:
-            original_tokens = self.counter.count(text)
-            prepared = self.archive.prepare(
-                text,
-                max_tokens=self._max_digest_tokens(original_tokens),
-                original_tokens=original_tokens,
-            )
-            if prepared is not None:
-                compact = message.model_copy(update={"content": prepared.prompt_text})
-                return (
-                    NewTurn(
-                        role=message.type,
-                        payload=payload,
-                        tokens=self.counter.count_message(compact),
-                        counter=self.counter.name,
-                        compact=json.dumps(message_to_dict(compact), default=str),
-                        raw_tokens=tokens,
-                        ref=prepared.ref,
-                    ),
-                    prepared,
-                )
-        return NewTurn(message.type, payload, tokens, self.counter.name), None
+            self._view.load(records)
 
     def add(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
         """Store one message or many, all or nothing.
@@ -255,32 +225,42 @@ class ConversationMemory:
             normalized = normalize(messages)
             if not normalized:
                 return []
-            converted = [self._to_turn(m) for m in normalized]
-            new_turns = [turn for turn, _ in converted]
+            converted = [
+                to_new_turn(m, counter=self.counter, archive=self.archive, options=self._ingest)
+                for m in normalized
+            ]
             archived = [p for _, p in converted if p is not None]
             for _ in range(_APPEND_RETRIES):
                 self._refresh()
                 check_pairing(
                     normalized,
-                    open_calls=self._builder.open_calls,
-                    issued_calls=self._issued_calls,
+                    open_calls=self._view.builder.open_calls,
+                    issued_calls=self._view.issued_calls,
                 )
                 try:
                     with self._database.write():
                         for prepared in archived:
                             self.archive.store(prepared)
+                        turns = [t for t, _ in converted]
                         records = self._turns.append(
-                            self.session, new_turns, after_seq=self._last_seq
+                            self.session, turns, after_seq=self._view.last_seq
                         )
+                        self._blobs.add_turn_texts(self.session, self._view.load(records))
                 except ConflictError:
                     continue  # another writer appended first: re-read and re-check
-                self._load(records)
-                if archived:
-                    self._indexer.notify()
+                except BaseException:
+                    self._reload()  # the view may hold rows the rollback undid
+                    raise
+                self._indexer.notify()
+                self.summaries.notify()
                 return [r.seq for r in records]
             raise ConflictError(
                 f"session {self.session!r} kept changing under {_APPEND_RETRIES} attempts to add"
             )
+
+    def _reload(self) -> None:
+        self._view = SessionView(self.counter)
+        self._refresh()
 
     def assemble(
         self,
@@ -291,10 +271,14 @@ class ConversationMemory:
     ) -> Prompt:
         """Build the prompt for the next model call, under the budget.
 
+        The prompt holds the system prompt, the running summary, the evicted turns most
+        relevant to ``query`` and the recent turns verbatim. It never waits for the
+        summarizer or the embedder: it uses what is ready.
+
         Args:
             system: The system prompt, always sent first.
-            query: What the prompt is for; defaults to the last user turn. Used to pick
-                recalled snippets once running summaries are enabled.
+            query: What the prompt is for; defaults to the last user turn. Picks the
+                recalled turns.
             budget: Overrides the memory's budget for this call.
 
         Returns:
@@ -307,14 +291,40 @@ class ConversationMemory:
         with self._lock:
             self._check_open()
             self._refresh()
-            return assemble(
-                self._builder.exchanges,
-                self.budget if budget is None else as_budget(budget),
+            limit_budget = self.budget if budget is None else as_budget(budget)
+            summary = self.summaries.current
+            window, recollection = plan_window(
+                self._view,
+                self.archive,
+                self.counter,
+                limit=limit_budget.prompt_tokens,
+                system=system,
+                query=query,
+                summary=summary,
+                recall_share=self.recall_share,
+            )
+            prompt = assemble(
+                window,
+                limit_budget,
                 self.counter,
                 system=system,
-                history_tokens=self._history_tokens,
-                history_turns=self._turn_count,
-                raw_history_tokens=self._raw_history_tokens,
+                summary=summary.text if summary is not None and summary.text else None,
+                recalled=recollection.snippets,
+                summary_share=DEFAULT_SUMMARY_SHARE * 1.3,
+                recall_share=self.recall_share,
+                history_tokens=self._view.history_tokens,
+                history_turns=self._view.turn_count,
+                raw_history_tokens=self._view.raw_history_tokens,
+            )
+            self._ledger.record(prompt)
+            return account(
+                prompt,
+                recollection,
+                summary,
+                ledger=self._ledger,
+                runner=self.summaries,
+                model=self.model,
+                prices=self.prices,
             )
 
     def history(self) -> list[BaseMessage]:
@@ -336,7 +346,8 @@ class ConversationMemory:
 
         By ``ref`` alone it pages through the archived original (``page=2``...); with a
         ``query`` it returns the most relevant chunks of that ref, or of the whole
-        session's archive, within ``max_tokens``. An unknown ref gets the list of refs.
+        session's archive and turns, within ``max_tokens``. An unknown ref gets the list
+        of refs.
         """
         with self._lock:
             self._check_open()
@@ -348,25 +359,29 @@ class ConversationMemory:
         return recall_tool(self.archive)
 
     def wait_until_indexed(self, timeout: float | None = None) -> bool:
-        """Block until every archived chunk is embedded; True if done within ``timeout``."""
+        """Block until every archived chunk and turn is embedded; True if in time."""
         self._check_open()
         return self._indexer.wait_idle(timeout)
 
     @property
     def history_tokens(self) -> int:
         """Counted tokens of the whole stored history, as prompts would send it."""
-        return self._history_tokens
+        return self._view.history_tokens
 
     def close(self) -> None:
         """Stop background work and release the store (idempotent).
 
-        Chunks not yet embedded stay queued in the store and are embedded next time.
+        Chunks not yet embedded and turns not yet summarized stay in the store and are
+        picked up next time.
         """
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._indexer.close()
-                self._database.close()
+            if self._closed:
+                return
+            self._closed = True
+        self.summaries.close()
+        self._indexer.close()
+        with self._lock:
+            self._database.close()
 
     def __enter__(self) -> Self:
         return self

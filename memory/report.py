@@ -42,6 +42,16 @@ class Report:
         current_turn_seq: Sequence number of the pinned current user turn, if any.
         compressed_refs: Refs of archived tool outputs sent as digests in this prompt.
         compression_saved: Tokens those digests saved against their originals.
+        recalled_turns: Seqs of evicted turns brought back for the current query.
+        summary_covers_upto: Seq of the last turn the summary covers (0: no summary).
+        summary_error: The summarizer's last failure, if its latest attempt failed.
+        summarizer_input_tokens: Input tokens the summarizer spent over the session.
+        summarizer_output_tokens: Output tokens the summarizer spent over the session.
+        session_calls: ``assemble`` calls this view made in the session so far.
+        session_raw_tokens: Their raw-history tokens, summed.
+        session_sent_tokens: Their prompt tokens, summed.
+        money_saved_usd: Dollars saved over those calls net of the summarizer's cost, at
+            the price table's rates (None: the model's price is unknown).
     """
 
     budget: int
@@ -60,6 +70,15 @@ class Report:
     current_turn_seq: int | None = None
     compressed_refs: tuple[str, ...] = ()
     compression_saved: int = 0
+    recalled_turns: tuple[int, ...] = ()
+    summary_covers_upto: int = 0
+    summary_error: str | None = None
+    summarizer_input_tokens: int = 0
+    summarizer_output_tokens: int = 0
+    session_calls: int = 0
+    session_raw_tokens: int = 0
+    session_sent_tokens: int = 0
+    money_saved_usd: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +87,7 @@ class Report:
         data["omitted_ranges"] = [list(r) for r in self.omitted_ranges]
         data["pending_tool_calls"] = list(self.pending_tool_calls)
         data["compressed_refs"] = list(self.compressed_refs)
+        data["recalled_turns"] = list(self.recalled_turns)
         return data
 
     def to_json(self, *, indent: int | None = None) -> str:

@@ -20,6 +20,8 @@ __all__ = [
     "NewChunk",
     "NewTurn",
     "SessionInfo",
+    "SummaryRecord",
+    "SummaryStore",
     "TurnRecord",
     "TurnStore",
     "VectorIndex",
@@ -178,10 +180,25 @@ class BlobStore(Protocol):
         """Return the session's chunks with these ids (others' ids are ignored)."""
         ...
 
+    def add_turn_texts(self, session: str, turns: Sequence[tuple[int, str]]) -> None:
+        """Index conversation turns ``(seq, text)`` for search (chunks with ref ``""``)."""
+        ...
+
     def search_text(
-        self, session: str, query: str, *, ref: str | None = None, limit: int = 20
+        self,
+        session: str,
+        query: str,
+        *,
+        ref: str | None = None,
+        limit: int = 20,
+        turns: bool | None = False,
+        before_seq: int | None = None,
     ) -> list[ChunkRecord]:
-        """Return chunks matching the query's words (full-text search), best first."""
+        """Return chunks matching the query's words (full-text search), best first.
+
+        ``turns``: False searches archived outputs, True conversation turns (with
+        ``seq < before_seq`` if given), None both. ``ref`` narrows to one output.
+        """
         ...
 
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
@@ -214,4 +231,44 @@ class VectorIndex(Protocol):
 
     def save(self) -> None:
         """Persist the index, atomically, where it was opened (no-op in memory)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """One version of a session's running summary, or a failed attempt at one.
+
+    A summary covers every turn with ``seq <= covers_upto``; a failed attempt has
+    ``error`` set and keeps the previous summary's text and coverage.
+    """
+
+    session: str
+    version: int
+    covers_upto: int
+    text: str
+    tokens: int
+    summarizer: str
+    input_tokens: int
+    output_tokens: int
+    created_at: float
+    error: str | None = None
+
+
+class SummaryStore(Protocol):
+    """Versions of each session's running summary (derived data: can be rebuilt)."""
+
+    def add_summary(self, record: SummaryRecord) -> None:
+        """Store a summary version or a failed attempt."""
+        ...
+
+    def latest(self, session: str) -> SummaryRecord | None:
+        """Return the newest successful summary, None if there is none."""
+        ...
+
+    def attempts(self, session: str) -> list[SummaryRecord]:
+        """Return every version and failed attempt, oldest first."""
+        ...
+
+    def clear_summaries(self, session: str) -> None:
+        """Forget a session's summaries (to rebuild them from the turns)."""
         ...

@@ -204,17 +204,44 @@ class SQLiteBlobStore:
         by_id = {r[0]: _chunk(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def add_turn_texts(self, session: str, turns: Sequence[tuple[int, str]]) -> None:
+        """Index conversation turns for search: chunks with ref ``""`` and idx = seq."""
+        with self.database.write() as conn:
+            conn.executemany(
+                "INSERT INTO chunks(session, ref, idx, start, end, text) "
+                "VALUES (?, '', ?, 0, ?, ?)",
+                [(session, seq, len(text), text) for seq, text in turns],
+            )
+
     def search_text(
-        self, session: str, query: str, *, ref: str | None = None, limit: int = 20
+        self,
+        session: str,
+        query: str,
+        *,
+        ref: str | None = None,
+        limit: int = 20,
+        turns: bool | None = False,
+        before_seq: int | None = None,
     ) -> list[ChunkRecord]:
-        """Return chunks matching the query's words by BM25, best first."""
+        """Return chunks matching the query's words by BM25, best first.
+
+        ``turns``: False searches archived outputs, True conversation turns (those with
+        ``seq < before_seq`` if given), None both. ``ref`` narrows to one output.
+        """
         match = fts_query(query)
         if match is None:
             return []
         extra = ""
-        params: tuple[str | int, ...] = (match, session, limit)
+        params: tuple[str | int, ...] = (match, session)
         if ref is not None:
-            extra, params = " AND c.ref = ?", (match, session, ref, limit)
+            extra, params = " AND c.ref = ?", (*params, ref)
+        elif turns is False:
+            extra = " AND c.ref != ''"
+        elif turns is True:
+            extra = " AND c.ref = ''"
+            if before_seq is not None:
+                extra, params = extra + " AND c.idx < ?", (*params, before_seq)
+        params = (*params, limit)
         sql = (
             f"SELECT c.id, c.session, c.ref, c.idx, c.start, c.end, c.text FROM chunks_fts "
             f"JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "

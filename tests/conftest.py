@@ -30,7 +30,9 @@ def counter() -> TiktokenCounter:
 @pytest.fixture
 def mem() -> Iterator[ConversationMemory]:
     """A memory on a private in-memory store."""
-    with ConversationMemory.open(":memory:", session="test", budget=4000) as memory:
+    with ConversationMemory.open(
+        ":memory:", session="test", budget=4000, embedder=DeterministicFakeEmbedding(size=64)
+    ) as memory:
         yield memory
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import ToolMessage
 
 from memory import ConversationMemory, InputError, RefNotFoundError, StoreError
@@ -22,6 +23,8 @@ LOG = "\n".join(
     + [f"2024-05-01 10:06:{i % 60:02d} INFO worker {i} idle" for i in range(100)]
 )
 ROWS = json.dumps([{"id": i, "name": f"user{i}", "score": i * 3 % 17} for i in range(200)])
+
+FAKE = DeterministicFakeEmbedding(size=64)
 
 
 def call(call_id: str, name: str = "run") -> dict[str, object]:
@@ -83,7 +86,9 @@ def test_digests_are_deterministic_across_sessions(db_path: Path, fake_embedder:
 @settings(max_examples=40)
 @given(text=st.text(min_size=300, max_size=3000))
 def test_archive_round_trip_is_exact(text: str) -> None:
-    with ConversationMemory.open(":memory:", session="rt", compress_threshold=20) as mem:
+    with ConversationMemory.open(
+        ":memory:", session="rt", compress_threshold=20, embedder=FAKE
+    ) as mem:
         mem.add([call("c1"), {"role": "tool", "tool_call_id": "c1", "content": text}])
         for record in mem.archive.refs():
             original = mem.archive.get(record.ref)
@@ -190,7 +195,9 @@ def test_recall_right_after_add_waits_for_that_outputs_chunks(
 
 
 def test_output_over_the_size_cap_is_refused_and_nothing_is_written() -> None:
-    with ConversationMemory.open(":memory:", session="s", max_output_bytes=1000) as mem:
+    with ConversationMemory.open(
+        ":memory:", session="s", max_output_bytes=1000, embedder=FAKE
+    ) as mem:
         with pytest.raises(InputError, match="max_output_bytes"):
             mem.add([call("c1"), {"role": "tool", "tool_call_id": "c1", "content": "x " * 2000}])
         assert mem.history() == []

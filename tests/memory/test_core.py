@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from memory import (
@@ -37,6 +38,8 @@ TOOL_TURN = [
     {"role": "assistant", "content": "Two files: a.txt and b.txt."},
 ]
 
+FAKE = DeterministicFakeEmbedding(size=64)
+
 
 def test_add_assemble_history(mem: ConversationMemory) -> None:
     assert mem.add(TOOL_TURN) == [1, 2, 3, 4]
@@ -56,9 +59,9 @@ def test_add_assemble_history(mem: ConversationMemory) -> None:
 
 
 def test_a_second_open_sees_everything(db_path: Path) -> None:
-    with ConversationMemory.open(db_path, session="u1") as first:
+    with ConversationMemory.open(db_path, session="u1", embedder=FAKE) as first:
         first.add(TOOL_TURN)
-    with ConversationMemory.open(db_path, session="u1") as second:
+    with ConversationMemory.open(db_path, session="u1", embedder=FAKE) as second:
         assert [m.content for m in second.history()] == [
             "what is in /tmp?",
             "",
@@ -70,12 +73,14 @@ def test_a_second_open_sees_everything(db_path: Path) -> None:
 
 
 def test_another_process_sees_everything_and_vice_versa(db_path: Path) -> None:
-    with ConversationMemory.open(db_path, session="u1") as mem:
+    with ConversationMemory.open(db_path, session="u1", embedder=FAKE) as mem:
         mem.add(TOOL_TURN)
         child = textwrap.dedent(
             f"""
+            from langchain_core.embeddings import DeterministicFakeEmbedding
             from memory import ConversationMemory
-            with ConversationMemory.open({str(db_path)!r}, session="u1") as mem:
+            fake = DeterministicFakeEmbedding(size=64)
+            with ConversationMemory.open({str(db_path)!r}, session="u1", embedder=fake) as mem:
                 assert len(mem.history()) == 4, mem.history()
                 mem.add({{"role": "user", "content": "from the child"}})
             """
@@ -89,9 +94,9 @@ def test_another_process_sees_everything_and_vice_versa(db_path: Path) -> None:
 
 
 def test_sessions_are_isolated(db_path: Path) -> None:
-    with ConversationMemory.open(db_path, session="alice") as alice:
+    with ConversationMemory.open(db_path, session="alice", embedder=FAKE) as alice:
         alice.add({"role": "user", "content": "my secret is 42"})
-    with ConversationMemory.open(db_path, session="bob") as bob:
+    with ConversationMemory.open(db_path, session="bob", embedder=FAKE) as bob:
         assert bob.history() == []
         assert "42" not in str(bob.assemble(system="hi").messages)
 
@@ -139,21 +144,21 @@ def test_anthropic_and_langchain_inputs(mem: ConversationMemory) -> None:
 @pytest.mark.parametrize("session", ["", "   ", None, "x" * 600, "a\x00b", "lone \ud800"])
 def test_bad_session_ids(session: object) -> None:
     with pytest.raises(InputError, match="session"):
-        ConversationMemory.open(":memory:", session=session)  # type: ignore[arg-type]
+        ConversationMemory.open(":memory:", session=session, embedder=FAKE)  # type: ignore[arg-type]
 
 
 def test_odd_but_valid_session_ids_are_scoped(db_path: Path) -> None:
     names = ["'; DROP TABLE turns; --", "../../etc/passwd", "ユーザー", "a/b\\c"]
     for name in names:
-        with ConversationMemory.open(db_path, session=name) as mem:
+        with ConversationMemory.open(db_path, session=name, embedder=FAKE) as mem:
             mem.add({"role": "user", "content": name})
     for name in names:
-        with ConversationMemory.open(db_path, session=name) as mem:
+        with ConversationMemory.open(db_path, session=name, embedder=FAKE) as mem:
             assert [m.content for m in mem.history()] == [name]
 
 
 def test_closed_memory_raises(db_path: Path) -> None:
-    mem = ConversationMemory.open(db_path, session="s")
+    mem = ConversationMemory.open(db_path, session="s", embedder=FAKE)
     mem.close()
     mem.close()  # idempotent
     for use in (lambda: mem.add(HumanMessage("x")), mem.assemble, mem.history):
@@ -168,9 +173,9 @@ def test_budget_error_from_memory(mem: ConversationMemory) -> None:
     assert mem.assemble(budget=Budget(context_window=20000)).tokens > 5000
 
 
-def test_unimplemented_options_are_refused_clearly() -> None:
+def test_bad_summarizer_is_refused_clearly() -> None:
     with pytest.raises(ConfigError, match="summarizer"):
-        ConversationMemory.open(":memory:", session="s", summarizer=object())  # type: ignore[arg-type]
+        ConversationMemory.open(":memory:", session="s", summarizer=object(), embedder=FAKE)  # type: ignore[arg-type]
 
 
 def test_not_a_database_is_a_store_error_and_the_file_is_untouched(tmp_path: Path) -> None:
@@ -178,15 +183,15 @@ def test_not_a_database_is_a_store_error_and_the_file_is_untouched(tmp_path: Pat
     bogus.write_bytes(b"this is not sqlite at all" * 100)
     before = bogus.read_bytes()
     with pytest.raises(StoreError, match="SQLite"):
-        ConversationMemory.open(bogus, session="s")
+        ConversationMemory.open(bogus, session="s", embedder=FAKE)
     assert bogus.read_bytes() == before
 
 
 def test_counts_are_redone_when_the_tokenizer_changes(db_path: Path) -> None:
-    with ConversationMemory.open(db_path, session="s", model="gpt-4o") as mem:
+    with ConversationMemory.open(db_path, session="s", model="gpt-4o", embedder=FAKE) as mem:
         mem.add({"role": "user", "content": "こんにちは世界、今日はいい天気ですね。" * 10})
         o200k = mem.history_tokens
-    with ConversationMemory.open(db_path, session="s", model="gpt-4") as mem:
+    with ConversationMemory.open(db_path, session="s", model="gpt-4", embedder=FAKE) as mem:
         assert mem.history_tokens != o200k
         assert mem.history_tokens == mem.counter.count_message(mem.history()[0])
 
@@ -202,7 +207,7 @@ def test_counts_are_redone_when_the_tokenizer_changes(db_path: Path) -> None:
 def test_memory_properties_over_random_openai_histories(
     turns: list[tuple[str, str]], limit: int
 ) -> None:
-    with ConversationMemory.open(":memory:", session="p", budget=limit) as mem:
+    with ConversationMemory.open(":memory:", session="p", budget=limit, embedder=FAKE) as mem:
         call = 0
         for role, text in turns:
             if role == "tool":

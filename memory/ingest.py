@@ -1,0 +1,81 @@
+"""Turn incoming messages into stored turns: counted, and compacted when bulky."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from langchain_core.messages import BaseMessage, ToolMessage, message_to_dict
+
+from memory.archive import Archive, ArchivedOutput
+from memory.tokens import TokenCounter
+from stores.base import NewTurn
+
+__all__ = ["DEFAULT_COMPRESS_THRESHOLD", "DEFAULT_DIGEST_SHARE", "IngestOptions", "to_new_turn"]
+
+DEFAULT_COMPRESS_THRESHOLD = 500
+"""Tool outputs above this many tokens are archived and sent as a digest."""
+DEFAULT_DIGEST_SHARE = 0.10
+"""Largest share of the prompt budget one digest may take."""
+MIN_DIGEST_TOKENS = 120
+DIGEST_RATIO = 0.12
+"""Largest share of its original a digest may take."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """When to compress a tool output, and the prompt budget its digest must respect."""
+
+    compress_threshold: int
+    prompt_tokens: int
+
+
+def max_digest_tokens(original_tokens: int, prompt_tokens: int) -> int:
+    """Size a digest: at most 12% of the original and 10% of the prompt budget."""
+    share = int(prompt_tokens * DEFAULT_DIGEST_SHARE)
+    return max(MIN_DIGEST_TOKENS, min(share, int(original_tokens * DIGEST_RATIO)))
+
+
+def _dump(message: BaseMessage) -> str:
+    return json.dumps(message_to_dict(message), default=str)
+
+
+def to_new_turn(
+    message: BaseMessage,
+    *,
+    counter: TokenCounter,
+    archive: Archive,
+    options: IngestOptions,
+) -> tuple[NewTurn, ArchivedOutput | None]:
+    """Count a message; archive a bulky tool output and keep its digest for prompts.
+
+    Returns:
+        The turn to store (original payload, plus the compact form if compressed) and
+        the archived output to write in the same transaction, if any.
+
+    Raises:
+        InputError: the tool output is larger than the archive accepts.
+    """
+    payload = _dump(message)
+    tokens = counter.count_message(message)
+    text = message.content if isinstance(message, ToolMessage) else None
+    if isinstance(text, str) and tokens > options.compress_threshold:
+        original_tokens = counter.count(text)
+        prepared = archive.prepare(
+            text,
+            max_tokens=max_digest_tokens(original_tokens, options.prompt_tokens),
+            original_tokens=original_tokens,
+        )
+        if prepared is not None:
+            compact = message.model_copy(update={"content": prepared.prompt_text})
+            turn = NewTurn(
+                role=message.type,
+                payload=payload,
+                tokens=counter.count_message(compact),
+                counter=counter.name,
+                compact=_dump(compact),
+                raw_tokens=tokens,
+                ref=prepared.ref,
+            )
+            return turn, prepared
+    return NewTurn(message.type, payload, tokens, counter.name), None

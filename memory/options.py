@@ -1,0 +1,76 @@
+"""Checks and defaults for ``ConversationMemory.open``'s options."""
+
+from __future__ import annotations
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+
+from memory.errors import ConfigError, InputError
+from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
+from memory.tokens import TokenCounter
+
+__all__ = [
+    "MAX_RECALL_SHARE",
+    "MAX_SESSION_LENGTH",
+    "check_options",
+    "check_session",
+    "resolve_summarizer",
+]
+
+MAX_SESSION_LENGTH = 512
+MAX_RECALL_SHARE = 0.8
+
+
+def check_session(session: object) -> str:
+    """Return ``session`` if it can scope a store's rows; raise ``InputError`` if not."""
+    if not isinstance(session, str) or not session.strip():
+        raise InputError("session must be a non-empty string, e.g. a user or thread id")
+    if len(session) > MAX_SESSION_LENGTH or "\x00" in session:
+        raise InputError(f"session must be at most {MAX_SESSION_LENGTH} characters, without NUL")
+    try:
+        session.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"session must be valid Unicode text: {exc.reason}") from exc
+    return session
+
+
+def resolve_summarizer(
+    summarizer: BaseChatModel | Summarizer | None, counter: TokenCounter, cap: int
+) -> Summarizer:
+    """Wrap a chat model in ``LLMSummarizer``; None gives the offline extractive one."""
+    if summarizer is None:
+        return ExtractiveSummarizer(counter, max_summary_tokens=cap)
+    if isinstance(summarizer, BaseChatModel):
+        return LLMSummarizer(summarizer, counter, max_summary_tokens=cap)
+    if isinstance(summarizer, Summarizer):
+        return summarizer
+    raise ConfigError(
+        "summarizer must be a LangChain chat model, a Summarizer or None, "
+        f"not {type(summarizer).__name__}"
+    )
+
+
+def check_options(
+    *,
+    embedder: object,
+    compress_threshold: object,
+    max_output_bytes: object,
+    recall_share: float,
+) -> None:
+    """Refuse options the memory cannot work with.
+
+    Raises:
+        ConfigError: naming the option, the value and what is expected.
+    """
+    if embedder is not None and not isinstance(embedder, Embeddings):
+        raise ConfigError(f"embedder must be a LangChain Embeddings, not {type(embedder).__name__}")
+    for name, value in (
+        ("compress_threshold", compress_threshold),
+        ("max_output_bytes", max_output_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{name} must be a positive int, not {value!r}")
+    if not 0.0 <= recall_share <= MAX_RECALL_SHARE:
+        raise ConfigError(
+            f"recall_share must be within [0, {MAX_RECALL_SHARE}], not {recall_share!r}"
+        )

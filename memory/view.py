@@ -1,0 +1,93 @@
+"""The in-process view of one session's stored turns, kept up to date incrementally."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+
+from langchain_core.messages import HumanMessage, SystemMessage, messages_from_dict
+
+from memory.messages import Exchange, ExchangeBuilder, Turn
+from memory.recollect import turn_text
+from memory.tokens import TokenCounter
+from stores.base import TurnRecord
+
+__all__ = ["SessionView"]
+
+
+class SessionView:
+    """Turns as prompts send them, grouped into exchanges, with running totals.
+
+    Loading only appends: assembling a prompt never re-reads or re-tokenizes history.
+    """
+
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+        self.builder = ExchangeBuilder()
+        self.first_seqs: list[int] = []
+        self.issued_calls: set[str] = set()
+        self.turn_count = 0
+        self.last_seq = 0
+        self.history_tokens = 0
+        self.raw_history_tokens = 0
+        self.last_user_text: str | None = None
+        self._turns: dict[int, Turn] = {}
+        self._segment_seqs: list[int] = []
+        self._segment_texts: list[str] = []
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """The session's exchanges, oldest first."""
+        return self.builder.exchanges
+
+    def load(self, records: Sequence[TurnRecord]) -> list[tuple[int, str]]:
+        """Append stored records; return ``(seq, text)`` of new searchable turns."""
+        turns: list[Turn] = []
+        searchable: list[tuple[int, str]] = []
+        for record in records:
+            turn = self._turn(record)
+            turns.append(turn)
+            self._turns[turn.seq] = turn
+            message = turn.message
+            self.issued_calls.update(str(c["id"]) for c in getattr(message, "tool_calls", []))
+            self.history_tokens += turn.tokens
+            self.raw_history_tokens += turn.raw_tokens or turn.tokens
+            if isinstance(message, SystemMessage) and isinstance(message.content, str):
+                self._segment_seqs.append(turn.seq)
+                self._segment_texts.append(message.content.strip()[:200])
+            text = turn_text(turn)
+            if text is not None:
+                searchable.append((turn.seq, text))
+                if isinstance(message, HumanMessage):
+                    self.last_user_text = text.split(": ", 1)[1]
+        self.builder.extend(turns)
+        self.first_seqs.extend(e.first_seq for e in self.exchanges[len(self.first_seqs) :])
+        self.turn_count += len(records)
+        if records:
+            self.last_seq = records[-1].seq
+        return searchable
+
+    def _turn(self, record: TurnRecord) -> Turn:
+        (message,) = messages_from_dict([json.loads(record.compact or record.payload)])
+        if record.counter == self.counter.name:
+            return Turn(record.seq, message, record.tokens, record.raw_tokens, record.ref)
+        tokens = self.counter.count_message(message)
+        raw_tokens = tokens
+        if record.compact is not None:
+            (original,) = messages_from_dict([json.loads(record.payload)])
+            raw_tokens = self.counter.count_message(original)
+        return Turn(record.seq, message, tokens, raw_tokens, record.ref)
+
+    def turn_at(self, seq: int) -> Turn | None:
+        """Return the turn with this seq, as prompts send it."""
+        return self._turns.get(seq)
+
+    def segment_of(self, seq: int) -> str | None:
+        """Return the nearest earlier system message (a segment's header, e.g. a date)."""
+        position = bisect.bisect_right(self._segment_seqs, seq) - 1
+        return self._segment_texts[position] if position >= 0 else None
+
+    def index_after(self, seq: int) -> int:
+        """Index of the first exchange whose first turn comes after ``seq``."""
+        return bisect.bisect_right(self.first_seqs, seq)
