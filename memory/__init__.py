@@ -21,6 +21,7 @@ from memory.errors import (
 )
 from memory.messages import Exchange, Turn, normalize
 from memory.report import PartTokens, Report
+from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, SummaryResult
 from memory.tokens import (
     CallableCounter,
     ChatModelCounter,
@@ -41,14 +42,18 @@ __all__ = [
     "ContextAtticError",
     "ConversationMemory",
     "Exchange",
+    "ExtractiveSummarizer",
     "InputError",
+    "LLMSummarizer",
     "MissingDependencyError",
     "PartTokens",
     "Prompt",
     "RefNotFoundError",
     "Report",
     "StoreError",
+    "Summarizer",
     "SummarizerError",
+    "SummaryResult",
     "TiktokenCounter",
     "TokenCounter",
     "Turn",

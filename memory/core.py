@@ -39,18 +39,18 @@ __all__ = [
     "DEFAULT_COMPRESS_THRESHOLD",
     "DEFAULT_RECALL_SHARE",
     "DEFAULT_SUMMARY_SHARE",
-    "DEFAULT_WINDOW_SHARE",
     "ConversationMemory",
 ]
 
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
 DEFAULT_SUMMARY_SHARE = 0.15
 """The running summary's cap, as a share of the prompt budget."""
-DEFAULT_RECALL_SHARE = 0.35
+DEFAULT_RECALL_SHARE = 0.6
 """Recalled evicted turns' cap, as a share of the prompt budget."""
-DEFAULT_WINDOW_SHARE = 0.45
-"""Unsummarized turns allowed (share of the budget) before a block is folded."""
+MIN_WINDOW_SHARE = 0.2
+"""Unsummarized turns allowed before a block is folded: what summary and recall leave."""
 _APPEND_RETRIES = 20
+SUMMARY_SLACK = 1.3  # a model may overshoot the summary cap a little
 
 
 class ConversationMemory:
@@ -103,7 +103,10 @@ class ConversationMemory:
             summarizer,
             counter,
             self._exchanges_snapshot,
-            window_tokens=int(budget.prompt_tokens * DEFAULT_WINDOW_SHARE),
+            window_tokens=int(
+                budget.prompt_tokens
+                * max(MIN_WINDOW_SHARE, 1.0 - DEFAULT_SUMMARY_SHARE - recall_share)
+            ),
         )
         self.summaries.notify()
 
@@ -302,6 +305,7 @@ class ConversationMemory:
                 query=query,
                 summary=summary,
                 recall_share=self.recall_share,
+                summary_share=DEFAULT_SUMMARY_SHARE * SUMMARY_SLACK,
             )
             prompt = assemble(
                 window,
@@ -310,7 +314,7 @@ class ConversationMemory:
                 system=system,
                 summary=summary.text if summary is not None and summary.text else None,
                 recalled=recollection.snippets,
-                summary_share=DEFAULT_SUMMARY_SHARE * 1.3,
+                summary_share=DEFAULT_SUMMARY_SHARE * SUMMARY_SLACK,
                 recall_share=self.recall_share,
                 history_tokens=self._view.history_tokens,
                 history_turns=self._view.turn_count,

@@ -22,6 +22,7 @@ from stores.faiss_index import FAISSIndex, index_path
 __all__ = ["DEFAULT_EMBED_BATCH", "Indexer"]
 
 DEFAULT_EMBED_BATCH = 64
+QUERY_CACHE_SIZE = 256
 
 
 class Indexer(BackgroundWorker):
@@ -56,6 +57,7 @@ class Indexer(BackgroundWorker):
         self.chunks_embedded = 0
         self.embed_seconds = 0.0
         self.rebuilt = False
+        self._query_vectors: dict[str, npt.NDArray[np.float32]] = {}
         self.start()
 
     def wait_for(self, max_chunk_id: int, timeout: float | None = None) -> bool:
@@ -75,7 +77,12 @@ class Indexer(BackgroundWorker):
         """Return ``(chunk_id, score)`` pairs for the query, best first (embedded chunks)."""
         if self._index is None or len(self._index) == 0:
             return []
-        vector = embed_matrix(self._embedder, [query])[0]
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = embed_matrix(self._embedder, [query])[0]
+            if len(self._query_vectors) >= QUERY_CACHE_SIZE:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+            self._query_vectors[query] = vector
         return self._index.search(vector, k)
 
     def _ensure_index(self, dim: int) -> FAISSIndex:

@@ -58,7 +58,10 @@ def to_new_turn(
     """
     payload = _dump(message)
     tokens = counter.count_message(message)
-    text = message.content if isinstance(message, ToolMessage) else None
+    # A recall result is the archive answering the model: compressing it again would
+    # hide exactly what the model asked for.
+    is_output = isinstance(message, ToolMessage) and message.name != "recall"
+    text = message.content if is_output else None
     if isinstance(text, str) and tokens > options.compress_threshold:
         original_tokens = counter.count(text)
         prepared = archive.prepare(

@@ -33,6 +33,7 @@ def plan_window(
     query: str | None,
     summary: SummaryRecord | None,
     recall_share: float,
+    summary_share: float,
 ) -> tuple[list[Exchange], Recollection]:
     """Split history into the verbatim window and the evicted turns recalled for ``query``.
 
@@ -47,8 +48,12 @@ def plan_window(
     if system:
         fixed += counter.count_message(SystemMessage(system))
     if summary is not None and summary.text:
-        fixed += counter.count_message(SystemMessage(SUMMARY_HEADER + summary.text))
+        summary_tokens = counter.count_message(SystemMessage(SUMMARY_HEADER + summary.text))
+        if summary_tokens <= int(limit * summary_share):  # else assemble leaves it out
+            fixed += summary_tokens
     recall_room = max(0, min(int(limit * recall_share), limit - fixed))
+    if sum(e.tokens for e in window if e is not current) <= limit - fixed:
+        recall_room = 0  # the whole window fits verbatim: nothing is evicted
     room = limit - fixed - recall_room
     oldest = len(window)
     for position in range(len(window) - 1, -1, -1):

@@ -1,74 +1,238 @@
-"""Replay a recorded conversation through a memory, one model call at a time."""
+"""Replay a recorded conversation through a memory, one model call at a time.
+
+Transcripts come in two shapes: OpenAI-format chat messages (a ``{"messages": [...]}``
+JSON object, a JSON list of messages, or JSONL of ``{id, source, messages}`` records) and
+LoCoMo conversations (a JSON list of ``{sample_id, conversation}`` records).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memory.core import ConversationMemory
 from memory.errors import InputError
+from memory.report import Report
 
-__all__ = ["CallStats", "load_transcript", "replay"]
+__all__ = [
+    "DEFAULT_PRICE_PER_MTOK",
+    "CallStats",
+    "ReplayTotals",
+    "load_transcript",
+    "locomo_messages",
+    "model_calls",
+    "replay",
+    "totals",
+]
+
+DEFAULT_PRICE_PER_MTOK = 0.15
+"""Dollars per million input tokens: gpt-4o-mini's list price, the default model."""
+_SESSION_KEY = re.compile(r"session_(\d+)")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
 class CallStats:
-    """What one model call of a replay would have sent."""
+    """What one model call of a replay would have sent, with the prompt's full report."""
 
     call: int
     history_turns: int
     raw_tokens: int
     sent_tokens: int
     turns_omitted: int
+    report: Report
 
     @property
     def tokens_saved(self) -> int:
         """Tokens not sent compared with the raw history."""
         return self.raw_tokens - self.sent_tokens
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return the call number and its report as plain JSON-compatible data."""
+        return {"call": self.call, **self.report.to_dict()}
 
-def load_transcript(path: str | Path) -> list[dict[str, Any]]:
-    """Read an OpenAI-format transcript: ``{"messages": [...]}`` JSON or JSONL of messages.
 
-    Raises:
-        InputError: the file is missing or holds no list of messages.
-    """
-    file = Path(path)
+@dataclass(frozen=True, slots=True)
+class ReplayTotals:
+    """The sums over every model call of a replay, and what the savings are worth."""
+
+    calls: int
+    raw_tokens: int
+    sent_tokens: int
+    largest_prompt: int
+    archived_refs: int
+    compression_saved: int
+    price_per_mtok: float
+
+    @property
+    def tokens_saved(self) -> int:
+        """Input tokens not sent over the whole replay."""
+        return self.raw_tokens - self.sent_tokens
+
+    @property
+    def share_saved(self) -> float:
+        """Share of the raw input tokens not sent (0 when there were none)."""
+        return self.tokens_saved / self.raw_tokens if self.raw_tokens else 0.0
+
+    @property
+    def dollars_raw(self) -> float:
+        """What sending the raw history at every call would cost."""
+        return self.raw_tokens * self.price_per_mtok / 1_000_000
+
+    @property
+    def dollars_saved(self) -> float:
+        """What the saved input tokens are worth at ``price_per_mtok``."""
+        return self.tokens_saved * self.price_per_mtok / 1_000_000
+
+
+def totals(
+    rows: Sequence[CallStats], *, price_per_mtok: float = DEFAULT_PRICE_PER_MTOK
+) -> ReplayTotals:
+    """Sum the stats of a replay's model calls; price the saved tokens per million."""
+    refs = {ref for row in rows for ref in row.report.compressed_refs}
+    return ReplayTotals(
+        calls=len(rows),
+        raw_tokens=sum(r.raw_tokens for r in rows),
+        sent_tokens=sum(r.sent_tokens for r in rows),
+        largest_prompt=max((r.sent_tokens for r in rows), default=0),
+        archived_refs=len(refs),
+        compression_saved=sum(r.report.compression_saved for r in rows),
+        price_per_mtok=price_per_mtok,
+    )
+
+
+def _parse(file: Path) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read transcript {str(file)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"transcript {str(file)!r} is not UTF-8 text: {exc.reason}") from exc
     try:
-        data: Any = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError:
         try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
             raise InputError(f"{str(file)!r} is neither JSON nor JSONL: {exc}") from exc
-    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
-        data = data[0]
-    if isinstance(data, dict):
-        data = data.get("messages")
+
+
+def _record_id(record: Mapping[str, Any]) -> str | None:
+    value = record.get("id", record.get("sample_id"))
+    return None if value is None else str(value)
+
+
+def _is_record(item: Any) -> bool:
+    return isinstance(item, dict) and ("messages" in item or "conversation" in item)
+
+
+def load_transcript(path: str | Path, *, record_id: str | None = None) -> list[dict[str, Any]]:
+    """Read a transcript as OpenAI chat messages.
+
+    Args:
+        path: A JSON or JSONL file: ``{"messages": [...]}``, a list of messages, records
+            ``{id, source, messages}`` (JSONL or a JSON list), or LoCoMo conversations
+            ``{sample_id, conversation}`` (see :func:`locomo_messages`).
+        record_id: Which record to take from a file of several (``id`` or ``sample_id``,
+            e.g. ``"conv-26"``); the first one when None.
+
+    Raises:
+        InputError: the file is missing, unparsable, holds no list of messages, or no
+            record has ``record_id``.
+    """
+    file = Path(path)
+    data = _parse(file)
+    if _is_record(data):
+        data = [data]
+    if isinstance(data, list) and data and all(_is_record(item) for item in data):
+        records: list[dict[str, Any]] = data
+        if record_id is not None:
+            chosen = [r for r in records if _record_id(r) == record_id]
+            if not chosen:
+                known = ", ".join(str(_record_id(r)) for r in records[:20])
+                raise InputError(f"{str(file)!r} has no record {record_id!r}; it has: {known}")
+            records = chosen
+        record = records[0]
+        if "conversation" in record and "messages" not in record:
+            return locomo_messages(record["conversation"])
+        data = record["messages"]
+    elif record_id is not None:
+        raise InputError(f"{str(file)!r} holds one conversation without ids; drop the id")
     if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
         raise InputError(f"{str(file)!r} holds no list of chat messages")
     return data
+
+
+def locomo_messages(conversation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Turn one LoCoMo ``conversation`` into OpenAI chat messages.
+
+    ``speaker_a`` speaks as the user, ``speaker_b`` as the assistant (each message carries
+    the speaker's name); sessions come in order, the first turn of each prefixed with the
+    session's date (``[1:56 pm on 8 May, 2023] ...``), and a shared image becomes its
+    caption (``[shares an image: ...]``).
+
+    Raises:
+        InputError: the conversation has no sessions of turns.
+    """
+    numbered = sorted(
+        (int(match.group(1)), key)
+        for key in conversation
+        if (match := _SESSION_KEY.fullmatch(key)) and isinstance(conversation[key], list)
+    )
+    if not numbered:
+        raise InputError("the LoCoMo conversation has no session_N lists of turns")
+    speaker_a = conversation.get("speaker_a")
+    messages: list[dict[str, Any]] = []
+    for _, key in numbered:
+        date = conversation.get(f"{key}_date_time")
+        for position, turn in enumerate(conversation[key]):
+            if not isinstance(turn, dict):
+                raise InputError(f"{key}[{position}] of the LoCoMo conversation is not a turn")
+            text = str(turn.get("text", ""))
+            if turn.get("blip_caption"):
+                text += f" [shares an image: {turn['blip_caption']}]"
+            if position == 0 and date:
+                text = f"[{date}] {text}"
+            speaker = str(turn.get("speaker", ""))
+            message = {"role": "user" if speaker == speaker_a else "assistant", "content": text}
+            name = _NAME_UNSAFE.sub("_", speaker).strip("_")
+            if name:
+                message["name"] = name
+            messages.append(message)
+    return messages
+
+
+def _split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str | None, int]:
+    parts = []
+    position = 0
+    while position < len(messages) and messages[position].get("role") == "system":
+        parts.append(str(messages[position].get("content") or ""))
+        position += 1
+    return "\n\n".join(parts) or None, position
+
+
+def model_calls(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Count the model calls :func:`replay` will make: one per assistant message."""
+    _, position = _split_system(messages)
+    return sum(1 for m in messages[position:] if m.get("role") == "assistant")
 
 
 def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> Iterator[CallStats]:
     """Feed a transcript to ``memory``, yielding the prompt stats before each model reply.
 
     Leading system messages become the system prompt; every assistant message marks a
-    model call, for which the memory assembles a prompt from what came before.
+    model call, for which the memory assembles a prompt from what came before, once
+    the running summary has caught up (so the numbers do not depend on timing).
+
+    Raises:
+        InputError: a message of the transcript cannot be accepted.
+        BudgetError: a system prompt and user turn alone do not fit the budget.
     """
-    system_parts = []
-    position = 0
-    while position < len(messages) and messages[position].get("role") == "system":
-        system_parts.append(str(messages[position].get("content") or ""))
-        position += 1
-    system = "\n\n".join(system_parts) or None
+    system, position = _split_system(messages)
     pending: list[dict[str, Any]] = []
     call = 0
     for message in messages[position:]:
@@ -77,6 +241,9 @@ def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> It
                 memory.add(pending)
                 pending = []
             call += 1
+            settle = getattr(memory, "wait_until_summarized", None)
+            if settle is not None:  # as if the reply took long enough for the summary
+                settle()
             prompt = memory.assemble(system=system)
             yield CallStats(
                 call=call,
@@ -84,6 +251,7 @@ def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> It
                 raw_tokens=prompt.report.raw_tokens,
                 sent_tokens=prompt.tokens,
                 turns_omitted=prompt.report.turns_omitted,
+                report=prompt.report,
             )
         pending.append(message)
     if pending:

@@ -48,7 +48,9 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     ] == ["make test"]
 
 
-def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_python_examples_run(  # ```python blocks run; ```py ones are sketches
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
     assert blocks

@@ -1,0 +1,337 @@
+"""``ContextAtticMiddleware``: budgeted prompts for langchain 1.x ``create_agent``.
+
+Imported through :mod:`memory.adapters.langchain`, which turns a missing ``langchain``
+into ``MissingDependencyError``. The graph's state keeps every message; only what is sent
+to the model changes, so nothing is lost and other middleware sees the full history.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, cast
+
+from langchain.agents.middleware.summarization import ContextSize, TriggerClause
+from langchain.agents.middleware.types import (
+    AgentMiddleware,
+    AgentState,
+    ModelRequest,
+    ModelResponse,
+)
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.config import get_config
+
+from memory.adapters._common import (
+    AddedMessages,
+    CounterLike,
+    MemoryOpener,
+    MessagesCounterFn,
+    as_counter,
+    recall_tokens,
+    split_system,
+)
+from memory.budget import Budget
+from memory.core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
+from memory.errors import BudgetError, ConfigError
+from memory.report import Report
+from memory.tool import DEFAULT_RECALL_TOKENS, RECALL_DESCRIPTION, RecallInput
+
+__all__ = ["DEFAULT_SESSION", "ContextAtticMiddleware"]
+
+
+DEFAULT_SESSION = "default"
+"""Session used when neither ``session=`` nor a ``thread_id`` in the run's config is given."""
+
+Trigger = ContextSize | TriggerClause | list[ContextSize | TriggerClause]
+
+
+def _clauses(trigger: Trigger | None) -> list[dict[str, float]]:
+    items = trigger if isinstance(trigger, list) else [trigger] if trigger else []
+    clauses: list[dict[str, float]] = []
+    for item in items:
+        pairs = [item] if isinstance(item, tuple) else list(dict(item).items())
+        clause: dict[str, float] = {}
+        for kind, value in pairs:
+            if kind not in ("tokens", "messages", "fraction") or not isinstance(value, int | float):
+                raise ConfigError(f"bad trigger {item!r}: use tokens, messages or fraction > 0")
+            if value <= 0:
+                raise ConfigError(f"bad trigger {item!r}: use tokens, messages or fraction > 0")
+            clause[kind] = float(value)
+        clauses.append(clause)
+    return clauses
+
+
+def _max_input_tokens(model: BaseChatModel | None) -> int | None:
+    profile = getattr(model, "profile", None) or {}
+    value = profile.get("max_input_tokens")
+    return int(value) if isinstance(value, int) else None
+
+
+class _Session:
+    """The memory of one session and which state messages it already holds."""
+
+    def __init__(self, memory: ConversationMemory) -> None:
+        self.memory = memory
+        self.added = AddedMessages(memory.history())
+        self.lock = threading.Lock()
+
+    def sync(self, messages: Sequence[BaseMessage]) -> None:
+        fresh = self.added.new(messages)
+        if fresh:
+            self.memory.add(fresh)
+            self.added.note(fresh)
+
+    def record(self, reply: Sequence[BaseMessage]) -> None:
+        fresh = self.added.unseen(reply)
+        if fresh:
+            self.memory.add(fresh)
+            self.added.note(fresh)
+
+
+class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
+    """Send each model call a budgeted prompt instead of the whole message list.
+
+    A drop-in for ``SummarizationMiddleware`` in ``create_agent(middleware=[...])``. Before
+    each model call, the messages of the graph's state not yet stored are added to the
+    session's memory (tool outputs above ``compress_threshold`` tokens are archived and
+    sent as digests), and the model gets the assembled prompt: the system prompt, then the
+    recent turns that fit ``budget``, exchanges whole. The model's reply is stored as it
+    comes. The ``recall`` tool is registered, so the model can read archived outputs
+    back. The state itself is never rewritten: it keeps the full history.
+
+    Args:
+        model: The summarizer (a chat model, or a name for ``init_chat_model``), used
+            once the running summary ships; until then it is ignored with a warning.
+        trigger: When to assemble, as in ``SummarizationMiddleware``: ``("tokens", n)``,
+            ``("messages", n)``, ``("fraction", f)`` of the model's ``max_input_tokens``,
+            a dict of them (all must hold) or a list (any may hold). None: every call.
+            Below the trigger the model gets the full message list.
+        keep: How much the prompt may hold when ``budget`` is not given: ``("tokens",
+            n)``, ``("fraction", f)`` of the model's input window, or ``("messages", n)``
+            (the tokens of the last ``n`` messages).
+        token_counter: A ``TokenCounter``, a chat model, a ``str -> int`` callable or a
+            LangChain ``messages -> int`` counter such as ``count_tokens_approximately``;
+            None counts exactly with tiktoken.
+        budget: A ``Budget`` or prompt tokens; wins over ``keep``. Default
+            ``DEFAULT_BUDGET``.
+        path: The SQLite file of the memories (default ``":memory:"``: one private store
+            per session, gone with the process).
+        session: The session id; None uses the run's ``configurable.thread_id``, else
+            ``DEFAULT_SESSION`` (then every run without a thread id shares one session).
+        model_name: The name of the model the prompts are for; picks the tokenizer.
+        embedder: LangChain ``Embeddings`` for archive search; None uses the bundled
+            MiniLM.
+        compress_threshold: Tool outputs above this many tokens are archived.
+
+    Raises:
+        ConfigError: a bad trigger, keep or budget.
+    """
+
+    def __init__(
+        self,
+        model: str | BaseChatModel | None = None,
+        *,
+        trigger: Trigger | None = None,
+        keep: ContextSize | None = None,
+        token_counter: CounterLike | MessagesCounterFn | None = None,
+        budget: Budget | int | None = None,
+        path: str | Path = ":memory:",
+        session: str | None = None,
+        model_name: str | None = None,
+        embedder: Embeddings | None = None,
+        compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
+    ) -> None:
+        super().__init__()
+        if isinstance(model, str):
+            from langchain.chat_models import init_chat_model
+
+            model = init_chat_model(model)
+        if keep is not None and (
+            not isinstance(keep, tuple)
+            or keep[0] not in ("tokens", "messages", "fraction")
+            or keep[1] <= 0
+        ):
+            raise ConfigError(f"bad keep {keep!r}: use ('tokens'|'messages'|'fraction', n > 0)")
+        self.model = model
+        self.trigger = trigger
+        self.keep = keep
+        self._clauses = _clauses(trigger)
+        self._explicit_budget = budget is not None
+        self._opener = MemoryOpener(
+            path=path,
+            budget=DEFAULT_BUDGET if budget is None else budget,
+            model=model_name,
+            token_counter=as_counter(token_counter),
+            summarizer=model,
+            embedder=embedder,
+            compress_threshold=compress_threshold,
+        )
+        self.session = session
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+        self.last_report: Report | None = None
+        """The report of the latest assembled prompt (any session)."""
+        self.tools: Sequence[BaseTool] = [self._recall_tool()]
+
+    def memory(self, session: str | None = None) -> ConversationMemory:
+        """Return the memory of ``session`` (default: the current run's session)."""
+        return self._session(session or self._current_session()).memory
+
+    def _current_session(self) -> str:
+        if self.session is not None:
+            return self.session
+        try:
+            configurable = get_config().get("configurable") or {}
+        except RuntimeError:
+            return DEFAULT_SESSION
+        thread_id = configurable.get("thread_id")
+        return str(thread_id) if thread_id else DEFAULT_SESSION
+
+    def _session(self, session: str) -> _Session:
+        with self._lock:
+            if session not in self._sessions:
+                self._sessions[session] = _Session(self._opener.open(session))
+            return self._sessions[session]
+
+    def _recall_tool(self) -> BaseTool:
+        def _recall(
+            ref: str | None = None,
+            query: str | None = None,
+            max_tokens: int = DEFAULT_RECALL_TOKENS,
+            page: int = 1,
+        ) -> str:
+            memory = self.memory()
+            limit = recall_tokens(memory, max_tokens)
+            return memory.recall(ref=ref, query=query, max_tokens=limit, page=page)
+
+        return StructuredTool.from_function(
+            func=_recall, name="recall", description=RECALL_DESCRIPTION, args_schema=RecallInput
+        )
+
+    def _triggered(self, messages: Sequence[BaseMessage], request: ModelRequest[Any]) -> bool:
+        if not self._clauses:
+            return True
+        counter = self._session(self._current_session()).memory.counter
+        tokens = counter.count_messages(messages)
+        window = _max_input_tokens(request.model) or _max_input_tokens(self.model)
+        for clause in self._clauses:
+            if "fraction" in clause and window is None:
+                raise ConfigError(
+                    "a fraction trigger needs the model's max_input_tokens: give the model "
+                    "a profile, or use ('tokens', n)"
+                )
+            met = (
+                tokens >= clause.get("tokens", 0)
+                and len(messages) >= clause.get("messages", 0)
+                and tokens >= clause.get("fraction", 0) * (window or 0)
+            )
+            if met:
+                return True
+        return False
+
+    def _call_budget(
+        self, request: ModelRequest[Any], memory: ConversationMemory, system: str
+    ) -> int | None:
+        if self._explicit_budget or self.keep is None:
+            return None
+        kind, amount = self.keep
+        if kind == "tokens":
+            return int(amount)
+        if kind == "fraction":
+            window = _max_input_tokens(request.model) or _max_input_tokens(self.model)
+            if window is None:
+                raise ConfigError(
+                    "keep=('fraction', f) needs the model's max_input_tokens: give the "
+                    "model a profile, or use ('tokens', n)"
+                )
+            return max(1, int(window * amount))
+        recent = request.messages[-int(amount) :]
+        head = [SystemMessage(system)] if system else []
+        return memory.counter.count_messages([*head, *recent])
+
+    def _prepare(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], _Session]:
+        """Store new state messages; return the request carrying the assembled prompt."""
+        system_texts, conversation = split_system(request.messages)
+        session = self._session(self._current_session())
+        with session.lock:
+            session.sync(conversation)
+        if not self._triggered(conversation, request):
+            return request, session
+        system = "\n\n".join(t for t in [request.system_prompt or "", *system_texts] if t)
+        memory = session.memory
+        budget = self._call_budget(request, memory, system)
+        try:
+            prompt = memory.assemble(system=system or None, budget=budget)
+        except BudgetError:
+            if budget is None or self.keep is None or self.keep[0] != "messages":
+                raise
+            prompt = memory.assemble(system=system or None)  # the pinned turn is older
+        self.last_report = prompt.report
+        head = [m for m in prompt.messages if isinstance(m, SystemMessage)]
+        turns: list[AnyMessage] = [
+            cast(AnyMessage, m) for m in prompt.messages if not isinstance(m, SystemMessage)
+        ]
+        system_message = self._system(request, head)
+        return request.override(messages=turns, system_message=system_message), session
+
+    @staticmethod
+    def _system(request: ModelRequest[Any], head: list[SystemMessage]) -> SystemMessage | None:
+        """Fold the prompt's system parts (system, summary, recalled) into one message."""
+        if not head:
+            return None
+        original = request.system_message
+        if original is not None and not isinstance(original.content, str):
+            # Keep the caller's blocks (cache_control...) and append the other parts.
+            extra = [{"type": "text", "text": m.text} for m in head[1:]]
+            return original.model_copy(update={"content": [*original.content, *extra]})
+        return SystemMessage("\n\n".join(m.text for m in head))
+
+    @staticmethod
+    def _record(session: _Session, response: ModelResponse[Any]) -> None:
+        with session.lock:
+            session.record(response.result)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any]:
+        """Send the model the assembled prompt; store what it replies."""
+        prepared, session = self._prepare(request)
+        response = handler(prepared)
+        self._record(session, response)
+        return response
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        """Send the model the assembled prompt; store what it replies (async)."""
+        prepared, session = self._prepare(request)
+        response = await handler(prepared)
+        self._record(session, response)
+        return response
+
+    def close(self) -> None:
+        """Close every session's memory (idempotent)."""
+        with self._lock:
+            for session in self._sessions.values():
+                session.memory.close()
+            self._sessions.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

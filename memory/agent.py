@@ -1,0 +1,263 @@
+"""``AgentLoop``: a budgeted memory for agent loops written against a provider's SDK.
+
+No SDK is imported: requests are plain dicts in OpenAI's or Anthropic's shape, and replies
+are read from dicts or from SDK objects (anything with ``model_dump``)::
+
+    loop = AgentLoop(memory, system="You are a coding agent.", tools={"ls": ls})
+    loop.add_user("Why does the test fail?")
+    while True:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=loop.openai_messages(),
+            tools=[*my_tool_schemas, *loop.openai_tools()],
+        ).choices[0].message
+        calls = loop.add_openai_reply(reply)
+        if not calls:
+            break
+        loop.run_tool_calls(calls)   # recall runs locally; results are stored
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+
+from memory.adapters._common import recall_tokens
+from memory.assemble import Prompt
+from memory.core import ConversationMemory
+from memory.errors import InputError
+from memory.messages import normalize
+from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
+
+__all__ = ["AgentLoop", "ToolCall", "to_anthropic"]
+
+_OPENAI_FIELDS = ("role", "content", "tool_calls", "name")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool call the model asked for, with its arguments parsed."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    """Turn an SDK object (pydantic, ``model_dump``) into plain data; pass dicts through."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(exclude_none=True)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    raise InputError(f"expected a dict or an SDK object with model_dump, not {type(value)}")
+
+
+def _text_blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = []
+    for block in content:
+        if isinstance(block, str):
+            block = {"type": "text", "text": block}
+        if block.get("type") == "text" and not block.get("text"):
+            continue  # Anthropic refuses empty text blocks
+        blocks.append(dict(block))
+    return blocks
+
+
+def _anthropic_turn(message: BaseMessage) -> tuple[str, list[dict[str, Any]]]:
+    if isinstance(message, ToolMessage):
+        result: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": message.tool_call_id,
+            "content": message.text,
+        }
+        if message.status == "error":
+            result["is_error"] = True
+        return "user", [result]
+    if isinstance(message, AIMessage):
+        uses = [
+            {"type": "tool_use", "id": c["id"], "name": c["name"], "input": c["args"]}
+            for c in message.tool_calls
+        ]
+        text = [b for b in _text_blocks(message.content) if b.get("type") == "text"]
+        return "assistant", [*text, *uses]
+    return "user", _text_blocks(message.content)
+
+
+def to_anthropic(messages: Sequence[BaseMessage]) -> tuple[str, list[dict[str, Any]]]:
+    """Convert prompt messages to Anthropic's ``(system, messages)``.
+
+    System messages (the system prompt, summary, recalled snippets) are joined into
+    ``system``; tool calls become ``tool_use`` blocks and results ``tool_result`` blocks
+    in a user turn; consecutive turns of one role are merged. A leading assistant turn
+    (its user turn left out by the budget) is dropped with its results, since Anthropic
+    wants the conversation to open with the user.
+    """
+    system = "\n\n".join(m.text for m in messages if isinstance(m, SystemMessage))
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            continue
+        role, blocks = _anthropic_turn(message)
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        elif blocks:
+            turns.append({"role": role, "content": blocks})
+    while turns and turns[0]["role"] == "assistant":
+        dropped = {b["id"] for b in turns.pop(0)["content"] if b.get("type") == "tool_use"}
+        if turns:
+            kept = [b for b in turns[0]["content"] if b.get("tool_use_id") not in dropped]
+            turns[0]["content"] = kept
+            if not kept:
+                turns.pop(0)
+    return system, turns
+
+
+class AgentLoop:
+    """Keep a hand-written OpenAI or Anthropic agent loop under its token budget.
+
+    Add each user turn, send the assembled prompt, hand back the model's reply; the tool
+    calls it asked for come back as ``ToolCall`` values. ``run_tool_calls`` runs them
+    (``recall`` locally, the others from ``tools``) and stores the results.
+
+    Args:
+        memory: The session's memory.
+        system: The system prompt, sent first in every prompt.
+        tools: Your tools by name; each is called with the call's arguments as keywords
+            and returns text (anything else is sent as JSON).
+    """
+
+    def __init__(
+        self,
+        memory: ConversationMemory,
+        *,
+        system: str | None = None,
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        self.memory = memory
+        self.system = system
+        self.tools = dict(tools or {})
+        self.last_prompt: Prompt | None = None
+
+    def add_user(self, content: str | Sequence[Mapping[str, Any]]) -> None:
+        """Store a user turn (text, or OpenAI / Anthropic content blocks).
+
+        Raises:
+            InputError: the content cannot be accepted.
+        """
+        self.memory.add({"role": "user", "content": content})
+
+    def prompt(self) -> Prompt:
+        """Assemble the prompt for the next model call (kept as ``last_prompt``).
+
+        Raises:
+            BudgetError: the system prompt and the current user turn alone do not fit.
+        """
+        self.last_prompt = self.memory.assemble(system=self.system)
+        return self.last_prompt
+
+    def openai_messages(self) -> list[dict[str, Any]]:
+        """Return the next prompt as OpenAI chat messages (``messages=``)."""
+        return [dict(m) for m in self.prompt().to_openai()]
+
+    def anthropic_request(self) -> dict[str, Any]:
+        """Return the next prompt as Anthropic arguments: ``system`` and ``messages``."""
+        system, messages = to_anthropic(self.prompt().messages)
+        return {"system": system, "messages": messages} if system else {"messages": messages}
+
+    @staticmethod
+    def openai_tools() -> list[dict[str, Any]]:
+        """Return the ``recall`` tool in OpenAI's ``tools`` format, to add to yours."""
+        return [openai_schema()]
+
+    @staticmethod
+    def anthropic_tools() -> list[dict[str, Any]]:
+        """Return the ``recall`` tool in Anthropic's ``tools`` format, to add to yours."""
+        return [anthropic_schema()]
+
+    def _store_reply(self, reply: Mapping[str, Any]) -> list[ToolCall]:
+        messages = normalize(reply)
+        self.memory.add(messages)
+        return [
+            ToolCall(str(c["id"]), c["name"], dict(c["args"]))
+            for m in messages
+            if isinstance(m, AIMessage)
+            for c in m.tool_calls
+        ]
+
+    def add_openai_reply(self, message: Any) -> list[ToolCall]:
+        """Store the model's reply, ``choices[0].message`` (a dict or the SDK object).
+
+        Returns:
+            The tool calls it asks for (empty when the model is done).
+
+        Raises:
+            InputError: the reply is malformed (arguments that are not JSON...).
+        """
+        data = _plain(message)
+        reply = {k: data[k] for k in _OPENAI_FIELDS if data.get(k) is not None}
+        reply.setdefault("role", "assistant")
+        reply.setdefault("content", "")
+        return self._store_reply(reply)
+
+    def add_anthropic_reply(self, content: Any) -> list[ToolCall]:
+        """Store the model's reply: the response's ``content`` blocks, or the response.
+
+        Returns:
+            The tool calls (``tool_use`` blocks) it asks for.
+
+        Raises:
+            InputError: a block cannot be read.
+        """
+        blocks = getattr(content, "content", content)
+        plain = _plain(list(blocks) if isinstance(blocks, list | tuple) else blocks)
+        if not isinstance(plain, list):
+            raise InputError("expected the reply's content blocks")
+        return self._store_reply({"role": "assistant", "content": plain})
+
+    def run_tool_calls(self, calls: Sequence[ToolCall]) -> list[str]:
+        """Run tool calls and store their results (one transaction); return the results.
+
+        ``recall`` runs against this session's archive; other names are looked up in
+        ``tools``. An unknown tool gets a result saying so, which the model can act on.
+        Exceptions raised by your tools propagate, and nothing is stored.
+        """
+        results = [self._run(call) for call in calls]
+        self.memory.add(
+            [
+                ToolMessage(result, tool_call_id=call.id, name=call.name)
+                for call, result in zip(calls, results, strict=True)
+            ]
+        )
+        return results
+
+    def _run(self, call: ToolCall) -> str:
+        if call.name == "recall":
+            # Keep the result under compress_threshold, or it would be archived again.
+            arguments = dict(call.arguments)
+            requested = arguments.get("max_tokens", DEFAULT_RECALL_TOKENS)
+            if isinstance(requested, int):
+                arguments["max_tokens"] = recall_tokens(self.memory, requested)
+            return handle_tool_call(self.memory.archive, arguments)
+        function = self.tools.get(call.name)
+        if function is None:
+            known = ", ".join(sorted([*self.tools, "recall"]))
+            return f"unknown tool {call.name!r}; available tools: {known}"
+        result = function(**call.arguments)
+        return result if isinstance(result, str) else json.dumps(result, default=str)
+
+    def add_tool_result(self, call_id: str, content: str, *, name: str | None = None) -> None:
+        """Store the result of a tool call you ran yourself.
+
+        Raises:
+            InputError: no open call has this id.
+        """
+        self.memory.add(ToolMessage(content, tool_call_id=call_id, name=name))

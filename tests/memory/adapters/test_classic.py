@@ -1,0 +1,73 @@
+"""ContextAtticMemory in place of ConversationSummaryBufferMemory (langchain-classic)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from memory import ConfigError, ConversationMemory
+
+pytest.importorskip("langchain_classic")
+from memory.adapters.classic import ContextAtticMemory
+
+
+def test_drop_in_keywords_and_budget(embedder: DeterministicFakeEmbedding) -> None:
+    summarizer = FakeListChatModel(responses=["They talked about offices."] * 20)
+    memory = ContextAtticMemory(
+        memory_key="chat_history",
+        return_messages=True,
+        max_token_limit=200,
+        llm=summarizer,
+        embedder=embedder,
+        session="classic",
+    )
+    assert memory.memory_variables == ["chat_history"]
+    for i in range(10):
+        memory.save_context({"input": f"question {i}"}, {"output": f"answer {i} " + "x " * 30})
+    history = memory.load_memory_variables({"input": "next"})["chat_history"]
+    assert all(isinstance(m, BaseMessage) for m in history)
+    assert history[-1].content.startswith("answer 9")
+    assert len(history) < 20
+    assert len(memory.conversation.history()) == 20
+    assert memory.conversation.session == "classic"
+    memory.close()
+
+
+def test_string_buffer_and_prefixes(embedder: DeterministicFakeEmbedding) -> None:
+    memory = ContextAtticMemory(embedder=embedder, human_prefix="User", ai_prefix="Bot")
+    memory.save_context({"question": "hi"}, {"text": "hello"})
+    assert memory.load_memory_variables({"question": "x"}) == {"history": "User: hi\nBot: hello"}
+    with pytest.raises(NotImplementedError, match="new session"):
+        memory.clear()
+    with pytest.raises(ConfigError, match="output_key"):
+        memory.save_context({"question": "a"}, {"one": "1", "two": "2"})
+    with pytest.raises(ConfigError, match="input_key"):
+        memory.save_context({"a": "1", "b": "2"}, {"text": "x"})
+    memory.close()
+
+
+def test_an_open_memory_can_be_passed(embedder: DeterministicFakeEmbedding) -> None:
+    with ConversationMemory.open(":memory:", session="x", embedder=embedder) as conversation:
+        conversation.add(HumanMessage("earlier"))
+        memory = ContextAtticMemory(memory=conversation, return_messages=True)
+        assert [m.content for m in memory.buffer] == ["earlier"]  # type: ignore[union-attr]
+
+
+def test_in_a_legacy_conversation_chain(embedder: DeterministicFakeEmbedding) -> None:
+    chains: Any = pytest.importorskip("langchain_classic.chains")
+    model = FakeListChatModel(responses=["Hello!", "You said hi."])
+    memory = ContextAtticMemory(embedder=embedder, max_token_limit=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # ConversationChain is legacy
+        chain = chains.ConversationChain(llm=model, memory=memory)
+        assert chain.invoke({"input": "hi"})["response"] == "Hello!"
+        assert chain.invoke({"input": "what did I say?"})["response"] == "You said hi."
+    assert [m.content for m in memory.conversation.history()] == [
+        "hi", "Hello!", "what did I say?", "You said hi.",
+    ]  # fmt: skip
+    memory.close()

@@ -1,0 +1,106 @@
+"""ContextAtticChatMessageHistory under RunnableWithMessageHistory; the lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables.history import RunnableWithMessageHistory
+
+from memory import ConversationMemory, InputError
+from memory.adapters.langchain import ContextAtticChatMessageHistory
+
+
+@pytest.fixture
+def histories(
+    embedder: DeterministicFakeEmbedding,
+) -> Iterator[dict[str, ContextAtticChatMessageHistory]]:
+    store: dict[str, ContextAtticChatMessageHistory] = {}
+    yield store
+    for history in store.values():
+        history.close()
+
+
+@pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated")
+def test_runnable_with_message_history(
+    histories: dict[str, ContextAtticChatMessageHistory], embedder: DeterministicFakeEmbedding
+) -> None:
+    def get_session_history(session_id: str) -> ContextAtticChatMessageHistory:
+        if session_id not in histories:
+            memory = ConversationMemory.open(
+                ":memory:", session=session_id, budget=250, embedder=embedder
+            )
+            histories[session_id] = ContextAtticChatMessageHistory(memory, system="Be brief.")
+        return histories[session_id]
+
+    seen: list[Any] = []
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Be brief."), MessagesPlaceholder("history"), ("human", "{input}")]
+    )
+    model = FakeListChatModel(responses=[f"reply {i} " + "blah " * 30 for i in range(10)])
+    chain = RunnableWithMessageHistory(
+        prompt | (lambda value: seen.append(value) or value) | model,
+        get_session_history,
+        input_messages_key="input",
+        history_messages_key="history",
+    )
+    config: Any = {"configurable": {"session_id": "u1"}}
+    for i in range(10):
+        reply = chain.invoke({"input": f"question {i}"}, config)
+        assert reply.content.startswith(f"reply {i}")
+    history = histories["u1"]
+    assert len(history.memory.history()) == 20  # everything stored, once
+    assert len(history.messages) < 20  # the view fits the budget
+    assert history.last_prompt is not None and history.last_prompt.tokens <= 250
+    last_sent = seen[-1].to_messages()
+    assert last_sent[-1].content == "question 9"
+    assert last_sent[-2].content.startswith("reply 8")
+
+
+def test_messages_add_and_clear(embedder: DeterministicFakeEmbedding) -> None:
+    memory = ConversationMemory.open(":memory:", session="s", budget=1000, embedder=embedder)
+    with ContextAtticChatMessageHistory(memory) as history:
+        history.add_user_message("hi")
+        history.add_messages([AIMessage("hello")])
+        assert [m.content for m in history.messages] == ["hi", "hello"]
+        with pytest.raises(NotImplementedError, match="new session"):
+            history.clear()
+        with pytest.raises(InputError, match="never issued"):
+            history.add_messages([ToolMessage("x", tool_call_id="nope")])
+        dangling = AIMessage("", tool_calls=[{"name": "ls", "args": {}, "id": "c1"}])
+        history.add_messages([dangling, HumanMessage("next")])
+        assert dangling not in history.messages
+        assert len(memory.history()) == 4  # every turn is kept in the store
+
+
+def test_import_memory_without_langchain() -> None:
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('langchain', 'langgraph', 'langchain_classic'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import memory, memory.agent, memory.adapters.functional\n"
+        "import memory.adapters.langchain as lc\n"
+        "try:\n"
+        "    lc.ContextAtticMiddleware\n"
+        "except memory.MissingDependencyError as exc:\n"
+        "    print('agents:', exc)\n"
+        "try:\n"
+        "    import memory.adapters.classic\n"
+        "except memory.MissingDependencyError as exc:\n"
+        "    print('classic:', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "agents:" in done.stdout and "context-attic[agents]" in done.stdout
+    assert "classic:" in done.stdout and "context-attic[classic]" in done.stdout

@@ -1,0 +1,210 @@
+"""AgentLoop: hand-written OpenAI and Anthropic loops, with SDK-shaped fakes (no SDK)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel
+
+from memory import ConversationMemory, InputError
+from memory.agent import AgentLoop, ToolCall, to_anthropic
+
+LOG = "\n".join(f"12:00:{i % 60:02d} INFO step {i} ok" for i in range(300))
+LOG += "\n12:07:00 ERROR disk quota exceeded on /var/data"
+
+
+class Function(BaseModel):
+    name: str
+    arguments: str
+
+
+class OpenAIToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: Function
+
+
+class ChatCompletionMessage(BaseModel):
+    """The shape of openai's ``choices[0].message`` (None fields included)."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    audio: Any = None
+    function_call: Any = None
+    tool_calls: list[OpenAIToolCall] | None = None
+
+
+class TextBlock(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolUseBlock(BaseModel):
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@pytest.fixture
+def memory() -> Iterator[ConversationMemory]:
+    with ConversationMemory.open(
+        ":memory:",
+        session="loop",
+        budget=3000,
+        embedder=DeterministicFakeEmbedding(size=64),
+        compress_threshold=50,
+    ) as mem:
+        yield mem
+
+
+def _openai_call(call_id: str, name: str, args: dict[str, Any]) -> ChatCompletionMessage:
+    function = Function(name=name, arguments=json.dumps(args))
+    return ChatCompletionMessage(tool_calls=[OpenAIToolCall(id=call_id, function=function)])
+
+
+def test_openai_loop_runs_tools_and_recall(memory: ConversationMemory) -> None:
+    loop = AgentLoop(memory, system="You are terse.", tools={"tail_log": lambda: LOG})
+    loop.add_user("why did the job stop?")
+    first = loop.openai_messages()
+    assert first[0] == {"role": "system", "content": "You are terse."}
+    assert first[-1] == {"role": "user", "content": "why did the job stop?"}
+    calls = loop.add_openai_reply(_openai_call("c1", "tail_log", {}))
+    assert calls == [ToolCall("c1", "tail_log", {})]
+    assert loop.run_tool_calls(calls) == [LOG]
+    second = loop.openai_messages()
+    assert second[-1]["role"] == "tool" and "[ref " in str(second[-1]["content"])
+    assert loop.last_prompt is not None and loop.last_prompt.report.compressed_refs
+    ref = loop.last_prompt.report.compressed_refs[0]
+    calls = loop.add_openai_reply(
+        {"role": "assistant", "content": None, "tool_calls": [_dict_call("c2", ref)]}
+    )
+    (recalled,) = loop.run_tool_calls(calls)
+    assert "disk quota exceeded" in recalled
+    assert loop.add_openai_reply(ChatCompletionMessage(content="Disk quota.")) == []
+    history = memory.history()
+    assert [type(m) for m in history] == [
+        HumanMessage, AIMessage, ToolMessage, AIMessage, ToolMessage, AIMessage,
+    ]  # fmt: skip
+    assert history[2].content == LOG
+    assert loop.openai_tools()[0]["function"]["name"] == "recall"
+
+
+def _dict_call(call_id: str, ref: str) -> dict[str, Any]:
+    arguments = json.dumps({"ref": ref, "query": "disk quota"})
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "recall", "arguments": arguments},
+    }
+
+
+def test_anthropic_loop(memory: ConversationMemory) -> None:
+    loop = AgentLoop(memory, system="You are terse.", tools={"ls": lambda path: ["a", "b"]})
+    loop.add_user("what is in /tmp?")
+    first = loop.anthropic_request()
+    assert first["system"].startswith("You are terse.")
+    assert first["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "what is in /tmp?"}]}
+    ]
+    calls = loop.add_anthropic_reply(
+        [TextBlock(text="Let me look."), ToolUseBlock(id="t1", name="ls", input={"path": "/tmp"})]
+    )
+    assert calls == [ToolCall("t1", "ls", {"path": "/tmp"})]
+    assert loop.run_tool_calls(calls) == ['["a", "b"]']
+    request = loop.anthropic_request()
+    assert request["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "t1", "name": "ls", "input": {"path": "/tmp"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": '["a", "b"]'}],
+        },
+    ]  # fmt: skip
+    assert loop.anthropic_tools()[0]["name"] == "recall"
+
+
+def test_anthropic_reply_as_a_response_object(memory: ConversationMemory) -> None:
+    class Response(BaseModel):
+        content: list[TextBlock]
+
+    loop = AgentLoop(memory)
+    loop.add_user("hi")
+    assert loop.add_anthropic_reply(Response(content=[TextBlock(text="hello")])) == []
+    assert memory.history()[-1].text == "hello"
+    assert loop.anthropic_request()["messages"][-1]["role"] == "assistant"
+
+
+def test_to_anthropic_merges_and_drops_a_leading_assistant_turn() -> None:
+    call = AIMessage("", tool_calls=[{"name": "ls", "args": {}, "id": "t0"}])
+    system, turns = to_anthropic(
+        [
+            SystemMessage("rules"),
+            SystemMessage("summary"),
+            call,
+            ToolMessage("x", tool_call_id="t0"),
+            HumanMessage("next"),
+            AIMessage("done"),
+        ]
+    )
+    assert system == "rules\n\nsummary"
+    assert turns == [
+        {"role": "user", "content": [{"type": "text", "text": "next"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "done"}]},
+    ]
+
+
+def test_unknown_tool_gets_a_message(memory: ConversationMemory) -> None:
+    loop = AgentLoop(memory)
+    loop.add_user("go")
+    calls = loop.add_openai_reply(_openai_call("c1", "rm", {"path": "/"}))
+    (result,) = loop.run_tool_calls(calls)
+    assert "unknown tool 'rm'" in result and "recall" in result
+
+
+def test_a_failing_tool_stores_nothing(memory: ConversationMemory) -> None:
+    def broken() -> str:
+        raise RuntimeError("boom")
+
+    loop = AgentLoop(memory, tools={"broken": broken})
+    loop.add_user("go")
+    calls = loop.add_openai_reply(_openai_call("c1", "broken", {}))
+    with pytest.raises(RuntimeError, match="boom"):
+        loop.run_tool_calls(calls)
+    loop.add_tool_result("c1", "error: boom", name="broken")
+    assert memory.history()[-1].content == "error: boom"
+
+
+def test_bad_input_is_refused(memory: ConversationMemory) -> None:
+    loop = AgentLoop(memory)
+    loop.add_user("go")
+    bad = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{not json"}}
+    with pytest.raises(InputError, match="JSON"):
+        loop.add_openai_reply({"role": "assistant", "tool_calls": [bad]})
+    with pytest.raises(InputError, match="never issued"):
+        loop.add_tool_result("nope", "result")
+    with pytest.raises(InputError):
+        loop.add_anthropic_reply(42)
+
+
+def test_an_unanswered_call_is_left_out_until_answered(memory: ConversationMemory) -> None:
+    loop = AgentLoop(memory)
+    loop.add_user("first")
+    loop.add_openai_reply(_openai_call("c1", "ls", {}))
+    loop.add_user("never mind, second")
+    messages = loop.openai_messages()
+    assert messages[-1] == {"role": "user", "content": "never mind, second"}
+    assert not any(m.get("tool_calls") for m in messages)
+    assert loop.last_prompt is not None
+    assert loop.last_prompt.report.pending_tool_calls == ("c1",)

@@ -1,0 +1,177 @@
+"""Running summaries: folded in blocks, off the hot path, failures visible, nothing lost."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from memory import ConversationMemory, TiktokenCounter
+from memory.folding import choose_block
+from memory.messages import ExchangeBuilder, Turn
+from memory.summarize import (
+    ExtractiveSummarizer,
+    LLMSummarizer,
+    SummaryResult,
+    render_transcript,
+)
+
+FAKE = DeterministicFakeEmbedding(size=64)
+COUNTER = TiktokenCounter("o200k_base")
+
+
+def chat(n: int) -> Iterator[dict[str, str]]:
+    for i in range(n):
+        yield {"role": "user", "content": f"On day {i} Alice moved box number {i * 7} to Paris."}
+        yield {"role": "assistant", "content": f"Noted: box {i * 7} is in Paris since day {i}."}
+
+
+class GatedSummarizer:
+    """A summarizer that blocks until released: proves assemble never waits for it."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def summarize(self, previous_summary: str, evicted: Sequence[BaseMessage]) -> SummaryResult:
+        self.release.wait(30)
+        self.calls += 1
+        return SummaryResult(f"{previous_summary} [{len(evicted)} messages]".strip(), 10, 5, 1)
+
+
+def test_offline_default_folds_old_turns_into_a_summary() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=1200, embedder=FAKE) as mem:
+        for message in chat(40):
+            mem.add(message)
+        assert mem.summaries.wait(30)
+        summary = mem.summaries.current
+        assert summary is not None and summary.covers_upto > 0
+        assert summary.summarizer == "extractive"
+        prompt = mem.assemble(system="sys")
+        assert prompt.report.summary_included
+        assert prompt.report.summary_covers_upto == summary.covers_upto
+        assert prompt.tokens <= 1200
+        assert any(str(m.content).startswith("Summary of the earlier") for m in prompt.messages)
+        assert len(mem.history()) == 80  # summaries never delete turns
+
+
+def test_folds_come_in_blocks_so_the_prefix_stays_stable() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=1500, embedder=FAKE) as mem:
+        prefixes = []
+        for message in chat(60):
+            mem.add(message)
+            mem.summaries.wait(30)
+            prompt = mem.assemble(system="sys")
+            prefixes.append(tuple(str(m.content) for m in prompt.messages[:2]))
+        versions = [a for a in mem.summaries.attempts() if a.error is None]
+    changes = sum(1 for a, b in itertools.pairwise(prefixes) if a != b)
+    assert 1 <= len(versions) <= len(prefixes) // 6  # many turns per fold
+    assert changes <= len(versions) + 1
+
+
+def test_assemble_never_waits_for_a_slow_summarizer() -> None:
+    gated = GatedSummarizer()
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=1000, embedder=FAKE, summarizer=gated
+    ) as mem:
+        for message in chat(40):
+            mem.add(message)
+            prompt = mem.assemble()  # would hang if it waited for the summarizer
+            assert prompt.tokens <= 1000
+        assert gated.calls == 0 and mem.summaries.current is None
+        # meanwhile the evicted turns stay reachable through recall
+        assert "box 7" in mem.recall(query="box 7 Paris day 1")
+        gated.release.set()
+        assert mem.summaries.wait(30)
+        assert gated.calls >= 1
+        assert mem.assemble().report.summarizer_input_tokens >= 10
+
+
+class Broken:
+    name = "broken"
+
+    def __init__(self, reply: str | Exception) -> None:
+        self.reply = reply
+
+    def summarize(self, previous_summary: str, evicted: Sequence[BaseMessage]) -> SummaryResult:
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return SummaryResult(self.reply)
+
+
+@pytest.mark.parametrize(
+    ("model_reply", "error"),
+    [("", "empty"), ("word " * 5000, "over the cap"), (RuntimeError("rate limited"), "rate")],
+)
+def test_bad_summaries_are_refused_visibly_and_turns_stay(
+    model_reply: str | Exception, error: str
+) -> None:
+    responses = [model_reply] if isinstance(model_reply, str) else ["x"]
+    model = FakeListChatModel(responses=responses * 20)
+    if isinstance(model_reply, Exception):
+        summarizer: object = Broken(model_reply)
+    else:
+        summarizer = LLMSummarizer(model, COUNTER, max_summary_tokens=200)
+    with ConversationMemory.open(
+        ":memory:",
+        session="s",
+        budget=1000,
+        embedder=FAKE,
+        summarizer=summarizer,  # type: ignore[arg-type]
+    ) as mem:
+        mem.summaries.retries = 2
+        mem.summaries.backoff = 0.01
+        for message in chat(30):
+            mem.add(message)
+        mem.summaries.wait(30)
+        attempts = mem.summaries.attempts()
+        assert attempts and all(a.error for a in attempts)
+        assert error in (attempts[0].error or "")
+        assert mem.summaries.current is None  # the summary is not corrupted
+        prompt = mem.assemble()
+        assert prompt.report.summary_error is not None
+        assert not prompt.report.summary_included
+        assert len(mem.history()) == 60
+        assert "box 0" in mem.recall(query="box 0 Paris day 0")
+
+
+def test_llm_summarizer_prompt_and_pieces() -> None:
+    model = FakeListChatModel(responses=["Alice moved boxes to Paris."] * 50)
+    summarizer = LLMSummarizer(model, COUNTER, max_summary_tokens=100, context_tokens=600)
+    evicted: list[BaseMessage] = [HumanMessage("fact " * 400), AIMessage("ok " * 400)]
+    result = summarizer.summarize("earlier", evicted)
+    assert result.text == "Alice moved boxes to Paris."
+    assert result.calls > 1  # too long for one call: summarized in pieces, never dropped
+    assert result.input_tokens > 0 and result.output_tokens > 0
+    assert "Previous conversation was too long" not in result.text
+
+
+def test_extractive_keeps_facts_with_numbers_and_dates() -> None:
+    summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=40)
+    evicted = [
+        HumanMessage("hi there how are you doing today friend"),
+        HumanMessage("My flight is on 12 May 2024 at 09:40 from Lisbon."),
+        AIMessage("that sounds nice and fun and good"),
+    ]
+    text = summarizer.summarize("", evicted).text
+    assert "12 May 2024" in text and "Lisbon" in text
+    assert COUNTER.count(text) <= 40
+
+
+def test_choose_block_keeps_the_current_turn_and_open_calls() -> None:
+    builder = ExchangeBuilder()
+    messages: list[BaseMessage] = [HumanMessage("a"), AIMessage("b")] * 5 + [HumanMessage("now")]
+    builder.extend(Turn(i + 1, m, 100) for i, m in enumerate(messages))
+    block = choose_block(builder.exchanges, covers_upto=0, window_tokens=500, refill=0.5)
+    assert block and block[0].first_seq == 1
+    assert all(e.first_seq < 11 for e in block)
+    assert sum(e.tokens for e in builder.exchanges) - sum(e.tokens for e in block) <= 250
+    assert choose_block(builder.exchanges, covers_upto=0, window_tokens=5000, refill=0.5) == []
+    assert "human: a" in render_transcript(messages[:1])
