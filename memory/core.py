@@ -24,7 +24,15 @@ from memory.indexer import Indexer
 from memory.ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
 from memory.ledger import DEFAULT_PRICES, Ledger, Price
 from memory.messages import Exchange, MessageLike, check_pairing, normalize
-from memory.options import check_options, check_session, resolve_summarizer
+from memory.options import (
+    DEFAULT_RECALL_SHARE,
+    DEFAULT_SUMMARY_SHARE,
+    LOOKUP_RECALL_SHARE,
+    MIN_WINDOW_SHARE,
+    check_options,
+    check_session,
+    resolve_summarizer,
+)
 from memory.planner import account, plan_window
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
@@ -43,12 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
-DEFAULT_SUMMARY_SHARE = 0.15
-"""The running summary's cap, as a share of the prompt budget."""
-DEFAULT_RECALL_SHARE = 0.6
-"""Recalled evicted turns' cap, as a share of the prompt budget."""
-MIN_WINDOW_SHARE = 0.2
-"""Unsummarized turns allowed before a block is folded: what summary and recall leave."""
 _APPEND_RETRIES = 20
 SUMMARY_SLACK = 1.3  # a model may overshoot the summary cap a little
 
@@ -296,6 +298,9 @@ class ConversationMemory:
             self._refresh()
             limit_budget = self.budget if budget is None else as_budget(budget)
             summary = self.summaries.current
+            recall_share = self.recall_share
+            if query is not None and self.recall_share > 0:
+                recall_share = max(recall_share, LOOKUP_RECALL_SHARE)
             window, recollection = plan_window(
                 self._view,
                 self.archive,
@@ -304,7 +309,7 @@ class ConversationMemory:
                 system=system,
                 query=query,
                 summary=summary,
-                recall_share=self.recall_share,
+                recall_share=recall_share,
                 summary_share=DEFAULT_SUMMARY_SHARE * SUMMARY_SLACK,
             )
             prompt = assemble(
@@ -315,7 +320,7 @@ class ConversationMemory:
                 summary=summary.text if summary is not None and summary.text else None,
                 recalled=recollection.snippets,
                 summary_share=DEFAULT_SUMMARY_SHARE * SUMMARY_SLACK,
-                recall_share=self.recall_share,
+                recall_share=recall_share,
                 history_tokens=self._view.history_tokens,
                 history_turns=self._view.turn_count,
                 raw_history_tokens=self._view.raw_history_tokens,
@@ -346,13 +351,7 @@ class ConversationMemory:
         *,
         page: int = 1,
     ) -> str:
-        """Return exactly what the ``recall`` tool returns for these arguments.
-
-        By ``ref`` alone it pages through the archived original (``page=2``...); with a
-        ``query`` it returns the most relevant chunks of that ref, or of the whole
-        session's archive and turns, within ``max_tokens``. An unknown ref gets the list
-        of refs.
-        """
+        """Return exactly what the ``recall`` tool returns (see ``memory.tool.recall``)."""
         with self._lock:
             self._check_open()
         return recall(self.archive, ref=ref, query=query, max_tokens=max_tokens, page=page)
@@ -373,11 +372,7 @@ class ConversationMemory:
         return self._view.history_tokens
 
     def close(self) -> None:
-        """Stop background work and release the store (idempotent).
-
-        Chunks not yet embedded and turns not yet summarized stay in the store and are
-        picked up next time.
-        """
+        """Stop background work and release the store (idempotent; queued work resumes)."""
         with self._lock:
             if self._closed:
                 return

@@ -57,13 +57,18 @@ def to_new_turn(
         InputError: the tool output is larger than the archive accepts.
     """
     payload = _dump(message)
-    tokens = counter.count_message(message)
     # A recall result is the archive answering the model: compressing it again would
     # hide exactly what the model asked for.
     is_output = isinstance(message, ToolMessage) and message.name != "recall"
     text = message.content if is_output else None
-    if isinstance(text, str) and tokens > options.compress_threshold:
-        original_tokens = counter.count(text)
+    # A token is at least one byte: shorter outputs cannot pass the threshold.
+    if (
+        not isinstance(text, str)
+        or len(text.encode("utf-8", "surrogatepass")) <= options.compress_threshold
+    ):
+        return NewTurn(message.type, payload, counter.count_message(message), counter.name), None
+    original_tokens = counter.count(text)
+    if original_tokens > options.compress_threshold:
         prepared = archive.prepare(
             text,
             max_tokens=max_digest_tokens(original_tokens, options.prompt_tokens),
@@ -71,14 +76,19 @@ def to_new_turn(
         )
         if prepared is not None:
             compact = message.model_copy(update={"content": prepared.prompt_text})
+            compact_tokens = counter.count_message(compact)
+            # Fields are counted separately, so the original message's count is the
+            # compact one with the content's count swapped (no second full tokenization).
+            raw_tokens = compact_tokens - counter.count(prepared.prompt_text) + original_tokens
             turn = NewTurn(
                 role=message.type,
                 payload=payload,
-                tokens=counter.count_message(compact),
+                tokens=compact_tokens,
                 counter=counter.name,
                 compact=_dump(compact),
-                raw_tokens=tokens,
+                raw_tokens=max(raw_tokens, compact_tokens),
                 ref=prepared.ref,
             )
             return turn, prepared
+    tokens = counter.count_message(message)
     return NewTurn(message.type, payload, tokens, counter.name), None

@@ -10,14 +10,26 @@ from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory.tokens import TokenCounter
 
 __all__ = [
+    "DEFAULT_RECALL_SHARE",
+    "DEFAULT_SUMMARY_SHARE",
+    "LOOKUP_RECALL_SHARE",
     "MAX_RECALL_SHARE",
     "MAX_SESSION_LENGTH",
+    "MIN_WINDOW_SHARE",
     "check_options",
     "check_session",
     "resolve_summarizer",
 ]
 
 MAX_SESSION_LENGTH = 512
+DEFAULT_SUMMARY_SHARE = 0.15
+"""The running summary's cap, as a share of the prompt budget."""
+DEFAULT_RECALL_SHARE = 0.6
+"""Recalled evicted turns' cap, as a share of the prompt budget."""
+LOOKUP_RECALL_SHARE = 0.8
+"""The cap when ``assemble`` is given an explicit query: a question about the past."""
+MIN_WINDOW_SHARE = 0.2
+"""Unsummarized turns allowed before a block is folded: what summary and recall leave."""
 MAX_RECALL_SHARE = 0.8
 
 

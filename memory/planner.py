@@ -52,8 +52,9 @@ def plan_window(
         if summary_tokens <= int(limit * summary_share):  # else assemble leaves it out
             fixed += summary_tokens
     recall_room = max(0, min(int(limit * recall_share), limit - fixed))
-    if sum(e.tokens for e in window if e is not current) <= limit - fixed:
-        recall_room = 0  # the whole window fits verbatim: nothing is evicted
+    nothing_evicted = summary is None and len(window) == len(exchanges)
+    if nothing_evicted and sum(e.tokens for e in window if e is not current) <= limit - fixed:
+        recall_room = 0  # the whole history fits verbatim: nothing to recall
     room = limit - fixed - recall_room
     oldest = len(window)
     for position in range(len(window) - 1, -1, -1):

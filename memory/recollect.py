@@ -23,6 +23,8 @@ DEFAULT_NEIGHBOURS = 1
 TOP_HITS_WITH_NEIGHBOURS = 5
 EST_TOKENS_PER_TURN = 24
 MAX_HITS = 400
+SEGMENT_VOTERS = 30
+SEGMENT_BOOST = 0.5
 
 
 def turn_text(turn: Turn) -> str | None:
@@ -84,7 +86,9 @@ def recollect(
     if max_tokens <= 0 or not query.strip():
         return Recollection((), (), (), 0)
     k = min(MAX_HITS, max(8, max_tokens // EST_TOKENS_PER_TURN))
-    hits = archive.search(query, k=k, wait=0.0, turns=None, before_seq=before_seq)
+    hits = _boost_segments(
+        archive.search(query, k=k, wait=0.0, turns=None, before_seq=before_seq), segment_of
+    )
     chosen: dict[int, str] = {}
     chunks: list[tuple[Hit, str]] = []
     used = 0
@@ -116,6 +120,29 @@ def recollect(
         refs=tuple(dict.fromkeys(hit.ref for hit, _ in chunks)),
         estimated_tokens=used,
     )
+
+
+def _boost_segments(hits: list[Hit], segment_of: Callable[[int], str | None]) -> list[Hit]:
+    """Favour turns from the segments (sessions) where the best hits cluster.
+
+    A question's evidence tends to sit in one or two sessions; the segments holding the
+    top hits lend their turns up to ``SEGMENT_BOOST`` more score.
+    """
+    weight: dict[str | None, float] = {}
+    for hit in hits[:SEGMENT_VOTERS]:
+        if not hit.ref:
+            segment = segment_of(hit.idx)
+            weight[segment] = weight.get(segment, 0.0) + hit.score
+    if not weight:
+        return hits
+    top = max(weight.values())
+
+    def boosted(hit: Hit) -> float:
+        if hit.ref:
+            return hit.score
+        return hit.score * (1.0 + SEGMENT_BOOST * weight.get(segment_of(hit.idx), 0.0) / top)
+
+    return sorted(hits, key=lambda h: -boosted(h))
 
 
 def _group(

@@ -115,18 +115,42 @@ def _page(archive: Archive, ref: str, page: int, max_tokens: int) -> str:
     )
 
 
+def _runs(hits: list[Hit]) -> list[Hit]:
+    """Join hits on neighbouring chunks of one output into one span, best first."""
+    runs: list[Hit] = []
+    for hit in hits:
+        for position, run in enumerate(runs):
+            if run.ref and run.ref == hit.ref and (hit.end == run.start or hit.start == run.end):
+                runs[position] = Hit(
+                    run.ref,
+                    min(run.idx, hit.idx),
+                    min(run.start, hit.start),
+                    max(run.end, hit.end),
+                    "",
+                    run.score,
+                )
+                break
+        else:
+            runs.append(hit)
+    return runs
+
+
 def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int) -> str:
     originals: dict[str, str] = {}
     parts: list[str] = []
     used = archive.counter.count(_OPEN)
-    for hit in hits:
-        original = originals.setdefault(hit.ref, archive.get(hit.ref))
-        lines = _lines(original, hit.start, hit.end)
-        opening = f'<archived ref="{hit.ref}" chunk="{hit.idx + 1}" lines="{lines}">\n'
+    for hit in _runs(hits):
+        if hit.ref:
+            original = originals.setdefault(hit.ref, archive.get(hit.ref))
+            text = original[hit.start : hit.end]  # exact slices, never stored chunk texts
+            where = f'ref="{hit.ref}" lines="{_lines(original, hit.start, hit.end)}"'
+        else:
+            text, where = hit.text, f'turn="{hit.idx}"'
+        opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8
         if room < 32:
             break
-        text = _cut(hit.text, room, archive)
+        text = _cut(text, room, archive)
         block = f"{opening}{_quote(text)}\n</archived>"
         used += archive.counter.count(block) + 1
         parts.append(block)
@@ -155,7 +179,7 @@ def recall(
             )
         if ref is not None:
             archive.get(ref)  # the ref must exist in this session
-        hits = _with_neighbour(archive, archive.search(query, ref=ref, k=6))
+        hits = _with_neighbour(archive, archive.search(query, ref=ref, k=6, turns=None))
         if not hits:
             scope = f"ref {ref}" if ref else "the archive"
             return f"Nothing in {scope} matches {query!r}."
@@ -165,16 +189,17 @@ def recall(
 
 
 def _with_neighbour(archive: Archive, hits: list[Hit]) -> list[Hit]:
-    """Join the best hit with the chunk after it, so a passage cut by a boundary is whole."""
-    if not hits:
+    """Bring the chunk after the best hit along, so a passage cut by a boundary is whole."""
+    if not hits or not hits[0].ref:
         return hits
     best = hits[0]
     following = [c for c in archive.chunks(best.ref) if c.idx == best.idx + 1]
-    if not following or any(h.ref == best.ref and h.idx == best.idx + 1 for h in hits[1:2]):
+    if not following:
         return hits
     nxt = following[0]
-    merged = Hit(best.ref, best.idx, best.start, nxt.end, best.text + nxt.text, best.score)
-    return [merged, *(h for h in hits[1:] if not (h.ref == nxt.ref and h.idx == nxt.idx))]
+    extra = Hit(nxt.ref, nxt.idx, nxt.start, nxt.end, nxt.text, best.score)
+    rest = [h for h in hits[1:] if not (h.ref == nxt.ref and h.idx == nxt.idx)]
+    return [best, extra, *rest]
 
 
 def handle_tool_call(archive: Archive, arguments: str | dict[str, Any]) -> str:

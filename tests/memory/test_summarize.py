@@ -87,7 +87,7 @@ def test_assemble_never_waits_for_a_slow_summarizer() -> None:
             assert prompt.tokens <= 1000
         assert gated.calls == 0 and mem.summaries.current is None
         # meanwhile the evicted turns stay reachable through recall
-        assert "box 7" in mem.recall(query="box 7 Paris day 1")
+        assert "box number 7 to" in mem.recall(query="Alice moved box number 7 to Paris")
         gated.release.set()
         assert mem.summaries.wait(30)
         assert gated.calls >= 1
@@ -139,7 +139,7 @@ def test_bad_summaries_are_refused_visibly_and_turns_stay(
         assert prompt.report.summary_error is not None
         assert not prompt.report.summary_included
         assert len(mem.history()) == 60
-        assert "box 0" in mem.recall(query="box 0 Paris day 0")
+        assert "box number 0 to" in mem.recall(query="Alice moved box number 0 to Paris")
 
 
 def test_llm_summarizer_prompt_and_pieces() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
@@ -143,29 +142,10 @@ def test_compress_is_deterministic_for_any_kind(text: str, budget: int, kind: st
     assert first.digest_tokens <= first.original_tokens
 
 
-def _timed(text: str) -> float:
-    started = time.perf_counter()
-    compress(text, count=cheap, max_tokens=1000)
-    return time.perf_counter() - started
-
-
 @pytest.mark.slow
 def test_huge_input_is_capped() -> None:
     line = "2024-01-01 10:00:00 INFO request handled id=12345 in 3ms path=/api/v1/items\n"
     text = line * (50_000_000 // len(line))
     text = text[:25_000_000] + "2024-01-01 10:00:01 ERROR the one failure\n" + text[25_000_000:]
-    started = time.perf_counter()
-    digest = compress(text, count=cheap, max_tokens=500)
-    assert time.perf_counter() - started < 15  # generous: CI machines are small
+    digest = compress(text, count=cheap, max_tokens=500)  # speed: benchmarks/tool_outputs.py
     assert "ERROR the one failure" in digest.text
-
-
-def test_100kb_outputs_compress_quickly() -> None:
-    outputs = [
-        json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(2000)]),
-        "\n".join(f"2024-01-01 10:00:{i % 60:02d} INFO step {i} done" for i in range(2500)),
-        "\n".join(f"def f{i}(x):\n    '''Doc {i}.'''\n    return x + {i}\n" for i in range(2500)),
-    ]
-    for text in outputs:
-        timings = sorted(_timed(text) for _ in range(5))
-        assert timings[2] < 0.5, timings  # p50; the target is 50 ms, this guards regressions
