@@ -37,6 +37,8 @@ from importlib import metadata
 from itertools import cycle, islice
 from pathlib import Path
 
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
 from memory import Budget, ConversationMemory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,10 @@ TARGET_P50_MS = 2.0
 TARGET_FLATNESS = 1.5
 _SESSION_KEY = re.compile(r"session_(\d+)")
 _PACKAGES = ("context-attic", "langchain-core", "tiktoken", "sqlite-utils")
+
+# Deterministic fake embeddings: this benchmark times assembly itself (window, summary,
+# recall search over the index), not the MiniLM model; locomo.py reports the real model.
+EMBEDDER = DeterministicFakeEmbedding(size=64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,9 @@ def build_session(
         The open memory (the caller closes it), the ``add`` timings and the build seconds.
     """
     started = time.perf_counter()
-    mem = ConversationMemory.open(path, session=SESSION, budget=budget, model=DEFAULT_MODEL)
+    mem = ConversationMemory.open(
+        path, session=SESSION, budget=budget, model=DEFAULT_MODEL, embedder=EMBEDDER
+    )
     add_ns = []
     try:
         for message in islice(cycle(turns), size):
@@ -204,7 +212,7 @@ def measure_store(
 def warm_up(turns: Sequence[dict[str, str]], budget: Budget) -> None:
     """Load the tokenizer and import lazily loaded modules before anything is timed."""
     with ConversationMemory.open(
-        ":memory:", session=SESSION, budget=budget, model=DEFAULT_MODEL
+        ":memory:", session=SESSION, budget=budget, model=DEFAULT_MODEL, embedder=EMBEDDER
     ) as mem:
         mem.add(list(turns[:10]))
         mem.assemble(system=SYSTEM_PROMPT)
@@ -216,7 +224,9 @@ def measure_reopen(path: str, turns: int, *, budget: Budget, reopens: int) -> Re
     for _ in range(reopens):
         gc.collect()
         start = time.perf_counter_ns()
-        mem = ConversationMemory.open(path, session=SESSION, budget=budget, model=DEFAULT_MODEL)
+        mem = ConversationMemory.open(
+            path, session=SESSION, budget=budget, model=DEFAULT_MODEL, embedder=EMBEDDER
+        )
         open_ns.append(_elapsed_ns(start))
         with mem:
             start = time.perf_counter_ns()

@@ -30,6 +30,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
+from memory.assemble import SUMMARY_HEADER
 from memory.summarize import ExtractiveSummarizer, SummaryResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,8 +123,13 @@ def latency_and_prefix(sample: dict[str, Any], delay: float, budget: int) -> dic
                 started = time.perf_counter()
                 prompt = mem.assemble(system=SYSTEM)
                 timings.append(time.perf_counter() - started)
-                head = [m for m in prompt.messages if isinstance(m, SystemMessage)][:2]
-                prefixes.append(tuple(str(m.content) for m in head))
+                head = [
+                    str(m.content)
+                    for m in prompt.messages
+                    if isinstance(m, SystemMessage)
+                    and (m.content == SYSTEM or str(m.content).startswith(SUMMARY_HEADER))
+                ]
+                prefixes.append(tuple(head))
         folds = sum(1 for a in mem.summaries.attempts() if a.error is None)
     same = sum(1 for a, b in itertools.pairwise(prefixes) if a == b)
     return {

@@ -33,17 +33,18 @@ def choose_block(
 ) -> list[Exchange]:
     """Pick the oldest unsummarized exchanges to fold, or none if the window still fits.
 
-    The current user turn (the last one) and exchanges still waiting for tool results are
-    never folded, nor anything after them.
+    The latest exchange is never folded, nor anything from an exchange still waiting for
+    tool results onwards. The current user turn may be folded (so no turn escapes the
+    summary): prompts pin it verbatim all the same. In an agent run (one task, then tool
+    rounds) the rounds after the task are folded too.
     """
     pending = [e for e in exchanges if e.first_seq > covers_upto]
-    if sum(e.tokens for e in pending) <= window_tokens:
-        return []
-    last_user = max((i for i, e in enumerate(pending) if e.is_user_turn), default=len(pending))
     remaining = sum(e.tokens for e in pending)
+    if remaining <= window_tokens:
+        return []
     block: list[Exchange] = []
-    for position, exchange in enumerate(pending):
-        if remaining <= window_tokens * refill or position >= last_user or not exchange.complete:
+    for exchange in pending[:-1]:
+        if remaining <= window_tokens * refill or not exchange.complete:
             break
         block.append(exchange)
         remaining -= exchange.tokens

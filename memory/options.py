@@ -24,7 +24,7 @@ __all__ = [
 MAX_SESSION_LENGTH = 512
 DEFAULT_SUMMARY_SHARE = 0.15
 """The running summary's cap, as a share of the prompt budget."""
-DEFAULT_RECALL_SHARE = 0.6
+DEFAULT_RECALL_SHARE = 0.35
 """Recalled evicted turns' cap, as a share of the prompt budget."""
 LOOKUP_RECALL_SHARE = 0.8
 """The cap when ``assemble`` is given an explicit query: a question about the past."""

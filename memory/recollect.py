@@ -45,9 +45,8 @@ def turn_text(turn: Turn) -> str | None:
 
 
 def turn_line(turn: Turn) -> str | None:
-    """Render a turn for the prompt: its seq, speaker and verbatim text."""
-    text = turn_text(turn)
-    return None if text is None else f"#{turn.seq} {text}"
+    """Render a turn for the prompt: speaker and verbatim text (seqs are in the report)."""
+    return turn_text(turn)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ import functools
 import importlib
 import inspect
 import json
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +25,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from memory.budget import Budget
 from memory.core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
-from memory.errors import ConfigError, MissingDependencyError
+from memory.errors import MissingDependencyError
 from memory.tokens import TokenCounter
 
 __all__ = [
@@ -65,11 +64,7 @@ MessagesCounterFn = Callable[[Sequence[BaseMessage]], int]
 
 
 class MemoryOpener:
-    """Open the memory of any session with one set of options (those of ``open``).
-
-    The running summary is still being built: while ``ConversationMemory.open`` refuses a
-    summarizer, the model is left out and a ``UserWarning`` says so, once per opener.
-    """
+    """Open the memory of any session with one set of options (those of ``open``)."""
 
     def __init__(
         self,
@@ -97,20 +92,7 @@ class MemoryOpener:
             InputError: ``session`` is not a valid session id.
             ConfigError: a bad option.
         """
-        if self.summarizer is not None:
-            try:
-                return self._open(session, self.summarizer)
-            except ConfigError as exc:
-                if "summarizer" not in str(exc):
-                    raise
-                self.summarizer = None
-                warnings.warn(
-                    "this release of context-attic does not run summaries yet; the model "
-                    "given as summarizer is not used, and older turns are left out instead",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        return self._open(session, None)
+        return self._open(session, self.summarizer)
 
     def _open(self, session: str, summarizer: BaseChatModel | None) -> ConversationMemory:
         return ConversationMemory.open(

@@ -99,14 +99,15 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     A drop-in for ``SummarizationMiddleware`` in ``create_agent(middleware=[...])``. Before
     each model call, the messages of the graph's state not yet stored are added to the
     session's memory (tool outputs above ``compress_threshold`` tokens are archived and
-    sent as digests), and the model gets the assembled prompt: the system prompt, then the
-    recent turns that fit ``budget``, exchanges whole. The model's reply is stored as it
+    sent as digests), and the model gets the assembled prompt: the system prompt, the
+    running summary, the evicted turns relevant to the current one, then the recent turns
+    that fit ``budget``, exchanges whole. The model's reply is stored as it
     comes. The ``recall`` tool is registered, so the model can read archived outputs
     back. The state itself is never rewritten: it keeps the full history.
 
     Args:
-        model: The summarizer (a chat model, or a name for ``init_chat_model``), used
-            once the running summary ships; until then it is ignored with a warning.
+        model: The summarizer (a chat model, or a name for ``init_chat_model``) that
+            writes the running summary; None uses the offline extractive summarizer.
         trigger: When to assemble, as in ``SummarizationMiddleware``: ``("tokens", n)``,
             ``("messages", n)``, ``("fraction", f)`` of the model's ``max_input_tokens``,
             a dict of them (all must hold) or a list (any may hold). None: every call.

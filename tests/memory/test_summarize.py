@@ -165,7 +165,7 @@ def test_extractive_keeps_facts_with_numbers_and_dates() -> None:
     assert COUNTER.count(text) <= 40
 
 
-def test_choose_block_keeps_the_current_turn_and_open_calls() -> None:
+def test_choose_block_folds_oldest_first_and_never_the_latest() -> None:
     builder = ExchangeBuilder()
     messages: list[BaseMessage] = [HumanMessage("a"), AIMessage("b")] * 5 + [HumanMessage("now")]
     builder.extend(Turn(i + 1, m, 100) for i, m in enumerate(messages))
@@ -175,3 +175,27 @@ def test_choose_block_keeps_the_current_turn_and_open_calls() -> None:
     assert sum(e.tokens for e in builder.exchanges) - sum(e.tokens for e in block) <= 250
     assert choose_block(builder.exchanges, covers_upto=0, window_tokens=5000, refill=0.5) == []
     assert "human: a" in render_transcript(messages[:1])
+
+
+def test_agent_runs_with_one_task_get_summaries_too() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=1500, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "Fix the failing test in parser.py"})
+        for i in range(30):
+            call = {
+                "id": f"c{i}",
+                "type": "function",
+                "function": {"name": "run", "arguments": "{}"},
+            }
+            mem.add(
+                [
+                    {"role": "assistant", "content": f"step {i}", "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": f"c{i}", "content": f"line {i}: ok " * 30},
+                ]
+            )
+        assert mem.summaries.wait(30)
+        assert mem.summaries.current is not None and mem.summaries.current.covers_upto > 10
+        prompt = mem.assemble()
+        assert prompt.messages[1].content == "Fix the failing test in parser.py" or any(
+            m.content == "Fix the failing test in parser.py" for m in prompt.messages
+        )
+        assert prompt.tokens <= 1500
