@@ -6,7 +6,9 @@ itself is archived byte-exact elsewhere. Every compressor turns a string into a 
 
 The helpers here keep the budget arithmetic in one place: :func:`select_lines` keeps the
 most important lines of a long list in their original order, :func:`fit_levels` picks the
-richest rendering that fits, and :func:`head_tail` is the last resort of every kind.
+richest rendering that fits, :func:`fit_graded` renders every line at the richest common
+detail level and spends what is left on the best-ranked lines, and :func:`head_tail` is
+the last resort of every kind.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "DraftCompressor",
     "clip",
     "finish",
+    "fit_graded",
     "fit_levels",
     "head_tail",
     "head_window",
@@ -303,6 +306,67 @@ def fit_levels(
         else:
             hi = mid - 1
     return best
+
+
+def fit_graded(
+    line: Callable[[int, int], str | None],
+    ranks: Sequence[float],
+    levels: int,
+    *,
+    count: Counter,
+    max_tokens: int,
+    footer: Sequence[str] = (),
+) -> str | None:
+    """Show every line at the richest detail level that fits, the best-ranked ones richer.
+
+    All lines get one level ``l``, then the best-ranked (lowest rank first, ties by
+    position) get ``l + 1`` as far as the budget allows. The search is binary over
+    ``levels * len(ranks)`` steps; ``count`` never sees text over eight characters per
+    token of budget (such text is taken not to fit).
+
+    Args:
+        line: ``line(i, level)`` renders line ``i`` at a level (``None`` hides it); a
+            line must not shrink as its level grows.
+        ranks: One rank per line; lower ranks are upgraded first.
+        levels: The number of detail levels.
+        count: The token counter.
+        max_tokens: The budget for the whole result, ``footer`` included.
+        footer: Lines always put after the others.
+
+    Returns:
+        The lines in their original order, or ``None`` when level 0 does not fit.
+    """
+    order = sorted(range(len(ranks)), key=lambda i: (ranks[i], i))
+    upgrade_at = {index: position for position, index in enumerate(order)}
+    rendered: dict[tuple[int, int], str | None] = {}
+    counted: dict[str, int] = {}
+    max_chars = max_tokens * 8 + 200
+
+    def render(step: int) -> str:
+        level, upgraded = divmod(step, max(1, len(ranks)))
+        out: list[str] = []
+        size = 0  # characters so far
+        for i in range(len(ranks)):
+            key = (i, min(levels - 1, level + (upgrade_at[i] < upgraded)))
+            if key not in rendered:
+                rendered[key] = line(*key)
+            text = rendered[key]
+            if text is not None:
+                out.append(text)
+                size += len(text) + 1
+                if size > max_chars + 1:
+                    break  # already too long to fit: the other lines need not be made
+        return "\n".join([*out, *footer])
+
+    def bounded(text: str) -> int:
+        if text not in counted:
+            too_long = len(text) > max_chars
+            counted[text] = max_tokens + 1 if too_long else safe_count(count, text)
+        return counted[text]
+
+    steps = (levels - 1) * len(ranks) + 1
+    best = fit_levels(render, steps, count=bounded, max_tokens=max_tokens)
+    return best if bounded(best) <= max_tokens else None
 
 
 def head_tail(text: str, *, count: Counter, max_tokens: int) -> str:

@@ -1,17 +1,22 @@
-"""Digest JSON: lossless rows or minified JSON when they fit, else a typed schema.
+"""Digest JSON: lossless rows or minified JSON when they fit, else a key tree.
 
-The schema lists every key path (``installed[].metadata.name``) with its types, how often
-it occurs and its value range, so a model can see the whole shape of a 400 KB document
-in a few hundred tokens. Truncated JSON (a tool that cut its output) is repaired by
-closing the open brackets at the last complete value; text after the JSON (``npm warn``)
-is kept.
+The key tree gives every distinct key path (``installed[].metadata.author``, array items
+merged as ``[]``) a line with its types: all paths up to three keys deep come first, then
+the budget left buys, shallow paths first, their counts and values, the first and last
+items of the main array with outliers, and deeper paths. If not even that fits, key names
+are grouped by parent (``a[].b.{c,d}``). Map-like objects (over 48 keys, or mostly keys
+with digits, like npm's ``time.<version>``) fold into ``path.*`` with a key count and a
+few example keys: that is how a digest "shows every key path"; :func:`key_paths` lists
+them. Truncated JSON (a tool that cut its output) is repaired by closing the open
+brackets at the last complete value; text after the JSON (``npm warn``) is kept.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections import Counter as Tally
+from dataclasses import dataclass, field
 from typing import Any
 
 from memory.compress.base import (
@@ -19,7 +24,7 @@ from memory.compress.base import (
     Draft,
     DraftCompressor,
     clip,
-    fit_levels,
+    fit_graded,
     safe_count,
     select_lines,
 )
@@ -117,10 +122,6 @@ def parse_lenient(text: str) -> ParsedJSON:
     return ParsedJSON(value, error_at, True, text[error_at:].strip())
 
 
-def _type_name(value: Any) -> str:
-    return _TYPE_NAMES.get(type(value), "object")
-
-
 def _is_map(obj: dict[str, Any]) -> bool:
     if len(obj) > MAP_MIN_KEYS:
         return True
@@ -134,158 +135,170 @@ def _join(path: str, key: str, *, wildcard: bool = False) -> str:
     return f"{path}.{part}" if path else part
 
 
+@dataclass(slots=True)
 class _Stats:
     """Accumulates what one key path holds across all its occurrences."""
 
-    __slots__ = ("depth", "distinct", "examples", "high", "low", "seen", "sizes", "types")
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.seen = 0
-        self.types: dict[str, int] = {}
-        self.low: Any = None
-        self.high: Any = None
-        self.examples: list[Any] = []
-        self.distinct: set[str] = set()
-        self.sizes: list[int] = []
+    depth: int  # keys from the root; array items do not count
+    parent: str  # the path of the enclosing object or array
+    seen: int = 0
+    types: dict[str, int] = field(default_factory=dict)
+    low: Any = None  # the value range
+    high: Any = None
+    examples: list[Any] = field(default_factory=list)
+    distinct: set[str] = field(default_factory=set)
+    sizes: tuple[int, int] | None = None  # the fewest and most items (or keys)
+    map_keys: list[str] = field(default_factory=list)  # a few keys of a map-like object
 
     def add(self, value: Any) -> None:
         self.seen += 1
-        name = _type_name(value)
+        name = _TYPE_NAMES.get(type(value), "object")
         self.types[name] = self.types.get(name, 0) + 1
+        if name in ("array", "object"):
+            n, low_high = len(value), self.sizes
+            self.sizes = (min(low_high[0], n), max(low_high[1], n)) if low_high else (n, n)
+            return
         if name in ("int", "float"):
-            self._widen(float(value), value)
-        elif name == "str":
-            if not isinstance(self.low, (int, float)):
-                self.low = value if self.low is None else min(self.low, value)
-                self.high = value if self.high is None else max(self.high, value)
-            if len(self.distinct) < 1000:
-                self.distinct.add(value)
-        elif name in ("array", "object") and len(self.sizes) < 100_000:
-            self.sizes.append(len(value))
-        small = name not in ("array", "object") and len(self.examples) < 3
-        if small and value not in self.examples:
+            if not isinstance(self.low, (int, float)):  # numbers win over strings
+                self.low = self.high = value
+            self.low, self.high = min(self.low, value), max(self.high, value)
+        elif name == "str" and not isinstance(self.low, (int, float)):
+            self.low = value if self.low is None else min(self.low, value)
+            self.high = value if self.high is None else max(self.high, value)
+        if name == "str" and len(self.distinct) < 1000:
+            self.distinct.add(value)
+        if len(self.examples) < 3 and value not in self.examples:
             self.examples.append(value)
-
-    def _widen(self, number: float, value: Any) -> None:
-        # Numbers win over strings for the range: a numeric range says more.
-        if not isinstance(self.low, (int, float)):
-            self.low = self.high = value
-        elif number < self.low:
-            self.low = value
-        elif number > self.high:
-            self.high = value
 
 
 def _collect(value: Any) -> dict[str, _Stats]:
     stats: dict[str, _Stats] = {}
     budget = [MAX_NODES]
 
-    def visit(node: Any, path: str, depth: int) -> None:
+    def visit(node: Any, path: str, depth: int, parent: str) -> None:
         if budget[0] <= 0:
             return
         budget[0] -= 1
         entry = stats.get(path)
         if entry is None:
-            entry = stats[path] = _Stats(depth)
+            entry = stats[path] = _Stats(depth, parent)
         entry.add(node)
         if isinstance(node, list):
             for item in node:
-                visit(item, path + "[]", depth)
+                visit(item, path + "[]", depth, path)
+        elif isinstance(node, dict) and _is_map(node):
+            if not entry.map_keys:
+                keys = list(node)
+                entry.map_keys = [*keys[:2], keys[-1]]
+            for child in node.values():
+                visit(child, _join(path, "*", wildcard=True), depth + 1, path)
         elif isinstance(node, dict):
-            if _is_map(node):
-                for child in node.values():
-                    visit(child, _join(path, "*", wildcard=True), depth + 1)
-            else:
-                for key, child in node.items():
-                    visit(child, _join(path, str(key)), depth + 1)
+            for key, child in node.items():
+                visit(child, _join(path, str(key)), depth + 1, path)
 
-    visit(value, "", 0)
+    visit(value, "", 0, "")
     return stats
+
+
+def _tree_order(stats: dict[str, _Stats]) -> list[str]:
+    """Order the paths as a tree: children under their parent, siblings as first seen."""
+    keys: dict[str, tuple[int, ...]] = {}
+    for index, (path, entry) in enumerate(stats.items()):
+        keys[path] = (keys.get(entry.parent, ()) if path else ()) + (index,)
+    return sorted(stats, key=keys.__getitem__)
 
 
 def _short(value: Any, width: int) -> str:
     return clip(json.dumps(value, ensure_ascii=False), width)
 
 
-def _describe(path: str, entry: _Stats, parent_seen: int, width: int) -> str:
-    types = "|".join(entry.types)
-    parts = [types]
-    if entry.seen > 1:
+def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
+    """Describe one key path; ``width`` 0 is the compact form (types and presence)."""
+    entry = stats[path]
+    parent = stats.get(entry.parent) if path else None
+    types, items = "|".join(entry.types), stats.get(path + "[]")
+    if items is not None and not width:
+        types = types.replace("array", "array[" + "|".join(items.types) + "]")
+    parts = [types.replace("object", "map") if entry.map_keys else types]
+    if width and entry.seen > 1:
         parts.append(f"x{entry.seen}")
-    if parent_seen and entry.seen < parent_seen and not path.endswith("[]"):
-        parts.append(f"optional ({entry.seen}/{parent_seen})")
-    if entry.sizes:
-        low, high = min(entry.sizes), max(entry.sizes)
-        unit = "items" if "array" in entry.types else "keys"
-        if low == high:
-            parts.append(f"{low} {unit[:-1] if low == 1 else unit}")
-        else:
-            parts.append(f"{low}..{high} {unit}")
-    if entry.seen == 1 and entry.examples:
+    if parent and entry.seen < parent.seen and not path.endswith("[]"):
+        share = f"{entry.seen}/{parent.seen}"
+        parts.append(f"optional ({share})" if width else f"in {share}")
+    if entry.sizes and (width or entry.map_keys):
+        (low, high), unit = entry.sizes, "item" if "array" in entry.types else "key"
+        parts.append(f"{low}..{high} {unit}s" if low < high else f"{low} {unit}{'s' * (low != 1)}")
+    if entry.map_keys:
+        parts.append("keys e.g. " + ", ".join(_short(k, 20) for k in entry.map_keys))
+    if width and entry.seen == 1 and entry.examples:
         parts.append(_short(entry.examples[0], width))
-    elif entry.low is not None and entry.low != entry.high:
+    elif width and entry.low is not None and entry.low != entry.high:
         parts.append(f"{_short(entry.low, width // 2)}..{_short(entry.high, width // 2)}")
-    elif entry.examples:
+    elif width and entry.examples:
         parts.append("e.g. " + ", ".join(_short(e, width // 2) for e in entry.examples[:2]))
-    if "str" in entry.types and entry.seen > 1:
-        many = "1000+" if len(entry.distinct) >= 1000 else str(len(entry.distinct))
-        parts.append(f"{many} distinct")
+    if width and "str" in entry.types and entry.seen > 1:
+        parts.append(f"{len(entry.distinct)}{'+' * (len(entry.distinct) >= 1000)} distinct")
     return f"{path or '(root)'}: " + " · ".join(parts)
-
-
-def _parent(path: str) -> str:
-    return path[:-2] if path.endswith("[]") else path[: max(path.rfind("."), 0)]
 
 
 def _outliers(items: list[Any], limit: int, width: int) -> list[str]:
     """Describe the object items whose key set differs from the majority's."""
-    signatures: dict[tuple[str, ...], int] = {}
-    for item in items:
-        if isinstance(item, dict):
-            sig = tuple(item)
-            signatures[sig] = signatures.get(sig, 0) + 1
+    signatures = Tally(tuple(item) for item in items if isinstance(item, dict))
     if not signatures:
         return []
-    majority = max(signatures, key=lambda s: signatures[s])
-    common = set(majority)
+    majority = signatures.most_common(1)[0][0]
     out: list[str] = []
     for index, item in enumerate(items):
         if len(out) >= limit:
             break
         if not isinstance(item, dict):
-            out.append(f"  [{index}] {_type_name(item)}: {_short(item, width)}")
+            out.append(
+                f"  [{index}] {_TYPE_NAMES.get(type(item), 'object')}: {_short(item, width)}"
+            )
         elif tuple(item) != majority:
             missing = [k for k in majority if k not in item]
-            extra = {k: v for k, v in item.items() if k not in common}
+            extra = {k: v for k, v in item.items() if k not in majority}
             shown = _short(extra, width) if extra else "-"
             out.append(f"  [{index}] missing {missing or '-'}; extra {shown}")
     return out
 
 
-def _samples(value: Any, level: int, width: int) -> list[str]:
-    if not isinstance(value, list) or len(value) < 2 or level < 3:
-        return []
-    lines = [f"first item: {_short(value[0], width * 3)}"]
-    if level >= 4:
-        lines.append(f"last item [{len(value) - 1}]: {_short(value[-1], width * 3)}")
-        outliers = _outliers(value, 3 + level, width)
-        if outliers:
-            lines.append("outliers (keys differ from the majority):")
-            lines.extend(outliers)
-    return lines
+def _samples(value: Any, part: int, level: int, width: int) -> str | None:
+    """Show part 0 (first item), 1 (last) or 2 (outliers) of the root or main array."""
+    if level < 3 + (part > 0):
+        return None
+    arrays = [("", value)] if isinstance(value, list) else list(value.items())
+    sizes = [len(v) if isinstance(v, list) else -1 for _, v in arrays]
+    name, items = arrays[sizes.index(max(sizes))] if arrays else ("", None)
+    if not isinstance(items, list) or len(items) < 2:
+        return None
+    name = _join("", name) if name else ""
+    if part == 2:
+        outliers = _outliers(items, 3 + level, width)
+        title = f"outliers of {name or 'the items'} (keys differ from the majority):"
+        return "\n".join([title, *outliers]) if outliers else None
+    index = (len(items) - 1) * part
+    return f"{name or 'item '}[{index}]: {_short(items[index], width * 3)}"
 
 
-_LEVELS = ((1, 24), (2, 32), (3, 40), (3, 60), (4, 60), (6, 80), (99, 120))
+# (deepest key path shown, line width; 0 = compact); every level shows depth <= 3.
+_LEVELS = ((3, 0), (3, 24), (3, 40), (4, 40), (4, 60), (6, 80), (99, 120))
+_SAMPLE_RANK = 3.5  # samples come after the key paths to depth 3, before deeper ones
 
 
-def _schema_lines(stats: dict[str, _Stats], max_depth: int, width: int) -> list[str]:
-    lines = []
-    for path, entry in stats.items():
-        if entry.depth <= max_depth:
-            parent = stats.get(_parent(path)) if path else None
-            lines.append(_describe(path, entry, parent.seen if parent else 0, width))
-    return lines
+def _grouped(stats: dict[str, _Stats], order: list[str]) -> tuple[list[str], list[float]]:
+    """Group key names by parent, ``a[].b.{c,d}``: the fallback when one per line is too big."""
+    children: dict[str, list[str]] = {}
+    for path in order:
+        entry = stats[path]
+        if path and not path.endswith("[]"):
+            name = path[len(entry.parent) + 1 :] if entry.parent else path
+            children.setdefault(entry.parent, []).append(name)
+    lines = [
+        clip(f"{p}.{{{','.join(k)}}}" if p else f"{{{','.join(k)}}}") for p, k in children.items()
+    ]
+    ranks = [float(stats[p].depth + 1) for p in children]
+    return lines, ranks
 
 
 def _lossless(parsed: ParsedJSON) -> list[str]:
@@ -331,7 +344,7 @@ def _as_rows(value: Any) -> str | None:
 
 
 def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
-    """Make a JSON digest: lossless if it fits, else a schema with samples and outliers.
+    """Make a JSON digest: lossless if it fits, else a key tree with samples and outliers.
 
     Raises:
         ValueError: ``text`` is not (a possibly truncated) JSON object or array.
@@ -344,21 +357,25 @@ def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
         if safe_count(count, candidate) <= max_tokens:
             return Draft(candidate, items, True, note + " · lossless")
     stats = _collect(parsed.value)
+    order = _tree_order(stats)
     extra: list[str] = []
     if parsed.repaired:
         extra.append(f"[JSON cut short at char {parsed.end:,} of {len(text):,}; repaired]")
     if parsed.trailing:
         extra.append("after the JSON: " + clip(parsed.trailing.replace("\n", " ⏎ "), 400))
 
-    def render(level: int) -> str:
+    def line(index: int, level: int) -> str | None:
         depth, width = _LEVELS[level]
-        body = _schema_lines(stats, depth, width) + _samples(parsed.value, level, width)
-        return "\n".join(body + extra)
+        if index >= len(order):
+            return _samples(parsed.value, index - len(order), level, width)
+        path = order[index]
+        hidden = stats[path].depth > depth or (not width and path.endswith("[]"))
+        return None if hidden else _describe(path, stats, width)
 
-    best = fit_levels(render, len(_LEVELS), count=count, max_tokens=max_tokens)
-    if safe_count(count, best) > max_tokens:
-        lines = _schema_lines(stats, 99, 24)
-        ranks = [float(entry.depth) for entry in stats.values()]
+    ranks = [float(stats[p].depth) for p in order] + [_SAMPLE_RANK] * 3
+    best = fit_graded(line, ranks, len(_LEVELS), count=count, max_tokens=max_tokens, footer=extra)
+    if best is None:  # not even one compact line per path fits: group the names by parent
+        lines, ranks = _grouped(stats, order)
         best = select_lines(
             lines + extra, ranks + [0.0] * len(extra), count=count, max_tokens=max_tokens
         )
@@ -368,9 +385,11 @@ def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
 def key_paths(value: Any, max_depth: int = 3) -> list[str]:
     """List the distinct key paths of ``value`` up to ``max_depth`` keys, as digests show them.
 
-    Children of map-like objects (many data-like keys) are folded into ``path.*``.
+    Children of map-like objects (many data-like keys) are folded into ``path.*``; array
+    items are merged as ``[]`` but are not key paths themselves (``a[].b`` is, ``a[]`` not).
     """
-    return [p for p, e in _collect(value).items() if p and 0 < e.depth <= max_depth]
+    stats = _collect(value)
+    return [p for p, e in stats.items() if p and not p.endswith("[]") and e.depth <= max_depth]
 
 
 class JSONCompressor(DraftCompressor):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory.compress.json import (
@@ -94,6 +95,7 @@ def test_map_like_objects_are_folded(count: Count) -> None:
     draft = draft_json(json.dumps(doc), count=count, max_tokens=300)
     assert "time.*: str" in draft.text
     assert "500 keys" in draft.text
+    assert '"1.0.0", "1.1.0", "1.499.0"' in draft.text  # a few example keys
     assert key_paths(doc) == ["name", "time", "time.*"]
 
 
@@ -135,3 +137,93 @@ def test_compressor_returns_json_digest(count: Count) -> None:
     assert digest.kind == "json"
     assert digest.items == 500
     assert digest.digest_tokens <= 150 < digest.original_tokens
+
+
+def _shown(path: str, text: str) -> bool:
+    """Whether ``path`` appears whole in ``text`` (``a.name`` is not shown by ``a.name_x``)."""
+    return re.search(re.escape(path) + r"(?![\w$@\-])", text) is not None
+
+
+_OPTIONAL = ("author", "author_email", "license", "home_page", "keywords", "maintainer")
+
+
+def _pip_inspect(packages: int) -> dict[str, Any]:
+    """A ``pip inspect``-like report: installed packages with metadata dicts of varying keys."""
+    installed = []
+    for i in range(packages):
+        metadata: dict[str, Any] = {
+            "metadata_version": f"2.{i % 4}",
+            "name": f"package-{i}",
+            "version": f"{i % 7}.{i % 13}.{i}",
+            "summary": f"Package number {i} does one thing well",
+            "description": f"# Package {i}\n\n" + "Long README text. " * 40,
+            "classifier": [f"Programming Language :: Python :: 3.{v}" for v in range(8, 13)],
+            "requires_dist": [f"dep{j}>=1.{j}" for j in range(i % 5)],
+        }
+        for j, key in enumerate(_OPTIONAL):
+            if (i + j) % (j + 2) == 0:
+                metadata[key] = ["kw"] if key == "keywords" else f"{key} of {i}"
+        item = {"metadata": metadata, "metadata_location": f"/venv/lib/p{i}.dist-info"}
+        installed.append(item | {"installer": "pip", "requested": i % 3 == 0})
+    return {"version": "1", "pip_version": "23.2.1", "installed": installed}
+
+
+def test_pip_inspect_digest_lists_every_key_path_to_depth_3(count: Count) -> None:
+    doc = _pip_inspect(60)
+    text = json.dumps(doc, indent=2)
+    draft = draft_json(text, count=count, max_tokens=600)
+    paths = key_paths(doc)
+    assert "installed[].metadata.author" in paths
+    assert "installed[].metadata.maintainer" in paths
+    assert [p for p in paths if not _shown(p, draft.text)] == []
+    assert 0.9 * 600 < count(draft.text) <= 600  # the budget left is spent on details
+    assert "installed[].metadata.author: str · x30 · optional (30/60) · " in draft.text
+    assert "installed[0]: " in draft.text  # a representative item comes after the paths
+    assert draft_json(text, count=count, max_tokens=600) == draft  # deterministic
+
+
+def test_key_paths_come_before_values_when_the_budget_is_small(count: Count) -> None:
+    doc = _pip_inspect(60)
+    draft = draft_json(json.dumps(doc), count=count, max_tokens=220)
+    assert all(_shown(p, draft.text) for p in key_paths(doc))
+    assert "installed[].metadata.author: str · in 30/60" in draft.text  # compact: type, share
+    assert "installed[].metadata.keywords: array[str] · in 10/60" in draft.text
+    assert "installed[0]" not in draft.text
+    assert count(draft.text) <= 220
+
+
+def test_truncated_pip_inspect_keeps_its_key_paths(count: Count) -> None:
+    doc = _pip_inspect(60)
+    text = json.dumps(doc, indent=2)
+    cut = text[: len(text) * 2 // 3]
+    draft = draft_json(cut, count=count, max_tokens=800)
+    assert draft.note.endswith("truncated")
+    assert all(_shown(p, draft.text) for p in key_paths(parse_lenient(cut).value))
+    assert count(draft.text) <= 800
+
+
+def test_tiny_budget_groups_key_names_by_parent(count: Count) -> None:
+    doc = _pip_inspect(60)
+    draft = draft_json(json.dumps(doc), count=count, max_tokens=150)
+    assert "{version,pip_version,installed}" in draft.text
+    assert "installed[].metadata.{metadata_version,name,version," in draft.text
+    assert "maintainer" in draft.text
+    assert count(draft.text) <= 150
+
+
+nested = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60)
+@given(st.one_of(st.lists(nested, min_size=1), st.dictionaries(st.text(max_size=6), nested)))
+def test_digest_always_fits(doc: Any) -> None:
+    def count(text: str) -> int:
+        return len(text.encode("utf-8", "surrogatepass")) // 4 + 1
+
+    for max_tokens in (30, 120, 600):
+        draft = draft_json(json.dumps(doc), count=count, max_tokens=max_tokens)
+        assert count(draft.text) <= max_tokens
