@@ -40,6 +40,7 @@ from pathlib import Path
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import Budget, ConversationMemory
+from memory.options import DEFAULT_RECALL_SHARE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / ".." / "shared/data/locomo/locomo_dev.json"
@@ -62,6 +63,7 @@ _PACKAGES = ("context-attic", "langchain-core", "tiktoken", "sqlite-utils")
 # Deterministic fake embeddings: this benchmark times assembly itself (window, summary,
 # recall search over the index), not the MiniLM model; locomo.py reports the real model.
 EMBEDDER = DeterministicFakeEmbedding(size=64)
+RECALL_SHARE = [DEFAULT_RECALL_SHARE]  # set from --recall-share
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,12 @@ def build_session(
     """
     started = time.perf_counter()
     mem = ConversationMemory.open(
-        path, session=SESSION, budget=budget, model=DEFAULT_MODEL, embedder=EMBEDDER
+        path,
+        session=SESSION,
+        budget=budget,
+        model=DEFAULT_MODEL,
+        embedder=EMBEDDER,
+        recall_share=RECALL_SHARE[0],
     )
     add_ns = []
     try:
@@ -212,7 +219,12 @@ def measure_store(
 def warm_up(turns: Sequence[dict[str, str]], budget: Budget) -> None:
     """Load the tokenizer and import lazily loaded modules before anything is timed."""
     with ConversationMemory.open(
-        ":memory:", session=SESSION, budget=budget, model=DEFAULT_MODEL, embedder=EMBEDDER
+        ":memory:",
+        session=SESSION,
+        budget=budget,
+        model=DEFAULT_MODEL,
+        embedder=EMBEDDER,
+        recall_share=RECALL_SHARE[0],
     ) as mem:
         mem.add(list(turns[:10]))
         mem.assemble(system=SYSTEM_PROMPT)
@@ -225,7 +237,12 @@ def measure_reopen(path: str, turns: int, *, budget: Budget, reopens: int) -> Re
         gc.collect()
         start = time.perf_counter_ns()
         mem = ConversationMemory.open(
-            path, session=SESSION, budget=budget, model=DEFAULT_MODEL, embedder=EMBEDDER
+            path,
+            session=SESSION,
+            budget=budget,
+            model=DEFAULT_MODEL,
+            embedder=EMBEDDER,
+            recall_share=RECALL_SHARE[0],
         )
         open_ns.append(_elapsed_ns(start))
         with mem:
@@ -272,6 +289,8 @@ def header(args: argparse.Namespace, turns_available: int) -> list[str]:
         f"- python: {platform.python_implementation()} {platform.python_version()}",
         f"- packages: {_versions()}",
         f"- data: LoCoMo dev, {turns_available:,} turns, repeated as needed; one `add` per turn",
+        f"- recall of evicted turns: recall_share={RECALL_SHARE[0]} (0 = off: the window, "
+        "summary and budget logic alone)\n"
         f"- model: {DEFAULT_MODEL}; budget: {args.budget:,} prompt tokens; "
         f"{args.repeats} timed `assemble` calls per session after {args.warmup} warm-up calls, "
         f"interleaved across sizes in {args.rounds} rounds",
@@ -360,6 +379,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=_positive_int, default=DEFAULT_PROMPT_TOKENS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown results file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--recall-share", type=float, default=DEFAULT_RECALL_SHARE, help="0 turns recall off"
+    )
     return parser.parse_args(argv)
 
 
@@ -388,6 +410,7 @@ def run(args: argparse.Namespace, turns: Sequence[dict[str, str]]) -> tuple[list
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the markdown report and write it to ``--out``."""
     args = parse_args(argv)
+    RECALL_SHARE[0] = args.recall_share
     if not args.data.is_file():
         print(f"skipped: LoCoMo data not found at {args.data} (see ../shared/data/README.md)")
         return 0

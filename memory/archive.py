@@ -208,7 +208,7 @@ class Archive:
         scope = None if ref is not None else turns
         candidates: dict[int, ChunkRecord] = {}
         own = self._blobs.chunks(self.session, ref) if ref is not None else []
-        pool = max(20, 4 * k)
+        pool = max(20, 2 * k)
         lexical = self._blobs.search_text(
             self.session, query, ref=ref, limit=pool, turns=scope, before_seq=before_seq
         )
@@ -219,9 +219,10 @@ class Archive:
         if self.indexer is not None:
             if ref is not None and own:
                 self.indexer.wait_for(max(c.id for c in own), timeout=wait)
-            vector_hits = [i for i, _ in self.indexer.search(query, 4 * pool)]
+            vector_hits = [i for i, _ in self.indexer.search(query, 2 * pool)]
             missing = [i for i in vector_hits if i not in candidates]
-            for record in self._blobs.chunks_by_id(self.session, missing):
+            # Where the hits are first (cheap); texts only for the chunks returned.
+            for record in self._blobs.chunks_by_id(self.session, missing, with_text=False):
                 candidates[record.id] = record
             keep = [
                 i
@@ -235,6 +236,9 @@ class Archive:
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (_RRF_K + rank)
         best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+        textless = [i for i in best if not candidates[i].text]
+        for record in self._blobs.chunks_by_id(self.session, textless):
+            candidates[record.id] = record
         return [_hit(candidates[i], scores[i]) for i in best]
 
 

@@ -176,8 +176,13 @@ class BlobStore(Protocol):
         """Return the highest chunk id of a session, 0 when it has none."""
         ...
 
-    def chunks_by_id(self, session: str, ids: Sequence[int]) -> list[ChunkRecord]:
-        """Return the session's chunks with these ids (others' ids are ignored)."""
+    def chunks_by_id(
+        self, session: str, ids: Sequence[int], *, with_text: bool = True
+    ) -> list[ChunkRecord]:
+        """Return the session's chunks with these ids (others' ids are ignored).
+
+        ``with_text=False`` leaves ``text`` empty: a cheap look at where chunks are.
+        """
         ...
 
     def add_turn_texts(self, session: str, turns: Sequence[tuple[int, str]]) -> None:

@@ -20,6 +20,10 @@ import numpy.typing as npt
 
 __all__ = ["FAISSIndex", "index_path"]
 
+# One query at a time gains nothing from OpenMP threads, and their spin-waits cost tens of
+# milliseconds per search on a busy 2-core machine.
+faiss.omp_set_num_threads(1)
+
 
 def index_path(directory: Path, session: str, model: str) -> Path:
     """Name a session's index file by hash: session names are never used as paths."""

@@ -34,6 +34,13 @@ _BLOB_COLUMNS = "session, ref, sha256, size, kind, tokens, digest_tokens, note, 
 _CHUNK_COLUMNS = "id, session, ref, idx, start, end, text"
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 32
+_STOPWORD_TEXT = (
+    "a an the of to in on at for and or but is are was were be been do does did what when "
+    "where who whom which why how that this these those with from by as it its i you he she "
+    "they we my your his her their our me him them us not can could would should will has "
+    "have had about into than then so"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def _blob(row: Sequence[Any]) -> BlobRecord:
@@ -45,8 +52,14 @@ def _chunk(row: Sequence[Any]) -> ChunkRecord:
 
 
 def fts_query(query: str) -> str | None:
-    """Quote each word of a free-text query for FTS5 (OR of terms); None if no words."""
-    terms = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_QUERY_TERMS]
+    """Quote each word of a free-text query for FTS5 (OR of terms); None if no words.
+
+    Common function words are dropped when other words remain: they match most rows,
+    which makes BM25 ranking slow on long histories and adds nothing to it.
+    """
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+    terms = [w for w in words if w not in STOPWORDS] or words
+    terms = terms[:MAX_QUERY_TERMS]
     return " OR ".join(f'"{t}"' for t in terms) if terms else None
 
 
@@ -190,14 +203,20 @@ class SQLiteBlobStore:
         )
         return int(row[0])
 
-    def chunks_by_id(self, session: str, ids: Sequence[int]) -> list[ChunkRecord]:
-        """Return the session's chunks with these ids, in the order of ``ids``."""
+    def chunks_by_id(
+        self, session: str, ids: Sequence[int], *, with_text: bool = True
+    ) -> list[ChunkRecord]:
+        """Return the session's chunks with these ids, in the order of ``ids``.
+
+        ``with_text=False`` leaves ``text`` empty: a cheap look at where chunks are.
+        """
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
+        columns = _CHUNK_COLUMNS if with_text else _CHUNK_COLUMNS.replace(", text", ", ''")
         rows = self.database.read(
             lambda conn: conn.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE session = ? AND id IN ({marks})",
+                f"SELECT {columns} FROM chunks WHERE session = ? AND id IN ({marks})",
                 (session, *ids),
             ).fetchall()
         )
