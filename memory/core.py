@@ -14,7 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.tools import BaseTool
 
-from memory.archive import DEFAULT_MAX_OUTPUT_BYTES, Archive
+from memory.archive import DEFAULT_MAX_OUTPUT_BYTES, Archive, storable
 from memory.assemble import Prompt, assemble
 from memory.budget import Budget, as_budget
 from memory.embed import MiniLMEmbeddings
@@ -250,7 +250,8 @@ class ConversationMemory:
                         records = self._turns.append(
                             self.session, turns, after_seq=self._view.last_seq
                         )
-                        self._blobs.add_turn_texts(self.session, self._view.load(records))
+                        searchable = [(q, storable(t)) for q, t in self._view.load(records)]
+                        self._blobs.add_turn_texts(self.session, searchable)
                 except ConflictError:
                     continue  # another writer appended first: re-read and re-check
                 except BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from memory.archive import storable
 from memory.errors import SummarizerError
 from memory.messages import Exchange
 from memory.summarize import Summarizer
@@ -130,12 +131,13 @@ class SummaryRunner(BackgroundWorker):
             except Exception as exc:  # a model client's own error types
                 error = f"{type(exc).__name__}: {exc}"
             else:
+                text = storable(result.text)
                 record = SummaryRecord(
                     session=self.session,
                     version=0,
                     covers_upto=covers_upto,
-                    text=result.text,
-                    tokens=self._counter.count(result.text),
+                    text=text,
+                    tokens=self._counter.count(text),
                     summarizer=self.summarizer.name,
                     input_tokens=result.input_tokens,
                     output_tokens=result.output_tokens,
@@ -164,13 +166,13 @@ class SummaryRunner(BackgroundWorker):
                 session=self.session,
                 version=0,
                 covers_upto=self.covers_upto,
-                text=previous,
+                text=storable(previous),
                 tokens=self._counter.count(previous),
                 summarizer=self.summarizer.name,
                 input_tokens=0,
                 output_tokens=0,
                 created_at=time.time(),
-                error=error or "unknown error",
+                error=storable(error or "unknown error"),
             )
         )
 

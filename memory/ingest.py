@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from langchain_core.messages import BaseMessage, ToolMessage, message_to_dict
 
 from memory.archive import Archive, ArchivedOutput
+from memory.errors import InputError
 from memory.tokens import TokenCounter
 from stores.base import NewTurn
 
@@ -37,7 +38,10 @@ def max_digest_tokens(original_tokens: int, prompt_tokens: int) -> int:
 
 
 def _dump(message: BaseMessage) -> str:
-    return json.dumps(message_to_dict(message), default=str)
+    try:
+        return json.dumps(message_to_dict(message), default=str)
+    except RecursionError as exc:
+        raise InputError("message is nested too deeply to store") from exc
 
 
 def to_new_turn(
@@ -57,6 +61,15 @@ def to_new_turn(
         InputError: the tool output is larger than the archive accepts.
     """
     payload = _dump(message)
+    if isinstance(message, ToolMessage):
+        content = message.content
+        raw = content if isinstance(content, str) else json.dumps(content, default=str)
+        size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > archive.max_output_bytes:
+            raise InputError(
+                f"tool output of {size:,} bytes exceeds max_output_bytes "
+                f"({archive.max_output_bytes:,}); raise the limit or truncate the output"
+            )
     # A recall result is the archive answering the model: compressing it again would
     # hide exactly what the model asked for.
     is_output = isinstance(message, ToolMessage) and message.name != "recall"

@@ -77,6 +77,8 @@ def normalize(messages: MessageLike | Sequence[MessageLike]) -> list[BaseMessage
         messages = [messages]
     if isinstance(messages, str | bytes):
         raise InputError("expected a message or a list of messages, not a bare string")
+    if not isinstance(messages, Sequence):
+        raise InputError(f"expected a message or a list of messages, not {type(messages).__name__}")
     normalized: list[BaseMessage] = []
     for index, message in enumerate(messages):
         for converted in _convert_one(message, index):
@@ -100,6 +102,8 @@ def _convert_one(message: Any, index: int) -> list[BaseMessage]:
         return convert_to_messages([dict(message)])
     except InputError:
         raise
+    except RecursionError as exc:
+        raise InputError("message is nested too deeply to read", index=index) from exc
     except json.JSONDecodeError as exc:
         raise InputError(
             f"malformed tool_calls: arguments are not valid JSON ({exc})", index=index

@@ -18,9 +18,9 @@ from memory.tokens import TokenCounter
 
 __all__ = ["DEFAULT_NEIGHBOURS", "Recollection", "recollect", "turn_line", "turn_text"]
 
-DEFAULT_NEIGHBOURS = 1
+DEFAULT_NEIGHBOURS = 2
 """Turns on each side of a top hit brought along for context."""
-TOP_HITS_WITH_NEIGHBOURS = 5
+TOP_HITS_WITH_NEIGHBOURS = 10
 EST_TOKENS_PER_TURN = 24
 MAX_HITS = 400
 SEGMENT_VOTERS = 30

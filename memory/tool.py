@@ -16,7 +16,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, ValidationError
 
-from memory.archive import Archive, Hit
+from memory.archive import Archive, Hit, storable
 from memory.errors import RefNotFoundError
 
 __all__ = [
@@ -92,7 +92,9 @@ def _page(archive: Archive, ref: str, page: int, max_tokens: int) -> str:
     original = archive.get(ref)
     pages: list[tuple[int, int]] = []
     start, size = 0, 0
-    budget = max_tokens - 40  # room for the wrapper line
+    wrapper = f'{_OPEN}<archived ref="{ref}" page="999 of 999" lines="999999-999999">\n\n'
+    wrapper += f'</archived> Next: recall(ref="{ref}", page=999).'
+    budget = max_tokens - archive.counter.count(wrapper) - 2
     for record in archive.chunks(ref):
         tokens = archive.counter.count(original[record.start : record.end])
         if size and size + tokens > budget:
@@ -168,8 +170,9 @@ def recall(
     """Return what the recall tool returns for these arguments (always text, never raises
     for a bad ref or query: the model gets a message it can act on)."""
     max_tokens = max(MIN_RECALL_TOKENS, min(MAX_RECALL_TOKENS, int(max_tokens)))
-    ref = ref.strip() if isinstance(ref, str) and ref.strip() else None
-    query = query.strip() if isinstance(query, str) and query.strip() else None
+    # What a model sends may hold anything, lone surrogates included.
+    ref = storable(ref).strip() or None if isinstance(ref, str) else None
+    query = storable(query).strip() or None if isinstance(query, str) else None
     try:
         if ref is not None and query is None:
             return _page(archive, ref, page, max_tokens)

@@ -41,6 +41,7 @@ _STOPWORD_TEXT = (
     "have had about into than then so"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+STRIP_STOPWORDS = True
 
 
 def _blob(row: Sequence[Any]) -> BlobRecord:
@@ -58,7 +59,7 @@ def fts_query(query: str) -> str | None:
     which makes BM25 ranking slow on long histories and adds nothing to it.
     """
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
-    terms = [w for w in words if w not in STOPWORDS] or words
+    terms = [w for w in words if w not in STOPWORDS] or words if STRIP_STOPWORDS else words
     terms = terms[:MAX_QUERY_TERMS]
     return " OR ".join(f'"{t}"' for t in terms) if terms else None
 
