@@ -31,8 +31,14 @@ lint: venv
 	$(BIN)/ruff format memory stores tests examples benchmarks
 	$(BIN)/mypy
 
+# All benchmarks, on ../shared/data (about 30 minutes on 2 cores); results in benchmarks/results/.
 bench: venv
-	$(BIN)/python benchmarks/assembly_latency.py
+	$(BIN)/python benchmarks/assembly_latency.py --recall-share 0
+	$(BIN)/python benchmarks/assembly_latency.py --out benchmarks/results/assembly_latency_recall.md
+	$(BIN)/python benchmarks/locomo.py
+	$(BIN)/python benchmarks/tool_outputs.py --no-headroom
+	$(BIN)/python benchmarks/vs_langchain.py
+	$(BIN)/python benchmarks/reliability.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
