@@ -157,6 +157,7 @@ def plot(results: dict[int, float], out: Path) -> str:
     axis.plot([2000, 4000], [0.075, 0.145], marker="x", linestyle=":", label="last-N turns")
     axis.set_xscale("log")
     axis.set_xticks(budgets, [f"{b:,}" for b in budgets])
+    axis.minorticks_off()
     axis.set_xlabel("prompt budget (tokens)")
     axis.set_ylabel("evidence recall")
     axis.set_ylim(0, 1.02)
