@@ -71,14 +71,35 @@ def _scores(units: list[str]) -> list[float]:
         for word in words:
             frequency[word] = frequency.get(word, 0) + 1
     total = max(1, len(units))
+    # One logarithm per distinct word, not per occurrence: this is the hot loop.
+    rarity = {word: math.log(total / count) for word, count in frequency.items()}
     scores = []
     for words in words_of:
         if not words:
             scores.append(0.0)
             continue
-        information = sum(math.log(total / frequency[w]) for w in words) / len(words)
+        information = sum(map(rarity.__getitem__, words)) / len(words)
         scores.append(information * min(1.0, len(words) / 8))
     return scores
+
+
+_IMPORTANT_HINTS = (
+    "err",
+    "warn",
+    "fatal",
+    "crit",
+    "fail",
+    "panic",
+    "severe",
+    "traceback",
+    "exception",
+)
+
+
+def _maybe_important(unit: str) -> bool:
+    """``IMPORTANT_LINE.search``, skipped (cheaply) for units holding none of its words."""
+    lowered = unit.lower()
+    return any(h in lowered for h in _IMPORTANT_HINTS) and bool(IMPORTANT_LINE.search(unit))
 
 
 def rank_units(units: list[str], pinned: Callable[[str], bool] | None = None) -> list[float]:
@@ -91,7 +112,7 @@ def rank_units(units: list[str], pinned: Callable[[str], bool] | None = None) ->
     for index, (unit, score) in enumerate(zip(units, scores, strict=True)):
         if index < LEAD_UNITS:
             ranks.append(-1e9 + index)
-        elif IMPORTANT_LINE.search(unit) or (pinned is not None and pinned(unit)):
+        elif _maybe_important(unit) or (pinned is not None and pinned(unit)):
             ranks.append(-1e6 + index)
         else:
             ranks.append(-score)
