@@ -19,7 +19,7 @@ from memory.compress import Chunk, Digest, chunk, compress
 from memory.errors import InputError
 from memory.indexer import Indexer
 from memory.tokens import TokenCounter
-from stores.base import BlobRecord, BlobStore, ChunkRecord, NewChunk
+from stores.base import TURN_REF, TURN_REFS, BlobRecord, BlobStore, ChunkRecord, NewChunk
 
 __all__ = [
     "DEFAULT_CHUNK_TOKENS",
@@ -238,11 +238,21 @@ class Archive:
         for ranking, weight in zip(rankings, weights, strict=True):
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (_RRF_K + rank)
-        best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+        # A turn's two chunks (alone, and read with the turn before it) add up.
+        merged: dict[tuple[str, int], float] = {}
+        chosen: dict[tuple[str, int], int] = {}
+        for chunk_id, score in scores.items():
+            record = candidates[chunk_id]
+            key = ("", record.idx) if record.ref in TURN_REFS else (record.ref, chunk_id)
+            merged[key] = merged.get(key, 0.0) + score
+            if key not in chosen or record.ref == TURN_REF:
+                chosen[key] = chunk_id
+        best_keys = sorted(merged, key=lambda key: (-merged[key], chosen[key]))[:k]
+        best = [chosen[key] for key in best_keys]
         textless = [i for i in best if not candidates[i].text]
         for record in self._blobs.chunks_by_id(self.session, textless):
             candidates[record.id] = record
-        return [_hit(candidates[i], scores[i]) for i in best]
+        return [_hit(candidates[chosen[key]], merged[key]) for key in best_keys]
 
 
 def _in_scope(
@@ -250,7 +260,7 @@ def _in_scope(
 ) -> bool:
     if ref is not None:
         return record.ref == ref
-    is_turn = record.ref == ""
+    is_turn = record.ref in TURN_REFS
     if turns is False and is_turn:
         return False
     if turns is True and not is_turn:
@@ -290,7 +300,8 @@ def storable(text: str) -> str:
 
 
 def _hit(record: ChunkRecord, score: float) -> Hit:
-    return Hit(record.ref, record.idx, record.start, record.end, record.text, score)
+    ref = TURN_REF if record.ref in TURN_REFS else record.ref  # a turn is a turn
+    return Hit(ref, record.idx, record.start, record.end, record.text, score)
 
 
 def _exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:

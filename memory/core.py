@@ -38,6 +38,7 @@ from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
 from memory.view import SessionView
+from stores.base import CONTEXT_REF, TURN_REF
 from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
 from stores.sqlite_summary import SQLiteSummaryStore
@@ -250,8 +251,10 @@ class ConversationMemory:
                         records = self._turns.append(
                             self.session, turns, after_seq=self._view.last_seq
                         )
-                        searchable = [(q, storable(t)) for q, t in self._view.load(records)]
-                        self._blobs.add_turn_texts(self.session, searchable)
+                        searchable, contextual = self._view.load(records)
+                        for texts, ref in ((searchable, TURN_REF), (contextual, CONTEXT_REF)):
+                            clean = [(seq, storable(text)) for seq, text in texts]
+                            self._blobs.add_turn_texts(self.session, clean, ref=ref)
                 except ConflictError:
                     continue  # another writer appended first: re-read and re-check
                 except BaseException:

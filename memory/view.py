@@ -35,16 +35,22 @@ class SessionView:
         self._turns: dict[int, Turn] = {}
         self._segment_seqs: list[int] = []
         self._segment_texts: list[str] = []
+        self._previous_text: str | None = None
 
     @property
     def exchanges(self) -> list[Exchange]:
         """The session's exchanges, oldest first."""
         return self.builder.exchanges
 
-    def load(self, records: Sequence[TurnRecord]) -> list[tuple[int, str]]:
-        """Append stored records; return ``(seq, text)`` of new searchable turns."""
+    def load(
+        self, records: Sequence[TurnRecord]
+    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """Append stored records; return ``(seq, text)`` of new searchable turns, and of
+        the same turns read with the turn before them in their segment (for search only:
+        an answer is found by the question it answers)."""
         turns: list[Turn] = []
         searchable: list[tuple[int, str]] = []
+        contextual: list[tuple[int, str]] = []
         for record in records:
             turn = self._turn(record)
             turns.append(turn)
@@ -56,9 +62,13 @@ class SessionView:
             if isinstance(message, SystemMessage) and isinstance(message.content, str):
                 self._segment_seqs.append(turn.seq)
                 self._segment_texts.append(message.content.strip()[:200])
+                self._previous_text = None
             text = turn_text(turn)
             if text is not None:
                 searchable.append((turn.seq, text))
+                if self._previous_text is not None:
+                    contextual.append((turn.seq, f"{self._previous_text}\n{text}"))
+                self._previous_text = text
                 if isinstance(message, HumanMessage):
                     self.last_user_text = text.split(": ", 1)[1]
         self.builder.extend(turns)
@@ -66,7 +76,7 @@ class SessionView:
         self.turn_count += len(records)
         if records:
             self.last_seq = records[-1].seq
-        return searchable
+        return searchable, contextual
 
     def _turn(self, record: TurnRecord) -> Turn:
         (message,) = messages_from_dict([json.loads(record.compact or record.payload)])

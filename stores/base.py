@@ -14,6 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "CONTEXT_REF",
+    "TURN_REF",
+    "TURN_REFS",
     "BlobRecord",
     "BlobStore",
     "ChunkRecord",
@@ -26,6 +29,13 @@ __all__ = [
     "TurnStore",
     "VectorIndex",
 ]
+
+
+TURN_REF = ""
+"""Chunks with this ref are conversation turns (idx = the turn's seq)."""
+CONTEXT_REF = "~"
+"""Chunks with this ref are turns read with the turn before them (idx = the turn's seq)."""
+TURN_REFS = (TURN_REF, CONTEXT_REF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +195,11 @@ class BlobStore(Protocol):
         """
         ...
 
-    def add_turn_texts(self, session: str, turns: Sequence[tuple[int, str]]) -> None:
-        """Index conversation turns ``(seq, text)`` for search (chunks with ref ``""``)."""
+    def add_turn_texts(
+        self, session: str, turns: Sequence[tuple[int, str]], *, ref: str = ""
+    ) -> None:
+        """Index conversation turns ``(seq, text)`` for search (chunks with ref ``""``;
+        ``"~"`` for each turn read with the one before it)."""
         ...
 
     def search_text(

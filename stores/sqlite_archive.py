@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stores.base import BlobRecord, ChunkRecord, NewChunk
+from stores.base import CONTEXT_REF, TURN_REF, TURN_REFS, BlobRecord, ChunkRecord, NewChunk
 from stores.errors import RefNotFoundError, StoreError
 from stores.sqlite import SQLiteDatabase
 
@@ -224,13 +224,20 @@ class SQLiteBlobStore:
         by_id = {r[0]: _chunk(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def add_turn_texts(self, session: str, turns: Sequence[tuple[int, str]]) -> None:
-        """Index conversation turns for search: chunks with ref ``""`` and idx = seq."""
+    def add_turn_texts(
+        self, session: str, turns: Sequence[tuple[int, str]], *, ref: str = TURN_REF
+    ) -> None:
+        """Index conversation turns for search: chunks with ref ``""`` and idx = seq.
+
+        ``ref=CONTEXT_REF`` stores a turn's second text (with the turn before it), searched
+        and embedded alongside the first.
+        """
+        if ref not in TURN_REFS:
+            raise StoreError(f"turn texts take ref {TURN_REF!r} or {CONTEXT_REF!r}, not {ref!r}")
         with self.database.write() as conn:
             conn.executemany(
-                "INSERT INTO chunks(session, ref, idx, start, end, text) "
-                "VALUES (?, '', ?, 0, ?, ?)",
-                [(session, seq, len(text), text) for seq, text in turns],
+                "INSERT INTO chunks(session, ref, idx, start, end, text) VALUES (?, ?, ?, 0, ?, ?)",
+                [(session, ref, seq, len(text), text) for seq, text in turns],
             )
 
     def search_text(
@@ -256,9 +263,9 @@ class SQLiteBlobStore:
         if ref is not None:
             extra, params = " AND c.ref = ?", (*params, ref)
         elif turns is False:
-            extra = " AND c.ref != ''"
+            extra = " AND c.ref NOT IN ('', '~')"
         elif turns is True:
-            extra = " AND c.ref = ''"
+            extra = " AND c.ref IN ('', '~')"
             if before_seq is not None:
                 extra, params = extra + " AND c.idx < ?", (*params, before_seq)
         params = (*params, limit)
