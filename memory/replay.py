@@ -18,6 +18,9 @@ from memory.core import ConversationMemory
 from memory.errors import InputError
 from memory.report import Report
 
+SETTLE_SECONDS = 60.0
+"""Longest a replay waits for the running summary before each model call."""
+
 __all__ = [
     "DEFAULT_PRICE_PER_MTOK",
     "CallStats",
@@ -241,9 +244,8 @@ def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> It
                 memory.add(pending)
                 pending = []
             call += 1
-            settle = getattr(memory, "wait_until_summarized", None)
-            if settle is not None:  # as if the reply took long enough for the summary
-                settle()
+            # As if the reply took long enough for the summary: numbers don't hang on timing.
+            memory.summaries.wait(timeout=SETTLE_SECONDS)
             prompt = memory.assemble(system=system)
             yield CallStats(
                 call=call,
