@@ -19,6 +19,7 @@ from memory.compress import Chunk, Digest, chunk, compress
 from memory.errors import InputError
 from memory.indexer import Indexer
 from memory.tokens import TokenCounter
+from memory.turnrank import TurnRanker
 from stores.base import TURN_REF, TURN_REFS, BlobRecord, BlobStore, ChunkRecord, NewChunk
 
 __all__ = [
@@ -113,6 +114,8 @@ class Archive:
         self.chunk_tokens = chunk_tokens
         self.max_output_bytes = max_output_bytes
         self._blobs = blobs
+        self.turns = TurnRanker(blobs, session, indexer)
+        """Ranks the session's conversation turns for a query (recall of evicted turns)."""
 
     def _free_ref(self, sha256: str) -> str:
         for length in _REF_LENGTHS:

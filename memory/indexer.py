@@ -77,13 +77,22 @@ class Indexer(BackgroundWorker):
         """Return ``(chunk_id, score)`` pairs for the query, best first (embedded chunks)."""
         if self._index is None or len(self._index) == 0:
             return []
+        return self._index.search(self._query_vector(query), k)
+
+    def score_all(self, query: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Return every embedded chunk's id and its similarity to the query."""
+        if self._index is None or len(self._index) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return self._index.score_all(self._query_vector(query))
+
+    def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
         vector = self._query_vectors.get(query)
         if vector is None:
             vector = embed_matrix(self._embedder, [query])[0]
             if len(self._query_vectors) >= QUERY_CACHE_SIZE:
                 self._query_vectors.pop(next(iter(self._query_vectors)))
             self._query_vectors[query] = vector
-        return self._index.search(vector, k)
+        return vector
 
     def _ensure_index(self, dim: int) -> FAISSIndex:
         if self._index is None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from langchain_core.messages import SystemMessage
 
 from memory.archive import Archive
-from memory.assemble import SUMMARY_HEADER, Prompt
+from memory.assemble import RECALL_HEADER, SUMMARY_HEADER, Prompt
 from memory.folding import SummaryRunner
 from memory.ledger import Ledger, Price, money_saved
 from memory.messages import Exchange
@@ -18,9 +18,6 @@ from memory.view import SessionView
 from stores.base import SummaryRecord
 
 __all__ = ["account", "plan_window"]
-
-RECALL_SLACK = 0.92
-"""Snippet estimates leave room for separators and segment headers."""
 
 
 def plan_window(
@@ -73,10 +70,12 @@ def plan_window(
             archive,
             query=query,
             before_seq=before_seq,
-            max_tokens=int(recall_room * RECALL_SLACK),
+            max_tokens=recall_room - counter.count_message(SystemMessage(RECALL_HEADER)) - 1,
             counter=counter,
             turn_at=view.turn_at,
             segment_of=view.segment_of,
+            segment_starts=view.segment_starts,
+            speakers=view.speakers,
         )
     if current is not None and current not in boundary:
         boundary = [current, *boundary]

@@ -9,7 +9,7 @@ session's date), so dates are kept. The result is a list of snippets for ``assem
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from memory.archive import Archive, Hit
@@ -20,11 +20,9 @@ __all__ = ["DEFAULT_NEIGHBOURS", "Recollection", "recollect", "turn_line", "turn
 
 DEFAULT_NEIGHBOURS = 2
 """Turns on each side of a top hit brought along for context."""
-TOP_HITS_WITH_NEIGHBOURS = 10
-EST_TOKENS_PER_TURN = 24
-MAX_HITS = 400
-SEGMENT_VOTERS = 30
-SEGMENT_BOOST = 0.5
+TOP_HITS_WITH_NEIGHBOURS = 3
+SEPARATOR = "\n---\n"
+"""Between snippets (one per segment, one per archived chunk)."""
 
 
 def turn_text(turn: Turn) -> str | None:
@@ -68,90 +66,121 @@ def recollect(
     counter: TokenCounter,
     turn_at: Callable[[int], Turn | None],
     segment_of: Callable[[int], str | None],
+    segment_starts: Sequence[int] = (),
+    speakers: Mapping[str, Sequence[int]] | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
 ) -> Recollection:
     """Pick the evicted turns (and archived chunks) most relevant to ``query``.
+
+    Turns are ranked by ``archive.turns`` (see ``memory.turnrank``), archived tool-output
+    chunks by ``archive.search``; the two lists are interleaved rank by rank. Snippets are
+    packed best first, segment headers and separators counted, so that
+    ``counter.count(SEPARATOR.join(snippets)) <= max_tokens``.
 
     Args:
         archive: The session's archive (its index holds the turns too).
         query: What the prompt is for, usually the current user turn.
         before_seq: Only turns older than this are candidates (newer ones are verbatim).
-        max_tokens: Most tokens the snippets may take, together.
+        max_tokens: Most tokens the joined snippets may take.
         counter: Counts each line.
         turn_at: Looks a turn up by seq.
         segment_of: Returns the header of the segment a seq belongs to, if any.
+        segment_starts: Ascending seqs where segments begin.
+        speakers: Each named speaker's turn seqs.
         neighbours: Turns on each side of the best hits brought along.
     """
     if max_tokens <= 0 or not query.strip():
         return Recollection((), (), (), 0)
-    k = min(MAX_HITS, max(8, max_tokens // EST_TOKENS_PER_TURN))
-    hits = _boost_segments(
-        archive.search(query, k=k, wait=0.0, turns=None, before_seq=before_seq), segment_of
+    ranked = archive.turns.rank(
+        query, before_seq=before_seq, segment_starts=segment_starts, speakers=speakers
     )
-    chosen: dict[int, str] = {}
-    chunks: list[tuple[Hit, str]] = []
+    chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False)
+    picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
+    costs: dict[int | str, int] = {}
+    seen_segments: set[str | None] = set()
     used = 0
-    for rank, hit in enumerate(hits):
-        if hit.ref:
-            block = f"[tool output {hit.ref}, part {hit.idx + 1}]\n{hit.text}"
-            tokens = counter.count(block) + 2
+    tried = ranked[: max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE)]
+    for rank, item in enumerate(_interleave([seq for seq, _ in tried], chunk_hits)):
+        if isinstance(item, Hit):
+            block = _chunk_block(item)
+            tokens = counter.count(block) + SEPARATOR_TOKENS
             if used + tokens <= max_tokens:
-                chunks.append((hit, block))
+                picks.append(item)
                 used += tokens
             continue
-        span = range(hit.idx - neighbours, hit.idx + neighbours + 1)
-        for seq in span if rank < TOP_HITS_WITH_NEIGHBOURS else (hit.idx,):
-            if seq in chosen or seq >= before_seq:
+        span = range(item - neighbours, item + neighbours + 1)
+        for seq in span if rank < TOP_HITS_WITH_NEIGHBOURS else (item,):
+            if seq in costs or seq >= before_seq or seq < 0:
                 continue
             turn = turn_at(seq)
             line = turn_line(turn) if turn is not None else None
             if line is None:
                 continue
             tokens = counter.count(line) + 1
+            header = segment_of(seq)
+            if header not in seen_segments:
+                tokens += counter.count(f"[{header}]") + 1 + SEPARATOR_TOKENS if header else 0
             if used + tokens > max_tokens:
                 continue
-            chosen[seq] = line
+            seen_segments.add(header)
+            costs[seq] = tokens
+            picks.append(seq)
             used += tokens
-    snippets = _group(chosen, segment_of, counter)
+        if used >= max_tokens - MIN_LINE_TOKENS:
+            break
+    while picks:
+        snippets = _render(picks, turn_at, segment_of)
+        if counter.count(SEPARATOR.join(snippets)) <= max_tokens:
+            break
+        picks.pop()  # estimates were short (tokens merge across joins): drop the weakest
+    else:
+        snippets = []
+    seqs = sorted(p for p in picks if isinstance(p, int))
     return Recollection(
-        snippets=tuple(snippets + [block for _, block in chunks]),
-        turn_seqs=tuple(sorted(chosen)),
-        refs=tuple(dict.fromkeys(hit.ref for hit, _ in chunks)),
+        snippets=tuple(snippets),
+        turn_seqs=tuple(seqs),
+        refs=tuple(dict.fromkeys(p.ref for p in picks if isinstance(p, Hit))),
         estimated_tokens=used,
     )
 
 
-def _boost_segments(hits: list[Hit], segment_of: Callable[[int], str | None]) -> list[Hit]:
-    """Favour turns from the segments (sessions) where the best hits cluster.
-
-    A question's evidence tends to sit in one or two sessions; the segments holding the
-    top hits lend their turns up to ``SEGMENT_BOOST`` more score.
-    """
-    weight: dict[str | None, float] = {}
-    for hit in hits[:SEGMENT_VOTERS]:
-        if not hit.ref:
-            segment = segment_of(hit.idx)
-            weight[segment] = weight.get(segment, 0.0) + hit.score
-    if not weight:
-        return hits
-    top = max(weight.values())
-
-    def boosted(hit: Hit) -> float:
-        if hit.ref:
-            return hit.score
-        return hit.score * (1.0 + SEGMENT_BOOST * weight.get(segment_of(hit.idx), 0.0) / top)
-
-    return sorted(hits, key=lambda h: -boosted(h))
+SEPARATOR_TOKENS = 3
+MIN_LINE_TOKENS = 4
+MIN_CANDIDATES = 50
+TOKENS_PER_CANDIDATE = 8
+"""Ranked turns tried: one per this many tokens of room (most are longer, some skipped)."""
 
 
-def _group(
-    chosen: dict[int, str], segment_of: Callable[[int], str | None], counter: TokenCounter
+def _chunk_block(hit: Hit) -> str:
+    return f"[tool output {hit.ref}, part {hit.idx + 1}]\n{hit.text}"
+
+
+def _interleave(seqs: list[int], hits: list[Hit]) -> list[int | Hit]:
+    """Alternate turns and archived chunks, best of each first (equal-weight rank fusion)."""
+    merged: list[int | Hit] = []
+    for position in range(max(len(seqs), len(hits))):
+        if position < len(seqs):
+            merged.append(seqs[position])
+        if position < len(hits):
+            merged.append(hits[position])
+    return merged
+
+
+def _render(
+    picks: list[int | Hit],
+    turn_at: Callable[[int], Turn | None],
+    segment_of: Callable[[int], str | None],
 ) -> list[str]:
-    """Render chosen turns chronologically, one snippet per segment."""
+    """Chosen turns chronologically, one snippet per segment; then the archived chunks."""
     groups: list[tuple[str | None, list[str]]] = []
-    for seq in sorted(chosen):
+    for seq in sorted(p for p in picks if isinstance(p, int)):
+        turn = turn_at(seq)
+        line = turn_line(turn) if turn is not None else None
+        if line is None:
+            continue
         header = segment_of(seq)
         if not groups or groups[-1][0] != header:
             groups.append((header, []))
-        groups[-1][1].append(chosen[seq])
-    return ["\n".join(([f"[{h}]"] if h else []) + lines) for h, lines in groups]
+        groups[-1][1].append(line)
+    rendered = ["\n".join(([f"[{h}]"] if h else []) + lines) for h, lines in groups]
+    return rendered + [_chunk_block(p) for p in picks if isinstance(p, Hit)]

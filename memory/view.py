@@ -36,6 +36,8 @@ class SessionView:
         self._segment_seqs: list[int] = []
         self._segment_texts: list[str] = []
         self._previous_text: str | None = None
+        self.speakers: dict[str, list[int]] = {}
+        """Each named speaker's turn seqs (from the messages' ``name``)."""
 
     @property
     def exchanges(self) -> list[Exchange]:
@@ -66,6 +68,8 @@ class SessionView:
             text = turn_text(turn)
             if text is not None:
                 searchable.append((turn.seq, text))
+                if message.name:
+                    self.speakers.setdefault(message.name, []).append(turn.seq)
                 if self._previous_text is not None:
                     contextual.append((turn.seq, f"{self._previous_text}\n{text}"))
                 self._previous_text = text
@@ -92,6 +96,11 @@ class SessionView:
     def turn_at(self, seq: int) -> Turn | None:
         """Return the turn with this seq, as prompts send it."""
         return self._turns.get(seq)
+
+    @property
+    def segment_starts(self) -> list[int]:
+        """Ascending seqs of the system messages that open segments."""
+        return self._segment_seqs
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""

@@ -219,6 +219,17 @@ class BlobStore(Protocol):
         """
         ...
 
+    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int]]:
+        """Return ``(chunk_id, ref, seq)`` of the session's turn chunks with a larger id."""
+        ...
+
+    def turn_text_scores(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000
+    ) -> list[tuple[int, float]]:
+        """Return ``(chunk_id, score)`` of turn chunks matching the query's words, best
+        first; the score is BM25 (higher is better), unmatched chunks are left out."""
+        ...
+
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
         """Return chunks with no vector from ``model`` yet, oldest first."""
         ...
@@ -241,6 +252,12 @@ class VectorIndex(Protocol):
 
     def search(self, vector: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(id, score)`` pairs, best first."""
+        ...
+
+    def score_all(
+        self, vector: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Return every id held and its score against ``vector`` (in no set order)."""
         ...
 
     def ids(self) -> set[int]:

@@ -93,6 +93,19 @@ class FAISSIndex:
             scores, ids = self._index.search(query, min(k, self._index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
 
+    def score_all(
+        self, vector: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Return every id held and its inner product with ``vector`` (in no set order)."""
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+        with self._lock:
+            total = int(self._index.ntotal)
+            if total == 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            scores, ids = self._index.search(query, total)
+        keep = ids[0] != -1
+        return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
     def ids(self) -> set[int]:
         """Return the ids held."""
         with self._lock:

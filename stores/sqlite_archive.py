@@ -277,6 +277,37 @@ class SQLiteBlobStore:
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_chunk(r) for r in rows]
 
+    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int]]:
+        """Return ``(chunk_id, ref, seq)`` of the session's turn chunks with a larger id."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT id, ref, idx FROM chunks WHERE session = ? AND id > ? "
+                "AND ref IN (?, ?) ORDER BY id",
+                (session, after_id, TURN_REF, CONTEXT_REF),
+            ).fetchall()
+        )
+        return [(int(i), str(ref), int(seq)) for i, ref, seq in rows]
+
+    def turn_text_scores(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000
+    ) -> list[tuple[int, float]]:
+        """Return ``(chunk_id, score)`` of turn chunks matching the query's words, best
+        first; the score is BM25 (higher is better), unmatched chunks are left out."""
+        match = fts_query(query)
+        if match is None:
+            return []
+        params: tuple[str | int, ...] = (match, session, TURN_REF, CONTEXT_REF)
+        extra = ""
+        if before_seq is not None:
+            extra, params = " AND c.idx < ?", (*params, before_seq)
+        sql = (
+            "SELECT c.id, -bm25(chunks_fts) FROM chunks_fts JOIN chunks c "
+            "ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? AND c.session = ? "
+            f"AND c.ref IN (?, ?){extra} ORDER BY bm25(chunks_fts) LIMIT ?"
+        )
+        rows = self.database.read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
+        return [(int(i), float(s)) for i, s in rows]
+
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
         """Return chunks with no vector from ``model`` yet, oldest first."""
         rows = self.database.read(

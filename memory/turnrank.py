@@ -1,0 +1,175 @@
+"""Rank a session's evicted turns for a query, for recall into the prompt.
+
+Every turn is indexed twice (alone, and read with the turn before it), both in SQLite
+FTS5 and in the session's FAISS index. A turn's score adds four signals, each turned into
+a z-score over the turns in scope so they can be summed: embedding similarity of the turn
+(weight 1) and of the turn in context (0.5), BM25 of the turn (0.3) and in context (0.15).
+Two priors follow: a turn spoken by someone the query names gets a bonus, and turns of a
+segment (a session under its date header) where the best turns cluster are lifted, since
+a question's evidence tends to sit together. Measured on LoCoMo (benchmarks/locomo.py),
+this ranking puts more evidence in a small budget than reciprocal-rank fusion did.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from memory.indexer import Indexer
+from stores.base import CONTEXT_REF, BlobStore
+
+__all__ = ["SEGMENT_BOOST", "SPEAKER_BONUS", "WEIGHTS", "TurnRanker"]
+
+WEIGHTS = {"vector": 1.0, "vector_context": 0.5, "words": 0.3, "words_context": 0.15}
+"""How much each signal's z-score counts."""
+SPEAKER_BONUS = 1.0
+"""Added to the turns of a speaker the query names (in z-score units)."""
+SEGMENT_BOOST = 0.4
+"""Times the mean score of a segment's best turns, added to each of its turns."""
+SEGMENT_TOP = 2
+TEXT_POOL = 2000
+"""Most full-text matches scored; the rest count as unmatched."""
+
+_Ints = npt.NDArray[np.int64]
+_Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunks:
+    """Where the session's turn chunks belong, by ascending chunk id (a snapshot)."""
+
+    ids: _Ints
+    seqs: _Ints
+    context: npt.NDArray[np.bool_]
+
+
+class TurnRanker:
+    """Scores a session's turns for a query from its full-text and vector indexes.
+
+    Keeps, in memory, where each turn chunk belongs (seq, and whether it is the
+    in-context copy), read incrementally from the store as turns are added.
+    """
+
+    def __init__(self, blobs: BlobStore, session: str, indexer: Indexer | None) -> None:
+        self._blobs = blobs
+        self._session = session
+        self._indexer = indexer
+        self._lock = threading.Lock()
+        self._ids: _Ints = np.zeros(0, dtype=np.int64)
+        self._seqs: _Ints = np.zeros(0, dtype=np.int64)
+        self._context = np.zeros(0, dtype=bool)
+
+    def _refresh(self) -> _Chunks:
+        with self._lock:
+            after = int(self._ids[-1]) if len(self._ids) else 0
+            rows = self._blobs.turn_chunks(self._session, after_id=after)
+            if rows:
+                self._ids = np.concatenate([self._ids, [r[0] for r in rows]]).astype(np.int64)
+                self._seqs = np.concatenate([self._seqs, [r[2] for r in rows]]).astype(np.int64)
+                context = [r[1] == CONTEXT_REF for r in rows]
+                self._context = np.concatenate([self._context, context]).astype(bool)
+            return _Chunks(self._ids, self._seqs, self._context)
+
+    def rank(
+        self,
+        query: str,
+        *,
+        before_seq: int,
+        segment_starts: Sequence[int] = (),
+        speakers: Mapping[str, Sequence[int]] | None = None,
+    ) -> list[tuple[int, float]]:
+        """Return ``(seq, score)`` of every turn older than ``before_seq``, best first.
+
+        Args:
+            query: What the prompt is for.
+            before_seq: Only turns with a smaller seq are ranked (the evicted ones).
+            segment_starts: Ascending seqs where segments begin (their header messages).
+            speakers: Each named speaker's turn seqs.
+        """
+        chunks = self._refresh()
+        seqs, context = chunks.seqs, chunks.context
+        scope = seqs < before_seq
+        if not query.strip() or not scope.any():
+            return []
+        total = np.zeros(int(seqs[scope].max()) + 1, dtype=np.float64)
+        present = np.zeros(len(total), dtype=bool)
+        present[seqs[scope & ~context]] = True
+        if self._indexer is not None:
+            found, scores = self._indexer.score_all(query)
+            _add_signal(total, chunks, found, scores.astype(np.float64), scope, sparse=False)
+        matched = self._blobs.turn_text_scores(
+            self._session, query, before_seq=before_seq, limit=TEXT_POOL
+        )
+        if matched:
+            words = np.array([m[1] for m in matched], dtype=np.float64)
+            found = np.array([m[0] for m in matched], dtype=np.int64)
+            _add_signal(total, chunks, found, words, scope, sparse=True)
+        for name, spoken in (speakers or {}).items():
+            if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query, re.IGNORECASE):
+                own = np.asarray(spoken, dtype=np.int64)
+                own = own[own < len(total)]
+                total[own[present[own]]] += SPEAKER_BONUS
+        candidates = np.flatnonzero(present)
+        final = total[candidates] + SEGMENT_BOOST * _segment_strength(
+            candidates, total[candidates], np.asarray(segment_starts, dtype=np.int64)
+        )
+        order = np.argsort(-final, kind="stable")
+        return [(int(candidates[i]), float(final[i])) for i in order]
+
+
+def _add_signal(
+    total: _Floats,
+    chunks: _Chunks,
+    found: _Ints,
+    scores: _Floats,
+    scope: npt.NDArray[np.bool_],
+    *,
+    sparse: bool,
+) -> None:
+    """Add one index's weighted z-scores (turn alone, and in context) to ``total``.
+
+    ``sparse``: the scores cover matches only; the other chunks in scope count as 0.
+    """
+    positions = np.searchsorted(chunks.ids, found)
+    known = positions < len(chunks.ids)
+    known[known] = chunks.ids[positions[known]] == found[known]
+    positions, scores = positions[known], scores[known]
+    keep = scope[positions]
+    positions, scores = positions[keep], scores[keep]
+    for in_context in (False, True):
+        kind = chunks.context[positions] == in_context
+        values = scores[kind]
+        if sparse:
+            population = int(np.count_nonzero(scope & (chunks.context == in_context)))
+        else:
+            population = len(values)
+        if population == 0 or len(values) == 0:
+            continue
+        mean = values.sum() / population
+        spread = np.sqrt(max((values**2).sum() / population - mean**2, 0.0))
+        if spread <= 0:
+            continue
+        key = ("words" if sparse else "vector") + ("_context" if in_context else "")
+        # Unmatched chunks score 0, so matches are measured from 0, not from the mean.
+        shifted = values if sparse else values - mean
+        np.add.at(total, chunks.seqs[positions[kind]], WEIGHTS[key] * shifted / spread)
+
+
+def _segment_strength(seqs: _Ints, scores: _Floats, starts: _Ints) -> _Floats:
+    """For each turn, the mean score of the best ``SEGMENT_TOP`` turns of its segment."""
+    if len(seqs) == 0:
+        return np.zeros(0, dtype=np.float64)
+    segment = np.searchsorted(starts, seqs, side="right")
+    order = np.lexsort((-scores, segment))
+    sorted_segments, sorted_scores = segment[order], scores[order]
+    labels, first = np.unique(sorted_segments, return_index=True)
+    counts = np.diff(np.append(first, len(order)))
+    take = np.minimum(counts, SEGMENT_TOP)
+    running = np.concatenate([[0.0], np.cumsum(sorted_scores)])
+    top = (running[first + take] - running[first]) / take
+    return np.asarray(top[np.searchsorted(labels, segment)], dtype=np.float64)

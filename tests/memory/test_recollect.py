@@ -1,0 +1,146 @@
+"""Recall of evicted turns: the ranking (memory.turnrank) and the packing (memory.recollect)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from memory import ConversationMemory
+from memory.recollect import SEPARATOR, recollect
+from memory.turnrank import _segment_strength
+
+FILLER = [
+    "The weather was fine and we walked to the market for bread.",
+    "Work has been busy with the quarterly report due soon.",
+    "I watched a documentary about whales last night.",
+    "My neighbour is repainting the fence a pale green.",
+    "We cooked pasta with tomatoes from the garden.",
+]
+
+
+def _open(budget: int = 600) -> ConversationMemory:
+    return ConversationMemory.open(
+        ":memory:", session="r", budget=budget, embedder=DeterministicFakeEmbedding(size=64)
+    )
+
+
+def _chat(mem: ConversationMemory, sessions: list[list[tuple[str, str]]]) -> list[int]:
+    """Add sessions of ``(speaker, text)`` turns, each under a dated system message."""
+    seqs = []
+    for number, turns in enumerate(sessions, start=1):
+        mem.add(SystemMessage(f"Session {number} · {number} May 2023"))
+        for position, (speaker, text) in enumerate(turns):
+            kind = HumanMessage if position % 2 == 0 else AIMessage
+            seqs.append(mem.add(kind(text, name=speaker))[-1])
+    mem.wait_until_indexed(timeout=30)
+    return seqs
+
+
+def test_a_turn_by_the_speaker_the_query_names_ranks_first() -> None:
+    with _open() as mem:
+        seqs = _chat(
+            mem,
+            [
+                [("Alice", "I adopted a kitten called Miso."), ("Bob", FILLER[0])],
+                [("Alice", FILLER[1]), ("Bob", "I adopted a kitten called Pepper.")],
+                [("Alice", FILLER[2]), ("Bob", FILLER[3])] * 4,
+            ],
+        )
+        view = mem._view
+        ranked = mem.archive.turns.rank(
+            "What kitten did Bob adopt?",
+            before_seq=view.last_seq + 1,
+            segment_starts=view.segment_starts,
+            speakers=view.speakers,
+        )
+        assert ranked[0][0] == seqs[3]  # Bob's kitten, not Alice's
+        assert ranked[1][0] == seqs[0]
+        named_alice = mem.archive.turns.rank(
+            "What kitten did Alice adopt?",
+            before_seq=view.last_seq + 1,
+            segment_starts=view.segment_starts,
+            speakers=view.speakers,
+        )
+        assert named_alice[0][0] == seqs[0]
+
+
+def test_ranking_covers_only_older_turns_and_follows_new_ones() -> None:
+    with _open() as mem:
+        seqs = _chat(mem, [[("Ann", FILLER[i % 5]) for i in range(6)]])
+        ranked = mem.archive.turns.rank("market bread", before_seq=seqs[3])
+        assert {seq for seq, _ in ranked} == set(seqs[:3])
+        assert ranked[0][0] == seqs[0]
+        later = _chat(mem, [[("Ann", "The bakery at the market sold out of bread.")]])
+        ranked = mem.archive.turns.rank("market bread", before_seq=later[0] + 1)
+        assert {seq for seq, _ in ranked} == set(seqs + later)
+        assert mem.archive.turns.rank("   ", before_seq=later[0] + 1) == []
+        assert mem.archive.turns.rank("bread", before_seq=0) == []
+
+
+def test_segment_strength_is_the_mean_of_each_segments_best_turns() -> None:
+    seqs = np.array([2, 3, 4, 6, 7], dtype=np.int64)
+    scores = np.array([1.0, 3.0, 2.0, -1.0, 5.0])
+    strength = _segment_strength(seqs, scores, np.array([1, 5], dtype=np.int64))
+    assert strength.tolist() == [2.5, 2.5, 2.5, 2.0, 2.0]
+    assert _segment_strength(seqs[:0], scores[:0], np.zeros(0, dtype=np.int64)).size == 0
+
+
+def test_evidence_in_the_latest_sessions_is_not_dropped_for_lack_of_room() -> None:
+    # Many short sessions: headers and separators used to be estimated, so the last
+    # segments' snippets were cut from the prompt although the report listed them.
+    sessions = [
+        [("Ann", f"{FILLER[n % 5]} Note {n}."), ("Ben", FILLER[(n + 1) % 5])] for n in range(30)
+    ]
+    sessions.append([("Ann", "The spare key is under the blue flowerpot."), ("Ben", "Noted.")])
+    sessions += [[("Ann", FILLER[n % 5]), ("Ben", FILLER[(n + 2) % 5])] for n in range(10)]
+    with _open(budget=2000) as mem:
+        _chat(mem, sessions)
+        prompt = mem.assemble(query="Where is the spare key?", budget=700)
+        sent = "\n".join(str(m.content) for m in prompt.messages)
+        assert "under the blue flowerpot" in sent
+        assert prompt.tokens <= 700
+
+
+@given(
+    turns=st.lists(
+        st.tuples(st.sampled_from(["Ann", "Ben", "Cy"]), st.sampled_from(FILLER), st.booleans()),
+        min_size=4,
+        max_size=40,
+    ),
+    budget=st.integers(min_value=200, max_value=1500),
+    query=st.sampled_from(["market bread", "What did Ben watch?", "fence colour", "report"]),
+)
+def test_recalled_turns_are_all_in_the_prompt_and_within_budget(
+    turns: list[tuple[str, str, bool]], budget: int, query: str
+) -> None:
+    with _open(budget=400) as mem:
+        for number, (speaker, text, new_session) in enumerate(turns):
+            if new_session:
+                mem.add(SystemMessage(f"Session {number}"))
+            kind = HumanMessage if number % 2 == 0 else AIMessage
+            mem.add(kind(f"{text} ({number})", name=speaker))
+        mem.wait_until_indexed(timeout=30)
+        prompt = mem.assemble(query=query, budget=budget)
+        assert prompt.tokens <= budget
+        sent = "\n".join(str(m.content) for m in prompt.messages)
+        for seq in prompt.report.recalled_turns:
+            turn = mem._view.turn_at(seq)
+            assert turn is not None and str(turn.message.content) in sent
+        view = mem._view
+        for room in (0, 40, 300):
+            got = recollect(
+                mem.archive,
+                query=query,
+                before_seq=view.last_seq,
+                max_tokens=room,
+                counter=mem.counter,
+                turn_at=view.turn_at,
+                segment_of=view.segment_of,
+                segment_starts=view.segment_starts,
+                speakers=view.speakers,
+            )
+            assert mem.counter.count(SEPARATOR.join(got.snippets)) <= room or not got.snippets
+            assert all(seq < view.last_seq for seq in got.turn_seqs)
