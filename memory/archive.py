@@ -10,16 +10,16 @@ embedding similarity, fused by reciprocal rank.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from memory.compress import Chunk, Digest, chunk, compress
 from memory.errors import InputError
 from memory.indexer import Indexer
 from memory.tokens import TokenCounter
-from memory.turnrank import TurnRanker
+from memory.turnrank import TurnRanker, phrase_pattern
 from stores.base import TURN_REF, TURN_REFS, BlobRecord, BlobStore, ChunkRecord, NewChunk
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Archive",
     "ArchivedOutput",
     "Hit",
+    "interleave",
     "storable",
 ]
 
@@ -35,13 +36,13 @@ DEFAULT_CHUNK_TOKENS = 160
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _REF_LENGTHS = (8, 12, 16, 24, 64)
 _RRF_K = 60
+ALL_SEQS = 2**62
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 VECTOR_WEIGHT = 2.0
 EXACT_WEIGHT = 3.0
-MIN_EXACT_WORD = 6
-"""A one-word query counts as a phrase when it is this long (an id, a rare name)."""
 """The query's words found in order in a chunk: the strongest signal there is."""
 """Embedding ranks count twice in the fusion (measured on LoCoMo: +3 points of recall)."""
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def encode_exact(text: str) -> bytes:
@@ -202,6 +203,10 @@ class Archive:
     ) -> list[Hit]:
         """Return the chunks most relevant to ``query``, best first.
 
+        Archived outputs are ranked by exact phrase, BM25 and embedding similarity fused
+        by reciprocal rank; conversation turns by ``self.turns`` (see
+        ``memory.turnrank``). With both, the two lists alternate, best of each first.
+
         Args:
             query: Free text; an exact phrase from the original ranks its chunk first.
             ref: Search one archived output, or (None) the whole session's archive.
@@ -211,13 +216,28 @@ class Archive:
                 ``""`` and ``idx`` = the turn's seq); None: both.
             before_seq: With turns, only turns with a smaller seq (the evicted ones).
         """
-        scope = None if ref is not None else turns
+        if ref is not None or turns is False:
+            return self._search_outputs(query, ref=ref, k=k, wait=wait)
+        found = self._search_turns(query, k=k, before_seq=before_seq)
+        if turns is True:
+            return found
+        outputs = self._search_outputs(query, ref=None, k=k, wait=wait)
+        return interleave(found, outputs)[:k]
+
+    def _search_turns(self, query: str, *, k: int, before_seq: int | None) -> list[Hit]:
+        limit = before_seq if before_seq is not None else ALL_SEQS
+        ranked = self.turns.rank(query, before_seq=limit)[:k]
+        ids = self.turns.chunk_ids([seq for seq, _ in ranked])
+        records = {r.idx: r for r in self._blobs.chunks_by_id(self.session, ids)}
+        return [_hit(records[seq], score) for seq, score in ranked if seq in records]
+
+    def _search_outputs(
+        self, query: str, *, ref: str | None, k: int, wait: float | None
+    ) -> list[Hit]:
         candidates: dict[int, ChunkRecord] = {}
         own = self._blobs.chunks(self.session, ref) if ref is not None else []
         pool = max(20, 4 * k)
-        lexical = self._blobs.search_text(
-            self.session, query, ref=ref, limit=pool, turns=scope, before_seq=before_seq
-        )
+        lexical = self._blobs.search_text(self.session, query, ref=ref, limit=pool, turns=False)
         exact = _exact_matches(query, own or lexical)
         rankings: list[list[int]] = [exact, [c.id for c in lexical]]
         for record in (*own, *lexical):
@@ -230,45 +250,34 @@ class Archive:
             # Where the hits are first (cheap); texts only for the chunks returned.
             for record in self._blobs.chunks_by_id(self.session, missing, with_text=False):
                 candidates[record.id] = record
-            keep = [
-                i
-                for i in vector_hits
-                if i in candidates and _in_scope(candidates[i], ref, scope, before_seq)
-            ]
+            keep = [i for i in vector_hits if i in candidates and _in_scope(candidates[i], ref)]
             rankings.append(keep[:pool])
         weights = [EXACT_WEIGHT, 1.0, VECTOR_WEIGHT][: len(rankings)]
         scores: dict[int, float] = {}
         for ranking, weight in zip(rankings, weights, strict=True):
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (_RRF_K + rank)
-        # A turn's two chunks (alone, and read with the turn before it) add up.
-        merged: dict[tuple[str, int], float] = {}
-        chosen: dict[tuple[str, int], int] = {}
-        for chunk_id, score in scores.items():
-            record = candidates[chunk_id]
-            key = ("", record.idx) if record.ref in TURN_REFS else (record.ref, chunk_id)
-            merged[key] = merged.get(key, 0.0) + score
-            if key not in chosen or record.ref == TURN_REF:
-                chosen[key] = chunk_id
-        best_keys = sorted(merged, key=lambda key: (-merged[key], chosen[key]))[:k]
-        best = [chosen[key] for key in best_keys]
+        best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
         textless = [i for i in best if not candidates[i].text]
         for record in self._blobs.chunks_by_id(self.session, textless):
             candidates[record.id] = record
-        return [_hit(candidates[chosen[key]], merged[key]) for key in best_keys]
+        return [_hit(candidates[i], scores[i]) for i in best]
 
 
-def _in_scope(
-    record: ChunkRecord, ref: str | None, turns: bool | None, before_seq: int | None
-) -> bool:
-    if ref is not None:
-        return record.ref == ref
-    is_turn = record.ref in TURN_REFS
-    if turns is False and is_turn:
-        return False
-    if turns is True and not is_turn:
-        return False
-    return not (is_turn and before_seq is not None and record.idx >= before_seq)
+def interleave(first: Sequence[_T], second: Sequence[_U]) -> list[_T | _U]:
+    """Alternate two ranked lists, best of each first (an equal-weight rank fusion)."""
+    merged: list[_T | _U] = []
+    for position in range(max(len(first), len(second))):
+        if position < len(first):
+            merged.append(first[position])
+        if position < len(second):
+            merged.append(second[position])
+    return merged
+
+
+def _in_scope(record: ChunkRecord, ref: str | None) -> bool:
+    """Whether a vector hit belongs to the searched outputs (one ref, or any output)."""
+    return record.ref == ref if ref is not None else record.ref not in TURN_REFS
 
 
 def approximate_tokens(text: str) -> int:
@@ -313,10 +322,9 @@ def _exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:
     A phrase that straddles two chunks is found in their joined text and credited to the
     chunk where it starts.
     """
-    words = _WORD.findall(query)
-    if not words or (len(words) == 1 and len(words[0]) < MIN_EXACT_WORD):
-        return []  # one short word is no phrase; BM25 ranks it
-    pattern = re.compile(r"\W+".join(re.escape(w) for w in words), re.IGNORECASE)
+    pattern = phrase_pattern(query)
+    if pattern is None:
+        return []
     found: list[int] = []
     for position, record in enumerate(chunks):
         following = chunks[position + 1] if position + 1 < len(chunks) else None

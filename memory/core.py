@@ -98,6 +98,7 @@ class ConversationMemory:
         self._lock = threading.RLock()
         self._closed = False
         self._view = SessionView(counter)
+        self.archive.turns.layout = self._view.layout
         self._ledger = Ledger()
         self._refresh()
         self.summaries = SummaryRunner(

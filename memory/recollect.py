@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from memory.archive import Archive, Hit
+from memory.archive import Archive, Hit, interleave
 from memory.messages import Turn
 from memory.tokens import TokenCounter
 
@@ -100,7 +100,7 @@ def recollect(
     seen_segments: set[str | None] = set()
     used = 0
     tried = ranked[: max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE)]
-    for rank, item in enumerate(_interleave([seq for seq, _ in tried], chunk_hits)):
+    for rank, item in enumerate(interleave([seq for seq, _ in tried], chunk_hits)):
         if isinstance(item, Hit):
             block = _chunk_block(item)
             tokens = counter.count(block) + SEPARATOR_TOKENS
@@ -153,17 +153,6 @@ TOKENS_PER_CANDIDATE = 8
 
 def _chunk_block(hit: Hit) -> str:
     return f"[tool output {hit.ref}, part {hit.idx + 1}]\n{hit.text}"
-
-
-def _interleave(seqs: list[int], hits: list[Hit]) -> list[int | Hit]:
-    """Alternate turns and archived chunks, best of each first (equal-weight rank fusion)."""
-    merged: list[int | Hit] = []
-    for position in range(max(len(seqs), len(hits))):
-        if position < len(seqs):
-            merged.append(seqs[position])
-        if position < len(hits):
-            merged.append(hits[position])
-    return merged
 
 
 def _render(

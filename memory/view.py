@@ -102,6 +102,10 @@ class SessionView:
         """Ascending seqs of the system messages that open segments."""
         return self._segment_seqs
 
+    def layout(self) -> tuple[list[int], dict[str, list[int]]]:
+        """Return the segment starts and each named speaker's turn seqs (for ranking)."""
+        return self._segment_seqs, self.speakers
+
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""
         position = bisect.bisect_right(self._segment_seqs, seq) - 1

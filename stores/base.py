@@ -219,8 +219,9 @@ class BlobStore(Protocol):
         """
         ...
 
-    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int]]:
-        """Return ``(chunk_id, ref, seq)`` of the session's turn chunks with a larger id."""
+    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int, int]]:
+        """Return ``(chunk_id, ref, seq, characters)`` of the session's turn chunks with a
+        larger id, by id."""
         ...
 
     def turn_text_scores(

@@ -277,16 +277,17 @@ class SQLiteBlobStore:
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_chunk(r) for r in rows]
 
-    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int]]:
-        """Return ``(chunk_id, ref, seq)`` of the session's turn chunks with a larger id."""
+    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int, int]]:
+        """Return ``(chunk_id, ref, seq, characters)`` of the session's turn chunks with a
+        larger id, by id."""
         rows = self.database.read(
             lambda conn: conn.execute(
-                "SELECT id, ref, idx FROM chunks WHERE session = ? AND id > ? "
+                "SELECT id, ref, idx, length(text) FROM chunks WHERE session = ? AND id > ? "
                 "AND ref IN (?, ?) ORDER BY id",
                 (session, after_id, TURN_REF, CONTEXT_REF),
             ).fetchall()
         )
-        return [(int(i), str(ref), int(seq)) for i, ref, seq in rows]
+        return [(int(i), str(ref), int(seq), int(n)) for i, ref, seq, n in rows]
 
     def turn_text_scores(
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000

@@ -9,6 +9,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
+from memory.archive import interleave
 from memory.recollect import SEPARATOR, recollect
 from memory.turnrank import _segment_strength
 
@@ -144,3 +145,44 @@ def test_recalled_turns_are_all_in_the_prompt_and_within_budget(
             )
             assert mem.counter.count(SEPARATOR.join(got.snippets)) <= room or not got.snippets
             assert all(seq < view.last_seq for seq in got.turn_seqs)
+
+
+def test_a_quoted_phrase_finds_its_turn_and_search_mixes_turns_with_outputs() -> None:
+    with _open() as mem:
+        seqs = _chat(
+            mem, [[("Ann", f"On day {n} we moved box number {n * 7} to Paris.") for n in range(40)]]
+        )
+        hits = mem.archive.search("box number 77 to Paris", k=3, turns=True)
+        assert hits[0].ref == "" and hits[0].idx == seqs[11]
+        assert "box number 77 to Paris" in hits[0].text
+        # the speaker and segment layout come from the memory when not given
+        assert mem.archive.turns.rank("Ann", before_seq=seqs[-1] + 1)[0][1] > 0
+        assert (
+            mem.archive.search("box number 77 to Paris", k=3, turns=True, before_seq=seqs[5]) != []
+        )
+        assert all(
+            h.idx < seqs[5] for h in mem.archive.search("box", k=9, turns=True, before_seq=seqs[5])
+        )
+
+
+def test_interleave_alternates_best_first() -> None:
+    assert interleave([1, 2, 3], ["a"]) == [1, "a", 2, 3]
+    assert interleave([], ["a", "b"]) == ["a", "b"]
+
+
+def test_longer_turns_win_ties() -> None:
+    with _open() as mem:
+        seqs = _chat(
+            mem,
+            [
+                [
+                    ("Ann", "Kayaking."),
+                    (
+                        "Ben",
+                        "Kayaking on the lake with my sister every Sunday since we moved in 2019.",
+                    ),
+                ]
+            ],
+        )
+        ranked = mem.archive.turns.rank("kayaking", before_seq=seqs[-1] + 1)
+        assert [seq for seq, _ in ranked] == [seqs[1], seqs[0]]
