@@ -31,6 +31,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from memory import ConversationMemory
 from memory.assemble import SUMMARY_HEADER
+from memory.options import LOOKUP_RECALL_SHARE
 from memory.summarize import ExtractiveSummarizer, SummaryResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"cl100k_base ({MODEL}); default options (offline extractive summarizer, bundled "
         f"MiniLM embeddings); one memory per conversation opened with the largest budget, "
         f"each question asked with `assemble(query=question, budget=B)` (an explicit query: "
-        f"recalled turns may take up to 80% of the budget); {time.time() - started:.0f} s in all.",
+        f"recalled turns may take up to {LOOKUP_RECALL_SHARE:.0%} of the budget); "
+        f"{time.time() - started:.0f} s in all.",
         "",
         "| prompt budget | evidence recall | target | baseline: hybrid | baseline: last-N |",
         "|---:|---:|---:|---:|---:|",

@@ -26,7 +26,7 @@ DEFAULT_SUMMARY_SHARE = 0.15
 """The running summary's cap, as a share of the prompt budget."""
 DEFAULT_RECALL_SHARE = 0.35
 """Recalled evicted turns' cap, as a share of the prompt budget."""
-LOOKUP_RECALL_SHARE = 0.8
+LOOKUP_RECALL_SHARE = 0.9
 """The cap when ``assemble`` is given an explicit query: a question about the past."""
 MIN_WINDOW_SHARE = 0.2
 """Unsummarized turns allowed before a block is folded: what summary and recall leave."""

@@ -1,11 +1,13 @@
 """Bring evicted turns back into the prompt: the ones relevant to the current query.
 
-Turns that left the verbatim window (summarized or not yet) are found by the archive's
-hybrid search (exact phrase, BM25 over SQLite FTS5, embeddings over FAISS, fused by
-rank), joined by their neighbouring turns for context, and rendered under the header of
-the conversation segment they belong to (the nearest earlier system message, e.g. a
-session's date), so dates are kept. The result is a list of snippets for ``assemble``.
-"""
+Turns that left the verbatim window (summarized or not yet) are ranked by the archive's
+``TurnRanker`` (BM25 over SQLite FTS5 and embeddings over FAISS, z-scored and added, with
+phrase, speaker, length and segment priors); archived tool-output chunks by the archive's
+rank fusion; the two alternate. The best turns bring their neighbours along; all are
+rendered chronologically under the header of the conversation segment they belong to
+(the nearest earlier system message, e.g. a session's date), so dates are kept. Packing
+counts headers and separators, so every snippet returned fits: ``assemble`` never has to
+drop one. The result is a list of snippets for ``assemble``."""
 
 from __future__ import annotations
 
