@@ -115,6 +115,7 @@ class Archive:
         self.chunk_tokens = chunk_tokens
         self.max_output_bytes = max_output_bytes
         self._blobs = blobs
+        self._has_outputs = False
         self.turns = TurnRanker(blobs, session, indexer)
         """Ranks the session's conversation turns for a query (recall of evicted turns)."""
 
@@ -172,6 +173,7 @@ class Archive:
     def store(self, prepared: ArchivedOutput) -> None:
         """Write the original and its chunks (joins the caller's transaction)."""
         self._blobs.put(prepared.record, prepared.data, prepared.chunks)
+        self._has_outputs = True
 
     def get(self, ref: str) -> str:
         """Return the original tool output, exactly as it was added.
@@ -226,7 +228,7 @@ class Archive:
 
     def _search_turns(self, query: str, *, k: int, before_seq: int | None) -> list[Hit]:
         limit = before_seq if before_seq is not None else ALL_SEQS
-        ranked = self.turns.rank(query, before_seq=limit)[:k]
+        ranked = self.turns.rank(query, before_seq=limit, limit=k)
         ids = self.turns.chunk_ids([seq for seq, _ in ranked])
         records = {r.idx: r for r in self._blobs.chunks_by_id(self.session, ids)}
         return [_hit(records[seq], score) for seq, score in ranked if seq in records]
@@ -234,6 +236,10 @@ class Archive:
     def _search_outputs(
         self, query: str, *, ref: str | None, k: int, wait: float | None
     ) -> list[Hit]:
+        if ref is None and not self._has_outputs:
+            self._has_outputs = bool(self._blobs.refs(self.session))
+            if not self._has_outputs:
+                return []  # a chat with no archived output: nothing to fuse
         candidates: dict[int, ChunkRecord] = {}
         own = self._blobs.chunks(self.session, ref) if ref is not None else []
         pool = max(20, 4 * k)

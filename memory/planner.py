@@ -76,6 +76,7 @@ def plan_window(
             segment_of=view.segment_of,
             segment_starts=view.segment_starts,
             speakers=view.speakers,
+            line_tokens=view.line_tokens,
         )
     if current is not None and current not in boundary:
         boundary = [current, *boundary]

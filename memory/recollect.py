@@ -11,7 +11,7 @@ drop one. The result is a list of snippets for ``assemble``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from memory.archive import Archive, Hit, interleave
@@ -71,6 +71,7 @@ def recollect(
     segment_starts: Sequence[int] = (),
     speakers: Mapping[str, Sequence[int]] | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    line_tokens: MutableMapping[int, int] | None = None,
 ) -> Recollection:
     """Pick the evicted turns (and archived chunks) most relevant to ``query``.
 
@@ -90,19 +91,23 @@ def recollect(
         segment_starts: Ascending seqs where segments begin.
         speakers: Each named speaker's turn seqs.
         neighbours: Turns on each side of the best hits brought along.
+        line_tokens: A cache of each turn's line tokens by seq, kept between calls.
     """
     if max_tokens <= 0 or not query.strip():
         return Recollection((), (), (), 0)
     ranked = archive.turns.rank(
-        query, before_seq=before_seq, segment_starts=segment_starts, speakers=speakers
+        query,
+        before_seq=before_seq,
+        segment_starts=segment_starts,
+        speakers=speakers,
+        limit=max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE),
     )
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False)
     picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
     costs: dict[int | str, int] = {}
     seen_segments: set[str | None] = set()
     used = 0
-    tried = ranked[: max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE)]
-    for rank, item in enumerate(interleave([seq for seq, _ in tried], chunk_hits)):
+    for rank, item in enumerate(interleave([seq for seq, _ in ranked], chunk_hits)):
         if isinstance(item, Hit):
             block = _chunk_block(item)
             tokens = counter.count(block) + SEPARATOR_TOKENS
@@ -118,7 +123,10 @@ def recollect(
             line = turn_line(turn) if turn is not None else None
             if line is None:
                 continue
-            tokens = counter.count(line) + 1
+            cached = line_tokens.get(seq) if line_tokens is not None else None
+            tokens = counter.count(line) + 1 if cached is None else cached
+            if line_tokens is not None:
+                line_tokens[seq] = tokens
             header = segment_of(seq)
             if header not in seen_segments:
                 tokens += counter.count(f"[{header}]") + 1 + SEPARATOR_TOKENS if header else 0

@@ -47,7 +47,7 @@ SEGMENT_TOP = 2
 EXACT_BONUS = 3.0
 """Added to turns holding the query's words in order: a quoted phrase is the surest sign."""
 EXACT_POOL = 50
-"""Best full-text matches checked for the exact phrase."""
+"""Most turns lifted for holding the exact phrase."""
 MIN_EXACT_WORD = 6
 """A one-word query counts as a phrase when it is this long (an id, a rare name)."""
 TEXT_POOL = 2000
@@ -99,18 +99,17 @@ class TurnRanker:
                 self._chars = np.concatenate([self._chars, [r[3] for r in rows]]).astype(np.int64)
             return _Chunks(self._ids, self._seqs, self._context, self._chars)
 
-    def _add_exact(self, total: _Floats, query: str, found: _Ints, chunks: _Chunks) -> None:
+    def _add_exact(self, total: _Floats, query: str, before_seq: int, chunks: _Chunks) -> None:
         """Lift the turns (their own text, not the context copy) that hold the phrase."""
-        pattern = phrase_pattern(query)
-        if pattern is None or not len(found):
+        if phrase_pattern(query) is None:
             return
-        for record in self._blobs.chunks_by_id(self._session, found.tolist()):
-            if (
-                record.ref != CONTEXT_REF
-                and record.idx < len(total)
-                and pattern.search(record.text)
-            ):
-                total[record.idx] += EXACT_BONUS
+        found = self._blobs.turn_phrase_matches(
+            self._session, query, before_seq=before_seq, limit=EXACT_POOL
+        )
+        positions = np.searchsorted(chunks.ids, np.asarray(found, dtype=np.int64))
+        positions = positions[positions < len(chunks.ids)]
+        seqs = chunks.seqs[positions[~chunks.context[positions]]]
+        total[seqs[seqs < len(total)]] += EXACT_BONUS
 
     def chunk_ids(self, seqs: Sequence[int]) -> list[int]:
         """Return the ids of these turns' own chunks (not the in-context copies)."""
@@ -126,8 +125,9 @@ class TurnRanker:
         before_seq: int,
         segment_starts: Sequence[int] | None = None,
         speakers: Mapping[str, Sequence[int]] | None = None,
+        limit: int | None = None,
     ) -> list[tuple[int, float]]:
-        """Return ``(seq, score)`` of every turn older than ``before_seq``, best first.
+        """Return ``(seq, score)`` of the turns older than ``before_seq``, best first.
 
         Args:
             query: What the prompt is for.
@@ -135,6 +135,7 @@ class TurnRanker:
             segment_starts: Ascending seqs where segments begin (their header messages);
                 None: from ``layout``.
             speakers: Each named speaker's turn seqs; None: from ``layout``.
+            limit: Most turns returned (None: all).
         """
         if self.layout is not None:
             starts, named = self.layout()
@@ -162,7 +163,7 @@ class TurnRanker:
             words = np.array([m[1] for m in matched], dtype=np.float64)
             found = np.array([m[0] for m in matched], dtype=np.int64)
             _add_signal(total, chunks, found, words, scope, sparse=True)
-            self._add_exact(total, query, found[:EXACT_POOL], chunks)
+        self._add_exact(total, query, before_seq, chunks)
         for name, spoken in (speakers or {}).items():
             if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query, re.IGNORECASE):
                 own = np.asarray(spoken, dtype=np.int64)
@@ -172,7 +173,11 @@ class TurnRanker:
         final = total[candidates] + SEGMENT_BOOST * _segment_strength(
             candidates, total[candidates], np.asarray(segment_starts or (), dtype=np.int64)
         )
-        order = np.argsort(-final, kind="stable")
+        if limit is not None and limit < len(final):
+            best = np.argpartition(-final, max(limit - 1, 0))[: max(limit, 0)]
+        else:
+            best = np.arange(len(final))
+        order = best[np.lexsort((best, -final[best]))]  # ties: older turn first
         return [(int(candidates[i]), float(final[i])) for i in order]
 
 

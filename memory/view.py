@@ -36,6 +36,8 @@ class SessionView:
         self._segment_seqs: list[int] = []
         self._segment_texts: list[str] = []
         self._previous_text: str | None = None
+        self.line_tokens: dict[int, int] = {}
+        """Tokens of each turn's line in recalled snippets, counted once (by recall)."""
         self.speakers: dict[str, list[int]] = {}
         """Each named speaker's turn seqs (from the messages' ``name``)."""
 
@@ -103,8 +105,10 @@ class SessionView:
         return self._segment_seqs
 
     def layout(self) -> tuple[list[int], dict[str, list[int]]]:
-        """Return the segment starts and each named speaker's turn seqs (for ranking)."""
-        return self._segment_seqs, self.speakers
+        """Return the segment starts and each named speaker's turn seqs (for ranking).
+
+        The mapping is a copy: a recall tool may rank while another thread adds turns."""
+        return self._segment_seqs, dict(self.speakers)
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""

@@ -231,6 +231,12 @@ class BlobStore(Protocol):
         first; the score is BM25 (higher is better), unmatched chunks are left out."""
         ...
 
+    def turn_phrase_matches(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
+    ) -> list[int]:
+        """Return the ids of turn chunks holding the query's words in order (as a phrase)."""
+        ...
+
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
         """Return chunks with no vector from ``model`` yet, oldest first."""
         ...

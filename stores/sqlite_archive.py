@@ -280,12 +280,15 @@ class SQLiteBlobStore:
     def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int, int]]:
         """Return ``(chunk_id, ref, seq, characters)`` of the session's turn chunks with a
         larger id, by id."""
+        # First read: the session's index. Later ones: the id range (unary + keeps SQLite
+        # from scanning every turn of the session through the index to find a few new ones).
+        plus = "+" if after_id else ""
+        sql = (
+            f"SELECT id, ref, idx, length(text) FROM chunks WHERE {plus}session = ? AND id > ? "
+            f"AND {plus}ref IN (?, ?) ORDER BY id"
+        )
         rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT id, ref, idx, length(text) FROM chunks WHERE session = ? AND id > ? "
-                "AND ref IN (?, ?) ORDER BY id",
-                (session, after_id, TURN_REF, CONTEXT_REF),
-            ).fetchall()
+            lambda conn: conn.execute(sql, (session, after_id, TURN_REF, CONTEXT_REF)).fetchall()
         )
         return [(int(i), str(ref), int(seq), int(n)) for i, ref, seq, n in rows]
 
@@ -308,6 +311,25 @@ class SQLiteBlobStore:
         )
         rows = self.database.read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
         return [(int(i), float(s)) for i, s in rows]
+
+    def turn_phrase_matches(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
+    ) -> list[int]:
+        """Return the ids of turn chunks holding the query's words in order (as a phrase)."""
+        words = [w.lower() for w in _WORD.findall(query)][:MAX_QUERY_TERMS]
+        if not words:
+            return []
+        params: tuple[str | int, ...] = (f'"{" ".join(words)}"', session, TURN_REF, CONTEXT_REF)
+        extra = ""
+        if before_seq is not None:
+            extra, params = " AND c.idx < ?", (*params, before_seq)
+        sql = (
+            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            f"WHERE chunks_fts MATCH ? AND c.session = ? AND c.ref IN (?, ?){extra} "
+            "ORDER BY c.id LIMIT ?"
+        )
+        rows = self.database.read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
+        return [int(r[0]) for r in rows]
 
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
         """Return chunks with no vector from ``model`` yet, oldest first."""
