@@ -50,7 +50,7 @@ EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
 MIN_EXACT_WORD = 6
 """A one-word query counts as a phrase when it is this long (an id, a rare name)."""
-TEXT_POOL = 2000
+TEXT_POOL = 300
 """Most full-text matches scored; the rest count as unmatched."""
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -105,7 +105,7 @@ class FAISSIndex:
             # A flat index's vectors, read in place: one matrix product, no top-k heap.
             flat: Any = faiss.downcast_index(self._index.index)
             stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
-            scores = stored @ query
+            scores = (stored @ query[:, None])[:, 0]  # (a 1-d operand skips BLAS here: 60x slower)
             ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         return ids, scores.astype(np.float32)
 
