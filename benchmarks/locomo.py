@@ -79,8 +79,15 @@ class TimedSummarizer(ExtractiveSummarizer):
         return super().summarize(previous_summary, evicted)
 
 
-def evidence_recall(sample: dict[str, Any], budgets: Sequence[int]) -> dict[int, list[float]]:
-    """Feed one conversation, then score every category 1-4 question at each budget."""
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+
+
+def evidence_recall(
+    sample: dict[str, Any], budgets: Sequence[int]
+) -> dict[int, list[tuple[int, float]]]:
+    """Feed one conversation, then score every category 1-4 question at each budget.
+
+    Returns, per budget, ``(category, recall)`` for each question."""
     texts: dict[str, str] = {}
     with ConversationMemory.open(
         ":memory:", session=sample["sample_id"], budget=max(budgets), model=MODEL
@@ -91,7 +98,7 @@ def evidence_recall(sample: dict[str, Any], budgets: Sequence[int]) -> dict[int,
                 texts[dia_id] = str(message.content)
         mem.wait_until_indexed(timeout=600)
         mem.summaries.wait(timeout=600)
-        scores: dict[int, list[float]] = {b: [] for b in budgets}
+        scores: dict[int, list[tuple[int, float]]] = {b: [] for b in budgets}
         for qa in sample["qa"]:
             if qa.get("category") not in (1, 2, 3, 4):
                 continue
@@ -102,7 +109,8 @@ def evidence_recall(sample: dict[str, Any], budgets: Sequence[int]) -> dict[int,
                 prompt = mem.assemble(system=SYSTEM, query=qa["question"], budget=budget)
                 assert prompt.tokens <= budget, (prompt.tokens, budget)
                 sent = "\n".join(str(m.content) for m in prompt.messages)
-                scores[budget].append(sum(e in sent for e in evidence) / len(evidence))
+                recall = sum(e in sent for e in evidence) / len(evidence)
+                scores[budget].append((qa["category"], recall))
     return scores
 
 
@@ -140,6 +148,21 @@ def latency_and_prefix(sample: dict[str, Any], delay: float, budget: int) -> dic
         "folds": folds,
         "calls": len(timings),
     }
+
+
+def by_category(scores: dict[int, list[tuple[int, float]]]) -> list[str]:
+    """A table of evidence recall per question category and budget."""
+    budgets = sorted(scores)
+    lines = [
+        "| category | questions | " + " | ".join(f"{b:,}" for b in budgets) + " |",
+        "|---|---:|" + "---:|" * len(budgets),
+    ]
+    for number, name in CATEGORIES.items():
+        rows = {b: [r for c, r in scores[b] if c == number] for b in budgets}
+        if rows[budgets[0]]:
+            cells = " | ".join(f"{statistics.mean(rows[b]):.3f}" for b in budgets)
+            lines.append(f"| {number} {name} | {len(rows[budgets[0]])} | {cells} |")
+    return lines
 
 
 def plot(results: dict[int, float], out: Path) -> str:
@@ -183,12 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     samples = json.loads(args.data.read_text(encoding="utf-8"))[: args.limit]
     started = time.time()
-    scores: dict[int, list[float]] = {b: [] for b in args.budgets}
+    scores: dict[int, list[tuple[int, float]]] = {b: [] for b in args.budgets}
     for sample in samples:
         for budget, values in evidence_recall(sample, args.budgets).items():
             scores[budget].extend(values)
         print(f"{sample['sample_id']}: done ({time.time() - started:.0f}s)", file=sys.stderr)
-    recall = {b: statistics.mean(v) for b, v in scores.items()}
+    recall = {b: statistics.mean(r for _, r in v) for b, v in scores.items()}
     fast = latency_and_prefix(samples[0], 0.0, 4000)
     slow = latency_and_prefix(samples[0], args.delay, 4000)
     lines = [
@@ -214,9 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {budget:,} | {recall[budget]:.3f} | {targets.get(budget, '')} | "
             f"{hybrid.get(budget, '')} | {last_n.get(budget, '')} |"
         )
+    lines += ["", "Every prompt was within its budget (checked for each question).", ""]
+    lines += by_category(scores)
     lines += [
-        "",
-        "Every prompt was within its budget (checked for each question).",
         "",
         plot(recall, args.out.with_suffix(".png")),
         "",

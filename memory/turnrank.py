@@ -106,8 +106,11 @@ class TurnRanker:
         found = self._blobs.turn_phrase_matches(
             self._session, query, before_seq=before_seq, limit=EXACT_POOL
         )
-        positions = np.searchsorted(chunks.ids, np.asarray(found, dtype=np.int64))
-        positions = positions[positions < len(chunks.ids)]
+        wanted = np.asarray(found, dtype=np.int64)
+        positions = np.searchsorted(chunks.ids, wanted)
+        inside = positions < len(chunks.ids)
+        positions, wanted = positions[inside], wanted[inside]
+        positions = positions[chunks.ids[positions] == wanted]  # newer than the snapshot: skip
         seqs = chunks.seqs[positions[~chunks.context[positions]]]
         total[seqs[seqs < len(total)]] += EXACT_BONUS
 
