@@ -91,11 +91,7 @@ class SummaryRunner(BackgroundWorker):
         self._counter = counter
         self._exchanges = exchanges
         self.current: SummaryRecord | None = summaries.latest(session)
-        attempts = summaries.attempts(session)
-        self.spent_cached = (
-            sum(a.input_tokens for a in attempts),
-            sum(a.output_tokens for a in attempts),
-        )
+        self.spent_cached = summaries.spent(session)
         self.failures = 0
         self.last_failure: str | None = None
         self.start()

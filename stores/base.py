@@ -311,6 +311,10 @@ class SummaryStore(Protocol):
         """Return every version and failed attempt, oldest first."""
         ...
 
+    def spent(self, session: str) -> tuple[int, int]:
+        """Return the summarizer's input and output tokens over every attempt, summed."""
+        ...
+
     def clear_summaries(self, session: str) -> None:
         """Forget a session's summaries (to rebuild them from the turns)."""
         ...

@@ -87,6 +87,17 @@ class SQLiteSummaryStore:
         )
         return [_record(r) for r in rows]
 
+    def spent(self, session: str) -> tuple[int, int]:
+        """Return the summarizer's input and output tokens over every attempt, summed."""
+        row = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) "
+                "FROM summaries WHERE session = ?",
+                (session,),
+            ).fetchone()
+        )
+        return int(row[0]), int(row[1])
+
     def clear_summaries(self, session: str) -> None:
         """Forget a session's summaries."""
         with self.database.write() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -199,3 +200,27 @@ def test_agent_runs_with_one_task_get_summaries_too() -> None:
             m.content == "Fix the failing test in parser.py" for m in prompt.messages
         )
         assert prompt.tokens <= 1500
+
+
+def test_summarizer_spend_survives_a_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "spend.db")
+    model = FakeListChatModel(responses=["Alice moved boxes to Paris."] * 100)
+    with ConversationMemory.open(
+        path, session="s", budget=1000, embedder=FAKE, summarizer=model
+    ) as mem:
+        for message in chat(40):
+            mem.add(message)
+        assert mem.summaries.wait(30)
+        spent = (
+            mem.assemble().report.summarizer_input_tokens,
+            mem.assemble().report.summarizer_output_tokens,
+        )
+        attempts = mem.summaries.attempts()
+    assert spent[0] > 0 and spent[1] > 0
+    assert spent == (
+        sum(a.input_tokens for a in attempts),
+        sum(a.output_tokens for a in attempts),
+    )
+    with ConversationMemory.open(path, session="s", budget=1000, embedder=FAKE) as again:
+        report = again.assemble().report
+        assert (report.summarizer_input_tokens, report.summarizer_output_tokens) == spent
