@@ -98,7 +98,7 @@ class ConversationMemory:
         self._lock = threading.RLock()
         self._closed = False
         self._view = SessionView(counter)
-        self.archive.turns.layout = self._view.layout
+        self.archive.turns.layout = lambda: self._view.layout()  # the view may be replaced
         self._ledger = Ledger()
         self._refresh()
         self.summaries = SummaryRunner(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
@@ -186,3 +186,23 @@ def test_longer_turns_win_ties() -> None:
         )
         ranked = mem.archive.turns.rank("kayaking", before_seq=seqs[-1] + 1)
         assert [seq for seq, _ in ranked] == [seqs[1], seqs[0]]
+
+
+class Flat(Embeddings):
+    """Every text the same vector: rankings rest on words and priors alone."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0, 0.0, 0.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0, 0.0, 0.0, 0.0]
+
+
+def test_speakers_added_after_the_view_is_rebuilt_still_count() -> None:
+    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
+        _chat(mem, [[("Ann", FILLER[0]), ("Ben", FILLER[1])]])
+        mem._reload()  # what a failed add does: the view is rebuilt from the store
+        seqs = _chat(mem, [[("Cy", "I sold the old bicycle."), ("Dee", "I sold the old bicycle.")]])
+        ranked = mem.archive.turns.rank("What did Dee sell?", before_seq=seqs[-1] + 1)
+        assert ranked[0][0] == seqs[1]
+        assert mem.archive.turns.rank("What did Cy sell?", before_seq=seqs[-1] + 1)[0][0] == seqs[0]
