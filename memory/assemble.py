@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from langchain_core.messages import (
     BaseMessage,
     SystemMessage,
-    ToolMessage,
     convert_to_openai_messages,
 )
 
@@ -54,7 +53,7 @@ class Prompt:
 
 
 def _sendable(exchange: Exchange) -> bool:
-    return exchange.complete and not isinstance(exchange.turns[0].message, ToolMessage)
+    return exchange.complete and exchange.turns[0].kind != "tool"
 
 
 def _current_turn(exchanges: Sequence[Exchange]) -> int | None:

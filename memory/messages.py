@@ -25,6 +25,7 @@ from langchain_core.messages import (
     ToolMessage,
     convert_to_messages,
     convert_to_openai_messages,
+    messages_from_dict,
 )
 
 from memory.errors import InputError
@@ -199,19 +200,126 @@ def check_pairing(
             pending.discard(call_id)
 
 
-@dataclass(frozen=True, slots=True)
+_CHUNK_KINDS = {
+    "HumanMessageChunk": "human",
+    "AIMessageChunk": "ai",
+    "ToolMessageChunk": "tool",
+    "SystemMessageChunk": "system",
+}
+
+
+def _kind_of(message: BaseMessage) -> str:
+    for cls, kind in ((HumanMessage, "human"), (AIMessage, "ai"), (ToolMessage, "tool")):
+        if isinstance(message, cls):
+            return kind
+    return "system" if isinstance(message, SystemMessage) else message.type
+
+
 class Turn:
     """One stored message as prompts send it, with its position and token count.
 
     ``raw_tokens`` counts the original when the message was compacted (a tool output
     replaced by its digest, archived under ``ref``); otherwise it equals ``tokens``.
+    ``kind`` is ``"human"``, ``"ai"``, ``"tool"``, ``"system"`` (or the message's type);
+    ``calls`` the ids of the tool calls it issues; ``result_for`` the call it answers.
+    A turn read back from a store (``Turn.stored``) builds its LangChain message on first
+    use: reopening a long session groups and indexes turns without building them all.
+    Treat turns as read-only.
     """
 
-    seq: int
-    message: BaseMessage
-    tokens: int
-    raw_tokens: int | None = None
-    ref: str | None = None
+    __slots__ = (
+        "_content",
+        "_message",
+        "_name",
+        "_stored",
+        "calls",
+        "kind",
+        "raw_tokens",
+        "ref",
+        "result_for",
+        "seq",
+        "tokens",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        message: BaseMessage,
+        tokens: int,
+        raw_tokens: int | None = None,
+        ref: str | None = None,
+    ) -> None:
+        self.seq, self.tokens, self.raw_tokens, self.ref = seq, tokens, raw_tokens, ref
+        self._message: BaseMessage | None = message
+        self._stored: str | None = None
+        self._content: str | list[Any] = ""
+        self._name: str | None = None
+        self.kind = _kind_of(message)
+        self.calls = (
+            tuple(str(c["id"]) for c in message.tool_calls)
+            if isinstance(message, AIMessage)
+            else ()
+        )
+        self.result_for = message.tool_call_id if isinstance(message, ToolMessage) else None
+
+    @classmethod
+    def stored(
+        cls,
+        seq: int,
+        payload: str,
+        tokens: int,
+        raw_tokens: int | None = None,
+        ref: str | None = None,
+    ) -> Turn:
+        """A turn from a stored message (JSON of ``{"type": ..., "data": {...}}``, as
+        ``messages_to_dict`` writes it), its message built when first used."""
+        data = json.loads(payload)
+        turn = cls.__new__(cls)
+        turn.seq, turn.tokens, turn.raw_tokens, turn.ref = seq, tokens, raw_tokens, ref
+        turn._message, turn._stored = None, payload  # a string: nothing for the GC to walk
+        body = data.get("data") or {}
+        kind = str(data.get("type"))
+        turn.kind = _CHUNK_KINDS.get(kind, kind)
+        calls = body.get("tool_calls") or () if turn.kind == "ai" else ()
+        turn.calls = tuple(str(c["id"]) for c in calls)
+        result_for = body.get("tool_call_id") if turn.kind == "tool" else None
+        turn.result_for = None if result_for is None else str(result_for)
+        turn._content, turn._name = body.get("content", ""), body.get("name")
+        return turn
+
+    @property
+    def message(self) -> BaseMessage:
+        """The LangChain message (built from the stored JSON on first use)."""
+        message = self._message
+        if message is None:  # two threads may both build it: same value, either one kept
+            (message,) = messages_from_dict([json.loads(self._stored or "{}")])
+            self._message = message
+        return message
+
+    def text_parts(self) -> tuple[str | list[Any], str | None]:
+        """Return the message's ``content`` and ``name`` without building the message."""
+        if self._message is None:
+            return self._content, self._name
+        return self._message.content, self._message.name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Turn):
+            return NotImplemented
+        return (self.seq, self.tokens, self.raw_tokens, self.ref, self.message) == (
+            other.seq,
+            other.tokens,
+            other.raw_tokens,
+            other.ref,
+            other.message,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Turn(seq={self.seq}, kind={self.kind!r}, tokens={self.tokens}, "
+            f"raw_tokens={self.raw_tokens}, ref={self.ref!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +347,7 @@ class Exchange:
     @property
     def is_user_turn(self) -> bool:
         """True when the exchange is a user's message."""
-        return isinstance(self.turns[0].message, HumanMessage)
+        return self.turns[0].kind == "human"
 
     @property
     def messages(self) -> list[BaseMessage]:
@@ -260,21 +368,16 @@ class ExchangeBuilder:
             self._append(turn)
 
     def _append(self, turn: Turn) -> None:
-        message = turn.message
-        if isinstance(message, ToolMessage) and message.tool_call_id in self._by_call:
-            position = self._by_call.pop(message.tool_call_id)
+        if turn.result_for is not None and turn.result_for in self._by_call:
+            position = self._by_call.pop(turn.result_for)
             owner = self.exchanges[position]
             self.exchanges[position] = replace(
                 owner,
                 turns=(*owner.turns, turn),
-                open_calls=owner.open_calls - {message.tool_call_id},
+                open_calls=owner.open_calls - {turn.result_for},
             )
             return
-        calls = (
-            frozenset(str(c["id"]) for c in message.tool_calls)
-            if isinstance(message, AIMessage)
-            else frozenset()
-        )
+        calls = frozenset(turn.calls)
         self.exchanges.append(Exchange(turns=(turn,), open_calls=calls))
         for call_id in calls:
             self._by_call[call_id] = len(self.exchanges) - 1

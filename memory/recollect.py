@@ -29,10 +29,9 @@ SEPARATOR = "\n---\n"
 
 def turn_text(turn: Turn) -> str | None:
     """Return the searchable text of a user or assistant turn (None for others)."""
-    message = turn.message
-    if message.type not in ("human", "ai"):
+    if turn.kind not in ("human", "ai"):
         return None
-    content = message.content
+    content, name = turn.text_parts()
     if not isinstance(content, str):
         content = " ".join(
             b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
@@ -40,7 +39,7 @@ def turn_text(turn: Turn) -> str | None:
     content = content.strip()
     if not content:
         return None
-    speaker = message.name or ("user" if message.type == "human" else "assistant")
+    speaker = name or ("user" if turn.kind == "human" else "assistant")
     return f"{speaker}: {content}"
 
 

@@ -6,7 +6,7 @@ import bisect
 import json
 from collections.abc import Sequence
 
-from langchain_core.messages import HumanMessage, SystemMessage, messages_from_dict
+from langchain_core.messages import messages_from_dict
 
 from memory.messages import Exchange, ExchangeBuilder, Turn
 from memory.recollect import turn_text
@@ -59,23 +59,23 @@ class SessionView:
             turn = self._turn(record)
             turns.append(turn)
             self._turns[turn.seq] = turn
-            message = turn.message
-            self.issued_calls.update(str(c["id"]) for c in getattr(message, "tool_calls", []))
+            self.issued_calls.update(turn.calls)
             self.history_tokens += turn.tokens
             self.raw_history_tokens += turn.raw_tokens or turn.tokens
-            if isinstance(message, SystemMessage) and isinstance(message.content, str):
+            if turn.kind == "system" and isinstance(turn.message.content, str):
                 self._segment_seqs.append(turn.seq)
-                self._segment_texts.append(message.content.strip()[:200])
+                self._segment_texts.append(turn.message.content.strip()[:200])
                 self._previous_text = None
             text = turn_text(turn)
             if text is not None:
                 searchable.append((turn.seq, text))
-                if message.name:
-                    self.speakers.setdefault(message.name, []).append(turn.seq)
+                name = turn.text_parts()[1]
+                if name:
+                    self.speakers.setdefault(name, []).append(turn.seq)
                 if self._previous_text is not None:
                     contextual.append((turn.seq, f"{self._previous_text}\n{text}"))
                 self._previous_text = text
-                if isinstance(message, HumanMessage):
+                if turn.kind == "human":
                     self.last_user_text = text.split(": ", 1)[1]
         self.builder.extend(turns)
         self.first_seqs.extend(e.first_seq for e in self.exchanges[len(self.first_seqs) :])
@@ -85,9 +85,10 @@ class SessionView:
         return searchable, contextual
 
     def _turn(self, record: TurnRecord) -> Turn:
-        (message,) = messages_from_dict([json.loads(record.compact or record.payload)])
-        if record.counter == self.counter.name:
-            return Turn(record.seq, message, record.tokens, record.raw_tokens, record.ref)
+        payload = record.compact or record.payload
+        if record.counter == self.counter.name:  # counted already: build the message lazily
+            return Turn.stored(record.seq, payload, record.tokens, record.raw_tokens, record.ref)
+        (message,) = messages_from_dict([json.loads(payload)])
         tokens = self.counter.count_message(message)
         raw_tokens = tokens
         if record.compact is not None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    messages_to_dict,
+)
 
 from memory import InputError, normalize
 from memory.messages import ExchangeBuilder, Turn, check_pairing
@@ -155,3 +162,49 @@ def test_incomplete_exchange_tracks_open_calls() -> None:
     builder.extend(Turn(seq=i + 1, message=m, tokens=1) for i, m in enumerate(messages))
     assert builder.open_calls == frozenset({"c2"})
     assert not builder.exchanges[-1].complete
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "calls", "result_for"),
+    [
+        (HumanMessage("hi", name="Ann"), "human", (), None),
+        (
+            AIMessage("", tool_calls=[{"name": "ls", "args": {}, "id": "c1", "type": "tool_call"}]),
+            "ai",
+            ("c1",),
+            None,
+        ),
+        (ToolMessage("out", tool_call_id="c1"), "tool", (), "c1"),
+        (SystemMessage("Session 1"), "system", (), None),
+    ],
+)
+def test_a_stored_turn_builds_its_message_only_when_asked(
+    message: Any, kind: str, calls: tuple[str, ...], result_for: str | None
+) -> None:
+    payload = json.dumps(messages_to_dict([message])[0])
+    stored = Turn.stored(7, payload, 12, 30, "ref1")
+    eager = Turn(7, message, 12, 30, "ref1")
+    for turn in (stored, eager):
+        assert (turn.seq, turn.tokens, turn.raw_tokens, turn.ref) == (7, 12, 30, "ref1")
+        assert (turn.kind, turn.calls, turn.result_for) == (kind, calls, result_for)
+        assert turn.text_parts() == (message.content, message.name)
+    assert stored._message is None  # grouping and search did not build it
+    assert stored.message == message and stored.message is stored.message
+    assert stored == eager and "kind=" in repr(stored)
+
+
+def test_stored_turns_group_like_built_ones() -> None:
+    messages = [
+        HumanMessage("go"),
+        AIMessage("", tool_calls=[{"name": "ls", "args": {}, "id": "c9", "type": "tool_call"}]),
+        ToolMessage("a b", tool_call_id="c9"),
+        AIMessage("done"),
+    ]
+    built, stored = ExchangeBuilder(), ExchangeBuilder()
+    built.extend(Turn(i, m, 1) for i, m in enumerate(messages))
+    stored.extend(
+        Turn.stored(i, json.dumps(messages_to_dict([m])[0]), 1) for i, m in enumerate(messages)
+    )
+    assert [len(e.turns) for e in stored.exchanges] == [1, 2, 1]
+    assert stored.exchanges == built.exchanges
+    assert stored.exchanges[0].is_user_turn and not stored.exchanges[2].is_user_turn
