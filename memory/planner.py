@@ -74,8 +74,6 @@ def plan_window(
             counter=counter,
             turn_at=view.turn_at,
             segment_of=view.segment_of,
-            segment_starts=view.segment_starts,
-            speakers=view.speakers,
             line_tokens=view.line_tokens,
         )
     if current is not None and current not in boundary:

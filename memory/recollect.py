@@ -11,7 +11,7 @@ drop one. The result is a list of snippets for ``assemble``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
 from memory.archive import Archive, Hit, interleave
@@ -67,8 +67,6 @@ def recollect(
     counter: TokenCounter,
     turn_at: Callable[[int], Turn | None],
     segment_of: Callable[[int], str | None],
-    segment_starts: Sequence[int] = (),
-    speakers: Mapping[str, Sequence[int]] | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
     line_tokens: MutableMapping[int, int] | None = None,
 ) -> Recollection:
@@ -87,8 +85,6 @@ def recollect(
         counter: Counts each line.
         turn_at: Looks a turn up by seq.
         segment_of: Returns the header of the segment a seq belongs to, if any.
-        segment_starts: Ascending seqs where segments begin.
-        speakers: Each named speaker's turn seqs.
         neighbours: Turns on each side of the best hits brought along.
         line_tokens: A cache of each turn's line tokens by seq, kept between calls.
     """
@@ -97,13 +93,11 @@ def recollect(
     ranked = archive.turns.rank(
         query,
         before_seq=before_seq,
-        segment_starts=segment_starts,
-        speakers=speakers,
         limit=max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE),
     )
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False)
     picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
-    costs: dict[int | str, int] = {}
+    chosen: set[int] = set()
     seen_segments: set[str | None] = set()
     used = 0
     for rank, item in enumerate(interleave([seq for seq, _ in ranked], chunk_hits)):
@@ -116,7 +110,7 @@ def recollect(
             continue
         span = range(item - neighbours, item + neighbours + 1)
         for seq in span if rank < TOP_HITS_WITH_NEIGHBOURS else (item,):
-            if seq in costs or seq >= before_seq or seq < 0:
+            if seq in chosen or seq >= before_seq or seq < 0:
                 continue
             turn = turn_at(seq)
             line = turn_line(turn) if turn is not None else None
@@ -132,7 +126,7 @@ def recollect(
             if used + tokens > max_tokens:
                 continue
             seen_segments.add(header)
-            costs[seq] = tokens
+            chosen.add(seq)
             picks.append(seq)
             used += tokens
         if used >= max_tokens - MIN_LINE_TOKENS:

@@ -140,8 +140,6 @@ def test_recalled_turns_are_all_in_the_prompt_and_within_budget(
                 counter=mem.counter,
                 turn_at=view.turn_at,
                 segment_of=view.segment_of,
-                segment_starts=view.segment_starts,
-                speakers=view.speakers,
             )
             assert mem.counter.count(SEPARATOR.join(got.snippets)) <= room or not got.snippets
             assert all(seq < view.last_seq for seq in got.turn_seqs)
