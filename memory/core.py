@@ -22,22 +22,23 @@ from memory.errors import ClosedError, ConflictError
 from memory.folding import SummaryRunner
 from memory.indexer import Indexer
 from memory.ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
-from memory.ledger import DEFAULT_PRICES, Ledger, Price
+from memory.ledger import DEFAULT_PRICES, Ledger, Price, price_of
 from memory.messages import Exchange, MessageLike, check_pairing, normalize
 from memory.options import (
     DEFAULT_RECALL_SHARE,
     DEFAULT_SUMMARY_SHARE,
-    LOOKUP_RECALL_SHARE,
-    MIN_WINDOW_SHARE,
     check_options,
     check_session,
+    resolve_policy,
     resolve_summarizer,
 )
-from memory.planner import account, plan_window
+from memory.planner import account, fetch_recall
+from memory.policy import AssemblyPolicy
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
 from memory.view import SessionView
+from memory.window import choose_window
 from stores.base import CONTEXT_REF, TURN_REF
 from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
@@ -53,7 +54,6 @@ __all__ = [
 
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
 _APPEND_RETRIES = 20
-SUMMARY_SLACK = 1.3  # a model may overshoot the summary cap a little
 
 
 class ConversationMemory:
@@ -75,16 +75,16 @@ class ConversationMemory:
         model: str | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-        recall_share: float = DEFAULT_RECALL_SHARE,
+        policy: AssemblyPolicy | None = None,
         prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> None:
         self.session = check_session(session)
+        self.policy = resolve_policy(policy, None)
         self.budget = budget
         self.counter = counter
         self.model = model
         self.compress_threshold = compress_threshold
         self._ingest = IngestOptions(compress_threshold, budget.prompt_tokens)
-        self.recall_share = recall_share
         self.prices = prices
         self._database = database
         self._turns = SQLiteTurnStore(database)
@@ -99,7 +99,7 @@ class ConversationMemory:
         self._closed = False
         self._view = SessionView(counter)
         self.archive.turns.layout = lambda: self._view.layout()  # the view may be replaced
-        self._ledger = Ledger()
+        self._ledger = Ledger(price_of(model, prices))
         self._refresh()
         self.summaries = SummaryRunner(
             session,
@@ -107,10 +107,9 @@ class ConversationMemory:
             summarizer,
             counter,
             self._exchanges_snapshot,
-            window_tokens=int(
-                budget.prompt_tokens
-                * max(MIN_WINDOW_SHARE, 1.0 - DEFAULT_SUMMARY_SHARE - recall_share)
-            ),
+            block_tokens=self.policy.block_tokens(budget.prompt_tokens),
+            due_tokens=self.policy.block_tokens(budget.prompt_tokens)
+            + self.policy.low_water_tokens(budget.prompt_tokens) // 2,
         )
         self.summaries.notify()
 
@@ -128,7 +127,8 @@ class ConversationMemory:
         embedder: Embeddings | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-        recall_share: float = DEFAULT_RECALL_SHARE,
+        recall_share: float | None = None,
+        policy: AssemblyPolicy | None = None,
         prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> ConversationMemory:
         """Open (or create) the memory of one session in a SQLite file.
@@ -151,8 +151,12 @@ class ConversationMemory:
             compress_threshold: Tool outputs above this many tokens are archived and sent
                 as a digest.
             max_output_bytes: Largest tool output accepted (``InputError`` above it).
-            recall_share: Largest share of the budget for recalled evicted turns (0: off).
-            prices: Dollars per million tokens by model name, for the report's savings.
+            recall_share: Room for recall on an ordinary call, as a share of the budget
+                (0: recall off, explicit lookups included); overrides ``policy``'s.
+            policy: The assembly policy (shares, fold low-water mark, relevance floor);
+                None: ``AssemblyPolicy()``.
+            prices: Prices and caching rules by model name (``memory.pricing``), for
+                the report's cost figures.
 
         Returns:
             The session's memory; use it as a context manager or call ``close()``.
@@ -168,10 +172,10 @@ class ConversationMemory:
             embedder=embedder,
             compress_threshold=compress_threshold,
             max_output_bytes=max_output_bytes,
-            recall_share=recall_share,
         )
+        chosen_policy = resolve_policy(policy, recall_share)
         counter = resolve_counter(token_counter, model=model, margin=safety_margin)
-        cap = int(checked_budget.prompt_tokens * DEFAULT_SUMMARY_SHARE)
+        cap = chosen_policy.summary_cap(checked_budget.prompt_tokens)
         chosen = resolve_summarizer(summarizer, counter, cap)
         database = SQLiteDatabase(path)
         try:
@@ -185,7 +189,7 @@ class ConversationMemory:
                 model=model,
                 compress_threshold=compress_threshold,
                 max_output_bytes=max_output_bytes,
-                recall_share=recall_share,
+                policy=chosen_policy,
                 prices=prices,
             )
         except BaseException:
@@ -281,14 +285,19 @@ class ConversationMemory:
     ) -> Prompt:
         """Build the prompt for the next model call, under the budget.
 
-        The prompt holds the system prompt, the running summary, the evicted turns most
-        relevant to ``query`` and the recent turns verbatim. It never waits for the
-        summarizer or the embedder: it uses what is ready.
+        Layout, front to back: the system prompt; the running summary (a quoted
+        context block); the verbatim turns since the last fold and those appended
+        since; the evicted turns relevant to ``query`` (a quoted block leading the
+        current user turn); the current user turn. Between folds each prompt extends
+        the previous one, so provider prompt caches hit. When the whole history fits,
+        it is sent as it is. It never waits for the summarizer or the embedder.
 
         Args:
             system: The system prompt, always sent first.
-            query: What the prompt is for; defaults to the last user turn. Picks the
-                recalled turns.
+            query: An explicit question about the past: recall may then take up to
+                ``policy.lookup_recall_share`` of the budget. None: the last user turn
+                picks the recalled turns, within ``policy.recall_share``, and only
+                those that clear ``policy.relevance_floor``.
             budget: Overrides the memory's budget for this call.
 
         Returns:
@@ -301,44 +310,48 @@ class ConversationMemory:
         with self._lock:
             self._check_open()
             self._refresh()
-            limit_budget = self.budget if budget is None else as_budget(budget)
-            summary = self.summaries.current
-            recall_share = self.recall_share
-            if query is not None and self.recall_share > 0:
-                recall_share = max(recall_share, LOOKUP_RECALL_SHARE)
-            window, recollection = plan_window(
+            limit = (self.budget if budget is None else as_budget(budget)).prompt_tokens
+            lookup = query is not None
+            exchanges = self._view.exchanges
+            summaries = self.summaries.versions
+            points = self._view.fold_points(self.policy.block_tokens(limit))
+            window = choose_window(
+                exchanges,
+                limit,
+                self.counter,
+                policy=self.policy,
+                system=system,
+                summaries=summaries,
+                points=points,
+                lookup=lookup,
+            )
+            recollection = fetch_recall(
+                window,
                 self._view,
                 self.archive,
                 self.counter,
-                limit=limit_budget.prompt_tokens,
-                system=system,
                 query=query,
-                summary=summary,
-                recall_share=recall_share,
-                summary_share=DEFAULT_SUMMARY_SHARE * SUMMARY_SLACK,
+                policy=self.policy,
+                lookup=lookup,
             )
             prompt = assemble(
-                window,
-                limit_budget,
+                exchanges,
+                limit,
                 self.counter,
                 system=system,
-                summary=summary.text if summary is not None and summary.text else None,
+                window=window,
+                summaries=summaries,
+                points=points,
+                lookup=lookup,
                 recalled=recollection.snippets,
-                summary_share=DEFAULT_SUMMARY_SHARE * SUMMARY_SLACK,
-                recall_share=recall_share,
+                recalled_seqs=recollection.snippet_seqs,
+                policy=self.policy,
                 history_tokens=self._view.history_tokens,
                 history_turns=self._view.turn_count,
                 raw_history_tokens=self._view.raw_history_tokens,
             )
-            self._ledger.record(prompt)
             return account(
-                prompt,
-                recollection,
-                summary,
-                ledger=self._ledger,
-                runner=self.summaries,
-                model=self.model,
-                prices=self.prices,
+                prompt, ledger=self._ledger, runner=self.summaries, prices=self.prices
             )
 
     def history(self) -> list[BaseMessage]:

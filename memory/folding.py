@@ -1,55 +1,61 @@
-"""Fold the oldest turns into the running summary, in blocks, in a background thread.
+"""Summarize the blocks that folds evict, in a background thread, before they are needed.
 
-When the turns not yet summarized pass ``window_tokens``, the oldest whole exchanges are
-folded into the summary until what remains is at most ``window_tokens * refill``. Folding
-in blocks (not one turn per call) keeps the prompt's prefix (system + summary) identical
-between folds, so provider prompt caches keep hitting. ``assemble`` never waits for the
-model: it uses the latest summary, and turns evicted but not yet summarized stay
-reachable through recall. Failures are retried with backoff and recorded; the previous
-summary is kept, and no turn is lost or skipped.
+The blocks are those of the fold schedule (``memory.folds``): from one fold point to the
+next. A block is summarized once the turns since its start come within half the
+low-water mark of the fold that evicts it, so the summary is usually ready when the
+prompt folds, and the prompt's prefix changes once per fold, not twice. ``assemble``
+never waits for the model: it uses the newest summary that covers only evicted turns,
+and turns evicted but not yet summarized stay reachable through recall. Failures are
+retried with backoff and recorded; the previous summary is kept, and no turn is lost or
+skipped.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 
 from memory.archive import storable
 from memory.errors import SummarizerError
+from memory.folds import FoldSchedule
 from memory.messages import Exchange
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter
+from memory.window import Summary
 from memory.worker import BackgroundWorker
 from stores.base import SummaryRecord, SummaryStore
 
-__all__ = ["DEFAULT_REFILL", "DEFAULT_RETRIES", "SummaryRunner", "choose_block"]
+__all__ = ["DEFAULT_RETRIES", "MAX_VERSIONS", "SummaryRunner", "choose_block"]
 
-DEFAULT_REFILL = 0.5
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_SECONDS = 0.5
+MAX_VERSIONS = 16
+"""Summary versions kept in memory for assembly (a prompt uses one of the newest)."""
 
 
 def choose_block(
-    exchanges: Sequence[Exchange], *, covers_upto: int, window_tokens: int, refill: float
+    exchanges: Sequence[Exchange], *, covers_upto: int, points: Sequence[int], due_tokens: int
 ) -> list[Exchange]:
-    """Pick the oldest unsummarized exchanges to fold, or none if the window still fits.
+    """Pick the next block to summarize, or none if it is not due yet.
 
-    The latest exchange is never folded, nor anything from an exchange still waiting for
-    tool results onwards. The current user turn may be folded (so no turn escapes the
-    summary): prompts pin it verbatim all the same. In an agent run (one task, then tool
-    rounds) the rounds after the task are folded too.
+    Args:
+        exchanges: The session's exchanges.
+        covers_upto: Seq of the last turn the current summary covers.
+        points: Fold points, ascending.
+        due_tokens: Tokens since the block's start at which it is summarized.
+
+    Returns:
+        The exchanges from the first unsummarized one up to the next fold point (the
+        latest exchange is never part of a block), or ``[]``.
     """
-    pending = [e for e in exchanges if e.first_seq > covers_upto]
-    remaining = sum(e.tokens for e in pending)
-    if remaining <= window_tokens:
+    start = bisect.bisect_right(exchanges, covers_upto, key=lambda e: e.first_seq)
+    following = [p for p in points if p > start]
+    if not following or following[0] >= len(exchanges):
         return []
-    block: list[Exchange] = []
-    for exchange in pending[:-1]:
-        if remaining <= window_tokens * refill or not exchange.complete:
-            break
-        block.append(exchange)
-        remaining -= exchange.tokens
-    return block
+    if sum(e.tokens for e in exchanges[start:]) < due_tokens:
+        return []
+    return list(exchanges[start : following[0]])
 
 
 class SummaryRunner(BackgroundWorker):
@@ -61,8 +67,8 @@ class SummaryRunner(BackgroundWorker):
         summarizer: Makes the summaries.
         counter: Counts summary tokens.
         exchanges: Returns the session's current exchanges (called from the thread).
-        window_tokens: Unsummarized tokens allowed before a block is folded.
-        refill: Share of ``window_tokens`` left unsummarized after a fold.
+        block_tokens: Tokens between fold points (``AssemblyPolicy.block_tokens``).
+        due_tokens: Tokens since a block's start at which it is summarized.
         retries: Attempts per block before the failure is recorded.
         backoff: Seconds before the first retry; doubled each time.
     """
@@ -75,22 +81,23 @@ class SummaryRunner(BackgroundWorker):
         counter: TokenCounter,
         exchanges: Callable[[], Sequence[Exchange]],
         *,
-        window_tokens: int,
-        refill: float = DEFAULT_REFILL,
+        block_tokens: int,
+        due_tokens: int,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF_SECONDS,
     ) -> None:
         super().__init__(name=f"attic-summary-{session}")
         self.session = session
         self.summarizer = summarizer
-        self.window_tokens = window_tokens
-        self.refill = refill
+        self.schedule = FoldSchedule(block_tokens)
+        self.due_tokens = due_tokens
         self.retries = retries
         self.backoff = backoff
         self._summaries = summaries
         self._counter = counter
         self._exchanges = exchanges
         self.current: SummaryRecord | None = summaries.latest(session)
+        self.versions: list[Summary] = self._load_versions()
         self.spent_cached = summaries.spent(session)
         self.failures = 0
         self.last_failure: str | None = None
@@ -105,17 +112,19 @@ class SummaryRunner(BackgroundWorker):
         """Fold one block if the window is over its share; False when nothing to do."""
         if self.stopping:
             return False
+        exchanges = self._exchanges()
         block = choose_block(
-            self._exchanges(),
+            exchanges,
             covers_upto=self.covers_upto,
-            window_tokens=self.window_tokens,
-            refill=self.refill,
+            points=self.schedule.update(exchanges),
+            due_tokens=self.due_tokens,
         )
         if not block:
             return False
         previous = self.current.text if self.current is not None else ""
         evicted = [m for e in block for m in e.messages]
-        covers_upto = max(t.seq for e in block for t in e.turns)
+        end = bisect.bisect_right(exchanges, block[-1].first_seq, key=lambda e: e.first_seq)
+        covers_upto = exchanges[end].first_seq - 1  # the point after the block exists
         error = ""
         for attempt in range(self.retries):
             if self.stopping:
@@ -141,6 +150,7 @@ class SummaryRunner(BackgroundWorker):
                 )
                 self._summaries.add_summary(record)
                 self.current = self._summaries.latest(self.session)
+                self.versions = [*self.versions, Summary(text, covers_upto)][-MAX_VERSIONS:]
                 spent_in, spent_out = self.spent_cached
                 self.spent_cached = (
                     spent_in + result.input_tokens,
@@ -172,6 +182,14 @@ class SummaryRunner(BackgroundWorker):
             )
         )
 
+    def _load_versions(self) -> list[Summary]:
+        """The newest successful summary versions, by coverage."""
+        latest: dict[int, Summary] = {}
+        for record in self._summaries.attempts(self.session):
+            if not record.error and record.text:
+                latest[record.covers_upto] = Summary(record.text, record.covers_upto)
+        return [latest[c] for c in sorted(latest)][-MAX_VERSIONS:]
+
     def attempts(self) -> list[SummaryRecord]:
         """Every summary version and failed attempt of the session, oldest first."""
         return self._summaries.attempts(self.session)
@@ -180,6 +198,7 @@ class SummaryRunner(BackgroundWorker):
         """Forget the summaries and fold the history again (summaries are derived data)."""
         self._summaries.clear_summaries(self.session)
         self.current = None
+        self.versions = []
         self.notify()
 
     def wait(self, timeout: float | None = None) -> bool:

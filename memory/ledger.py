@@ -1,97 +1,125 @@
-"""What a session cost and saved: tokens sent versus raw history, net of the summarizer."""
+"""What a session cost and saved, as providers bill it: cached and uncached input apart.
+
+Each assembled prompt is compared with the previous prompt of the session: the leading
+messages they share are what a provider's prompt cache serves (``memory.pricing``). The
+alternative, sending the raw history every call, is priced the same way: it is
+append-only, so each raw prompt reads the previous one from the cache. Savings are the
+raw history's cost minus ours, net of what the summarizer spent.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-__all__ = ["DEFAULT_PRICES", "Ledger", "Price", "money_saved"]
+from langchain_core.messages import BaseMessage
+
+from memory.pricing import DEFAULT_PRICES, Price, cached_tokens, input_cost, price_of
+
+__all__ = ["DEFAULT_PRICES", "Ledger", "Price", "Spend", "money_saved", "price_of"]
+
+
+def _fingerprint(message: BaseMessage) -> str:
+    calls = getattr(message, "tool_calls", None) or []
+    call_id = getattr(message, "tool_call_id", None)
+    return json.dumps([message.type, message.content, calls, call_id], default=str)
+
+
+def shared_prefix(
+    previous: Sequence[tuple[str, int]], messages: Sequence[BaseMessage], tokens: Sequence[int]
+) -> int:
+    """Tokens of the leading messages equal to the previous prompt's (whole messages)."""
+    shared = 0
+    for position, message in enumerate(messages):
+        if position >= len(previous) or previous[position][0] != _fingerprint(message):
+            break
+        shared += tokens[position]
+    return shared
 
 
 @dataclass(frozen=True, slots=True)
-class Price:
-    """US dollars per million input and output tokens."""
+class Spend:
+    """One prompt's caching figures, as the ledger priced them."""
 
-    input_per_mtok: float
-    output_per_mtok: float
-
-
-DEFAULT_PRICES: Mapping[str, Price] = {
-    "gpt-4o-mini": Price(0.15, 0.60),
-    "gpt-4o": Price(2.50, 10.00),
-    "gpt-4.1": Price(2.00, 8.00),
-    "gpt-4.1-mini": Price(0.40, 1.60),
-    "gpt-4.1-nano": Price(0.10, 0.40),
-    "gpt-5": Price(1.25, 10.00),
-    "gpt-5-mini": Price(0.25, 2.00),
-    "claude-3-5-haiku": Price(0.80, 4.00),
-    "claude-haiku-4-5": Price(1.00, 5.00),
-    "claude-sonnet-4": Price(3.00, 15.00),
-}
-"""List prices at the time of writing; pass your own table to be exact."""
+    shared_tokens: int
+    cached_tokens: int
 
 
-def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
-    """Find a model's price by exact name, then by the longest known prefix."""
-    if model is None:
-        return None
-    if model in prices:
-        return prices[model]
-    matches = [name for name in prices if model.startswith(name)]
-    return prices[max(matches, key=len)] if matches else None
+class Ledger:
+    """Running totals of one handle's prompts: calls, tokens, cached tokens, dollars.
+
+    Args:
+        price: The main model's price and caching rule (None: tokens only).
+    """
+
+    def __init__(self, price: Price | None = None) -> None:
+        self.price = price
+        self.calls = 0
+        self.raw_tokens = 0
+        self.sent_tokens = 0
+        self.cached_tokens = 0
+        self.cost_usd = 0.0
+        self.raw_cost_usd = 0.0
+        self._previous: list[tuple[str, int]] = []
+        self._previous_raw = 0
+
+    def record(
+        self,
+        messages: Sequence[BaseMessage],
+        message_tokens: Sequence[int],
+        *,
+        tokens: int,
+        raw_tokens: int,
+        stable_tokens: int,
+    ) -> Spend:
+        """Count one assembled prompt and price it against the raw history.
+
+        Args:
+            messages: The prompt's messages.
+            message_tokens: Each message's counted tokens, in the same order.
+            tokens: The prompt's total tokens.
+            raw_tokens: What the raw history would have sent.
+            stable_tokens: The prompt's tokens up to its last stable block (where an
+                Anthropic cache breakpoint goes).
+        """
+        shared = shared_prefix(self._previous, messages, message_tokens)
+        cached = cached_tokens(shared, tokens, self.price)
+        raw_cached = cached_tokens(min(self._previous_raw, raw_tokens), raw_tokens, self.price)
+        self.calls += 1
+        self.raw_tokens += raw_tokens
+        self.sent_tokens += tokens
+        self.cached_tokens += cached
+        if self.price is not None:
+            written = max(0, stable_tokens - cached)
+            self.cost_usd += input_cost(tokens, cached, written, self.price)
+            raw_written = max(0, raw_tokens - raw_cached)
+            self.raw_cost_usd += input_cost(raw_tokens, raw_cached, raw_written, self.price)
+        self._previous = [
+            (_fingerprint(m), t) for m, t in zip(messages, message_tokens, strict=True)
+        ]
+        self._previous_raw = raw_tokens
+        return Spend(shared_tokens=shared, cached_tokens=cached)
 
 
 def money_saved(
+    ledger: Ledger,
     *,
-    tokens_not_sent: int,
-    model: str | None,
     summarizer_model: str | None,
     summarizer_input_tokens: int,
     summarizer_output_tokens: int,
     prices: Mapping[str, Price] = DEFAULT_PRICES,
 ) -> float | None:
-    """Dollars saved: input tokens not sent, minus what the summarizer spent.
+    """Dollars saved against the raw history with caching, net of the summarizer.
 
     Returns None when the main model's price is unknown. A summarizer with no known
     price (the offline default) costs nothing.
     """
-    main = price_of(model, prices)
-    if main is None:
+    if ledger.price is None:
         return None
-    saved = tokens_not_sent * main.input_per_mtok / 1e6
+    saved = ledger.raw_cost_usd - ledger.cost_usd
     cheap = price_of(summarizer_model, prices)
     if cheap is not None:
         saved -= summarizer_input_tokens * cheap.input_per_mtok / 1e6
         saved -= summarizer_output_tokens * cheap.output_per_mtok / 1e6
     return saved
-
-
-class _Counted(Protocol):
-    @property
-    def tokens(self) -> int: ...
-
-
-class _HasReport(_Counted, Protocol):
-    @property
-    def report(self) -> _RawTokens: ...
-
-
-class _RawTokens(Protocol):
-    @property
-    def raw_tokens(self) -> int: ...
-
-
-class Ledger:
-    """Running totals of one memory view's prompts: calls, raw and sent tokens."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.raw_tokens = 0
-        self.sent_tokens = 0
-
-    def record(self, prompt: _HasReport) -> None:
-        """Count one assembled prompt."""
-        self.calls += 1
-        self.raw_tokens += prompt.report.raw_tokens
-        self.sent_tokens += prompt.tokens

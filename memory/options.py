@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from memory.errors import ConfigError, InputError
+from memory.policy import DEFAULT_POLICY, AssemblyPolicy
 from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory.tokens import TokenCounter
 
@@ -13,24 +16,38 @@ __all__ = [
     "DEFAULT_RECALL_SHARE",
     "DEFAULT_SUMMARY_SHARE",
     "LOOKUP_RECALL_SHARE",
-    "MAX_RECALL_SHARE",
     "MAX_SESSION_LENGTH",
-    "MIN_WINDOW_SHARE",
     "check_options",
     "check_session",
+    "resolve_policy",
     "resolve_summarizer",
 ]
 
 MAX_SESSION_LENGTH = 512
-DEFAULT_SUMMARY_SHARE = 0.15
-"""The running summary's cap, as a share of the prompt budget."""
-DEFAULT_RECALL_SHARE = 0.35
-"""Recalled evicted turns' cap, as a share of the prompt budget."""
-LOOKUP_RECALL_SHARE = 0.9
-"""The cap when ``assemble`` is given an explicit query: a question about the past."""
-MIN_WINDOW_SHARE = 0.2
-"""Unsummarized turns allowed before a block is folded: what summary and recall leave."""
-MAX_RECALL_SHARE = 0.8
+DEFAULT_SUMMARY_SHARE = DEFAULT_POLICY.summary_share
+"""The running summary's cap, as a share of the prompt budget (``AssemblyPolicy``)."""
+DEFAULT_RECALL_SHARE = DEFAULT_POLICY.recall_share
+"""Room for recall on an ordinary call, as a share of the prompt budget."""
+LOOKUP_RECALL_SHARE = DEFAULT_POLICY.lookup_recall_share
+"""The room when ``assemble`` is given an explicit query: a question about the past."""
+
+
+def resolve_policy(policy: AssemblyPolicy | None, recall_share: float | None) -> AssemblyPolicy:
+    """Return the policy ``open`` uses: ``policy`` (or the default) with ``recall_share``.
+
+    ``recall_share=0`` turns recall off, explicit lookups included.
+
+    Raises:
+        ConfigError: ``policy`` is not an ``AssemblyPolicy``, or the share is invalid.
+    """
+    chosen = DEFAULT_POLICY if policy is None else policy
+    if not isinstance(chosen, AssemblyPolicy):
+        raise ConfigError(f"policy must be an AssemblyPolicy, not {type(policy).__name__}")
+    if recall_share is None:
+        return chosen
+    if recall_share == 0:
+        return dataclasses.replace(chosen, recall_share=0.0, lookup_recall_share=0.0)
+    return dataclasses.replace(chosen, recall_share=recall_share)
 
 
 def check_session(session: object) -> str:
@@ -67,7 +84,6 @@ def check_options(
     embedder: object,
     compress_threshold: object,
     max_output_bytes: object,
-    recall_share: float,
 ) -> None:
     """Refuse options the memory cannot work with.
 
@@ -82,7 +98,3 @@ def check_options(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{name} must be a positive int, not {value!r}")
-    if not 0.0 <= recall_share <= MAX_RECALL_SHARE:
-        raise ConfigError(
-            f"recall_share must be within [0, {MAX_RECALL_SHARE}], not {recall_share!r}"
-        )

@@ -1,112 +1,105 @@
-"""Plan a prompt: which turns stay verbatim, which evicted turns come back, the report."""
+"""The I/O side of assembly: fetch what the pure policy needs, decide nothing.
+
+``memory.window.choose_window`` picks the verbatim window and the room for recall; this
+module then asks the archive for the evicted turns relevant to the query (only turns
+older than the window, with the policy's relevance floor) and hands both to
+``memory.assemble.assemble``, which lays the prompt out. It also prices the result.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 
-from langchain_core.messages import SystemMessage
+from langchain_core.messages import HumanMessage
 
 from memory.archive import Archive
-from memory.assemble import RECALL_HEADER, SUMMARY_HEADER, Prompt
+from memory.assemble import Prompt
+from memory.context import recall_block
 from memory.folding import SummaryRunner
 from memory.ledger import Ledger, Price, money_saved
-from memory.messages import Exchange
+from memory.policy import AssemblyPolicy
 from memory.recollect import Recollection, recollect
 from memory.tokens import TokenCounter
 from memory.view import SessionView
-from stores.base import SummaryRecord
+from memory.window import BLOCK_MARGIN, Window
 
-__all__ = ["account", "plan_window"]
+__all__ = ["account", "fetch_recall"]
+
+_NOTHING = Recollection((), (), (), 0)
 
 
-def plan_window(
+def fetch_recall(
+    window: Window,
     view: SessionView,
     archive: Archive,
     counter: TokenCounter,
     *,
-    limit: int,
-    system: str | None,
     query: str | None,
-    summary: SummaryRecord | None,
-    recall_share: float,
-    summary_share: float,
-) -> tuple[list[Exchange], Recollection]:
-    """Split history into the verbatim window and the evicted turns recalled for ``query``.
+    policy: AssemblyPolicy,
+    lookup: bool,
+) -> Recollection:
+    """Return the evicted turns (and, for lookups, archived chunks) relevant to ``query``.
 
-    The window is the newest run of unsummarized exchanges that fits what the system
-    prompt, the current user turn, the summary and the recall share leave; everything
-    older is evicted, and the evicted turns most relevant to the query are recalled.
+    Only turns older than the window's start are candidates, never the pinned current
+    turn; an ordinary call recalls only what clears ``policy.relevance_floor``.
     """
-    exchanges = view.exchanges
-    window = exchanges[view.index_after(summary.covers_upto if summary else 0) :]
-    current = next((e for e in reversed(exchanges) if e.is_user_turn), None)
-    fixed = counter.reply_priming + (current.tokens if current else 0)
-    if system:
-        fixed += counter.count_message(SystemMessage(system))
-    if summary is not None and summary.text:
-        summary_tokens = counter.count_message(SystemMessage(SUMMARY_HEADER + summary.text))
-        if summary_tokens <= int(limit * summary_share):  # else assemble leaves it out
-            fixed += summary_tokens
-    recall_room = max(0, min(int(limit * recall_share), limit - fixed))
-    nothing_evicted = summary is None and len(window) == len(exchanges)
-    if nothing_evicted and sum(e.tokens for e in window if e is not current) <= limit - fixed:
-        recall_room = 0  # the whole history fits verbatim: nothing to recall
-    room = limit - fixed - recall_room
-    oldest = len(window)
-    for position in range(len(window) - 1, -1, -1):
-        exchange = window[position]
-        if exchange is not current:
-            if exchange.tokens > room:
-                break
-            room -= exchange.tokens
-        oldest = position
-    boundary = window[oldest:]
-    before_seq = boundary[0].first_seq if boundary else view.last_seq + 1
     query = query or view.last_user_text
-    recollection = Recollection((), (), (), 0)
-    if query and recall_room and (summary is not None or len(boundary) < len(window)):
-        recollection = recollect(
-            archive,
-            query=query,
-            before_seq=before_seq,
-            max_tokens=recall_room - counter.count_message(SystemMessage(RECALL_HEADER)) - 1,
-            counter=counter,
-            turn_at=view.turn_at,
-            segment_of=view.segment_of,
-            line_tokens=view.line_tokens,
-        )
-    if current is not None and current not in boundary:
-        boundary = [current, *boundary]
-    return boundary, recollection
+    if window.recall_room <= 0 or not query:
+        return _NOTHING
+    exchanges = view.exchanges
+    before_seq = (
+        exchanges[window.start].first_seq if window.start < len(exchanges) else view.last_seq + 1
+    )
+    exclude = {t.seq for i in window.kept for t in exchanges[i].turns if i < window.start}
+    wrapper = counter.count_message(HumanMessage(recall_block([]))) + BLOCK_MARGIN
+    return recollect(
+        archive,
+        query=query,
+        before_seq=before_seq,
+        max_tokens=window.recall_room - wrapper,
+        counter=counter,
+        turn_at=view.turn_at,
+        segment_of=view.segment_of,
+        line_tokens=view.line_tokens,
+        floor=policy.lookup_relevance_floor if lookup else policy.relevance_floor,
+        exclude=exclude,
+        chunks=lookup,
+    )
 
 
 def account(
     prompt: Prompt,
-    recollection: Recollection,
-    summary: SummaryRecord | None,
     *,
     ledger: Ledger,
     runner: SummaryRunner,
-    model: str | None,
     prices: Mapping[str, Price],
 ) -> Prompt:
-    """Add the summary, recall and cost figures to the prompt's report."""
+    """Record the prompt in the ledger; add recall, summary and cost figures to its report."""
+    spend = ledger.record(
+        prompt.messages,
+        prompt.message_tokens,
+        tokens=prompt.tokens,
+        raw_tokens=prompt.report.raw_tokens,
+        stable_tokens=prompt.report.stable_tokens,
+    )
     spent_in, spent_out = runner.spent_cached
-    included = prompt.report.recalled_included > 0
+    priced = ledger.price is not None
     report = dataclasses.replace(
         prompt.report,
-        recalled_turns=recollection.turn_seqs if included else (),
-        summary_covers_upto=summary.covers_upto if summary is not None else 0,
         summary_error=runner.last_failure,
         summarizer_input_tokens=spent_in,
         summarizer_output_tokens=spent_out,
         session_calls=ledger.calls,
         session_raw_tokens=ledger.raw_tokens,
         session_sent_tokens=ledger.sent_tokens,
+        shared_tokens=spend.shared_tokens,
+        cached_tokens=spend.cached_tokens,
+        session_cached_tokens=ledger.cached_tokens,
+        session_cost_usd=ledger.cost_usd if priced else None,
+        session_raw_cost_usd=ledger.raw_cost_usd if priced else None,
         money_saved_usd=money_saved(
-            tokens_not_sent=ledger.raw_tokens - ledger.sent_tokens,
-            model=model,
+            ledger,
             summarizer_model=getattr(runner.summarizer, "model_name", None),
             summarizer_input_tokens=spent_in,
             summarizer_output_tokens=spent_out,

@@ -11,14 +11,22 @@ drop one. The result is a list of snippets for ``assemble``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+import re
+from collections.abc import Callable, Collection, MutableMapping
 from dataclasses import dataclass
 
 from memory.archive import Archive, Hit, interleave
 from memory.messages import Turn
 from memory.tokens import TokenCounter
 
-__all__ = ["DEFAULT_NEIGHBOURS", "Recollection", "recollect", "turn_line", "turn_text"]
+__all__ = [
+    "DEFAULT_NEIGHBOURS",
+    "Recollection",
+    "informative",
+    "recollect",
+    "turn_line",
+    "turn_text",
+]
 
 DEFAULT_NEIGHBOURS = 2
 """Turns on each side of a top hit brought along for context."""
@@ -43,6 +51,22 @@ def turn_text(turn: Turn) -> str | None:
     return f"{speaker}: {content}"
 
 
+CHITCHAT = frozenset(
+    """a an and are bye can cool could did do does done for from get go good got great ha haha
+    hello hey hi how i im is it its just let lol me more much my nice no not now of oh ok okay
+    on please perfect right see so sounds sure thank thanks that the then there this to too
+    us very was we well what whats when where which who why will with wow yeah yes yep you
+    your awesome alright""".split()
+)
+"""Words that carry no topic: a turn made only of them ("ok thanks!") recalls nothing."""
+
+
+def informative(query: str) -> bool:
+    """True when ``query`` names something to look for (a word beyond chit-chat)."""
+    words = re.findall(r"\w+", query.lower())
+    return any(w not in CHITCHAT and (len(w) > 2 or w.isdigit()) for w in words)
+
+
 def turn_line(turn: Turn) -> str | None:
     """Render a turn for the prompt: speaker and verbatim text (seqs are in the report)."""
     return turn_text(turn)
@@ -56,6 +80,8 @@ class Recollection:
     turn_seqs: tuple[int, ...]
     refs: tuple[str, ...]
     estimated_tokens: int
+    snippet_seqs: tuple[tuple[int, ...], ...] = ()
+    """The turn seqs each snippet holds (empty for an archived chunk)."""
 
 
 def recollect(
@@ -69,6 +95,9 @@ def recollect(
     segment_of: Callable[[int], str | None],
     neighbours: int = DEFAULT_NEIGHBOURS,
     line_tokens: MutableMapping[int, int] | None = None,
+    floor: float | None = None,
+    exclude: Collection[int] = (),
+    chunks: bool = True,
 ) -> Recollection:
     """Pick the evicted turns (and archived chunks) most relevant to ``query``.
 
@@ -87,15 +116,30 @@ def recollect(
         segment_of: Returns the header of the segment a seq belongs to, if any.
         neighbours: Turns on each side of the best hits brought along.
         line_tokens: A cache of each turn's line tokens by seq, kept between calls.
+        floor: Turns scoring below this are not recalled (None: no floor); a query of
+            chit-chat only (see ``informative``) recalls nothing when a floor is set.
+        exclude: Seqs sent verbatim anyway (never recalled).
+        chunks: Whether archived tool-output chunks are candidates too.
     """
     if max_tokens <= 0 or not query.strip():
+        return Recollection((), (), (), 0)
+    if floor is not None and not informative(query):
         return Recollection((), (), (), 0)
     ranked = archive.turns.rank(
         query,
         before_seq=before_seq,
         limit=max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE),
     )
-    chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False)
+    ranked = [
+        (seq, score)
+        for seq, score in ranked
+        if seq not in exclude and (floor is None or score >= floor)
+    ]
+    chunk_hits = (
+        archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False)
+        if chunks
+        else []
+    )
     picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
     chosen: set[int] = set()
     seen_segments: set[str | None] = set()
@@ -110,7 +154,7 @@ def recollect(
             continue
         span = range(item - neighbours, item + neighbours + 1)
         for seq in span if rank < TOP_HITS_WITH_NEIGHBOURS else (item,):
-            if seq in chosen or seq >= before_seq or seq < 0:
+            if seq in chosen or seq >= before_seq or seq < 0 or seq in exclude:
                 continue
             turn = turn_at(seq)
             line = turn_line(turn) if turn is not None else None
@@ -122,7 +166,8 @@ def recollect(
                 line_tokens[seq] = tokens
             header = segment_of(seq)
             if header not in seen_segments:
-                tokens += counter.count(f"[{header}]") + 1 + SEPARATOR_TOKENS if header else 0
+                tokens += HEADER_TOKENS + SEPARATOR_TOKENS
+                tokens += counter.count(header) + 1 if header else 0
             if used + tokens > max_tokens:
                 continue
             seen_segments.add(header)
@@ -132,22 +177,25 @@ def recollect(
         if used >= max_tokens - MIN_LINE_TOKENS:
             break
     while picks:
-        snippets = _render(picks, turn_at, segment_of)
+        snippets, snippet_seqs = _render(picks, turn_at, segment_of)
         if counter.count(SEPARATOR.join(snippets)) <= max_tokens:
             break
         picks.pop()  # estimates were short (tokens merge across joins): drop the weakest
     else:
-        snippets = []
+        snippets, snippet_seqs = [], []
     seqs = sorted(p for p in picks if isinstance(p, int))
     return Recollection(
         snippets=tuple(snippets),
         turn_seqs=tuple(seqs),
         refs=tuple(dict.fromkeys(p.ref for p in picks if isinstance(p, Hit))),
         estimated_tokens=used,
+        snippet_seqs=tuple(snippet_seqs),
     )
 
 
 SEPARATOR_TOKENS = 3
+HEADER_TOKENS = 8
+"""A snippet's "[messages 12-19 · ...]" header, besides the segment's own text."""
 MIN_LINE_TOKENS = 4
 MIN_CANDIDATES = 50
 TOKENS_PER_CANDIDATE = 8
@@ -158,13 +206,21 @@ def _chunk_block(hit: Hit) -> str:
     return f"[tool output {hit.ref}, part {hit.idx + 1}]\n{hit.text}"
 
 
+def _where(seqs: list[int], header: str | None) -> str:
+    """Say where a snippet comes from: its messages' seqs and its segment's header."""
+    span = f"message {seqs[0]}" if len(seqs) == 1 else f"messages {seqs[0]}-{seqs[-1]}"
+    return f"[{span} · {header}]" if header else f"[{span}]"
+
+
 def _render(
     picks: list[int | Hit],
     turn_at: Callable[[int], Turn | None],
     segment_of: Callable[[int], str | None],
-) -> list[str]:
-    """Chosen turns chronologically, one snippet per segment; then the archived chunks."""
-    groups: list[tuple[str | None, list[str]]] = []
+) -> tuple[list[str], list[tuple[int, ...]]]:
+    """Chosen turns chronologically, one snippet per segment; then the archived chunks.
+
+    Also returns the turn seqs of each snippet."""
+    groups: list[tuple[str | None, list[int], list[str]]] = []
     for seq in sorted(p for p in picks if isinstance(p, int)):
         turn = turn_at(seq)
         line = turn_line(turn) if turn is not None else None
@@ -172,7 +228,12 @@ def _render(
             continue
         header = segment_of(seq)
         if not groups or groups[-1][0] != header:
-            groups.append((header, []))
-        groups[-1][1].append(line)
-    rendered = ["\n".join(([f"[{h}]"] if h else []) + lines) for h, lines in groups]
-    return rendered + [_chunk_block(p) for p in picks if isinstance(p, Hit)]
+            groups.append((header, [], []))
+        groups[-1][1].append(seq)
+        groups[-1][2].append(line)
+    rendered = [
+        "\n".join([_where(seqs, header), *lines]) for header, seqs, lines in groups
+    ]
+    chunk_blocks = [_chunk_block(p) for p in picks if isinstance(p, Hit)]
+    seqs = [tuple(seqs) for _, seqs, _ in groups] + [() for _ in chunk_blocks]
+    return rendered + chunk_blocks, seqs

@@ -50,8 +50,23 @@ class Report:
         session_calls: ``assemble`` calls this view made in the session so far.
         session_raw_tokens: Their raw-history tokens, summed.
         session_sent_tokens: Their prompt tokens, summed.
-        money_saved_usd: Dollars saved over those calls net of the summarizer's cost, at
-            the price table's rates (None: the model's price is unknown).
+        money_saved_usd: Dollars saved over those calls against sending the raw history
+            *with* the provider's prompt caching, net of the summarizer's cost, at the
+            price table's rates (None: the model's price is unknown).
+        window_start_seq: Seq of the first verbatim turn after the last fold (None: no
+            verbatim turn but the current one).
+        stable_tokens: Tokens of the prompt the next one repeats unless a fold comes
+            between (all but the recall block and the turn it leads).
+        shared_tokens: Leading tokens this prompt shares with the previous prompt of the
+            session assembled by this handle (0 for the first).
+        cached_tokens: Of those, the tokens the provider bills as cache reads under the
+            model's caching rule (``memory.pricing.cached_tokens``).
+        session_cached_tokens: ``cached_tokens`` summed over the session's calls.
+        session_cost_usd: Input cost of the session's prompts with caching (None:
+            unknown price).
+        session_raw_cost_usd: Input cost of sending the raw history instead, with
+            caching (raw history is append-only, so each call reads the previous one
+            from the cache).
     """
 
     budget: int
@@ -79,6 +94,13 @@ class Report:
     session_raw_tokens: int = 0
     session_sent_tokens: int = 0
     money_saved_usd: float | None = None
+    window_start_seq: int | None = None
+    stable_tokens: int = 0
+    shared_tokens: int = 0
+    cached_tokens: int = 0
+    session_cached_tokens: int = 0
+    session_cost_usd: float | None = None
+    session_raw_cost_usd: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,12 +8,16 @@ from collections.abc import Sequence
 
 from langchain_core.messages import messages_from_dict
 
+from memory.folds import FoldSchedule
 from memory.messages import Exchange, ExchangeBuilder, Turn
 from memory.recollect import turn_text
 from memory.tokens import TokenCounter
 from stores.base import TurnRecord
 
-__all__ = ["SessionView"]
+__all__ = ["MAX_SCHEDULES", "SessionView"]
+
+MAX_SCHEDULES = 4
+"""Fold schedules kept per view (one per budget used in ``assemble``)."""
 
 
 class SessionView:
@@ -40,6 +44,16 @@ class SessionView:
         """Tokens of each turn's line in recalled snippets, counted once (by recall)."""
         self.speakers: dict[str, list[int]] = {}
         """Each named speaker's turn seqs (from the messages' ``name``)."""
+        self._schedules: dict[int, FoldSchedule] = {}
+
+    def fold_points(self, block_tokens: int) -> list[int]:
+        """Fold points for blocks of ``block_tokens`` (kept per block size, a few sizes)."""
+        schedule = self._schedules.get(block_tokens)
+        if schedule is None:
+            if len(self._schedules) >= MAX_SCHEDULES:
+                self._schedules.pop(next(iter(self._schedules)))
+            schedule = self._schedules[block_tokens] = FoldSchedule(block_tokens)
+        return schedule.update(self.exchanges)
 
     @property
     def exchanges(self) -> list[Exchange]:

@@ -8,6 +8,7 @@ next running summary. Nothing is written anywhere; only the summarizer is called
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,18 +16,19 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from memory.adapters._common import split_system
-from memory.assemble import DEFAULT_SUMMARY_SHARE, Prompt, assemble
+from memory.assemble import Prompt, assemble
 from memory.budget import Budget, as_budget
 from memory.errors import InputError
+from memory.folds import fold_points
 from memory.messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
+from memory.options import resolve_policy
+from memory.policy import AssemblyPolicy
 from memory.report import Report
 from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory.tokens import TokenCounter, resolve_counter
+from memory.window import Summary, Window, choose_window
 
-__all__ = ["DEFAULT_FOLD_SHARE", "RunningSummary", "SummarizationResult", "summarize_messages"]
-
-DEFAULT_FOLD_SHARE = 0.10
-"""Evicted messages are folded into the summary once they reach this share of the budget."""
+__all__ = ["RunningSummary", "SummarizationResult", "summarize_messages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +64,6 @@ def _summarizer(
     return model
 
 
-def _prompt(
-    turns: Sequence[Turn], budget: Budget, counter: TokenCounter, system: str, summary: str
-) -> Prompt:
-    builder = ExchangeBuilder()
-    builder.extend(turns)
-    return assemble(
-        builder.exchanges, budget, counter, system=system or None, summary=summary or None
-    )
-
-
 def summarize_messages(
     messages: Sequence[MessageLike],
     *,
@@ -81,15 +73,17 @@ def summarize_messages(
     token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None = None,
     model_name: str | None = None,
     system: str | None = None,
-    fold_share: float = DEFAULT_FOLD_SHARE,
+    policy: AssemblyPolicy | None = None,
+    fold_share: float | None = None,
 ) -> SummarizationResult:
     """Fit a conversation into ``budget``, folding evicted messages into a running summary.
 
-    The prompt keeps the system prompt, the summary, the current user turn and the
-    latest exchange, then older exchanges newest first while they fit (tool calls and
-    their results kept or left out together). Messages older than the kept window are
-    folded into the summary in blocks (once they reach ``fold_share`` of the budget), so
-    the summary, early in the prompt, changes rarely and prompt caches keep hitting.
+    The same policy as ``ConversationMemory.assemble`` (see ``AssemblyPolicy``): while
+    the conversation fits it is sent as it is; when it no longer fits, a block of the
+    oldest messages is folded into the summary, down to the policy's low-water mark, so
+    the prompt's start (system, summary, verbatim turns) stays the same from one fold to
+    the next and provider prompt caches keep hitting. Tool calls and their results are
+    kept or folded together; the current user turn and the latest exchange always stay.
 
     Args:
         messages: The whole conversation, oldest first, in any supported form; pass the
@@ -101,11 +95,12 @@ def summarize_messages(
         token_counter: Your own counter; None counts with tiktoken for ``model_name``.
         model_name: The model the prompt is for; picks the tokenizer.
         system: The system prompt, always sent first.
-        fold_share: Share of the budget that evicted messages reach before being folded.
+        policy: The assembly policy; None: ``AssemblyPolicy()``.
+        fold_share: Deprecated and ignored: folds follow ``policy.low_water``.
 
     Returns:
-        ``messages`` (system, summary, recent turns), the next ``running_summary`` and
-        the assembly ``report``.
+        ``messages`` (system, conversation with the summary as a quoted block), the next
+        ``running_summary`` and the assembly ``report``.
 
     Raises:
         InputError: a message cannot be accepted (a tool result whose call is not in
@@ -113,32 +108,50 @@ def summarize_messages(
         BudgetError: the system prompt and the current user turn alone do not fit.
         SummarizerError: the summarizer failed.
     """
+    if fold_share is not None:
+        warnings.warn(
+            "fold_share is ignored: folds follow AssemblyPolicy.low_water",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    chosen = resolve_policy(policy, None)
     state = running_summary or RunningSummary()
-    checked = as_budget(budget)
+    limit = as_budget(budget).prompt_tokens
     counter = resolve_counter(token_counter, model=model_name)
     system_texts, conversation = split_system(normalize(list(messages)))
-    system_text = "\n\n".join(t for t in [system or "", *system_texts] if t)
+    system_text = "\n\n".join(t for t in [system or "", *system_texts] if t) or None
     check_pairing(conversation, open_calls=(), issued_calls=())
     if state.covers > len(conversation):
         raise InputError(
             f"the running summary covers {state.covers} messages but only "
             f"{len(conversation)} were given; pass the whole, growing conversation"
         )
-    turns = [
+    builder = ExchangeBuilder()
+    builder.extend(
         Turn(seq, message, counter.count_message(message))
         for seq, message in enumerate(conversation, start=1)
-    ]
-    prompt = _prompt(turns[state.covers :], checked, counter, system_text, state.text)
-    kept = {id(m) for m in prompt.messages}
-    evicted: list[Turn] = []
-    for turn in turns[state.covers :]:
-        if id(turn.message) in kept:
-            break
-        evicted.append(turn)
-    if evicted and sum(t.tokens for t in evicted) >= checked.prompt_tokens * fold_share:
-        cap = int(checked.prompt_tokens * DEFAULT_SUMMARY_SHARE)
-        summarizer = _summarizer(model, counter, cap)
-        result = summarizer.summarize(state.text, [t.message for t in evicted])
-        state = RunningSummary(result.text, state.covers + len(evicted))
-        prompt = _prompt(turns[state.covers :], checked, counter, system_text, state.text)
+    )
+    exchanges = builder.exchanges
+    points = fold_points(exchanges, chosen.block_tokens(limit))
+
+    def prompt_for(summary: RunningSummary) -> tuple[Prompt, Window]:
+        versions = [Summary(summary.text, summary.covers)] if summary.text else []
+        window = choose_window(
+            exchanges, limit, counter, policy=chosen, system=system_text,
+            summaries=versions, points=points,
+        )  # fmt: skip
+        prompt = assemble(
+            exchanges, limit, counter, system=system_text, window=window, policy=chosen
+        )
+        return prompt, window
+
+    prompt, window = prompt_for(state)
+    start_seq = exchanges[window.start].first_seq if window.start < len(exchanges) else None
+    folded_upto = (start_seq - 1) if start_seq is not None else len(conversation)
+    if window.start > 0 and folded_upto > state.covers:
+        evicted = [m for m in conversation[state.covers : folded_upto]]
+        summarizer = _summarizer(model, counter, chosen.summary_cap(limit))
+        result = summarizer.summarize(state.text, evicted)
+        state = RunningSummary(result.text, folded_upto)
+        prompt, _ = prompt_for(state)
     return SummarizationResult(list(prompt.messages), state, prompt.report)

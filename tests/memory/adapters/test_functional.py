@@ -35,8 +35,12 @@ def test_evicted_turns_are_folded_into_the_summary(scripted: Callable[..., Any])
     state = result.running_summary
     assert state.text == "The office moved from Paris to Lyon." and state.covers > 0
     assert result.report.tokens <= 600
-    assert isinstance(result.messages[0], SystemMessage)
-    assert "Lyon" in str(result.messages[0].content)
+    # The summary is quoted data in the first user turn, never a system message.
+    assert not any(isinstance(m, SystemMessage) for m in result.messages)
+    assert isinstance(result.messages[0], HumanMessage)
+    first_block = result.messages[0].content[0]
+    assert isinstance(first_block, dict) and "Lyon" in first_block["text"]
+    assert first_block["text"].startswith("<memory source=\"running summary")
     assert result.messages[-1] == messages[-1]
     # The next call passes the state back: covered messages are not sent again.
     messages.append(HumanMessage("And the Berlin office?"))

@@ -1,0 +1,165 @@
+"""What input tokens cost as providers bill them: list prices and prompt-caching rules.
+
+A prompt whose leading tokens repeat the previous prompt of a conversation is billed at
+a discount. The rules modelled here, as the providers document them (read in 2025):
+
+- OpenAI (platform.openai.com/docs/guides/prompt-caching): automatic for prompts of
+  1,024 tokens or more; the cached part is the longest common prefix, counted in steps
+  of 128 tokens; cached input is billed at 50% (gpt-4o family), 25% (gpt-4.1 family) or
+  10% (gpt-5 family) of the input price; writing the cache costs nothing extra.
+- Anthropic (docs.anthropic.com/en/docs/build-with-claude/prompt-caching): explicit
+  ``cache_control`` breakpoints; a prefix of at least 1,024 tokens (2,048 on Haiku
+  models) up to a breakpoint is cached; reads cost 10% of the input price, writes (5
+  minute cache) 125%.
+
+List prices in ``DEFAULT_PRICES`` are US dollars per million tokens from the providers'
+pricing pages (platform.openai.com/docs/pricing, docs.anthropic.com/en/docs/about-claude/
+pricing) as read in 2025; pass your own table to ``ConversationMemory.open(prices=...)``
+to be exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from memory.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "Price",
+    "cached_tokens",
+    "input_cost",
+    "price_of",
+]
+
+OPENAI_MIN_CACHED = 1024
+OPENAI_CACHE_STEP = 128
+ANTHROPIC_MIN_CACHED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A model's prices in US dollars per million tokens, and its caching rule.
+
+    Attributes:
+        input_per_mtok: Uncached input tokens.
+        output_per_mtok: Output tokens.
+        cached_input_per_mtok: Input tokens read from the provider's prompt cache (None:
+            the model has no prompt caching; every input token costs the input price).
+        cache_write_per_mtok: Input tokens written to the cache (None: writing is free,
+            as with OpenAI; Anthropic bills 125% of the input price).
+        min_cached_tokens: Shortest prompt prefix that is cached at all.
+        cache_step: The cached prefix is counted down to a multiple of this.
+
+    Raises:
+        ConfigError: a negative price, a cached price above the input price, or a
+            non-positive step.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    min_cached_tokens: int = OPENAI_MIN_CACHED
+    cache_step: int = OPENAI_CACHE_STEP
+
+    def __post_init__(self) -> None:
+        prices = (self.input_per_mtok, self.output_per_mtok, self.cached_input_per_mtok or 0.0)
+        if min(prices) < 0 or (self.cache_write_per_mtok or 0.0) < 0:
+            raise ConfigError(f"prices must be >= 0: {self!r}")
+        if self.cached_input_per_mtok is not None and (
+            self.cached_input_per_mtok > self.input_per_mtok
+        ):
+            raise ConfigError("cached_input_per_mtok must not exceed input_per_mtok")
+        if self.cache_step < 1 or self.min_cached_tokens < 0:
+            raise ConfigError("cache_step must be >= 1 and min_cached_tokens >= 0")
+
+    @property
+    def cached_discount(self) -> float:
+        """Share of the input price saved on a cached token (0.0 without caching)."""
+        if self.cached_input_per_mtok is None or self.input_per_mtok == 0:
+            return 0.0
+        return 1.0 - self.cached_input_per_mtok / self.input_per_mtok
+
+
+def _openai(input_: float, output: float, cached: float) -> Price:
+    return Price(input_, output, cached_input_per_mtok=cached)
+
+
+def _anthropic(input_: float, output: float, *, min_cached: int = ANTHROPIC_MIN_CACHED) -> Price:
+    return Price(
+        input_,
+        output,
+        cached_input_per_mtok=round(input_ * 0.10, 6),
+        cache_write_per_mtok=round(input_ * 1.25, 6),
+        min_cached_tokens=min_cached,
+        cache_step=1,
+    )
+
+
+DEFAULT_PRICES: Mapping[str, Price] = {
+    "gpt-4o-mini": _openai(0.15, 0.60, 0.075),
+    "gpt-4o": _openai(2.50, 10.00, 1.25),
+    "gpt-4.1": _openai(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": _openai(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": _openai(0.10, 0.40, 0.025),
+    "gpt-5": _openai(1.25, 10.00, 0.125),
+    "gpt-5-mini": _openai(0.25, 2.00, 0.025),
+    "claude-3-5-haiku": _anthropic(0.80, 4.00, min_cached=2048),
+    "claude-haiku-4-5": _anthropic(1.00, 5.00, min_cached=2048),
+    "claude-sonnet-4": _anthropic(3.00, 15.00),
+}
+"""List prices (USD per million tokens) and caching rules, as published in 2025."""
+
+
+def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
+    """Find a model's price by exact name, then by the longest known prefix."""
+    if model is None:
+        return None
+    if model in prices:
+        return prices[model]
+    matches = [name for name in prices if model.startswith(name)]
+    return prices[max(matches, key=len)] if matches else None
+
+
+def cached_tokens(shared: int, prompt_tokens: int, price: Price | None) -> int:
+    """Return how many of a prompt's tokens the provider bills as cache reads.
+
+    Args:
+        shared: Leading tokens the prompt shares with the previous prompt of the
+            conversation (and that the provider has cached).
+        prompt_tokens: The prompt's size.
+        price: The model's price and caching rule; None or no cached price: 0.
+
+    Returns:
+        ``shared`` counted down to a multiple of ``price.cache_step``, or 0 when the
+        prompt is shorter than ``price.min_cached_tokens`` or the model has no caching.
+    """
+    if price is None or price.cached_input_per_mtok is None:
+        return 0
+    if prompt_tokens < price.min_cached_tokens or shared < price.min_cached_tokens:
+        return 0
+    shared = min(shared, prompt_tokens)
+    return shared - shared % price.cache_step
+
+
+def input_cost(prompt_tokens: int, cached: int, written: int, price: Price) -> float:
+    """Return the US dollars a prompt's input costs.
+
+    Args:
+        prompt_tokens: Every input token of the prompt.
+        cached: Those billed as cache reads (see :func:`cached_tokens`).
+        written: Those written to the cache (Anthropic: the prefix up to the breakpoint
+            that was not read); ignored when writing is free.
+        price: The model's price.
+    """
+    cached = min(cached, prompt_tokens)
+    read_price = price.input_per_mtok if price.cached_input_per_mtok is None else (
+        price.cached_input_per_mtok
+    )
+    written = min(written, prompt_tokens - cached) if price.cache_write_per_mtok else 0
+    fresh = prompt_tokens - cached - written
+    dollars = cached * read_price + fresh * price.input_per_mtok
+    dollars += written * (price.cache_write_per_mtok or 0.0)
+    return dollars / 1e6
