@@ -15,6 +15,7 @@ and keeps thinking blocks as they were.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from langchain_core.messages import (
 
 from memory.budget import Budget, as_budget
 from memory.context import as_user_turns, place_blocks, recall_block, sanitize
+from memory.errors import BudgetError
 from memory.folds import fold_points
 from memory.messages import Exchange, Turn
 from memory.policy import DEFAULT_POLICY, AssemblyPolicy
@@ -130,33 +132,43 @@ def assemble(
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
-    placed = place_blocks(
-        conversation, head=window.head, recall=block, current_index=current_index
-    )
+    placed = place_blocks(conversation, head=window.head, recall=block, current_index=current_index)
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
     message_tokens = _exact_tokens(messages, conversation, kept_turns, counter)
     tokens = counter.reply_priming + sum(message_tokens)
     if tokens > limit:
-        # Placeholders for blank text and merged blocks count a little differently from
-        # the stored counts the window was planned with: plan again with less room.
-        return assemble(
-            exchanges,
-            limit - (tokens - limit),
-            counter,
-            system=system,
-            summaries=summaries,
-            recalled=recalled,
-            recalled_seqs=recalled_seqs,
-            policy=policy,
-            lookup=lookup,
-            points=points,
-            history_tokens=history_tokens,
-            history_turns=history_turns,
-            raw_history_tokens=raw_history_tokens,
-            _budget=limit if _budget is None else _budget,
-        )
+        # Placeholders for blank text count a little more than the stored counts the
+        # window was planned with: plan again with less room, or send the pinned turn.
+        try:
+            return assemble(
+                exchanges,
+                limit - (tokens - limit),
+                counter,
+                system=system,
+                summaries=summaries,
+                recalled=recalled,
+                recalled_seqs=recalled_seqs,
+                policy=policy,
+                lookup=lookup,
+                points=points,
+                history_tokens=history_tokens,
+                history_turns=history_turns,
+                raw_history_tokens=raw_history_tokens,
+                _budget=limit if _budget is None else _budget,
+            )
+        except BudgetError:
+            pinned = () if window.current is None else (window.current,)
+            minimal = dataclasses.replace(
+                window, kept=pinned, start=len(exchanges), summary=None, head="",
+                head_tokens=0, recall_room=0, used=0,
+            )  # fmt: skip
+            return assemble(
+                exchanges, limit, counter, system=system, window=minimal, policy=policy,
+                history_tokens=history_tokens, history_turns=history_turns,
+                raw_history_tokens=raw_history_tokens, _budget=_budget,
+            )  # fmt: skip
     recall_tokens = counter.count_message(HumanMessage(block)) if block else 0
     stable = len(messages) - (1 if block else 0)
     parts = PartTokens(

@@ -132,35 +132,21 @@ def place_blocks(
     return messages
 
 
-def _blocks(content: str | list[Any]) -> list[Any]:
-    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-
-
 def as_user_turns(conversation: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """Make the conversation part valid for every provider, roles aside from content.
+    """Send system messages stored in the history as user-role text.
 
-    A system message stored in the history (a session header, a note the app added
-    mid-conversation) becomes user-role text marked ``[system message]``, since
-    providers take one system block only, at the front; then consecutive user messages
-    are merged into one (their blocks in order), as providers that want alternating
-    roles require. Messages that need no change are returned as they are.
+    A system message stored mid-conversation (a session header, a note the app added)
+    becomes user text marked ``[system message]``: providers take one system block,
+    at the front. Consecutive user messages are left as they are (OpenAI accepts them;
+    Anthropic's API combines them into one turn).
     """
     converted: list[BaseMessage] = []
     for message in conversation:
         if isinstance(message, SystemMessage):
             text = message.text.strip()
             message = HumanMessage(f"[system message] {text}" if text else "")
-        if converted and isinstance(message, HumanMessage) and _plain_user(converted[-1]):
-            previous = converted[-1]
-            merged = [*_blocks(previous.content), *_blocks(message.content)]
-            converted[-1] = previous.model_copy(update={"content": merged})
-            continue
         converted.append(message)
     return converted
-
-
-def _plain_user(message: BaseMessage) -> bool:
-    return type(message) is HumanMessage or isinstance(message, HumanMessage)
 
 
 def sanitize(message: BaseMessage) -> BaseMessage:

@@ -15,7 +15,7 @@ from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.tools import BaseTool
 
 from memory.archive import DEFAULT_MAX_OUTPUT_BYTES, Archive, storable
-from memory.assemble import Prompt, assemble
+from memory.assemble import Prompt
 from memory.budget import Budget, as_budget
 from memory.embed import MiniLMEmbeddings
 from memory.errors import ClosedError, ConflictError
@@ -32,13 +32,12 @@ from memory.options import (
     resolve_policy,
     resolve_summarizer,
 )
-from memory.planner import account, fetch_recall
+from memory.planner import build_prompt
 from memory.policy import AssemblyPolicy
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
 from memory.view import SessionView
-from memory.window import choose_window
 from stores.base import CONTEXT_REF, TURN_REF
 from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
@@ -311,47 +310,17 @@ class ConversationMemory:
             self._check_open()
             self._refresh()
             limit = (self.budget if budget is None else as_budget(budget)).prompt_tokens
-            lookup = query is not None
-            exchanges = self._view.exchanges
-            summaries = self.summaries.versions
-            points = self._view.fold_points(self.policy.block_tokens(limit))
-            window = choose_window(
-                exchanges,
-                limit,
-                self.counter,
-                policy=self.policy,
-                system=system,
-                summaries=summaries,
-                points=points,
-                lookup=lookup,
-            )
-            recollection = fetch_recall(
-                window,
+            return build_prompt(
                 self._view,
                 self.archive,
                 self.counter,
+                limit=limit,
+                system=system,
                 query=query,
                 policy=self.policy,
-                lookup=lookup,
-            )
-            prompt = assemble(
-                exchanges,
-                limit,
-                self.counter,
-                system=system,
-                window=window,
-                summaries=summaries,
-                points=points,
-                lookup=lookup,
-                recalled=recollection.snippets,
-                recalled_seqs=recollection.snippet_seqs,
-                policy=self.policy,
-                history_tokens=self._view.history_tokens,
-                history_turns=self._view.turn_count,
-                raw_history_tokens=self._view.raw_history_tokens,
-            )
-            return account(
-                prompt, ledger=self._ledger, runner=self.summaries, prices=self.prices
+                runner=self.summaries,
+                ledger=self._ledger,
+                prices=self.prices,
             )
 
     def history(self) -> list[BaseMessage]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from langchain_core.messages import HumanMessage
 
 from memory.archive import Archive
-from memory.assemble import Prompt
+from memory.assemble import Prompt, assemble
 from memory.context import recall_block
 from memory.folding import SummaryRunner
 from memory.ledger import Ledger, Price, money_saved
@@ -22,9 +22,9 @@ from memory.policy import AssemblyPolicy
 from memory.recollect import Recollection, recollect
 from memory.tokens import TokenCounter
 from memory.view import SessionView
-from memory.window import BLOCK_MARGIN, Window
+from memory.window import BLOCK_MARGIN, Window, choose_window
 
-__all__ = ["account", "fetch_recall"]
+__all__ = ["account", "build_prompt", "fetch_recall"]
 
 _NOTHING = Recollection((), (), (), 0)
 
@@ -107,3 +107,57 @@ def account(
         ),
     )
     return dataclasses.replace(prompt, report=report)
+
+
+def build_prompt(
+    view: SessionView,
+    archive: Archive,
+    counter: TokenCounter,
+    *,
+    limit: int,
+    system: str | None,
+    query: str | None,
+    policy: AssemblyPolicy,
+    runner: SummaryRunner,
+    ledger: Ledger,
+    prices: Mapping[str, Price],
+) -> Prompt:
+    """Choose the window (pure), fetch recall for it, assemble (pure), price the result.
+
+    Raises:
+        BudgetError: the system prompt and the current user turn alone do not fit.
+    """
+    lookup = query is not None
+    exchanges = view.exchanges
+    summaries = runner.versions
+    points = view.fold_points(policy.block_tokens(limit))
+    window = choose_window(
+        exchanges,
+        limit,
+        counter,
+        policy=policy,
+        system=system,
+        summaries=summaries,
+        points=points,
+        lookup=lookup,
+    )
+    recollection = fetch_recall(
+        window, view, archive, counter, query=query, policy=policy, lookup=lookup
+    )
+    prompt = assemble(
+        exchanges,
+        limit,
+        counter,
+        system=system,
+        window=window,
+        summaries=summaries,
+        points=points,
+        lookup=lookup,
+        recalled=recollection.snippets,
+        recalled_seqs=recollection.snippet_seqs,
+        policy=policy,
+        history_tokens=view.history_tokens,
+        history_turns=view.turn_count,
+        raw_history_tokens=view.raw_history_tokens,
+    )
+    return account(prompt, ledger=ledger, runner=runner, prices=prices)

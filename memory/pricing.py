@@ -155,8 +155,10 @@ def input_cost(prompt_tokens: int, cached: int, written: int, price: Price) -> f
         price: The model's price.
     """
     cached = min(cached, prompt_tokens)
-    read_price = price.input_per_mtok if price.cached_input_per_mtok is None else (
-        price.cached_input_per_mtok
+    read_price = (
+        price.input_per_mtok
+        if price.cached_input_per_mtok is None
+        else (price.cached_input_per_mtok)
     )
     written = min(written, prompt_tokens - cached) if price.cache_write_per_mtok else 0
     fresh = prompt_tokens - cached - written

@@ -51,13 +51,13 @@ def turn_text(turn: Turn) -> str | None:
     return f"{speaker}: {content}"
 
 
-CHITCHAT = frozenset(
-    """a an and are bye can cool could did do does done for from get go good got great ha haha
-    hello hey hi how i im is it its just let lol me more much my nice no not now of oh ok okay
-    on please perfect right see so sounds sure thank thanks that the then there this to too
-    us very was we well what whats when where which who why will with wow yeah yes yep you
-    your awesome alright""".split()
-)
+_CHITCHAT_TEXT = """
+a alright an and are awesome bye can cool could did do does done for from get go good got great
+ha haha hello hey hi how i im is it its just let lol me more much my nice no not now of oh ok
+okay on please perfect right see so sounds sure thank thanks that the then there this to too us
+very was we well what whats when where which who why will with wow yeah yep yes you your
+"""
+CHITCHAT = frozenset(_CHITCHAT_TEXT.split())
 """Words that carry no topic: a turn made only of them ("ok thanks!") recalls nothing."""
 
 
@@ -136,9 +136,7 @@ def recollect(
         if seq not in exclude and (floor is None or score >= floor)
     ]
     chunk_hits = (
-        archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False)
-        if chunks
-        else []
+        archive.search(query, k=max(4, max_tokens // 200), wait=0.0, turns=False) if chunks else []
     )
     picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
     chosen: set[int] = set()
@@ -231,9 +229,7 @@ def _render(
             groups.append((header, [], []))
         groups[-1][1].append(seq)
         groups[-1][2].append(line)
-    rendered = [
-        "\n".join([_where(seqs, header), *lines]) for header, seqs, lines in groups
-    ]
+    rendered = ["\n".join([_where(seqs, header), *lines]) for header, seqs, lines in groups]
     chunk_blocks = [_chunk_block(p) for p in picks if isinstance(p, Hit)]
     seqs = [tuple(seqs) for _, seqs, _ in groups] + [() for _ in chunk_blocks]
     return rendered + chunk_blocks, seqs

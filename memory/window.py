@@ -80,7 +80,9 @@ def current_turn(exchanges: Sequence[Exchange]) -> int | None:
     return None
 
 
-def _current_tokens(exchanges: Sequence[Exchange], current: int | None, counter: TokenCounter) -> int:
+def _current_tokens(
+    exchanges: Sequence[Exchange], current: int | None, counter: TokenCounter
+) -> int:
     """Tokens the current user turn is sent with (a blank one gets a placeholder)."""
     if current is None:
         return 0
@@ -209,8 +211,10 @@ def choose_window(
         )
     latest = _latest(exchanges, current)
     chat_turn = current is not None and (latest is None or latest < current)
-    share = policy.lookup_recall_share if lookup else policy.recall_share
-    reserve = int(limit * share) if (lookup or chat_turn) else 0
+    # The room kept for recall is the same on every ordinary call, recall or not, so
+    # the fold level never moves back and forth between a user's turn and a reply.
+    reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
+    recalls = lookup or chat_turn
     planner = _Planner(exchanges, counter, summaries, current)
     last_start = latest if latest is not None else len(exchanges)
     if current is not None and (latest is None or current > latest):
@@ -241,7 +245,7 @@ def choose_window(
         head=head,
         head_tokens=head_tokens,
         used=used,
-        recall_room=0 if nothing_evicted else max(0, min(reserve, limit - used)),
+        recall_room=0 if nothing_evicted or not recalls else max(0, min(reserve, limit - used)),
         system_tokens=system_tokens,
         folded=start > 0,
     )

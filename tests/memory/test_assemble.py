@@ -305,8 +305,9 @@ def test_summary_and_recall_are_quoted_data_in_user_turns() -> None:
 def test_stored_system_messages_become_user_text() -> None:
     history = [SystemMessage("Session 2, 8 May 2023"), HumanMessage("hi"), AIMessage("hello")]
     prompt = assemble(exchanges_of([*history, HumanMessage("bye")]), 1000, COUNTER, system="sys")
-    assert [m.type for m in prompt.messages] == ["system", "human", "ai", "human"]
-    assert texts(prompt.messages[1]) == ["[system message] Session 2, 8 May 2023", "hi"]
+    assert [m.type for m in prompt.messages] == ["system", "human", "human", "ai", "human"]
+    assert texts(prompt.messages[1]) == ["[system message] Session 2, 8 May 2023"]
+    assert prompt.messages[2].content == "hi"
 
 
 def test_blank_text_is_never_sent() -> None:

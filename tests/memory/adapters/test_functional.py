@@ -40,7 +40,7 @@ def test_evicted_turns_are_folded_into_the_summary(scripted: Callable[..., Any])
     assert isinstance(result.messages[0], HumanMessage)
     first_block = result.messages[0].content[0]
     assert isinstance(first_block, dict) and "Lyon" in first_block["text"]
-    assert first_block["text"].startswith("<memory source=\"running summary")
+    assert first_block["text"].startswith('<memory source="running summary')
     assert result.messages[-1] == messages[-1]
     # The next call passes the state back: covered messages are not sent again.
     messages.append(HumanMessage("And the Berlin office?"))
