@@ -350,32 +350,26 @@ class Store(Protocol):
     @property
     def location(self) -> str:
         """Where the store lives (a path, ``":memory:"`` or a URL without its password)."""
-        ...
 
     @property
     def turns(self) -> TurnStore:
         """The sessions' messages."""
-        ...
 
     @property
     def blobs(self) -> BlobStore:
         """Archived originals, chunks, the turn search index and chunk vectors."""
-        ...
 
     @property
     def summaries(self) -> SummaryStore:
         """The sessions' running summaries."""
-        ...
 
     @property
     def index_directory(self) -> Path | None:
         """Where FAISS index files are kept beside the store; None: in memory only."""
-        ...
 
     @property
     def schema_version(self) -> int:
         """The schema version read (and migrated) on open."""
-        ...
 
     def write(self) -> AbstractContextManager[None]:
         """Run a block as one transaction across the stores; roll back on any error.
@@ -385,7 +379,6 @@ class Store(Protocol):
         Raises:
             StoreError: the transaction could not start or commit; nothing was written.
         """
-        ...
 
     def forget(self, session: str) -> ForgetReport:
         """Delete every trace of a session: turns, originals, chunks, vectors, summaries,
@@ -394,7 +387,6 @@ class Store(Protocol):
         Raises:
             StoreError: the backend failed; nothing was deleted.
         """
-        ...
 
     def forget_older_than(self, cutoff: float) -> ForgetReport:
         """Forget every session whose newest turn is older than ``cutoff`` (epoch seconds).
@@ -402,8 +394,6 @@ class Store(Protocol):
         Raises:
             StoreError: the backend failed; nothing was deleted.
         """
-        ...
 
     def close(self) -> None:
         """Release the backend (idempotent); later calls raise ``StoreError``."""
-        ...
