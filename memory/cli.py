@@ -30,6 +30,7 @@ from memory import plot
 from memory.budget import Budget
 from memory.core import ConversationMemory
 from memory.errors import ContextAtticError, InputError, StoreError
+from memory.forget import add_forget_command
 from memory.replay import (
     DEFAULT_PRICE_PER_MTOK,
     CallStats,
@@ -38,8 +39,8 @@ from memory.replay import (
     replay,
     totals,
 )
+from stores import is_postgres_url, open_store
 from stores.base import SessionInfo
-from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
 
 __all__ = ["main"]
 
@@ -50,6 +51,8 @@ _ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"
 
 def _database(path: str) -> str:
     """Check that ``path`` is an existing context-attic database, without touching it."""
+    if is_postgres_url(path):
+        return path
     file = Path(path)
     if not file.exists():
         raise InputError(f"no database at {path!r}: give the path of an existing attic file")
@@ -72,11 +75,11 @@ def _database(path: str) -> str:
 
 
 def _sessions(path: str) -> list[SessionInfo]:
-    database = SQLiteDatabase(path)
+    store = open_store(path)
     try:
-        return SQLiteTurnStore(database).sessions()
+        return store.turns.sessions()
     finally:
-        database.close()
+        store.close()
 
 
 def _session_info(path: str, session: str) -> SessionInfo:
@@ -318,7 +321,7 @@ def _replay_options(command: argparse.ArgumentParser, *, budget: int | None) -> 
 
 
 def _store_options(command: argparse.ArgumentParser, *, session_required: bool) -> None:
-    command.add_argument("db", metavar="PATH", help="an existing attic SQLite file")
+    command.add_argument("db", metavar="PATH", help="an attic SQLite file or postgresql:// URL")
     command.add_argument("--session", metavar="S", required=session_required, help="session name")
 
 
@@ -360,6 +363,7 @@ def _parser() -> argparse.ArgumentParser:
         help="openai chat dicts (default) or LangChain's lossless message dicts",
     )
     export.set_defaults(run=_run_export)
+    add_forget_command(commands, check=_database)
     return parser
 
 

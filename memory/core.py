@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -20,6 +20,7 @@ from memory.budget import Budget, as_budget
 from memory.embed import MiniLMEmbeddings
 from memory.errors import ClosedError, ConflictError
 from memory.folding import SummaryRunner
+from memory.forget import forget_memory
 from memory.indexer import Indexer
 from memory.ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
 from memory.ledger import DEFAULT_PRICES, Ledger, Price, price_of
@@ -38,10 +39,8 @@ from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
 from memory.view import SessionView
-from stores.base import CONTEXT_REF, TURN_REF
-from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
-from stores.sqlite_archive import SQLiteBlobStore
-from stores.sqlite_summary import SQLiteSummaryStore
+from stores import open_store
+from stores.base import CONTEXT_REF, TURN_REF, ForgetReport, Store
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -66,7 +65,7 @@ class ConversationMemory:
         self,
         *,
         session: str,
-        database: SQLiteDatabase,
+        store: Store,
         counter: TokenCounter,
         budget: Budget,
         embedder: Embeddings,
@@ -85,14 +84,10 @@ class ConversationMemory:
         self.compress_threshold = compress_threshold
         self._ingest = IngestOptions(compress_threshold, budget.prompt_tokens)
         self.prices = prices
-        self._database = database
-        self._turns = SQLiteTurnStore(database)
-        self._blobs = SQLiteBlobStore(database)
-        self._summaries = SQLiteSummaryStore(database)
-        directory = None if database.path == ":memory:" else Path(database.path + ".faiss")
-        self._indexer = Indexer(session, self._blobs, embedder, directory=directory)
+        self._store = store
+        self._indexer = Indexer(session, store.blobs, embedder, directory=store.index_directory)
         self.archive = Archive(
-            session, self._blobs, counter, self._indexer, max_output_bytes=max_output_bytes
+            session, self._store.blobs, counter, self._indexer, max_output_bytes=max_output_bytes
         )
         self._lock = threading.RLock()
         self._closed = False
@@ -102,7 +97,7 @@ class ConversationMemory:
         self._refresh()
         self.summaries = SummaryRunner(
             session,
-            self._summaries,
+            store.summaries,
             summarizer,
             counter,
             self._exchanges_snapshot,
@@ -115,7 +110,7 @@ class ConversationMemory:
     @classmethod
     def open(
         cls,
-        path: str | Path = ":memory:",
+        path: str | os.PathLike[str] = ":memory:",
         *,
         session: str,
         budget: Budget | int = DEFAULT_BUDGET,
@@ -130,11 +125,11 @@ class ConversationMemory:
         policy: AssemblyPolicy | None = None,
         prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> ConversationMemory:
-        """Open (or create) the memory of one session in a SQLite file.
+        """Open (or create) the memory of one session in a SQLite file or PostgreSQL.
 
         Args:
-            path: The SQLite file, created if missing; ``":memory:"`` for a private,
-                in-process store. The FAISS index lives beside it in ``<path>.faiss/``.
+            path: A SQLite file (created if missing; FAISS index in ``<path>.faiss/``),
+                ``":memory:"``, or a ``postgresql://user@host/db`` URL (``postgres`` extra).
             session: Scopes every read and write (a user id, a thread id...).
             budget: A ``Budget`` or a number of prompt tokens.
             model: The chat model prompts are for; picks the tokenizer and the price.
@@ -163,7 +158,7 @@ class ConversationMemory:
         Raises:
             InputError: ``session`` is empty or too long.
             ConfigError: a bad budget, counter or option.
-            StoreError: the file cannot be opened as a SQLite database.
+            StoreError: the store cannot be opened (or has a newer schema than ours).
         """
         check_session(session)
         checked_budget = as_budget(budget)
@@ -176,11 +171,11 @@ class ConversationMemory:
         counter = resolve_counter(token_counter, model=model, margin=safety_margin)
         cap = chosen_policy.summary_cap(checked_budget.prompt_tokens)
         chosen = resolve_summarizer(summarizer, counter, cap)
-        database = SQLiteDatabase(path)
+        store = open_store(path if isinstance(path, str) else os.fspath(path))
         try:
             return cls(
                 session=session,
-                database=database,
+                store=store,
                 counter=counter,
                 budget=checked_budget,
                 embedder=embedder if embedder is not None else MiniLMEmbeddings(),
@@ -192,7 +187,7 @@ class ConversationMemory:
                 prices=prices,
             )
         except BaseException:
-            database.close()
+            store.close()
             raise
 
     def _check_open(self) -> None:
@@ -207,7 +202,7 @@ class ConversationMemory:
 
     def _refresh(self) -> None:
         """Load turns other writers appended since this view last looked."""
-        records = self._turns.read(self.session, after_seq=self._view.last_seq)
+        records = self._store.turns.read(self.session, after_seq=self._view.last_seq)
         if records:
             self._view.load(records)
 
@@ -248,17 +243,17 @@ class ConversationMemory:
                     issued_calls=self._view.issued_calls,
                 )
                 try:
-                    with self._database.write():
+                    with self._store.write():
                         for prepared in archived:
                             self.archive.store(prepared)
                         turns = [t for t, _ in converted]
-                        records = self._turns.append(
+                        records = self._store.turns.append(
                             self.session, turns, after_seq=self._view.last_seq
                         )
                         searchable, contextual = self._view.load(records)
                         for texts, ref in ((searchable, TURN_REF), (contextual, CONTEXT_REF)):
                             clean = [(seq, storable(text)) for seq, text in texts]
-                            self._blobs.add_turn_texts(self.session, clean, ref=ref)
+                            self._store.blobs.add_turn_texts(self.session, clean, ref=ref)
                 except ConflictError:
                     continue  # another writer appended first: re-read and re-check
                 except BaseException:
@@ -327,7 +322,7 @@ class ConversationMemory:
         """Return every message ever added to the session, unabridged and in order."""
         with self._lock:
             self._check_open()
-            records = self._turns.read(self.session)
+            records = self._store.turns.read(self.session)
         return [messages_from_dict([json.loads(r.payload)])[0] for r in records]
 
     def recall(
@@ -367,7 +362,11 @@ class ConversationMemory:
         self.summaries.close()
         self._indexer.close()
         with self._lock:
-            self._database.close()
+            self._store.close()
+
+    def forget(self) -> ForgetReport:
+        """Delete every trace of this session, then close it (``memory.forget.forget_memory``)."""
+        return forget_memory(self)
 
     def __enter__(self) -> Self:
         return self

@@ -7,7 +7,9 @@ and write is scoped by a session id.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -15,14 +17,17 @@ import numpy.typing as npt
 
 __all__ = [
     "CONTEXT_REF",
+    "SCHEMA_VERSION",
     "TURN_REF",
     "TURN_REFS",
     "BlobRecord",
     "BlobStore",
     "ChunkRecord",
+    "ForgetReport",
     "NewChunk",
     "NewTurn",
     "SessionInfo",
+    "Store",
     "SummaryRecord",
     "SummaryStore",
     "TurnRecord",
@@ -36,6 +41,8 @@ TURN_REF = ""
 CONTEXT_REF = "~"
 """Chunks with this ref are turns read with the turn before them (idx = the turn's seq)."""
 TURN_REFS = (TURN_REF, CONTEXT_REF)
+SCHEMA_VERSION = 2
+"""The schema this code writes; older stores are migrated to it on open, newer refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +235,8 @@ class BlobStore(Protocol):
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000
     ) -> list[tuple[int, float]]:
         """Return ``(chunk_id, score)`` of turn chunks matching the query's words, best
-        first; the score is BM25 (higher is better), unmatched chunks are left out."""
+        first; higher is better (BM25 on SQLite, ``ts_rank`` on PostgreSQL), unmatched
+        chunks are left out."""
         ...
 
     def turn_phrase_matches(
@@ -318,3 +326,74 @@ class SummaryStore(Protocol):
     def clear_summaries(self, session: str) -> None:
         """Forget a session's summaries (to rebuild them from the turns)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """What ``Store.forget`` or ``Store.forget_older_than`` deleted."""
+
+    sessions: tuple[str, ...]
+    turns: int
+    blobs: int
+    chunks: int
+    summaries: int
+    index_files: int
+
+
+class Store(Protocol):
+    """Everything the memory keeps, behind one seam: one per path or URL.
+
+    ``turns``, ``blobs`` and ``summaries`` share the store's backend, so a ``write()``
+    block spans them: everything written inside it commits together or not at all.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the store lives (a path, ``":memory:"`` or a URL without its password)."""
+
+    @property
+    def turns(self) -> TurnStore:
+        """The sessions' messages."""
+
+    @property
+    def blobs(self) -> BlobStore:
+        """Archived originals, chunks, the turn search index and chunk vectors."""
+
+    @property
+    def summaries(self) -> SummaryStore:
+        """The sessions' running summaries."""
+
+    @property
+    def index_directory(self) -> Path | None:
+        """Where FAISS index files are kept beside the store; None: in memory only."""
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version read (and migrated) on open."""
+
+    def write(self) -> AbstractContextManager[None]:
+        """Run a block as one transaction across the stores; roll back on any error.
+
+        Nested blocks on the same thread join the outer transaction.
+
+        Raises:
+            StoreError: the transaction could not start or commit; nothing was written.
+        """
+
+    def forget(self, session: str) -> ForgetReport:
+        """Delete every trace of a session: turns, originals, chunks, vectors, summaries,
+        index files; the deleted text is not left in the store's files or tables.
+
+        Raises:
+            StoreError: the backend failed; nothing was deleted.
+        """
+
+    def forget_older_than(self, cutoff: float) -> ForgetReport:
+        """Forget every session whose newest turn is older than ``cutoff`` (epoch seconds).
+
+        Raises:
+            StoreError: the backend failed; nothing was deleted.
+        """
+
+    def close(self) -> None:
+        """Release the backend (idempotent); later calls raise ``StoreError``."""

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from stores.base import NewTurn, SessionInfo, TurnRecord
+from stores.base import SCHEMA_VERSION, NewTurn, SessionInfo, TurnRecord
 from stores.errors import ConflictError, StoreError
+from stores.sqlite_schema import check_version, migrate
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SQLiteDatabase", "SQLiteTurnStore"]
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
-SCHEMA_VERSION = 1
 _T = TypeVar("_T")
 
 
@@ -42,44 +42,34 @@ class SQLiteDatabase:
         self._lock = threading.RLock()
         self._depth = 0
         self._closed = False
+        self.schema_version = SCHEMA_VERSION
+        self.migrated_from = SCHEMA_VERSION
+        """The schema version the file had when opened (0: new)."""
         try:
             self.conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from exc
+        try:
             self.db = sqlite_utils.Database(self.conn)
+            check_version(self.conn, self.path)  # before any pragma changes the file
             if self.path != ":memory:":
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot open {self.path!r} as a SQLite database: {exc}. Check the path, or "
-                "move the file aside if it is not a context-attic database."
-            ) from exc
+            with self.write() as conn:
+                self.migrated_from = migrate(conn, self.path)
+        except BaseException as exc:
+            self.conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._unreadable(exc) from exc
+            raise
 
-    def _migrate(self) -> None:
-        with self.write():
-            self.db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            self.db.table("turns").create(
-                {
-                    "session": str,
-                    "seq": int,
-                    "role": str,
-                    "payload": str,
-                    "tokens": int,
-                    "counter": str,
-                    "created_at": float,
-                    "compact": str,
-                    "raw_tokens": int,
-                    "ref": str,
-                },
-                pk=("session", "seq"),
-                if_not_exists=True,
-            )
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+    def _unreadable(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"cannot open {self.path!r} as a SQLite database: {exc}. Check the path, or "
+            "move the file aside if it is not a context-attic database."
+        )
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -8,7 +8,6 @@ the embedding worker and can rebuild a lost FAISS index.
 from __future__ import annotations
 
 import hashlib
-import re
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -19,29 +18,12 @@ import numpy.typing as npt
 from stores.base import CONTEXT_REF, TURN_REF, TURN_REFS, BlobRecord, ChunkRecord, NewChunk
 from stores.errors import RefNotFoundError, StoreError
 from stores.sqlite import SQLiteDatabase
+from stores.text_search import phrase_words, query_terms
 
 __all__ = ["SQLiteBlobStore"]
 
-_FTS_SCHEMA = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
-    "text, content='chunks', content_rowid='id', tokenize='unicode61')",
-    "CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN "
-    "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN "
-    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-]
 _BLOB_COLUMNS = "session, ref, sha256, size, kind, tokens, digest_tokens, note, created_at"
 _CHUNK_COLUMNS = "id, session, ref, idx, start, end, text"
-_WORD = re.compile(r"\w+", re.UNICODE)
-MAX_QUERY_TERMS = 32
-_STOPWORD_TEXT = (
-    "a an the of to in on at for and or but is are was were be been do does did what when "
-    "where who whom which why how that this these those with from by as it its i you he she "
-    "they we my your his her their our me him them us not can could would should will has "
-    "have had about into than then so"
-)
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-STRIP_STOPWORDS = True
 
 
 def _blob(row: Sequence[Any]) -> BlobRecord:
@@ -53,14 +35,8 @@ def _chunk(row: Sequence[Any]) -> ChunkRecord:
 
 
 def fts_query(query: str) -> str | None:
-    """Quote each word of a free-text query for FTS5 (OR of terms); None if no words.
-
-    Common function words are dropped when other words remain: they match most rows,
-    which makes BM25 ranking slow on long histories and adds nothing to it.
-    """
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
-    terms = [w for w in words if w not in STOPWORDS] or words if STRIP_STOPWORDS else words
-    terms = terms[:MAX_QUERY_TERMS]
+    """Quote each word of a free-text query for FTS5 (OR of terms); None if no words."""
+    terms = query_terms(query)
     return " OR ".join(f'"{t}"' for t in terms) if terms else None
 
 
@@ -69,43 +45,6 @@ class SQLiteBlobStore:
 
     def __init__(self, database: SQLiteDatabase) -> None:
         self.database = database
-        with database.write() as conn:
-            database.db.table("blobs").create(
-                {
-                    "session": str,
-                    "ref": str,
-                    "sha256": str,
-                    "size": int,
-                    "kind": str,
-                    "tokens": int,
-                    "digest_tokens": int,
-                    "note": str,
-                    "created_at": float,
-                    "data": bytes,
-                },
-                pk=("session", "ref"),
-                if_not_exists=True,
-            )
-            database.db.table("chunks").create(
-                {
-                    "id": int,
-                    "session": str,
-                    "ref": str,
-                    "idx": int,
-                    "start": int,
-                    "end": int,
-                    "text": str,
-                    "vector": bytes,
-                    "model": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            conn.execute(
-                "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_ref ON chunks(session, ref, idx)"
-            )
-            for statement in _FTS_SCHEMA:
-                conn.execute(statement)
 
     def lookup(self, session: str, ref: str) -> str | None:
         """Return the SHA-256 stored under ``ref``, or None if the ref is free."""
@@ -316,7 +255,7 @@ class SQLiteBlobStore:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[int]:
         """Return the ids of turn chunks holding the query's words in order (as a phrase)."""
-        words = [w.lower() for w in _WORD.findall(query)][:MAX_QUERY_TERMS]
+        words = phrase_words(query)
         if not words:
             return []
         params: tuple[str | int, ...] = (f'"{" ".join(words)}"', session, TURN_REF, CONTEXT_REF)

@@ -25,23 +25,6 @@ class SQLiteSummaryStore:
 
     def __init__(self, database: SQLiteDatabase) -> None:
         self.database = database
-        with database.write():
-            database.db.table("summaries").create(
-                {
-                    "session": str,
-                    "version": int,
-                    "covers_upto": int,
-                    "text": str,
-                    "tokens": int,
-                    "summarizer": str,
-                    "input_tokens": int,
-                    "output_tokens": int,
-                    "created_at": float,
-                    "error": str,
-                },
-                pk=("session", "version"),
-                if_not_exists=True,
-            )
 
     def add_summary(self, record: SummaryRecord) -> None:
         """Store a version (its number is the next free one for the session)."""

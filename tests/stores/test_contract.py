@@ -1,96 +1,177 @@
-"""One contract suite, run against every TurnStore backend."""
+"""One contract suite, run against every store: SQLite (file, memory) and PostgreSQL.
+
+Turns, summaries and the store itself (transactions, forgetting, versions) here; the
+archive and search primitives in ``test_contract_archive.py``.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import time
+from collections.abc import Callable
 
 import pytest
 
-from stores.base import NewTurn, TurnStore
+from stores.base import SCHEMA_VERSION, NewTurn, Store, SummaryRecord
 from stores.errors import ConflictError, StoreError
-from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
-
-BACKENDS: dict[str, Callable[[Path], TurnStore]] = {
-    "sqlite-file": lambda tmp: SQLiteTurnStore(SQLiteDatabase(tmp / "store.db")),
-    "sqlite-memory": lambda tmp: SQLiteTurnStore(SQLiteDatabase(":memory:")),
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TurnStore]:
-    backend = BACKENDS[request.param](tmp_path)
-    yield backend
-    backend.close()
 
 
 def turn(text: str, tokens: int = 5) -> NewTurn:
     return NewTurn(role="human", payload=text, tokens=tokens, counter="c")
 
 
-def test_append_numbers_turns_from_one(store: TurnStore) -> None:
-    records = store.append("s", [turn("a"), turn("b")], after_seq=0)
+def summary(session: str, text: str, *, error: str | None = None) -> SummaryRecord:
+    return SummaryRecord(session, 0, 3, text, 4, "fake", 100, 10, time.time(), error)
+
+
+def test_append_numbers_turns_from_one(store: Store) -> None:
+    records = store.turns.append("s", [turn("a"), turn("b")], after_seq=0)
     assert [r.seq for r in records] == [1, 2]
-    assert store.append("s", [turn("c")], after_seq=2)[0].seq == 3
-    assert [r.payload for r in store.read("s")] == ["a", "b", "c"]
-    assert [r.payload for r in store.read("s", after_seq=2)] == ["c"]
-    assert store.last_seq("s") == 3
+    assert store.turns.append("s", [turn("c")], after_seq=2)[0].seq == 3
+    assert [r.payload for r in store.turns.read("s")] == ["a", "b", "c"]
+    assert [r.payload for r in store.turns.read("s", after_seq=2)] == ["c"]
+    assert store.turns.last_seq("s") == 3
+    assert store.turns.read("s") == records + store.turns.read("s", after_seq=2)
 
 
-def test_sessions_are_scoped(store: TurnStore) -> None:
-    store.append("a", [turn("x")], after_seq=0)
-    store.append("b", [turn("y"), turn("z")], after_seq=0)
-    assert [r.payload for r in store.read("a")] == ["x"]
-    assert store.last_seq("c") == 0 and store.read("c") == []
-    infos = {i.session: (i.turns, i.tokens) for i in store.sessions()}
+def test_turn_fields_round_trip(store: Store) -> None:
+    new = NewTurn("tool", '{"a": 1}', 7, "o200k", compact="[ref x]", raw_tokens=900, ref="x")
+    (record,) = store.turns.append("s", [new], after_seq=0)
+    (read,) = store.turns.read("s")
+    assert read == record
+    assert (read.compact, read.raw_tokens, read.ref, read.role) == ("[ref x]", 900, "x", "tool")
+    assert abs(read.created_at - time.time()) < 60
+
+
+def test_sessions_are_scoped(store: Store) -> None:
+    store.turns.append("a", [turn("x")], after_seq=0)
+    store.turns.append("b", [turn("y"), turn("z")], after_seq=0)
+    assert [r.payload for r in store.turns.read("a")] == ["x"]
+    assert store.turns.last_seq("c") == 0 and store.turns.read("c") == []
+    infos = {i.session: (i.turns, i.tokens) for i in store.turns.sessions()}
     assert infos == {"a": (1, 5), "b": (2, 10)}
+    assert [i.session for i in store.turns.sessions()] == ["a", "b"]
 
 
-def test_a_stale_writer_gets_a_conflict_and_writes_nothing(store: TurnStore) -> None:
-    store.append("s", [turn("a")], after_seq=0)
+def test_a_stale_writer_gets_a_conflict_and_writes_nothing(store: Store) -> None:
+    store.turns.append("s", [turn("a")], after_seq=0)
     with pytest.raises(ConflictError):
-        store.append("s", [turn("b"), turn("c")], after_seq=0)
-    assert [r.payload for r in store.read("s")] == ["a"]
+        store.turns.append("s", [turn("b"), turn("c")], after_seq=0)
+    assert [r.payload for r in store.turns.read("s")] == ["a"]
 
 
-def test_unicode_and_metacharacters_round_trip(store: TurnStore) -> None:
-    text = "'; DROP TABLE turns; -- \x00 \U0001f600 日本"
-    store.append(text, [turn(text)], after_seq=0)
-    assert store.read(text)[0].payload == text
+def test_unicode_and_metacharacters_round_trip(store: Store) -> None:
+    text = "'; DROP TABLE turns; -- \x00 \U0001f600 日本 \U0010fffe0"
+    store.turns.append(text, [turn(text)], after_seq=0)
+    assert store.turns.read(text)[0].payload == text
+    assert [i.session for i in store.turns.sessions()] == [text]
     # A lone surrogate cannot be stored as UTF-8: a typed error, nothing written.
     with pytest.raises(StoreError):
-        store.append("s", [turn("ok"), turn("bad \ud800")], after_seq=0)
-    assert store.read("s") == []
+        store.turns.append("s", [turn("ok"), turn("bad \ud800")], after_seq=0)
+    assert store.turns.read("s") == []
 
 
-def test_closed_store_raises_store_error(store: TurnStore) -> None:
+def test_closed_store_raises_store_error(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
-        store.read("s")
+        store.turns.read("s")
     store.close()
 
 
-def test_concurrent_appends_from_threads_lose_nothing(store: TurnStore) -> None:
-    def writer(name: str) -> None:
+def test_concurrent_appends_from_threads_and_connections_lose_nothing(
+    store_factory: Callable[[], Store],
+) -> None:
+    stores = [store_factory(), store_factory()]  # two pools / connections where possible
+
+    def writer(n: int) -> None:
+        turns = stores[n % 2].turns
         for i in range(20):
             while True:
                 try:
-                    store.append(
-                        "shared", [turn(f"{name}-{i}")], after_seq=store.last_seq("shared")
-                    )
+                    turns.append("shared", [turn(f"t{n}-{i}")], after_seq=turns.last_seq("shared"))
                     break
                 except ConflictError:
                     continue
 
-    threads = [threading.Thread(target=writer, args=(f"t{n}",)) for n in range(4)]
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    records = store.read("shared")
+    records = stores[0].turns.read("shared")
     assert [r.seq for r in records] == list(range(1, 81))
     assert len({r.payload for r in records}) == 80
     for n in range(4):
         mine = [r.payload for r in records if r.payload.startswith(f"t{n}-")]
         assert mine == [f"t{n}-{i}" for i in range(20)]
+
+
+def test_a_write_spans_the_stores_all_or_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.write():
+        store.turns.append("s", [turn("a")], after_seq=0)
+        store.blobs.add_turn_texts("s", [(1, "a")])
+        store.summaries.add_summary(summary("s", "sum"))
+        assert store.turns.last_seq("s") == 1  # the transaction sees its own writes
+        raise RuntimeError("abort")
+    assert store.turns.read("s") == [] and store.blobs.chunks("s") == []
+    assert store.summaries.attempts("s") == []
+    with store.write(), store.write():  # nested blocks join the outer one
+        store.turns.append("s", [turn("a")], after_seq=0)
+        store.blobs.add_turn_texts("s", [(1, "a")])
+    assert store.turns.last_seq("s") == 1 and len(store.blobs.chunks("s")) == 1
+
+
+def test_summaries_keep_every_version_and_failure(store: Store) -> None:
+    assert store.summaries.latest("s") is None and store.summaries.spent("s") == (0, 0)
+    store.summaries.add_summary(summary("s", "first"))
+    store.summaries.add_summary(summary("s", "first", error="model down"))
+    store.summaries.add_summary(summary("other", "theirs"))
+    latest = store.summaries.latest("s")
+    assert latest is not None and (latest.text, latest.version) == ("first", 1)
+    attempts = store.summaries.attempts("s")
+    assert [(a.version, a.error) for a in attempts] == [(1, None), (2, "model down")]
+    assert store.summaries.spent("s") == (200, 20)
+    store.summaries.add_summary(summary("s", "second \x00"))
+    latest = store.summaries.latest("s")
+    assert latest is not None and (latest.text, latest.version) == ("second \x00", 3)
+    store.summaries.clear_summaries("s")
+    assert store.summaries.attempts("s") == [] and store.summaries.latest("other") is not None
+
+
+def test_the_schema_version_is_current(store: Store) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.location
+
+
+def test_forget_removes_one_session_and_keeps_the_others(store: Store) -> None:
+    for session in ("gone", "kept"):
+        with store.write():
+            store.turns.append(session, [turn(f"{session} words")], after_seq=0)
+            store.blobs.add_turn_texts(session, [(1, f"{session} words")])
+        store.summaries.add_summary(summary(session, "sum"))
+    report = store.forget("gone")
+    assert (report.sessions, report.turns, report.chunks, report.summaries) == (
+        ("gone",), 1, 1, 1,
+    )  # fmt: skip
+    assert store.turns.read("gone") == [] and store.blobs.chunks("gone") == []
+    assert store.summaries.attempts("gone") == []
+    assert store.blobs.search_text("gone", "words", turns=None) == []
+    assert [i.session for i in store.turns.sessions()] == ["kept"]
+    assert len(store.blobs.search_text("kept", "words", turns=None)) == 1
+    assert store.forget("never").turns == 0
+    # The session can start afresh from seq 1.
+    assert store.turns.append("gone", [turn("again")], after_seq=0)[0].seq == 1
+
+
+def test_forget_older_than_removes_idle_sessions_only(store: Store) -> None:
+    store.turns.append("old", [turn("a")], after_seq=0)
+    store.turns.append("active", [turn("a")], after_seq=0)
+    time.sleep(0.05)
+    cutoff = time.time()
+    time.sleep(0.05)
+    store.turns.append("new", [turn("b")], after_seq=0)
+    store.turns.append("active", [turn("c")], after_seq=1)
+    report = store.forget_older_than(cutoff)
+    assert report.sessions == ("old",)
+    assert {i.session for i in store.turns.sessions()} == {"new", "active"}
+    assert store.forget_older_than(cutoff).sessions == ()

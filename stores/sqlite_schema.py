@@ -1,0 +1,96 @@
+"""The SQLite file's schema, version by version, and the migration that applies it.
+
+``meta.schema_version`` names the last version applied. Opening a file applies every later
+version in one transaction (DDL is transactional in SQLite), so a failed migration leaves
+the file as it was; a file from a newer release is refused, never touched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from stores.base import SCHEMA_VERSION
+from stores.errors import StoreError
+
+__all__ = ["MIGRATIONS", "check_version", "migrate", "read_version"]
+
+_V1 = [
+    'CREATE TABLE IF NOT EXISTS "meta" ("key" TEXT PRIMARY KEY, "value" TEXT)',
+    'CREATE TABLE IF NOT EXISTS "turns" ("session" TEXT, "seq" INTEGER, "role" TEXT, '
+    '"payload" TEXT, "tokens" INTEGER, "counter" TEXT, "created_at" REAL, "compact" TEXT, '
+    '"raw_tokens" INTEGER, "ref" TEXT, PRIMARY KEY ("session", "seq"))',
+    'CREATE TABLE IF NOT EXISTS "blobs" ("session" TEXT, "ref" TEXT, "sha256" TEXT, '
+    '"size" INTEGER, "kind" TEXT, "tokens" INTEGER, "digest_tokens" INTEGER, "note" TEXT, '
+    '"created_at" REAL, "data" BLOB, PRIMARY KEY ("session", "ref"))',
+    'CREATE TABLE IF NOT EXISTS "chunks" ("id" INTEGER PRIMARY KEY, "session" TEXT, '
+    '"ref" TEXT, "idx" INTEGER, "start" INTEGER, "end" INTEGER, "text" TEXT, "vector" BLOB, '
+    '"model" TEXT)',
+    "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_ref ON chunks(session, ref, idx)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+    "text, content='chunks', content_rowid='id', tokenize='unicode61')",
+    "CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN "
+    "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN "
+    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    'CREATE TABLE IF NOT EXISTS "summaries" ("session" TEXT, "version" INTEGER, '
+    '"covers_upto" INTEGER, "text" TEXT, "tokens" INTEGER, "summarizer" TEXT, '
+    '"input_tokens" INTEGER, "output_tokens" INTEGER, "created_at" REAL, "error" TEXT, '
+    'PRIMARY KEY ("session", "version"))',
+]
+_V2 = [
+    # Retention (forget_older_than) finds the sessions active since a cutoff by time.
+    "CREATE INDEX IF NOT EXISTS turns_by_time ON turns(created_at)",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+"""The statements that bring a file from the version before to this one."""
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    """Return the file's schema version: 0 for an empty file (nothing created yet)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+    if found is None:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except ValueError as exc:
+        raise StoreError(f"the file's schema version {row[0]!r} is not a number") from exc
+
+
+def check_version(conn: sqlite3.Connection, location: str) -> int:
+    """Return the file's schema version, refusing one newer than this release's.
+
+    Raises:
+        StoreError: the file was written by a newer release (schema above ours).
+    """
+    version = read_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{location!r} has schema version {version}, newer than this release reads "
+            f"({SCHEMA_VERSION}); upgrade context-attic to open it. The file was not changed."
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, location: str) -> int:
+    """Bring the file to ``SCHEMA_VERSION`` (the caller holds a write transaction).
+
+    Returns:
+        The version the file had before (0: it was empty).
+
+    Raises:
+        StoreError: the file was written by a newer release (schema above ours).
+    """
+    version = check_version(conn, location)
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[target]:
+            conn.execute(statement)
+    if version < SCHEMA_VERSION:
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+    return version

@@ -1,0 +1,171 @@
+"""The SQLite ``Store``: one file holding turns, archive, search index, vectors, summaries.
+
+Forgetting deletes a session's rows with ``secure_delete`` on (freed space is zeroed),
+merges the full-text index so no stale entry keeps a deleted word, and checkpoints the
+write-ahead log, so the text is gone from the file itself, not merely unlinked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from stores.base import ForgetReport
+from stores.errors import StoreError
+from stores.faiss_index import index_path
+from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
+from stores.sqlite_archive import SQLiteBlobStore
+from stores.sqlite_summary import SQLiteSummaryStore
+
+__all__ = ["CHECKPOINT_WAIT_S", "SQLiteStore"]
+
+CHECKPOINT_WAIT_S = 5.0
+"""How long ``forget`` waits for other readers to let the write-ahead log be emptied."""
+_TABLES = ("turns", "blobs", "chunks", "summaries")
+
+
+class SQLiteStore:
+    """``Store`` on one SQLite file (or ``":memory:"``); FAISS files in ``<path>.faiss/``.
+
+    Args:
+        path: The SQLite file, created if missing, or ``":memory:"``.
+
+    Raises:
+        StoreError: the file cannot be opened, is not a SQLite database, or was written
+            by a newer release.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.database = SQLiteDatabase(path)
+        try:
+            self.database.conn.execute("PRAGMA secure_delete=ON")
+        except sqlite3.Error as exc:  # pragma: no cover - every build supports it
+            self.database.close()
+            raise StoreError(f"cannot enable secure delete on {self.location!r}: {exc}") from exc
+        self._turns = SQLiteTurnStore(self.database)
+        self._blobs = SQLiteBlobStore(self.database)
+        self._summaries = SQLiteSummaryStore(self.database)
+
+    @property
+    def location(self) -> str:
+        """The file path, or ``":memory:"``."""
+        return self.database.path
+
+    @property
+    def turns(self) -> SQLiteTurnStore:
+        """The sessions' messages."""
+        return self._turns
+
+    @property
+    def blobs(self) -> SQLiteBlobStore:
+        """Archived originals, chunks, the turn search index and chunk vectors."""
+        return self._blobs
+
+    @property
+    def summaries(self) -> SQLiteSummaryStore:
+        """The sessions' running summaries."""
+        return self._summaries
+
+    @property
+    def index_directory(self) -> Path | None:
+        """``<path>.faiss/`` beside the file; None for ``":memory:"``."""
+        return None if self.location == ":memory:" else Path(self.location + ".faiss")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the file (migrated on open)."""
+        return self.database.schema_version
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Run the block as one transaction over every table (see ``Store.write``)."""
+        with self.database.write():
+            yield
+
+    def forget(self, session: str) -> ForgetReport:
+        """Delete every trace of one session (see ``Store.forget``)."""
+        return self._forget([session])
+
+    def forget_older_than(self, cutoff: float) -> ForgetReport:
+        """Forget the sessions whose newest turn is older than ``cutoff`` (epoch seconds)."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT session FROM turns GROUP BY session HAVING MAX(created_at) < ? "
+                "ORDER BY session",
+                (cutoff,),
+            ).fetchall()
+        )
+        return self._forget([str(r[0]) for r in rows])
+
+    def _forget(self, sessions: Sequence[str]) -> ForgetReport:
+        counts = dict.fromkeys(_TABLES, 0)
+        models: set[tuple[str, str]] = set()
+        if sessions:
+            with self.database.write() as conn:
+                for session in sessions:
+                    found = conn.execute(
+                        "SELECT DISTINCT model FROM chunks WHERE session = ? AND model IS NOT NULL",
+                        (session,),
+                    ).fetchall()
+                    models.update((session, str(m[0])) for m in found)
+                    for table in _TABLES:
+                        cursor = conn.execute(f"DELETE FROM {table} WHERE session = ?", (session,))
+                        counts[table] += cursor.rowcount
+                # Deleted rows leave delete markers in older FTS5 segments (holding the
+                # words); merging every segment drops them.
+                conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            self._empty_log()
+        removed = self._remove_index_files(models)
+        return ForgetReport(
+            sessions=tuple(sessions),
+            turns=counts["turns"],
+            blobs=counts["blobs"],
+            chunks=counts["chunks"],
+            summaries=counts["summaries"],
+            index_files=removed,
+        )
+
+    def _empty_log(self) -> None:
+        """Copy the log into the file and truncate it: deleted text lived in its frames.
+
+        Raises:
+            StoreError: another connection kept reading for ``CHECKPOINT_WAIT_S``.
+        """
+        if self.location == ":memory:":
+            return
+        deadline = time.monotonic() + CHECKPOINT_WAIT_S
+        while True:
+            row = self.database.read(
+                lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            )
+            if row is None or row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"the session was deleted from {self.location!r}, but other connections "
+                    "kept the write-ahead log busy; close them and call forget again"
+                )
+            time.sleep(0.05)
+
+    def _remove_index_files(self, models: set[tuple[str, str]]) -> int:
+        directory = self.index_directory
+        if directory is None:
+            return 0
+        removed = 0
+        for session, model in sorted(models):
+            path = index_path(directory, session, model)
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot remove the index file {path}: {exc}") from exc
+        return removed
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self.database.close()
