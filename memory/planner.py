@@ -52,7 +52,8 @@ def fetch_recall(
         exchanges[window.start].first_seq if window.start < len(exchanges) else view.last_seq + 1
     )
     exclude = {t.seq for i in window.kept for t in exchanges[i].turns if i < window.start}
-    wrapper = counter.count_message(HumanMessage(recall_block([]))) + BLOCK_MARGIN
+    # Tokens may merge differently where the snippets meet the wrapper: leave a margin.
+    wrapper = counter.count_message(HumanMessage(recall_block([]))) + 2 * BLOCK_MARGIN
     return recollect(
         archive,
         query=query,

@@ -44,7 +44,8 @@ class AssemblyPolicy:
         low_water: Share of the budget the verbatim turns keep after a fold.
         relevance_floor: Ranking score (in z-score units, see ``memory.turnrank``) a
             turn must reach to be recalled on an ordinary call.
-        lookup_relevance_floor: The same for explicit lookups.
+        lookup_relevance_floor: The same for explicit lookups (None: no floor; a
+            question about the past fills its room with the best matches).
         summary_slack: A model may overshoot the summary cap by this factor.
 
     Raises:
@@ -57,7 +58,7 @@ class AssemblyPolicy:
     lookup_recall_share: float = 0.9
     low_water: float = 0.3
     relevance_floor: float = 2.0
-    lookup_relevance_floor: float = 0.0
+    lookup_relevance_floor: float | None = None
     summary_slack: float = 1.3
 
     def __post_init__(self) -> None:

@@ -205,9 +205,16 @@ def _chunk_block(hit: Hit) -> str:
 
 
 def _where(seqs: list[int], header: str | None) -> str:
-    """Say where a snippet comes from: its messages' seqs and its segment's header."""
-    span = f"message {seqs[0]}" if len(seqs) == 1 else f"messages {seqs[0]}-{seqs[-1]}"
-    return f"[{span} · {header}]" if header else f"[{span}]"
+    """Say where a snippet comes from: its messages' seqs (as runs) and its segment."""
+    runs: list[list[int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][-1] + 1:
+            runs[-1].append(seq)
+        else:
+            runs.append([seq])
+    spans = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    noun = "message" if len(seqs) == 1 else "messages"
+    return f"[{noun} {spans} · {header}]" if header else f"[{noun} {spans}]"
 
 
 def _render(

@@ -58,7 +58,7 @@ def _chat_and_check(mem: ConversationMemory, pg_url: str) -> None:
     assert mem.archive.get(ref) == LOG
     assert "kumquat" in mem.recall(ref=ref, query="kumquat quota")
     assert mem.wait_until_indexed(30)
-    prompt = mem.assemble(query="what is my locker code?")
+    prompt = mem.assemble(query="my locker code")  # the turn holds the phrase
     assert prompt.tokens <= 1500 and 1 in prompt.report.recalled_turns
     assert "4417" in str([m.content for m in prompt.messages])  # recalled from the store
     assert len(mem.history()) == 63
