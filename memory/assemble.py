@@ -186,7 +186,7 @@ def assemble(
         parts=parts,
         recalled_count=len(chosen),
         recalled_turns=recalled_turns,
-        stable_tokens=tokens - recall_tokens - (_current_tokens(exchanges, window) if block else 0),
+        stable_tokens=sum(message_tokens[:stable]),
         history_tokens=history_tokens,
         history_turns=history_turns,
         raw_history_tokens=raw_history_tokens,

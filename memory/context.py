@@ -150,7 +150,10 @@ def as_user_turns(conversation: Sequence[BaseMessage]) -> list[BaseMessage]:
 
 
 def sanitize(message: BaseMessage) -> BaseMessage:
-    """Drop blank text blocks; give a blank message a placeholder text.
+    """Drop blank text blocks; give a message with no text a stand-in.
+
+    The stand-in is the message's ``refusal`` (an OpenAI assistant message that only
+    refuses), a note on its malformed tool calls, or ``EMPTY_TEXT``.
 
     Thinking blocks, images and other blocks are kept unchanged and in order. An AI
     message with tool calls may have no text (providers accept it).
@@ -159,13 +162,26 @@ def sanitize(message: BaseMessage) -> BaseMessage:
     if isinstance(content, str):
         if content.strip() or (isinstance(message, AIMessage) and message.tool_calls):
             return message
-        return message.model_copy(update={"content": EMPTY_TEXT})
+        return message.model_copy(update={"content": _stand_in(message)})
     kept = [b for b in content if not _blank_text(b)]
     if len(kept) == len(content) and kept:
         return message
     if not kept and not (isinstance(message, AIMessage) and message.tool_calls):
-        kept = [{"type": "text", "text": EMPTY_TEXT}]
+        kept = [{"type": "text", "text": _stand_in(message)}]
     return message.model_copy(update={"content": kept})
+
+
+def _stand_in(message: BaseMessage) -> str:
+    """Text for a message with none: its refusal, its malformed tool calls, or a marker."""
+    refusal = message.additional_kwargs.get("refusal")
+    if isinstance(refusal, str) and refusal.strip():
+        return refusal
+    if isinstance(message, AIMessage) and message.invalid_tool_calls:
+        return "; ".join(
+            f"[tool call {c.get('name')!r} not run: {c.get('error') or 'malformed arguments'}]"
+            for c in message.invalid_tool_calls
+        )
+    return EMPTY_TEXT
 
 
 def _blank_text(block: object) -> bool:

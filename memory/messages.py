@@ -70,9 +70,11 @@ def normalize(messages: MessageLike | Sequence[MessageLike]) -> list[BaseMessage
         several ``ToolMessage`` objects.
 
     Raises:
-        InputError: a message has an unknown role, malformed ``tool_calls``, a tool result
-            without a call id, or content that is neither text nor known blocks. The error
-            names the index of the offending input message.
+        InputError: a message has an unknown role, a dict's ``tool_calls`` whose arguments
+            are not JSON, a tool result without a call id, or content that is neither
+            text nor known blocks. The error names the index of the offending input
+            message. (A LangChain ``AIMessage`` with ``invalid_tool_calls``, as a model
+            returns a malformed call, is accepted and kept as it is.)
     """
     if isinstance(messages, BaseMessage | Mapping):
         messages = [messages]
@@ -129,12 +131,8 @@ def _validate(message: BaseMessage, index: int) -> None:
         )
     _validate_content(message.content, index)
     if isinstance(message, AIMessage):
-        if message.invalid_tool_calls:
-            bad = message.invalid_tool_calls[0]
-            raise InputError(
-                f"malformed tool call {bad.get('name')!r}: {bad.get('error') or 'bad arguments'}",
-                index=index,
-            )
+        # A model's malformed call (``invalid_tool_calls``) is kept as LangChain keeps it:
+        # the run goes on, and prompts show it as text (see ``memory.context.sanitize``).
         for call in message.tool_calls:
             if not call.get("id"):
                 raise InputError(f"tool call {call.get('name')!r} has no id", index=index)

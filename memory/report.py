@@ -55,8 +55,9 @@ class Report:
             price table's rates (None: the model's price is unknown).
         window_start_seq: Seq of the first verbatim turn after the last fold (None: no
             verbatim turn but the current one).
-        stable_tokens: Tokens of the prompt the next one repeats unless a fold comes
-            between (all but the recall block and the turn it leads).
+        stable_tokens: Tokens of the messages the next prompt repeats unless a fold
+            comes between (all but the recall block and the turn it leads; the reply
+            priming not counted).
         shared_tokens: Leading tokens this prompt shares with the previous prompt of the
             session assembled by this handle (0 for the first).
         cached_tokens: Of those, the tokens the provider bills as cache reads under the
