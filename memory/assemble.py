@@ -291,6 +291,8 @@ def _report(
         summary_covers_upto=window.summary.covers_upto if window.summary else 0,
         window_start_seq=exchanges[window.start].first_seq
         if window.start < len(exchanges)
+        else max((t.seq for t in exchanges[-1].turns), default=0) + 1
+        if exchanges
         else None,
         stable_tokens=stable_tokens,
     )

@@ -53,8 +53,9 @@ class Report:
         money_saved_usd: Dollars saved over those calls against sending the raw history
             *with* the provider's prompt caching, net of the summarizer's cost, at the
             price table's rates (None: the model's price is unknown).
-        window_start_seq: Seq of the first verbatim turn after the last fold (None: no
-            verbatim turn but the current one).
+        window_start_seq: Seq where the verbatim turns after the last fold begin (one
+            past the last turn when only the pinned current turn is sent; None for an
+            empty history).
         stable_tokens: Tokens of the messages the next prompt repeats unless a fold
             comes between (all but the recall block and the turn it leads; the reply
             priming not counted).

@@ -10,10 +10,11 @@ between two folds each prompt minus its volatile part is a prefix of the next on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -43,7 +44,7 @@ class MemoryMachine(RuleBasedStateMachine):
         self.last_user: str | None = None
         self.after_lookup = False
 
-    @initialize(budget=st.integers(400, 3000))
+    @initialize(budget=st.integers(300, 1500))
     def open_memory(self, budget: int) -> None:
         self.mem = ConversationMemory.open(
             ":memory:",
@@ -114,6 +115,9 @@ class MemoryMachine(RuleBasedStateMachine):
             prompt.report.window_start_seq,
             prompt.report.summary_covers_upto,
         )
+        event("same fold" if same_fold else "folded")
+        if prompt.report.recalled_included:
+            event("recalled")
         if same_fold:
             stable = list(previous.messages[: previous.stable_count])
             assert list(prompt.messages[: len(stable)]) == stable, "prefix changed between folds"
@@ -160,8 +164,8 @@ def _verbatim_seqs(prompt: Prompt, memory: ConversationMemory) -> set[int]:
 
 
 MemoryMachine.TestCase.settings = settings(
-    max_examples=30,
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("ATTIC_STATEFUL_EXAMPLES", "30")),
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
