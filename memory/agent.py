@@ -24,9 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 
 from memory.adapters._common import recall_tokens
+from memory.anthropic import to_anthropic
 from memory.assemble import Prompt
 from memory.core import ConversationMemory
 from memory.errors import InputError
@@ -57,68 +58,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     raise InputError(f"expected a dict or an SDK object with model_dump, not {type(value)}")
-
-
-def _text_blocks(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    blocks = []
-    for block in content:
-        if isinstance(block, str):
-            block = {"type": "text", "text": block}
-        if block.get("type") == "text" and not block.get("text"):
-            continue  # Anthropic refuses empty text blocks
-        blocks.append(dict(block))
-    return blocks
-
-
-def _anthropic_turn(message: BaseMessage) -> tuple[str, list[dict[str, Any]]]:
-    if isinstance(message, ToolMessage):
-        result: dict[str, Any] = {
-            "type": "tool_result",
-            "tool_use_id": message.tool_call_id,
-            "content": message.text,
-        }
-        if message.status == "error":
-            result["is_error"] = True
-        return "user", [result]
-    if isinstance(message, AIMessage):
-        uses = [
-            {"type": "tool_use", "id": c["id"], "name": c["name"], "input": c["args"]}
-            for c in message.tool_calls
-        ]
-        text = [b for b in _text_blocks(message.content) if b.get("type") == "text"]
-        return "assistant", [*text, *uses]
-    return "user", _text_blocks(message.content)
-
-
-def to_anthropic(messages: Sequence[BaseMessage]) -> tuple[str, list[dict[str, Any]]]:
-    """Convert prompt messages to Anthropic's ``(system, messages)``.
-
-    System messages (the system prompt, summary, recalled snippets) are joined into
-    ``system``; tool calls become ``tool_use`` blocks and results ``tool_result`` blocks
-    in a user turn; consecutive turns of one role are merged. A leading assistant turn
-    (its user turn left out by the budget) is dropped with its results, since Anthropic
-    wants the conversation to open with the user.
-    """
-    system = "\n\n".join(m.text for m in messages if isinstance(m, SystemMessage))
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if isinstance(message, SystemMessage):
-            continue
-        role, blocks = _anthropic_turn(message)
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        elif blocks:
-            turns.append({"role": role, "content": blocks})
-    while turns and turns[0]["role"] == "assistant":
-        dropped = {b["id"] for b in turns.pop(0)["content"] if b.get("type") == "tool_use"}
-        if turns:
-            kept = [b for b in turns[0]["content"] if b.get("tool_use_id") not in dropped]
-            turns[0]["content"] = kept
-            if not kept:
-                turns.pop(0)
-    return system, turns
 
 
 class AgentLoop:
@@ -169,8 +108,15 @@ class AgentLoop:
         return [dict(m) for m in self.prompt().to_openai()]
 
     def anthropic_request(self) -> dict[str, Any]:
-        """Return the next prompt as Anthropic arguments: ``system`` and ``messages``."""
-        system, messages = to_anthropic(self.prompt().messages)
+        """Return the next prompt as Anthropic arguments: ``system`` and ``messages``.
+
+        The last block of the prompt's stable part (everything but the recall block and
+        the turn it leads) carries a ``cache_control`` breakpoint, so Anthropic serves
+        that prefix from its prompt cache on the next call (reads at 10% of the input
+        price; see ``memory.pricing``).
+        """
+        prompt = self.prompt()
+        system, messages = to_anthropic(prompt.messages, cache_after=prompt.stable_count)
         return {"system": system, "messages": messages} if system else {"messages": messages}
 
     @staticmethod

@@ -97,7 +97,11 @@ def _convert_one(message: Any, index: int) -> list[BaseMessage]:
         )
     try:
         if _has_anthropic_blocks(message):
-            return convert_to_messages(convert_to_openai_messages([message]))
+            converted = convert_to_messages(convert_to_openai_messages([message]))
+            # A user turn's tool results answer the call before it: they come first,
+            # then the user's text, as in the original message and as OpenAI requires.
+            results = [m for m in converted if isinstance(m, ToolMessage)]
+            return results + [m for m in converted if not isinstance(m, ToolMessage)]
         if isinstance(message, BaseMessage):
             if isinstance(message, ChatMessage):
                 return convert_to_messages(convert_to_openai_messages([message]))

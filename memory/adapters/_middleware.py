@@ -26,6 +26,7 @@ from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_config
 
+from memory.adapters._cache import with_breakpoint
 from memory.adapters._common import (
     AddedMessages,
     CounterLike,
@@ -91,6 +92,14 @@ class _Session:
         if fresh:
             self.memory.add(fresh)
             self.added.note(fresh)
+
+
+ANTHROPIC_LLM_TYPES = frozenset({"anthropic-chat", "anthropic"})
+"""``_llm_type`` of langchain-anthropic's ``ChatAnthropic`` (and its older name)."""
+
+
+def _is_anthropic(model: object) -> bool:
+    return getattr(model, "_llm_type", None) in ANTHROPIC_LLM_TYPES
 
 
 class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
@@ -277,6 +286,8 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         turns: list[AnyMessage] = [
             cast(AnyMessage, m) for m in prompt.messages if not isinstance(m, SystemMessage)
         ]
+        if _is_anthropic(request.model):
+            turns = cast(list[AnyMessage], with_breakpoint(turns, prompt.stable_count - len(head)))
         system_message = self._system(request, head)
         return request.override(messages=turns, system_message=system_message), session
 

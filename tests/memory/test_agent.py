@@ -110,8 +110,12 @@ def test_anthropic_loop(memory: ConversationMemory) -> None:
     loop.add_user("what is in /tmp?")
     first = loop.anthropic_request()
     assert first["system"].startswith("You are terse.")
+    breakpoint_ = {"type": "ephemeral"}  # the stable part ends here: cached next call
     assert first["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "what is in /tmp?"}]}
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "what is in /tmp?", "cache_control": breakpoint_}],
+        }
     ]
     calls = loop.add_anthropic_reply(
         [TextBlock(text="Let me look."), ToolUseBlock(id="t1", name="ls", input={"path": "/tmp"})]
@@ -129,7 +133,14 @@ def test_anthropic_loop(memory: ConversationMemory) -> None:
         },
         {
             "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": '["a", "b"]'}],
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": '["a", "b"]'}],
+                    "cache_control": breakpoint_,
+                }
+            ],
         },
     ]  # fmt: skip
     assert loop.anthropic_tools()[0]["name"] == "recall"
@@ -208,3 +219,42 @@ def test_an_unanswered_call_is_left_out_until_answered(memory: ConversationMemor
     assert not any(m.get("tool_calls") for m in messages)
     assert loop.last_prompt is not None
     assert loop.last_prompt.report.pending_tool_calls == ("c1",)
+
+
+def test_anthropic_output_keeps_thinking_images_and_result_order(
+    memory: ConversationMemory,
+) -> None:
+    thinking = {"type": "thinking", "thinking": "check the dir", "signature": "c2lnbmF0dXJl"}
+    redacted = {"type": "redacted_thinking", "data": "ZW5jcnlwdGVk"}
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"},
+    }
+    loop = AgentLoop(memory, system="sys")
+    loop.add_user("show me the chart")
+    loop.add_anthropic_reply(
+        [thinking, redacted, {"type": "text", "text": "Opening it."},
+         {"type": "tool_use", "id": "t9", "name": "screenshot", "input": {}}]
+    )  # fmt: skip
+    memory.add(
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t9",
+                    "content": [{"type": "text", "text": "the chart:"}, image],
+                },
+                {"type": "text", "text": "what does it show?"},
+            ],
+        }
+    )
+    # history() keeps the tool result before the user text that followed it.
+    assert [m.type for m in memory.history()] == ["human", "ai", "tool", "human"]
+    turns = loop.anthropic_request()["messages"]
+    assistant = turns[1]["content"]
+    assert assistant[:2] == [thinking, redacted]  # first and unchanged
+    assert assistant[-1]["type"] == "tool_use"
+    result, text = turns[2]["content"]
+    assert result["type"] == "tool_result" and text["type"] == "text"
+    assert result["content"][1] == image  # the image inside the result is kept

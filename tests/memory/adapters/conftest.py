@@ -1,7 +1,12 @@
-"""Fakes for the adapter tests: a scripted chat model that can call tools, offline."""
+"""Fakes for the adapter tests: a scripted chat model that can call tools, offline.
+
+The model classes are also registered as the module ``conftest_models`` so tests can
+import them (tests are imported with ``--import-mode=importlib``).
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,6 +40,14 @@ class ScriptedChatModel(GenericFakeChatModel):
         return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
 
+class AnthropicLike(ScriptedChatModel):
+    """A scripted model that reports langchain-anthropic's ``_llm_type``."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "anthropic-chat"
+
+
 def call(name: str, args: dict[str, Any], call_id: str) -> AIMessage:
     """An AI message that calls one tool."""
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": call_id}])
@@ -63,3 +76,6 @@ def small_mem(embedder: DeterministicFakeEmbedding) -> Iterator[ConversationMemo
         ":memory:", session="s", budget=400, embedder=embedder, compress_threshold=50
     ) as memory:
         yield memory
+
+
+sys.modules.setdefault("conftest_models", sys.modules[__name__])

@@ -276,3 +276,31 @@ def test_a_recall_result_is_not_archived_again(
     assert isinstance(recalled, ToolMessage)
     assert str(recalled.content).startswith("Quoted data from the archive")
     assert "disk quota exceeded" in str(recalled.content)
+
+
+def test_an_anthropic_model_gets_a_cache_breakpoint_on_the_stable_part(
+    embedder: DeterministicFakeEmbedding,
+) -> None:
+    from conftest_models import AnthropicLike, ScriptedChatModel
+
+    for model_class, marked in ((AnthropicLike, True), (ScriptedChatModel, False)):
+        model = model_class(messages=iter(["first", "second"]))
+        with _middleware(embedder, budget=4000) as middleware:
+            agent = create_agent(
+                model, middleware=[middleware], system_prompt="sys", checkpointer=InMemorySaver()
+            )
+            config: Any = {"configurable": {"thread_id": "t"}}
+            agent.invoke({"messages": [HumanMessage("hello there")]}, config)
+            agent.invoke({"messages": [HumanMessage("and again")]}, config)
+        prompt = model.prompts[-1]
+        flagged = [
+            m
+            for m in prompt
+            if isinstance(m.content, list)
+            and any(isinstance(b, dict) and "cache_control" in b for b in m.content)
+        ]
+        if marked:  # the whole prompt is stable (no recall): the breakpoint is on the last turn
+            assert flagged == [prompt[-1]]
+            assert prompt[-1].content[-1]["cache_control"] == {"type": "ephemeral"}
+        else:
+            assert flagged == []
