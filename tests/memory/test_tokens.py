@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
+import struct
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,14 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.utils import count_tokens_approximately
 
-from memory import CallableCounter, ChatModelCounter, ConfigError, TiktokenCounter
+from memory import (
+    CallableCounter,
+    ChatModelCounter,
+    ConfigError,
+    ConversationMemory,
+    TiktokenCounter,
+)
+from memory.media import PDF_PAGE_TOKENS, image_size
 from memory.tokens import (
     DEFAULT_SAFETY_MARGIN,
     REPLY_PRIMING_TOKENS,
@@ -169,15 +179,83 @@ def test_tool_call_and_result_overhead(counter: TiktokenCounter) -> None:
     assert total == REPLY_PRIMING_TOKENS + expected_call + expected_result
 
 
-def test_image_blocks_count_a_flat_rate(counter: TiktokenCounter) -> None:
-    with_image = HumanMessage(
-        [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-        ]
-    )
-    plain = HumanMessage([{"type": "text", "text": "what is this?"}])
-    assert counter.count_message(with_image) - counter.count_message(plain) == 765
+def _png(width: int, height: int) -> str:
+    """Base64 of a PNG header of the given size (the counters read only the header)."""
+    header = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + struct.pack(">II", width, height)
+    return base64.b64encode(header + b"\x08\x02\x00\x00\x00").decode()
+
+
+def _jpeg(width: int, height: int) -> str:
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", height, width) + b"\x03" + b"\x00" * 9
+    return base64.b64encode(b"\xff\xd8" + app0 + sof).decode()
+
+
+def _image(data: str, detail: str | None = None, media: str = "png") -> HumanMessage:
+    url: dict[str, str] = {"url": f"data:image/{media};base64,{data}"}
+    if detail:
+        url["detail"] = detail
+    return HumanMessage([{"type": "image_url", "image_url": url}])
+
+
+def _image_cost(counter: TiktokenCounter, message: HumanMessage) -> int:
+    return counter.count_message(message) - counter.count_message(HumanMessage([]))
+
+
+@pytest.mark.parametrize(
+    ("model", "detail", "size", "expected"),
+    [
+        ("gpt-4o", "high", (1024, 1024), 765),  # OpenAI's own worked example
+        ("gpt-4o", "low", (1024, 1024), 85),
+        ("gpt-4o", None, (2048, 4096), 1105),  # auto = high: 768x1536, 2x3 tiles
+        ("gpt-4o-mini", "high", (1024, 1024), 25_501),
+        ("gpt-4o-mini", "low", (1024, 1024), 2_833),
+        ("claude-sonnet-4", None, (1000, 750), 1000),  # width x height / 750
+        ("claude-sonnet-4", None, (3136, 3136), 3279),  # resized to 1568 on the long edge
+    ],
+)
+def test_images_count_by_the_providers_rules(
+    model: str, detail: str | None, size: tuple[int, int], expected: int
+) -> None:
+    counter = counter_for_model(model, margin=0.0)
+    assert _image_cost(counter, _image(_png(*size), detail)) == expected
+    assert _image_cost(counter, _image(_jpeg(*size), detail, "jpeg")) == expected
+
+
+def test_an_image_of_unknown_size_counts_the_most_it_can() -> None:
+    counter = counter_for_model("gpt-4o")
+    by_url = HumanMessage([{"type": "image_url", "image_url": {"url": "https://x/y.png"}}])
+    assert _image_cost(counter, by_url) == 85 + 170 * 8
+    assert image_size(b"not an image") is None
+
+
+def test_a_pdf_counts_by_pages_not_by_its_base64() -> None:
+    pages = b"".join(b"%d 0 obj << /Type /Page >> endobj\n" % i for i in range(3))
+    pdf = b"%PDF-1.4\n" + pages + b"x" * 150_000
+    data = base64.b64encode(pdf).decode()
+    block = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{data}"}}
+    counter = counter_for_model("gpt-4o")
+    cost = counter.count_message(HumanMessage([block])) - counter.count_message(HumanMessage([]))
+    assert cost == 3 * PDF_PAGE_TOKENS  # not ~136,000 tokens of base64 text
+
+
+def test_unknown_tokenizers_get_a_bound_for_every_script() -> None:
+    claude = counter_for_model("claude-sonnet-4")
+    exact = counter_for_model("gpt-4o")
+    for text in ("plain English words here", "中文的句子一共有十二个字", "ภาษาไทยยาวมาก"):
+        assert claude.count(text) >= math.ceil(exact.count(text) * 1.1)
+    thai = "ภาษาไทยยาวมาก"
+    assert claude.count(thai) >= len(thai.encode("utf-8"))  # byte fallback cannot exceed it
+
+
+def test_a_counter_that_fails_or_counts_nothing_is_refused() -> None:
+    def broken(text: str) -> int:
+        raise RuntimeError("tokenizer not loaded")
+
+    with pytest.raises(ConfigError, match="failed on a sample"):
+        ConversationMemory.open(":memory:", session="s", token_counter=broken)
+    with pytest.raises(ConfigError, match="positive int"):
+        ConversationMemory.open(":memory:", session="s", token_counter=lambda text: 0)
 
 
 def test_non_openai_models_get_a_safety_margin() -> None:
