@@ -20,23 +20,19 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import convert_to_openai_messages, message_to_dict
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from memory import plot
-from memory.budget import Budget
+from memory.cli_replay import calls_table, cost_lines, replay_rows
+from memory.cli_replay import styled_table as _table
 from memory.core import ConversationMemory
 from memory.errors import ContextAtticError, InputError, StoreError
 from memory.forget import add_forget_command
+from memory.pricing import DEFAULT_PRICES, price_of
 from memory.replay import (
     DEFAULT_PRICE_PER_MTOK,
-    CallStats,
     load_transcript,
-    model_calls,
-    replay,
     totals,
 )
 from stores import is_postgres_url, open_store
@@ -100,75 +96,12 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(title: str, *columns: str, text_columns: int = 0) -> Table:
-    """A table whose first ``text_columns`` columns are text, the others numbers."""
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        collapse_padding=True,
-        pad_edge=False,
-    )
-    for position, column in enumerate(columns):
-        numeric = position >= text_columns
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric)
-    return table
-
-
 def _summary(mem: ConversationMemory) -> str | None:
     """The session's running summary, where this release has one."""
     value = getattr(mem, "summary", None)
     value = value() if callable(value) else value
     text = getattr(value, "text", value)
     return text if isinstance(text, str) and text else None
-
-
-def _calls_table(title: str, rows: Sequence[CallStats]) -> Table:
-    columns = ("call", "msgs", "raw", "sent", "saved", "left out", "summary", "digests")
-    table = _table(title, *columns, "recalled")
-    for row in rows:
-        report = row.report
-        refs = len(report.compressed_refs)
-        table.add_row(
-            str(row.call),
-            str(row.history_turns),
-            f"{row.raw_tokens:,}",
-            f"{row.sent_tokens:,}",
-            f"{row.tokens_saved:,}",
-            str(row.turns_omitted) if row.turns_omitted else "-",
-            "yes" if report.summary_included else "-",
-            f"{refs}: -{report.compression_saved:,}" if refs else "-",
-            str(report.recalled_included) if report.recalled_included else "-",
-        )
-    summed = totals(rows)
-    table.add_section()
-    digests = f"-{summed.compression_saved:,}" if summed.compression_saved else "-"
-    sums = (summed.raw_tokens, summed.sent_tokens, summed.tokens_saved)
-    table.add_row("total", "", *(f"{n:,}" for n in sums), "", "", digests, "", style="bold")
-    return table
-
-
-def _replay_rows(
-    args: argparse.Namespace, messages: list[dict[str, Any]], embedder: Embeddings | None
-) -> list[CallStats]:
-    budget = Budget(context_window=args.budget + args.reserve, reserve_output=args.reserve)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    progress = Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-    rows: list[CallStats] = []
-    with (
-        progress,
-        ConversationMemory.open(
-            args.db, session=args.session, budget=budget, model=args.model, embedder=embedder
-        ) as mem,
-    ):
-        task = progress.add_task("model calls", total=model_calls(messages))
-        for row in replay(mem, messages):
-            rows.append(row)
-            progress.advance(task)
-        if args.db != ":memory:":  # so a later `attic recall --query` finds everything
-            progress.update(task, description="indexing archived outputs")
-            mem.wait_until_indexed()
-    return rows
 
 
 def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings | None) -> int:
@@ -179,23 +112,23 @@ def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings
     existing = args.db != ":memory:" and file.is_file() and file.stat().st_size > 0
     if existing and any(s.session == args.session for s in _sessions(_database(args.db))):
         raise InputError(f"session {args.session!r} is in {args.db!r}; pick a new --session")
-    rows = _replay_rows(args, messages, embedder)
+    rows = replay_rows(args, messages, embedder)
     name = Path(args.file).name + (f" ({args.id})" if args.id else "")
     if args.json:
         for row in rows:
             sys.stdout.write(json.dumps(row.to_dict(), sort_keys=True, default=str) + "\n")
     else:
         title = f"Replay of {escape(name)} · {args.model} · budget {args.budget:,} tokens"
-        console.print(_calls_table(title, rows))
-        summed = totals(rows, price_per_mtok=args.price_per_mtok)
-        lines = [
-            f"[bold]{summed.calls} model calls[/]: raw history {summed.raw_tokens:,} tokens, "
-            f"sent {summed.sent_tokens:,} tokens, saved {summed.tokens_saved:,} "
-            f"({summed.share_saved:.0%}); every prompt <= {args.budget:,} tokens "
-            f"(largest {summed.largest_prompt:,}).",
-            f"At ${args.price_per_mtok:g} per million input tokens: raw ${summed.dollars_raw:.4f}, "
-            f"saved [bold]${summed.dollars_saved:.4f}[/].",
-        ]
+        console.print(calls_table(title, rows))
+        price = price_of(args.model, DEFAULT_PRICES)
+        summed = totals(
+            rows,
+            price_per_mtok=args.price_per_mtok
+            if args.price_per_mtok is not None
+            else (price.input_per_mtok if price else DEFAULT_PRICE_PER_MTOK),
+            cached_discount=price.cached_discount if price else 0.0,
+        )
+        lines = cost_lines(summed, args.model, args.budget)
         if summed.archived_refs:
             lines.insert(1, f"{summed.archived_refs} tool outputs archived as digests.")
         console.print("\n".join(lines), soft_wrap=True)
@@ -313,8 +246,9 @@ def _replay_options(command: argparse.ArgumentParser, *, budget: int | None) -> 
         "--price-per-mtok",
         type=float,
         metavar="USD",
-        default=DEFAULT_PRICE_PER_MTOK,
-        help=f"dollars per million input tokens (default {DEFAULT_PRICE_PER_MTOK}, gpt-4o-mini)",
+        default=None,
+        help="dollars per million uncached input tokens (default: the model's list price, "
+        f"else {DEFAULT_PRICE_PER_MTOK})",
     )
     command.add_argument("--json", action="store_true", help="print per-call reports as JSONL")
     command.add_argument("--plot", metavar="OUT.png", help="save a PNG of tokens per call")
@@ -379,7 +313,7 @@ def main(argv: Sequence[str] | None = None, *, embedder: Embeddings | None = Non
     args = parser.parse_args(argv)
     if args.command == "recall" and args.ref is None and args.query is None:
         parser.error("recall needs --ref, --query or both")
-    if not getattr(args, "price_per_mtok", 0) >= 0:
+    if (getattr(args, "price_per_mtok", None) or 0) < 0:
         parser.error("--price-per-mtok must be >= 0")
     try:
         return int(args.run(args, Console(), embedder))

@@ -349,6 +349,11 @@ class ConversationMemory:
         return self._indexer.wait_idle(timeout)
 
     @property
+    def price(self) -> Price | None:
+        """The model's price and prompt-caching rule (None: unknown model)."""
+        return self._ledger.price
+
+    @property
     def history_tokens(self) -> int:
         """Counted tokens of the whole stored history, as prompts would send it."""
         return self._view.history_tokens

@@ -16,6 +16,7 @@ from typing import Any
 
 from memory.core import ConversationMemory
 from memory.errors import InputError
+from memory.pricing import DEFAULT_PRICES, cached_tokens
 from memory.report import Report
 
 SETTLE_SECONDS = 60.0
@@ -34,6 +35,8 @@ __all__ = [
 
 DEFAULT_PRICE_PER_MTOK = 0.15
 """Dollars per million input tokens: gpt-4o-mini's list price, the default model."""
+DEFAULT_CACHE_RULE = DEFAULT_PRICES["gpt-4o-mini"]
+"""OpenAI's caching rule, for replays whose model has no known price."""
 _SESSION_KEY = re.compile(r"session_(\d+)")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -48,6 +51,13 @@ class CallStats:
     sent_tokens: int
     turns_omitted: int
     report: Report
+    raw_cached_tokens: int = 0
+    """Tokens of the raw history a provider would serve from its cache on this call."""
+
+    @property
+    def cached_tokens(self) -> int:
+        """Tokens of the assembled prompt the provider serves from its cache."""
+        return self.report.cached_tokens
 
     @property
     def tokens_saved(self) -> int:
@@ -70,6 +80,10 @@ class ReplayTotals:
     archived_refs: int
     compression_saved: int
     price_per_mtok: float
+    cached_tokens: int = 0
+    raw_cached_tokens: int = 0
+    cached_discount: float = 0.0
+    """Share of the input price a cached token saves (the model's caching rule)."""
 
     @property
     def tokens_saved(self) -> int:
@@ -88,14 +102,39 @@ class ReplayTotals:
 
     @property
     def dollars_saved(self) -> float:
-        """What the saved input tokens are worth at ``price_per_mtok``."""
+        """What the saved input tokens are worth at ``price_per_mtok``, caching ignored."""
         return self.tokens_saved * self.price_per_mtok / 1_000_000
+
+    @property
+    def effective_tokens(self) -> float:
+        """Input tokens as billed with caching: uncached + (1 - discount) x cached."""
+        return self.sent_tokens - self.cached_discount * self.cached_tokens
+
+    @property
+    def raw_effective_tokens(self) -> float:
+        """The same for sending the raw history every call (append-only: it caches well)."""
+        return self.raw_tokens - self.cached_discount * self.raw_cached_tokens
+
+    @property
+    def cost_ratio(self) -> float:
+        """Our billed input over the raw history's, both with caching (< 1: cheaper)."""
+        return self.effective_tokens / self.raw_effective_tokens if self.raw_tokens else 1.0
 
 
 def totals(
-    rows: Sequence[CallStats], *, price_per_mtok: float = DEFAULT_PRICE_PER_MTOK
+    rows: Sequence[CallStats],
+    *,
+    price_per_mtok: float = DEFAULT_PRICE_PER_MTOK,
+    cached_discount: float = 0.0,
 ) -> ReplayTotals:
-    """Sum the stats of a replay's model calls; price the saved tokens per million."""
+    """Sum the stats of a replay's model calls; price tokens per million, with caching.
+
+    Args:
+        rows: The replay's calls.
+        price_per_mtok: Dollars per million uncached input tokens.
+        cached_discount: Share of that price a cached token saves (0.5: gpt-4o-mini;
+            see ``memory.pricing``).
+    """
     refs = {ref for row in rows for ref in row.report.compressed_refs}
     return ReplayTotals(
         calls=len(rows),
@@ -105,6 +144,9 @@ def totals(
         archived_refs=len(refs),
         compression_saved=sum(r.report.compression_saved for r in rows),
         price_per_mtok=price_per_mtok,
+        cached_tokens=sum(r.cached_tokens for r in rows),
+        raw_cached_tokens=sum(r.raw_cached_tokens for r in rows),
+        cached_discount=cached_discount,
     )
 
 
@@ -237,7 +279,8 @@ def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> It
     """
     system, position = _split_system(messages)
     pending: list[dict[str, Any]] = []
-    call = 0
+    call = previous_raw = 0
+    price = memory.price or DEFAULT_CACHE_RULE
     for message in messages[position:]:
         if message.get("role") == "assistant":
             if pending:
@@ -247,14 +290,17 @@ def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> It
             # As if the reply took long enough for the summary: numbers don't hang on timing.
             memory.summaries.wait(timeout=SETTLE_SECONDS)
             prompt = memory.assemble(system=system)
+            raw = prompt.report.raw_tokens
             yield CallStats(
                 call=call,
                 history_turns=prompt.report.turns_total,
-                raw_tokens=prompt.report.raw_tokens,
+                raw_tokens=raw,
                 sent_tokens=prompt.tokens,
                 turns_omitted=prompt.report.turns_omitted,
                 report=prompt.report,
+                raw_cached_tokens=cached_tokens(min(previous_raw, raw), raw, price),
             )
+            previous_raw = raw
         pending.append(message)
     if pending:
         memory.add(pending)

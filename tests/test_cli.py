@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -109,12 +110,20 @@ def _transcript(tmp_path: Path) -> Path:
 # --- the real entry point --------------------------------------------------------------
 
 
-def test_demo_replays_the_shipped_transcript_and_shows_savings() -> None:
+def test_demo_replays_the_shipped_transcript_and_tells_the_cost_with_caching() -> None:
     result = run("demo", "--budget", "3000")
     assert result.returncode == 0, result.stderr
-    assert "model calls" in result.stdout
-    assert "saved" in result.stdout
-    assert "every prompt <= 3,000 tokens" in result.stdout
+    out = " ".join(result.stdout.split())
+    assert "model calls" in out and "every prompt <= 3,000 tokens" in out
+    # The cost as the provider bills it, cached input at its discount, against the raw
+    # history *with* caching, as a ratio.
+    match = re.search(
+        r"50% off cached input.*raw history \$([\d.]+), this memory \$([\d.]+) = ([\d.]+)x", out
+    )
+    assert match, out
+    raw, ours, ratio = (float(g) for g in match.groups())
+    assert ratio == pytest.approx(ours / raw, abs=0.06)
+    assert "cached" in out
 
 
 def test_demo_on_a_missing_file_fails_cleanly(tmp_path: Path) -> None:
@@ -198,7 +207,7 @@ def test_replay_prints_a_row_per_call_and_prices_the_savings(attic: Attic, tmp_p
     assert "Replay of t.jsonl (second)" in out
     assert "3 model calls" in out
     assert "total" in out
-    assert "At $2.5 per million input tokens" in out
+    assert "$2.5 per million): raw history" in " ".join(out.split())
 
 
 def test_replay_takes_the_first_record_by_default(attic: Attic, tmp_path: Path) -> None:
