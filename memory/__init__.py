@@ -20,6 +20,8 @@ from memory.errors import (
     SummarizerError,
 )
 from memory.messages import Exchange, Turn, normalize
+from memory.policy import AssemblyPolicy
+from memory.pricing import Price
 from memory.report import PartTokens, Report
 from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, SummaryResult
 from memory.tokens import (
@@ -30,8 +32,10 @@ from memory.tokens import (
     counter_for_model,
     seed_tiktoken_cache,
 )
+from memory.window import Summary
 
 __all__ = [
+    "AssemblyPolicy",
     "Budget",
     "BudgetError",
     "CallableCounter",
@@ -47,12 +51,14 @@ __all__ = [
     "LLMSummarizer",
     "MissingDependencyError",
     "PartTokens",
+    "Price",
     "Prompt",
     "RefNotFoundError",
     "Report",
     "StoreError",
     "Summarizer",
     "SummarizerError",
+    "Summary",
     "SummaryResult",
     "TiktokenCounter",
     "TokenCounter",

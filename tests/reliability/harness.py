@@ -265,7 +265,9 @@ def _writer(path: str, name: str, start: float, seconds: float, out: WriterResul
             open_memory(path, f"own/{name}", budget=100_000) as own,
         ):
             time.sleep(max(0.0, start - time.time()))
-            deadline = start + seconds
+            # A loaded machine may open the memories after ``start``: each writer still
+            # writes for ``seconds``, so the run never ends with nothing written.
+            deadline = max(start, time.time()) + seconds
             while time.time() < deadline:
                 shared.add({"role": "user", "content": f"{name} n{out.shared}"})
                 out.shared += 1
