@@ -15,7 +15,6 @@ Data: ../shared/data/locomo/locomo_dev.json (CC BY-NC 4.0, not shipped). Run:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import platform
 import statistics
@@ -30,7 +29,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
-from memory.assemble import SUMMARY_HEADER
+from memory.assemble import Prompt
 from memory.options import LOOKUP_RECALL_SHARE
 from memory.summarize import ExtractiveSummarizer, SummaryResult
 
@@ -82,6 +81,18 @@ class TimedSummarizer(ExtractiveSummarizer):
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 
+def prompt_text(prompt: Prompt) -> str:
+    """Every text piece the prompt sends (string contents and text blocks), joined."""
+    pieces: list[str] = []
+    for message in prompt.messages:
+        content = message.content
+        if isinstance(content, str):
+            pieces.append(content)
+        else:
+            pieces += [str(b.get("text", "")) for b in content if isinstance(b, dict)]
+    return "\n".join(pieces)
+
+
 def evidence_recall(
     sample: dict[str, Any], budgets: Sequence[int]
 ) -> dict[int, list[tuple[int, float]]]:
@@ -108,7 +119,7 @@ def evidence_recall(
             for budget in budgets:
                 prompt = mem.assemble(system=SYSTEM, query=qa["question"], budget=budget)
                 assert prompt.tokens <= budget, (prompt.tokens, budget)
-                sent = "\n".join(str(m.content) for m in prompt.messages)
+                sent = prompt_text(prompt)
                 recall = sum(e in sent for e in evidence) / len(evidence)
                 scores[budget].append((qa["category"], recall))
     return scores
@@ -117,7 +128,7 @@ def evidence_recall(
 def latency_and_prefix(sample: dict[str, Any], delay: float, budget: int) -> dict[str, float]:
     """Chat through one conversation, timing ``assemble`` after every user turn."""
     timings: list[float] = []
-    prefixes: list[tuple[str, ...]] = []
+    extended: list[bool] = []  # did each prompt extend the previous one (minus recall)?
     # Fake embeddings isolate what is measured: whether a slow summarizer slows assemble.
     # (With MiniLM, the background embedding of each new turn competes for the 2 cores.)
     fake = DeterministicFakeEmbedding(size=64)
@@ -126,25 +137,23 @@ def latency_and_prefix(sample: dict[str, Any], delay: float, budget: int) -> dic
     ) as mem:
         slow = TimedSummarizer(mem.counter, delay=delay, max_summary_tokens=int(budget * 0.15))
         mem.summaries.summarizer = slow
+        previous: Prompt | None = None
         for _, message in turn_messages(sample):
             mem.add(message)
             if isinstance(message, HumanMessage):
                 started = time.perf_counter()
                 prompt = mem.assemble(system=SYSTEM)
                 timings.append(time.perf_counter() - started)
-                head = [
-                    str(m.content)
-                    for m in prompt.messages
-                    if isinstance(m, SystemMessage)
-                    and (m.content == SYSTEM or str(m.content).startswith(SUMMARY_HEADER))
-                ]
-                prefixes.append(tuple(head))
+                if previous is not None:
+                    stable = previous.messages[: previous.stable_count]
+                    extended.append(prompt.messages[: len(stable)] == stable)
+                previous = prompt
         folds = sum(1 for a in mem.summaries.attempts() if a.error is None)
-    same = sum(1 for a, b in itertools.pairwise(prefixes) if a == b)
+    same = sum(extended)
     return {
         "p50_ms": statistics.median(timings) * 1000,
         "p95_ms": statistics.quantiles(timings, n=20)[18] * 1000,
-        "prefix_stable": same / max(1, len(prefixes) - 1),
+        "prefix_stable": same / max(1, len(extended)),
         "folds": folds,
         "calls": len(timings),
     }

@@ -52,7 +52,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from memory import ConversationMemory
-from memory.assemble import RECALL_HEADER, SUMMARY_HEADER
+
+SUMMARY_HEADER = '<memory source="running summary'
+"""How ours' summary block starts (memory.context.summary_block), in the first user turn."""
+RECALL_HEADER = '<memory source="recalled'
 from memory.errors import BudgetError
 from memory.summarize import SUMMARY_PROMPT as OUR_SUMMARY_PROMPT
 from memory.tokens import TiktokenCounter, counter_for_model
@@ -398,6 +401,7 @@ def head_of(sent: Sequence[BaseMessage]) -> tuple[str, ...]:
     head = []
     for message in sent:
         is_summary = message.additional_kwargs.get("lc_source") == "summarization"
+        is_summary = is_summary or text_of(message).startswith(SUMMARY_HEADER)
         if not (isinstance(message, SystemMessage) or is_summary):
             break
         if not text_of(message).startswith(RECALL_HEADER):
