@@ -30,8 +30,8 @@ from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 
-from cache_cost import Segment, Tokenizer, price_call  # noqa: E402
-from cost_report import (  # noqa: E402
+from cache_cost import Segment, Tokenizer, price_call
+from cost_report import (
     PEERS,
     RAW,
     SUMMARIZER_IN_RATIO,
@@ -42,7 +42,7 @@ from cost_report import (  # noqa: E402
     plot,
     targets,
 )
-from cost_strategies import (  # noqa: E402
+from cost_strategies import (
     LOCOMO_SYSTEM,
     SUMMARY_SHARE,
     Chat,
@@ -57,8 +57,8 @@ from cost_strategies import (  # noqa: E402
     locomo_chat,
     swe_transcripts,
 )
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings  # noqa: E402
-from langchain_core.messages import convert_to_messages  # noqa: E402
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+from langchain_core.messages import convert_to_messages
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -200,8 +200,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--locomo-data", type=Path, default=DEFAULT_LOCOMO)
     parser.add_argument("--agent-data", type=Path, default=DEFAULT_AGENT)
     parser.add_argument("--fake-embedder", action="store_true", help="no MiniLM for ours")
-    parser.add_argument("--llm-summarizer", action="store_true",
-                        help="ours summarizes with the fake fixed-size chat model, not offline")  # fmt: skip
+    parser.add_argument(
+        "--llm-summarizer", action="store_true", help="ours uses the fake fixed-size summarizer"
+    )
     parser.add_argument("--no-recall", action="store_true", help="skip LoCoMo evidence recall")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     return parser.parse_args(argv)
@@ -320,10 +321,10 @@ def notes(args: argparse.Namespace) -> list[str]:
         "- context-attic: before each call the replay waits for background folds and "
         "indexing, so runs are deterministic. A call it refuses (`BudgetError`) is billed as "
         "the raw history ('refused').",
-        f"- Peers: {', '.join(PEERS[1:])}. Evidence recall (LoCoMo, categories 1-4): the share of a "
-        "question's evidence turns whose text is in what the strategy would send after the "
-        "whole conversation (context-attic: `assemble(query=question)` at B; trim: the "
-        "history plus the question trimmed; middleware: its final state). "
+        f"- Peers: {', '.join(PEERS[1:])}. Evidence recall (LoCoMo, categories 1-4): the "
+        "share of a question's evidence turns whose text is in what the strategy would "
+        "send after the whole conversation (context-attic: `assemble(query=question)` at "
+        "B; trim: the history plus the question trimmed; middleware: its final state). "
         "`benchmarks/locomo.py` measures context-attic's recall its own way (cl100k, memory "
         "opened at the largest budget).",
         "",

@@ -118,7 +118,9 @@ def dataset_table(runs: Sequence[Run], dataset: str, budget: int) -> list[str]:
             f"{statistics.fmean(recalls):.3f}" if recalls else "-",
         ]
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
-    absolute = ", ".join(f"{sum(r.openai(d) for r in raws) / 1000:,.0f}k @{d:.0%}" for d in DISCOUNTS)
+    absolute = ", ".join(
+        f"{sum(r.openai(d) for r in raws) / 1000:,.0f}k @{d:.0%}" for d in DISCOUNTS
+    )
     lines += ["", f"Raw history, effective input tokens: {absolute}; "
               f"Anthropic rule {sum(r.anthropic() for r in raws) / 1000:,.0f}k.", ""]  # fmt: skip
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -124,7 +124,7 @@ class Counter:
         self._by_id[id(message)] = (message, tokens)
         return tokens
 
-    def __call__(self, messages: Sequence[Any]) -> int:
+    def __call__(self, messages: Iterable[Any]) -> int:
         """Count a prompt (LangChain's ``token_counter`` signature)."""
         found = convert_to_messages(list(messages))
         return len(self.tokenizer.priming) + sum(self.message(m) for m in found)
