@@ -177,25 +177,34 @@ def targets(runs: Sequence[Run], datasets: Sequence[str], budgets: Sequence[int]
 
 
 def plot(runs: Sequence[Run], picks: Sequence[tuple[str, str]], budget: int, out: Path) -> str:
-    """Plot effective cost per call at 90% off over one run of each data set."""
+    """Plot effective cost per call (top) and its running total (bottom) at 90% off."""
+    import itertools
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(picks), figsize=(6 * len(picks), 3.8), squeeze=False)
-    for axis, (dataset, conversation) in zip(axes[0], picks, strict=True):
+    figure, axes = plt.subplots(2, len(picks), figsize=(6 * len(picks), 7), squeeze=False)
+    for column, (dataset, conversation) in enumerate(picks):
         for strategy in (RAW, *PEERS):
             found = [r for r in pick(runs, dataset, strategy, None if strategy == RAW else budget)
                      if r.conversation == conversation]  # fmt: skip
             if found:
                 values = [c.openai(0.9) for c in found[0].calls]
-                axis.plot(range(1, len(values) + 1), values, label=strategy, linewidth=1)
-        axis.set_title(f"{dataset} {conversation}, budget {budget:,}, 90% off", fontsize=9)
-        axis.set_xlabel("model call")
-        axis.set_ylabel("effective input tokens")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+                calls = range(1, len(values) + 1)
+                axes[0][column].plot(calls, values, label=strategy, linewidth=0.8)
+                total = [v / 1000 for v in itertools.accumulate(values)]
+                axes[1][column].plot(calls, total, label=strategy, linewidth=1.2)
+        axes[0][column].set_title(
+            f"{dataset} {conversation}, budget {budget:,}, 90% off cached", fontsize=9
+        )
+        axes[0][column].set_ylabel("effective input tokens per call")
+        axes[1][column].set_ylabel("running total (k tokens)")
+        for axis in axes[:, column]:
+            axis.set_xlabel("model call")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
