@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; write the Markdown results and the plot."""
     args = parse(argv)
     args.began = time.time()
-    command = "benchmarks/cost.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["benchmarks/cost.py", *(sys.argv[1:] if argv is None else argv)])
     have_locomo = args.locomo_data.exists() and args.limit_conversations != 0
     have_agent = args.agent_data.exists() and args.limit_transcripts != 0
     if not (have_locomo or have_agent):

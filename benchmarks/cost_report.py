@@ -156,7 +156,7 @@ def targets(runs: Sequence[Run], datasets: Sequence[str], budgets: Sequence[int]
 
     def check(name: str, value: float, limit: float) -> None:
         verdict = "PASS" if value <= limit + 1e-12 else "FAIL"
-        lines.append(f"{verdict}  {name}: {value:.2f} (target <= {limit:g})")
+        lines.append(f"{verdict}  {name}: {value:.3f} (target <= {limit:g})")
 
     for dataset in datasets:
         raws = pick(runs, dataset, RAW, None)
