@@ -52,14 +52,13 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from memory import ConversationMemory
-
-SUMMARY_HEADER = '<memory source="running summary'
-"""How ours' summary block starts (memory.context.summary_block), in the first user turn."""
-RECALL_HEADER = '<memory source="recalled'
 from memory.errors import BudgetError
 from memory.summarize import SUMMARY_PROMPT as OUR_SUMMARY_PROMPT
 from memory.tokens import TiktokenCounter, counter_for_model
 
+SUMMARY_HEADER = '<memory source="running summary'
+"""How ours' summary block starts (memory.context.summary_block), in the first user turn."""
+RECALL_HEADER = '<memory source="recalled'
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 DEFAULT_AGENT_DATA = DATA / "agent_transcripts" / "swe_agent_dev.jsonl"
