@@ -103,6 +103,14 @@ class SummaryRunner(BackgroundWorker):
         self.last_failure: str | None = None
         self.start()
 
+    def retarget(self, block_tokens: int, *, due_tokens: int) -> None:
+        """Follow the fold schedule prompts use (block size from the room the system
+        prompt leaves); a change wakes the worker."""
+        if block_tokens != self.schedule.block_tokens or due_tokens != self.due_tokens:
+            self.schedule = FoldSchedule(block_tokens)
+            self.due_tokens = due_tokens
+            self.notify()
+
     @property
     def covers_upto(self) -> int:
         """Seq of the last turn the current summary covers (0: none)."""

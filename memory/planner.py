@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 
 from memory.archive import Archive
 from memory.assemble import Prompt, assemble
@@ -131,7 +131,13 @@ def build_prompt(
     lookup = query is not None
     exchanges = view.exchanges
     summaries = runner.versions
-    points = view.fold_points(policy.block_tokens(limit))
+    # Blocks are sized from what the system prompt leaves, so the turns kept after a fold
+    # fit beside it; the summarizer follows the same schedule.
+    system_tokens = counter.count_message(SystemMessage(system)) if system else 0
+    room = max(1, limit - system_tokens)
+    block = policy.block_tokens(room)
+    runner.retarget(block, due_tokens=block + policy.low_water_tokens(room) // 2)
+    points = view.fold_points(block)
     window = choose_window(
         exchanges,
         limit,

@@ -164,8 +164,8 @@ def recollect(
                 line_tokens[seq] = tokens
             header = segment_of(seq)
             if header not in seen_segments:
-                tokens += HEADER_TOKENS + SEPARATOR_TOKENS
-                tokens += counter.count(header) + 1 if header else 0
+                tokens += SEPARATOR_TOKENS
+                tokens += counter.count(f"[{header}]") + 1 if header else HEADER_TOKENS
             if used + tokens > max_tokens:
                 continue
             seen_segments.add(header)
@@ -193,7 +193,7 @@ def recollect(
 
 SEPARATOR_TOKENS = 3
 HEADER_TOKENS = 8
-"""A snippet's "[messages 12-19 · ...]" header, besides the segment's own text."""
+"""A snippet's "[messages 12-19, 23]" header, when it has no segment header."""
 MIN_LINE_TOKENS = 4
 MIN_CANDIDATES = 50
 TOKENS_PER_CANDIDATE = 8
@@ -205,7 +205,10 @@ def _chunk_block(hit: Hit) -> str:
 
 
 def _where(seqs: list[int], header: str | None) -> str:
-    """Say where a snippet comes from: its messages' seqs (as runs) and its segment."""
+    """Say where a snippet comes from: its segment's header (a session and its date), or
+    else its messages' numbers (as runs)."""
+    if header:
+        return f"[{header}]"
     runs: list[list[int]] = []
     for seq in seqs:
         if runs and seq == runs[-1][-1] + 1:
@@ -213,8 +216,7 @@ def _where(seqs: list[int], header: str | None) -> str:
         else:
             runs.append([seq])
     spans = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
-    noun = "message" if len(seqs) == 1 else "messages"
-    return f"[{noun} {spans} · {header}]" if header else f"[{noun} {spans}]"
+    return f"[message {spans}]" if len(seqs) == 1 else f"[messages {spans}]"
 
 
 def _render(

@@ -116,6 +116,7 @@ class _Planner:
         self._suffix: dict[int, int] = {len(exchanges): 0}
         self._lowest = len(exchanges)
         self._heads: dict[tuple[int, int], tuple[str, int]] = {}
+        self._gaps: dict[tuple[int, int], int] = {}
 
     def _starts_on_user(self, start: int) -> bool:
         """Whether the first message sent from ``start`` on is a user turn."""
@@ -137,6 +138,12 @@ class _Planner:
         if self.current is not None and self.current < start:
             tokens += self.exchanges[self.current].tokens
         return tokens
+
+    def summary_boundaries(self) -> list[int]:
+        """Index of the first exchange after each summary's coverage."""
+        return [
+            bisect.bisect_right(self.exchanges, c, key=lambda e: e.first_seq) for c in self.covers
+        ]
 
     def summary_for(self, start: int) -> Summary | None:
         """The newest summary that covers only turns before ``start``."""
@@ -167,7 +174,13 @@ class _Planner:
                 text = CONVERSATION_START
             tokens = self.counter.count_message(HumanMessage(text)) + BLOCK_MARGIN if text else 0
             self._heads[key] = (text, tokens)
+            self._gaps[key] = unsummarized
         return self._heads[key]
+
+    def gap(self, start: int, summary: Summary | None) -> int:
+        """Messages evicted before ``start`` that ``summary`` does not cover."""
+        self.head(start, summary)
+        return self._gaps[(start, summary.covers_upto if summary is not None else 0)]
 
 
 def choose_window(
@@ -221,6 +234,9 @@ def choose_window(
         last_start = min(last_start, current)
     starts = [p for p in points if p <= last_start]
     starts += range(starts[-1] + 1 if starts else 0, last_start + 1)
+    # Where a summary ends is a start too: a summary made on another schedule (before
+    # the memory knew the system prompt's size, say) still lines up with a window.
+    starts += [b for b in planner.summary_boundaries() if b <= last_start]
     choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
     if choice is None:  # even the latest exchange leaves no room: give up recall, summary
         choice = _first_fit(planner, [last_start], base=base, limit=limit, reserve=0)
@@ -254,20 +270,28 @@ def choose_window(
 def _first_fit(
     planner: _Planner, starts: Sequence[int], *, base: int, limit: int, reserve: int
 ) -> tuple[int, Summary | None, str, int] | None:
-    """The earliest start whose prompt fits, trying the latest starts first."""
-    best: tuple[int, Summary | None, str, int] | None = None
+    """The earliest start whose prompt fits, preferring one the summary reaches.
+
+    Starts are tried from the latest down, while they fit. Among those that fit, the
+    earliest whose evicted turns the summary covers wins (no turn left neither shown
+    nor summarized); if none, the earliest.
+    """
+    fitting: list[tuple[int, Summary | None, str, int]] = []
     for start in sorted(set(starts), reverse=True):
         summary = planner.summary_for(start)
         head, head_tokens = planner.head(start, summary)
         used = base + head_tokens + planner.window_tokens(start)
         nothing_evicted = start == 0 and summary is None
-        if used + (0 if nothing_evicted else reserve) > limit:
-            if summary is not None and best is None:
-                bare, bare_tokens = planner.head(start, None)
-                if base + bare_tokens + planner.window_tokens(start) + reserve <= limit:
-                    best = (start, None, bare, bare_tokens)  # the summary does not fit
-            if best is not None:
-                break
+        if used + (0 if nothing_evicted else reserve) <= limit:
+            fitting.append((start, summary, head, head_tokens))
             continue
-        best = (start, summary, head, head_tokens)
-    return best
+        if summary is not None and not fitting:
+            bare, bare_tokens = planner.head(start, None)
+            if base + bare_tokens + planner.window_tokens(start) + reserve <= limit:
+                fitting.append((start, None, bare, bare_tokens))  # the summary does not fit
+        if fitting:
+            break
+    if not fitting:
+        return None
+    covered = [f for f in fitting if planner.gap(f[0], f[1]) == 0]
+    return min(covered or fitting, key=lambda f: f[0])

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, SystemMessage
 
 from memory.adapters._common import split_system
 from memory.assemble import Prompt, assemble
@@ -132,7 +132,8 @@ def summarize_messages(
         for seq, message in enumerate(conversation, start=1)
     )
     exchanges = builder.exchanges
-    points = fold_points(exchanges, chosen.block_tokens(limit))
+    system_tokens = counter.count_message(SystemMessage(system_text)) if system_text else 0
+    points = fold_points(exchanges, chosen.block_tokens(max(1, limit - system_tokens)))
 
     def prompt_for(summary: RunningSummary) -> tuple[Prompt, Window]:
         versions = [Summary(summary.text, summary.covers)] if summary.text else []
