@@ -29,7 +29,7 @@ from rich.table import Table
 from memory import plot
 from memory.budget import Budget
 from memory.core import ConversationMemory
-from memory.errors import ContextAtticError, InputError, StoreError
+from memory.errors import ContextAtticError, InputError, RefNotFoundError, StoreError
 from memory.replay import (
     DEFAULT_PRICE_PER_MTOK,
     CallStats,
@@ -113,11 +113,9 @@ def _table(title: str, *columns: str, text_columns: int = 0) -> Table:
 
 
 def _summary(mem: ConversationMemory) -> str | None:
-    """The session's running summary, where this release has one."""
-    value = getattr(mem, "summary", None)
-    value = value() if callable(value) else value
-    text = getattr(value, "text", value)
-    return text if isinstance(text, str) and text else None
+    """The session's latest running summary, or None before the first fold."""
+    record = mem.summaries.current
+    return record.text if record is not None and record.text else None
 
 
 def _calls_table(title: str, rows: Sequence[CallStats]) -> Table:
@@ -258,8 +256,21 @@ def _run_inspect(args: argparse.Namespace, console: Console, embedder: Embedding
     return 0
 
 
+def _check_ref(mem: ConversationMemory, ref: str) -> None:
+    """Fail (exit 1) on a ref the session lacks, where the tool would answer with advice."""
+    try:
+        mem.archive.get(ref)
+    except RefNotFoundError:
+        known = ", ".join(record.ref for record in mem.archive.refs()[-20:]) or "none"
+        raise InputError(
+            f"no archived output with ref {ref!r} in session {mem.session!r}; its refs: {known}"
+        ) from None
+
+
 def _run_recall(args: argparse.Namespace, console: Console, embedder: Embeddings | None) -> int:
     with _open(args, embedder) as mem:
+        if args.ref is not None:
+            _check_ref(mem, args.ref)
         if args.query is not None:  # a fresh process: let the index load and catch up first
             mem.wait_until_indexed()
         text = mem.recall(
