@@ -33,13 +33,14 @@ __all__ = [
     "fit_levels",
     "head_tail",
     "head_window",
+    "line_count",
     "safe_count",
     "sanitize",
     "select_lines",
     "tokens_of_original",
 ]
 
-DigestKind = Literal["json", "log", "code", "table", "diff", "html", "text"]
+DigestKind = Literal["json", "log", "code", "table", "search", "diff", "html", "text"]
 """The kinds of content a digest can be made for."""
 
 Counter = Callable[[str], int]
@@ -177,6 +178,13 @@ def sanitize(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+def line_count(text: str) -> int:
+    """Count the lines of ``text`` as a reader does: a final newline ends a line, adds none."""
+    if not text:
+        return 0
+    return text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
 def clip(line: str, width: int = DEFAULT_LINE_WIDTH) -> str:

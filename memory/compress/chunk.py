@@ -101,6 +101,19 @@ def _code_levels(text: str) -> list[list[int]]:
     return [top, members, paragraphs]
 
 
+def _file_starts(text: str) -> list[int]:
+    """Offsets where search results (``path:line:text``) move on to another file."""
+    starts: list[int] = []
+    previous, offset = "", 0
+    for line in text.split("\n"):
+        path = line.split(":", 1)[0]
+        if path != previous:
+            starts.append(offset)
+            previous = path
+        offset += len(line) + 1
+    return starts
+
+
 def _levels(text: str, kind: DigestKind, header_end: int) -> list[list[int]]:
     """Return cut positions per level, coarse to fine; lines come last for every kind."""
     if kind == "json":
@@ -120,6 +133,8 @@ def _levels(text: str, kind: DigestKind, header_end: int) -> list[list[int]]:
             _starts(text, r"^\s*<(?:h[1-3]|section|article)\b"),
             _starts(text, r"^\s*<(?:h[4-6]|p|div|pre|ul|ol|table|li|tr)\b"),
         ]
+    elif kind == "search":
+        levels = [_file_starts(text)]
     elif kind == "table":
         levels = []
     else:

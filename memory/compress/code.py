@@ -19,6 +19,7 @@ from memory.compress.base import (
     DraftCompressor,
     clip,
     head_window,
+    line_count,
     select_lines,
 )
 
@@ -220,7 +221,7 @@ def draft_code(text: str, *, count: Counter, max_tokens: int) -> Draft:
         header=header,
         gap=lambda n: "…",
     )
-    total = text.count("\n") + 1
+    total = line_count(text)
     note = f"{outline.language} · {total:,} lines · {outline.definitions} definitions"
     return Draft(body, outline.definitions, False, note)
 

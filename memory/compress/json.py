@@ -219,7 +219,9 @@ def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
     types, items = "|".join(entry.types), stats.get(path + "[]")
     if items is not None and not width:
         types = types.replace("array", "array[" + "|".join(items.types) + "]")
-    parts = [types.replace("object", "map") if entry.map_keys else types]
+    if entry.map_keys:
+        return f"{path or '(root)'}: " + " · ".join([_folded(path, stats), *_extra(entry, width)])
+    parts = [types]
     if width and entry.seen > 1:
         parts.append(f"x{entry.seen}")
     if parent and entry.seen < parent.seen and not path.endswith("[]"):
@@ -228,8 +230,6 @@ def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
     if entry.sizes and (width or entry.map_keys):
         (low, high), unit = entry.sizes, "item" if "array" in entry.types else "key"
         parts.append(f"{low}..{high} {unit}s" if low < high else f"{low} {unit}{'s' * (low != 1)}")
-    if entry.map_keys:
-        parts.append("keys e.g. " + ", ".join(_short(k, 20) for k in entry.map_keys))
     if width and entry.seen == 1 and entry.examples:
         parts.append(_short(entry.examples[0], width))
     elif width and entry.low is not None and entry.low != entry.high:
@@ -239,6 +239,22 @@ def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
     if width and "str" in entry.types and entry.seen > 1:
         parts.append(f"{len(entry.distinct)}{'+' * (len(entry.distinct) >= 1000)} distinct")
     return f"{path or '(root)'}: " + " · ".join(parts)
+
+
+def _folded(path: str, stats: dict[str, _Stats]) -> str:
+    """Describe a map-like object: ``290 keys like "0.14.0", "1.0.0": str``."""
+    entry = stats[path]
+    low, high = entry.sizes or (0, 0)
+    size = f"{low:,}..{high:,} keys" if low < high else f"{low:,} key{'s' * (low != 1)}"
+    child = stats.get(_join(path, "*", wildcard=True))
+    values = "|".join(child.types) if child is not None else "-"
+    values = {"object": "{...}", "array": "[...]"}.get(values, values)
+    return f"{size} like {', '.join(_short(k, 24) for k in entry.map_keys)}: {values}"
+
+
+def _extra(entry: _Stats, width: int) -> list[str]:
+    """How often a map occurs and, where it is optional, in how many of its parents."""
+    return [f"x{entry.seen}"] if width and entry.seen > 1 else []
 
 
 def _outliers(items: list[Any], limit: int, width: int) -> list[str]:

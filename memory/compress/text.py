@@ -17,6 +17,7 @@ from memory.compress.base import (
     DraftCompressor,
     clip,
     head_tail,
+    line_count,
     safe_count,
     select_lines,
 )
@@ -156,7 +157,8 @@ def draft_text(
     )
     if safe_count(count, body) > max_tokens or not body.strip("[…]\n"):
         body = head_tail(text, count=count, max_tokens=max_tokens)
-    return Draft(body, len(units), False, f"text · {len(units):,} sentences or lines")
+    lines = line_count(text)
+    return Draft(body, lines, False, f"text · {lines:,} line{'s' * (lines != 1)}")
 
 
 class TextCompressor(DraftCompressor):
