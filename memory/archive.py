@@ -9,6 +9,7 @@ embedding similarity, fused by reciprocal rank.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -143,9 +144,9 @@ class Archive:
         digest = compress(
             text, count=_known(self.counter.count, text, original_tokens), max_tokens=max_tokens
         )
-        body = header(ref, digest, digest.digest_tokens) + "\n" + digest.text
-        tokens = self.counter.count(body)
-        body = header(ref, digest, tokens) + "\n" + digest.text
+        # Past 1 MB compress() estimates the original's tokens; the caller counted them.
+        digest = dataclasses.replace(digest, original_tokens=original_tokens)
+        body, tokens = self._with_header(ref, digest)
         if tokens >= original_tokens:
             return None
         # Chunk sizes need not be exact: a byte-based estimate keeps chunking cheap on
@@ -169,6 +170,17 @@ class Archive:
         # SQLite cannot store, such as lone surrogates, become U+FFFD there.
         chunks = tuple(NewChunk(p.start, p.end, storable(p.text)) for p in pieces)
         return ArchivedOutput(ref, digest, body, record, data, chunks)
+
+    def _with_header(self, ref: str, digest: Digest) -> tuple[str, int]:
+        """Put the header on a digest; the tokens it states are those of the result."""
+        tokens = digest.digest_tokens
+        for _ in range(4):  # the stated count changes the count: settle on a fixed point
+            body = header(ref, digest, tokens) + "\n" + digest.text
+            counted = self.counter.count(body)
+            if counted == tokens:
+                break
+            tokens = counted
+        return body, counted
 
     def store(self, prepared: ArchivedOutput) -> None:
         """Write the original and its chunks (joins the caller's transaction)."""

@@ -99,7 +99,6 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
     tree = ast.parse(source)
     lines: list[str] = []
     ranks: list[float] = []
-    definitions = 0
 
     def number(lineno: int) -> int:
         return numbers[lineno - 1] if numbers and 0 < lineno <= len(numbers) else lineno
@@ -113,7 +112,6 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
         emit(f'"""{module_doc}"""', 0.5)
 
     def visit(body: list[ast.stmt], depth: int) -> None:
-        nonlocal definitions
         pending_imports: list[str] = []
         for node in body:
             if isinstance(node, ast.Import) and depth == 0:
@@ -124,7 +122,6 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
                 pending_imports = []
             indent = "  " * depth
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                definitions += 1
                 private = node.name.startswith("_") and not node.name.endswith("__")
                 rank = 0.0 if depth == 0 else 1.5 + depth + (1.0 if private else 0.0)
                 emit(f"L{number(node.lineno)} {indent}{_signature(node)}", rank)
@@ -141,6 +138,9 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
             emit("import " + clip(", ".join(pending_imports), 200), 1.0)
 
     visit(tree.body, 0)
+    # The outline shows definitions down to methods; the count covers every depth.
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    definitions = sum(1 for node in ast.walk(tree) if isinstance(node, kinds))
     return Outline(lines, ranks, definitions, "python")
 
 
@@ -222,7 +222,8 @@ def draft_code(text: str, *, count: Counter, max_tokens: int) -> Draft:
         gap=lambda n: "…",
     )
     total = line_count(text)
-    note = f"{outline.language} · {total:,} lines · {outline.definitions} definitions"
+    scope = f" in the first {line_count(window):,} lines" if len(window) < len(text) else ""
+    note = f"{outline.language} · {total:,} lines · {outline.definitions} definitions{scope}"
     return Draft(body, outline.definitions, False, note)
 
 

@@ -395,7 +395,8 @@ def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
         best = select_lines(
             lines + extra, ranks + [0.0] * len(extra), count=count, max_tokens=max_tokens
         )
-    return Draft(best, items, False, note + (" · truncated" if parsed.repaired else ""))
+    cut = " · cut short: counts are of the part before the cut" if parsed.repaired else ""
+    return Draft(best, items, False, note + cut)
 
 
 def key_paths(value: Any, max_depth: int = 3) -> list[str]:
