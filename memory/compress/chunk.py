@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from memory.compress.base import Chunk, Counter, DigestKind, safe_count
 from memory.errors import ConfigError
 
-__all__ = ["DEFAULT_CHUNK_TOKENS", "chunk"]
+__all__ = ["DEFAULT_CHUNK_TOKENS", "chunk", "merge_small"]
 
 DEFAULT_CHUNK_TOKENS = 256
 MAX_STRUCTURE_CHARS = 8_000_000  # structure is looked for in this much; beyond, lines only
@@ -262,3 +262,15 @@ def chunk(
 def _make(text: str, start: int, end: int, prefix: str, header_end: int) -> Chunk:
     used = prefix if prefix and start >= header_end > 0 else ""
     return Chunk(start, end, used + text[start:end], used)
+
+
+def merge_small(pieces: list[Chunk], min_tokens: int, *, count: Counter) -> list[Chunk]:
+    """Join chunks far below the target size to the next one (a stray line is no chunk)."""
+    merged: list[Chunk] = []
+    for piece in pieces:
+        if merged and count(merged[-1].text) < min_tokens and not piece.prefix:
+            last = merged[-1]
+            merged[-1] = Chunk(last.start, piece.end, last.text + piece.text, last.prefix)
+        else:
+            merged.append(piece)
+    return merged
