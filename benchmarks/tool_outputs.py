@@ -627,7 +627,7 @@ def target_rows(outcomes: Sequence[Outcome], speed: Sequence[Speed]) -> list[str
         if kind == "json" and ok is not None:
             kept, must = sum(k for k, _ in pairs), sum(m for _, m in pairs)
             ok = kept >= TARGET_KEY_PATHS * must
-            what = what.replace("every", f">= {TARGET_KEY_PATHS:.0%} of")
+            what = f">= {TARGET_KEY_PATHS:.0%} of each {what}"
         value = _ratio(pairs) if ok is not None else "none in the data: nothing to check"
         prefix = "" if what.startswith(">=") else "every "
         rows.append((f"fidelity: {prefix}{what} in the digest", value, ok))
