@@ -182,13 +182,16 @@ def to_new_turn(
     if not archived:
         return NewTurn(message.type, payload, counter.count_message(message), counter.name), ()
     compact_tokens = counter.count_message(compact)
+    # Fields are counted separately, so the original's count is the compact one with each
+    # digest's count swapped for its original's (no second full tokenization).
+    swapped = sum(p.record.tokens - p.record.digest_tokens for p in archived)
     turn = NewTurn(
         role=message.type,
         payload=payload,
         tokens=compact_tokens,
         counter=counter.name,
         compact=_dump(compact),
-        raw_tokens=max(counter.count_message(message), compact_tokens),
+        raw_tokens=compact_tokens + max(0, swapped),
         ref=archived[0].ref,
     )
     return turn, tuple(archived)
