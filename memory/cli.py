@@ -29,7 +29,7 @@ from rich.table import Table
 from memory import plot
 from memory.budget import Budget
 from memory.core import ConversationMemory
-from memory.errors import ContextAtticError, InputError, RefNotFoundError, StoreError
+from memory.errors import ContextAtticError, InputError, StoreError
 from memory.replay import (
     DEFAULT_PRICE_PER_MTOK,
     CallStats,
@@ -256,21 +256,12 @@ def _run_inspect(args: argparse.Namespace, console: Console, embedder: Embedding
     return 0
 
 
-def _check_ref(mem: ConversationMemory, ref: str) -> None:
-    """Fail (exit 1) on a ref the session lacks, where the tool would answer with advice."""
-    try:
-        mem.archive.get(ref)
-    except RefNotFoundError:
-        known = ", ".join(record.ref for record in mem.archive.refs()[-20:]) or "none"
-        raise InputError(
-            f"no archived output with ref {ref!r} in session {mem.session!r}; its refs: {known}"
-        ) from None
-
-
 def _run_recall(args: argparse.Namespace, console: Console, embedder: Embeddings | None) -> int:
     with _open(args, embedder) as mem:
-        if args.ref is not None:
-            _check_ref(mem, args.ref)
+        refs = [record.ref for record in mem.archive.refs()]
+        if args.ref is not None and args.ref not in refs:  # the tool would answer with advice
+            known = ", ".join(refs[-20:]) or "none"
+            raise InputError(f"no archived output with ref {args.ref!r}; the session's: {known}")
         if args.query is not None:  # a fresh process: let the index load and catch up first
             mem.wait_until_indexed()
         text = mem.recall(

@@ -13,15 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    head_window,
-    line_count,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, head_window, line_count
+from memory.compress.fit import select_lines
 
 __all__ = ["CodeCompressor", "draft_code", "outline_python", "outline_regex"]
 

@@ -16,11 +16,11 @@ from memory.compress.base import (
     Digest,
     DigestKind,
     Draft,
-    head_tail,
     safe_count,
     sanitize,
     tokens_of_original,
 )
+from memory.compress.fit import head_tail
 from memory.compress.json import repair_truncated
 from memory.compress.search import MIN_SHARE as SEARCH_SHARE
 from memory.compress.search import search_share

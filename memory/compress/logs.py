@@ -14,13 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip
+from memory.compress.fit import select_lines
 
 __all__ = ["IMPORTANT_LINE", "LogCompressor", "draft_log", "important_lines"]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from memory.compress.base import Counter, Draft, DraftCompressor, clip, fit_levels, select_lines
+from memory.compress.base import Counter, Draft, DraftCompressor, clip
+from memory.compress.fit import fit_levels, select_lines
 
 __all__ = ["SearchCompressor", "SearchResults", "draft_search", "parse_search", "search_share"]
 

@@ -11,15 +11,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    fit_levels,
-    safe_count,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, safe_count
+from memory.compress.fit import fit_levels, select_lines
 
 __all__ = ["Table", "TableCompressor", "draft_table", "has_header", "parse_table"]
 

@@ -11,16 +11,8 @@ import math
 import re
 from collections.abc import Callable
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    head_tail,
-    line_count,
-    safe_count,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, line_count, safe_count
+from memory.compress.fit import head_tail, select_lines
 from memory.compress.logs import IMPORTANT_LINE
 
 __all__ = ["TextCompressor", "draft_text", "split_units"]
