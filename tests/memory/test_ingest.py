@@ -128,3 +128,36 @@ def test_a_reopened_memory_sends_deltas_against_earlier_outputs(tmp_path: Path) 
         mem.add({"role": "tool", "tool_call_id": "c2", "content": LISTING + "\nnew.txt"})
         (_, second) = mem.archive.refs()
         assert "delta of" in second.note
+
+
+def test_an_anthropic_tool_result_of_blocks_keeps_its_image(
+    archive_mem: ConversationMemory,
+) -> None:
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": [{"type": "text", "text": SOURCE}, image],
+    }
+    archive_mem.add(
+        [
+            {"role": "user", "content": "look"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}],
+            },
+            {"role": "user", "content": [result]},
+        ]
+    )
+    (record,) = archive_mem.archive.refs()
+    assert archive_mem.archive.get(record.ref) == SOURCE
+    stored = archive_mem.history()[-1]
+    assert isinstance(stored.content, list)
+    assert stored.content[0]["text"] == SOURCE
+    sent = archive_mem.assemble().messages[-1]
+    assert isinstance(sent, ToolMessage)
+    assert isinstance(sent.content, list)
+    assert sent.content[0]["text"].startswith(f"[ref {record.ref} · ")
+    # Normalization turns the Anthropic image into an OpenAI image_url block; it stays.
+    images = [b for b in sent.content if isinstance(b, dict) and b.get("type") == "image_url"]
+    assert images == [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]
