@@ -40,6 +40,7 @@ class Repeats:
     outputs: int = 0
     identical: int = 0
     similar: int = 0  # best similarity >= the threshold, not identical
+    same_call: int = 0  # answers a call with the same name and arguments as an earlier one
     output_tokens: int = 0
     archived: int = 0
     sent_without: int = 0  # tokens of every output as sent, digests only
@@ -76,7 +77,7 @@ def _as_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             call = {
                 "id": call_id,
                 "type": "function",
-                "function": {"name": "shell", "arguments": "{}"},
+                "function": {"name": "shell", "arguments": json.dumps({"observation": number})},
             }
             previous["tool_calls"] = [call]
             out.append({"role": "tool", "tool_call_id": call_id, "content": message["content"]})
@@ -132,9 +133,17 @@ def _compare(
 ) -> None:
     counter = counter_for_model("gpt-4o-mini")
     earlier: list[tuple[str, str]] = []
+    keys: dict[str, str] = {}  # tool-call id → name and arguments
+    answered: set[str] = set()
     for message in messages:
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            keys[call["id"]] = function["name"] + " " + function["arguments"]
         if message.get("role") != "tool" or not isinstance(message["content"], str):
             continue
+        key = keys.get(message["tool_call_id"], "")
+        result.same_call += key in answered
+        answered.add(key)
         text = message["content"]
         tokens = counter.count(text)
         result.outputs += 1
@@ -166,7 +175,9 @@ def repeat_lines(result: Repeats) -> list[str]:
         f"| outputs identical to an earlier one of the run | {result.identical} |",
         f"| outputs similar to an earlier one (line similarity >= "
         f"{DEFAULT_DELTA_SIMILARITY}) | {result.similar} |",
-        f"| share of outputs that repeat | {share:.1%} |",
+        f"| share of outputs that repeat (identical or similar) | {share:.1%} |",
+        f"| outputs answering the same call (name, arguments) as an earlier one | "
+        f"{result.same_call} |",
         f"| tokens sent for tool outputs, digests only | {result.sent_without:,} |",
         f"| tokens sent for tool outputs, digests and deltas | {result.sent_with:,} |",
         f"| outputs sent as deltas | {result.deltas} |",
@@ -185,4 +196,45 @@ def repeat_lines(result: Repeats) -> list[str]:
             f"| {low:.2f}-{high:.2f} | {len(group)} | {wins} | "
             f"{sum(p[1] for p in group):,} | {sum(p[2] for p in group):,} |"
         )
+    return lines
+
+
+def _sent_for(mem: ConversationMemory, call_id: str, content: str) -> int:
+    call = {"id": call_id, "type": "function", "function": {"name": "read_file", "arguments": "{}"}}
+    mem.add(
+        [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+        ]
+    )
+    mem.add({"role": "tool", "tool_call_id": call_id, "content": content})
+    (sent,) = [
+        m.content
+        for m in mem.assemble().messages
+        if isinstance(m, ToolMessage) and m.tool_call_id == call_id
+    ]
+    return mem.counter.count(str(sent))
+
+
+def reread_lines(outputs: Sequence[tuple[str, str]], *, budget: int) -> list[str]:
+    """Re-read after a one-line edit: each output, then itself with its middle line changed.
+
+    Returns the table rows: tokens of the original, of its digest, and of the second
+    read (a delta), each counted as sent in the prompt.
+    """
+    lines = [
+        "| output | original tokens | first read (digest) | re-read after a one-line edit |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, content in outputs:
+        rows = content.split("\n")
+        middle = len(rows) // 2
+        rows[middle] = rows[middle] + "  # edited"
+        with ConversationMemory.open(
+            ":memory:", session="r", budget=budget, embedder=DeterministicFakeEmbedding(size=8)
+        ) as mem:
+            first = _sent_for(mem, "c1", content)
+            second = _sent_for(mem, "c2", "\n".join(rows))
+            original = mem.counter.count(content)
+        lines.append(f"| {name} | {original:,} | {first:,} | {second:,} |")
     return lines

@@ -51,7 +51,7 @@ import tiktoken
 from digest_truth import Truth, check_digest, json_paths_stated
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import ToolMessage
-from repeats import load_runs, measure_repeats, repeat_lines
+from repeats import load_runs, measure_repeats, repeat_lines, reread_lines
 
 from memory import ConversationMemory, seed_tiktoken_cache
 from memory.archive import DEFAULT_CHUNK_TOKENS
@@ -887,6 +887,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "for the tool outputs in the prompt right after each one was added.",
         "",
         *repeats,
+        "",
+        "Re-reads: each dev code output read, then read again with its middle line edited,",
+        "in one session; tokens as sent in the prompt.",
+        "",
+        *reread_lines(
+            [(r["id"], r["content"]) for r in rows if r["kind"] == "code"], budget=args.budget
+        ),
         "",
         "## Speed: `add` of a 100 KB output (compress + archive; fake embedder)",
         "",

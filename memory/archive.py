@@ -75,6 +75,7 @@ class ArchivedOutput:
     record: BlobRecord
     data: bytes
     chunks: tuple[NewChunk, ...]
+    call: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class Archive:
         self.recent = RecentOutputs()
         """The latest archived outputs, which a repeated output is sent as a change to."""
         self._seeded = False
+        self.calls: dict[str, str] = {}  # tool-call id → call_key(name, arguments)
         self.turns = TurnRanker(blobs, session, indexer)
         """Ranks the session's conversation turns for a query (recall of evicted turns)."""
 
@@ -149,8 +151,12 @@ class Archive:
                 return ref
         return sha256  # pragma: no cover - a full SHA-256 collision
 
-    def prepare(self, text: str, *, max_tokens: int, original_tokens: int) -> ArchivedOutput | None:
+    def prepare(
+        self, text: str, *, max_tokens: int, original_tokens: int, call: str | None = None
+    ) -> ArchivedOutput | None:
         """Compress ``text``; None when the digest would not be smaller than the original.
+
+        ``call`` is the key of the tool call the output answers (``delta.call_key``).
 
         Raises:
             InputError: the output is larger than ``max_output_bytes``.
@@ -169,7 +175,7 @@ class Archive:
         # Past 1 MB compress() estimates the original's tokens; the caller counted them.
         digest = dataclasses.replace(digest, original_tokens=original_tokens)
         body, tokens = self._with_header(ref, digest, digest.text)
-        earlier = self._earlier(text, sha256) if self.deltas else None
+        earlier = self._earlier(text, call) if self.deltas else None
         if earlier is not None:
             delta, delta_tokens = self._with_header(
                 ref, digest, delta_body(earlier.text, text), earlier.ref
@@ -200,16 +206,16 @@ class Archive:
         # Chunk texts feed search only (the original is exact in the blob), so characters
         # SQLite cannot store, such as lone surrogates, become U+FFFD there.
         chunks = tuple(NewChunk(p.start, p.end, storable(p.text)) for p in pieces)
-        return ArchivedOutput(ref, digest, body, record, data, chunks)
+        return ArchivedOutput(ref, digest, body, record, data, chunks, call)
 
-    def _earlier(self, text: str, sha256: str) -> Match | None:
+    def _earlier(self, text: str, call: str | None) -> Match | None:
         """The session's earlier output most like ``text`` that is still archived."""
         if not self._seeded:
             self._seeded = True
             for record in self._blobs.refs(self.session)[-RECENT_OUTPUTS:]:
                 if record.size <= MAX_DELTA_CHARS:
                     self.recent.remember(record.ref, self.get(record.ref))
-        match = best_match(text, self.recent.items())
+        match = best_match(text, self.recent.items(), same_call=self.recent.answering(call))
         if match is None or self._blobs.lookup(self.session, match.ref) is None:
             return None  # e.g. the transaction that stored it was rolled back
         return match
@@ -232,7 +238,7 @@ class Archive:
         self._blobs.put(prepared.record, prepared.data, prepared.chunks)
         self._has_outputs = True
         if self.deltas:
-            self.recent.remember(prepared.ref, decode_exact(prepared.data))
+            self.recent.remember(prepared.ref, decode_exact(prepared.data), prepared.call)
 
     def get(self, ref: str) -> str:
         """Return the original tool output, exactly as it was added.

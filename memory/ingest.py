@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage, message_to_dict
 
 from memory.archive import Archive, ArchivedOutput
+from memory.compress.delta import call_key
 from memory.errors import InputError
 from memory.tokens import TokenCounter
 from stores.base import NewTurn
@@ -67,7 +68,12 @@ def _compact_blocks(blocks: list[Any], digest: str) -> list[Any]:
 
 
 def _archived(
-    text: str, *, counter: TokenCounter, archive: Archive, options: IngestOptions
+    text: str,
+    *,
+    counter: TokenCounter,
+    archive: Archive,
+    options: IngestOptions,
+    call: str | None = None,
 ) -> ArchivedOutput | None:
     """Archive ``text`` when it is over the threshold and its digest is smaller."""
     # A token is at least one byte: shorter texts cannot pass the threshold.
@@ -80,6 +86,7 @@ def _archived(
         text,
         max_tokens=max_digest_tokens(original_tokens, options.prompt_tokens),
         original_tokens=original_tokens,
+        call=call,
     )
 
 
@@ -90,7 +97,15 @@ def _compact_output(
     content = message.content
     text = content if isinstance(content, str) else _text_of(content)
     prepared = (
-        None if text is None else _archived(text, counter=counter, archive=archive, options=options)
+        None
+        if text is None
+        else _archived(
+            text,
+            counter=counter,
+            archive=archive,
+            options=options,
+            call=archive.calls.get(message.tool_call_id),
+        )
     )
     if prepared is None:
         return message, []
@@ -112,6 +127,8 @@ def _compact_calls(
     calls: list[ToolCall] = []
     replaced: dict[str, dict[str, Any]] = {}
     for call in message.tool_calls:
+        if call["id"]:  # its answer is then compared first with answers to the same call
+            archive.calls[call["id"]] = call_key(call["name"], call["args"])
         args = dict(call["args"])
         for name, value in call["args"].items():
             if isinstance(value, str):

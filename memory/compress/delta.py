@@ -1,8 +1,9 @@
 """Send a repeated tool output as a change to an earlier one: "same as ref X except: diff".
 
 Agents re-read a file after editing one line, re-run the same tests, list a directory
-again. :class:`RecentOutputs` remembers a session's latest archived outputs (bounded);
-:func:`best_match` finds the earlier output most like a new one, and :func:`delta_body`
+again. :class:`RecentOutputs` remembers a session's latest archived outputs (bounded), with
+the tool call each answered; :func:`best_match` finds the earlier output most like a new
+one (any earlier answer to the same call qualifies), and :func:`delta_body`
 writes the new one as a unified diff against it (or says it is unchanged). The caller
 sends the delta only when it is smaller than a fresh digest; the new output is archived
 byte-exact under its own ref either way.
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "DEFAULT_DELTA_SIMILARITY",
@@ -22,6 +26,7 @@ __all__ = [
     "Match",
     "RecentOutputs",
     "best_match",
+    "call_key",
     "delta_body",
     "similarity",
 ]
@@ -57,48 +62,70 @@ class Match:
 
 
 class RecentOutputs:
-    """A session's latest archived outputs (ref → text), bounded, most recent last."""
+    """A session's latest archived outputs (ref → text), bounded, most recent last.
+
+    Each may carry the key of the tool call it answered (:func:`call_key`), so a rerun of
+    the same call is compared with its earlier answer whatever their similarity.
+    """
 
     def __init__(self, limit: int = RECENT_OUTPUTS) -> None:
         self.limit = limit
         self._texts: OrderedDict[str, str] = OrderedDict()
+        self._calls: dict[str, str] = {}
 
-    def remember(self, ref: str, text: str) -> None:
+    def remember(self, ref: str, text: str, call: str | None = None) -> None:
         """Note an archived output; the oldest one is forgotten past ``limit``."""
         if len(text) > MAX_DELTA_CHARS:
             return
         self._texts[ref] = text
         self._texts.move_to_end(ref)
+        if call is not None:
+            self._calls[ref] = call
         while len(self._texts) > self.limit:
-            self._texts.popitem(last=False)
+            forgotten, _ = self._texts.popitem(last=False)
+            self._calls.pop(forgotten, None)
 
     def items(self) -> list[tuple[str, str]]:
         """Return ``(ref, text)`` pairs, most recent first."""
         return list(reversed(self._texts.items()))
 
+    def answering(self, call: str | None) -> frozenset[str]:
+        """Return the refs of the outputs that answered the same call (name and arguments)."""
+        return frozenset(r for r, c in self._calls.items() if c == call and call is not None)
+
     def __len__(self) -> int:
         return len(self._texts)
 
 
-def similarity(old: str, new: str) -> float:
-    """Line similarity of two outputs: ``difflib``'s ratio over their lines."""
+def call_key(name: str, args: Mapping[str, Any]) -> str:
+    """Identify a tool call by its name and arguments (the key order does not matter)."""
+    return json.dumps([name, args], sort_keys=True, default=str, ensure_ascii=False)
+
+
+def similarity(old: str, new: str, *, floor: float = DEFAULT_DELTA_SIMILARITY / 2) -> float:
+    """Line similarity of two outputs: ``difflib``'s ratio over their lines (0.0 when a
+    quick upper bound is already below ``floor``)."""
     if old == new:
         return 1.0
     a, b = old.split("\n"), new.split("\n")
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    if matcher.real_quick_ratio() < DEFAULT_DELTA_SIMILARITY / 2:
-        return 0.0
-    if matcher.quick_ratio() < DEFAULT_DELTA_SIMILARITY / 2:
+    if matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor:
         return 0.0
     return matcher.ratio()
 
 
 def best_match(
-    text: str, recent: list[tuple[str, str]], *, threshold: float = DEFAULT_DELTA_SIMILARITY
+    text: str,
+    recent: list[tuple[str, str]],
+    *,
+    threshold: float = DEFAULT_DELTA_SIMILARITY,
+    same_call: frozenset[str] = frozenset(),
 ) -> Match | None:
     """Find the earlier output most like ``text`` with a similarity of at least ``threshold``.
 
-    An identical output wins at once; sizes more than 2x apart are not compared.
+    An identical output wins at once. Outputs of ``same_call`` (refs of earlier answers
+    to the same tool call) are matched at any similarity; others only when their sizes
+    are less than 2x apart.
     """
     if len(text) > MAX_DELTA_CHARS:
         return None
@@ -106,10 +133,11 @@ def best_match(
     for ref, old in recent:
         if old == text:
             return Match(ref, old, 1.0)
-        if not 0.5 <= (len(old) + 1) / (len(text) + 1) <= 2.0:
+        rerun = ref in same_call
+        if not rerun and not 0.5 <= (len(old) + 1) / (len(text) + 1) <= 2.0:
             continue
-        ratio = similarity(old, text)
-        if ratio >= threshold and (best is None or ratio > best.ratio):
+        ratio = similarity(old, text, floor=0.0 if rerun else threshold / 2)
+        if (rerun or ratio >= threshold) and (best is None or ratio > best.ratio):
             best = Match(ref, old, ratio)
     return best
 

@@ -10,6 +10,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from memory import ConversationMemory
+from memory.compress.delta import best_match
 
 SOURCE = "\n".join(f"def handler_{i}(event):\n    return process(event, {i})\n" for i in range(120))
 LISTING = "\n".join(
@@ -161,3 +162,26 @@ def test_an_anthropic_tool_result_of_blocks_keeps_its_image(
     # Normalization turns the Anthropic image into an OpenAI image_url block; it stays.
     images = [b for b in sent.content if isinstance(b, dict) and b.get("type") == "image_url"]
     assert images == [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]
+
+
+def test_a_rerun_of_the_same_call_is_diffed_whatever_the_similarity(
+    archive_mem: ConversationMemory,
+) -> None:
+    first = "\n".join(f"test_{i} PASSED" for i in range(200))
+    second = "\n".join(f"test_{i} {'FAILED' if i % 4 == 0 else 'PASSED'}" for i in range(200))
+    args = json.dumps({"cmd": "pytest -v"})
+    archive_mem.add([{"role": "user", "content": "test"}, _call("c1", "shell", args)])
+    archive_mem.add({"role": "tool", "tool_call_id": "c1", "content": first})
+    archive_mem.add([{"role": "user", "content": "again"}, _call("c2", "shell", args)])
+    archive_mem.add({"role": "tool", "tool_call_id": "c2", "content": second})
+    assert archive_mem.archive.recent.answering(archive_mem.archive.calls["c2"])
+    earlier = archive_mem.archive.refs()[0].ref
+    # 75% of the lines are unchanged: too few for a delta between unrelated calls.
+    match = best_match(second, archive_mem.archive.recent.items()[1:])
+    assert match is None
+    rerun = best_match(
+        second,
+        archive_mem.archive.recent.items()[1:],
+        same_call=archive_mem.archive.recent.answering(archive_mem.archive.calls["c1"]),
+    )
+    assert rerun is not None and rerun.ref == earlier
