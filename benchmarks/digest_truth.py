@@ -56,13 +56,28 @@ def check_header(sent: str, original: str, count: Callable[[str], int], truth: T
         truth.check("digest tokens", _n(found[2]), count(sent))
 
 
+def _flagged(lines: list[str]) -> int:
+    """Lines that mention an error or warning, or belong to a Python traceback block."""
+    flagged, inside = 0, False
+    for line in lines:
+        if "Traceback (most recent call last)" in line:
+            inside = True
+            flagged += 1
+        elif inside:
+            flagged += 1
+            # The block ends with its first unindented, non-blank line: the exception.
+            inside = line[:1] in (" ", "\t") or not line.strip()
+        else:
+            flagged += bool(IMPORTANT_LINE.search(line))
+    return flagged
+
+
 def _check_log(sent: str, original: str, truth: Truth) -> None:
     lines = _lines(original)
-    note = re.search(r"log · ([\d,]+) lines · ([\d,]+) error/warning lines", sent)
+    note = re.search(r"log · ([\d,]+) lines · ([\d,]+) error/warning/traceback lines", sent)
     if note is not None:
         truth.check("log lines", _n(note[1]), len(lines))
-        errors = sum(1 for line in lines if IMPORTANT_LINE.search(line))
-        truth.check("error/warning lines (at least)", min(_n(note[2]), errors), _n(note[2]))
+        truth.check("error/warning/traceback lines", _n(note[2]), _flagged(lines))
     repeated = re.search(r"^most repeated: (.*)$", sent, re.MULTILINE)
     if repeated is not None:
         templates = Tally(_template(line) for line in lines if line.strip())

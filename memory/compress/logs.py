@@ -187,7 +187,7 @@ def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
         max_tokens=max_tokens,
         header=header,
     )
-    note = f"log · {total:,} lines · {errors:,} error/warning lines"
+    note = f"log · {total:,} lines · {errors:,} error/warning/traceback lines"
     return Draft(body, total, False, note)
 
 
