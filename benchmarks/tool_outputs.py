@@ -48,8 +48,10 @@ from pathlib import Path
 from typing import Any
 
 import tiktoken
+from digest_truth import Truth, check_digest, json_paths_stated
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import ToolMessage
+from repeats import load_runs, measure_repeats, repeat_lines, reread_lines
 
 from memory import ConversationMemory, seed_tiktoken_cache
 from memory.archive import DEFAULT_CHUNK_TOKENS
@@ -60,6 +62,7 @@ from memory.tokens import TokenCounter, counter_for_model, encoding_for_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / ".." / "shared/data/tool_outputs/tool_outputs_dev.jsonl"
+DEFAULT_TRANSCRIPTS = REPO_ROOT / ".." / "shared/data/agent_transcripts/swe_agent_dev.jsonl"
 DEFAULT_OUT = REPO_ROOT / "benchmarks/results/tool_outputs.md"
 DEFAULT_HEADROOM_PYTHON = REPO_ROOT / "benchmarks/.venv-headroom/bin/python"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -76,6 +79,7 @@ MAP_MIN_KEYS = 48  # objects this large (or mostly numeric keys) are maps in the
 TARGET_SAVED = 0.85
 TARGET_RETRIEVED = 0.90
 TARGET_ADD_P50_MS = 50.0
+TARGET_KEY_PATHS = 0.90
 CALL_ID = "call_1"
 _BLOCK_SEAM = re.compile(r'\n</archived>\n<archived ref="[^"]*" chunk="\d+" lines="[^"]*">\n')
 _ERROR_LINE = re.compile(r"\bERROR\b|\bTraceback\b")
@@ -83,7 +87,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_$@][\w$@\-]*\Z")
 FIDELITY_CHECKS = {
     "log": "ERROR/Traceback line of a log",
     "code": "top-level def/class name of code",
-    "json": "distinct JSON key path (depth <= 3)",
+    "json": "distinct JSON key path (depth <= 3; folded maps count as stated)",
 }
 _PACKAGES = ("context-attic", "tiktoken", "sentence-transformers", "torch", "faiss-cpu")
 
@@ -134,6 +138,7 @@ class Outcome:
     fidelity: tuple[int, int] | None = None
     folded: tuple[int, int] | None = None
     missing: list[str] = field(default_factory=list)
+    truth: Truth = field(default_factory=Truth)
     headroom_tokens: int | None = None
     headroom_neutral: int | None = None
     headroom_transforms: tuple[str, ...] = ()
@@ -250,10 +255,11 @@ def check_fidelity(kind: str, content: str, digest: str, outcome: Outcome) -> No
         missing = [n for n in names if not re.search(rf"(?<!\w){re.escape(n)}(?!\w)", digest)]
     elif kind == "json":
         value = parse_json(content)
-        must = json_paths(value)
-        missing = [p for p in must if not _has_path(p, digest)]
-        folded = json_paths(value, fold_maps=True)
-        outcome.folded = (sum(_has_path(p, digest) for p in folded), len(folded))
+        named = json_paths(value)
+        outcome.folded = (sum(_has_path(p, digest) for p in named), len(named))
+        stated, total, outcome.missing = json_paths_stated(value, digest)
+        outcome.fidelity = (stated, total)
+        return
     else:
         return  # FIDELITY_CHECKS names the kinds checked
     outcome.fidelity = (len(must) - len(missing), len(must))
@@ -312,6 +318,8 @@ def measure_output(
             digest_kind=refs[0].kind if refs else "-",
         )
         check_fidelity(row["kind"], content, sent if isinstance(sent, str) else content, outcome)
+        if isinstance(sent, str) and refs:
+            outcome.truth = check_digest(sent, content, refs[0].kind, mem.counter.count)
         started = time.perf_counter()
         mem.wait_until_indexed(timeout=900)
         emb.wait_s += time.perf_counter() - started
@@ -604,11 +612,25 @@ def target_rows(outcomes: Sequence[Outcome], speed: Sequence[Speed]) -> list[str
             total > 0 and found / total >= TARGET_RETRIEVED,
         ),
     ]
+    checked = sum(o.truth.checked for o in outcomes)
+    wrong = sum(len(o.truth.wrong) for o in outcomes)
+    rows.append(
+        (
+            "every number a digest states equals the original's",
+            f"{checked - wrong:,}/{checked:,} numbers true",
+            checked > 0 and wrong == 0,
+        )
+    )
     for kind, what in FIDELITY_CHECKS.items():
         pairs = [o.fidelity for o in outcomes if o.kind == kind and o.fidelity]
         ok = _all(pairs) if sum(must for _, must in pairs) else None
+        if kind == "json" and ok is not None:
+            kept, must = sum(k for k, _ in pairs), sum(m for _, m in pairs)
+            ok = kept >= TARGET_KEY_PATHS * must
+            what = f">= {TARGET_KEY_PATHS:.0%} of each {what}"
         value = _ratio(pairs) if ok is not None else "none in the data: nothing to check"
-        rows.append((f"fidelity: every {what} in the digest", value, ok))
+        prefix = "" if what.startswith(">=") else "every "
+        rows.append((f"fidelity: {prefix}{what} in the digest", value, ok))
     if speed:
         p50, label = max((statistics.median(s.add_ms), s.label) for s in speed)
         rows.append(
@@ -633,7 +655,7 @@ def failure_lines(outcomes: Sequence[Outcome]) -> list[str]:
             more = f" (+{len(o.missing) - 8:,} more)" if len(o.missing) > 8 else ""
             folded = ""
             if o.folded:
-                folded = f"; with map-like objects folded: {o.folded[0]:,}/{o.folded[1]:,}"
+                folded = f"; named one by one: {o.folded[0]:,}/{o.folded[1]:,}"
             lines.append(f"- {o.id} ({o.kind}, {len(o.missing):,} missing{folded}): {shown}{more}")
     for kind, what in FIDELITY_CHECKS.items():
         checked = [o for o in outcomes if o.kind == kind and o.fidelity is not None]
@@ -677,6 +699,26 @@ def observation_lines(outcomes: Sequence[Outcome]) -> list[str]:
             f"at their original size; transforms it reported: {listed}"
         )
     return lines if len(lines) > 3 else []
+
+
+def truth_table(outcomes: Sequence[Outcome]) -> list[str]:
+    """Numbers stated in the digests against the originals', per digest kind."""
+    kinds: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        if outcome.archived:
+            kinds.setdefault(outcome.digest_kind, []).append(outcome)
+    lines = [
+        "| digest kind | digests | numbers stated | true | wrong |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for kind, group in sorted(kinds.items()):
+        checked = sum(o.truth.checked for o in group)
+        wrong = [f"{o.id}: {w}" for o in group for w in o.truth.wrong]
+        listed = "; ".join(wrong[:3]) + (f" (+{len(wrong) - 3})" if len(wrong) > 3 else "")
+        lines.append(
+            f"| {kind} | {len(group)} | {checked:,} | {checked - len(wrong):,} | {listed or '-'} |"
+        )
+    return lines
 
 
 def _versions(headroom: str) -> str:
@@ -753,6 +795,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--transcripts", type=Path, default=DEFAULT_TRANSCRIPTS)
     parser.add_argument("--limit", type=int, default=None, help="outputs, round-robin by kind")
     parser.add_argument("--spans", type=int, default=DEFAULT_SPANS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -801,6 +844,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.speed_runs
         else []
     )
+    repeats = (
+        repeat_lines(
+            measure_repeats(load_runs(args.transcripts), budget=args.budget, threshold=500)
+        )
+        if args.transcripts.exists()
+        else [f"skipped: {args.transcripts} not found"]
+    )
     targets = target_rows(outcomes, speed)
     lines = [
         *header(args, len(rows), headroom, emb),
@@ -819,6 +869,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names (`ast`), json = distinct key paths up to 3 keys deep (`a.b[].c`).",
         "",
         *kind_table(outcomes),
+        "",
+        "## Truthfulness: numbers stated vs true",
+        "",
+        "Every number a digest sent for a dev output states (the header's tokens; lines,",
+        "error lines, repeat counts and run lengths of logs; rows of tables; matches, files",
+        "and repeats of search results; lines and definitions of code; lines of text;",
+        "files and +/- lines of diffs; items and keys of JSON), checked against the value",
+        "computed from the original by `benchmarks/digest_truth.py`'s own code.",
+        "",
+        *truth_table(outcomes),
+        "",
+        "## Repeats: deltas on the dev agent transcripts",
+        "",
+        "`agent_transcripts/swe_agent_dev.jsonl` replayed into a fresh session per run, with",
+        "deltas (`same as ref X except:` + a unified diff) and without; tokens are those sent",
+        "for the tool outputs in the prompt right after each one was added.",
+        "",
+        *repeats,
+        "",
+        "Re-reads: each dev code output read, then read again with its middle line edited,",
+        "in one session; tokens as sent in the prompt.",
+        "",
+        *reread_lines(
+            [(r["id"], r["content"]) for r in rows if r["kind"] == "code"], budget=args.budget
+        ),
         "",
         "## Speed: `add` of a 100 KB output (compress + archive; fake embedder)",
         "",

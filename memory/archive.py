@@ -9,13 +9,23 @@ embedding similarity, fused by reciprocal rank.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from memory.compress import Chunk, Digest, chunk, compress
+from memory.compress import Digest, chunk, compress
+from memory.compress.chunk import merge_small
+from memory.compress.delta import (
+    MAX_DELTA_CHARS,
+    RECENT_OUTPUTS,
+    Match,
+    RecentOutputs,
+    best_match,
+    delta_body,
+)
 from memory.errors import InputError
 from memory.indexer import Indexer
 from memory.tokens import TokenCounter
@@ -65,6 +75,7 @@ class ArchivedOutput:
     record: BlobRecord
     data: bytes
     chunks: tuple[NewChunk, ...]
+    call: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +90,16 @@ class Hit:
     score: float
 
 
-def header(ref: str, digest: Digest, digest_tokens: int) -> str:
-    """The one marker format: what was cut, and how to get it back."""
+def header(ref: str, digest: Digest, digest_tokens: int, delta_of: str | None = None) -> str:
+    """The one marker format: what was cut, and how to get it back.
+
+    With ``delta_of`` the body is a change to that earlier output: a unified diff, or
+    ``unchanged``.
+    """
     parts = [f"ref {ref}", digest.note or digest.kind]
     parts.append(f"{digest.original_tokens:,} tokens → {digest_tokens:,}")
+    if delta_of is not None:
+        parts.append(f"same as ref {delta_of} except:")
     parts.append(f'recall(ref="{ref}", query=...) for more')
     return "[" + " · ".join(parts) + "]"
 
@@ -97,6 +114,8 @@ class Archive:
         indexer: Embeds chunks in the background; None disables embedding search.
         chunk_tokens: Target size of a chunk.
         max_output_bytes: Largest tool output accepted.
+        deltas: Send an output that repeats an earlier one (identical or similar) as
+            "same as ref X except:" and a diff, where that is smaller than its digest.
     """
 
     def __init__(
@@ -108,6 +127,7 @@ class Archive:
         *,
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        deltas: bool = True,
     ) -> None:
         self.session = session
         self.counter = counter
@@ -116,6 +136,11 @@ class Archive:
         self.max_output_bytes = max_output_bytes
         self._blobs = blobs
         self._has_outputs = False
+        self.deltas = deltas
+        self.recent = RecentOutputs()
+        """The latest archived outputs, which a repeated output is sent as a change to."""
+        self._seeded = False
+        self.calls: dict[str, str] = {}  # tool-call id → call_key(name, arguments)
         self.turns = TurnRanker(blobs, session, indexer)
         """Ranks the session's conversation turns for a query (recall of evicted turns)."""
 
@@ -126,8 +151,12 @@ class Archive:
                 return ref
         return sha256  # pragma: no cover - a full SHA-256 collision
 
-    def prepare(self, text: str, *, max_tokens: int, original_tokens: int) -> ArchivedOutput | None:
+    def prepare(
+        self, text: str, *, max_tokens: int, original_tokens: int, call: str | None = None
+    ) -> ArchivedOutput | None:
         """Compress ``text``; None when the digest would not be smaller than the original.
+
+        ``call`` is the key of the tool call the output answers (``delta.call_key``).
 
         Raises:
             InputError: the output is larger than ``max_output_bytes``.
@@ -143,16 +172,25 @@ class Archive:
         digest = compress(
             text, count=_known(self.counter.count, text, original_tokens), max_tokens=max_tokens
         )
-        body = header(ref, digest, digest.digest_tokens) + "\n" + digest.text
-        tokens = self.counter.count(body)
-        body = header(ref, digest, tokens) + "\n" + digest.text
+        # Past 1 MB compress() estimates the original's tokens; the caller counted them.
+        digest = dataclasses.replace(digest, original_tokens=original_tokens)
+        body, tokens = self._with_header(ref, digest, digest.text)
+        earlier = self._earlier(text, call) if self.deltas else None
+        if earlier is not None:
+            delta, delta_tokens = self._with_header(
+                ref, digest, delta_body(earlier.text, text), earlier.ref
+            )
+            if delta_tokens < tokens:  # a delta only where it beats a fresh digest
+                body, tokens = delta, delta_tokens
+                digest = dataclasses.replace(digest, note=f"{digest.note} · delta of {earlier.ref}")
         if tokens >= original_tokens:
             return None
         # Chunk sizes need not be exact: a byte-based estimate keeps chunking cheap on
         # large outputs (and errs small, so chunks stay within the embedder's window).
-        pieces = _merge_small(
+        pieces = merge_small(
             chunk(text, digest.kind, count=approximate_tokens, max_tokens=self.chunk_tokens),
             self.chunk_tokens // 4,
+            count=approximate_tokens,
         )
         record = BlobRecord(
             session=self.session,
@@ -168,12 +206,39 @@ class Archive:
         # Chunk texts feed search only (the original is exact in the blob), so characters
         # SQLite cannot store, such as lone surrogates, become U+FFFD there.
         chunks = tuple(NewChunk(p.start, p.end, storable(p.text)) for p in pieces)
-        return ArchivedOutput(ref, digest, body, record, data, chunks)
+        return ArchivedOutput(ref, digest, body, record, data, chunks, call)
+
+    def _earlier(self, text: str, call: str | None) -> Match | None:
+        """The session's earlier output most like ``text`` that is still archived."""
+        if not self._seeded:
+            self._seeded = True
+            for record in self._blobs.refs(self.session)[-RECENT_OUTPUTS:]:
+                if record.size <= MAX_DELTA_CHARS:
+                    self.recent.remember(record.ref, self.get(record.ref))
+        match = best_match(text, self.recent.items(), same_call=self.recent.answering(call))
+        if match is None or self._blobs.lookup(self.session, match.ref) is None:
+            return None  # e.g. the transaction that stored it was rolled back
+        return match
+
+    def _with_header(
+        self, ref: str, digest: Digest, text: str, delta_of: str | None = None
+    ) -> tuple[str, int]:
+        """Put the header on a body; the tokens it states are those of the result."""
+        tokens = digest.digest_tokens
+        for _ in range(4):  # the stated count changes the count: settle on a fixed point
+            body = header(ref, digest, tokens, delta_of) + "\n" + text
+            counted = self.counter.count(body)
+            if counted == tokens:
+                break
+            tokens = counted
+        return body, counted
 
     def store(self, prepared: ArchivedOutput) -> None:
         """Write the original and its chunks (joins the caller's transaction)."""
         self._blobs.put(prepared.record, prepared.data, prepared.chunks)
         self._has_outputs = True
+        if self.deltas:
+            self.recent.remember(prepared.ref, decode_exact(prepared.data), prepared.call)
 
     def get(self, ref: str) -> str:
         """Return the original tool output, exactly as it was added.
@@ -298,18 +363,6 @@ def _known(count: Callable[[str], int], text: str, tokens: int) -> Callable[[str
         return tokens if candidate is text else count(candidate)
 
     return counted
-
-
-def _merge_small(pieces: list[Chunk], min_tokens: int) -> list[Chunk]:
-    """Join chunks far below the target size to the next one (a stray line is no chunk)."""
-    merged: list[Chunk] = []
-    for piece in pieces:
-        if merged and approximate_tokens(merged[-1].text) < min_tokens and not piece.prefix:
-            last = merged[-1]
-            merged[-1] = Chunk(last.start, piece.end, last.text + piece.text, last.prefix)
-        else:
-            merged.append(piece)
-    return merged
 
 
 def storable(text: str) -> str:

@@ -97,11 +97,9 @@ def _when(timestamp: float) -> str:
 
 
 def _summary(mem: ConversationMemory) -> str | None:
-    """The session's running summary, where this release has one."""
-    value = getattr(mem, "summary", None)
-    value = value() if callable(value) else value
-    text = getattr(value, "text", value)
-    return text if isinstance(text, str) and text else None
+    """The session's latest running summary, or None before the first fold."""
+    record = mem.summaries.current
+    return record.text if record is not None and record.text else None
 
 
 def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings | None) -> int:
@@ -196,6 +194,10 @@ def _run_inspect(args: argparse.Namespace, console: Console, embedder: Embedding
 
 def _run_recall(args: argparse.Namespace, console: Console, embedder: Embeddings | None) -> int:
     with _open(args, embedder) as mem:
+        refs = [record.ref for record in mem.archive.refs()]
+        if args.ref is not None and args.ref not in refs:  # the tool would answer with advice
+            known = ", ".join(refs[-20:]) or "none"
+            raise InputError(f"no archived output with ref {args.ref!r}; the session's: {known}")
         if args.query is not None:  # a fresh process: let the index load and catch up first
             mem.wait_until_indexed()
         text = mem.recall(

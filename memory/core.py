@@ -234,7 +234,7 @@ class ConversationMemory:
                 to_new_turn(m, counter=self.counter, archive=self.archive, options=self._ingest)
                 for m in normalized
             ]
-            archived = [p for _, p in converted if p is not None]
+            archived = [p for _, found in converted for p in found]
             for _ in range(_APPEND_RETRIES):
                 self._refresh()
                 check_pairing(

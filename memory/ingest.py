@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from langchain_core.messages import BaseMessage, ToolMessage, message_to_dict
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage, message_to_dict
 
 from memory.archive import Archive, ArchivedOutput
+from memory.compress.delta import call_key
 from memory.errors import InputError
 from memory.tokens import TokenCounter
 from stores.base import NewTurn
@@ -44,18 +46,130 @@ def _dump(message: BaseMessage) -> str:
         raise InputError("message is nested too deeply to store") from exc
 
 
+def _text_of(blocks: list[Any]) -> str | None:
+    """Join the text blocks of a block-list content; None when it holds no text block."""
+    texts = [b if isinstance(b, str) else b.get("text") for b in blocks if _is_text(b)]
+    return "\n".join(t for t in texts if isinstance(t, str)) if texts else None
+
+
+def _is_text(block: Any) -> bool:
+    return isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text")
+
+
+def _compact_blocks(blocks: list[Any], digest: str) -> list[Any]:
+    """The first text block becomes the digest; other text goes; images and files stay."""
+    out: list[Any] = []
+    for block in blocks:
+        if not _is_text(block):
+            out.append(block)
+        elif not any(_is_text(b) for b in out):
+            out.append({"type": "text", "text": digest})
+    return out
+
+
+def _archived(
+    text: str,
+    *,
+    counter: TokenCounter,
+    archive: Archive,
+    options: IngestOptions,
+    call: str | None = None,
+) -> ArchivedOutput | None:
+    """Archive ``text`` when it is over the threshold and its digest is smaller."""
+    # A token is at least one byte: shorter texts cannot pass the threshold.
+    if len(text.encode("utf-8", "surrogatepass")) <= options.compress_threshold:
+        return None
+    original_tokens = counter.count(text)
+    if original_tokens <= options.compress_threshold:
+        return None
+    return archive.prepare(
+        text,
+        max_tokens=max_digest_tokens(original_tokens, options.prompt_tokens),
+        original_tokens=original_tokens,
+        call=call,
+    )
+
+
+def _compact_output(
+    message: ToolMessage, *, counter: TokenCounter, archive: Archive, options: IngestOptions
+) -> tuple[BaseMessage, list[ArchivedOutput]]:
+    """A tool result with its bulky text (a string or text blocks) replaced by a digest."""
+    content = message.content
+    text = content if isinstance(content, str) else _text_of(content)
+    prepared = (
+        None
+        if text is None
+        else _archived(
+            text,
+            counter=counter,
+            archive=archive,
+            options=options,
+            call=archive.calls.get(message.tool_call_id),
+        )
+    )
+    if prepared is None:
+        return message, []
+    compact: str | list[Any] = prepared.prompt_text
+    if not isinstance(content, str):
+        compact = _compact_blocks(content, prepared.prompt_text)
+    return message.model_copy(update={"content": compact}), [prepared]
+
+
+def _compact_calls(
+    message: AIMessage, *, counter: TokenCounter, archive: Archive, options: IngestOptions
+) -> tuple[BaseMessage, list[ArchivedOutput]]:
+    """A tool call with its bulky string arguments (a whole file, a script) digested.
+
+    The prompt copy keeps the call, its name and every small argument, so a later prompt
+    still shows what was done; the argument's exact text is archived under its ref.
+    """
+    archived: list[ArchivedOutput] = []
+    calls: list[ToolCall] = []
+    replaced: dict[str, dict[str, Any]] = {}
+    for call in message.tool_calls:
+        if call["id"]:  # its answer is then compared first with answers to the same call
+            archive.calls[call["id"]] = call_key(call["name"], call["args"])
+        args = dict(call["args"])
+        for name, value in call["args"].items():
+            if isinstance(value, str):
+                found = _archived(value, counter=counter, archive=archive, options=options)
+                if found is not None:
+                    args[name] = found.prompt_text
+                    archived.append(found)
+        calls.append(ToolCall(name=call["name"], args=args, id=call["id"], type="tool_call"))
+        if args != call["args"] and call["id"]:
+            replaced[call["id"]] = args
+    if not archived:
+        return message, []
+    content = message.content
+    if isinstance(content, list):  # Anthropic tool_use blocks repeat the arguments
+        content = [
+            {**b, "input": replaced[b["id"]]}
+            if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("id") in replaced
+            else b
+            for b in content
+        ]
+    extra = {k: v for k, v in message.additional_kwargs.items() if k != "tool_calls"}
+    update = {"tool_calls": calls, "content": content, "additional_kwargs": extra}
+    return message.model_copy(update=update), archived
+
+
 def to_new_turn(
     message: BaseMessage,
     *,
     counter: TokenCounter,
     archive: Archive,
     options: IngestOptions,
-) -> tuple[NewTurn, ArchivedOutput | None]:
-    """Count a message; archive a bulky tool output and keep its digest for prompts.
+) -> tuple[NewTurn, tuple[ArchivedOutput, ...]]:
+    """Count a message; archive bulky tool output or call arguments and keep a digest.
+
+    A tool result over the threshold (a string, or text blocks as MCP tools return:
+    images and files in it are kept) and any string argument of a tool call over the
+    threshold are archived byte-exact; the prompt copy holds digests in their place.
 
     Returns:
         The turn to store (original payload, plus the compact form if compressed) and
-        the archived output to write in the same transaction, if any.
+        the archived outputs to write in the same transaction.
 
     Raises:
         InputError: the tool output is larger than the archive accepts.
@@ -70,38 +184,31 @@ def to_new_turn(
                 f"tool output of {size:,} bytes exceeds max_output_bytes "
                 f"({archive.max_output_bytes:,}); raise the limit or truncate the output"
             )
+    compact: BaseMessage = message
+    archived: list[ArchivedOutput] = []
     # A recall result is the archive answering the model: compressing it again would
     # hide exactly what the model asked for.
-    is_output = isinstance(message, ToolMessage) and message.name != "recall"
-    text = message.content if is_output else None
-    # A token is at least one byte: shorter outputs cannot pass the threshold.
-    if (
-        not isinstance(text, str)
-        or len(text.encode("utf-8", "surrogatepass")) <= options.compress_threshold
-    ):
-        return NewTurn(message.type, payload, counter.count_message(message), counter.name), None
-    original_tokens = counter.count(text)
-    if original_tokens > options.compress_threshold:
-        prepared = archive.prepare(
-            text,
-            max_tokens=max_digest_tokens(original_tokens, options.prompt_tokens),
-            original_tokens=original_tokens,
+    if isinstance(message, ToolMessage) and message.name != "recall":
+        compact, archived = _compact_output(
+            message, counter=counter, archive=archive, options=options
         )
-        if prepared is not None:
-            compact = message.model_copy(update={"content": prepared.prompt_text})
-            compact_tokens = counter.count_message(compact)
-            # Fields are counted separately, so the original message's count is the
-            # compact one with the content's count swapped (no second full tokenization).
-            raw_tokens = compact_tokens - counter.count(prepared.prompt_text) + original_tokens
-            turn = NewTurn(
-                role=message.type,
-                payload=payload,
-                tokens=compact_tokens,
-                counter=counter.name,
-                compact=_dump(compact),
-                raw_tokens=max(raw_tokens, compact_tokens),
-                ref=prepared.ref,
-            )
-            return turn, prepared
-    tokens = counter.count_message(message)
-    return NewTurn(message.type, payload, tokens, counter.name), None
+    elif isinstance(message, AIMessage) and message.tool_calls:
+        compact, archived = _compact_calls(
+            message, counter=counter, archive=archive, options=options
+        )
+    if not archived:
+        return NewTurn(message.type, payload, counter.count_message(message), counter.name), ()
+    compact_tokens = counter.count_message(compact)
+    # Fields are counted separately, so the original's count is the compact one with each
+    # digest's count swapped for its original's (no second full tokenization).
+    swapped = sum(p.record.tokens - p.record.digest_tokens for p in archived)
+    turn = NewTurn(
+        role=message.type,
+        payload=payload,
+        tokens=compact_tokens,
+        counter=counter.name,
+        compact=_dump(compact),
+        raw_tokens=compact_tokens + max(0, swapped),
+        ref=archived[0].ref,
+    )
+    return turn, tuple(archived)

@@ -2,9 +2,11 @@
 
 A long tool output is archived byte-exact elsewhere and replaced in the prompt by a
 :class:`Digest` from :func:`compress`: lossless (rows, minified JSON) when that fits the
-budget, else a kind-specific summary (JSON schema, log errors and repeats, code outline,
-table ranges, diff stats, readable HTML, key sentences). :func:`chunk` cuts an output into
-pieces on its natural boundaries for embedding and recall.
+budget, else a kind-specific summary (JSON schema, log errors and repeats, search matches
+by file, code outline, table ranges, diff stats, readable HTML, key sentences) in which
+every stated number is the original's. :func:`chunk` cuts an output into pieces on its
+natural boundaries for embedding and recall; :mod:`memory.compress.delta` writes a
+repeated output as a change to an earlier one.
 """
 
 from memory.compress.base import Chunk, Compressor, Counter, Digest, DigestKind

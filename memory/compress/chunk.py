@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from memory.compress.base import Chunk, Counter, DigestKind, safe_count
 from memory.errors import ConfigError
 
-__all__ = ["DEFAULT_CHUNK_TOKENS", "chunk"]
+__all__ = ["DEFAULT_CHUNK_TOKENS", "chunk", "merge_small"]
 
 DEFAULT_CHUNK_TOKENS = 256
 MAX_STRUCTURE_CHARS = 8_000_000  # structure is looked for in this much; beyond, lines only
@@ -101,6 +101,19 @@ def _code_levels(text: str) -> list[list[int]]:
     return [top, members, paragraphs]
 
 
+def _file_starts(text: str) -> list[int]:
+    """Offsets where search results (``path:line:text``) move on to another file."""
+    starts: list[int] = []
+    previous, offset = "", 0
+    for line in text.split("\n"):
+        path = line.split(":", 1)[0]
+        if path != previous:
+            starts.append(offset)
+            previous = path
+        offset += len(line) + 1
+    return starts
+
+
 def _levels(text: str, kind: DigestKind, header_end: int) -> list[list[int]]:
     """Return cut positions per level, coarse to fine; lines come last for every kind."""
     if kind == "json":
@@ -120,6 +133,8 @@ def _levels(text: str, kind: DigestKind, header_end: int) -> list[list[int]]:
             _starts(text, r"^\s*<(?:h[1-3]|section|article)\b"),
             _starts(text, r"^\s*<(?:h[4-6]|p|div|pre|ul|ol|table|li|tr)\b"),
         ]
+    elif kind == "search":
+        levels = [_file_starts(text)]
     elif kind == "table":
         levels = []
     else:
@@ -247,3 +262,15 @@ def chunk(
 def _make(text: str, start: int, end: int, prefix: str, header_end: int) -> Chunk:
     used = prefix if prefix and start >= header_end > 0 else ""
     return Chunk(start, end, used + text[start:end], used)
+
+
+def merge_small(pieces: list[Chunk], min_tokens: int, *, count: Counter) -> list[Chunk]:
+    """Join chunks far below the target size to the next one (a stray line is no chunk)."""
+    merged: list[Chunk] = []
+    for piece in pieces:
+        if merged and count(merged[-1].text) < min_tokens and not piece.prefix:
+            last = merged[-1]
+            merged[-1] = Chunk(last.start, piece.end, last.text + piece.text, last.prefix)
+        else:
+            merged.append(piece)
+    return merged

@@ -13,14 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    head_window,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, head_window, line_count
+from memory.compress.fit import select_lines
 
 __all__ = ["CodeCompressor", "draft_code", "outline_python", "outline_regex"]
 
@@ -98,7 +92,6 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
     tree = ast.parse(source)
     lines: list[str] = []
     ranks: list[float] = []
-    definitions = 0
 
     def number(lineno: int) -> int:
         return numbers[lineno - 1] if numbers and 0 < lineno <= len(numbers) else lineno
@@ -112,7 +105,6 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
         emit(f'"""{module_doc}"""', 0.5)
 
     def visit(body: list[ast.stmt], depth: int) -> None:
-        nonlocal definitions
         pending_imports: list[str] = []
         for node in body:
             if isinstance(node, ast.Import) and depth == 0:
@@ -123,7 +115,6 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
                 pending_imports = []
             indent = "  " * depth
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                definitions += 1
                 private = node.name.startswith("_") and not node.name.endswith("__")
                 rank = 0.0 if depth == 0 else 1.5 + depth + (1.0 if private else 0.0)
                 emit(f"L{number(node.lineno)} {indent}{_signature(node)}", rank)
@@ -140,6 +131,9 @@ def outline_python(source: str, numbers: list[int] | None = None) -> Outline:
             emit("import " + clip(", ".join(pending_imports), 200), 1.0)
 
     visit(tree.body, 0)
+    # The outline shows definitions down to methods; the count covers every depth.
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    definitions = sum(1 for node in ast.walk(tree) if isinstance(node, kinds))
     return Outline(lines, ranks, definitions, "python")
 
 
@@ -220,8 +214,9 @@ def draft_code(text: str, *, count: Counter, max_tokens: int) -> Draft:
         header=header,
         gap=lambda n: "…",
     )
-    total = text.count("\n") + 1
-    note = f"{outline.language} · {total:,} lines · {outline.definitions} definitions"
+    total = line_count(text)
+    scope = f" in the first {line_count(window):,} lines" if len(window) < len(text) else ""
+    note = f"{outline.language} · {total:,} lines · {outline.definitions} definitions{scope}"
     return Draft(body, outline.definitions, False, note)
 
 

@@ -9,14 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    head_window,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, head_window
+from memory.compress.fit import select_lines
 
 __all__ = ["DiffCompressor", "draft_diff"]
 

@@ -16,12 +16,14 @@ from memory.compress.base import (
     Digest,
     DigestKind,
     Draft,
-    head_tail,
     safe_count,
     sanitize,
     tokens_of_original,
 )
+from memory.compress.fit import head_tail
 from memory.compress.json import repair_truncated
+from memory.compress.search import MIN_SHARE as SEARCH_SHARE
+from memory.compress.search import search_share
 from memory.compress.table import parse_table
 from memory.errors import ConfigError
 
@@ -169,7 +171,8 @@ def detect_kind(text: str, *, hint: str | None = None) -> DigestKind:
         hint: The tool's name or command line, used only to break near-ties.
 
     Returns:
-        One of ``json``, ``diff``, ``html``, ``table``, ``log``, ``code`` or ``text``.
+        One of ``json``, ``diff``, ``html``, ``search``, ``table``, ``log``, ``code`` or
+        ``text``.
     """
     sample = text[:SAMPLE_CHARS]
     if not sample.strip() or _looks_binary(sample):
@@ -184,6 +187,8 @@ def detect_kind(text: str, *, hint: str | None = None) -> DigestKind:
     lines = [line for line in sample.split("\n")[:400] if line.strip()]
     if len(text) > len(sample) and len(lines) > 1:
         lines.pop()  # the sample may end mid-line
+    if search_share(lines) >= SEARCH_SHARE:
+        return "search"
     scores = _line_scores(lines)
     if scores["table"] >= _MIN_SCORE and not _parses_as_table(lines):
         scores["table"] = 0.0
@@ -214,6 +219,10 @@ def _drafter(kind: DigestKind) -> Callable[..., Draft]:
         from memory.compress.table import draft_table
 
         return draft_table
+    if kind == "search":
+        from memory.compress.search import draft_search
+
+        return draft_search
     if kind == "diff":
         from memory.compress.diff import draft_diff
 

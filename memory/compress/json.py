@@ -19,15 +19,9 @@ from collections import Counter as Tally
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    fit_graded,
-    safe_count,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, safe_count
+from memory.compress.fit import fit_graded, select_lines
+from memory.compress.json_parse import ParsedJSON, parse_lenient, repair_truncated
 
 __all__ = [
     "JSONCompressor",
@@ -38,88 +32,11 @@ __all__ = [
     "repair_truncated",
 ]
 
-MAX_PARSE_CHARS = 2_000_000  # beyond this only a prefix is parsed (repaired as truncated)
 MAX_NODES = 200_000  # values visited when building the schema
 MAP_MIN_KEYS = 48  # an object with more keys is summarised as a map
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{},]')
 _PLAIN_KEY = re.compile(r"[A-Za-z_$@][\w$@\-]*\Z")
-_CLOSER = {"{": "}", "[": "]"}
 _NAMES = "null bool int float str array"
 _TYPE_NAMES = dict(zip((type(None), bool, int, float, str, list), _NAMES.split(), strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedJSON:
-    """A leniently parsed JSON document.
-
-    Attributes:
-        value: The decoded value.
-        end: Offset in the input where the JSON (or its repaired prefix) stops.
-        repaired: Whether brackets were closed to make a truncated prefix parse.
-        trailing: Text after the JSON value, stripped.
-    """
-
-    value: Any
-    end: int
-    repaired: bool
-    trailing: str
-
-
-def repair_truncated(text: str) -> str | None:
-    """Close the open brackets of a truncated JSON prefix at its last complete value.
-
-    Returns:
-        The repaired JSON text, or ``None`` when brackets do not match.
-    """
-    stack: list[str] = []
-    safe_end, safe_closers = -1, ""
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token == '"':
-            break  # an unterminated string: the text was cut inside it
-        if token in "[{":
-            stack.append(_CLOSER[token])
-            safe_end, safe_closers = match.end(), "".join(reversed(stack))
-        elif token in "]}":
-            if not stack or stack.pop() != token:
-                return None
-            safe_end, safe_closers = match.end(), "".join(reversed(stack))
-            if not stack:
-                return text[:safe_end]
-        elif token == ",":
-            safe_end, safe_closers = match.start(), "".join(reversed(stack))
-    if safe_end < 0:
-        return None
-    return text[:safe_end] + safe_closers
-
-
-def parse_lenient(text: str) -> ParsedJSON:
-    """Parse the JSON value at the start of ``text``, repairing truncation.
-
-    Raises:
-        ValueError: ``text`` does not start with a JSON object or array.
-    """
-    start = len(text) - len(text.lstrip())
-    if text[start : start + 1] not in ("{", "["):
-        raise ValueError("not a JSON object or array")
-    window = text[: start + MAX_PARSE_CHARS]
-    decoder = json.JSONDecoder()
-    try:
-        value, end = decoder.raw_decode(window, start)
-        return ParsedJSON(value, end, False, text[end:].strip())
-    except json.JSONDecodeError as exc:
-        error_at = exc.pos
-        # Only a document cut short is repaired; a syntax error mid-way is not JSON.
-        at_end = error_at >= len(window.rstrip()) or exc.msg.startswith("Unterminated string")
-        if not at_end:
-            raise ValueError(f"invalid JSON at char {error_at}: {exc.msg}") from None
-    fixed = repair_truncated(window[start:error_at])
-    if fixed is None:
-        raise ValueError("JSON could not be repaired")
-    value = json.loads(fixed)
-    if not isinstance(value, (dict, list)):
-        raise ValueError("not a JSON object or array")
-    return ParsedJSON(value, error_at, True, text[error_at:].strip())
 
 
 def _is_map(obj: dict[str, Any]) -> bool:
@@ -219,7 +136,9 @@ def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
     types, items = "|".join(entry.types), stats.get(path + "[]")
     if items is not None and not width:
         types = types.replace("array", "array[" + "|".join(items.types) + "]")
-    parts = [types.replace("object", "map") if entry.map_keys else types]
+    if entry.map_keys:
+        return f"{path or '(root)'}: " + " · ".join([_folded(path, stats), *_extra(entry, width)])
+    parts = [types]
     if width and entry.seen > 1:
         parts.append(f"x{entry.seen}")
     if parent and entry.seen < parent.seen and not path.endswith("[]"):
@@ -228,8 +147,6 @@ def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
     if entry.sizes and (width or entry.map_keys):
         (low, high), unit = entry.sizes, "item" if "array" in entry.types else "key"
         parts.append(f"{low}..{high} {unit}s" if low < high else f"{low} {unit}{'s' * (low != 1)}")
-    if entry.map_keys:
-        parts.append("keys e.g. " + ", ".join(_short(k, 20) for k in entry.map_keys))
     if width and entry.seen == 1 and entry.examples:
         parts.append(_short(entry.examples[0], width))
     elif width and entry.low is not None and entry.low != entry.high:
@@ -239,6 +156,22 @@ def _describe(path: str, stats: dict[str, _Stats], width: int) -> str:
     if width and "str" in entry.types and entry.seen > 1:
         parts.append(f"{len(entry.distinct)}{'+' * (len(entry.distinct) >= 1000)} distinct")
     return f"{path or '(root)'}: " + " · ".join(parts)
+
+
+def _folded(path: str, stats: dict[str, _Stats]) -> str:
+    """Describe a map-like object: ``290 keys like "0.14.0", "1.0.0": str``."""
+    entry = stats[path]
+    low, high = entry.sizes or (0, 0)
+    size = f"{low:,}..{high:,} keys" if low < high else f"{low:,} key{'s' * (low != 1)}"
+    child = stats.get(_join(path, "*", wildcard=True))
+    values = "|".join(child.types) if child is not None else "-"
+    values = {"object": "{...}", "array": "[...]"}.get(values, values)
+    return f"{size} like {', '.join(_short(k, 24) for k in entry.map_keys)}: {values}"
+
+
+def _extra(entry: _Stats, width: int) -> list[str]:
+    """How often a map occurs and, where it is optional, in how many of its parents."""
+    return [f"x{entry.seen}"] if width and entry.seen > 1 else []
 
 
 def _outliers(items: list[Any], limit: int, width: int) -> list[str]:
@@ -379,7 +312,8 @@ def draft_json(text: str, *, count: Counter, max_tokens: int) -> Draft:
         best = select_lines(
             lines + extra, ranks + [0.0] * len(extra), count=count, max_tokens=max_tokens
         )
-    return Draft(best, items, False, note + (" · truncated" if parsed.repaired else ""))
+    cut = " · cut short: counts are of the part before the cut" if parsed.repaired else ""
+    return Draft(best, items, False, note + cut)
 
 
 def key_paths(value: Any, max_depth: int = 3) -> list[str]:

@@ -14,13 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip
+from memory.compress.fit import select_lines
 
 __all__ = ["IMPORTANT_LINE", "LogCompressor", "draft_log", "important_lines"]
 
@@ -98,8 +93,14 @@ def _template(line: str) -> str:
     return _MASK.sub("#", line[:300])
 
 
-def _units(lines: list[str], flags: list[bool], templates: list[str]) -> list[_Unit]:
-    """Collapse runs of similar unimportant lines and rank what remains."""
+def _units(
+    lines: list[str], flags: list[bool], templates: list[str], numbers: list[int]
+) -> list[_Unit]:
+    """Collapse runs of similar unimportant lines and rank what remains.
+
+    ``numbers`` gives each analysed line's number in the original output, so a run's
+    stated line range is true even when the middle of a huge log was skipped.
+    """
     frequency: dict[str, int] = {}
     for template in templates:
         frequency[template] = frequency.get(template, 0) + 1
@@ -109,14 +110,17 @@ def _units(lines: list[str], flags: list[bool], templates: list[str]) -> list[_U
     while i < n:
         j = i + 1
         if flags[i]:
-            while j < n and lines[j] == lines[i]:
+            while j < n and lines[j] == lines[i] and numbers[j] == numbers[j - 1] + 1:
                 j += 1
         else:
             while j < n and not flags[j] and templates[j] == templates[i]:
+                if numbers[j] != numbers[j - 1] + 1:
+                    break  # the skipped middle lies between: not one run
                 j += 1
         text = clip(lines[i]) if not flags[i] else lines[i]
         if j - i > 1:
-            text += f"   ⟨x{j - i} {'identical' if flags[i] else 'similar'}, lines {i + 1}-{j}⟩"
+            similar = "identical" if flags[i] else "similar"
+            text += f"   ⟨x{j - i} {similar}, lines {numbers[i]}-{numbers[j - 1]}⟩"
         if flags[i]:
             rank = 0.0
         elif not lines[i].strip():
@@ -132,28 +136,37 @@ def _units(lines: list[str], flags: list[bool], templates: list[str]) -> list[_U
     return units
 
 
-def _summary(lines: list[str], templates: list[str], flags: list[bool]) -> list[str]:
+def _summary(lines: list[str], templates: list[str], skipped: bool) -> list[str]:
+    """Time span and the most repeated line templates (``#`` masks digits and hex).
+
+    A template's count is every analysed line of that shape, error lines included.
+    """
     stamps = [m.group() for line in lines if (m := _TIMESTAMP.search(line[:120]))]
     out = []
     if stamps:
         out.append(f"time span: {stamps[0]} → {stamps[-1]}")
     frequency: dict[str, int] = {}
-    for template, flag in zip(templates, flags, strict=True):
-        if not flag:
+    for template, line in zip(templates, lines, strict=True):
+        if line.strip():
             frequency[template] = frequency.get(template, 0) + 1
     top = sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     repeated = [f"x{c} {clip(t.strip(), 80)!r}" for t, c in top if c >= 5]
     if repeated:
-        out.append("most repeated: " + "; ".join(repeated))
+        scope = " (in the lines analysed)" if skipped else ""
+        out.append(f"most repeated{scope}: " + "; ".join(repeated))
     return out
 
 
 def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
     """Make a log digest: summary, every error/warning/traceback line, head, tail, rarities."""
     lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it starts no new one
     total = len(lines)
     flags = important_lines(lines)
-    if total > MAX_LINES:
+    numbers = list(range(1, total + 1))
+    skipped = total > MAX_LINES
+    if skipped:
         half = MAX_LINES // 2
         middle = range(half, total - half)
         kept = [i for i in middle if flags[i]]
@@ -162,10 +175,11 @@ def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
         )
         lines = [*lines[:half], *(lines[i] for i in kept), marker, *lines[total - half :]]
         flags = [*flags[:half], *(True for _ in kept), True, *flags[total - half :]]
+        numbers = [*numbers[:half], *(i + 1 for i in kept), 0, *numbers[total - half :]]
     templates = [_template(line) for line in lines]
-    units = _units(lines, flags, templates)
-    errors = sum(flags)
-    header = "\n".join(_summary(lines, templates, flags))
+    units = _units(lines, flags, templates, numbers)
+    errors = sum(flags) - skipped  # the marker is flagged to keep it, but is no log line
+    header = "\n".join(_summary(lines, templates, skipped))
     body = select_lines(
         [u.text for u in units],
         [u.rank for u in units],
@@ -173,7 +187,7 @@ def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
         max_tokens=max_tokens,
         header=header,
     )
-    note = f"log · {total:,} lines · {errors:,} error/warning lines"
+    note = f"log · {total:,} lines · {errors:,} error/warning/traceback lines"
     return Draft(body, total, False, note)
 
 

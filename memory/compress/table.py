@@ -11,17 +11,10 @@ import os
 import re
 from dataclasses import dataclass
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    fit_levels,
-    safe_count,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, safe_count
+from memory.compress.fit import fit_levels, select_lines
 
-__all__ = ["Table", "TableCompressor", "draft_table", "parse_table"]
+__all__ = ["Table", "TableCompressor", "draft_table", "has_header", "parse_table"]
 
 MAX_ROWS = 200_000  # rows parsed; a longer table is digested from its first rows
 _LS = re.compile(r"^[-dlcbpsD][rwxsStT-]{9}[.+@]?\s+\d+\s")
@@ -76,11 +69,36 @@ def _fixed(lines: list[str], style: str, names: tuple[str, ...], maxsplit: int) 
     return Table(list(names), rows, body, [], lines[:start], style)
 
 
+def has_header(rows: list[list[str]]) -> bool:
+    """Decide from evidence whether the first row names the columns.
+
+    A header cell is never a number and never recurs in its own column; a column votes
+    for a header when its first cell differs from the body in kind (text over numbers)
+    or in shape (a length no body cell has, over cells of one length). Without a vote
+    the first row is data: a digest that counts it as a row is never wrong about counts.
+    """
+    if len(rows) < 2:
+        return False
+    first, body = rows[0], rows[1:]
+    votes = 0
+    for i, name in enumerate(first):
+        name = name.strip()
+        cells = [row[i].strip() for row in body if i < len(row)]
+        if not name or _NUMBER.match(name) or name in cells:
+            return False
+        filled = [c for c in cells if c]
+        numeric = sum(1 for c in filled if _NUMBER.match(c.replace(",", "")))
+        lengths = {len(c) for c in filled}
+        kind_differs = bool(filled) and numeric >= 0.8 * len(filled)
+        shape_differs = len(filled) >= 2 and len(lengths) == 1 and len(name) not in lengths
+        votes += kind_differs or shape_differs
+    return votes > 0
+
+
 def _delimited(lines: list[str], delimiter: str) -> Table:
     rows = list(csv.reader(lines, delimiter=delimiter))
-    has_header = not any(_NUMBER.match(cell.strip()) for cell in rows[0])
     style = {"\t": "tsv", ",": "csv"}.get(delimiter, f"{delimiter!r}-separated")
-    if has_header:
+    if has_header(rows):
         return Table(rows[0], rows[1:], lines[1:], lines[:1], [], style)
     names = [f"col{i + 1}" for i in range(len(rows[0]))]
     return Table(names, rows, lines, [], [], style)
@@ -117,13 +135,8 @@ def _aligned(lines: list[str]) -> Table | None:
         if width < 2 or share < 0.7:
             return None
         rows = [line.split(None, width - 1) for line in lines]
-    first = rows[0]
-    numeric_column = any(
-        sum(1 for r in rows[1:] if len(r) > i and _NUMBER.match(r[i])) > 0.8 * (len(rows) - 1)
-        for i in range(len(first))
-    )
-    if numeric_column and not any(_NUMBER.match(c) for c in first):
-        return Table(first, rows[1:], lines[1:], lines[:1], [], "aligned")
+    if has_header(rows):
+        return Table(rows[0], rows[1:], lines[1:], lines[:1], [], "aligned")
     return Table([f"col{i + 1}" for i in range(width)], rows, lines, [], [], "aligned")
 
 
@@ -189,7 +202,7 @@ def _column_summary(name: str, cells: list[str]) -> str:
 def _stats(table: Table) -> list[str]:
     out = []
     for i, name in enumerate(table.columns[:30]):
-        cells = [row[i].strip() if i < len(row) else "" for row in table.rows[:50_000]]
+        cells = [row[i].strip() if i < len(row) else "" for row in table.rows]
         out.append("  " + clip(_column_summary(name, cells), 160))
     return out
 
@@ -201,24 +214,29 @@ def draft_table(text: str, *, count: Counter, max_tokens: int) -> Draft:
         ValueError: ``text`` has no table structure.
     """
     table = parse_table(text)
-    n = len(table.rows)
+    parsed = len(table.rows)
+    # Rows past MAX_ROWS lines are counted, not parsed: the stated count is the true one.
+    outside = len(table.header_lines) + len(table.preamble)
+    n = max(parsed, sum(1 for line in text.split("\n") if line.strip()) - outside)
     named = " | ".join(table.columns)
     top = [f"{n:,} rows x {len(table.columns)} columns ({table.style}): {clip(named, 300)}"]
     top += [clip(line) for line in table.preamble[:3]]
-    top.append("columns:")
+    top.append("columns:" if n == parsed else f"columns (in the first {parsed:,} rows):")
     top += _stats(table)
     rows = [clip(line) for line in table.raw_rows]
 
     def render(k: int) -> str:
         shown = table.header_lines + rows[:k]
-        if n > 2 * k:
+        if parsed > 2 * k:
             shown.append(f"[… {n - 2 * k:,} rows omitted …]")
-            shown += rows[n - k :] if k else []
+            shown += rows[parsed - k :] if k else []
         else:
             shown += rows[k:]
+            if n > parsed:
+                shown.append(f"[… {n - parsed:,} more rows, not parsed …]")
         return "\n".join(top + shown)
 
-    levels = (n + 1) // 2 + 1
+    levels = (parsed + 1) // 2 + 1
     best = fit_levels(render, levels, count=count, max_tokens=max_tokens)
     if safe_count(count, best) > max_tokens:
         lines = best.split("\n")

@@ -11,15 +11,8 @@ import math
 import re
 from collections.abc import Callable
 
-from memory.compress.base import (
-    Counter,
-    Draft,
-    DraftCompressor,
-    clip,
-    head_tail,
-    safe_count,
-    select_lines,
-)
+from memory.compress.base import Counter, Draft, DraftCompressor, clip, line_count, safe_count
+from memory.compress.fit import head_tail, select_lines
 from memory.compress.logs import IMPORTANT_LINE
 
 __all__ = ["TextCompressor", "draft_text", "split_units"]
@@ -156,7 +149,8 @@ def draft_text(
     )
     if safe_count(count, body) > max_tokens or not body.strip("[…]\n"):
         body = head_tail(text, count=count, max_tokens=max_tokens)
-    return Draft(body, len(units), False, f"text · {len(units):,} sentences or lines")
+    lines = line_count(text)
+    return Draft(body, lines, False, f"text · {lines:,} line{'s' * (lines != 1)}")
 
 
 class TextCompressor(DraftCompressor):

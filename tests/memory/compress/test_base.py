@@ -14,15 +14,13 @@ from memory.compress.base import (
     Compressor,
     Digest,
     clip,
-    fit_levels,
-    head_tail,
     safe_count,
     sanitize,
-    select_lines,
     tokens_of_original,
 )
 from memory.compress.code import CodeCompressor
 from memory.compress.diff import DiffCompressor
+from memory.compress.fit import fit_levels, head_tail, select_lines
 from memory.compress.html import HTMLCompressor
 from memory.compress.json import JSONCompressor
 from memory.compress.logs import LogCompressor

@@ -108,7 +108,7 @@ def test_truncated_json_is_repaired(count: Count) -> None:
     draft = draft_json(text, count=count, max_tokens=200)
     assert "installed[].meta.v" in draft.text
     assert "cut short" in draft.text
-    assert draft.note.endswith("truncated")
+    assert "cut short" in draft.note
 
 
 def test_repair_truncated_closes_brackets() -> None:
@@ -197,7 +197,7 @@ def test_truncated_pip_inspect_keeps_its_key_paths(count: Count) -> None:
     text = json.dumps(doc, indent=2)
     cut = text[: len(text) * 2 // 3]
     draft = draft_json(cut, count=count, max_tokens=800)
-    assert draft.note.endswith("truncated")
+    assert "cut short" in draft.note
     assert all(_shown(p, draft.text) for p in key_paths(parse_lenient(cut).value))
     assert count(draft.text) <= 800
 

@@ -30,7 +30,7 @@ def test_summary_head_tail_and_repeats(error_log: str, count: Count) -> None:
     assert "similar, lines" in text
     assert draft.items == len(error_log.split("\n"))
     assert "3 error/warning lines" not in draft.note  # the traceback counts too
-    assert "error/warning lines" in draft.note
+    assert "error/warning/traceback lines" in draft.note
 
 
 def test_important_lines_flags_whole_traceback_blocks() -> None:
