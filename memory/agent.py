@@ -60,6 +60,15 @@ def _plain(value: Any) -> Any:
     raise InputError(f"expected a dict or an SDK object with model_dump, not {type(value)}")
 
 
+def _is_blocks(value: object) -> bool:
+    """Whether a tool's result is a list of content blocks (dicts with a ``type``)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in value)
+    )
+
+
 class AgentLoop:
     """Keep a hand-written OpenAI or Anthropic agent loop under its token budget.
 
@@ -169,23 +178,29 @@ class AgentLoop:
             raise InputError("expected the reply's content blocks")
         return self._store_reply({"role": "assistant", "content": plain})
 
-    def run_tool_calls(self, calls: Sequence[ToolCall]) -> list[str]:
+    def run_tool_calls(self, calls: Sequence[ToolCall]) -> list[str | list[dict[str, Any]]]:
         """Run tool calls and store their results (one transaction); return the results.
 
         ``recall`` runs against this session's archive; other names are looked up in
-        ``tools``. An unknown tool gets a result saying so, which the model can act on.
-        Exceptions raised by your tools propagate, and nothing is stored.
+        ``tools``. A tool may return text, a list of content blocks (text and images, as
+        MCP tools do: kept as blocks, images included), or anything else (sent as JSON).
+        An unknown tool gets a result saying so, which the model can act on. Exceptions
+        raised by your tools propagate, and nothing is stored.
         """
         results = [self._run(call) for call in calls]
         self.memory.add(
             [
-                ToolMessage(result, tool_call_id=call.id, name=call.name)
+                ToolMessage(
+                    result if isinstance(result, str) else [*result],
+                    tool_call_id=call.id,
+                    name=call.name,
+                )
                 for call, result in zip(calls, results, strict=True)
             ]
         )
         return results
 
-    def _run(self, call: ToolCall) -> str:
+    def _run(self, call: ToolCall) -> str | list[dict[str, Any]]:
         if call.name == "recall":
             # Keep the result under compress_threshold, or it would be archived again.
             arguments = dict(call.arguments)
@@ -198,12 +213,21 @@ class AgentLoop:
             known = ", ".join(sorted([*self.tools, "recall"]))
             return f"unknown tool {call.name!r}; available tools: {known}"
         result = function(**call.arguments)
-        return result if isinstance(result, str) else json.dumps(result, default=str)
+        if isinstance(result, str):
+            return result
+        if _is_blocks(result):
+            return list(result)  # content blocks (text, images) go to the model as they are
+        return json.dumps(result, default=str)
 
-    def add_tool_result(self, call_id: str, content: str, *, name: str | None = None) -> None:
+    def add_tool_result(
+        self, call_id: str, content: str | list[dict[str, Any]], *, name: str | None = None
+    ) -> None:
         """Store the result of a tool call you ran yourself.
 
         Raises:
             InputError: no open call has this id.
         """
-        self.memory.add(ToolMessage(content, tool_call_id=call_id, name=name))
+        blocks: str | list[str | dict[Any, Any]] = (
+            content if isinstance(content, str) else [*content]
+        )
+        self.memory.add(ToolMessage(blocks, tool_call_id=call_id, name=name))

@@ -73,6 +73,7 @@ def assemble(
     summaries: Sequence[Summary] = (),
     recalled: Sequence[str] = (),
     recalled_seqs: Sequence[Sequence[int]] = (),
+    recall_query: str = "",
     policy: AssemblyPolicy = DEFAULT_POLICY,
     lookup: bool = False,
     points: Sequence[int] | None = None,
@@ -93,6 +94,7 @@ def assemble(
         recalled: Snippets of evicted turns relevant to the current turn, best first,
             each saying where it comes from; packed while they fit the recall room.
         recalled_seqs: The turn seqs each snippet holds, for the report.
+        recall_query: What the snippets were recalled for (quoted in the block's header).
         policy: Shares and floors (see ``AssemblyPolicy``).
         lookup: ``assemble(query=...)``: an explicit question about the past.
         points: Fold points (default: computed with ``policy.block_tokens``).
@@ -128,7 +130,7 @@ def assemble(
     if window.current is not None:
         before = sum(len(exchanges[i].turns) for i in window.kept if i < window.current)
         current_index = before
-    block, chosen = _pack_recall(recalled, window.recall_room, counter)
+    block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
@@ -205,22 +207,22 @@ def _current_tokens(exchanges: Sequence[Exchange], window: Window) -> int:
 
 
 def _pack_recall(
-    snippets: Sequence[str], room: int, counter: TokenCounter
+    snippets: Sequence[str], room: int, counter: TokenCounter, query: str
 ) -> tuple[str, list[int]]:
     """Pack snippets, best first, into one recall block of at most ``room`` tokens.
 
     Returns the block and the indices of the snippets it holds."""
     if not snippets or room <= 0:
         return "", []
-    whole = recall_block(snippets)
+    whole = recall_block(snippets, query)
     if counter.count_message(HumanMessage(whole)) + BLOCK_MARGIN <= room:
         return whole, list(range(len(snippets)))  # the usual case: sized to fit
     chosen: list[int] = []
     for index in range(len(snippets)):
-        candidate = recall_block([snippets[i] for i in [*chosen, index]])
+        candidate = recall_block([snippets[i] for i in [*chosen, index]], query)
         if counter.count_message(HumanMessage(candidate)) + BLOCK_MARGIN <= room:
             chosen.append(index)
-    return (recall_block([snippets[i] for i in chosen]), chosen) if chosen else ("", [])
+    return (recall_block([snippets[i] for i in chosen], query), chosen) if chosen else ("", [])
 
 
 def _exact_tokens(

@@ -85,7 +85,10 @@ class Ledger:
         """
         shared = shared_prefix(self._previous, messages, message_tokens)
         cached = cached_tokens(shared, tokens, self.price)
-        raw_cached = cached_tokens(min(self._previous_raw, raw_tokens), raw_tokens, self.price)
+        # The raw history repeats the previous raw prompt's messages, not its reply priming.
+        priming = tokens - sum(message_tokens)
+        raw_shared = min(self._previous_raw - priming, raw_tokens) if self._previous_raw else 0
+        raw_cached = cached_tokens(raw_shared, raw_tokens, self.price)
         self.calls += 1
         self.raw_tokens += raw_tokens
         self.sent_tokens += tokens

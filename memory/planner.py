@@ -53,7 +53,7 @@ def fetch_recall(
     )
     exclude = {t.seq for i in window.kept for t in exchanges[i].turns if i < window.start}
     # Tokens may merge differently where the snippets meet the wrapper: leave a margin.
-    wrapper = counter.count_message(HumanMessage(recall_block([]))) + 2 * BLOCK_MARGIN
+    wrapper = counter.count_message(HumanMessage(recall_block([], query))) + 2 * BLOCK_MARGIN
     return recollect(
         archive,
         query=query,
@@ -162,6 +162,7 @@ def build_prompt(
         lookup=lookup,
         recalled=recollection.snippets,
         recalled_seqs=recollection.snippet_seqs,
+        recall_query=query or view.last_user_text or "",
         policy=policy,
         history_tokens=view.history_tokens,
         history_turns=view.turn_count,

@@ -207,7 +207,8 @@ def choose_window(
         lookup: The caller asked about the past explicitly (``assemble(query=...)``).
 
     Raises:
-        BudgetError: the system prompt and the current user turn alone do not fit.
+        BudgetError: the system prompt and the current user turn alone do not fit, or
+            (in an agent's tool rounds) the latest round does not fit beside them.
     """
     system_tokens = counter.count_message(SystemMessage(system)) if system else 0
     base = counter.reply_priming + system_tokens
@@ -224,6 +225,21 @@ def choose_window(
         )
     latest = _latest(exchanges, current)
     chat_turn = current is not None and (latest is None or latest < current)
+    if latest is not None and not chat_turn:
+        round_tokens = exchanges[latest].tokens
+        if base + current_tokens + round_tokens > limit:
+            # The model must read the round it just ran: leaving it out makes an agent
+            # call the same tools again, forever.
+            raise BudgetError(
+                f"the latest tool round ({round_tokens} tokens) does not fit beside the "
+                f"system prompt and the current user turn ({base + current_tokens} tokens "
+                f"with overhead) in {limit}: over by "
+                f"{base + current_tokens + round_tokens - limit}. "
+                "Raise the budget, run fewer tools at once, or lower compress_threshold so "
+                "their outputs are archived as digests.",
+                needed=base + current_tokens + round_tokens,
+                available=limit,
+            )
     # The room kept for recall is the same on every ordinary call, recall or not, so
     # the fold level never moves back and forth between a user's turn and a reply.
     reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))

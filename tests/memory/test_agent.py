@@ -258,3 +258,19 @@ def test_anthropic_output_keeps_thinking_images_and_result_order(
     result, text = turns[2]["content"]
     assert result["type"] == "tool_result" and text["type"] == "text"
     assert result["content"][1] == image  # the image inside the result is kept
+
+
+def test_a_tool_that_returns_an_image_sends_it_as_a_block(memory: ConversationMemory) -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"},
+    }
+    shot = [{"type": "text", "text": "the page:"}, image]
+    loop = AgentLoop(memory, tools={"screenshot": lambda url: shot})
+    loop.add_user("show me")
+    calls = loop.add_anthropic_reply(
+        [{"type": "tool_use", "id": "s1", "name": "screenshot", "input": {"url": "u"}}]
+    )
+    assert loop.run_tool_calls(calls) == [shot]  # blocks, not their JSON text
+    result = loop.anthropic_request()["messages"][-1]["content"][0]
+    assert result["type"] == "tool_result" and result["content"][1] == image

@@ -86,9 +86,12 @@ def test_assembly_guarantees(
         users = [m for m in history if isinstance(m, HumanMessage)]
         sent = [sanitize(m) for m in users[-1:]]  # a blank turn goes with a placeholder
         pinned = COUNTER.count_messages(([SystemMessage(system)] if system else []) + sent)
-        assert pinned > limit
-        assert error.over_by == pinned - limit > 0
-        assert f"over by {pinned - limit}" in str(error)
+        if "latest tool round" in str(error):  # an agent's round that cannot fit
+            assert error.needed > limit and pinned <= limit
+        else:
+            assert pinned > limit
+            assert error.over_by == pinned - limit > 0
+            assert f"over by {pinned - limit}" in str(error)
         return
     body = list(prompt.messages)
     # 1. never over the budget, and the count is the real count of what is sent
@@ -173,7 +176,8 @@ def test_the_window_starts_at_a_fold_point_and_is_contiguous() -> None:
     assert first in points  # a fold point, so the next prompts start the same way
     # The omitted turns are announced, as data, leading the first verbatim user turn.
     lead = texts(prompt.messages[1])
-    assert f"{first} earlier messages" in lead[0] and lead[1] == history[first].content
+    assert f"{first} messages of this conversation are not shown" in lead[0]
+    assert lead[1] == history[first].content
     assert list(prompt.messages[2:]) == history[first + 1 :]
     assert prompt.report.omitted_ranges == ((1, first),)
     assert prompt.report.tokens_saved == prompt.report.raw_tokens - prompt.tokens > 0
@@ -255,7 +259,7 @@ def test_summary_and_recall_are_quoted_data_in_user_turns() -> None:
     assert prompt.messages[0].content == "sys"
     head = texts(prompt.messages[1])[0]
     assert head.startswith('<memory source="running summary of messages 1-4 ')
-    assert "earlier messages of this conversation are not shown" in head  # 5 to the window
+    assert "messages of this conversation are not shown" in head  # 5 to the window
     assert "<\\/memory> IGNORE" in head  # the quote cannot be closed from inside
     # The recall block is the last message, after the user turn it answers: the next
     # prompt repeats everything before it from the provider's cache.
@@ -303,3 +307,15 @@ def test_empty_history_gives_just_the_system_prompt() -> None:
     prompt = assemble([], 100, COUNTER, system="hello")
     assert [m.content for m in prompt.messages] == ["hello"]
     assert prompt.to_openai() == [{"role": "system", "content": "hello"}]
+
+
+def test_an_agent_round_that_cannot_fit_is_an_error_not_a_silent_drop() -> None:
+    calls = [{"name": "screenshot", "args": {}, "id": f"c{i}"} for i in range(8)]
+    history: list[BaseMessage] = [
+        HumanMessage("compare the eight pages"),
+        AIMessage("", tool_calls=calls),
+        *(ToolMessage("pixel " * 200, tool_call_id=f"c{i}") for i in range(8)),
+    ]
+    with pytest.raises(BudgetError, match="latest tool round") as info:
+        assemble(exchanges_of(history), 1000, COUNTER, system="sys")
+    assert info.value.needed > 1000

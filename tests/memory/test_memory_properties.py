@@ -115,6 +115,11 @@ class MemoryMachine(RuleBasedStateMachine):
             prompt.report.window_start_seq,
             prompt.report.summary_covers_upto,
         )
+        # A task pinned before the window (an agent's tool rounds) leaves the prompt when
+        # the user speaks again: like a fold, that changes the prefix once.
+        pinned = previous.report.current_turn_seq or 0
+        if pinned < (previous.report.window_start_seq or 0):
+            same_fold = same_fold and prompt.report.current_turn_seq == pinned
         event("same fold" if same_fold else "folded")
         if prompt.report.recalled_included:
             event("recalled")

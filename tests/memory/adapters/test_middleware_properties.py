@@ -58,7 +58,7 @@ def _script(turns: list[list[list[str]]]) -> list[AIMessage | str]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(turns=st.lists(ROUNDS, min_size=1, max_size=4), budget=st.integers(600, 3000))
+@given(turns=st.lists(ROUNDS, min_size=1, max_size=4), budget=st.integers(1500, 4000))
 def test_every_prompt_of_an_agent_run_keeps_the_guarantees(
     turns: list[list[list[str]]],
     budget: int,
