@@ -277,7 +277,11 @@ def choose_window(
         head=head,
         head_tokens=head_tokens,
         used=used,
-        recall_room=0 if nothing_evicted or not recalls else max(0, min(reserve, limit - used)),
+        # An explicit lookup's recall gets everything the window leaves; an ordinary
+        # call's at most its share (recalled tokens are billed uncached every call).
+        recall_room=0
+        if nothing_evicted or not recalls
+        else max(0, limit - used if lookup else min(reserve, limit - used)),
         system_tokens=system_tokens,
         folded=start > 0,
     )
