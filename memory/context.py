@@ -24,6 +24,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 __all__ = [
     "CONVERSATION_START",
     "EMPTY_TEXT",
+    "SHORT_NOTE",
     "as_user_turns",
     "omitted_note",
     "place_blocks",
@@ -36,6 +37,8 @@ EMPTY_TEXT = "(no text)"
 """Stands in for a message whose text is blank: providers reject empty text blocks."""
 CONVERSATION_START = '<memory source="context-attic">The conversation starts here.</memory>'
 """Leads a conversation whose first message is the assistant's: it must start on a user turn."""
+SHORT_NOTE = '<memory source="context-attic">Earlier messages left out.</memory>'
+"""Leads a prompt too tight for the full note (the latest exchange comes first)."""
 _CLOSE = "</memory"
 QUERY_CHARS = 200
 """Longest query quoted in a recall block's header."""

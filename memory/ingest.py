@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessag
 
 from memory.archive import Archive, ArchivedOutput
 from memory.compress.delta import call_key
+from memory.context import sanitize
 from memory.errors import InputError
 from memory.tokens import TokenCounter
 from stores.base import NewTurn
@@ -197,8 +198,9 @@ def to_new_turn(
             message, counter=counter, archive=archive, options=options
         )
     if not archived:
-        return NewTurn(message.type, payload, counter.count_message(message), counter.name), ()
-    compact_tokens = counter.count_message(compact)
+        sent = counter.count_message(sanitize(message))  # as prompts send it
+        return NewTurn(message.type, payload, sent, counter.name), ()
+    compact_tokens = counter.count_message(sanitize(compact))
     # Fields are counted separately, so the original's count is the compact one with each
     # digest's count swapped for its original's (no second full tokenization).
     swapped = sum(p.record.tokens - p.record.digest_tokens for p in archived)

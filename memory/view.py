@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import messages_from_dict
 
+from memory.context import sanitize
 from memory.folds import FoldSchedule
 from memory.messages import Exchange, ExchangeBuilder, Turn
 from memory.recollect import turn_text
@@ -103,7 +104,7 @@ class SessionView:
         if record.counter == self.counter.name:  # counted already: build the message lazily
             return Turn.stored(record.seq, payload, record.tokens, record.raw_tokens, record.ref)
         (message,) = messages_from_dict([json.loads(payload)])
-        tokens = self.counter.count_message(message)
+        tokens = self.counter.count_message(sanitize(message))
         raw_tokens = tokens
         if record.compact is not None:
             (original,) = messages_from_dict([json.loads(record.payload)])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memory.context import CONVERSATION_START, sanitize, summary_block
+from memory.context import CONVERSATION_START, SHORT_NOTE, sanitize, summary_block
 from memory.errors import BudgetError
 from memory.messages import Exchange
 from memory.policy import AssemblyPolicy
@@ -118,7 +118,7 @@ class _Planner:
         self._heads: dict[tuple[int, int], tuple[str, int]] = {}
         self._gaps: dict[tuple[int, int], int] = {}
 
-    def _starts_on_user(self, start: int) -> bool:
+    def starts_on_user(self, start: int) -> bool:
         """Whether the first message sent from ``start`` on is a user turn."""
         if self.current is not None and self.current < start:
             return True
@@ -170,7 +170,7 @@ class _Planner:
                 covers=(1, covered) if summary else None,
                 unsummarized=unsummarized,
             )
-            if not text and not self._starts_on_user(start):
+            if not text and not self.starts_on_user(start):
                 text = CONVERSATION_START
             tokens = self.counter.count_message(HumanMessage(text)) + BLOCK_MARGIN if text else 0
             self._heads[key] = (text, tokens)
@@ -256,6 +256,8 @@ def choose_window(
     choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
     if choice is None:  # even the latest exchange leaves no room: give up recall, summary
         choice = _first_fit(planner, [last_start], base=base, limit=limit, reserve=0)
+    if choice is None:  # no room for the notes: the latest exchange comes first
+        choice = _bare_latest(planner, latest, base=base, limit=limit)
     if choice is None:  # the latest exchange does not fit beside the current turn
         start = len(exchanges)
         choice = (start, None, "", 0)
@@ -285,6 +287,24 @@ def choose_window(
         system_tokens=system_tokens,
         folded=start > 0,
     )
+
+
+def _bare_latest(
+    planner: _Planner, latest: int | None, *, base: int, limit: int
+) -> tuple[int, Summary | None, str, int] | None:
+    """The window of the latest exchange alone, with no note when none fits beside it."""
+    if latest is None or base + planner.window_tokens(latest) > limit:
+        return None
+    head, head_tokens = planner.head(latest, None)
+    if base + planner.window_tokens(latest) + head_tokens <= limit:
+        return latest, None, head, head_tokens
+    if planner.starts_on_user(latest):
+        return latest, None, "", 0
+    # It opens on the assistant, which providers refuse: lead with the shortest note.
+    note_tokens = planner.counter.count_message(HumanMessage(SHORT_NOTE)) + BLOCK_MARGIN
+    if base + planner.window_tokens(latest) + note_tokens <= limit:
+        return latest, None, SHORT_NOTE, note_tokens
+    return None
 
 
 def _first_fit(

@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from memory.adapters._common import split_system
 from memory.assemble import Prompt, assemble
 from memory.budget import Budget, as_budget
+from memory.context import sanitize
 from memory.errors import InputError
 from memory.folds import fold_points
 from memory.messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
@@ -128,7 +129,7 @@ def summarize_messages(
         )
     builder = ExchangeBuilder()
     builder.extend(
-        Turn(seq, message, counter.count_message(message))
+        Turn(seq, message, counter.count_message(sanitize(message)))
         for seq, message in enumerate(conversation, start=1)
     )
     exchanges = builder.exchanges

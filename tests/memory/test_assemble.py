@@ -53,7 +53,8 @@ def conversations(draw: st.DrawFn) -> list[BaseMessage]:
 def exchanges_of(messages: Sequence[BaseMessage]) -> list[Exchange]:
     builder = ExchangeBuilder()
     builder.extend(
-        Turn(seq=i + 1, message=m, tokens=COUNTER.count_message(m)) for i, m in enumerate(messages)
+        Turn(seq=i + 1, message=m, tokens=COUNTER.count_message(sanitize(m)))
+        for i, m in enumerate(messages)
     )
     return builder.exchanges
 

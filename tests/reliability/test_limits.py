@@ -69,7 +69,7 @@ def test_a_summarizer_answering_over_the_cap_is_refused_not_sent() -> None:
     chatty = FakeListChatModel(responses=["Paris " * 3000] * 50)
     with harness.open_memory(":memory:", "sum", budget=1500, summarizer=chatty) as mem:
         mem.summaries.backoff = 0.01
-        for day in range(60):
+        for day in range(120):  # enough history for a block to come due
             mem.add({"role": "user", "content": f"Day {day}: box {day * 7} goes to Paris."})
         assert mem.summaries.wait(timeout=30)
         assert mem.summaries.current is None
