@@ -1,0 +1,43 @@
+"""The cost ledger and the providers' caching rules (memory.ledger, memory.pricing)."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from memory import ConfigError, ConversationMemory, Price
+from memory.pricing import DEFAULT_PRICES, cached_tokens, input_cost
+
+
+def test_openai_caches_from_1024_tokens_in_steps_of_128() -> None:
+    mini = DEFAULT_PRICES["gpt-4o-mini"]
+    assert cached_tokens(1023, 5000, mini) == 0  # under the minimum
+    assert cached_tokens(1024, 5000, mini) == 1024
+    assert cached_tokens(1300, 5000, mini) == 1280  # counted down to a 128 step
+    assert cached_tokens(4000, 900, mini) == 0  # a short prompt is never cached
+    assert cached_tokens(5000, 5000, Price(1.0, 1.0)) == 0  # no caching rule
+
+
+def test_anthropic_reads_at_10_percent_and_writes_at_125() -> None:
+    sonnet = DEFAULT_PRICES["claude-sonnet-4"]
+    assert cached_tokens(1500, 3000, sonnet) == 1500  # no steps, 1,024 minimum
+    # 1,500 read, 1,000 written (the rest of the stable part), 500 fresh.
+    dollars = input_cost(3000, 1500, 1000, sonnet)
+    assert dollars == pytest.approx((1500 * 0.30 + 1000 * 3.75 + 500 * 3.00) / 1e6)
+    with pytest.raises(ConfigError):
+        Price(1.0, 1.0, cached_input_per_mtok=2.0)
+
+
+def test_the_raw_history_and_an_identical_prompt_cost_the_same() -> None:
+    embedder = DeterministicFakeEmbedding(size=16)
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=100_000, model="gpt-4o-mini", embedder=embedder
+    ) as mem:
+        for i in range(40):
+            mem.add({"role": "user", "content": f"Question {i} about the Lyon order. " * 4})
+            report = mem.assemble(system="Be brief.").report
+            assert report.tokens_saved == 0  # the whole history is sent as it is
+            assert report.session_cost_usd == pytest.approx(report.session_raw_cost_usd)
+            assert report.money_saved_usd == pytest.approx(0.0, abs=1e-12)
+            mem.add({"role": "assistant", "content": f"Answer {i}: shipped. " * 4})
+        assert report.session_cached_tokens > 0  # the append-only prompt was cached
