@@ -26,6 +26,7 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 
+from memory.arguments import original_arguments
 from memory.budget import Budget, as_budget
 from memory.context import as_user_turns, place_blocks, recall_block, sanitize
 from memory.errors import BudgetError
@@ -60,8 +61,14 @@ class Prompt:
     message_tokens: tuple[int, ...] = ()
 
     def to_openai(self) -> list[dict[str, object]]:
-        """Return the messages as OpenAI chat-completion dicts."""
-        return list(convert_to_openai_messages(list(self.messages)))
+        """Return the messages as OpenAI chat-completion dicts.
+
+        Tool-call arguments that came in as OpenAI dicts go back as the model wrote them
+        (langchain-core would re-serialize them, which costs tokens and breaks the
+        cached prefix of the app's own raw history)."""
+        converted = [dict(m) for m in convert_to_openai_messages(list(self.messages))]
+        original_arguments(converted, self.messages)
+        return list(converted)
 
 
 def assemble(

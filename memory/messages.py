@@ -28,6 +28,7 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
+from memory.arguments import keep_arguments
 from memory.errors import InputError
 
 __all__ = ["Exchange", "ExchangeBuilder", "MessageLike", "Turn", "check_pairing", "normalize"]
@@ -106,7 +107,7 @@ def _convert_one(message: Any, index: int) -> list[BaseMessage]:
             if isinstance(message, ChatMessage):
                 return convert_to_messages(convert_to_openai_messages([message]))
             return [message]
-        return convert_to_messages([dict(message)])
+        return [keep_arguments(m, message) for m in convert_to_messages([dict(message)])]
     except InputError:
         raise
     except RecursionError as exc:

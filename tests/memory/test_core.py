@@ -253,3 +253,15 @@ def test_memory_properties_over_random_openai_histories(
                 )
             ]
             assert users[-1].content in sent_texts or not str(users[-1].content).strip()
+
+
+def test_tool_call_arguments_go_back_as_the_model_wrote_them() -> None:
+    raw = '{"file_name":"x.py","lines":[1,2]}'  # compact, as models write them
+    call = {"id": "c1", "type": "function", "function": {"name": "read", "arguments": raw}}
+    with ConversationMemory.open(":memory:", session="a", embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "read it"})
+        mem.add({"role": "assistant", "content": None, "tool_calls": [call]})
+        mem.add({"role": "tool", "tool_call_id": "c1", "content": "print(1)"})
+        sent = mem.assemble().to_openai()[1]
+        assert sent["tool_calls"][0]["function"]["arguments"] == raw  # byte for byte
+        assert mem.history()[1].tool_calls[0]["args"] == {"file_name": "x.py", "lines": [1, 2]}

@@ -1,0 +1,68 @@
+"""Tool-call arguments sent back as the model wrote them.
+
+langchain-core parses an OpenAI tool call's ``arguments`` string and writes it back
+re-serialized (``{"a":1}`` becomes ``{"a": 1}``), which costs tokens and breaks the cached
+prefix an app's own raw history would have. The original strings are kept in the
+message's ``additional_kwargs`` and restored in ``Prompt.to_openai``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+__all__ = ["ARGUMENTS_KEY", "keep_arguments", "original_arguments"]
+
+ARGUMENTS_KEY = "tool_call_arguments"
+"""``additional_kwargs`` key holding the model's own argument strings, by tool call id."""
+
+
+def keep_arguments(converted: BaseMessage, original: Mapping[str, Any]) -> BaseMessage:
+    """Remember an OpenAI dict's argument strings as the model wrote them.
+
+    langchain-core parses them and writes them back re-serialized (``{"a":1}`` becomes
+    ``{"a": 1}``); ``Prompt.to_openai`` sends the originals back, byte for byte.
+    """
+    calls = original.get("tool_calls")
+    if not isinstance(converted, AIMessage) or not isinstance(calls, list):
+        return converted
+    arguments = {
+        str(c["id"]): c["function"]["arguments"]
+        for c in calls
+        if isinstance(c, Mapping)
+        and c.get("id")
+        and isinstance(c.get("function"), Mapping)
+        and isinstance(c["function"].get("arguments"), str)
+    }
+    if not arguments:
+        return converted
+    extra = {**converted.additional_kwargs, ARGUMENTS_KEY: arguments}
+    return converted.model_copy(update={"additional_kwargs": extra})
+
+
+def original_arguments(
+    openai_messages: list[dict[str, Any]], messages: Sequence[BaseMessage]
+) -> None:
+    """Put the model's own argument strings back into OpenAI dicts (in place)."""
+    kept = {
+        call_id: text
+        for m in messages
+        if isinstance(m, AIMessage)
+        for call_id, text in (m.additional_kwargs.get(ARGUMENTS_KEY) or {}).items()
+    }
+    if not kept:
+        return
+    for message in openai_messages:
+        for call in message.get("tool_calls") or ():
+            text = kept.get(call.get("id"))
+            function = call.get("function")
+            if text is not None and isinstance(function, dict):
+                try:
+                    same = json.loads(text) == json.loads(function.get("arguments") or "null")
+                except json.JSONDecodeError:
+                    same = False
+                if same:  # never send arguments other than the call's
+                    function["arguments"] = text
