@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
@@ -52,6 +54,7 @@ __all__ = [
 
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
 _APPEND_RETRIES = 20
+_BACKOFF_SECONDS = 0.005
 
 
 class ConversationMemory:
@@ -235,7 +238,7 @@ class ConversationMemory:
                 for m in normalized
             ]
             archived = [p for _, found in converted for p in found]
-            for _ in range(_APPEND_RETRIES):
+            for attempt in range(_APPEND_RETRIES):
                 self._refresh()
                 check_pairing(
                     normalized,
@@ -255,7 +258,10 @@ class ConversationMemory:
                             clean = [(seq, storable(text)) for seq, text in texts]
                             self._store.blobs.add_turn_texts(self.session, clean, ref=ref)
                 except ConflictError:
-                    continue  # another writer appended first: re-read and re-check
+                    # Another writer appended first: back off a little (jittered, so
+                    # racing writers spread out), re-read and re-check.
+                    time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
+                    continue
                 except BaseException:
                     self._reload()  # the view may hold rows the rollback undid
                     raise
