@@ -38,6 +38,8 @@ bench: venv
 	$(BIN)/python benchmarks/locomo.py
 	$(BIN)/python benchmarks/tool_outputs.py --no-headroom
 	$(BIN)/python benchmarks/vs_langchain.py
+	$(BIN)/python benchmarks/cost.py
+	$(BIN)/python benchmarks/policy_costs.py
 	$(BIN)/python benchmarks/reliability.py
 
 clean:
