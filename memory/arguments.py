@@ -46,23 +46,28 @@ def keep_arguments(converted: BaseMessage, original: Mapping[str, Any]) -> BaseM
 def original_arguments(
     openai_messages: list[dict[str, Any]], messages: Sequence[BaseMessage]
 ) -> None:
-    """Put the model's own argument strings back into OpenAI dicts (in place)."""
-    kept = {
-        call_id: text
+    """Put the model's own argument strings back into OpenAI dicts (in place).
+
+    Matched message by message, in order (a call id may come back in a later turn),
+    and only where the original parses to the same arguments as the call's.
+    """
+    originals = [
+        m.additional_kwargs.get(ARGUMENTS_KEY) or {}
         for m in messages
-        if isinstance(m, AIMessage)
-        for call_id, text in (m.additional_kwargs.get(ARGUMENTS_KEY) or {}).items()
-    }
-    if not kept:
-        return
-    for message in openai_messages:
-        for call in message.get("tool_calls") or ():
+        if isinstance(m, AIMessage) and m.tool_calls
+    ]
+    calling = [m for m in openai_messages if m.get("tool_calls")]
+    if len(originals) != len(calling):
+        return  # not one to one: send the re-serialized arguments
+    for kept, message in zip(originals, calling, strict=True):
+        for call in message["tool_calls"]:
             text = kept.get(call.get("id"))
             function = call.get("function")
-            if text is not None and isinstance(function, dict):
-                try:
-                    same = json.loads(text) == json.loads(function.get("arguments") or "null")
-                except json.JSONDecodeError:
-                    same = False
-                if same:  # never send arguments other than the call's
-                    function["arguments"] = text
+            if text is None or not isinstance(function, dict):
+                continue
+            try:
+                same = json.loads(text) == json.loads(function.get("arguments") or "null")
+            except json.JSONDecodeError:
+                same = False
+            if same:  # never send arguments other than the call's
+                function["arguments"] = text

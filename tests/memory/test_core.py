@@ -265,3 +265,18 @@ def test_tool_call_arguments_go_back_as_the_model_wrote_them() -> None:
         sent = mem.assemble().to_openai()[1]
         assert sent["tool_calls"][0]["function"]["arguments"] == raw  # byte for byte
         assert mem.history()[1].tool_calls[0]["args"] == {"file_name": "x.py", "lines": [1, 2]}
+
+
+def test_a_call_id_used_again_later_keeps_each_calls_own_arguments() -> None:
+    def call(arguments: str) -> dict[str, object]:
+        function = {"name": "bash", "arguments": arguments}
+        return {"id": "c1", "type": "function", "function": function}  # same id twice
+
+    with ConversationMemory.open(":memory:", session="a", embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "go"})
+        for command in ('{"command":"ls"}', '{"command":"pwd"}'):
+            mem.add({"role": "assistant", "content": None, "tool_calls": [call(command)]})
+            mem.add({"role": "tool", "tool_call_id": "c1", "content": "ok"})
+        sent = [m for m in mem.assemble().to_openai() if m.get("tool_calls")]
+        arguments = [m["tool_calls"][0]["function"]["arguments"] for m in sent]  # type: ignore[index]
+        assert arguments == ['{"command":"ls"}', '{"command":"pwd"}']
