@@ -104,7 +104,7 @@ def assemble(
         recall_query: What the snippets were recalled for (quoted in the block's header).
         policy: Shares and floors (see ``AssemblyPolicy``).
         lookup: ``assemble(query=...)``: an explicit question about the past.
-        points: Fold points (default: computed with ``policy.block_tokens``).
+        points: Fold points (default: computed with ``policy.fold_sizes``).
         window: A window already chosen with ``choose_window`` for the same inputs
             (the memory chooses it first to know which turns recall may bring back).
         history_tokens: Total counted tokens of the history, if the caller keeps it.
@@ -121,7 +121,8 @@ def assemble(
     limit = as_budget(budget).prompt_tokens
     if window is None or window.used > limit:
         if points is None:
-            points = fold_points(exchanges, policy.block_tokens(limit))
+            system_tokens = counter.count_message(SystemMessage(system)) if system else 0
+            points = fold_points(exchanges, policy.fold_sizes(limit, system_tokens)[0])
         window = choose_window(
             exchanges,
             limit,
@@ -133,15 +134,11 @@ def assemble(
             lookup=lookup,
         )
     conversation: list[BaseMessage] = [m for i in window.kept for m in exchanges[i].messages]
-    current_index = None
-    if window.current is not None:
-        before = sum(len(exchanges[i].turns) for i in window.kept if i < window.current)
-        current_index = before
     block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
-    placed = place_blocks(conversation, head=window.head, recall=block, current_index=current_index)
+    placed = place_blocks(conversation, head=window.head, recall=block)
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
@@ -207,10 +204,6 @@ def assemble(
         stable_count=stable,
         message_tokens=tuple(message_tokens),
     )
-
-
-def _current_tokens(exchanges: Sequence[Exchange], window: Window) -> int:
-    return exchanges[window.current].tokens if window.current is not None else 0
 
 
 def _pack_recall(

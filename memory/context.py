@@ -114,7 +114,6 @@ def place_blocks(
     *,
     head: str,
     recall: str,
-    current_index: int | None,
 ) -> list[BaseMessage]:
     """Insert the stable context block first and the recall block last.
 
@@ -122,8 +121,6 @@ def place_blocks(
         conversation: The turns to send, chronological (no system messages).
         head: The summary / omitted-turns block ("" for none).
         recall: The recall block ("" for none), sent as the last message.
-        current_index: Position in ``conversation`` of the current user turn (unused
-            since the recall block moved last; kept for callers).
 
     Returns:
         A new list; the input messages are not modified.

@@ -98,15 +98,15 @@ class ConversationMemory:
         self.archive.turns.layout = lambda: self._view.layout()  # the view may be replaced
         self._ledger = Ledger(price_of(model, prices))
         self._refresh()
+        block, due = self.policy.fold_sizes(budget.prompt_tokens)  # until a system prompt
         self.summaries = SummaryRunner(
             session,
             store.summaries,
             summarizer,
             counter,
             self._exchanges_snapshot,
-            block_tokens=self.policy.block_tokens(budget.prompt_tokens),
-            due_tokens=self.policy.block_tokens(budget.prompt_tokens)
-            + self.policy.low_water_tokens(budget.prompt_tokens) // 2,
+            block_tokens=block,
+            due_tokens=due,
         )
         self.summaries.notify()
 

@@ -131,12 +131,9 @@ def build_prompt(
     lookup = query is not None
     exchanges = view.exchanges
     summaries = runner.versions
-    # Blocks are sized from what the system prompt leaves, so the turns kept after a fold
-    # fit beside it; the summarizer follows the same schedule.
     system_tokens = counter.count_message(SystemMessage(system)) if system else 0
-    room = max(1, limit - system_tokens)
-    block = policy.block_tokens(room)
-    runner.retarget(block, due_tokens=block + policy.low_water_tokens(room) // 2)
+    block, due = policy.fold_sizes(limit, system_tokens)
+    runner.retarget(block, due_tokens=due)  # the summarizer follows the prompts' schedule
     points = view.fold_points(block)
     window = choose_window(
         exchanges,

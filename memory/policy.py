@@ -91,6 +91,17 @@ class AssemblyPolicy:
         """Tokens folded at once: from the high-water mark down to the low-water mark."""
         return max(1, int(prompt_tokens * (self.high_water_share - self.low_water)))
 
+    def fold_sizes(self, prompt_tokens: int, system_tokens: int = 0) -> tuple[int, int]:
+        """Return ``(block_tokens, due_tokens)`` of the fold schedule for one budget.
+
+        Blocks are sized from what the system prompt leaves, so the turns kept after a
+        fold fit beside it; a block is summarized once the turns since its start reach
+        ``due_tokens`` (half a low-water mark before the fold that evicts it).
+        """
+        room = max(1, prompt_tokens - system_tokens)
+        block = self.block_tokens(room)
+        return block, block + self.low_water_tokens(room) // 2
+
     def low_water_tokens(self, prompt_tokens: int) -> int:
         """Tokens of verbatim turns kept after a fold."""
         return int(prompt_tokens * self.low_water)

@@ -52,7 +52,6 @@ class Window:
         used: Tokens used without recall: priming, system, head, kept exchanges.
         recall_room: Tokens recall may take (0: no recall in this prompt).
         system_tokens: Tokens of the system message.
-        folded: True when the start is a fold point other than 0 or the window slid.
     """
 
     kept: tuple[int, ...]
@@ -64,7 +63,6 @@ class Window:
     used: int
     recall_room: int
     system_tokens: int
-    folded: bool
 
 
 def sendable(exchange: Exchange) -> bool:
@@ -285,7 +283,6 @@ def choose_window(
         if nothing_evicted or not recalls
         else max(0, limit - used if lookup else min(reserve, limit - used)),
         system_tokens=system_tokens,
-        folded=start > 0,
     )
 
 

@@ -134,7 +134,7 @@ def summarize_messages(
     )
     exchanges = builder.exchanges
     system_tokens = counter.count_message(SystemMessage(system_text)) if system_text else 0
-    points = fold_points(exchanges, chosen.block_tokens(max(1, limit - system_tokens)))
+    points = fold_points(exchanges, chosen.fold_sizes(limit, system_tokens)[0])
 
     def prompt_for(summary: RunningSummary) -> tuple[Prompt, Window]:
         versions = [Summary(summary.text, summary.covers)] if summary.text else []
