@@ -20,16 +20,24 @@ def _gap(n: int) -> str:
     return f"[… {n} line{'s' if n != 1 else ''} omitted …]"
 
 
-def _render_kept(lines: Sequence[str], kept: list[int], gap: Callable[[int], str]) -> str:
+def _render_kept(
+    lines: Sequence[str],
+    kept: list[int],
+    gap: Callable[[int], str],
+    weights: Sequence[int] | None,
+) -> str:
+    def dropped(start: int, end: int) -> int:
+        return end - start if weights is None else sum(weights[start:end])
+
     out: list[str] = []
     previous = -1
     for i in kept:
         if i - previous > 1:
-            out.append(gap(i - previous - 1))
+            out.append(gap(dropped(previous + 1, i)))
         out.append(lines[i])
         previous = i
     if len(lines) - previous > 1:
-        out.append(gap(len(lines) - previous - 1))
+        out.append(gap(dropped(previous + 1, len(lines))))
     return "\n".join(out)
 
 
@@ -41,6 +49,7 @@ def select_lines(
     max_tokens: int,
     header: str = "",
     gap: Callable[[int], str] = _gap,
+    weights: Sequence[int] | None = None,
 ) -> str:
     """Keep the best-ranked lines (lowest rank first) that fit, in their original order.
 
@@ -54,6 +63,9 @@ def select_lines(
         max_tokens: The budget for the whole result, ``header`` included.
         header: Text put before the kept lines.
         gap: Makes the marker for a run of ``n`` dropped lines.
+        weights: How many original lines each candidate stands for (a collapsed run of
+            similar lines stands for all of them), so a marker counts original lines;
+            None: one each.
 
     Returns:
         The header and the kept lines; just the header (and a gap) when nothing fits.
@@ -63,7 +75,7 @@ def select_lines(
 
     def render(k: int) -> str:
         kept = sorted(order[:k])
-        return prefix + _render_kept(lines, kept, gap) if lines else header
+        return prefix + _render_kept(lines, kept, gap, weights) if lines else header
 
     # Bound the search by a generous character estimate so huge inputs stay cheap.
     char_budget = max_tokens * 8 + 200

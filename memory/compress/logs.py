@@ -87,6 +87,8 @@ def important_lines(lines: list[str]) -> list[bool]:
 class _Unit:
     text: str
     rank: float
+    lines: int
+    """Original log lines the unit stands for (a collapsed run: all of them)."""
 
 
 def _template(line: str) -> str:
@@ -131,7 +133,7 @@ def _units(
             first = templates[i] not in seen
             rank = (2.0 if first else 4.0) + math.log(frequency[templates[i]])
         seen.add(templates[i])
-        units.append(_Unit(text, rank))
+        units.append(_Unit(text, rank, j - i))
         i = j
     return units
 
@@ -186,6 +188,7 @@ def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
         count=count,
         max_tokens=max_tokens,
         header=header,
+        weights=[u.lines for u in units],
     )
     note = f"log · {total:,} lines · {errors:,} error/warning/traceback lines"
     return Draft(body, total, False, note)

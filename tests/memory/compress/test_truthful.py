@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from memory.compress import compress, detect_kind
 from memory.compress.base import line_count
+from memory.compress.logs import draft_log
 
 Count = Callable[[str], int]
 SETTINGS = settings(
@@ -261,3 +262,16 @@ def test_diff_digest_states_true_file_and_line_counts(
     added = sum(a for a, _ in changes)
     removed = sum(r for _, r in changes)
     assert digest.note == f"diff · {len(changes)} files · +{added} -{removed}"
+
+
+def test_log_gap_markers_count_original_lines_not_collapsed_runs(count: Count) -> None:
+    """Runs of similar lines collapse to one unit; a dropped unit's lines all count."""
+    lines: list[str] = []
+    for i in range(500):
+        lines.append(f"2024-01-01 12:00:{i % 60:02d} INFO worker processed batch {i}")
+        if i % 10 == 9:
+            lines.append("2024-01-01 12:00:00 ERROR connection refused to db:5432")
+    body = draft_log("\n".join(lines), count=count, max_tokens=700).text
+    omitted = sum(int(n) for n in re.findall(r"\[… (\d+) lines? omitted …\]", body))
+    shown = body.split("\n").count("2024-01-01 12:00:00 ERROR connection refused to db:5432")
+    assert shown + omitted == len(lines)
