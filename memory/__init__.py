@@ -7,6 +7,7 @@
 from memory.assemble import Prompt, assemble
 from memory.budget import Budget
 from memory.core import ConversationMemory
+from memory.engine import Engine
 from memory.errors import (
     BudgetError,
     ClosedError,
@@ -45,6 +46,7 @@ __all__ = [
     "ConflictError",
     "ContextAtticError",
     "ConversationMemory",
+    "Engine",
     "Exchange",
     "ExtractiveSummarizer",
     "InputError",

@@ -2,47 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Self
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Unpack
 
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.tools import BaseTool
 
-from memory.archive import DEFAULT_MAX_OUTPUT_BYTES, Archive, storable
+from memory.archive import Archive, storable
 from memory.assemble import Prompt
 from memory.budget import Budget, as_budget
-from memory.embed import MiniLMEmbeddings
+from memory.closing import Closing
+from memory.engine import DEFAULT_BUDGET, open_shared
 from memory.errors import ClosedError, ConflictError
 from memory.folding import SummaryRunner
-from memory.forget import forget_memory
-from memory.indexer import Indexer
 from memory.ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
-from memory.ledger import DEFAULT_PRICES, Ledger, Price, price_of
-from memory.messages import Exchange, MessageLike, check_pairing, normalize
+from memory.ledger import DEFAULT_PRICES, Price, price_of
+from memory.messages import MessageLike, check_pairing, normalize
 from memory.options import (
     DEFAULT_RECALL_SHARE,
     DEFAULT_SUMMARY_SHARE,
-    check_options,
-    check_session,
+    OpenOptions,
     resolve_policy,
-    resolve_summarizer,
 )
 from memory.planner import build_prompt
 from memory.policy import AssemblyPolicy
-from memory.summarize import Summarizer
-from memory.tokens import TokenCounter, resolve_counter
+from memory.session import SessionState
+from memory.tokens import TokenCounter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
-from memory.view import SessionView
-from stores import open_store
-from stores.base import CONTEXT_REF, TURN_REF, ForgetReport, Store
+from stores.base import CONTEXT_REF, TURN_REF, ForgetReport
+
+if TYPE_CHECKING:
+    from memory.engine import Engine
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -52,63 +48,53 @@ __all__ = [
     "ConversationMemory",
 ]
 
-DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
 _APPEND_RETRIES = 20
 _BACKOFF_SECONDS = 0.005
 
 
-class ConversationMemory:
-    """The memory of one conversation: stores every turn, assembles budgeted prompts.
+class ConversationMemory(Closing):
+    """A handle on the memory of one conversation: stores turns, assembles budgeted prompts.
 
-    Open it with :meth:`open`. The store is the memory: a second ``open`` on the same
-    file and session, in this process or another, sees everything added so far.
+    Open one with :meth:`open` (the process's shared engine for a path) or
+    ``Engine.open``. A handle is cheap: it starts no thread and loads no model; the
+    engine does the background work. The store is the memory: a second handle on the
+    same session, in this process or another, sees everything added so far.
     """
 
     def __init__(
         self,
         *,
-        session: str,
-        store: Store,
-        counter: TokenCounter,
+        engine: Engine,
+        state: SessionState,
         budget: Budget,
-        embedder: Embeddings,
-        summarizer: Summarizer,
         model: str | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         policy: AssemblyPolicy | None = None,
         prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> None:
-        self.session = check_session(session)
+        self.session = state.session
         self.policy = resolve_policy(policy, None)
         self.budget = budget
-        self.counter = counter
+        self.counter: TokenCounter = state.counter
         self.model = model
         self.compress_threshold = compress_threshold
         self._ingest = IngestOptions(compress_threshold, budget.prompt_tokens)
         self.prices = prices
-        self._store = store
-        self._indexer = Indexer(session, store.blobs, embedder, directory=store.index_directory)
-        self.archive = Archive(
-            session, self._store.blobs, counter, self._indexer, max_output_bytes=max_output_bytes
-        )
-        self._lock = threading.RLock()
+        self.engine = engine
+        self._state = state
+        self._price = price_of(model, prices)
         self._closed = False
-        self._view = SessionView(counter)
-        self.archive.turns.layout = lambda: self._view.layout()  # the view may be replaced
-        self._ledger = Ledger(price_of(model, prices))
-        self._refresh()
-        block, due = self.policy.fold_sizes(budget.prompt_tokens)  # until a system prompt
-        self.summaries = SummaryRunner(
-            session,
-            store.summaries,
-            summarizer,
-            counter,
-            self._exchanges_snapshot,
-            block_tokens=block,
-            due_tokens=due,
-        )
-        self.summaries.notify()
+        self._finalizer: weakref.finalize[..., None] | None = None
+
+    @property
+    def archive(self) -> Archive:
+        """The session's archive of tool outputs (``memory.archive.Archive``)."""
+        return self._state.archive
+
+    @property
+    def summaries(self) -> SummaryRunner:
+        """The session's running summary (``memory.folding.SummaryRunner``)."""
+        return self._state.runner
 
     @classmethod
     def open(
@@ -116,19 +102,13 @@ class ConversationMemory:
         path: str | os.PathLike[str] = ":memory:",
         *,
         session: str,
-        budget: Budget | int = DEFAULT_BUDGET,
-        model: str | None = None,
-        token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None = None,
-        safety_margin: float | None = None,
-        summarizer: BaseChatModel | Summarizer | None = None,
-        embedder: Embeddings | None = None,
-        compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-        recall_share: float | None = None,
-        policy: AssemblyPolicy | None = None,
-        prices: Mapping[str, Price] = DEFAULT_PRICES,
+        **options: Unpack[OpenOptions],
     ) -> ConversationMemory:
         """Open (or create) the memory of one session in a SQLite file or PostgreSQL.
+
+        The handle uses the process's shared ``Engine`` for ``path``, created on first
+        use and closed with its last handle (``":memory:"``: a private engine). Servers
+        that want to own the engine's lifetime create one and call ``Engine.open``.
 
         Args:
             path: A SQLite file (created if missing; FAISS index in ``<path>.faiss/``),
@@ -163,51 +143,12 @@ class ConversationMemory:
             ConfigError: a bad budget, counter or option.
             StoreError: the store cannot be opened (or has a newer schema than ours).
         """
-        check_session(session)
-        checked_budget = as_budget(budget)
-        check_options(
-            embedder=embedder,
-            compress_threshold=compress_threshold,
-            max_output_bytes=max_output_bytes,
-        )
-        chosen_policy = resolve_policy(policy, recall_share)
-        counter = resolve_counter(token_counter, model=model, margin=safety_margin)
-        cap = chosen_policy.summary_cap(checked_budget.prompt_tokens)
-        chosen = resolve_summarizer(summarizer, counter, cap)
-        store = open_store(path if isinstance(path, str) else os.fspath(path))
-        try:
-            return cls(
-                session=session,
-                store=store,
-                counter=counter,
-                budget=checked_budget,
-                embedder=embedder if embedder is not None else MiniLMEmbeddings(),
-                summarizer=chosen,
-                model=model,
-                compress_threshold=compress_threshold,
-                max_output_bytes=max_output_bytes,
-                policy=chosen_policy,
-                prices=prices,
-            )
-        except BaseException:
-            store.close()
-            raise
+        return open_shared(path, session=session, **options)
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"the memory of session {self.session!r} is closed; open it again")
-
-    def _exchanges_snapshot(self) -> list[Exchange]:
-        with self._lock:
-            if not self._closed:
-                self._refresh()
-            return list(self._view.exchanges)
-
-    def _refresh(self) -> None:
-        """Load turns other writers appended since this view last looked."""
-        records = self._store.turns.read(self.session, after_seq=self._view.last_seq)
-        if records:
-            self._view.load(records)
+        self._state.check_open()
 
     def add(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
         """Store one message or many, all or nothing.
@@ -228,53 +169,57 @@ class ConversationMemory:
             ClosedError: the memory was closed.
             StoreError: the store failed; nothing was stored.
         """
-        with self._lock:
+        state = self._state
+        with state.lock:
             self._check_open()
             normalized = normalize(messages)
             if not normalized:
                 return []
             converted = [
-                to_new_turn(m, counter=self.counter, archive=self.archive, options=self._ingest)
+                to_new_turn(m, counter=self.counter, archive=state.archive, options=self._ingest)
                 for m in normalized
             ]
             archived = [p for _, found in converted for p in found]
+            store = state.store
             for attempt in range(_APPEND_RETRIES):
                 self._refresh()
                 check_pairing(
                     normalized,
-                    open_calls=self._view.builder.open_calls,
-                    issued_calls=self._view.issued_calls,
+                    open_calls=state.view.builder.open_calls,
+                    issued_calls=state.view.issued_calls,
                 )
                 try:
-                    with self._store.write():
+                    with store.write():
                         for prepared in archived:
-                            self.archive.store(prepared)
+                            state.archive.store(prepared)
                         turns = [t for t, _ in converted]
-                        records = self._store.turns.append(
-                            self.session, turns, after_seq=self._view.last_seq
+                        records = store.turns.append(
+                            self.session, turns, after_seq=state.view.last_seq
                         )
-                        searchable, contextual = self._view.load(records)
+                        searchable, contextual = state.view.load(records)
                         for texts, ref in ((searchable, TURN_REF), (contextual, CONTEXT_REF)):
                             clean = [(seq, storable(text)) for seq, text in texts]
-                            self._store.blobs.add_turn_texts(self.session, clean, ref=ref)
+                            store.blobs.add_turn_texts(self.session, clean, ref=ref)
                 except ConflictError:
                     # Another writer appended first: back off a little (jittered, so
                     # racing writers spread out), re-read and re-check.
                     time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
                     continue
                 except BaseException:
-                    self._reload()  # the view may hold rows the rollback undid
+                    state.reload()  # the view may hold rows the rollback undid
                     raise
-                self._indexer.notify()
-                self.summaries.notify()
+                state.indexer.notify()
+                state.runner.notify()
                 return [r.seq for r in records]
             raise ConflictError(
                 f"session {self.session!r} kept changing under {_APPEND_RETRIES} attempts to add"
             )
 
-    def _reload(self) -> None:
-        self._view = SessionView(self.counter)
-        self._refresh()
+    def _refresh(self) -> None:
+        """Load what other writers appended; their new turns may be due for work."""
+        if self._state.refresh():
+            self._state.indexer.notify()
+            self._state.runner.notify()
 
     def assemble(
         self,
@@ -307,28 +252,29 @@ class ConversationMemory:
             BudgetError: the system prompt and the current user turn alone do not fit.
             ClosedError: the memory was closed.
         """
-        with self._lock:
+        state = self._state
+        with state.lock:
             self._check_open()
             self._refresh()
             limit = (self.budget if budget is None else as_budget(budget)).prompt_tokens
             return build_prompt(
-                self._view,
-                self.archive,
+                state.view,
+                state.archive,
                 self.counter,
                 limit=limit,
                 system=system,
                 query=query,
                 policy=self.policy,
-                runner=self.summaries,
-                ledger=self._ledger,
+                runner=state.runner,
+                ledger=state.ledger(self._price),
                 prices=self.prices,
             )
 
     def history(self) -> list[BaseMessage]:
         """Return every message ever added to the session, unabridged and in order."""
-        with self._lock:
+        with self._state.lock:
             self._check_open()
-            records = self._store.turns.read(self.session)
+            records = self._state.store.turns.read(self.session)
         return [messages_from_dict([json.loads(r.payload)])[0] for r in records]
 
     def recall(
@@ -340,8 +286,7 @@ class ConversationMemory:
         page: int = 1,
     ) -> str:
         """Return exactly what the ``recall`` tool returns (see ``memory.tool.recall``)."""
-        with self._lock:
-            self._check_open()
+        self._check_open()
         return recall(self.archive, ref=ref, query=query, max_tokens=max_tokens, page=page)
 
     def recall_tool(self) -> BaseTool:
@@ -352,40 +297,89 @@ class ConversationMemory:
     def wait_until_indexed(self, timeout: float | None = None) -> bool:
         """Block until every archived chunk and turn is embedded; True if in time."""
         self._check_open()
-        return self._indexer.wait_idle(timeout)
+        return self._state.indexer.wait_idle(timeout)
+
+    async def aadd(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
+        """``add`` for async code: the store write runs on the engine's I/O threads."""
+        return await self.engine.run(functools.partial(self.add, messages))
+
+    async def aassemble(
+        self,
+        *,
+        system: str | None = None,
+        query: str | None = None,
+        budget: Budget | int | None = None,
+    ) -> Prompt:
+        """``assemble`` for async code: search and query embedding run off the event loop."""
+        return await self.engine.run(
+            functools.partial(self.assemble, system=system, query=query, budget=budget)
+        )
+
+    async def arecall(
+        self,
+        ref: str | None = None,
+        query: str | None = None,
+        max_tokens: int = DEFAULT_RECALL_TOKENS,
+        *,
+        page: int = 1,
+    ) -> str:
+        """``recall`` for async code, run on the engine's I/O threads."""
+        return await self.engine.run(
+            functools.partial(self.recall, ref, query, max_tokens, page=page)
+        )
+
+    async def ahistory(self) -> list[BaseMessage]:
+        """``history`` for async code, run on the engine's I/O threads."""
+        return await self.engine.run(self.history)
+
+    def wait_for_summary(self, timeout: float | None = None) -> bool:
+        """Block until no fold is due: the running summary covers every block it should.
+
+        Returns:
+            True if that was reached within ``timeout`` seconds; a failing summarizer
+            counts as done (its error is in ``assemble().report.summary_error``).
+        """
+        self._check_open()
+        return self._state.runner.wait(timeout)
+
+    def rebuild_summary(self) -> None:
+        """Drop the running summary and fold the history again, in the background."""
+        self._check_open()
+        self._state.runner.rebuild()
 
     @property
     def price(self) -> Price | None:
         """The model's price and prompt-caching rule (None: unknown model)."""
-        return self._ledger.price
+        return self._price
 
     @property
     def history_tokens(self) -> int:
         """Counted tokens of the whole stored history, as prompts would send it."""
-        return self._view.history_tokens
+        return self._state.view.history_tokens
 
     def close(self) -> None:
-        """Stop background work and release the store (idempotent; queued work resumes)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self.summaries.close()
-        self._indexer.close()
-        with self._lock:
-            self._store.close()
+        """Release the handle (idempotent).
+
+        Background work on the session goes on in the engine; a shared engine closes
+        with its last handle. Every ``add`` was already durable when it returned.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        detached = self._finalizer.detach() if self._finalizer is not None else None
+        if detached is not None:
+            _, release, (key, _), _ = detached
+            release(key, True)  # the engine's release, as the collector would call it
 
     def forget(self) -> ForgetReport:
-        """Delete every trace of this session, then close it (``memory.forget.forget_memory``)."""
-        return forget_memory(self)
+        """Delete every trace of this session, then close the handle (``Engine.forget``).
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        Raises:
+            ClosedError: the handle was closed.
+            StoreError: the store failed; nothing was deleted.
+        """
+        self._check_open()
+        try:
+            return self.engine.forget(self.session)
+        finally:
+            self.close()

@@ -13,13 +13,16 @@ skipped.
 from __future__ import annotations
 
 import bisect
+import functools
 import time
 from collections.abc import Callable, Sequence
 
 from memory.archive import storable
+from memory.deadline import ModelCalls
 from memory.errors import SummarizerError
 from memory.folds import FoldSchedule
 from memory.messages import Exchange
+from memory.pool import WorkerPool
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter
 from memory.window import Summary
@@ -66,7 +69,9 @@ class SummaryRunner(BackgroundWorker):
         summaries: Where summary versions (and failures) are recorded.
         summarizer: Makes the summaries.
         counter: Counts summary tokens.
-        exchanges: Returns the session's current exchanges (called from the thread).
+        exchanges: Returns the session's current exchanges (called from the pool).
+        pool: The engine's pool the summaries are made on.
+        calls: Runs the model calls under a deadline.
         block_tokens: Tokens between fold points (``AssemblyPolicy.block_tokens``).
         due_tokens: Tokens since a block's start at which it is summarized.
         retries: Attempts per block before the failure is recorded.
@@ -81,12 +86,15 @@ class SummaryRunner(BackgroundWorker):
         counter: TokenCounter,
         exchanges: Callable[[], Sequence[Exchange]],
         *,
+        pool: WorkerPool,
+        calls: ModelCalls,
         block_tokens: int,
         due_tokens: int,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF_SECONDS,
     ) -> None:
-        super().__init__(name=f"attic-summary-{session}")
+        super().__init__(f"summaries of {session!r}", pool)
+        self._calls = calls
         self.session = session
         self.summarizer = summarizer
         self.schedule = FoldSchedule(block_tokens)
@@ -101,7 +109,6 @@ class SummaryRunner(BackgroundWorker):
         self.spent_cached = summaries.spent(session)
         self.failures = 0
         self.last_failure: str | None = None
-        self.start()
 
     def retarget(self, block_tokens: int, *, due_tokens: int) -> None:
         """Follow the fold schedule prompts use (block size from the room the system
@@ -138,7 +145,10 @@ class SummaryRunner(BackgroundWorker):
             if self.stopping:
                 return False
             try:
-                result = self.summarizer.summarize(previous, evicted)
+                result = self._calls.call(
+                    functools.partial(self.summarizer.summarize, previous, evicted),
+                    cancelled=lambda: self.stopping,
+                )
             except SummarizerError as exc:
                 error = str(exc)
             except Exception as exc:  # a model client's own error types
@@ -166,15 +176,16 @@ class SummaryRunner(BackgroundWorker):
                 )
                 self.last_failure = None
                 return True
-            time.sleep(self.backoff * (2**attempt))
+            if attempt + 1 < self.retries:
+                time.sleep(self.backoff * (2**attempt))
+        if self.stopping:
+            return False
         self._record_failure(previous, error)
-        return False
+        raise SummarizerError(error)  # the worker waits longer before trying again
 
     def _record_failure(self, previous: str, error: str) -> None:
         self.failures += 1
         self.last_failure = error
-        self.error_poll_seconds = min(300.0, 5.0 * 2**self.failures)
-        self.last_error = error  # the worker waits longer before trying again
         self._summaries.add_summary(
             SummaryRecord(
                 session=self.session,

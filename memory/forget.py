@@ -1,10 +1,10 @@
 """Forgetting: delete every trace of a session, or of every session idle for too long.
 
-A user closes an account, a regulator asks: ``ConversationMemory.forget()`` removes the
-session's turns, archived originals, chunks, vectors, summaries and FAISS index files,
-so its text is no longer in the database file or its index folder (see
-``stores.base.Store.forget``). ``forget_stored`` does the same for a store by path or URL
-(``attic forget``), by session or by age. Other sessions are untouched.
+A user closes an account, a regulator asks: ``ConversationMemory.forget()`` (or
+``Engine.forget``) removes the session's turns, archived originals, chunks, vectors,
+summaries and FAISS index files, so its text is no longer in the database file or its
+index folder (see ``stores.base.Store.forget``). ``forget_stored`` does the same for a
+store by path or URL (``attic forget``), by session or by age. Other sessions are untouched.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -21,35 +20,7 @@ from memory.errors import ConfigError, InputError
 from stores import is_postgres_url, open_store
 from stores.base import ForgetReport
 
-if TYPE_CHECKING:
-    from memory.core import ConversationMemory
-
-__all__ = ["add_forget_command", "forget_memory", "forget_stored", "parse_age"]
-
-
-def forget_memory(memory: ConversationMemory) -> ForgetReport:
-    """Delete every trace of the memory's session, then close the memory.
-
-    Background work (embedding, summaries) is stopped first, so nothing is written back
-    after the delete. Open the session again to start afresh.
-
-    Returns:
-        What was deleted.
-
-    Raises:
-        ClosedError: the memory was closed.
-        StoreError: the store failed; nothing was deleted.
-    """
-    with memory._lock:
-        memory._check_open()
-        memory._closed = True
-    memory.summaries.close()
-    memory._indexer.close()
-    with memory._lock:
-        try:
-            return memory._store.forget(memory.session)
-        finally:
-            memory._store.close()
+__all__ = ["add_forget_command", "forget_stored", "parse_age"]
 
 
 def forget_stored(

@@ -1,4 +1,4 @@
-"""Embed archived chunks in a background thread and keep the session's FAISS index.
+"""Embed archived chunks in the background and keep the session's FAISS index.
 
 ``add`` only writes chunk texts; this worker embeds them in batches off the hot path,
 stores the vectors in SQLite (so a lost index can be rebuilt) and adds them to FAISS.
@@ -15,6 +15,7 @@ import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
 from memory.embed import embed_matrix, embedder_name
+from memory.pool import WorkerPool
 from memory.worker import BackgroundWorker
 from stores.base import BlobStore
 from stores.faiss_index import FAISSIndex, index_path
@@ -33,6 +34,7 @@ class Indexer(BackgroundWorker):
         blobs: Where chunks and their vectors are stored.
         embedder: Any LangChain ``Embeddings``.
         directory: Where the FAISS file lives; None keeps the index in memory.
+        pool: The engine's pool the embedding runs on.
         batch_size: Chunks embedded per batch.
     """
 
@@ -43,9 +45,10 @@ class Indexer(BackgroundWorker):
         embedder: Embeddings,
         *,
         directory: Path | None,
+        pool: WorkerPool,
         batch_size: int = DEFAULT_EMBED_BATCH,
     ) -> None:
-        super().__init__(name=f"attic-embed-{session}")
+        super().__init__(f"embedding of {session!r}", pool)
         self.session = session
         self.model = embedder_name(embedder)
         self._blobs = blobs
@@ -58,7 +61,6 @@ class Indexer(BackgroundWorker):
         self.embed_seconds = 0.0
         self.rebuilt = False
         self._query_vectors: dict[str, npt.NDArray[np.float32]] = {}
-        self.start()
 
     def wait_for(self, max_chunk_id: int, timeout: float | None = None) -> bool:
         """Wait until chunks up to ``max_chunk_id`` are embedded (one output's chunks)."""
@@ -68,7 +70,7 @@ class Indexer(BackgroundWorker):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            if self.last_error is not None or not self._thread.is_alive():
+            if self.last_error is not None or self.stopping or self._pool.stopped:
                 return False
             time.sleep(0.02)
         return True

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TypedDict
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
+from memory.budget import Budget
 from memory.errors import ConfigError, InputError
 from memory.policy import DEFAULT_POLICY, AssemblyPolicy
+from memory.pricing import Price
 from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory.tokens import TokenCounter
 
@@ -17,6 +21,7 @@ __all__ = [
     "DEFAULT_SUMMARY_SHARE",
     "LOOKUP_RECALL_SHARE",
     "MAX_SESSION_LENGTH",
+    "OpenOptions",
     "check_options",
     "check_session",
     "resolve_policy",
@@ -30,6 +35,26 @@ DEFAULT_RECALL_SHARE = DEFAULT_POLICY.recall_share
 """Room for recall on an ordinary call, as a share of the prompt budget."""
 LOOKUP_RECALL_SHARE = DEFAULT_POLICY.lookup_recall_share
 """The room when ``assemble`` is given an explicit query: a question about the past."""
+
+
+class OpenOptions(TypedDict, total=False):
+    """The options of ``Engine.open`` (and ``ConversationMemory.open``), by keyword.
+
+    Adapters take them as ``**options`` and pass them on unchanged; see ``Engine.open``
+    for what each means and its default.
+    """
+
+    budget: Budget | int
+    model: str | None
+    token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None
+    safety_margin: float | None
+    summarizer: BaseChatModel | Summarizer | None
+    embedder: Embeddings | None
+    compress_threshold: int
+    max_output_bytes: int
+    recall_share: float | None
+    policy: AssemblyPolicy | None
+    prices: Mapping[str, Price]
 
 
 def resolve_policy(policy: AssemblyPolicy | None, recall_share: float | None) -> AssemblyPolicy:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from langchain.agents.middleware.summarization import ContextSize, TriggerClause
 from langchain.agents.middleware.types import (
@@ -37,6 +36,7 @@ from memory.adapters._common import (
     split_system,
 )
 from memory.budget import Budget
+from memory.closing import Closing
 from memory.core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
 from memory.errors import BudgetError, ConfigError
 from memory.report import Report
@@ -102,7 +102,7 @@ def _is_anthropic(model: object) -> bool:
     return getattr(model, "_llm_type", None) in ANTHROPIC_LLM_TYPES
 
 
-class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
+class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing):
     """Send each model call a budgeted prompt instead of the whole message list.
 
     A drop-in for ``SummarizationMiddleware`` in ``create_agent(middleware=[...])``. Before
@@ -336,14 +336,3 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             for session in self._sessions.values():
                 session.memory.close()
             self._sessions.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

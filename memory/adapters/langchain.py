@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from langchain_core._api import LangChainDeprecationWarning
 from langchain_core.messages import BaseMessage
 
 from memory.adapters._common import AGENTS_EXTRA, MessagesCounter, require
 from memory.assemble import Prompt
+from memory.closing import Closing
 from memory.core import ConversationMemory
 
 with warnings.catch_warnings():
@@ -47,7 +47,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ContextAtticChatMessageHistory(BaseChatMessageHistory):
+class ContextAtticChatMessageHistory(BaseChatMessageHistory, Closing):
     """A chat history for ``RunnableWithMessageHistory`` whose ``messages`` fit a budget.
 
     ``add_messages`` stores every message in the session's memory; ``messages`` returns
@@ -106,14 +106,3 @@ class ContextAtticChatMessageHistory(BaseChatMessageHistory):
     def close(self) -> None:
         """Close the underlying memory."""
         self.memory.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

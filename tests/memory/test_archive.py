@@ -178,7 +178,7 @@ def test_lost_faiss_index_is_rebuilt_from_stored_vectors(
     shutil.rmtree(Path(str(db_path) + ".faiss"))
     with ConversationMemory.open(db_path, session="s", embedder=fake_embedder) as mem:  # type: ignore[arg-type]
         assert mem.wait_until_indexed(timeout=30)
-        assert mem._indexer.rebuilt
+        assert mem._state.indexer.rebuilt
         assert "code 122" in mem.recall(ref=ref, query="disk quota exceeded")
     index_files = list(Path(str(db_path) + ".faiss").glob("*.faiss"))
     assert len(index_files) == 1

@@ -50,7 +50,7 @@ def test_a_turn_by_the_speaker_the_query_names_ranks_first() -> None:
                 [("Alice", FILLER[2]), ("Bob", FILLER[3])] * 4,
             ],
         )
-        view = mem._view
+        view = mem._state.view
         ranked = mem.archive.turns.rank(
             "What kitten did Bob adopt?",
             before_seq=view.last_seq + 1,
@@ -128,9 +128,9 @@ def test_recalled_turns_are_all_in_the_prompt_and_within_budget(
         assert prompt.tokens <= budget
         sent = "\n".join(str(m.content) for m in prompt.messages)
         for seq in prompt.report.recalled_turns:
-            turn = mem._view.turn_at(seq)
+            turn = mem._state.view.turn_at(seq)
             assert turn is not None and str(turn.message.content) in sent
-        view = mem._view
+        view = mem._state.view
         for room in (0, 40, 300):
             got = recollect(
                 mem.archive,
@@ -199,7 +199,7 @@ class Flat(Embeddings):
 def test_speakers_added_after_the_view_is_rebuilt_still_count() -> None:
     with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
         _chat(mem, [[("Ann", FILLER[0]), ("Ben", FILLER[1])]])
-        mem._reload()  # what a failed add does: the view is rebuilt from the store
+        mem._state.reload()  # what a failed add does: the view is rebuilt from the store
         seqs = _chat(mem, [[("Cy", "I sold the old bicycle."), ("Dee", "I sold the old bicycle.")]])
         ranked = mem.archive.turns.rank("What did Dee sell?", before_seq=seqs[-1] + 1)
         assert ranked[0][0] == seqs[1]

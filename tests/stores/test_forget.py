@@ -31,7 +31,7 @@ def fill(location: str, session: str, word: str) -> None:
                  {"role": "tool", "tool_call_id": "c1", "content": output}])  # fmt: skip
         assert mem.wait_until_indexed(30)
         assert mem.summaries.wait_idle(30)
-        assert mem._store.summaries.attempts(session)  # a summary exists to be forgotten
+        assert mem._state.store.summaries.attempts(session)  # a summary exists to be forgotten
 
 
 def file_bytes(db: Path) -> bytes:
