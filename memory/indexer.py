@@ -3,10 +3,16 @@
 ``add`` only writes chunk texts; this worker embeds them in batches off the hot path,
 stores the vectors in SQLite (so a lost index can be rebuilt) and adds them to FAISS.
 A ``recall`` right after ``add`` waits only until that output's chunks are embedded.
+
+When the embedder fails on a query (a remote model down or timing out), search goes on
+with full-text and phrase ranking only: the failure is logged once per outage, kept in
+``query_failure``, and queries skip the embedder for ``QUERY_COOLDOWN_SECONDS`` before
+trying it again, so an outage neither raises into a prompt nor slows every call.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -20,10 +26,15 @@ from memory.worker import BackgroundWorker
 from stores.base import BlobStore
 from stores.faiss_index import FAISSIndex, index_path
 
-__all__ = ["DEFAULT_EMBED_BATCH", "Indexer"]
+__all__ = ["DEFAULT_EMBED_BATCH", "QUERY_COOLDOWN_SECONDS", "Indexer"]
 
 DEFAULT_EMBED_BATCH = 64
 QUERY_CACHE_SIZE = 256
+QUERY_COOLDOWN_SECONDS = 30.0
+"""After the embedder fails on a query, seconds during which queries are searched without
+embeddings (full-text and phrase only) before the embedder is tried again."""
+
+logger = logging.getLogger(__name__)
 
 
 class Indexer(BackgroundWorker):
@@ -36,7 +47,16 @@ class Indexer(BackgroundWorker):
         directory: Where the FAISS file lives; None keeps the index in memory.
         pool: The engine's pool the embedding runs on.
         batch_size: Chunks embedded per batch.
+
+    Attributes:
+        query_failure: Why the embedder failed on the last query it was tried on (None
+            while it answers); queries are searched without embeddings meanwhile.
+        query_cooldown_seconds: Seconds between tries of a failing embedder on queries.
     """
+
+    query_failure: str | None = None
+    query_cooldown_seconds = QUERY_COOLDOWN_SECONDS
+    _query_failed_at = 0.0
 
     def __init__(
         self,
@@ -76,24 +96,64 @@ class Indexer(BackgroundWorker):
         return True
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Return ``(chunk_id, score)`` pairs for the query, best first (embedded chunks)."""
-        if self._index is None or len(self._index) == 0:
+        """Return ``(chunk_id, score)`` pairs for the query, best first (embedded chunks).
+
+        Empty while the embedder fails on queries (see ``query_failure``).
+        """
+        if not self._index or (vector := self._query_vector(query)) is None:
             return []
-        return self._index.search(self._query_vector(query), k)
+        return self._index.search(vector, k)
 
     def score_all(self, query: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Return every embedded chunk's id and its similarity to the query."""
-        if self._index is None or len(self._index) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        return self._index.score_all(self._query_vector(query))
+        """Return every embedded chunk's id and its similarity to the query.
 
-    def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
-        vector = self._query_vectors.get(query)
-        if vector is None:
-            vector = embed_matrix(self._embedder, [query])[0]
-            if len(self._query_vectors) >= QUERY_CACHE_SIZE:
-                self._query_vectors.pop(next(iter(self._query_vectors)))
-            self._query_vectors[query] = vector
+        Empty while the embedder fails on queries (see ``query_failure``).
+        """
+        if not self._index or (vector := self._query_vector(query)) is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return self._index.score_all(vector)
+
+    def degraded(self) -> str | None:
+        """Return why search may miss what only embeddings would find, or None.
+
+        The embedder failing on queries comes first (they are searched by full-text and
+        phrase only), then on new chunks (those are not embedded yet).
+        """
+        if self.query_failure is not None:
+            return self.query_failure
+        if self.last_error is not None:
+            return f"indexing failed: {self.last_error}"
+        return None
+
+    def _query_vector(self, query: str) -> npt.NDArray[np.float32] | None:
+        cached = self._query_vectors.get(query)
+        if cached is not None:
+            return cached
+        if (
+            self.query_failure is not None
+            and time.monotonic() - self._query_failed_at < self.query_cooldown_seconds
+        ):
+            return None  # still cooling down: do not wait on a failing embedder every call
+        try:
+            vector: npt.NDArray[np.float32] = embed_matrix(self._embedder, [query])[0]
+        except Exception as exc:  # any client error: search goes on without embeddings
+            if self.query_failure is None:
+                logger.warning(
+                    "embedding the query failed; searching without embeddings, retrying "
+                    "after %.0f s: %s: %s",
+                    self.query_cooldown_seconds,
+                    type(exc).__name__,
+                    exc,
+                )
+            self.query_failure = f"embedder failed: {type(exc).__name__}: {exc}"
+            self._query_failed_at = time.monotonic()
+            return None
+        if self.query_failure is not None:
+            logger.info("the embedder answers queries again; embedding search is back")
+            self.query_failure = None
+        if len(self._query_vectors) >= QUERY_CACHE_SIZE:
+            self._query_vectors.pop(next(iter(self._query_vectors)))
+        self._query_vectors[query] = vector
         return vector
 
     def _ensure_index(self, dim: int) -> FAISSIndex:

@@ -75,6 +75,7 @@ def account(
     ledger: Ledger,
     runner: SummaryRunner,
     prices: Mapping[str, Price],
+    recall_degraded: str | None = None,
 ) -> Prompt:
     """Record the prompt in the ledger; add recall, summary and cost figures to its report."""
     spend = ledger.record(
@@ -89,6 +90,7 @@ def account(
     report = dataclasses.replace(
         prompt.report,
         summary_error=runner.last_failure,
+        recall_degraded=recall_degraded,
         summarizer_input_tokens=spent_in,
         summarizer_output_tokens=spent_out,
         session_calls=ledger.calls,
@@ -165,4 +167,5 @@ def build_prompt(
         history_turns=view.turn_count,
         raw_history_tokens=view.raw_history_tokens,
     )
-    return account(prompt, ledger=ledger, runner=runner, prices=prices)
+    degraded = archive.indexer.degraded() if archive.indexer is not None else None
+    return account(prompt, ledger=ledger, runner=runner, prices=prices, recall_degraded=degraded)

@@ -45,6 +45,9 @@ class Report:
         recalled_turns: Seqs of evicted turns brought back for the current query.
         summary_covers_upto: Seq of the last turn the summary covers (0: no summary).
         summary_error: The summarizer's last failure, if its latest attempt failed.
+        recall_degraded: Why recall may miss what only embeddings would find: the
+            embedder failed on queries (they are searched by full-text and phrase only)
+            or on new chunks (not embedded yet); None when embeddings work.
         summarizer_input_tokens: Input tokens the summarizer spent over the session.
         summarizer_output_tokens: Output tokens the summarizer spent over the session.
         session_calls: ``assemble`` calls this view made in the session so far.
@@ -90,6 +93,7 @@ class Report:
     recalled_turns: tuple[int, ...] = ()
     summary_covers_upto: int = 0
     summary_error: str | None = None
+    recall_degraded: str | None = None
     summarizer_input_tokens: int = 0
     summarizer_output_tokens: int = 0
     session_calls: int = 0

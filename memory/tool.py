@@ -183,12 +183,24 @@ def recall(
         if ref is not None:
             archive.get(ref)  # the ref must exist in this session
         hits = _with_neighbour(archive, archive.search(query, ref=ref, k=6, turns=None))
+        note = _degraded_note(archive)
         if not hits:
             scope = f"ref {ref}" if ref else "the archive"
-            return f"Nothing in {scope} matches {query!r}."
-        return _render_hits(archive, hits, max_tokens)
+            return f"Nothing in {scope} matches {query!r}.{note}"
+        return _render_hits(archive, hits, max_tokens - archive.counter.count(note)) + note
     except RefNotFoundError:
         return _unknown_ref(archive, ref or "")
+
+
+def _degraded_note(archive: Archive) -> str:
+    """Say when search ran on words alone, so the model knows to try the original's words."""
+    if archive.indexer is None or archive.indexer.degraded() is None:
+        return ""
+    # The reason itself (a client's error text) goes to the log and the report, not here.
+    return (
+        "\n(Search by meaning is unavailable right now, so what matches only by meaning "
+        "may be missing: words the original likely used will find more.)"
+    )
 
 
 def _with_neighbour(archive: Archive, hits: list[Hit]) -> list[Hit]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from pydantic import Field
 
 from memory import ConversationMemory, TiktokenCounter
@@ -65,3 +66,43 @@ def archive_mem(fake_embedder: FakeEmbedder) -> Iterator[ConversationMemory]:
         ":memory:", session="agent", budget=6000, embedder=fake_embedder, compress_threshold=50
     ) as memory:
         yield memory
+
+
+SYNONYMS = {"automobile": "car", "vehicle": "car"}
+
+
+class SwitchableEmbedder(Embeddings):
+    """Word-concept embeddings that can be switched to fail like a remote service that is down.
+
+    Each word is one dimension, and a few synonyms share one ("automobile" is "car"), so a
+    query can match a text by meaning with no word in common. Records every call.
+    """
+
+    DIM = 512
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.calls: list[list[str]] = []
+        self._dims: dict[str, int] = {}
+
+    def _vector(self, text: str) -> list[float]:
+        vector = [0.0] * self.DIM
+        for word in re.findall(r"\w+", text.lower()):
+            concept = SYNONYMS.get(word, word)
+            vector[self._dims.setdefault(concept, len(self._dims) % self.DIM)] += 1.0
+        return vector
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        if self.failing:
+            raise ConnectionError("embedding service unreachable")
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+@pytest.fixture
+def switchable_embedder() -> SwitchableEmbedder:
+    """A fresh embedder that fails while its ``failing`` is True."""
+    return SwitchableEmbedder()

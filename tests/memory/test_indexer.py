@@ -1,0 +1,95 @@
+"""The embedding index: an embedder outage degrades search to full-text, then recovers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from memory import ConversationMemory
+from memory.indexer import QUERY_COOLDOWN_SECONDS
+
+FACT = "I parked the car in bay 42."
+FILLER = [
+    "The weather was fine and we walked to the market for bread this morning.",
+    "Work has been busy with the quarterly report that is due quite soon.",
+    "I watched a long documentary about whales and their songs last night.",
+    "My neighbour is repainting the old fence a pale shade of green.",
+    "We cooked pasta with fresh tomatoes and basil from the garden.",
+]
+
+
+@pytest.fixture
+def parked(switchable_embedder: Any) -> Iterator[ConversationMemory]:
+    """A memory whose early fact about the car has long left the verbatim window."""
+    with ConversationMemory.open(
+        ":memory:",
+        session="outage",
+        budget=600,
+        embedder=switchable_embedder,
+        compress_threshold=50,
+    ) as mem:
+        mem.add([HumanMessage(FACT), AIMessage("Noted.")])
+        for n in range(40):
+            kind = HumanMessage if n % 2 == 0 else AIMessage
+            mem.add(kind(f"{FILLER[n % 5]} ({n})"))
+        assert mem.wait_until_indexed(30)
+        yield mem
+
+
+def _sent(mem: ConversationMemory, query: str) -> tuple[str, str | None]:
+    prompt = mem.assemble(query=query)
+    return "\n".join(str(m.content) for m in prompt.messages), prompt.report.recall_degraded
+
+
+def test_an_outage_falls_back_to_full_text_and_says_so(
+    parked: ConversationMemory, switchable_embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert _sent(parked, "Which bay is the car parked in?")[1] is None
+    switchable_embedder.failing = True
+    with caplog.at_level(logging.INFO, logger="memory.indexer"):
+        sent, degraded = _sent(parked, "Where did I leave the car, which bay?")
+        assert "bay 42" in sent
+        assert degraded == "embedder failed: ConnectionError: embedding service unreachable"
+        tries = len(switchable_embedder.calls)
+        answer = parked.recall(query="car bay")
+        assert "bay 42" in answer and "unavailable" in answer
+        assert len(switchable_embedder.calls) == tries  # cooling down: not asked again
+        assert "bay 42" not in parked.recall(query="automobile")  # no word in common
+        parked.archive.indexer.query_cooldown_seconds = 0.0  # as if the cool-down ended
+        assert "bay 42" in parked.recall(query="parked car")
+        assert len(switchable_embedder.calls) > tries  # tried again, failed again
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # once per outage
+
+    switchable_embedder.failing = False
+    answer = parked.recall(query="automobile")
+    assert "bay 42" in answer and "unavailable" not in answer  # by meaning again
+    sent, degraded = _sent(parked, "automobile")
+    assert "bay 42" in sent and degraded is None
+
+
+def test_the_cool_down_is_a_short_named_constant(parked: ConversationMemory) -> None:
+    assert parked.archive.indexer is not None
+    assert parked.archive.indexer.query_cooldown_seconds == QUERY_COOLDOWN_SECONDS
+    assert 0 < QUERY_COOLDOWN_SECONDS <= 120
+
+
+def test_chunks_added_during_an_outage_are_embedded_once_it_ends(
+    parked: ConversationMemory, switchable_embedder: Any
+) -> None:
+    switchable_embedder.failing = True
+    parked.add([HumanMessage("The nightly job stopped: disk quota exceeded."), AIMessage("Ok.")])
+    parked.wait_until_indexed(5)  # the embedder fails: returns when it has given up
+    assert parked.archive.indexer is not None
+    assert parked.archive.indexer.last_error is not None
+    sent, degraded = _sent(parked, "disk quota")
+    assert "disk quota exceeded" in sent and degraded is not None
+    assert "disk quota exceeded" in parked.recall(query="disk quota exceeded")
+    switchable_embedder.failing = False
+    parked.archive.indexer.query_cooldown_seconds = 0.0
+    assert parked.wait_until_indexed(30)
+    assert _sent(parked, "disk quota")[1] is None
