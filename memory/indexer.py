@@ -54,10 +54,6 @@ class Indexer(BackgroundWorker):
         query_cooldown_seconds: Seconds between tries of a failing embedder on queries.
     """
 
-    query_failure: str | None = None
-    query_cooldown_seconds = QUERY_COOLDOWN_SECONDS
-    _query_failed_at = 0.0
-
     def __init__(
         self,
         session: str,
@@ -81,6 +77,9 @@ class Indexer(BackgroundWorker):
         self.embed_seconds = 0.0
         self.rebuilt = False
         self._query_vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self.query_failure: str | None = None
+        self.query_cooldown_seconds = QUERY_COOLDOWN_SECONDS
+        self._query_failed_at = 0.0
 
     def wait_for(self, max_chunk_id: int, timeout: float | None = None) -> bool:
         """Wait until chunks up to ``max_chunk_id`` are embedded (one output's chunks)."""
