@@ -64,6 +64,8 @@ DEFAULT_IO_WORKERS = 4
 """Threads per engine that run the async API's blocking work (store, search)."""
 DEFAULT_MAX_SESSIONS = 256
 """Sessions whose state (view, index, summaries) an engine keeps without an open handle."""
+FORGET_WAIT_SECONDS = 60.0
+"""Longest wait in ``forget`` for the session's embedding or summary step in flight."""
 _T = TypeVar("_T")
 _StateKey = tuple[str, str, str]
 
@@ -282,8 +284,8 @@ class Engine(Closing):
             for key in [k for k in self._recent if k[0] == session]:
                 self._recent.pop(key)
             states = [s for k, s in self._states.items() if k[0] == session]
-        for state in states:
-            state.close()
+        for state in states:  # nothing of the session may be written after the delete
+            state.close(wait=FORGET_WAIT_SECONDS)
         return self.store.forget(session)
 
     def _check_open(self) -> None:

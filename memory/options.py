@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_SUMMARY_SHARE",
     "LOOKUP_RECALL_SHARE",
     "MAX_SESSION_LENGTH",
+    "ExtraOptions",
     "OpenOptions",
     "check_options",
     "check_session",
@@ -37,24 +38,27 @@ LOOKUP_RECALL_SHARE = DEFAULT_POLICY.lookup_recall_share
 """The room when ``assemble`` is given an explicit query: a question about the past."""
 
 
-class OpenOptions(TypedDict, total=False):
-    """The options of ``Engine.open`` (and ``ConversationMemory.open``), by keyword.
+class ExtraOptions(TypedDict, total=False):
+    """The options of ``Engine.open`` that adapters pass on as ``**options`` unchanged
+    (they name the others in their own terms: ``model`` is their summarizer...)."""
 
-    Adapters take them as ``**options`` and pass them on unchanged; see ``Engine.open``
-    for what each means and its default.
-    """
-
-    budget: Budget | int
-    model: str | None
-    token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None
     safety_margin: float | None
-    summarizer: BaseChatModel | Summarizer | None
-    embedder: Embeddings | None
-    compress_threshold: int
     max_output_bytes: int
     recall_share: float | None
     policy: AssemblyPolicy | None
     prices: Mapping[str, Price]
+
+
+class OpenOptions(ExtraOptions, total=False):
+    """Every option of ``Engine.open`` (and ``ConversationMemory.open``), by keyword;
+    see ``ConversationMemory.open`` for what each means and its default."""
+
+    budget: Budget | int
+    model: str | None
+    token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None
+    summarizer: BaseChatModel | Summarizer | None
+    embedder: Embeddings | None
+    compress_threshold: int
 
 
 def resolve_policy(policy: AssemblyPolicy | None, recall_share: float | None) -> AssemblyPolicy:

@@ -139,9 +139,9 @@ class SessionState:
             ledger = self._ledgers[price] = Ledger(price)
         return ledger
 
-    def close(self) -> None:
-        """Stop queueing background work (a step in flight ends on its own)."""
+    def close(self, *, wait: float = 0.0) -> None:
+        """Stop queueing background work; wait up to ``wait`` s for steps in flight."""
         with self.lock:
             self.closed = True
-        self.runner.close()
-        self.indexer.close()
+        self.runner.close(wait=wait)
+        self.indexer.close(wait=wait)

@@ -45,6 +45,7 @@ class BackgroundWorker:
         self._pending = False
         self._queued = False
         self._stop = False
+        self._running = threading.Event()
         self._failures = 0
         self._retry_at = 0.0
         self.last_error: str | None = None
@@ -69,6 +70,7 @@ class BackgroundWorker:
                 self._idle.set()
                 return
             self._pending = False
+            self._running.set()
         failed = False
         try:
             worked = self.step()
@@ -78,6 +80,8 @@ class BackgroundWorker:
             worked, failed = False, True
         else:
             self.last_error = None
+        finally:
+            self._running.clear()
         with self._lock:
             self._queued = False
             if self._stop:
@@ -129,8 +133,18 @@ class BackgroundWorker:
         """True once ``close()`` was called."""
         return self._stop
 
-    def close(self) -> None:
-        """Stop queueing steps; a step in flight finishes on its own (never waited on)."""
+    def close(self, *, wait: float = 0.0) -> bool:
+        """Stop queueing steps; wait up to ``wait`` s for a step in flight to end.
+
+        A summarizer step in flight gives up on its model call at once (``stopping``),
+        so waiting never waits for a model. Returns False if a step was still running.
+        """
         with self._lock:
             self._stop = True
             self._idle.set()
+        deadline = time.monotonic() + wait
+        while self._running.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True

@@ -1,8 +1,11 @@
 """The SQLite ``Store``: one file holding turns, archive, search index, vectors, summaries.
 
 Forgetting deletes a session's rows with ``secure_delete`` on (freed space is zeroed),
-merges the full-text index so no stale entry keeps a deleted word, and checkpoints the
-write-ahead log, so the text is gone from the file itself, not merely unlinked.
+merges the full-text index so no stale entry keeps a deleted word, rewrites the file
+(``VACUUM``: a page rebuilt by a B-tree balance can keep a deleted cell's bytes in its
+unused area, which ``secure_delete`` does not clear) and checkpoints the write-ahead log,
+so the text is gone from the file itself, not merely unlinked. The rewrite costs time in
+proportion to the file's size.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class SQLiteStore:
                 # Deleted rows leave delete markers in older FTS5 segments (holding the
                 # words); merging every segment drops them.
                 conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            self.database.read(lambda conn: conn.execute("VACUUM"))
             self._empty_log()
         removed = self._remove_index_files(models)
         return ForgetReport(

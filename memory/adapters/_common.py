@@ -16,16 +16,16 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from memory.budget import Budget
-from memory.core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
+from memory.core import ConversationMemory
+from memory.engine import Engine
 from memory.errors import MissingDependencyError
+from memory.options import OpenOptions
 from memory.tokens import TokenCounter
 
 __all__ = [
@@ -64,26 +64,26 @@ MessagesCounterFn = Callable[[Sequence[BaseMessage]], int]
 
 
 class MemoryOpener:
-    """Open the memory of any session with one set of options (those of ``open``)."""
+    """Open the memory of any session with one set of options (those of ``Engine.open``).
+
+    Args:
+        path: Where the memories live when no ``engine`` is given: the process's shared
+            engine for it is used (``":memory:"``: one private store per session).
+        engine: An engine the application owns; handles are opened from it.
+        options: ``Engine.open``'s options.
+    """
 
     def __init__(
         self,
         *,
         path: str | Path = ":memory:",
-        budget: Budget | int = DEFAULT_BUDGET,
-        model: str | None = None,
-        token_counter: CounterLike | None = None,
-        summarizer: BaseChatModel | None = None,
-        embedder: Embeddings | None = None,
-        compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
+        engine: Engine | None = None,
+        **options: Unpack[OpenOptions],
     ) -> None:
         self.path = path
-        self.budget = budget
-        self.model = model
-        self.token_counter = token_counter
-        self.summarizer = summarizer
-        self.embedder = embedder
-        self.compress_threshold = compress_threshold
+        self.engine = engine
+        self.options = options
+        self.summarizer = options.get("summarizer")
 
     def open(self, session: str) -> ConversationMemory:
         """Open the memory of ``session``.
@@ -92,19 +92,9 @@ class MemoryOpener:
             InputError: ``session`` is not a valid session id.
             ConfigError: a bad option.
         """
-        return self._open(session, self.summarizer)
-
-    def _open(self, session: str, summarizer: BaseChatModel | None) -> ConversationMemory:
-        return ConversationMemory.open(
-            self.path,
-            session=session,
-            budget=self.budget,
-            model=self.model,
-            token_counter=self.token_counter,
-            summarizer=summarizer,
-            embedder=self.embedder,
-            compress_threshold=self.compress_threshold,
-        )
+        if self.engine is not None:
+            return self.engine.open(session=session, **self.options)
+        return ConversationMemory.open(self.path, session=session, **self.options)
 
 
 RECALL_MARGIN = 32

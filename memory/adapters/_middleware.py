@@ -7,10 +7,10 @@ to the model changes, so nothing is lost and other middleware sees the full hist
 
 from __future__ import annotations
 
-import threading
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, Unpack, cast
 
 from langchain.agents.middleware.summarization import ContextSize, TriggerClause
 from langchain.agents.middleware.types import (
@@ -23,11 +23,11 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
 from langchain_core.tools import BaseTool, StructuredTool
-from langgraph.config import get_config
+from langgraph.prebuilt import InjectedState
+from pydantic import Field
 
 from memory.adapters._cache import with_breakpoint
 from memory.adapters._common import (
-    AddedMessages,
     CounterLike,
     MemoryOpener,
     MessagesCounterFn,
@@ -35,18 +35,23 @@ from memory.adapters._common import (
     recall_tokens,
     split_system,
 )
+from memory.adapters._sessions import (
+    DEFAULT_IDLE_SECONDS,
+    MAX_HELD_SESSIONS,
+    HeldSession,
+    Sessions,
+)
 from memory.budget import Budget
 from memory.closing import Closing
 from memory.core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
+from memory.engine import Engine
 from memory.errors import BudgetError, ConfigError
+from memory.options import ExtraOptions, OpenOptions
 from memory.report import Report
+from memory.tokens import TokenCounter
 from memory.tool import DEFAULT_RECALL_TOKENS, RECALL_DESCRIPTION, RecallInput
 
-__all__ = ["DEFAULT_SESSION", "ContextAtticMiddleware"]
-
-
-DEFAULT_SESSION = "default"
-"""Session used when neither ``session=`` nor a ``thread_id`` in the run's config is given."""
+__all__ = ["DEFAULT_IDLE_SECONDS", "MAX_HELD_SESSIONS", "ContextAtticMiddleware"]
 
 Trigger = ContextSize | TriggerClause | list[ContextSize | TriggerClause]
 
@@ -73,25 +78,11 @@ def _max_input_tokens(model: BaseChatModel | None) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-class _Session:
-    """The memory of one session and which state messages it already holds."""
+class _RecallArgs(RecallInput):
+    """The recall tool's arguments, and the graph state's messages (injected by LangGraph,
+    never shown to the model): a run without a thread id is found by its messages."""
 
-    def __init__(self, memory: ConversationMemory) -> None:
-        self.memory = memory
-        self.added = AddedMessages(memory.history())
-        self.lock = threading.Lock()
-
-    def sync(self, messages: Sequence[BaseMessage]) -> None:
-        fresh = self.added.new(messages)
-        if fresh:
-            self.memory.add(fresh)
-            self.added.note(fresh)
-
-    def record(self, reply: Sequence[BaseMessage]) -> None:
-        fresh = self.added.unseen(reply)
-        if fresh:
-            self.memory.add(fresh)
-            self.added.note(fresh)
+    messages: Annotated[list[Any], InjectedState("messages")] = Field(default_factory=list)
 
 
 ANTHROPIC_LLM_TYPES = frozenset({"anthropic-chat", "anthropic"})
@@ -129,14 +120,20 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
             None counts exactly with tiktoken.
         budget: A ``Budget`` or prompt tokens; wins over ``keep``. Default
             ``DEFAULT_BUDGET``.
-        path: The SQLite file of the memories (default ``":memory:"``: one private store
-            per session, gone with the process).
-        session: The session id; None uses the run's ``configurable.thread_id``, else
-            ``DEFAULT_SESSION`` (then every run without a thread id shares one session).
+        path: The SQLite file or PostgreSQL URL of the memories (default ``":memory:"``:
+            a private store of this middleware, gone with it).
+        engine: An ``Engine`` the application owns, used instead of ``path``.
+        session: The session id; None uses the run's ``configurable.thread_id``. A run
+            without one shares nothing: it gets a session of its own, ``run:`` and the
+            id of its first message, released when idle.
+        idle_seconds: A session's handle is released after this long without a call
+            (a run's own session is also forgotten then).
         model_name: The name of the model the prompts are for; picks the tokenizer.
         embedder: LangChain ``Embeddings`` for archive search; None uses the bundled
             MiniLM.
         compress_threshold: Tool outputs above this many tokens are archived.
+        options: Any other option of ``Engine.open`` (``policy``, ``recall_share``,
+            ``max_output_bytes``, ``prices``, ``safety_margin``).
 
     Raises:
         ConfigError: a bad trigger, keep or budget.
@@ -151,10 +148,13 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         token_counter: CounterLike | MessagesCounterFn | None = None,
         budget: Budget | int | None = None,
         path: str | Path = ":memory:",
+        engine: Engine | None = None,
         session: str | None = None,
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
         model_name: str | None = None,
         embedder: Embeddings | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
+        **options: Unpack[ExtraOptions],
     ) -> None:
         super().__init__()
         if isinstance(model, str):
@@ -172,8 +172,8 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         self.keep = keep
         self._clauses = _clauses(trigger)
         self._explicit_budget = budget is not None
-        self._opener = MemoryOpener(
-            path=path,
+        shared = OpenOptions(
+            **options,
             budget=DEFAULT_BUDGET if budget is None else budget,
             model=model_name,
             token_counter=as_counter(token_counter),
@@ -181,32 +181,29 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
             embedder=embedder,
             compress_threshold=compress_threshold,
         )
-        self.session = session
-        self._sessions: dict[str, _Session] = {}
-        self._lock = threading.Lock()
+        own = Engine(":memory:", embedder=embedder)
+        """The middleware's private store: runs without a thread id (a session per run),
+        and every session when ``path`` is ``":memory:"``."""
+        private = engine is None and str(path) == ":memory:"
+        self._held = Sessions(
+            MemoryOpener(path=path, engine=own if private else engine, **shared),
+            MemoryOpener(engine=own, **shared),
+            session=session,
+            idle_seconds=idle_seconds,
+        )
+        self._own = own
         self.last_report: Report | None = None
         """The report of the latest assembled prompt (any session)."""
         self.tools: Sequence[BaseTool] = [self._recall_tool()]
 
-    def memory(self, session: str | None = None) -> ConversationMemory:
-        """Return the memory of ``session`` (default: the current run's session)."""
-        return self._session(session or self._current_session()).memory
+    def memory(self, session: str) -> ConversationMemory:
+        """Return the memory of ``session`` (a thread id, or ``run:<message id>``)."""
+        return self._held.get(session).memory
 
-    def _current_session(self) -> str:
-        if self.session is not None:
-            return self.session
-        try:
-            configurable = get_config().get("configurable") or {}
-        except RuntimeError:
-            return DEFAULT_SESSION
-        thread_id = configurable.get("thread_id")
-        return str(thread_id) if thread_id else DEFAULT_SESSION
-
-    def _session(self, session: str) -> _Session:
-        with self._lock:
-            if session not in self._sessions:
-                self._sessions[session] = _Session(self._opener.open(session))
-            return self._sessions[session]
+    @property
+    def sessions_held(self) -> int:
+        """Sessions whose handles the middleware holds now."""
+        return self._held.count
 
     def _recall_tool(self) -> BaseTool:
         def _recall(
@@ -214,19 +211,25 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
             query: str | None = None,
             max_tokens: int = DEFAULT_RECALL_TOKENS,
             page: int = 1,
+            messages: Sequence[BaseMessage] = (),
         ) -> str:
-            memory = self.memory()
-            limit = recall_tokens(memory, max_tokens)
-            return memory.recall(ref=ref, query=query, max_tokens=limit, page=page)
+            _, conversation = split_system(messages)
+            held = self._held.get(self._held.current(conversation))
+            if held.ephemeral:  # a released run's store is rebuilt from its messages
+                with held.lock:
+                    held.sync(conversation)
+            limit = recall_tokens(held.memory, max_tokens)
+            return held.memory.recall(ref=ref, query=query, max_tokens=limit, page=page)
 
         return StructuredTool.from_function(
-            func=_recall, name="recall", description=RECALL_DESCRIPTION, args_schema=RecallInput
+            func=_recall, name="recall", description=RECALL_DESCRIPTION, args_schema=_RecallArgs
         )
 
-    def _triggered(self, messages: Sequence[BaseMessage], request: ModelRequest[Any]) -> bool:
+    def _triggered(
+        self, messages: Sequence[BaseMessage], request: ModelRequest[Any], counter: TokenCounter
+    ) -> bool:
         if not self._clauses:
             return True
-        counter = self._session(self._current_session()).memory.counter
         tokens = counter.count_messages(messages)
         window = _max_input_tokens(request.model) or _max_input_tokens(self.model)
         for clause in self._clauses:
@@ -264,13 +267,13 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         head = [SystemMessage(system)] if system else []
         return memory.counter.count_messages([*head, *recent])
 
-    def _prepare(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], _Session]:
+    def _prepare(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], HeldSession]:
         """Store new state messages; return the request carrying the assembled prompt."""
         system_texts, conversation = split_system(request.messages)
-        session = self._session(self._current_session())
+        session = self._held.get(self._held.current(conversation))
         with session.lock:
             session.sync(conversation)
-        if not self._triggered(conversation, request):
+        if not self._triggered(conversation, request, session.memory.counter):
             return request, session
         system = "\n\n".join(t for t in [request.system_prompt or "", *system_texts] if t)
         memory = session.memory
@@ -304,7 +307,7 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         return SystemMessage("\n\n".join(m.text for m in head))
 
     @staticmethod
-    def _record(session: _Session, response: ModelResponse[Any]) -> None:
+    def _record(session: HeldSession, response: ModelResponse[Any]) -> None:
         with session.lock:
             session.record(response.result)
 
@@ -324,15 +327,18 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
-        """Send the model the assembled prompt; store what it replies (async)."""
-        prepared, session = self._prepare(request)
+        """Send the model the assembled prompt; store what it replies (async).
+
+        The store, search and query embedding run on the engine's I/O threads, never on
+        the event loop.
+        """
+        engine = self._own
+        context = contextvars.copy_context()  # the run's config travels with the work
+        prepared, session = await engine.run(lambda: context.run(self._prepare, request))
         response = await handler(prepared)
-        self._record(session, response)
+        await engine.run(lambda: self._record(session, response))
         return response
 
     def close(self) -> None:
-        """Close every session's memory (idempotent)."""
-        with self._lock:
-            for session in self._sessions.values():
-                session.memory.close()
-            self._sessions.clear()
+        """Release every session's handle and the runs' private store (idempotent)."""
+        self._held.close()

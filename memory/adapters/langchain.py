@@ -25,16 +25,21 @@ with warnings.catch_warnings():
     from langchain_core.chat_history import BaseChatMessageHistory
 
 if TYPE_CHECKING:
-    from memory.adapters._middleware import DEFAULT_SESSION, ContextAtticMiddleware
+    from memory.adapters._middleware import (
+        DEFAULT_IDLE_SECONDS,
+        MAX_HELD_SESSIONS,
+        ContextAtticMiddleware,
+    )
 
 __all__ = [
-    "DEFAULT_SESSION",
+    "DEFAULT_IDLE_SECONDS",
+    "MAX_HELD_SESSIONS",
     "ContextAtticChatMessageHistory",
     "ContextAtticMiddleware",
     "MessagesCounter",
 ]
 
-_LAZY = frozenset({"ContextAtticMiddleware", "DEFAULT_SESSION"})
+_LAZY = frozenset({"ContextAtticMiddleware", "DEFAULT_IDLE_SECONDS", "MAX_HELD_SESSIONS"})
 
 
 def __getattr__(name: str) -> Any:
@@ -91,6 +96,14 @@ class ContextAtticChatMessageHistory(BaseChatMessageHistory, Closing):
                 issued...); nothing was stored.
         """
         self.memory.add(list(messages))
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """``messages`` for async chains: assembled on the engine's I/O threads."""
+        return await self.memory.engine.run(lambda: self.messages)
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """``add_messages`` for async chains: stored on the engine's I/O threads."""
+        await self.memory.aadd(list(messages))
 
     def clear(self) -> None:
         """Refuse: the store is append-only (open a new session id to start over).

@@ -104,3 +104,47 @@ def test_import_memory_without_langchain() -> None:
     )
     assert "agents:" in done.stdout and "context-attic[agents]" in done.stdout
     assert "classic:" in done.stdout and "context-attic[classic]" in done.stdout
+
+
+@pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated")
+def test_the_readme_chat_pattern_opens_a_cheap_handle_per_call(
+    tmp_path: Any, embedder: DeterministicFakeEmbedding
+) -> None:
+    """A history (and its handle) per invoke, never closed, sync and async: one engine,
+    a fixed number of threads, and each session sees only its own turns."""
+    import asyncio
+    import threading
+
+    from memory import Engine
+
+    engine = Engine(tmp_path / "chat.db", embedder=embedder)
+
+    def get_session_history(session_id: str) -> ContextAtticChatMessageHistory:
+        return ContextAtticChatMessageHistory(engine.open(session=session_id, budget=3000))
+
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Be brief."), MessagesPlaceholder("history"), ("human", "{input}")]
+    )
+    model = FakeListChatModel(responses=[f"reply {n}" for n in range(400)])
+    chat = RunnableWithMessageHistory(
+        prompt | model,  # type: ignore[arg-type]
+        get_session_history,
+        input_messages_key="input",
+        history_messages_key="history",
+    )
+    before = threading.active_count()
+    for n in range(100):
+        config: Any = {"configurable": {"session_id": f"user-{n % 10}"}}
+        chat.invoke({"input": f"my number is {n}"}, config)
+
+    async def more() -> None:
+        for n in range(100, 120):
+            config: Any = {"configurable": {"session_id": f"user-{n % 10}"}}
+            await chat.ainvoke({"input": f"my number is {n}"}, config)
+
+    asyncio.run(more())
+    assert threading.active_count() - before <= engine.pool.workers + 4  # + the I/O threads
+    with engine.open(session="user-3") as mem:
+        said = [str(m.content) for m in mem.history() if m.type == "human"]
+    assert said == [f"my number is {n}" for n in range(3, 120, 10)]
+    engine.close()

@@ -67,7 +67,7 @@ def test_tool_output_is_archived_and_recalled(
         assert "disk quota exceeded" in str(state[4].content)  # recall ran, same session
         second_prompt = _texts(model.prompts[1])
         assert "[ref " in second_prompt and LOG not in second_prompt
-        memory = middleware.memory()
+        memory = middleware.memory(f"run:{state[0].id}")
         assert [m.content for m in memory.history()] == [m.content for m in state]
         assert middleware.last_report is not None
         assert middleware.last_report.compressed_refs
@@ -116,7 +116,7 @@ def test_resent_history_without_ids_is_not_stored_twice(
                 ]
             }
         )
-        contents = [m.content for m in middleware.memory().history()]
+        contents = [m.content for m in middleware.memory("chat").history()]
     assert contents == ["hi", "first answer", "and then?", "second answer"]
 
 
@@ -146,7 +146,8 @@ def test_keep_messages_and_a_langchain_token_counter(
         messages: list[Any] = []
         for i in range(6):
             messages = agent.invoke({"messages": [*messages, HumanMessage(f"q{i}")]})["messages"]
-        assert middleware.memory().counter.name.startswith("messages-callable")
+        memory = middleware.memory(f"run:{messages[0].id}")  # no thread id: the run's own
+        assert memory.counter.name.startswith("messages-callable")
     assert len(model.prompts[-1]) <= 5
 
 
@@ -156,8 +157,10 @@ def test_system_prompt_and_state_system_messages_are_merged(
     model = scripted("fine")
     with _middleware(embedder) as middleware:
         agent = create_agent(model, middleware=[middleware], system_prompt="Be brief.")
-        agent.invoke({"messages": [SystemMessage("Answer in French."), HumanMessage("hello")]})
-        history = middleware.memory().history()
+        state = agent.invoke(
+            {"messages": [SystemMessage("Answer in French."), HumanMessage("hello")]}
+        )["messages"]
+        history = middleware.memory(f"run:{state[1].id}").history()
     prompt = model.prompts[0]
     assert [type(m) for m in prompt] == [SystemMessage, HumanMessage]  # one system message
     assert str(prompt[0].content).startswith("Be brief.\n\nAnswer in French.")
@@ -208,7 +211,8 @@ def test_async_agent(scripted: Callable[..., Any], embedder: DeterministicFakeEm
         agent = create_agent(model, tools=[tail_log], middleware=[middleware])
         result = asyncio.run(agent.ainvoke({"messages": [HumanMessage("go")]}))
         assert result["messages"][-1].content == "done"
-        assert len(middleware.memory().history()) == 4
+        first = result["messages"][0]
+        assert len(middleware.memory(f"run:{first.id}").history()) == 4
 
 
 def test_model_writes_the_running_summary(
@@ -304,3 +308,34 @@ def test_an_anthropic_model_gets_a_cache_breakpoint_on_the_stable_part(
             assert prompt[-1].content[-1]["cache_control"] == {"type": "ephemeral"}
         else:
             assert flagged == []
+
+
+def test_runs_without_a_thread_id_share_nothing(
+    scripted: Callable[..., Any], embedder: DeterministicFakeEmbedding
+) -> None:
+    """Two users, no thread id, one middleware on one file: neither sees the other."""
+    model = scripted("Hello Alice.", "Hello there.")
+    with _middleware(embedder, budget=2000) as middleware:
+        agent = create_agent(model, middleware=[middleware])
+        agent.invoke({"messages": [HumanMessage("I am Alice, my password hint is harbour42")]})
+        agent.invoke({"messages": [HumanMessage("Who am I?")]})
+    second = _texts(model.prompts[1])
+    assert "Alice" not in second and "harbour42" not in second
+    assert "Who am I?" in second
+
+
+def test_idle_sessions_are_released(
+    scripted: Callable[..., Any], embedder: DeterministicFakeEmbedding
+) -> None:
+    model = scripted(*[f"reply {n}" for n in range(6)])
+    with _middleware(embedder, idle_seconds=0.05) as middleware:
+        agent = create_agent(model, middleware=[middleware])
+        for n in range(3):
+            config: Any = {"configurable": {"thread_id": f"t-{n}"}}
+            agent.invoke({"messages": [HumanMessage(f"hello {n}")]}, config)
+            time.sleep(0.1)
+        assert middleware.sessions_held == 1  # only the latest run's session is held
+        config = {"configurable": {"thread_id": "t-0"}}
+        agent.invoke({"messages": [HumanMessage("hello 0"), AIMessage("reply 0")]}, config)
+        history = [m.content for m in middleware.memory("t-0").history()]
+        assert history == ["hello 0", "reply 0", "reply 3"]  # reopened, nothing stored twice
