@@ -29,7 +29,7 @@ from memory.compress.delta import (
 from memory.errors import InputError
 from memory.indexer import Indexer
 from memory.tokens import TokenCounter
-from memory.turnrank import TurnRanker, phrase_pattern
+from memory.turnrank import TurnRanker, exact_matches
 from stores.base import TURN_REF, TURN_REFS, BlobRecord, BlobStore, ChunkRecord, NewChunk
 
 __all__ = [
@@ -141,6 +141,10 @@ class Archive:
         """The latest archived outputs, which a repeated output is sent as a change to."""
         self._seeded = False
         self.calls: dict[str, str] = {}  # tool-call id → call_key(name, arguments)
+        self.hidden_turns: set[int] = set()
+        """Seqs of retracted turns, never returned by a search."""
+        self.hidden_refs: set[str] = set()
+        """Refs of the outputs of retracted tool results, never returned by a search."""
         self.turns = TurnRanker(blobs, session, indexer)
         """Ranks the session's conversation turns for a query (recall of evicted turns)."""
 
@@ -296,7 +300,8 @@ class Archive:
         ranked = self.turns.rank(query, before_seq=limit, limit=k)
         ids = self.turns.chunk_ids([seq for seq, _ in ranked])
         records = {r.idx: r for r in self._blobs.chunks_by_id(self.session, ids)}
-        return [_hit(records[seq], score) for seq, score in ranked if seq in records]
+        shown = [(seq, score) for seq, score in ranked if seq not in self.hidden_turns]
+        return [_hit(records[seq], score) for seq, score in shown if seq in records]
 
     def _search_outputs(
         self, query: str, *, ref: str | None, k: int, wait: float | None
@@ -309,7 +314,7 @@ class Archive:
         own = self._blobs.chunks(self.session, ref) if ref is not None else []
         pool = max(20, 4 * k)
         lexical = self._blobs.search_text(self.session, query, ref=ref, limit=pool, turns=False)
-        exact = _exact_matches(query, own or lexical)
+        exact = exact_matches(query, own or lexical)
         rankings: list[list[int]] = [exact, [c.id for c in lexical]]
         for record in (*own, *lexical):
             candidates[record.id] = record
@@ -328,7 +333,8 @@ class Archive:
         for ranking, weight in zip(rankings, weights, strict=True):
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (_RRF_K + rank)
-        best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
+        shown = [i for i in scores if candidates[i].ref not in self.hidden_refs]
+        best = sorted(shown, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
         textless = [i for i in best if not candidates[i].text]
         for record in self._blobs.chunks_by_id(self.session, textless):
             candidates[record.id] = record
@@ -373,28 +379,3 @@ def storable(text: str) -> str:
 def _hit(record: ChunkRecord, score: float) -> Hit:
     ref = TURN_REF if record.ref in TURN_REFS else record.ref  # a turn is a turn
     return Hit(ref, record.idx, record.start, record.end, record.text, score)
-
-
-def _exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:
-    """Ids of chunks where the query's words occur in order (punctuation and case aside).
-
-    A phrase that straddles two chunks is found in their joined text and credited to the
-    chunk where it starts.
-    """
-    pattern = phrase_pattern(query)
-    if pattern is None:
-        return []
-    found: list[int] = []
-    for position, record in enumerate(chunks):
-        following = chunks[position + 1] if position + 1 < len(chunks) else None
-        joined = record.text
-        if (
-            following is not None
-            and following.ref == record.ref
-            and following.idx == record.idx + 1
-        ):
-            joined += following.text
-        match = pattern.search(joined)
-        if match is not None and match.start() < len(record.text):
-            found.append(record.id)
-    return found

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import random
-import time
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Unpack
@@ -14,12 +12,12 @@ from typing import TYPE_CHECKING, Unpack
 from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.tools import BaseTool
 
-from memory.archive import Archive, storable
+from memory.archive import Archive
 from memory.assemble import Prompt
 from memory.budget import Budget, as_budget
 from memory.closing import Closing
 from memory.engine import DEFAULT_BUDGET, open_shared
-from memory.errors import ClosedError, ConflictError
+from memory.errors import ClosedError
 from memory.folding import SummaryRunner
 from memory.ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
 from memory.ledger import DEFAULT_PRICES, Price, price_of
@@ -35,7 +33,8 @@ from memory.policy import AssemblyPolicy
 from memory.session import SessionState
 from memory.tokens import TokenCounter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
-from stores.base import CONTEXT_REF, TURN_REF, ForgetReport
+from memory.view import SessionView
+from stores.base import ForgetReport
 
 if TYPE_CHECKING:
     from memory.engine import Engine
@@ -47,9 +46,6 @@ __all__ = [
     "DEFAULT_SUMMARY_SHARE",
     "ConversationMemory",
 ]
-
-_APPEND_RETRIES = 20
-_BACKOFF_SECONDS = 0.005
 
 
 class ConversationMemory(Closing):
@@ -180,40 +176,58 @@ class ConversationMemory(Closing):
                 for m in normalized
             ]
             archived = [p for _, found in converted for p in found]
-            store = state.store
-            for attempt in range(_APPEND_RETRIES):
-                self._refresh()
+
+            def check(view: SessionView) -> None:
                 check_pairing(
-                    normalized,
-                    open_calls=state.view.builder.open_calls,
-                    issued_calls=state.view.issued_calls,
+                    normalized, open_calls=view.builder.open_calls, issued_calls=view.issued_calls
                 )
-                try:
-                    with store.write():
-                        for prepared in archived:
-                            state.archive.store(prepared)
-                        turns = [t for t, _ in converted]
-                        records = store.turns.append(
-                            self.session, turns, after_seq=state.view.last_seq
-                        )
-                        searchable, contextual = state.view.load(records)
-                        for texts, ref in ((searchable, TURN_REF), (contextual, CONTEXT_REF)):
-                            clean = [(seq, storable(text)) for seq, text in texts]
-                            store.blobs.add_turn_texts(self.session, clean, ref=ref)
-                except ConflictError:
-                    # Another writer appended first: back off a little (jittered, so
-                    # racing writers spread out), re-read and re-check.
-                    time.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))
-                    continue
-                except BaseException:
-                    state.reload()  # the view may hold rows the rollback undid
-                    raise
-                state.indexer.notify()
-                state.runner.notify()
-                return [r.seq for r in records]
-            raise ConflictError(
-                f"session {self.session!r} kept changing under {_APPEND_RETRIES} attempts to add"
-            )
+
+            def store_originals() -> None:  # in the turns' transaction: all or nothing
+                for prepared in archived:
+                    state.archive.store(prepared)
+
+            records = state.append([t for t, _ in converted], check, before=store_originals)
+            state.indexer.notify()
+            state.runner.notify()
+            return [r.seq for r in records]
+
+    def retract(self, messages: int | str | Sequence[int | str]) -> list[int]:
+        """Take messages out of every future prompt, summary and ``history()``.
+
+        For an app whose history changed: a regenerated reply, a LangGraph
+        ``RemoveMessage``, a fork from an earlier checkpoint. A retracted assistant
+        message takes the tool results of its calls with it. Retracted messages stay
+        stored for audit (``history(include_retracted=True)``) until the session is
+        forgotten; a summary that covered one is rebuilt.
+
+        Args:
+            messages: Seqs (as ``add`` returned) or message ids, one or many.
+
+        Returns:
+            The seqs retracted.
+
+        Raises:
+            InputError: one of them is no stored message of this session; nothing was
+                retracted.
+            ClosedError: the handle was closed.
+        """
+        targets = [messages] if isinstance(messages, int | str) else list(messages)
+        with self._state.lock:
+            self._check_open()
+            retracted = self._state.retract(targets, self.counter.name)
+        self._state.runner.notify()
+        return retracted
+
+    def replace(self, message: int | str, new: MessageLike) -> list[int]:
+        """Retract ``message`` (a seq or message id) and add ``new`` in its place, at the
+        end of the history (an edited last turn); returns ``new``'s seq.
+
+        Raises:
+            InputError: ``message`` is unknown, or ``new`` cannot be accepted.
+        """
+        with self._state.lock:
+            self.retract(message)
+            return self.add(new)
 
     def _refresh(self) -> None:
         """Load what other writers appended; their new turns may be due for work."""
@@ -270,11 +284,12 @@ class ConversationMemory(Closing):
                 prices=self.prices,
             )
 
-    def history(self) -> list[BaseMessage]:
-        """Return every message ever added to the session, unabridged and in order."""
+    def history(self, *, include_retracted: bool = False) -> list[BaseMessage]:
+        """Return every message added to the session, unabridged and in order; retracted
+        ones only with ``include_retracted``."""
         with self._state.lock:
             self._check_open()
-            records = self._state.store.turns.read(self.session)
+            records = self._state.messages(include_retracted=include_retracted)
         return [messages_from_dict([json.loads(r.payload)])[0] for r in records]
 
     def recall(

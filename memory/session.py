@@ -8,16 +8,19 @@ the states of recently used sessions (LRU) and those an open handle holds.
 
 from __future__ import annotations
 
+import json
+import random
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from langchain_core.embeddings import Embeddings
 
-from memory.archive import Archive
+from memory.archive import Archive, storable
 from memory.deadline import ModelCalls
-from memory.errors import ClosedError
+from memory.errors import ClosedError, ConflictError, InputError
 from memory.folding import SummaryRunner
 from memory.indexer import Indexer
 from memory.ledger import Ledger, Price
@@ -26,11 +29,37 @@ from memory.pool import WorkerPool
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter
 from memory.view import SessionView
-from stores.base import Store
+from stores.base import (
+    CONTEXT_REF,
+    TURN_REF,
+    NewTurn,
+    Store,
+    TurnRecord,
+)
 
-__all__ = ["SessionState"]
+__all__ = ["APPEND_RETRIES", "RETRACTION_ROLE", "SessionState", "retractions", "visible"]
 
 _T = TypeVar("_T")
+RETRACTION_ROLE = "retraction"
+"""Role of a control record that retracts earlier messages (payload ``{"retract": [seq,
+...]}``): they stay stored for audit until forgotten, but no prompt or history shows them."""
+APPEND_RETRIES = 20
+"""Attempts at an append while other writers keep appending to the same session."""
+BACKOFF_SECONDS = 0.005
+
+
+def retractions(records: Sequence[TurnRecord]) -> set[int]:
+    """Seqs retracted by the retraction records among ``records``."""
+    found: set[int] = set()
+    for record in records:
+        if record.role == RETRACTION_ROLE:
+            found.update(int(seq) for seq in json.loads(record.payload)["retract"])
+    return found
+
+
+def visible(record: TurnRecord, retracted: set[int]) -> bool:
+    """Whether a record is a message that prompts and history show."""
+    return record.role != RETRACTION_ROLE and record.seq not in retracted
 
 
 def _weakly(owner: SessionState, method: Callable[[SessionState], _T]) -> Callable[[], _T]:
@@ -82,6 +111,10 @@ class SessionState:
         self.lock = threading.RLock()
         self.closed = False
         self.view = SessionView(counter)
+        self.last_seq = 0
+        """Seq of the newest stored record read (messages and retractions)."""
+        self.retracted: set[int] = set()
+        """Seqs of retracted messages: stored for audit, never in a prompt or history."""
         self.indexer = Indexer(
             session, store.blobs, embedder, directory=store.index_directory, pool=pool
         )
@@ -114,16 +147,135 @@ class SessionState:
             )
 
     def refresh(self) -> int:
-        """Load turns other writers appended since the view last looked; return how many."""
-        records = self.store.turns.read(self.session, after_seq=self.view.last_seq)
-        if records:
+        """Load what other writers appended since the view last looked; return how many.
+
+        A retraction among them rebuilds the view without the retracted messages (and
+        the summary, if it covered one of them).
+        """
+        records = self.store.turns.read(self.session, after_seq=self.last_seq)
+        if not records:
+            return 0
+        self.last_seq = records[-1].seq
+        retracted = retractions(records)
+        if retracted:
+            self._apply(retracted)
+        else:
             self.view.load(records)
         return len(records)
+
+    def _apply(self, retracted: set[int]) -> None:
+        """Rebuild the view without the retracted messages (and the summary if needed)."""
+        self.retracted |= retracted
+        records = self.store.turns.read(self.session)
+        self.view = SessionView(self.counter)
+        self.view.load([r for r in records if visible(r, self.retracted)])
+        self.archive.hidden_turns = set(self.retracted)
+        self.archive.hidden_refs = {r.ref for r in records if r.seq in self.retracted and r.ref}
+        runner = getattr(self, "runner", None)
+        if runner is not None and min(retracted) <= runner.covers_upto:
+            runner.rebuild()  # the summary may hold what was retracted
 
     def reload(self) -> None:
         """Rebuild the view from the store (after a failed write rolled back)."""
         self.view = SessionView(self.counter)
+        self.last_seq = 0
+        self.retracted = set()
+        self.archive.hidden_turns, self.archive.hidden_refs = set(), set()
         self.refresh()
+
+    def append(
+        self,
+        turns: Sequence[NewTurn],
+        check: Callable[[SessionView], None],
+        *,
+        before: Callable[[], None] = lambda: None,
+    ) -> list[TurnRecord]:
+        """Append turns after the newest stored one, in one transaction, all or nothing.
+
+        ``check(view)`` runs against the fresh view before each attempt (pairing);
+        ``before()`` runs inside the transaction (archived originals); another writer
+        appending first makes the attempt start over.
+
+        Raises:
+            ConflictError: the session kept changing under ``APPEND_RETRIES`` attempts.
+            StoreError: the store failed; nothing was stored.
+        """
+        for attempt in range(APPEND_RETRIES):
+            self.refresh()
+            check(self.view)
+            try:
+                with self.store.write():
+                    before()
+                    records = self.store.turns.append(self.session, turns, after_seq=self.last_seq)
+                    texts = self.view.load([r for r in records if r.role != RETRACTION_ROLE])
+                    for found, ref in zip(texts, (TURN_REF, CONTEXT_REF), strict=True):
+                        clean = [(seq, storable(text)) for seq, text in found]
+                        self.store.blobs.add_turn_texts(self.session, clean, ref=ref)
+            except ConflictError:
+                # Another writer appended first: back off a little (jittered, so racing
+                # writers spread out), re-read and re-check.
+                time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
+                continue
+            except BaseException:
+                self.reload()  # the view may hold rows the rollback undid
+                raise
+            if records:
+                self.last_seq = records[-1].seq
+            return records
+        raise ConflictError(
+            f"session {self.session!r} kept changing under {APPEND_RETRIES} attempts to add"
+        )
+
+    def retract(self, targets: Sequence[int | str], counter_name: str) -> list[int]:
+        """Retract messages by seq or message id, with the tool results of their calls.
+
+        Returns:
+            The seqs retracted now (already retracted ones are skipped).
+
+        Raises:
+            InputError: a target names no stored message of the session.
+        """
+        self.refresh()
+        records = [r for r in self.store.turns.read(self.session) if visible(r, self.retracted)]
+        by_id: dict[str, int] = {}
+        calls: dict[str, list[str]] = {}
+        answers: dict[str, int] = {}
+        for record in records:
+            data = json.loads(record.payload).get("data", {})
+            if data.get("id"):
+                by_id[str(data["id"])] = record.seq
+            ids = [str(c.get("id")) for c in data.get("tool_calls") or [] if c.get("id")]
+            calls[str(record.seq)] = ids
+            if data.get("tool_call_id"):
+                answers[str(data["tool_call_id"])] = record.seq
+        seqs: set[int] = set()
+        known = {r.seq for r in records}
+        for target in targets:
+            seq = by_id.get(target) if isinstance(target, str) else target
+            if seq is None or seq not in known:
+                if isinstance(target, int) and target in self.retracted:
+                    continue
+                raise InputError(
+                    f"no message {target!r} in session {self.session!r} to retract "
+                    "(give a seq from add() or a message id)"
+                )
+            seqs.add(seq)
+            seqs.update(answers[c] for c in calls[str(seq)] if c in answers)
+        if not seqs:
+            return []
+        payload = json.dumps({"retract": sorted(seqs)})
+        marker = NewTurn(role=RETRACTION_ROLE, payload=payload, tokens=0, counter=counter_name)
+        self.append([marker], lambda view: None)
+        self._apply(seqs)
+        return sorted(seqs)
+
+    def messages(self, *, include_retracted: bool = False) -> list[TurnRecord]:
+        """The stored messages, oldest first (retraction records never included)."""
+        self.refresh()
+        records = self.store.turns.read(self.session)
+        if include_retracted:
+            return [r for r in records if r.role != RETRACTION_ROLE]
+        return [r for r in records if visible(r, self.retracted)]
 
     def snapshot(self) -> Sequence[Exchange]:
         """The session's exchanges, fresh from the store (the summarizer's input)."""

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memory.indexer import Indexer
-from stores.base import CONTEXT_REF, BlobStore
+from stores.base import CONTEXT_REF, BlobStore, ChunkRecord
 
 __all__ = [
     "EXACT_BONUS",
@@ -32,6 +32,7 @@ __all__ = [
     "SPEAKER_BONUS",
     "WEIGHTS",
     "TurnRanker",
+    "exact_matches",
     "phrase_pattern",
 ]
 
@@ -243,3 +244,28 @@ def _segment_strength(seqs: _Ints, scores: _Floats, starts: _Ints) -> _Floats:
     running = np.concatenate([[0.0], np.cumsum(sorted_scores)])
     top = (running[first + take] - running[first]) / take
     return np.asarray(top[np.searchsorted(labels, segment)], dtype=np.float64)
+
+
+def exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:
+    """Ids of chunks where the query's words occur in order (punctuation and case aside).
+
+    A phrase that straddles two chunks is found in their joined text and credited to the
+    chunk where it starts.
+    """
+    pattern = phrase_pattern(query)
+    if pattern is None:
+        return []
+    found: list[int] = []
+    for position, record in enumerate(chunks):
+        following = chunks[position + 1] if position + 1 < len(chunks) else None
+        joined = record.text
+        if (
+            following is not None
+            and following.ref == record.ref
+            and following.idx == record.idx + 1
+        ):
+            joined += following.text
+        match = pattern.search(joined)
+        if match is not None and match.start() < len(record.text):
+            found.append(record.id)
+    return found

@@ -187,7 +187,7 @@ class AddedMessages:
     """
 
     def __init__(self, history: Iterable[BaseMessage] = ()) -> None:
-        self._ids: set[str] = set()
+        self._ids: dict[str, None] = {}
         self._prints: list[str] = []
         self.note(history)
 
@@ -195,8 +195,13 @@ class AddedMessages:
         """Record messages as stored, in order."""
         for message in messages:
             if message.id:
-                self._ids.add(message.id)
+                self._ids[message.id] = None
             self._prints.append(fingerprint(message))
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the stored messages that have one, in the order they were added."""
+        return list(self._ids)
 
     def new(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         """Return the messages not stored yet, in order."""

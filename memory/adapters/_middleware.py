@@ -272,6 +272,9 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         system_texts, conversation = split_system(request.messages)
         session = self._held.get(self._held.current(conversation))
         with session.lock:
+            graph = request.state.get("messages") if isinstance(request.state, dict) else None
+            if graph is not None:  # history follows the graph: removed messages retracted
+                session.follow(graph)
             session.sync(conversation)
         if not self._triggered(conversation, request, session.memory.counter):
             return request, session

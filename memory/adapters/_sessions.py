@@ -49,6 +49,25 @@ class HeldSession:
             self.memory.add(fresh)
             self.added.note(fresh)
 
+    def follow(self, state: Sequence[BaseMessage]) -> list[int]:
+        """Retract the stored messages the graph state no longer holds (a regenerated
+        reply, a ``RemoveMessage``, a fork from an earlier checkpoint); their seqs.
+
+        Only a state that still starts with the first stored message is followed: one
+        that holds only the new input (no checkpointer: the memory is the history) or
+        that another middleware trimmed from the front retracts nothing.
+        """
+        present = {m.id for m in state if m.id}
+        stored = self.added.ids
+        if not stored or stored[0] not in present:
+            return []
+        gone = [i for i in stored if i not in present]
+        if not gone:
+            return []
+        retracted = self.memory.retract(gone)
+        self.added = AddedMessages(self.memory.history())
+        return retracted
+
     def record(self, reply: Sequence[BaseMessage]) -> None:
         """Store the model's reply (messages whose ids were never stored)."""
         fresh = self.added.unseen(reply)

@@ -339,3 +339,40 @@ def test_idle_sessions_are_released(
         agent.invoke({"messages": [HumanMessage("hello 0"), AIMessage("reply 0")]}, config)
         history = [m.content for m in middleware.memory("t-0").history()]
         assert history == ["hello 0", "reply 0", "reply 3"]  # reopened, nothing stored twice
+
+
+def test_a_regenerated_reply_is_not_sent_again(
+    scripted: Callable[..., Any], embedder: DeterministicFakeEmbedding
+) -> None:
+    """The app removes a wrong reply (RemoveMessage) and asks again: the next prompt
+    holds the new exchange only, never the removed reply."""
+    from langchain_core.messages import RemoveMessage
+
+    model = scripted("The capital is Lyon.", "The capital is Paris.", "You asked twice.")
+    with _middleware(embedder, budget=2000) as middleware:
+        agent = create_agent(model, middleware=[middleware], checkpointer=InMemorySaver())
+        config: Any = {"configurable": {"thread_id": "regen"}}
+        state = agent.invoke({"messages": [HumanMessage("Capital of France?")]}, config)
+        wrong = state["messages"][-1]
+        agent.update_state(config, {"messages": [RemoveMessage(id=wrong.id)]})
+        agent.invoke({"messages": [HumanMessage("Capital of France, again?")]}, config)
+        agent.invoke({"messages": [HumanMessage("What did I ask?")]}, config)
+        history = middleware.memory("regen").history()
+        audit = middleware.memory("regen").history(include_retracted=True)
+    assert "Lyon" not in _texts(model.prompts[1]) and "Lyon" not in _texts(model.prompts[2])
+    assert "Paris" in _texts(model.prompts[2])
+    assert "The capital is Lyon." not in [m.content for m in history]
+    assert "The capital is Lyon." in [m.content for m in audit]  # kept for audit
+
+
+def test_without_a_checkpointer_the_memory_is_the_history(
+    scripted: Callable[..., Any], embedder: DeterministicFakeEmbedding
+) -> None:
+    """A thread id and only the new message per invoke: nothing is retracted."""
+    model = scripted("Noted: 42.", "It was 42.")
+    with _middleware(embedder, budget=2000) as middleware:
+        agent = create_agent(model, middleware=[middleware])
+        config: Any = {"configurable": {"thread_id": "no-saver"}}
+        agent.invoke({"messages": [HumanMessage("My number is 42.")]}, config)
+        agent.invoke({"messages": [HumanMessage("What was my number?")]}, config)
+    assert "My number is 42." in _texts(model.prompts[1])
