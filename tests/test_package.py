@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -51,8 +53,23 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
 def test_readme_python_examples_run(  # ```python blocks run; ```py ones are sketches
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every ```python block runs; one followed by "prints" and a ```text block prints
+    exactly that text."""
     monkeypatch.chdir(tmp_path)
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
-    assert blocks
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+    blocks = re.findall(
+        r"```python\n(.*?)```(?:\n\nprints\n\n```text\n(.*?)```)?", README, flags=re.DOTALL
+    )
+    assert blocks and any(printed for _, printed in blocks)
+    for block, printed in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "README.md", "exec"), {})
+        if printed:
+            assert out.getvalue() == printed
+
+
+def test_the_public_names_section_is_exactly_memory_all() -> None:
+    """One curated surface: the README's list and ``memory.__all__`` agree both ways."""
+    section = README.split("## Public names", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`(\w+)`", section)) - {"memory"}
+    assert listed == set(memory.__all__)
