@@ -310,7 +310,7 @@ class Ours:
 
     def settle(self) -> None:
         """Wait for background folds and indexing, so the numbers do not hang on timing."""
-        self.memory.summaries.wait(60)
+        self.memory.wait_for_summary(60)
         self.memory.wait_until_indexed(600)
 
     def call(self, new: Chat) -> Sent:

@@ -108,7 +108,7 @@ def evidence_recall(
             if dia_id is not None:
                 texts[dia_id] = str(message.content)
         mem.wait_until_indexed(timeout=600)
-        mem.summaries.wait(timeout=600)
+        mem.wait_for_summary(timeout=600)
         scores: dict[int, list[tuple[int, float]]] = {b: [] for b in budgets}
         for qa in sample["qa"]:
             if qa.get("category") not in (1, 2, 3, 4):
@@ -136,7 +136,7 @@ def latency_and_prefix(sample: dict[str, Any], delay: float, budget: int) -> dic
         ":memory:", session="latency", budget=budget, model=MODEL, embedder=fake
     ) as mem:
         slow = TimedSummarizer(mem.counter, delay=delay, max_summary_tokens=int(budget * 0.15))
-        mem.summaries.summarizer = slow
+        mem._summaries.summarizer = slow
         previous: Prompt | None = None
         for _, message in turn_messages(sample):
             mem.add(message)
@@ -148,7 +148,7 @@ def latency_and_prefix(sample: dict[str, Any], delay: float, budget: int) -> dic
                     stable = previous.messages[: previous.stable_count]
                     extended.append(prompt.messages[: len(stable)] == stable)
                 previous = prompt
-        folds = sum(1 for a in mem.summaries.attempts() if a.error is None)
+        folds = sum(1 for a in mem.summary_attempts() if a.error is None)
     same = sum(extended)
     return {
         "p50_ms": statistics.median(timings) * 1000,

@@ -353,7 +353,7 @@ class Ours:
     def settle(self, *, index: bool = False) -> None:
         """Wait for background folds (and indexing), so the run is deterministic."""
         started = time.perf_counter()
-        self.memory.summaries.wait(60)
+        self.memory.wait_for_summary(60)
         if index:
             self.memory.wait_until_indexed(600)
         self.waited += time.perf_counter() - started

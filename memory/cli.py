@@ -98,7 +98,7 @@ def _when(timestamp: float) -> str:
 
 def _summary(mem: ConversationMemory) -> str | None:
     """The session's latest running summary, or None before the first fold."""
-    record = mem.summaries.current
+    record = mem.summary
     return record.text if record is not None and record.text else None
 
 

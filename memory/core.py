@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import weakref
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Unpack
 from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.tools import BaseTool
 
+from memory.aio import AsyncMethods
 from memory.archive import Archive
 from memory.assemble import Prompt
 from memory.budget import Budget, as_budget
@@ -34,7 +34,7 @@ from memory.session import SessionState
 from memory.tokens import TokenCounter
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
 from memory.view import SessionView
-from stores.base import ForgetReport
+from stores.base import ForgetReport, SummaryRecord
 
 if TYPE_CHECKING:
     from memory.engine import Engine
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 
-class ConversationMemory(Closing):
+class ConversationMemory(AsyncMethods, Closing):
     """A handle on the memory of one conversation: stores turns, assembles budgeted prompts.
 
     Open one with :meth:`open` (the process's shared engine for a path) or
@@ -88,9 +88,19 @@ class ConversationMemory(Closing):
         return self._state.archive
 
     @property
-    def summaries(self) -> SummaryRunner:
-        """The session's running summary (``memory.folding.SummaryRunner``)."""
+    def _summaries(self) -> SummaryRunner:
+        """The session's summary runner (internal: tests and benchmarks tune it)."""
         return self._state.runner
+
+    @property
+    def summary(self) -> SummaryRecord | None:
+        """The running summary: ``.text``, ``.covers_upto`` (its last turn), ``.tokens``,
+        ``.summarizer``, ``.created_at``; None before the first fold."""
+        return self._state.runner.current
+
+    def summary_attempts(self) -> list[SummaryRecord]:
+        """Every summary version and failed attempt of the session, oldest first."""
+        return self._state.runner.attempts()
 
     @classmethod
     def open(
@@ -313,39 +323,6 @@ class ConversationMemory(Closing):
         """Block until every archived chunk and turn is embedded; True if in time."""
         self._check_open()
         return self._state.indexer.wait_idle(timeout)
-
-    async def aadd(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
-        """``add`` for async code: the store write runs on the engine's I/O threads."""
-        return await self.engine.run(functools.partial(self.add, messages))
-
-    async def aassemble(
-        self,
-        *,
-        system: str | None = None,
-        query: str | None = None,
-        budget: Budget | int | None = None,
-    ) -> Prompt:
-        """``assemble`` for async code: search and query embedding run off the event loop."""
-        return await self.engine.run(
-            functools.partial(self.assemble, system=system, query=query, budget=budget)
-        )
-
-    async def arecall(
-        self,
-        ref: str | None = None,
-        query: str | None = None,
-        max_tokens: int = DEFAULT_RECALL_TOKENS,
-        *,
-        page: int = 1,
-    ) -> str:
-        """``recall`` for async code, run on the engine's I/O threads."""
-        return await self.engine.run(
-            functools.partial(self.recall, ref, query, max_tokens, page=page)
-        )
-
-    async def ahistory(self) -> list[BaseMessage]:
-        """``history`` for async code, run on the engine's I/O threads."""
-        return await self.engine.run(self.history)
 
     def wait_for_summary(self, timeout: float | None = None) -> bool:
         """Block until no fold is due: the running summary covers every block it should.

@@ -288,7 +288,7 @@ def replay(memory: ConversationMemory, messages: Sequence[dict[str, Any]]) -> It
                 pending = []
             call += 1
             # As if the reply took long enough for the summary: numbers don't hang on timing.
-            memory.summaries.wait(timeout=SETTLE_SECONDS)
+            memory.wait_for_summary(timeout=SETTLE_SECONDS)
             prompt = memory.assemble(system=system)
             raw = prompt.report.raw_tokens
             yield CallStats(

@@ -90,7 +90,7 @@ class MemoryMachine(RuleBasedStateMachine):
 
     @rule()
     def summaries_catch_up(self) -> None:
-        self.memory.summaries.wait(10)
+        self.memory.wait_for_summary(10)
 
     @precondition(lambda self: not self.pending)
     @rule(lookup=st.booleans())

@@ -70,10 +70,10 @@ def test_another_handle_sees_the_retraction_and_the_summary_is_rebuilt(db_path: 
         for n in range(12):
             writer.add([HumanMessage(f"{n}: {filler}"), AIMessage(f"ok {n}")])
         assert writer.wait_for_summary(30)
-        assert "7731" in writer.summaries.current.text  # type: ignore[union-attr]
+        assert "7731" in writer.summary.text  # type: ignore[union-attr]
         writer.retract("secret")
         assert writer.wait_for_summary(30)
-        assert "7731" not in (writer.summaries.current.text if writer.summaries.current else "")
+        assert "7731" not in (writer.summary.text if writer.summary else "")
     with Engine(db_path, embedder=DeterministicFakeEmbedding(size=16)) as other:
         reader = other.open(session="s", budget=500)
         assert "7731" not in " ".join(str(m.content) for m in reader.history())

@@ -52,14 +52,14 @@ def test_offline_default_folds_old_turns_into_a_summary() -> None:
     with ConversationMemory.open(":memory:", session="s", budget=1200, embedder=FAKE) as mem:
         for message in chat(40):
             mem.add(message)
-        assert mem.summaries.wait(30)
-        summary = mem.summaries.current
+        assert mem.wait_for_summary(30)
+        summary = mem.summary
         assert summary is not None and summary.covers_upto > 0
         assert summary.summarizer == "extractive"
         prompt = mem.assemble(system="sys")
         assert prompt.report.summary_included
         # The newest version may already cover the next fold's block (summarized ahead).
-        versions = {v.covers_upto for v in mem.summaries.versions}
+        versions = {v.covers_upto for v in mem._summaries.versions}
         assert prompt.report.summary_covers_upto in versions
         assert prompt.report.summary_covers_upto < prompt.report.window_start_seq
         assert prompt.tokens <= 1200
@@ -74,10 +74,10 @@ def test_folds_come_in_blocks_so_the_prefix_stays_stable() -> None:
         prefixes = []
         for message in chat(60):
             mem.add(message)
-            mem.summaries.wait(30)
+            mem.wait_for_summary(30)
             prompt = mem.assemble(system="sys")
             prefixes.append(str(prompt.messages[:2]))
-        versions = [a for a in mem.summaries.attempts() if a.error is None]
+        versions = [a for a in mem.summary_attempts() if a.error is None]
     changes = sum(1 for a, b in itertools.pairwise(prefixes) if a != b)
     assert 1 <= len(versions) <= len(prefixes) // 6  # many turns per fold
     assert changes <= len(versions) + 1
@@ -92,11 +92,11 @@ def test_assemble_never_waits_for_a_slow_summarizer() -> None:
             mem.add(message)
             prompt = mem.assemble()  # would hang if it waited for the summarizer
             assert prompt.tokens <= 1000
-        assert gated.calls == 0 and mem.summaries.current is None
+        assert gated.calls == 0 and mem.summary is None
         # meanwhile the evicted turns stay reachable through recall
         assert "box number 7 to" in mem.recall(query="Alice moved box number 7 to Paris")
         gated.release.set()
-        assert mem.summaries.wait(30)
+        assert mem.wait_for_summary(30)
         assert gated.calls >= 1
         assert mem.assemble().report.summarizer_input_tokens >= 10
 
@@ -133,15 +133,15 @@ def test_bad_summaries_are_refused_visibly_and_turns_stay(
         embedder=FAKE,
         summarizer=summarizer,  # type: ignore[arg-type]
     ) as mem:
-        mem.summaries.retries = 2
-        mem.summaries.backoff = 0.01
+        mem._summaries.retries = 2
+        mem._summaries.backoff = 0.01
         for message in chat(30):
             mem.add(message)
-        mem.summaries.wait(30)
-        attempts = mem.summaries.attempts()
+        mem.wait_for_summary(30)
+        attempts = mem.summary_attempts()
         assert attempts and all(a.error for a in attempts)
         assert error in (attempts[0].error or "")
-        assert mem.summaries.current is None  # the summary is not corrupted
+        assert mem.summary is None  # the summary is not corrupted
         prompt = mem.assemble()
         assert prompt.report.summary_error is not None
         assert not prompt.report.summary_included
@@ -204,8 +204,8 @@ def test_agent_runs_with_one_task_get_summaries_too() -> None:
                     {"role": "tool", "tool_call_id": f"c{i}", "content": f"line {i}: ok " * 30},
                 ]
             )
-        assert mem.summaries.wait(30)
-        assert mem.summaries.current is not None and mem.summaries.current.covers_upto > 10
+        assert mem.wait_for_summary(30)
+        assert mem.summary is not None and mem.summary.covers_upto > 10
         prompt = mem.assemble()
         task = prompt.messages[0]  # the task leads, with the summary block before it
         assert isinstance(task.content, list)
@@ -222,12 +222,12 @@ def test_summarizer_spend_survives_a_reopen(tmp_path: Path) -> None:
     ) as mem:
         for message in chat(40):
             mem.add(message)
-        assert mem.summaries.wait(30)
+        assert mem.wait_for_summary(30)
         spent = (
             mem.assemble().report.summarizer_input_tokens,
             mem.assemble().report.summarizer_output_tokens,
         )
-        attempts = mem.summaries.attempts()
+        attempts = mem.summary_attempts()
     assert spent[0] > 0 and spent[1] > 0
     assert spent == (
         sum(a.input_tokens for a in attempts),

@@ -136,7 +136,7 @@ def check_after_crash(path: Path, session: str, acked: dict[int, list[int]]) -> 
         for i in order:
             if i % 3 == 1:
                 assert hashlib.sha256(log_output(i).encode()).hexdigest() in shas
-        covers = mem.summaries.covers_upto
+        covers = mem._summaries.covers_upto
         assert covers <= len(seqs)
         return CrashCheck(len(seqs), len(order), len(shas), covers)
 

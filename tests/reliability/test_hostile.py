@@ -201,5 +201,5 @@ def test_an_accepted_lone_surrogate_does_not_stall_the_running_summary() -> None
         mem.add({"role": "system", "content": "Session 42 of probe \ud800 on 2024-05-01."})
         for day in range(1, 80):
             mem.add({"role": "user", "content": f"Day {day}: box {day * 7} goes to Paris."})
-        mem.summaries.wait(timeout=20)
-        assert mem.summaries.last_error is None and mem.summaries.covers_upto > 3
+        mem.wait_for_summary(timeout=20)
+        assert mem._summaries.last_error is None and mem._summaries.covers_upto > 3

@@ -58,8 +58,8 @@ def test_the_running_summary_stays_within_its_share_of_the_budget() -> None:
         for day in range(120):
             mem.add({"role": "user", "content": f"Day {day}: box {day * 7} goes to Paris."})
             mem.add({"role": "assistant", "content": f"Noted, box {day * 7} is in Paris."})
-        assert mem.summaries.wait(timeout=60)
-        versions = [a for a in mem.summaries.attempts() if a.error is None]
+        assert mem.wait_for_summary(timeout=60)
+        versions = [a for a in mem.summary_attempts() if a.error is None]
         assert versions and all(0 < v.tokens <= cap for v in versions)
         # plus the quoted block's framing (source, kind) and the omitted-turns note
         assert mem.assemble().report.parts.summary <= cap + 80
@@ -68,12 +68,12 @@ def test_the_running_summary_stays_within_its_share_of_the_budget() -> None:
 def test_a_summarizer_answering_over_the_cap_is_refused_not_sent() -> None:
     chatty = FakeListChatModel(responses=["Paris " * 3000] * 50)
     with harness.open_memory(":memory:", "sum", budget=1500, summarizer=chatty) as mem:
-        mem.summaries.backoff = 0.01
+        mem._summaries.backoff = 0.01
         for day in range(120):  # enough history for a block to come due
             mem.add({"role": "user", "content": f"Day {day}: box {day * 7} goes to Paris."})
-        assert mem.summaries.wait(timeout=30)
-        assert mem.summaries.current is None
-        assert any(a.error for a in mem.summaries.attempts())
+        assert mem.wait_for_summary(timeout=30)
+        assert mem.summary is None
+        assert any(a.error for a in mem.summary_attempts())
         report = mem.assemble().report
         assert report.summary_error and not report.summary_included
 

@@ -30,7 +30,7 @@ def fill(location: str, session: str, word: str) -> None:
         mem.add([{"role": "assistant", "content": "", "tool_calls": [call]},
                  {"role": "tool", "tool_call_id": "c1", "content": output}])  # fmt: skip
         assert mem.wait_until_indexed(30)
-        assert mem.summaries.wait_idle(30)
+        assert mem.wait_for_summary(30)
         assert mem._state.store.summaries.attempts(session)  # a summary exists to be forgotten
 
 
