@@ -23,8 +23,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from stores.base import NewTurn, SessionInfo, TurnRecord
+from stores.base import NewTurn, SessionInfo, TurnOutline, TurnRecord
 from stores.errors import ConflictError, StoreError
+from stores.turns import message_fields
 
 __all__ = [
     "DEFAULT_POOL_SIZE",
@@ -182,6 +183,18 @@ class PostgresDatabase:
 
 
 _COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
+_OUTLINE_FROM = "FROM attic_turns WHERE session = %s AND seq > %s ORDER BY seq"
+# The fields ``message_fields`` reads, parsed by the server; a payload that starts like
+# JSON but is not (or a field holding \u0000) raises, and the rows are read whole instead.
+_OUTLINE = f"""
+SELECT seq, role, tokens, raw_tokens, counter, ref,
+  (SELECT json_agg(c ->> 'id') FROM json_array_elements(CASE
+     WHEN json_typeof(j -> 'data' -> 'tool_calls') = 'array' THEN j -> 'data' -> 'tool_calls'
+   END) AS c),
+  j -> 'data' ->> 'tool_call_id', j -> 'data' ->> 'name'
+FROM (SELECT *, CASE WHEN left(payload, 1) = '{{' THEN payload::json END AS j {_OUTLINE_FROM}) t
+ORDER BY seq
+"""
 
 
 def _optional(text: str | None) -> str | None:
@@ -201,6 +214,11 @@ def _record(row: Sequence[Any]) -> TurnRecord:
         raw_tokens=row[8],
         ref=_optional(row[9]),
     )
+
+
+def _ids(found: Sequence[Any] | None) -> tuple[str, ...]:
+    """Call ids as ``json_agg`` returns them, or as ``message_fields`` did."""
+    return tuple(from_db(str(i)) for i in found or () if i is not None)
 
 
 def _row(record: TurnRecord) -> tuple[Any, ...]:
@@ -273,6 +291,50 @@ class PostgresTurnStore:
             lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM attic_turns WHERE session = %s AND seq > %s ORDER BY seq",
                 (to_db(session), after_seq),
+            ).fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    def outline(self, session: str, *, after_seq: int = 0) -> TurnOutline:
+        """Return the session's turns after ``after_seq`` without their payloads."""
+        params = (to_db(session), after_seq)
+
+        def read(conn: Connection) -> list[tuple[Any, ...]]:
+            try:
+                with conn.transaction():  # a savepoint inside a write: it survives a failure
+                    return conn.execute(_OUTLINE, params).fetchall()
+            except psycopg.DataError:
+                whole = conn.execute(
+                    f"SELECT seq, role, tokens, raw_tokens, counter, ref, payload {_OUTLINE_FROM}",
+                    params,
+                ).fetchall()
+                return [(*r[:6], *message_fields(r[6])) for r in whole]
+
+        rows = self.database.read(read)
+        if not rows:
+            return TurnOutline()
+        seqs, roles, tokens, raw_tokens, counters, refs, calls, answers, names = zip(
+            *rows, strict=True
+        )
+        return TurnOutline(
+            seqs,
+            tuple(from_db(r) for r in roles),
+            tokens,
+            raw_tokens,
+            tuple(from_db(c) for c in counters),
+            tuple(_optional(r) for r in refs),
+            tuple(_ids(c) for c in calls),
+            tuple(_optional(a) for a in answers),
+            tuple(_optional(n) for n in names),
+        )
+
+    def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
+        """Return the session's turns with these seqs, in seq order."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM attic_turns WHERE session = %s AND seq = ANY(%s) "
+                "ORDER BY seq",
+                (to_db(session), sorted(set(seqs))),
             ).fetchall()
         )
         return [_record(row) for row in rows]

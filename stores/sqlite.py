@@ -6,6 +6,7 @@ all of an ``append`` or none of it. ``sqlite3`` errors are wrapped in ``StoreErr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -16,9 +17,10 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from stores.base import SCHEMA_VERSION, NewTurn, SessionInfo, TurnRecord
+from stores.base import SCHEMA_VERSION, NewTurn, SessionInfo, TurnOutline, TurnRecord
 from stores.errors import ConflictError, StoreError
 from stores.sqlite_schema import check_version, migrate
+from stores.turns import message_fields
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SQLiteDatabase", "SQLiteTurnStore"]
 
@@ -140,6 +142,34 @@ def _record(row: Sequence[Any]) -> TurnRecord:
 
 
 _COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
+# One JSON parse per row (SQLite caches it across the row's json_* calls); payloads that
+# are not JSON outline with no calls, answer or name, as ``message_fields`` reads them.
+# SQLite's JSON functions cut text at an escaped NUL: such payloads come back whole.
+_OUTLINE = """
+SELECT seq, role, tokens, raw_tokens, counter, ref,
+  CASE WHEN json_valid(payload) THEN
+    CASE WHEN json_array_length(payload, '$.data.tool_calls') THEN
+      (SELECT json_group_array(json_extract(value, '$.id'))
+       FROM json_each(payload, '$.data.tool_calls') WHERE type = 'object')
+    END
+  END,
+  CASE WHEN json_valid(payload) THEN json_extract(payload, '$.data.tool_call_id') END,
+  CASE WHEN json_valid(payload) THEN json_extract(payload, '$.data.name') END,
+  CASE WHEN instr(payload, '\\u0000') THEN payload END
+FROM turns WHERE session = ? AND seq > ? ORDER BY seq
+"""
+_MAX_PARAMETERS = 500
+"""Seqs per ``IN (...)`` list (SQLite limits a statement's parameters)."""
+
+
+def _ids(found: str | None) -> tuple[str, ...]:
+    if found is None or found == "[]":
+        return ()
+    return tuple(str(i) for i in json.loads(found) if i is not None)
+
+
+def _texts(column: Sequence[object]) -> list[str | None]:
+    return [v if v is None or type(v) is str else str(v) for v in column]
 
 
 class SQLiteTurnStore:
@@ -203,6 +233,48 @@ class SQLiteTurnStore:
             ).fetchall()
         )
         return [_record(row) for row in rows]
+
+    def outline(self, session: str, *, after_seq: int = 0) -> TurnOutline:
+        """Return the session's turns after ``after_seq`` without their payloads."""
+        rows = self.database.read(
+            lambda conn: conn.execute(_OUTLINE, (session, after_seq)).fetchall()
+        )
+        if not rows:
+            return TurnOutline()
+        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
+            *rows, strict=True
+        )
+        calls = [_ids(c) if c else () for c in found]
+        answers, names = _texts(answered), _texts(named)
+        for i, payload in enumerate(whole) if any(whole) else ():
+            if payload is not None:
+                calls[i], answers[i], names[i] = message_fields(payload)
+        return TurnOutline(
+            seqs,
+            roles,
+            tokens,
+            raw_tokens,
+            counters,
+            refs,
+            tuple(calls),
+            tuple(answers),
+            tuple(names),
+        )
+
+    def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
+        """Return the session's turns with these seqs, in seq order."""
+        wanted = sorted(set(seqs))
+
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            rows: list[Any] = []
+            for start in range(0, len(wanted), _MAX_PARAMETERS):
+                part = wanted[start : start + _MAX_PARAMETERS]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT {_COLUMNS} FROM turns WHERE session = ? AND seq IN ({marks})"
+                rows += conn.execute(sql + " ORDER BY seq", (session, *part)).fetchall()
+            return rows
+
+        return [_record(row) for row in self.database.read(read)]
 
     def last_seq(self, session: str) -> int:
         """Return the session's highest seq, 0 when empty."""
