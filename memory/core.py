@@ -88,16 +88,16 @@ class ConversationMemory:
         self._ingest = IngestOptions(compress_threshold, budget.prompt_tokens)
         self.prices = prices
         self._store = store
+        self._view = SessionView(counter, store.turns, session)
+        self._refresh()  # before the background workers start reading the store too
         self._indexer = Indexer(session, store.blobs, embedder, directory=store.index_directory)
         self.archive = Archive(
             session, self._store.blobs, counter, self._indexer, max_output_bytes=max_output_bytes
         )
         self._lock = threading.RLock()
         self._closed = False
-        self._view = SessionView(counter)
         self.archive.turns.layout = lambda: self._view.layout()  # the view may be replaced
         self._ledger = Ledger(price_of(model, prices))
-        self._refresh()
         block, due = self.policy.fold_sizes(budget.prompt_tokens)  # until a system prompt
         self.summaries = SummaryRunner(
             session,
@@ -197,17 +197,15 @@ class ConversationMemory:
         if self._closed:
             raise ClosedError(f"the memory of session {self.session!r} is closed; open it again")
 
-    def _exchanges_snapshot(self) -> list[Exchange]:
+    def _exchanges_snapshot(self) -> Sequence[Exchange]:
         with self._lock:
             if not self._closed:
                 self._refresh()
-            return list(self._view.exchanges)
+            return self._view.exchanges  # a snapshot, built when read
 
     def _refresh(self) -> None:
         """Load turns other writers appended since this view last looked."""
-        records = self._store.turns.read(self.session, after_seq=self._view.last_seq)
-        if records:
-            self._view.load(records)
+        self._view.refresh()
 
     def add(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
         """Store one message or many, all or nothing.
@@ -242,7 +240,7 @@ class ConversationMemory:
                 self._refresh()
                 check_pairing(
                     normalized,
-                    open_calls=self._view.builder.open_calls,
+                    open_calls=self._view.open_calls,
                     issued_calls=self._view.issued_calls,
                 )
                 try:
@@ -273,7 +271,7 @@ class ConversationMemory:
             )
 
     def _reload(self) -> None:
-        self._view = SessionView(self.counter)
+        self._view = SessionView(self.counter, self._store.turns, self.session)
         self._refresh()
 
     def assemble(

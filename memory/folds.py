@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memory.exchange_log import Exchanges
 from memory.messages import Exchange
 
 __all__ = ["FoldSchedule", "fold_points"]
@@ -44,6 +45,8 @@ class FoldSchedule:
         An exchange may still change while it waits for tool results, so the schedule
         stops at the first incomplete one and resumes there on the next call.
         """
+        if isinstance(exchanges, Exchanges):  # a session's log: read its token column
+            return self._update_tokens(exchanges.tokens(), exchanges.first_incomplete())
         position = self._done
         while position < len(exchanges):
             exchange = exchanges[position]
@@ -56,3 +59,15 @@ class FoldSchedule:
             position += 1
         self._done = position
         return self.points
+
+    def _update_tokens(self, tokens: Sequence[int], stop: int) -> list[int]:
+        """``update`` over exchange token counts; ``stop``: the first incomplete one."""
+        position, since, block, points = self._done, self._tokens, self.block_tokens, self.points
+        while position < stop:
+            if since >= block:
+                points.append(position)
+                since = 0
+            since += tokens[position]
+            position += 1
+        self._done, self._tokens = position, since
+        return points
