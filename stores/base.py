@@ -44,7 +44,7 @@ TURN_REF = ""
 CONTEXT_REF = "~"
 """Chunks with this ref are turns read with the turn before them (idx = the turn's seq)."""
 TURN_REFS = (TURN_REF, CONTEXT_REF)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes; older stores are migrated to it on open, newer refused."""
 
 

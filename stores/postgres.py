@@ -11,6 +11,7 @@ in ``StoreError`` here.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -183,18 +184,11 @@ class PostgresDatabase:
 
 
 _COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
-_OUTLINE_FROM = "FROM attic_turns WHERE session = %s AND seq > %s ORDER BY seq"
-# The fields ``message_fields`` reads, parsed by the server; a payload that starts like
-# JSON but is not (or a field holding \u0000) raises, and the rows are read whole instead.
-_OUTLINE = f"""
-SELECT seq, role, tokens, raw_tokens, counter, ref,
-  (SELECT json_agg(c ->> 'id') FROM json_array_elements(CASE
-     WHEN json_typeof(j -> 'data' -> 'tool_calls') = 'array' THEN j -> 'data' -> 'tool_calls'
-   END) AS c),
-  j -> 'data' ->> 'tool_call_id', j -> 'data' ->> 'name'
-FROM (SELECT *, CASE WHEN left(payload, 1) = '{{' THEN payload::json END AS j {_OUTLINE_FROM}) t
-ORDER BY seq
-"""
+_OUTLINE = (
+    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
+    "CASE WHEN calls IS NULL THEN payload END FROM attic_turns WHERE session = %s AND seq > %s "
+    "ORDER BY seq"
+)
 
 
 def _optional(text: str | None) -> str | None:
@@ -216,15 +210,21 @@ def _record(row: Sequence[Any]) -> TurnRecord:
     )
 
 
-def _ids(found: Sequence[Any] | None) -> tuple[str, ...]:
-    """Call ids as ``json_agg`` returns them, or as ``message_fields`` did."""
-    return tuple(from_db(str(i)) for i in found or () if i is not None)
+def _ids(found: str | None) -> tuple[str, ...]:
+    """The call ids of a ``calls`` column (a JSON array)."""
+    if not found or found == "[]":
+        return ()
+    return tuple(from_db(str(i)) for i in json.loads(found) if i is not None)
 
 
 def _row(record: TurnRecord) -> tuple[Any, ...]:
     compact = None if record.compact is None else to_db(record.compact)
     ref = None if record.ref is None else to_db(record.ref)
+    calls, answers, name = message_fields(record.payload)
     return (
+        to_db(json.dumps(calls)),
+        None if answers is None else to_db(answers),
+        None if name is None else to_db(name),
         to_db(record.session),
         record.seq,
         to_db(record.role),
@@ -277,8 +277,8 @@ class PostgresTurnStore:
             try:
                 with conn.cursor() as cursor:
                     cursor.executemany(
-                        f"INSERT INTO attic_turns({_COLUMNS}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        f"INSERT INTO attic_turns(calls, answers, name, {_COLUMNS}) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         rows,
                     )
             except pg_errors.UniqueViolation as exc:  # the lock makes this a backstop only
@@ -297,25 +297,19 @@ class PostgresTurnStore:
 
     def outline(self, session: str, *, after_seq: int = 0) -> TurnOutline:
         """Return the session's turns after ``after_seq`` without their payloads."""
-        params = (to_db(session), after_seq)
-
-        def read(conn: Connection) -> list[tuple[Any, ...]]:
-            try:
-                with conn.transaction():  # a savepoint inside a write: it survives a failure
-                    return conn.execute(_OUTLINE, params).fetchall()
-            except psycopg.DataError:
-                whole = conn.execute(
-                    f"SELECT seq, role, tokens, raw_tokens, counter, ref, payload {_OUTLINE_FROM}",
-                    params,
-                ).fetchall()
-                return [(*r[:6], *message_fields(r[6])) for r in whole]
-
-        rows = self.database.read(read)
+        rows = self.database.read(
+            lambda conn: conn.execute(_OUTLINE, (to_db(session), after_seq)).fetchall()
+        )
         if not rows:
             return TurnOutline()
-        seqs, roles, tokens, raw_tokens, counters, refs, calls, answers, names = zip(
+        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
             *rows, strict=True
         )
+        calls = [() if c == "[]" else _ids(c) for c in found]
+        answers, names = [_optional(a) for a in answered], [_optional(n) for n in named]
+        for i, payload in enumerate(whole):
+            if payload is not None:  # written before schema version 3, not parsed then
+                calls[i], answers[i], names[i] = message_fields(from_db(payload))
         return TurnOutline(
             seqs,
             tuple(from_db(r) for r in roles),
@@ -323,9 +317,9 @@ class PostgresTurnStore:
             raw_tokens,
             tuple(from_db(c) for c in counters),
             tuple(_optional(r) for r in refs),
-            tuple(_ids(c) for c in calls),
-            tuple(_optional(a) for a in answers),
-            tuple(_optional(n) for n in names),
+            tuple(calls),
+            tuple(answers),
+            tuple(names),
         )
 
     def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
