@@ -73,7 +73,8 @@ class ExchangeLog:
         self._members: dict[int, tuple[int, ...]] = {}  # positions, when more than one
         self._open: dict[int, frozenset[str]] = {}  # calls still waiting for results
         self._by_call: dict[str, int] = {}  # open call id -> exchange
-        self._made: dict[int, Exchange] = {}  # complete exchanges already built
+        self.made: dict[int, Exchange] = {}
+        """Complete exchanges already built, by index (they never change again)."""
         self._count = 0
 
     def extend(
@@ -89,15 +90,24 @@ class ExchangeLog:
         """Append turns, column by column, in seq order; a tool result joins the
         exchange that issued its call."""
         base = len(self._seqs)
-        self._kinds.extend(kind_of(k) for k in kinds)
+        known = {k: kind_of(k) for k in set(kinds)}  # a handful of roles
+        self._kinds.extend(known[k] for k in kinds)
         self._tokens.extend(tokens)
         self._raw_tokens.extend(raw_tokens)
         self._refs.update((base + i, r) for i, r in enumerate(refs) if r is not None)
         self._calls.update((base + i, c) for i, c in enumerate(calls) if c)
         self._answers.update((base + i, a) for i, a in enumerate(answers) if a is not None)
         self._seqs.extend(seqs)
-        count = self._count
-        for i, answer in enumerate(answers):
+        count, plain = self._count, 0  # turns before ``plain`` are placed
+        # Most turns are exchanges of their own: place runs of them at once, and go turn
+        # by turn only through tool calls and results.
+        for i in [
+            i for i, (c, a) in enumerate(zip(calls, answers, strict=True)) if c or a is not None
+        ]:
+            self._first.extend(range(base + plain, base + i))
+            self.exchange_tokens.extend(tokens[plain:i])
+            count, plain = count + i - plain, i + 1
+            answer = answers[i]
             if answer is not None and answer in self._by_call:
                 self._join(self._by_call.pop(answer), base + i, tokens[i], answer)
                 continue
@@ -108,7 +118,9 @@ class ExchangeLog:
                 for call in calls[i]:
                     self._by_call[call] = count
             count += 1
-        self._count = count  # last: readers see the new exchanges whole
+        self._first.extend(range(base + plain, base + len(seqs)))
+        self.exchange_tokens.extend(tokens[plain:])
+        self._count = count + len(seqs) - plain  # last: readers see the new exchanges whole
 
     def _join(self, owner: int, position: int, tokens: int, answer: str) -> None:
         self._members[owner] = (*self._members.get(owner, (self._first[owner],)), position)
@@ -170,14 +182,14 @@ class ExchangeLog:
 
     def exchange(self, index: int) -> Exchange:
         """Build (or return the kept) exchange at ``index``."""
-        made = self._made.get(index)
+        made = self.made.get(index)
         if made is not None:
             return made
         waiting = self._open.get(index, _NO_CALLS)  # first: see the module's docstring
         members = self._members.get(index) or (self._first[index],)
         exchange = Exchange(turns=tuple(self.turn(p) for p in members), open_calls=waiting)
         if not waiting:
-            self._made[index] = exchange
+            self.made[index] = exchange
         return exchange
 
 
@@ -206,7 +218,8 @@ class Exchanges(Sequence[Exchange]):
             index += self._count
         if not 0 <= index < self._count:
             raise IndexError("exchange index out of range")
-        return self.log.exchange(index)
+        made = self.log.made.get(index)  # the usual case: read often, built once
+        return made if made is not None else self.log.exchange(index)
 
     def __iter__(self) -> Iterator[Exchange]:
         for index in range(self._count):

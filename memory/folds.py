@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from memory.exchange_log import Exchanges
 from memory.messages import Exchange
 
@@ -61,13 +63,22 @@ class FoldSchedule:
         return self.points
 
     def _update_tokens(self, tokens: Sequence[int], stop: int) -> list[int]:
-        """``update`` over exchange token counts; ``stop``: the first incomplete one."""
-        position, since, block, points = self._done, self._tokens, self.block_tokens, self.points
-        while position < stop:
-            if since >= block:
-                points.append(position)
-                since = 0
-            since += tokens[position]
-            position += 1
-        self._done, self._tokens = position, since
-        return points
+        """``update`` over exchange token counts; ``stop``: the first incomplete one.
+
+        Each next point is found by bisecting the running total, not by walking every
+        exchange: a long session's first prompt computes its points in a millisecond.
+        """
+        start = self._done
+        if stop <= start:
+            return self.points
+        totals = np.concatenate(([0], np.cumsum(np.asarray(tokens[start:stop], dtype=np.int64))))
+        base, carry = 0, self._tokens  # the last point (or where we resumed), tokens since
+        while True:
+            # The first exchange reached with ``block_tokens`` since the point is the next.
+            found = int(np.searchsorted(totals, totals[base] + self.block_tokens - carry))
+            if found >= len(totals) - 1:
+                break
+            self.points.append(start + found)
+            base, carry = found, 0
+        self._done, self._tokens = stop, carry + int(totals[-1] - totals[base])
+        return self.points

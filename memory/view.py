@@ -31,6 +31,7 @@ MAX_TEXT_WALK = 64
 """Turns read back, at most, to find the text a new turn is searched with."""
 _RECOUNT_BATCH = 1000
 _SEARCHABLE = ("human", "ai")
+_SYSTEM_ROLES = frozenset({"system", "SystemMessageChunk"})
 
 
 class SessionView:
@@ -95,15 +96,10 @@ class SessionView:
         outline = self._turns.outline(self.session, after_seq=self.last_seq)
         if not len(outline):
             return
-        systems = [
-            s for s, r in zip(outline.seqs, outline.roles, strict=True) if kind_of(r) == "system"
-        ]
-        headers = (
-            [self._stored(r) for r in self._turns.read_seqs(self.session, systems)]
-            if systems
-            else []
-        )
-        self._append(outline, self._counts(outline), headers)
+        wanted = [s for s, r in zip(outline.seqs, outline.roles, strict=True) if r in _SYSTEM_ROLES]
+        found = self._turns.read_seqs(self.session, wanted) if wanted else []
+        systems = [self._stored(r) for r in found]
+        self._append(outline, self._counts(outline), systems)
 
     def _counts(self, outline: TurnOutline) -> tuple[Sequence[int], Sequence[int]]:
         """Tokens and raw tokens of the outlined turns, counting again what another
