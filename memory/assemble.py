@@ -320,11 +320,8 @@ def omitted_ranges(
             run.clear()
 
     first_kept = min(kept_set) if kept_set else len(exchanges)
-    if first_kept > 0:
-        head = exchanges[:first_kept]
-        low = head[0].first_seq
-        high = max(head[-1].turns[-1].seq, max(t.seq for t in head[-1].turns))
-        ranges.append((low, high))
+    if first_kept > 0:  # index, not slice: a long session's exchanges are built when read
+        ranges.append((exchanges[0].first_seq, max(t.seq for t in exchanges[first_kept - 1].turns)))
     for position in range(first_kept, len(exchanges)):
         if position in kept_set:
             close()

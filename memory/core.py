@@ -189,7 +189,7 @@ class ConversationMemory(AsyncMethods, Closing):
 
             def check(view: SessionView) -> None:
                 check_pairing(
-                    normalized, open_calls=view.builder.open_calls, issued_calls=view.issued_calls
+                    normalized, open_calls=view.open_calls, issued_calls=view.issued_calls
                 )
 
             def store_originals() -> None:  # in the turns' transaction: all or nothing

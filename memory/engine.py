@@ -43,7 +43,7 @@ from memory.session import SessionState
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter, resolve_counter
 from stores import is_postgres_url, open_store
-from stores.base import ForgetReport
+from stores.base import ForgetReport, Store
 
 if TYPE_CHECKING:
     from memory.core import ConversationMemory
@@ -74,8 +74,9 @@ class Engine(Closing):
     """The memory of one store for this process: pool, embedder and session states.
 
     Args:
-        location: A SQLite file (created if missing), ``":memory:"`` or a
-            ``postgresql://`` URL (``postgres`` extra).
+        location: A SQLite file (created if missing), ``":memory:"``, a
+            ``postgresql://`` URL (``postgres`` extra), or an open ``stores.base.Store``
+            (the engine closes it).
         embedder: Any LangChain ``Embeddings`` for search; None uses the bundled
             all-MiniLM-L6-v2 (offline, loaded once per process on first use).
         workers: Background threads that embed and summarize for every session.
@@ -91,7 +92,7 @@ class Engine(Closing):
 
     def __init__(
         self,
-        location: str | os.PathLike[str] = ":memory:",
+        location: str | os.PathLike[str] | Store = ":memory:",
         *,
         embedder: Embeddings | None = None,
         workers: int = DEFAULT_WORKERS,
@@ -111,8 +112,11 @@ class Engine(Closing):
         ):
             raise ConfigError(f"summary_timeout must be seconds > 0, not {summary_timeout!r}")
         check_options(embedder=embedder, compress_threshold=1, max_output_bytes=1)
-        self.location = location if isinstance(location, str) else os.fspath(location)
-        self.store = open_store(self.location)
+        if isinstance(location, str | os.PathLike):
+            self.location = os.fspath(location)
+            self.store: Store = open_store(self.location)
+        else:
+            self.store, self.location = location, location.location
         self.embedder: Embeddings = embedder if embedder is not None else MiniLMEmbeddings()
         self.pool = WorkerPool("attic-bg", workers)
         self.model_calls = ModelCalls(summary_timeout, DEFAULT_MODEL_SLOTS)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from memory.exchange_log import Exchanges
 from memory.messages import Exchange
 
 __all__ = ["FoldSchedule", "fold_points"]
@@ -44,6 +47,8 @@ class FoldSchedule:
         An exchange may still change while it waits for tool results, so the schedule
         stops at the first incomplete one and resumes there on the next call.
         """
+        if isinstance(exchanges, Exchanges):  # a session's log: read its token column
+            return self._update_tokens(exchanges.tokens(), exchanges.first_incomplete())
         position = self._done
         while position < len(exchanges):
             exchange = exchanges[position]
@@ -55,4 +60,25 @@ class FoldSchedule:
             self._tokens += exchange.tokens
             position += 1
         self._done = position
+        return self.points
+
+    def _update_tokens(self, tokens: Sequence[int], stop: int) -> list[int]:
+        """``update`` over exchange token counts; ``stop``: the first incomplete one.
+
+        Each next point is found by bisecting the running total, not by walking every
+        exchange: a long session's first prompt computes its points in a millisecond.
+        """
+        start = self._done
+        if stop <= start:
+            return self.points
+        totals = np.concatenate(([0], np.cumsum(np.asarray(tokens[start:stop], dtype=np.int64))))
+        base, carry = 0, self._tokens  # the last point (or where we resumed), tokens since
+        while True:
+            # The first exchange reached with ``block_tokens`` since the point is the next.
+            found = int(np.searchsorted(totals, totals[base] + self.block_tokens - carry))
+            if found >= len(totals) - 1:
+                break
+            self.points.append(start + found)
+            base, carry = found, 0
+        self._done, self._tokens = stop, carry + int(totals[-1] - totals[base])
         return self.points

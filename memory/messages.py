@@ -31,7 +31,15 @@ from langchain_core.messages import (
 from memory.arguments import keep_arguments
 from memory.errors import InputError
 
-__all__ = ["Exchange", "ExchangeBuilder", "MessageLike", "Turn", "check_pairing", "normalize"]
+__all__ = [
+    "Exchange",
+    "ExchangeBuilder",
+    "MessageLike",
+    "Turn",
+    "check_pairing",
+    "kind_of",
+    "normalize",
+]
 
 MessageLike: TypeAlias = BaseMessage | Mapping[str, Any]
 
@@ -211,11 +219,9 @@ _CHUNK_KINDS = {
 }
 
 
-def _kind_of(message: BaseMessage) -> str:
-    for cls, kind in ((HumanMessage, "human"), (AIMessage, "ai"), (ToolMessage, "tool")):
-        if isinstance(message, cls):
-            return kind
-    return "system" if isinstance(message, SystemMessage) else message.type
+def kind_of(message_type: str) -> str:
+    """The turn kind of a stored message type (a chunk's type names its message's kind)."""
+    return _CHUNK_KINDS.get(message_type, message_type)
 
 
 class Turn:
@@ -257,7 +263,7 @@ class Turn:
         self._stored: str | None = None
         self._content: str | list[Any] = ""
         self._name: str | None = None
-        self.kind = _kind_of(message)
+        self.kind = kind_of(message.type)
         self.calls = (
             tuple(str(c["id"]) for c in message.tool_calls)
             if isinstance(message, AIMessage)
@@ -282,7 +288,7 @@ class Turn:
         turn._message, turn._stored = None, payload  # a string: nothing for the GC to walk
         body = data.get("data") or {}
         kind = str(data.get("type"))
-        turn.kind = _CHUNK_KINDS.get(kind, kind)
+        turn.kind = kind_of(kind)
         calls = body.get("tool_calls") or () if turn.kind == "ai" else ()
         turn.calls = tuple(str(c["id"]) for c in calls)
         result_for = body.get("tool_call_id") if turn.kind == "tool" else None

@@ -147,6 +147,7 @@ def build_prompt(
         points=points,
         lookup=lookup,
     )
+    view.prefetch(t.seq for i in window.kept for t in exchanges[i].turns)  # one read
     recollection = fetch_recall(
         window, view, archive, counter, query=query, policy=policy, lookup=lookup
     )

@@ -28,7 +28,7 @@ from memory.messages import Exchange
 from memory.pool import WorkerPool
 from memory.summarize import Summarizer
 from memory.tokens import TokenCounter
-from memory.view import SessionView
+from memory.view import RETRACTION_ROLE, SessionView
 from stores.base import (
     CONTEXT_REF,
     TURN_REF,
@@ -40,9 +40,6 @@ from stores.base import (
 __all__ = ["APPEND_RETRIES", "RETRACTION_ROLE", "SessionState", "retractions", "visible"]
 
 _T = TypeVar("_T")
-RETRACTION_ROLE = "retraction"
-"""Role of a control record that retracts earlier messages (payload ``{"retract": [seq,
-...]}``): they stay stored for audit until forgotten, but no prompt or history shows them."""
 APPEND_RETRIES = 20
 """Attempts at an append while other writers keep appending to the same session."""
 BACKOFF_SECONDS = 0.005
@@ -110,7 +107,7 @@ class SessionState:
         self.counter = counter
         self.lock = threading.RLock()
         self.closed = False
-        self.view = SessionView(counter)
+        self.view = SessionView(counter, store.turns, session)
         self.last_seq = 0
         """Seq of the newest stored record read (messages and retractions)."""
         self.retracted: set[int] = set()
@@ -152,32 +149,36 @@ class SessionState:
         A retraction among them rebuilds the view without the retracted messages (and
         the summary, if it covered one of them).
         """
-        records = self.store.turns.read(self.session, after_seq=self.last_seq)
-        if not records:
+        outline = self.store.turns.outline(self.session, after_seq=self.last_seq)
+        if not len(outline):
             return 0
-        self.last_seq = records[-1].seq
-        retracted = retractions(records)
-        if retracted:
-            self._apply(retracted)
+        self.last_seq = outline.seqs[-1]
+        marks = [
+            s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
+        ]
+        if marks:
+            self._apply(retractions(self.store.turns.read_seqs(self.session, marks)))
         else:
-            self.view.load(records)
-        return len(records)
+            self.view.refresh()
+        return len(outline)
 
     def _apply(self, retracted: set[int]) -> None:
         """Rebuild the view without the retracted messages (and the summary if needed)."""
         self.retracted |= retracted
-        records = self.store.turns.read(self.session)
-        self.view = SessionView(self.counter)
-        self.view.load([r for r in records if visible(r, self.retracted)])
+        self.view = SessionView(
+            self.counter, self.store.turns, self.session, hidden=frozenset(self.retracted)
+        )
+        self.view.refresh()
         self.archive.hidden_turns = set(self.retracted)
-        self.archive.hidden_refs = {r.ref for r in records if r.seq in self.retracted and r.ref}
+        records = self.store.turns.read_seqs(self.session, sorted(self.retracted))
+        self.archive.hidden_refs = {r.ref for r in records if r.ref}
         runner = getattr(self, "runner", None)
         if runner is not None and min(retracted) <= runner.covers_upto:
             runner.rebuild()  # the summary may hold what was retracted
 
     def reload(self) -> None:
         """Rebuild the view from the store (after a failed write rolled back)."""
-        self.view = SessionView(self.counter)
+        self.view = SessionView(self.counter, self.store.turns, self.session)
         self.last_seq = 0
         self.retracted = set()
         self.archive.hidden_turns, self.archive.hidden_refs = set(), set()
@@ -282,7 +283,7 @@ class SessionState:
         with self.lock:
             if not self.closed:
                 self.refresh()
-            return list(self.view.exchanges)
+            return self.view.exchanges  # a snapshot, built when read
 
     def ledger(self, price: Price | None) -> Ledger:
         """The session's running cost totals for prompts priced at ``price``."""

@@ -264,8 +264,9 @@ def choose_window(
             if base + current_tokens + head_tokens <= limit:
                 choice = (start, None, head, head_tokens)
     start, summary, head, head_tokens = choice
-    kept = tuple(
-        i for i in range(len(exchanges)) if (i >= start and sendable(exchanges[i])) or i == current
+    pinned = (current,) if current is not None and current < start else ()
+    kept = pinned + tuple(
+        i for i in range(start, len(exchanges)) if sendable(exchanges[i]) or i == current
     )
     used = base + head_tokens + planner.window_tokens(start)
     nothing_evicted = start == 0 and summary is None

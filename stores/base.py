@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from stores.turns import NewTurn, SessionInfo, TurnOutline, TurnRecord, TurnStore
+
 __all__ = [
     "CONTEXT_REF",
     "SCHEMA_VERSION",
@@ -30,6 +32,7 @@ __all__ = [
     "Store",
     "SummaryRecord",
     "SummaryStore",
+    "TurnOutline",
     "TurnRecord",
     "TurnStore",
     "VectorIndex",
@@ -41,83 +44,8 @@ TURN_REF = ""
 CONTEXT_REF = "~"
 """Chunks with this ref are turns read with the turn before them (idx = the turn's seq)."""
 TURN_REFS = (TURN_REF, CONTEXT_REF)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes; older stores are migrated to it on open, newer refused."""
-
-
-@dataclass(frozen=True, slots=True)
-class NewTurn:
-    """A message about to be stored.
-
-    ``payload`` is the original message (JSON); ``compact`` the form sent in prompts when
-    it differs (a tool output replaced by its digest); ``tokens`` counts what is sent and
-    ``raw_tokens`` the original (None: the same); ``ref`` names the archived original.
-    """
-
-    role: str
-    payload: str
-    tokens: int
-    counter: str
-    compact: str | None = None
-    raw_tokens: int | None = None
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRecord:
-    """A stored message; ``seq`` numbers a session's messages from 1, without gaps."""
-
-    session: str
-    seq: int
-    role: str
-    payload: str
-    tokens: int
-    counter: str
-    created_at: float
-    compact: str | None = None
-    raw_tokens: int = 0
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """A session and the size of its history."""
-
-    session: str
-    turns: int
-    tokens: int
-    first_at: float
-    last_at: float
-
-
-class TurnStore(Protocol):
-    """Append-only history of messages, per session."""
-
-    def append(self, session: str, turns: Sequence[NewTurn], *, after_seq: int) -> list[TurnRecord]:
-        """Append turns in one transaction, all or nothing.
-
-        Raises:
-            ConflictError: the session's last seq is not ``after_seq`` (another writer
-                appended first); nothing was written.
-            StoreError: the backend failed; nothing was written.
-        """
-        ...
-
-    def read(self, session: str, *, after_seq: int = 0) -> list[TurnRecord]:
-        """Return the session's turns with ``seq > after_seq``, in order."""
-        ...
-
-    def last_seq(self, session: str) -> int:
-        """Return the session's highest seq, 0 when it has none."""
-        ...
-
-    def sessions(self) -> list[SessionInfo]:
-        """Return every session in the store, by name."""
-        ...
-
-    def close(self) -> None:
-        """Release the backend; later calls raise ``StoreError``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

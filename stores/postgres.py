@@ -11,6 +11,7 @@ in ``StoreError`` here.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -23,8 +24,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from stores.base import NewTurn, SessionInfo, TurnRecord
+from stores.base import NewTurn, SessionInfo, TurnOutline, TurnRecord
 from stores.errors import ConflictError, StoreError
+from stores.turns import message_fields
 
 __all__ = [
     "DEFAULT_POOL_SIZE",
@@ -182,6 +184,11 @@ class PostgresDatabase:
 
 
 _COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
+_OUTLINE = (
+    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
+    "CASE WHEN calls IS NULL THEN payload END FROM attic_turns WHERE session = %s AND seq > %s "
+    "ORDER BY seq"
+)
 
 
 def _optional(text: str | None) -> str | None:
@@ -203,10 +210,21 @@ def _record(row: Sequence[Any]) -> TurnRecord:
     )
 
 
+def _ids(found: str | None) -> tuple[str, ...]:
+    """The call ids of a ``calls`` column (a JSON array)."""
+    if not found or found == "[]":
+        return ()
+    return tuple(from_db(str(i)) for i in json.loads(found) if i is not None)
+
+
 def _row(record: TurnRecord) -> tuple[Any, ...]:
     compact = None if record.compact is None else to_db(record.compact)
     ref = None if record.ref is None else to_db(record.ref)
+    calls, answers, name = message_fields(record.payload)
     return (
+        to_db(json.dumps(calls)),
+        None if answers is None else to_db(answers),
+        None if name is None else to_db(name),
         to_db(record.session),
         record.seq,
         to_db(record.role),
@@ -259,8 +277,8 @@ class PostgresTurnStore:
             try:
                 with conn.cursor() as cursor:
                     cursor.executemany(
-                        f"INSERT INTO attic_turns({_COLUMNS}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        f"INSERT INTO attic_turns(calls, answers, name, {_COLUMNS}) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         rows,
                     )
             except pg_errors.UniqueViolation as exc:  # the lock makes this a backstop only
@@ -273,6 +291,44 @@ class PostgresTurnStore:
             lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM attic_turns WHERE session = %s AND seq > %s ORDER BY seq",
                 (to_db(session), after_seq),
+            ).fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    def outline(self, session: str, *, after_seq: int = 0) -> TurnOutline:
+        """Return the session's turns after ``after_seq`` without their payloads."""
+        rows = self.database.read(
+            lambda conn: conn.execute(_OUTLINE, (to_db(session), after_seq)).fetchall()
+        )
+        if not rows:
+            return TurnOutline()
+        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
+            *rows, strict=True
+        )
+        calls = [() if c == "[]" else _ids(c) for c in found]
+        answers, names = [_optional(a) for a in answered], [_optional(n) for n in named]
+        for i, payload in enumerate(whole):
+            if payload is not None:  # written before schema version 3, not parsed then
+                calls[i], answers[i], names[i] = message_fields(from_db(payload))
+        return TurnOutline(
+            seqs,
+            tuple(from_db(r) for r in roles),
+            tokens,
+            raw_tokens,
+            tuple(from_db(c) for c in counters),
+            tuple(_optional(r) for r in refs),
+            tuple(calls),
+            tuple(answers),
+            tuple(names),
+        )
+
+    def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
+        """Return the session's turns with these seqs, in seq order."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM attic_turns WHERE session = %s AND seq = ANY(%s) "
+                "ORDER BY seq",
+                (to_db(session), sorted(set(seqs))),
             ).fetchall()
         )
         return [_record(row) for row in rows]

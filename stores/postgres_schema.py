@@ -43,7 +43,38 @@ _V2 = [
     "summarizer TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
     "created_at DOUBLE PRECISION NOT NULL, error TEXT, PRIMARY KEY (session, version))",
 ]
-MIGRATIONS: dict[int, list[str]] = {2: _V2}
+_V3 = [
+    # What TurnStore.outline reads instead of the payloads (``message_fields``): the tool
+    # call ids a message issues (a JSON array), the call it answers, its name. Appends
+    # fill them; older rows are filled by ``_fill_outline`` where the server can parse
+    # them, and the outline reads the payload of those it could not (``calls`` NULL).
+    "ALTER TABLE attic_turns ADD COLUMN IF NOT EXISTS calls TEXT",
+    "ALTER TABLE attic_turns ADD COLUMN IF NOT EXISTS answers TEXT",
+    "ALTER TABLE attic_turns ADD COLUMN IF NOT EXISTS name TEXT",
+]
+_FILL_OUTLINE = """
+DO $$
+DECLARE
+  each_session TEXT;
+BEGIN
+  FOR each_session IN SELECT DISTINCT session FROM attic_turns WHERE calls IS NULL LOOP
+    BEGIN  -- one session at a time: a payload the server cannot parse stops its own only
+      UPDATE attic_turns SET
+        calls = COALESCE((SELECT json_agg(c ->> 'id')::text FROM json_array_elements(CASE
+            WHEN json_typeof(payload::json -> 'data' -> 'tool_calls') = 'array'
+            THEN payload::json -> 'data' -> 'tool_calls' END) AS c), '[]'),
+        answers = payload::json -> 'data' ->> 'tool_call_id',
+        name = payload::json -> 'data' ->> 'name'
+      WHERE session = each_session AND calls IS NULL AND left(payload, 1) = '{';
+    EXCEPTION WHEN data_exception THEN
+      NULL;
+    END;
+  END LOOP;
+  UPDATE attic_turns SET calls = '[]' WHERE calls IS NULL AND left(payload, 1) <> '{';
+END
+$$
+"""
+MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3}
 """Statements bringing a database from the version before to this one (2 is the first)."""
 
 
@@ -75,6 +106,8 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], location: str) -> int:
         if target > version:
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)
+    if 0 < version < 3:
+        _fill_outline(conn)
     if version < SCHEMA_VERSION:
         conn.execute(
             "INSERT INTO attic_meta (key, value) VALUES ('schema_version', %s) "
@@ -82,3 +115,13 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], location: str) -> int:
             (str(SCHEMA_VERSION),),
         )
     return version
+
+
+def _fill_outline(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """Fill the outline columns of rows written before version 3, where the server can.
+
+    A session holding a payload that only looks like JSON (or a field escaping a NUL,
+    which PostgreSQL's text cannot hold) is left unfilled: the outline reads its payloads
+    instead, slower to open, as before version 3, never wrong.
+    """
+    conn.execute(_FILL_OUTLINE)

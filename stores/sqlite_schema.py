@@ -41,7 +41,24 @@ _V2 = [
     # Retention (forget_older_than) finds the sessions active since a cutoff by time.
     "CREATE INDEX IF NOT EXISTS turns_by_time ON turns(created_at)",
 ]
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+_V3 = [
+    # What TurnStore.outline reads instead of the payloads (``message_fields``): the tool
+    # call ids a message issues (a JSON array), the call it answers, its name. Appends
+    # fill them; older rows are filled here, except those whose JSON escapes a NUL (SQLite
+    # cuts text there): their ``calls`` stays NULL and the outline reads their payload.
+    'ALTER TABLE turns ADD COLUMN "calls" TEXT',
+    'ALTER TABLE turns ADD COLUMN "answers" TEXT',
+    'ALTER TABLE turns ADD COLUMN "name" TEXT',
+    "UPDATE turns SET calls = CASE WHEN json_valid(payload) THEN "
+    "(SELECT json_group_array(json_extract(value, '$.id')) "
+    "FROM json_each(payload, '$.data.tool_calls') WHERE type = 'object' "
+    "AND json_type(payload, '$.data.tool_calls') = 'array') ELSE '[]' END, "
+    "answers = CASE WHEN json_valid(payload) "
+    "THEN json_extract(payload, '$.data.tool_call_id') END, "
+    "name = CASE WHEN json_valid(payload) THEN json_extract(payload, '$.data.name') END "
+    "WHERE instr(payload, '\\u0000') = 0",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 """The statements that bring a file from the version before to this one."""
 
 

@@ -6,14 +6,16 @@ archive and search primitives in ``test_contract_archive.py``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from stores.base import SCHEMA_VERSION, NewTurn, Store, SummaryRecord
+from stores.base import SCHEMA_VERSION, NewTurn, Store, SummaryRecord, TurnOutline
 from stores.errors import ConflictError, StoreError
+from stores.turns import message_fields
 
 
 def turn(text: str, tokens: int = 5) -> NewTurn:
@@ -41,6 +43,62 @@ def test_turn_fields_round_trip(store: Store) -> None:
     assert read == record
     assert (read.compact, read.raw_tokens, read.ref, read.role) == ("[ref x]", 900, "x", "tool")
     assert abs(read.created_at - time.time()) < 60
+
+
+def message(kind: str, **data: object) -> str:
+    """A payload in ``messages_to_dict`` form."""
+    return json.dumps({"type": kind, "data": {"content": "", "name": None, **data}})
+
+
+OUTLINED = [
+    NewTurn("system", message("system", content="2024-05-01"), 3, "c"),
+    NewTurn("human", message("human", content="hi", name="Ann \u65e5"), 4, "c"),
+    NewTurn("ai", message("ai", tool_calls=[{"id": "a", "name": "f"}, {"id": 7}]), 9, "c"),
+    NewTurn(
+        "tool", message("tool", tool_call_id="a"), 2, "c", compact="[ref r]", raw_tokens=80, ref="r"
+    ),
+    NewTurn("tool", message("tool", tool_call_id="7", content="\u0000 nul"), 2, "c"),
+    NewTurn("ai", message("ai", tool_calls=[{"name": "no id"}, "odd"], name=5), 3, "other"),
+    NewTurn("ai", message("ai", tool_calls={"id": "not a list"}), 3, "c"),
+    NewTurn("human", "not JSON at all", 5, "c"),
+    NewTurn("human", "[1, 2]", 5, "c"),
+]
+
+
+def test_outline_holds_every_field_but_the_payloads(store: Store) -> None:
+    records = store.turns.append("s", OUTLINED, after_seq=0)
+    outline = store.turns.outline("s")
+    assert outline == TurnOutline(
+        seqs=tuple(range(1, 10)),
+        roles=("system", "human", "ai", "tool", "tool", "ai", "ai", "human", "human"),
+        tokens=(3, 4, 9, 2, 2, 3, 3, 5, 5),
+        raw_tokens=(3, 4, 9, 80, 2, 3, 3, 5, 5),
+        counters=("c",) * 5 + ("other",) + ("c",) * 3,
+        refs=(None, None, None, "r", None, None, None, None, None),
+        calls=((), (), ("a", "7"), (), (), (), (), (), ()),
+        answers=(None, None, None, "a", "7", None, None, None, None),
+        names=(None, "Ann \u65e5", None, None, None, "5", None, None, None),
+    )
+    fields = list(zip(outline.calls, outline.answers, outline.names, strict=True))
+    assert fields == [message_fields(r.payload) for r in records]  # the store reads as Python
+    assert store.turns.outline("s", after_seq=7).seqs == (8, 9)
+    assert store.turns.outline("s", after_seq=9) == TurnOutline() == store.turns.outline("x")
+
+
+def test_outline_survives_a_payload_that_only_looks_like_json(store: Store) -> None:
+    odd = [turn("{not json"), NewTurn("tool", message("tool", tool_call_id="x\u0000y"), 1, "c")]
+    store.turns.append("s", [*OUTLINED, *odd], after_seq=0)
+    outline = store.turns.outline("s")
+    assert outline.answers[-1] == "x\x00y" and outline.calls[2] == ("a", "7")
+    assert len(outline) == 11 and outline.names[1] == "Ann \u65e5"
+
+
+def test_read_seqs_returns_the_turns_asked_for(store: Store) -> None:
+    records = store.turns.append("s", [turn(str(i)) for i in range(1200)], after_seq=0)
+    store.turns.append("other", [turn("x")], after_seq=0)
+    assert store.turns.read_seqs("s", [5, 2, 5, 9999]) == [records[1], records[4]]
+    assert store.turns.read_seqs("s", range(1, 1201)) == records  # more than one batch
+    assert store.turns.read_seqs("s", []) == [] == store.turns.read_seqs("nobody", [1])
 
 
 def test_sessions_are_scoped(store: Store) -> None:

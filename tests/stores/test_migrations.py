@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -12,9 +13,10 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConversationMemory
 from stores import open_store
-from stores.base import SCHEMA_VERSION
+from stores.base import SCHEMA_VERSION, Store
 from stores.errors import StoreError
 from stores.sqlite import SQLiteDatabase
+from stores.turns import message_fields
 
 FIXTURE = Path(__file__).with_name("fixtures") / "schema_v1.db"  # written by the v1 code
 
@@ -29,7 +31,7 @@ def test_a_file_from_schema_1_is_migrated_and_reads_back(tmp_path: Path) -> None
     assert database.migrated_from == SCHEMA_VERSION  # already migrated by the first open
     names = {r[0] for r in database.conn.execute("SELECT name FROM sqlite_master")}
     assert "turns_by_time" in names
-    assert database.conn.execute("SELECT value FROM meta").fetchall() == [("2",)]
+    assert database.conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
     database.close()
     with ConversationMemory.open(
         db, session="alice", embedder=DeterministicFakeEmbedding(size=16)
@@ -81,3 +83,69 @@ def test_postgres_schema_is_versioned_and_a_newer_one_refused(pg_url: str) -> No
         open_store(pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT value FROM attic_meta").fetchall() == [("99",)]
+
+
+OLD_PAYLOADS = [
+    json.dumps({"type": "ai", "data": {"content": "", "tool_calls": [{"id": "k1"}, {"id": 2}]}}),
+    json.dumps({"type": "tool", "data": {"content": "ok", "tool_call_id": "k1"}}),
+    json.dumps({"type": "human", "data": {"content": "hi \u0000", "name": "Zoe"}}),
+    json.dumps({"type": "tool", "data": {"content": "", "tool_call_id": "nul\u0000id"}}),
+    "{not json",
+    "plain text",
+]
+
+
+def outline_matches_payloads(store: Store, session: str) -> None:
+    outline = store.turns.outline(session)
+    fields = list(zip(outline.calls, outline.answers, outline.names, strict=True))
+    assert fields == [message_fields(r.payload) for r in store.turns.read(session)]
+
+
+def test_older_sqlite_turns_get_their_outline_columns(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    shutil.copy(FIXTURE, db)
+    conn = sqlite3.connect(db)
+    conn.executemany(
+        "INSERT INTO turns(session, seq, role, payload, tokens, counter, created_at, raw_tokens) "
+        "VALUES ('odd', ?, 'x', ?, 1, 'c', 0, 1)",
+        list(enumerate(OLD_PAYLOADS, start=1)),
+    )
+    conn.commit()
+    conn.close()
+    store = open_store(db)
+    try:
+        unfilled = store.turns.database.conn.execute(  # type: ignore[attr-defined]
+            "SELECT seq FROM turns WHERE calls IS NULL"
+        ).fetchall()
+        assert unfilled == [(3,), (4,)]  # NUL escapes: read from the payload instead
+        for session in ("alice", "bob", "odd"):
+            outline_matches_payloads(store, session)
+        assert store.turns.outline("odd").calls[0] == ("k1", "2")
+    finally:
+        store.close()
+
+
+def test_older_postgres_turns_get_their_outline_columns(pg_url: str) -> None:
+    open_store(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a version 2 table
+        conn.execute(
+            "ALTER TABLE attic_turns DROP COLUMN calls, DROP COLUMN answers, DROP COLUMN name"
+        )
+        conn.execute("UPDATE attic_meta SET value = '2'")
+        for session, payloads in (("good", OLD_PAYLOADS[:2]), ("odd", OLD_PAYLOADS)):
+            conn.cursor().executemany(
+                "INSERT INTO attic_turns(session, seq, role, payload, tokens, counter, created_at, "
+                "raw_tokens) VALUES (%s, %s, 'x', %s, 1, 'c', 0, 1)",
+                [(session, i, p) for i, p in enumerate(payloads, start=1)],
+            )
+    store = open_store(pg_url)
+    try:
+        for session in ("good", "odd"):
+            outline_matches_payloads(store, session)
+    finally:
+        store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        unfilled = "SELECT session, count(*) FROM attic_turns WHERE calls IS NULL GROUP BY session"
+        assert conn.execute(unfilled).fetchall() == [
+            ("odd", 5)
+        ]  # "{not json" stops its session only
