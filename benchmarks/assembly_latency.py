@@ -40,7 +40,7 @@ from pathlib import Path
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import Budget, ConversationMemory
-from memory.options import DEFAULT_RECALL_SHARE
+from memory._options import DEFAULT_RECALL_SHARE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / ".." / "shared/data/locomo/locomo_dev.json"

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memory.tokens import seed_tiktoken_cache
+from memory._tokens import seed_tiktoken_cache
 
 Segment = tuple[int, ...]
 

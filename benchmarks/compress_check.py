@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory.compress import compress, detect_kind  # noqa: E402
-from memory.compress.json import key_paths, parse_lenient  # noqa: E402
-from memory.compress.logs import important_lines  # noqa: E402
+from memory._compress import compress, detect_kind  # noqa: E402
+from memory._compress.json import key_paths, parse_lenient  # noqa: E402
+from memory._compress.logs import important_lines  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "tool_outputs" / "tool_outputs_dev.jsonl"
 _TOKEN = re.compile(r"\w+|[^\w\s]")

@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     embedder: Embeddings = DeterministicFakeEmbedding(size=64)
     if not args.fake_embedder:
-        from memory.embed import MiniLMEmbeddings
+        from memory._embed import MiniLMEmbeddings
 
         embedder = MiniLMEmbeddings()
     from cost_strategies import CachedEmbeddings

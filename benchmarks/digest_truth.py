@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.compress.json import _collect, parse_lenient
-from memory.compress.logs import IMPORTANT_LINE, _template
+from memory._compress.json import _collect, parse_lenient
+from memory._compress.logs import IMPORTANT_LINE, _template
 
 _SEARCH = re.compile(r"(?=[^\s:]*[A-Za-z./_])([^\s:]+):([1-9]\d*):(?:[1-9]\d*:)?(.*)\Z")
 _PLAIN_KEY = re.compile(r"[A-Za-z_$@][\w$@\-]*\Z")

@@ -29,9 +29,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
-from memory.assemble import Prompt
-from memory.options import LOOKUP_RECALL_SHARE
-from memory.summarize import ExtractiveSummarizer, SummaryResult
+from memory._assemble import Prompt
+from memory._options import LOOKUP_RECALL_SHARE
+from memory._summarize import ExtractiveSummarizer, SummaryResult
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo" / "locomo_dev.json"

@@ -188,7 +188,7 @@ def measure(path: str) -> dict[str, float]:
     from langchain_core.messages import HumanMessage
 
     from memory import ConversationMemory
-    from memory.tokens import resolve_counter
+    from memory._tokens import resolve_counter
 
     embedder = DeterministicFakeEmbedding(size=64)
     gc.collect()

@@ -13,7 +13,7 @@ numbers are quoted in docs/assembly.md. Run: ``python benchmarks/policy_costs.py
 
 from __future__ import annotations
 
-from memory.policy import DEFAULT_POLICY
+from memory._policy import DEFAULT_POLICY
 
 BUDGET = 8000
 FIXED = 300 + int(BUDGET * DEFAULT_POLICY.summary_share)  # a 300-token system prompt

@@ -42,7 +42,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.errors import ContextAtticError
+from memory._errors import ContextAtticError
 from memory.tool import handle_tool_call
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

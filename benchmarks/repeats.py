@@ -24,10 +24,10 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import ToolMessage
 
 from memory import ConversationMemory
-from memory.compress import compress
-from memory.compress.delta import DEFAULT_DELTA_SIMILARITY, best_match, delta_body
-from memory.ingest import max_digest_tokens
-from memory.tokens import counter_for_model
+from memory._compress import compress
+from memory._compress.delta import DEFAULT_DELTA_SIMILARITY, best_match, delta_body
+from memory._ingest import max_digest_tokens
+from memory._tokens import counter_for_model
 
 BUCKETS = (0.0, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
 

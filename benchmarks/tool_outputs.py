@@ -54,11 +54,11 @@ from langchain_core.messages import ToolMessage
 from repeats import load_runs, measure_repeats, repeat_lines, reread_lines
 
 from memory import ConversationMemory, seed_tiktoken_cache
-from memory.archive import DEFAULT_CHUNK_TOKENS
-from memory.compress import chunk, compress
-from memory.compress.json import parse_lenient
-from memory.embed import load_minilm
-from memory.tokens import TokenCounter, counter_for_model, encoding_for_model
+from memory._archive import DEFAULT_CHUNK_TOKENS
+from memory._compress import chunk, compress
+from memory._compress.json import parse_lenient
+from memory._embed import load_minilm
+from memory._tokens import TokenCounter, counter_for_model, encoding_for_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / ".." / "shared/data/tool_outputs/tool_outputs_dev.jsonl"

@@ -52,9 +52,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from memory import ConversationMemory
-from memory.errors import BudgetError
-from memory.summarize import SUMMARY_PROMPT as OUR_SUMMARY_PROMPT
-from memory.tokens import TiktokenCounter, counter_for_model
+from memory._errors import BudgetError
+from memory._summarize import SUMMARY_PROMPT as OUR_SUMMARY_PROMPT
+from memory._tokens import TiktokenCounter, counter_for_model
 
 SUMMARY_HEADER = '<memory source="running summary'
 """How ours' summary block starts (memory.context.summary_block), in the first user turn."""
@@ -842,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.locomo_limit and args.locomo_data.exists():
         embedder: Embeddings = DeterministicFakeEmbedding(size=64)
         if not args.fake_embedder:
-            from memory.embed import MiniLMEmbeddings
+            from memory._embed import MiniLMEmbeddings
 
             embedder = MiniLMEmbeddings()
         tallies = {b: {name: Tally() for name in SYSTEMS} for b in args.budgets}

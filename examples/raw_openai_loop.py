@@ -19,8 +19,8 @@ from typing import Any
 from _offline import FORCE_FAKE, embedder
 
 from memory import Budget, ConversationMemory
+from memory._replay import load_transcript
 from memory.agent import AgentLoop
-from memory.replay import load_transcript
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "agent_transcripts" / "swe_agent_dev.jsonl"

@@ -4,11 +4,11 @@
 >>> mem = ConversationMemory.open(":memory:", session="user-42", budget=Budget(8000, 1000))
 """
 
-from memory.assemble import Prompt, assemble
-from memory.budget import Budget
-from memory.core import ConversationMemory
-from memory.engine import Engine
-from memory.errors import (
+from memory._assemble import Prompt, assemble
+from memory._budget import Budget
+from memory._core import ConversationMemory
+from memory._engine import Engine
+from memory._errors import (
     BudgetError,
     ClosedError,
     ConfigError,
@@ -20,12 +20,11 @@ from memory.errors import (
     StoreError,
     SummarizerError,
 )
-from memory.messages import Exchange, Turn, normalize
-from memory.policy import AssemblyPolicy
-from memory.pricing import Price
-from memory.report import PartTokens, Report
-from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, SummaryResult
-from memory.tokens import (
+from memory._messages import Exchange, Turn, normalize
+from memory._policy import AssemblyPolicy
+from memory._report import PartTokens, Report
+from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, SummaryResult
+from memory._tokens import (
     CallableCounter,
     ChatModelCounter,
     TiktokenCounter,
@@ -33,7 +32,8 @@ from memory.tokens import (
     counter_for_model,
     seed_tiktoken_cache,
 )
-from memory.window import Summary
+from memory._window import Summary
+from memory.pricing import Price
 
 __all__ = [
     "AssemblyPolicy",

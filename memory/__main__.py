@@ -2,6 +2,6 @@
 
 import sys
 
-from memory.cli import main
+from memory._cli import main
 
 sys.exit(main())

@@ -26,12 +26,12 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
+from memory._anthropic import to_anthropic
+from memory._assemble import Prompt
+from memory._core import ConversationMemory
+from memory._errors import InputError
+from memory._messages import normalize
 from memory.adapters._common import recall_tokens
-from memory.anthropic import to_anthropic
-from memory.assemble import Prompt
-from memory.core import ConversationMemory
-from memory.errors import InputError
-from memory.messages import normalize
 from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
 
 __all__ = ["AgentLoop", "ToolCall", "to_anthropic"]

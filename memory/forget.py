@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from rich.console import Console
 
-from memory.errors import ConfigError, InputError
+from memory._errors import ConfigError, InputError
 from stores import is_postgres_url, open_store
 from stores.base import ForgetReport
 

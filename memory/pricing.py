@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memory.errors import ConfigError
+from memory._errors import ConfigError
 
 __all__ = [
     "DEFAULT_PRICES",

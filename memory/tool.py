@@ -16,8 +16,8 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, ValidationError
 
-from memory.archive import Archive, Hit, storable
-from memory.errors import RefNotFoundError
+from memory._archive import Archive, Hit, storable
+from memory._errors import RefNotFoundError
 
 __all__ = [
     "DEFAULT_RECALL_TOKENS",

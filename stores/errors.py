@@ -1,7 +1,7 @@
 """Errors raised by the storage layer.
 
 The root of the package's error tree lives here so that ``stores`` never imports
-``memory``; ``memory.errors`` re-exports these names and draws the whole tree.
+``memory``; ``memory._errors`` re-exports these names and draws the whole tree.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import BaseMessage, convert_to_openai_messages, messages_from_dict
 
 from memory import ConversationMemory
-from memory.cli import DEMO_TRANSCRIPT, main
-from memory.messages import normalize
-from memory.replay import load_transcript, model_calls
+from memory._cli import DEMO_TRANSCRIPT, main
+from memory._messages import normalize
+from memory._replay import load_transcript, model_calls
 
 REPO = Path(__file__).resolve().parents[1]
 LOG = "\n".join(f"12:00:{i % 60:02d} INFO step {i} ok" for i in range(300))

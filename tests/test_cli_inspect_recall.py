@@ -9,7 +9,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConversationMemory
-from memory.cli import main
+from memory._cli import main
 from stores.base import SummaryRecord
 from stores.sqlite import SQLiteDatabase
 from stores.sqlite_summary import SQLiteSummaryStore

@@ -73,3 +73,25 @@ def test_the_public_names_section_is_exactly_memory_all() -> None:
     section = README.split("## Public names", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"`(\w+)`", section)) - {"memory"}
     assert listed == set(memory.__all__)
+
+
+PUBLIC_MODULES = {
+    "memory/__init__.py",
+    "memory/__main__.py",
+    "memory/agent.py",
+    "memory/forget.py",
+    "memory/pricing.py",
+    "memory/tool.py",
+    "memory/adapters/__init__.py",
+    "memory/adapters/classic.py",
+    "memory/adapters/functional.py",
+    "memory/adapters/langchain.py",
+}
+
+
+def test_internal_modules_are_private() -> None:
+    """httpx-style: a module is documented public, or its name starts with ``_``."""
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "memory").rglob("*.py")}
+    public = {m for m in modules if not any(part.startswith("_") for part in m.split("/")[1:])}
+    public |= {m for m in modules if m.endswith(("/__init__.py", "/__main__.py"))} & PUBLIC_MODULES
+    assert public == PUBLIC_MODULES

@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from memory.anthropic import CACHE_BREAKPOINT
+from memory._anthropic import CACHE_BREAKPOINT
 
 __all__ = ["with_breakpoint"]
 

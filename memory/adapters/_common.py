@@ -22,11 +22,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from memory.core import ConversationMemory
-from memory.engine import Engine
-from memory.errors import MissingDependencyError
-from memory.options import OpenOptions
-from memory.tokens import TokenCounter
+from memory._core import ConversationMemory
+from memory._engine import Engine
+from memory._errors import MissingDependencyError
+from memory._options import OpenOptions
+from memory._tokens import TokenCounter
 
 __all__ = [
     "AGENTS_EXTRA",

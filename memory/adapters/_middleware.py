@@ -26,6 +26,14 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.prebuilt import InjectedState
 from pydantic import Field
 
+from memory._budget import Budget
+from memory._closing import Closing
+from memory._core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
+from memory._engine import Engine
+from memory._errors import BudgetError, ConfigError
+from memory._options import ExtraOptions, OpenOptions
+from memory._report import Report
+from memory._tokens import TokenCounter
 from memory.adapters._cache import with_breakpoint
 from memory.adapters._common import (
     CounterLike,
@@ -41,14 +49,6 @@ from memory.adapters._sessions import (
     HeldSession,
     Sessions,
 )
-from memory.budget import Budget
-from memory.closing import Closing
-from memory.core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
-from memory.engine import Engine
-from memory.errors import BudgetError, ConfigError
-from memory.options import ExtraOptions, OpenOptions
-from memory.report import Report
-from memory.tokens import TokenCounter
 from memory.tool import DEFAULT_RECALL_TOKENS, RECALL_DESCRIPTION, RecallInput
 
 __all__ = ["DEFAULT_IDLE_SECONDS", "MAX_HELD_SESSIONS", "ContextAtticMiddleware"]

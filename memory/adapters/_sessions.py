@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage, SystemMessage
 from langgraph.config import get_config
 
+from memory._core import ConversationMemory
 from memory.adapters._common import AddedMessages, MemoryOpener
-from memory.core import ConversationMemory
 
 __all__ = ["DEFAULT_IDLE_SECONDS", "MAX_HELD_SESSIONS", "RUN_PREFIX", "HeldSession", "Sessions"]
 

@@ -18,9 +18,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, get_buffer_string
 from pydantic import PrivateAttr
 
+from memory._core import ConversationMemory
+from memory._errors import ConfigError
 from memory.adapters._common import CLASSIC_EXTRA, MemoryOpener, require
-from memory.core import ConversationMemory
-from memory.errors import ConfigError
 
 require("langchain_classic", CLASSIC_EXTRA)
 

@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, SystemMessage
 
+from memory._assemble import Prompt, assemble
+from memory._budget import Budget, as_budget
+from memory._context import sanitize
+from memory._errors import InputError
+from memory._folds import fold_points
+from memory._messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
+from memory._options import resolve_policy
+from memory._policy import AssemblyPolicy
+from memory._report import Report
+from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
+from memory._tokens import TokenCounter, resolve_counter
+from memory._window import Summary, Window, choose_window
 from memory.adapters._common import split_system
-from memory.assemble import Prompt, assemble
-from memory.budget import Budget, as_budget
-from memory.context import sanitize
-from memory.errors import InputError
-from memory.folds import fold_points
-from memory.messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
-from memory.options import resolve_policy
-from memory.policy import AssemblyPolicy
-from memory.report import Report
-from memory.summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
-from memory.tokens import TokenCounter, resolve_counter
-from memory.window import Summary, Window, choose_window
 
 __all__ = ["RunningSummary", "SummarizationResult", "summarize_messages"]
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from langchain_core._api import LangChainDeprecationWarning
 from langchain_core.messages import BaseMessage
 
+from memory._assemble import Prompt
+from memory._closing import Closing
+from memory._core import ConversationMemory
 from memory.adapters._common import AGENTS_EXTRA, MessagesCounter, require
-from memory.assemble import Prompt
-from memory.closing import Closing
-from memory.core import ConversationMemory
 
 with warnings.catch_warnings():
     # Deprecated in langchain-core 1.6.4 for LangGraph persistence, still supported to 2.0.
@@ -56,7 +56,7 @@ class ContextAtticChatMessageHistory(BaseChatMessageHistory, Closing):
     """A chat history for ``RunnableWithMessageHistory`` whose ``messages`` fit a budget.
 
     ``add_messages`` stores every message in the session's memory; ``messages`` returns
-    the budgeted view (``memory.assemble()``: recent turns, exchanges whole, archived tool
+    the budgeted view (``memory._assemble()``: recent turns, exchanges whole, archived tool
     outputs as digests), not the whole history (that is ``memory.history()``).
 
     ``RunnableWithMessageHistory`` reads the history *before* adding the new input, so give

@@ -17,11 +17,11 @@ from langchain_core.messages import (
 from prompt_checks import assert_pairs_intact, assert_valid_for_providers, texts
 
 from memory import Budget, BudgetError, ConfigError, TiktokenCounter, assemble
-from memory.context import sanitize
-from memory.folds import fold_points
-from memory.messages import Exchange, ExchangeBuilder, Turn
-from memory.policy import DEFAULT_POLICY, AssemblyPolicy
-from memory.window import Summary
+from memory._context import sanitize
+from memory._folds import fold_points
+from memory._messages import Exchange, ExchangeBuilder, Turn
+from memory._policy import DEFAULT_POLICY, AssemblyPolicy
+from memory._window import Summary
 
 COUNTER = TiktokenCounter("o200k_base")
 words = st.text(alphabet=st.sampled_from('abc xyz 0123 日本語 {}[]:",\n'), min_size=0, max_size=400)

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from memory.exchange_log import ExchangeLog
-from memory.folds import FoldSchedule, fold_points
-from memory.messages import ExchangeBuilder, Turn
+from memory._exchange_log import ExchangeLog
+from memory._folds import FoldSchedule, fold_points
+from memory._messages import ExchangeBuilder, Turn
 
 CALL_IDS = st.sampled_from(["a", "b", "c", "d"])
 STEP = st.one_of(

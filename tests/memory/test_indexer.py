@@ -10,7 +10,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from memory import ConversationMemory
-from memory.indexer import QUERY_COOLDOWN_SECONDS
+from memory._indexer import QUERY_COOLDOWN_SECONDS
 
 FACT = "I parked the car in bay 42."
 FILLER = [
@@ -50,7 +50,7 @@ def test_an_outage_falls_back_to_full_text_and_says_so(
 ) -> None:
     assert _sent(parked, "Which bay is the car parked in?")[1] is None
     switchable_embedder.failing = True
-    with caplog.at_level(logging.INFO, logger="memory.indexer"):
+    with caplog.at_level(logging.INFO, logger="memory._indexer"):
         sent, degraded = _sent(parked, "Where did I leave the car, which bay?")
         assert "bay 42" in sent
         assert degraded == "embedder failed: ConnectionError: embedding service unreachable"

@@ -10,7 +10,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from memory import ConversationMemory
-from memory.compress.delta import best_match
+from memory._compress.delta import best_match
 
 SOURCE = "\n".join(f"def handler_{i}(event):\n    return process(event, {i})\n" for i in range(120))
 LISTING = "\n".join(

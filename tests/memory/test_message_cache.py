@@ -7,7 +7,7 @@ import json
 import pytest
 from langchain_core.messages import HumanMessage, ToolMessage, message_to_dict
 
-from memory.message_cache import MessageCache
+from memory._message_cache import MessageCache
 from stores import open_store
 from stores.base import NewTurn, Store
 

@@ -15,7 +15,7 @@ from langchain_core.messages import (
 )
 
 from memory import InputError, normalize
-from memory.messages import ExchangeBuilder, Turn, check_pairing
+from memory._messages import ExchangeBuilder, Turn, check_pairing
 
 OPENAI = [
     {"role": "system", "content": "be brief"},

@@ -9,9 +9,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
-from memory.archive import interleave
-from memory.recollect import SEPARATOR, recollect
-from memory.turnrank import _segment_strength
+from memory._archive import interleave
+from memory._recollect import SEPARATOR, recollect
+from memory._turnrank import _segment_strength
 
 FILLER = [
     "The weather was fine and we walked to the market for bread.",

@@ -17,7 +17,7 @@ from memory import (
     PartTokens,
     Report,
 )
-from memory.replay import (
+from memory._replay import (
     DEFAULT_PRICE_PER_MTOK,
     CallStats,
     load_transcript,
@@ -199,7 +199,7 @@ def test_totals_sum_the_calls_and_price_the_savings() -> None:
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from memory.plot import plot_replay
+    from memory._plot import plot_replay
 
     rows = [_row(i, 1_000 * i, min(1_000 * i, 2_500)) for i in range(1, 6)]
     target = plot_replay(rows, tmp_path / "p.png", title="five calls", budget=2_500)
@@ -211,7 +211,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 def test_plot_without_matplotlib_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from memory.plot import check_available, plot_replay
+    from memory._plot import check_available, plot_replay
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingDependencyError, match=r"context-attic\[plot\]"):

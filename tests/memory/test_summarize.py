@@ -13,10 +13,10 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from memory import ConversationMemory, TiktokenCounter
-from memory.folding import choose_block
-from memory.folds import fold_points
-from memory.messages import ExchangeBuilder, Turn
-from memory.summarize import (
+from memory._folding import choose_block
+from memory._folds import fold_points
+from memory._messages import ExchangeBuilder, Turn
+from memory._summarize import (
     ExtractiveSummarizer,
     LLMSummarizer,
     SummaryResult,

@@ -28,8 +28,8 @@ from memory import (
     ConversationMemory,
     TiktokenCounter,
 )
-from memory.media import PDF_PAGE_TOKENS, image_size
-from memory.tokens import (
+from memory._media import PDF_PAGE_TOKENS, image_size
+from memory._tokens import (
     DEFAULT_SAFETY_MARGIN,
     REPLY_PRIMING_TOKENS,
     TOKENS_PER_MESSAGE,

@@ -11,8 +11,8 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from memory import ConversationMemory, Engine, TiktokenCounter
-from memory.summarize import ExtractiveSummarizer
-from memory.view import SessionView
+from memory._summarize import ExtractiveSummarizer
+from memory._view import SessionView
 from stores import open_store
 from stores.base import CONTEXT_REF, TURN_REF, Store, TurnOutline, TurnRecord
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, BaseMessage
 
 from memory import ConversationMemory
-from memory.errors import ContextAtticError
+from memory._errors import ContextAtticError
 
 NASTY = [
     "\x00",

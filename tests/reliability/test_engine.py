@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatResult
 
 from memory import ClosedError, ConversationMemory, Engine
-from memory.pool import WorkerPool
+from memory._pool import WorkerPool
 
 from ..conftest import REPO
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
-from memory.errors import BudgetError, InputError, StoreError
+from memory._errors import BudgetError, InputError, StoreError
 
 EXAMPLES = 150
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory import ConversationMemory
-from memory.errors import RefNotFoundError
+from memory._errors import RefNotFoundError
 from memory.tool import handle_tool_call
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import reliability_harness as harness
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from memory import ConversationMemory
-from memory.core import DEFAULT_SUMMARY_SHARE
-from memory.errors import ConfigError, InputError
+from memory._core import DEFAULT_SUMMARY_SHARE
+from memory._errors import ConfigError, InputError
 from memory.tool import MAX_RECALL_TOKENS, MIN_RECALL_TOKENS, handle_tool_call
 
 

@@ -9,7 +9,7 @@ import psycopg
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConversationMemory
-from memory.cli import main
+from memory._cli import main
 from stores import open_store
 
 MARKER = "zebracorn7731"

@@ -1,4 +1,4 @@
-"""Tests for memory.compress.base: values, the protocol and the budget helpers."""
+"""Tests for memory._compress.base: values, the protocol and the budget helpers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory.compress.base import (
+from memory._compress.base import (
     Chunk,
     Compressor,
     Digest,
@@ -18,14 +18,14 @@ from memory.compress.base import (
     sanitize,
     tokens_of_original,
 )
-from memory.compress.code import CodeCompressor
-from memory.compress.diff import DiffCompressor
-from memory.compress.fit import fit_levels, head_tail, select_lines
-from memory.compress.html import HTMLCompressor
-from memory.compress.json import JSONCompressor
-from memory.compress.logs import LogCompressor
-from memory.compress.table import TableCompressor
-from memory.compress.text import TextCompressor
+from memory._compress.code import CodeCompressor
+from memory._compress.diff import DiffCompressor
+from memory._compress.fit import fit_levels, head_tail, select_lines
+from memory._compress.html import HTMLCompressor
+from memory._compress.json import JSONCompressor
+from memory._compress.logs import LogCompressor
+from memory._compress.table import TableCompressor
+from memory._compress.text import TextCompressor
 
 Count = Callable[[str], int]
 

@@ -1,4 +1,4 @@
-"""Tests for memory.compress.chunk: exact tiling on natural boundaries."""
+"""Tests for memory._compress.chunk: exact tiling on natural boundaries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory.compress import Chunk, chunk
-from memory.errors import ConfigError
+from memory._compress import Chunk, chunk
+from memory._errors import ConfigError
 
 Count = Callable[[str], int]
 KINDS = ["json", "log", "code", "table", "diff", "html", "text"]

@@ -1,4 +1,4 @@
-"""Tests for memory.compress.code: Python outlines via ast, regex for the rest."""
+"""Tests for memory._compress.code: Python outlines via ast, regex for the rest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from memory.compress.code import CodeCompressor, draft_code, outline_python, outline_regex
+from memory._compress.code import CodeCompressor, draft_code, outline_python, outline_regex
 
 Count = Callable[[str], int]
 

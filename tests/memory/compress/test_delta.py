@@ -1,11 +1,11 @@
-"""Tests for memory.compress.delta: similarity, best match, unified-diff bodies."""
+"""Tests for memory._compress.delta: similarity, best match, unified-diff bodies."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory.compress.delta import RecentOutputs, best_match, delta_body, similarity
+from memory._compress.delta import RecentOutputs, best_match, delta_body, similarity
 
 LINES = [f"line {i}: value {i * 3}" for i in range(200)]
 TEXT = "\n".join(LINES)

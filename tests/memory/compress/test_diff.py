@@ -1,4 +1,4 @@
-"""Tests for memory.compress.diff: commits, files, +/- counts, hunks."""
+"""Tests for memory._compress.diff: commits, files, +/- counts, hunks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from memory.compress.diff import DiffCompressor, draft_diff
+from memory._compress.diff import DiffCompressor, draft_diff
 
 Count = Callable[[str], int]
 

@@ -1,4 +1,4 @@
-"""Tests for memory.compress.dispatch: detection and the compress contract."""
+"""Tests for memory._compress.dispatch: detection and the compress contract."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.compress import Digest, compress, detect_kind
-from memory.errors import ConfigError
+from memory._compress import Digest, compress, detect_kind
+from memory._errors import ConfigError
 
 Count = Callable[[str], int]
 

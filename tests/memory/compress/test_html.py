@@ -1,4 +1,4 @@
-"""Tests for memory.compress.html: readable text, then a text digest."""
+"""Tests for memory._compress.html: readable text, then a text digest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from memory.compress.html import HTMLCompressor, draft_html, html_to_text
+from memory._compress.html import HTMLCompressor, draft_html, html_to_text
 
 Count = Callable[[str], int]
 

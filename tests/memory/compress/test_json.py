@@ -1,4 +1,4 @@
-"""Tests for memory.compress.json: lossless rows, schema digests, truncated JSON."""
+"""Tests for memory._compress.json: lossless rows, schema digests, truncated JSON."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.compress.json import (
+from memory._compress.json import (
     JSONCompressor,
     draft_json,
     key_paths,

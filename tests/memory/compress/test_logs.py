@@ -1,10 +1,10 @@
-"""Tests for memory.compress.logs: errors kept, repeats collapsed, head and tail."""
+"""Tests for memory._compress.logs: errors kept, repeats collapsed, head and tail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from memory.compress.logs import IMPORTANT_LINE, LogCompressor, draft_log, important_lines
+from memory._compress.logs import IMPORTANT_LINE, LogCompressor, draft_log, important_lines
 
 Count = Callable[[str], int]
 

@@ -1,4 +1,4 @@
-"""Tests for memory.compress.table: formats, column ranges, first and last rows."""
+"""Tests for memory._compress.table: formats, column ranges, first and last rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from memory.compress.table import TableCompressor, draft_table, parse_table
+from memory._compress.table import TableCompressor, draft_table, parse_table
 
 Count = Callable[[str], int]
 

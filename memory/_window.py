@@ -1,0 +1,335 @@
+"""Choose what a prompt holds verbatim: the fold level, the summary, the room for recall.
+
+A pure function over the session's exchanges, the fold points (``memory._folds``) and the
+summary versions. Priority, always: the system prompt; the current user turn; the latest
+exchange whole; then the summary and recall get what is left; then older turns.
+
+The verbatim turns start at the earliest fold point that lets the prompt fit, so between
+two folds each prompt extends the previous one. When no fold point fits (one exchange
+larger than a block), the window slides to the newest exchanges that fit. When nothing
+was ever folded and the whole history fits, it is sent as it is, with no recall.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from memory._context import CONVERSATION_START, SHORT_NOTE, sanitize, summary_block
+from memory._errors import BudgetError
+from memory._messages import Exchange
+from memory._policy import AssemblyPolicy
+from memory._tokens import TokenCounter
+
+__all__ = ["BLOCK_MARGIN", "Summary", "Window", "choose_window", "current_turn", "sendable"]
+
+BLOCK_MARGIN = 4
+"""Tokens added to each context block's count: merging it into a message adds a little."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A running summary version: its text and the last seq it covers."""
+
+    text: str
+    covers_upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The decision: which exchanges go verbatim, with which summary, how much recall.
+
+    Attributes:
+        kept: Indices of the exchanges sent verbatim, ascending.
+        start: Index where the verbatim turns begin (the fold point or slide).
+        current: Index of the current user turn (pinned even before ``start``).
+        summary: The summary sent, if any.
+        head: The context block at the front (summary, omitted-turns note), or "".
+        head_tokens: Its counted tokens (with ``BLOCK_MARGIN``).
+        used: Tokens used without recall: priming, system, head, kept exchanges.
+        recall_room: Tokens recall may take (0: no recall in this prompt).
+        system_tokens: Tokens of the system message.
+    """
+
+    kept: tuple[int, ...]
+    start: int
+    current: int | None
+    summary: Summary | None
+    head: str
+    head_tokens: int
+    used: int
+    recall_room: int
+    system_tokens: int
+
+
+def sendable(exchange: Exchange) -> bool:
+    """True when providers accept the exchange: complete, not an orphan tool result."""
+    return exchange.complete and exchange.turns[0].kind != "tool"
+
+
+def current_turn(exchanges: Sequence[Exchange]) -> int | None:
+    """Index of the newest user turn, or None."""
+    for position in range(len(exchanges) - 1, -1, -1):
+        if exchanges[position].is_user_turn:
+            return position
+    return None
+
+
+def _current_tokens(
+    exchanges: Sequence[Exchange], current: int | None, counter: TokenCounter
+) -> int:
+    """Tokens the current user turn is sent with (a blank one gets a placeholder)."""
+    if current is None:
+        return 0
+    (turn,) = exchanges[current].turns
+    sent = sanitize(turn.message)
+    return turn.tokens if sent is turn.message else counter.count_message(sent)
+
+
+def _latest(exchanges: Sequence[Exchange], skip: int | None) -> int | None:
+    for position in range(len(exchanges) - 1, -1, -1):
+        if position != skip and sendable(exchanges[position]):
+            return position
+    return None
+
+
+class _Planner:
+    """Evaluates candidate starts for one call (suffix sums computed once, from the end)."""
+
+    def __init__(
+        self,
+        exchanges: Sequence[Exchange],
+        counter: TokenCounter,
+        summaries: Sequence[Summary],
+        current: int | None,
+    ) -> None:
+        self.exchanges = exchanges
+        self.counter = counter
+        self.summaries = sorted(summaries, key=lambda s: s.covers_upto)
+        self.covers = [s.covers_upto for s in self.summaries]
+        self.current = current
+        self._suffix: dict[int, int] = {len(exchanges): 0}
+        self._lowest = len(exchanges)
+        self._heads: dict[tuple[int, int], tuple[str, int]] = {}
+        self._gaps: dict[tuple[int, int], int] = {}
+
+    def starts_on_user(self, start: int) -> bool:
+        """Whether the first message sent from ``start`` on is a user turn."""
+        if self.current is not None and self.current < start:
+            return True
+        for exchange in self.exchanges[start:]:
+            if sendable(exchange):  # a stored system message is sent as user text
+                return exchange.turns[0].kind in ("human", "system")
+        return True  # nothing to send: no conversation to start
+
+    def window_tokens(self, start: int) -> int:
+        """Tokens of the sendable exchanges from ``start`` on, plus a pinned current turn."""
+        while self._lowest > start:
+            self._lowest -= 1
+            exchange = self.exchanges[self._lowest]
+            add = exchange.tokens if sendable(exchange) else 0
+            self._suffix[self._lowest] = self._suffix[self._lowest + 1] + add
+        tokens = self._suffix[start]
+        if self.current is not None and self.current < start:
+            tokens += self.exchanges[self.current].tokens
+        return tokens
+
+    def summary_boundaries(self) -> list[int]:
+        """Index of the first exchange after each summary's coverage."""
+        return [
+            bisect.bisect_right(self.exchanges, c, key=lambda e: e.first_seq) for c in self.covers
+        ]
+
+    def summary_for(self, start: int) -> Summary | None:
+        """The newest summary that covers only turns before ``start``."""
+        if start >= len(self.exchanges):
+            first = self.exchanges[-1].turns[-1].seq + 1 if self.exchanges else 1
+        else:
+            first = self.exchanges[start].first_seq
+        position = bisect.bisect_left(self.covers, first) - 1
+        return self.summaries[position] if position >= 0 else None
+
+    def head(self, start: int, summary: Summary | None) -> tuple[str, int]:
+        """The context block for a window starting at ``start``, and its tokens."""
+        covered = summary.covers_upto if summary is not None else 0
+        key = (start, covered)
+        if key not in self._heads:
+            first = bisect.bisect_right(
+                self.exchanges, covered, hi=start, key=lambda e: e.first_seq
+            )
+            unsummarized = sum(
+                len(self.exchanges[i].turns) for i in range(first, start) if i != self.current
+            )
+            text = summary_block(
+                summary.text if summary else "",
+                covers=(1, covered) if summary else None,
+                unsummarized=unsummarized,
+            )
+            if not text and not self.starts_on_user(start):
+                text = CONVERSATION_START
+            tokens = self.counter.count_message(HumanMessage(text)) + BLOCK_MARGIN if text else 0
+            self._heads[key] = (text, tokens)
+            self._gaps[key] = unsummarized
+        return self._heads[key]
+
+    def gap(self, start: int, summary: Summary | None) -> int:
+        """Messages evicted before ``start`` that ``summary`` does not cover."""
+        self.head(start, summary)
+        return self._gaps[(start, summary.covers_upto if summary is not None else 0)]
+
+
+def choose_window(
+    exchanges: Sequence[Exchange],
+    limit: int,
+    counter: TokenCounter,
+    *,
+    policy: AssemblyPolicy,
+    system: str | None = None,
+    summaries: Sequence[Summary] = (),
+    points: Sequence[int] = (0,),
+    lookup: bool = False,
+) -> Window:
+    """Decide the verbatim window of a prompt of at most ``limit`` tokens.
+
+    Args:
+        exchanges: The session's exchanges, oldest first.
+        limit: Prompt tokens allowed.
+        counter: Counts the system prompt and the context block.
+        policy: The shares and floors.
+        system: The system prompt.
+        summaries: Summary versions available (any order).
+        points: Fold points, ascending (``memory._folds``).
+        lookup: The caller asked about the past explicitly (``assemble(query=...)``).
+
+    Raises:
+        BudgetError: the system prompt and the current user turn alone do not fit, or
+            (in an agent's tool rounds) the latest round does not fit beside them.
+    """
+    system_tokens = counter.count_message(SystemMessage(system)) if system else 0
+    base = counter.reply_priming + system_tokens
+    current = current_turn(exchanges)
+    current_tokens = _current_tokens(exchanges, current, counter)
+    if base + current_tokens > limit:
+        raise BudgetError(
+            f"the system prompt ({system_tokens} tokens) and the current user turn "
+            f"({current_tokens} tokens) need {base + current_tokens} tokens with overhead, "
+            f"but the budget allows {limit}: over by {base + current_tokens - limit}. Raise "
+            "the budget, shorten the system prompt or split the user turn.",
+            needed=base + current_tokens,
+            available=limit,
+        )
+    latest = _latest(exchanges, current)
+    chat_turn = current is not None and (latest is None or latest < current)
+    if latest is not None and not chat_turn:
+        round_tokens = exchanges[latest].tokens
+        if base + current_tokens + round_tokens > limit:
+            # The model must read the round it just ran: leaving it out makes an agent
+            # call the same tools again, forever.
+            raise BudgetError(
+                f"the latest tool round ({round_tokens} tokens) does not fit beside the "
+                f"system prompt and the current user turn ({base + current_tokens} tokens "
+                f"with overhead) in {limit}: over by "
+                f"{base + current_tokens + round_tokens - limit}. "
+                "Raise the budget, run fewer tools at once, or lower compress_threshold so "
+                "their outputs are archived as digests.",
+                needed=base + current_tokens + round_tokens,
+                available=limit,
+            )
+    # The room kept for recall is the same on every ordinary call, recall or not, so
+    # the fold level never moves back and forth between a user's turn and a reply.
+    reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
+    recalls = lookup or chat_turn
+    planner = _Planner(exchanges, counter, summaries, current)
+    last_start = latest if latest is not None else len(exchanges)
+    if current is not None and (latest is None or current > latest):
+        last_start = min(last_start, current)
+    starts = [p for p in points if p <= last_start]
+    starts += range(starts[-1] + 1 if starts else 0, last_start + 1)
+    # Where a summary ends is a start too: a summary made on another schedule (before
+    # the memory knew the system prompt's size, say) still lines up with a window.
+    starts += [b for b in planner.summary_boundaries() if b <= last_start]
+    choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
+    if choice is None:  # even the latest exchange leaves no room: give up recall, summary
+        choice = _first_fit(planner, [last_start], base=base, limit=limit, reserve=0)
+    if choice is None:  # no room for the notes: the latest exchange comes first
+        choice = _bare_latest(planner, latest, base=base, limit=limit)
+    if choice is None:  # the latest exchange does not fit beside the current turn
+        start = len(exchanges)
+        choice = (start, None, "", 0)
+        if current is not None:
+            head, head_tokens = planner.head(start, None)
+            if base + current_tokens + head_tokens <= limit:
+                choice = (start, None, head, head_tokens)
+    start, summary, head, head_tokens = choice
+    pinned = (current,) if current is not None and current < start else ()
+    kept = pinned + tuple(
+        i for i in range(start, len(exchanges)) if sendable(exchanges[i]) or i == current
+    )
+    used = base + head_tokens + planner.window_tokens(start)
+    nothing_evicted = start == 0 and summary is None
+    return Window(
+        kept=kept,
+        start=start,
+        current=current,
+        summary=summary,
+        head=head,
+        head_tokens=head_tokens,
+        used=used,
+        # An explicit lookup's recall gets everything the window leaves; an ordinary
+        # call's at most its share (recalled tokens are billed uncached every call).
+        recall_room=0
+        if nothing_evicted or not recalls
+        else max(0, limit - used if lookup else min(reserve, limit - used)),
+        system_tokens=system_tokens,
+    )
+
+
+def _bare_latest(
+    planner: _Planner, latest: int | None, *, base: int, limit: int
+) -> tuple[int, Summary | None, str, int] | None:
+    """The window of the latest exchange alone, with no note when none fits beside it."""
+    if latest is None or base + planner.window_tokens(latest) > limit:
+        return None
+    head, head_tokens = planner.head(latest, None)
+    if base + planner.window_tokens(latest) + head_tokens <= limit:
+        return latest, None, head, head_tokens
+    if planner.starts_on_user(latest):
+        return latest, None, "", 0
+    # It opens on the assistant, which providers refuse: lead with the shortest note.
+    note_tokens = planner.counter.count_message(HumanMessage(SHORT_NOTE)) + BLOCK_MARGIN
+    if base + planner.window_tokens(latest) + note_tokens <= limit:
+        return latest, None, SHORT_NOTE, note_tokens
+    return None
+
+
+def _first_fit(
+    planner: _Planner, starts: Sequence[int], *, base: int, limit: int, reserve: int
+) -> tuple[int, Summary | None, str, int] | None:
+    """The earliest start whose prompt fits, preferring one the summary reaches.
+
+    Starts are tried from the latest down, while they fit. Among those that fit, the
+    earliest whose evicted turns the summary covers wins (no turn left neither shown
+    nor summarized); if none, the earliest.
+    """
+    fitting: list[tuple[int, Summary | None, str, int]] = []
+    for start in sorted(set(starts), reverse=True):
+        summary = planner.summary_for(start)
+        head, head_tokens = planner.head(start, summary)
+        used = base + head_tokens + planner.window_tokens(start)
+        nothing_evicted = start == 0 and summary is None
+        if used + (0 if nothing_evicted else reserve) <= limit:
+            fitting.append((start, summary, head, head_tokens))
+            continue
+        if summary is not None and not fitting:
+            bare, bare_tokens = planner.head(start, None)
+            if base + bare_tokens + planner.window_tokens(start) + reserve <= limit:
+                fitting.append((start, None, bare, bare_tokens))  # the summary does not fit
+        if fitting:
+            break
+    if not fitting:
+        return None
+    covered = [f for f in fitting if planner.gap(f[0], f[1]) == 0]
+    return min(covered or fitting, key=lambda f: f[0])
