@@ -8,9 +8,12 @@ next running summary. Nothing is written anywhere; only the summarizer is called
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, SystemMessage
@@ -29,7 +32,7 @@ from memory._tokens import TokenCounter, resolve_counter
 from memory._window import Summary, Window, choose_window
 from memory.adapters._common import split_system
 
-__all__ = ["RunningSummary", "SummarizationResult", "summarize_messages"]
+__all__ = ["RunningSummary", "SummarizationResult", "asummarize_messages", "summarize_messages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +160,14 @@ def summarize_messages(
         state = RunningSummary(result.text, folded_upto)
         prompt, _ = prompt_for(state)
     return SummarizationResult(list(prompt.messages), state, prompt.report)
+
+
+async def asummarize_messages(
+    messages: Sequence[MessageLike], **options: Any
+) -> SummarizationResult:
+    """``summarize_messages`` for async code: the counting and the summarizer's model
+    call run on a worker thread (``asyncio.to_thread``), never on the event loop.
+
+    Takes the same keyword arguments and raises the same errors.
+    """
+    return await asyncio.to_thread(functools.partial(summarize_messages, messages, **options))

@@ -84,3 +84,27 @@ def test_an_unanswered_call_is_left_out() -> None:
     result = summarize_messages([HumanMessage("a"), dangling, HumanMessage("b")], budget=1000)
     assert dangling not in result.messages
     assert result.report.pending_tool_calls == ("c1",)
+
+
+def test_the_async_twin_gives_the_same_result_off_the_event_loop() -> None:
+    import asyncio
+    import threading
+
+    from memory.adapters.functional import asummarize_messages
+
+    messages = [HumanMessage(f"question {i} " * 40) for i in range(12)]
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def counter(text: str) -> int:
+        seen.append(threading.get_ident())
+        return len(text) // 4 + 1
+
+    async def main() -> Any:
+        return await asummarize_messages(messages, budget=600, token_counter=counter)
+
+    result = asyncio.run(main())
+    assert (
+        result.messages == summarize_messages(messages, budget=600, token_counter=counter).messages
+    )
+    assert seen and loop_thread not in seen[: len(seen) // 2]
