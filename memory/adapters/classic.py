@@ -16,9 +16,10 @@ from langchain_core._api import LangChainDeprecationWarning
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, get_buffer_string
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from memory._core import ConversationMemory
+from memory._engine import Engine
 from memory._errors import ConfigError
 from memory.adapters._common import CLASSIC_EXTRA, MemoryOpener, require
 
@@ -55,6 +56,9 @@ class ContextAtticMemory(BaseMemory):
         session: The session id.
         embedder: LangChain ``Embeddings`` for archive search (None: bundled MiniLM).
         memory: An already open ``ConversationMemory`` to use instead of ``path``.
+        engine: An ``Engine`` the application owns, used instead of ``path``.
+        options: Any other option of ``Engine.open`` (``model``, ``policy``,
+            ``compress_threshold``...), passed on unchanged.
     """
 
     memory_key: str = "history"
@@ -69,6 +73,8 @@ class ContextAtticMemory(BaseMemory):
     session: str = "default"
     embedder: Embeddings | None = None
     memory: ConversationMemory | None = None
+    engine: Engine | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     _opened: ConversationMemory | None = PrivateAttr(default=None)
 
     @property
@@ -79,9 +85,13 @@ class ContextAtticMemory(BaseMemory):
         if self._opened is None:
             opener = MemoryOpener(
                 path=self.path,
-                budget=self.max_token_limit,
-                summarizer=self.llm,
-                embedder=self.embedder,
+                engine=self.engine,
+                **{
+                    **self.options,
+                    "budget": self.max_token_limit,
+                    "summarizer": self.llm,
+                    "embedder": self.embedder,
+                },
             )
             self._opened = opener.open(self.session)
         return self._opened

@@ -71,3 +71,19 @@ def test_in_a_legacy_conversation_chain(embedder: DeterministicFakeEmbedding) ->
         "hi", "Hello!", "what did I say?", "You said hi.",
     ]  # fmt: skip
     memory.close()
+
+
+def test_an_engine_and_any_open_option_are_passed_on(embedder: Any) -> None:
+    from memory import Engine
+
+    with Engine(":memory:", embedder=embedder) as engine:
+        classic = ContextAtticMemory(
+            engine=engine,
+            session="u1",
+            options={"model": "gpt-4o-mini", "compress_threshold": 64},
+        )
+        conversation = classic.conversation
+        assert conversation.engine is engine
+        assert conversation.model == "gpt-4o-mini" and conversation.compress_threshold == 64
+        classic.save_context({"input": "hi"}, {"output": "hello"})
+        assert [m.content for m in engine.open(session="u1").history()] == ["hi", "hello"]
