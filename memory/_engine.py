@@ -16,6 +16,7 @@ close it at shutdown.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import weakref
@@ -23,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -36,7 +37,13 @@ from memory._embed import MiniLMEmbeddings, embedder_name
 from memory._errors import ClosedError, ConfigError
 from memory._ingest import DEFAULT_COMPRESS_THRESHOLD
 from memory._ledger import DEFAULT_PRICES, Price
-from memory._options import check_options, check_session, resolve_policy, resolve_summarizer
+from memory._options import (
+    OpenOptions,
+    check_options,
+    check_session,
+    resolve_policy,
+    resolve_summarizer,
+)
 from memory._policy import AssemblyPolicy
 from memory._pool import WorkerPool
 from memory._session import SessionState
@@ -60,9 +67,9 @@ __all__ = [
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
 DEFAULT_WORKERS = 2
 """Background threads per engine (embedding, summaries), whatever the number of sessions."""
-DEFAULT_IO_WORKERS = 4
+DEFAULT_IO_WORKERS = 2
 """Threads per engine that run the async API's blocking work (store, search)."""
-DEFAULT_MAX_SESSIONS = 256
+DEFAULT_MAX_SESSIONS = 128
 """Sessions whose state (view, index, summaries) an engine keeps without an open handle."""
 FORGET_WAIT_SECONDS = 60.0
 """Longest wait in ``forget`` for the session's embedding or summary step in flight."""
@@ -252,6 +259,10 @@ class Engine(Closing):
         else:
             with self._lock:
                 self._evict()
+
+    async def aopen(self, *, session: str, **options: Unpack[OpenOptions]) -> ConversationMemory:
+        """``open`` for async code: reading the session's state runs on the I/O threads."""
+        return await self.run(functools.partial(self.open, session=session, **options))
 
     @property
     def sessions_held(self) -> int:

@@ -29,7 +29,7 @@ from stores.faiss_index import FAISSIndex, index_path
 __all__ = ["DEFAULT_EMBED_BATCH", "QUERY_COOLDOWN_SECONDS", "Indexer"]
 
 DEFAULT_EMBED_BATCH = 64
-QUERY_CACHE_SIZE = 256
+QUERY_CACHE_SIZE = 32
 QUERY_COOLDOWN_SECONDS = 30.0
 """After the embedder fails on a query, seconds during which queries are searched without
 embeddings (full-text and phrase only) before the embedder is tried again."""

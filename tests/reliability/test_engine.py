@@ -153,7 +153,7 @@ def test_async_calls_run_off_the_event_loop(db_path: Path) -> None:
 
     async def main() -> tuple[int, str, str]:
         with Engine(db_path, embedder=Recording(size=16)) as engine:
-            mems = [engine.open(session=f"s{n}", budget=500) for n in range(20)]
+            mems = [await engine.aopen(session=f"s{n}", budget=500) for n in range(20)]
             await asyncio.gather(
                 *(
                     m.aadd([{"role": "user", "content": f"My locker is {n}17."}])
