@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
-from memory._embed import embed_matrix, embedder_name
+from memory._embed import embed_matrix, embedder_name, return_free_memory
 from memory._pool import WorkerPool
 from memory._worker import BackgroundWorker
 from stores.base import BlobStore
@@ -194,4 +194,5 @@ class Indexer(BackgroundWorker):
         self.chunks_embedded += len(ids_new)
         self._embedded_upto = max(self._embedded_upto, max(ids_new))
         self.last_error = None
+        return_free_memory()  # the batch's tensors: back to the OS, not kept by glibc
         return True

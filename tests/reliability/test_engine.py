@@ -193,3 +193,15 @@ def test_worker_pool_runs_delayed_jobs_and_drops_queued_work_on_stop() -> None:
     pool.stop(timeout=5)
     assert not pool.submit(lambda: ran.append("after stop"))
     assert ran == ["later"]
+
+
+def test_free_heap_pages_are_given_back_after_an_embedding_batch() -> None:
+    """On glibc the indexer trims the heap after each batch (RSS measured in the note of
+    ``memory._embed.return_free_memory``); elsewhere it is a no-op."""
+    import platform
+
+    from memory._embed import _malloc_trim, return_free_memory
+
+    if platform.libc_ver()[0] == "glibc":
+        assert _malloc_trim() is not None
+    return_free_memory()
