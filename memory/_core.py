@@ -113,7 +113,8 @@ class ConversationMemory(AsyncMethods, Closing):
         """Open (or create) the memory of one session in a SQLite file or PostgreSQL.
 
         The handle uses the process's shared ``Engine`` for ``path``, created on first
-        use and closed with its last handle (``":memory:"``: a private engine). Servers
+        use and closed when its last handle is closed (``":memory:"``: a private engine,
+        also closed when its handle is collected). Servers
         that want to own the engine's lifetime create one and call ``Engine.open``.
 
         Args:
