@@ -114,8 +114,8 @@ class ConversationMemory(AsyncMethods, Closing):
 
         The handle uses the process's shared ``Engine`` for ``path``, created on first
         use and closed when its last handle is closed (``":memory:"``: a private engine,
-        also closed when its handle is collected). Servers
-        that want to own the engine's lifetime create one and call ``Engine.open``.
+        also closed when its handle is collected). Servers that want to own the
+        engine's lifetime create one and call ``Engine.open``.
 
         Args:
             path: A SQLite file (created if missing; FAISS index in ``<path>.faiss/``),
