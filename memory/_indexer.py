@@ -77,6 +77,7 @@ class Indexer(BackgroundWorker):
         self.embed_seconds = 0.0
         self.rebuilt = False
         self._query_vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self._unsaved = False
         self.query_failure: str | None = None
         self.query_cooldown_seconds = QUERY_COOLDOWN_SECONDS
         self._query_failed_at = 0.0
@@ -169,12 +170,19 @@ class Indexer(BackgroundWorker):
             self._embedded_upto = max(ids, default=0)
         return self._index
 
+    def _save(self) -> None:
+        """Write the FAISS file if vectors were added since it was last written."""
+        if self._unsaved and self._index is not None:
+            self._index.save()
+            self._unsaved = False
+
     def step(self) -> bool:
         """Embed one batch of waiting chunks; False when none are waiting."""
         if self.stopping:
             return False
         chunks = self._blobs.unembedded(self.session, self.model, limit=self._batch_size)
         if not chunks:
+            self._save()
             if self._index is None:
                 ids, vectors = self._blobs.vectors(self.session, self.model)
                 if ids:
@@ -190,7 +198,9 @@ class Indexer(BackgroundWorker):
         self._blobs.set_vectors(ids_new, vectors_new, self.model)
         index = self._ensure_index(vectors_new.shape[1])
         index.add(ids_new, vectors_new)
-        index.save()
+        self._unsaved = True
+        if len(chunks) < self._batch_size:  # the backlog is drained: write the file once
+            self._save()  # (a crash before: the index is rebuilt from stored vectors)
         self.chunks_embedded += len(ids_new)
         self._embedded_upto = max(self._embedded_upto, max(ids_new))
         self.last_error = None

@@ -44,6 +44,7 @@ class FAISSIndex:
         self.path = path
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._lock = threading.Lock()
+        self._max_id = -1  # ids above it are new: adding them needs no O(n) removal
 
     @classmethod
     def open(
@@ -66,8 +67,9 @@ class FAISSIndex:
         if path is not None and path.exists():
             try:
                 loaded = faiss.read_index(str(path))
-                if loaded.d == dim and _ids_of(loaded) == set(stored_ids):
-                    index._index = loaded
+                held = _ids_of(loaded)
+                if loaded.d == dim and held == set(stored_ids):
+                    index._index, index._max_id = loaded, max(held, default=-1)
                     return index, False
             except RuntimeError:
                 pass  # torn or foreign file: rebuild below
@@ -81,8 +83,10 @@ class FAISSIndex:
         matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         keys = np.asarray(ids, dtype=np.int64)
         with self._lock:
-            self._index.remove_ids(keys)
+            if len(keys) and int(keys.min()) <= self._max_id:
+                self._index.remove_ids(keys)
             self._index.add_with_ids(matrix, keys)
+            self._max_id = max(self._max_id, int(keys.max(initial=-1)))
 
     def search(self, vector: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(id, score)`` pairs, best first."""
