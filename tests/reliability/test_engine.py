@@ -205,3 +205,24 @@ def test_free_heap_pages_are_given_back_after_an_embedding_batch() -> None:
     if platform.libc_ver()[0] == "glibc":
         assert _malloc_trim() is not None
     return_free_memory()
+
+
+def test_minilm_runs_on_one_thread_whoever_calls_it() -> None:
+    """torch starts an OpenMP team per calling thread: every call runs on one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memory._embed import MiniLMEmbeddings
+
+    ran: set[str] = set()
+    embedder = MiniLMEmbeddings()
+    original = embedder._encode_here
+
+    def recording(texts: list[str]) -> Any:
+        ran.add(threading.current_thread().name)
+        return original(texts)
+
+    embedder._encode_here = recording  # type: ignore[method-assign]
+    with ThreadPoolExecutor(4) as callers:
+        vectors = list(callers.map(embedder.embed_query, ["ferry", "harbour", "ticket", "box"]))
+    assert len(vectors) == 4 and all(len(v) == 384 for v in vectors)
+    assert len(ran) == 1 and next(iter(ran)).startswith("attic-minilm")
