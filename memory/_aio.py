@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from langchain_core.messages import BaseMessage
 
@@ -53,6 +53,19 @@ class AsyncMethods:
 
     def history(self, *, include_retracted: bool = False) -> list[BaseMessage]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """``close`` for async code (it never waits for a model)."""
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
 
     async def aadd(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
         """``add`` for async code: the store write runs on the engine's I/O threads."""

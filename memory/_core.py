@@ -155,6 +155,11 @@ class ConversationMemory(AsyncMethods, Closing):
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"the memory of session {self.session!r} is closed; open it again")
+        if self.engine.closed:
+            raise ClosedError(
+                f"the engine on {self.engine.location!r} is closed; create a new Engine "
+                f"and open session {self.session!r} from it"
+            )
         self._state.check_open()
 
     def add(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:

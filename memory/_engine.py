@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -332,6 +332,16 @@ class Engine(Closing):
             self._io.shutdown(wait=wait, cancel_futures=True)
         self.store.close()
         _forget_shared(self)
+
+    async def aclose(self) -> None:
+        """``close`` for async code: the wait for steps in flight runs off the loop."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._handles} handles"

@@ -147,7 +147,7 @@ class SummaryRunner(BackgroundWorker):
             try:
                 result = self._calls.call(
                     functools.partial(self.summarizer.summarize, previous, evicted),
-                    cancelled=lambda: self.stopping,
+                    cancelled=lambda: self.stopping or self._pool.stopped,
                 )
             except SummarizerError as exc:
                 error = str(exc)

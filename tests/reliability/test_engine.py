@@ -226,3 +226,40 @@ def test_minilm_runs_on_one_thread_whoever_calls_it() -> None:
         vectors = list(callers.map(embedder.embed_query, ["ferry", "harbour", "ticket", "box"]))
     assert len(vectors) == 4 and all(len(v) == 384 for v in vectors)
     assert len(ran) == 1 and next(iter(ran)).startswith("attic-minilm")
+
+
+def test_async_with_and_a_clear_error_once_the_engine_is_closed(db_path: Path) -> None:
+    async def main() -> None:
+        async with Engine(db_path, embedder=DeterministicFakeEmbedding(size=8)) as engine:
+            async with await engine.aopen(session="s") as mem:
+                await mem.aadd({"role": "user", "content": "hello"})
+            straggler = engine.open(session="s")
+        with pytest.raises(ClosedError, match="create a new Engine"):
+            straggler.add({"role": "user", "content": "too late"})
+
+    asyncio.run(main())
+
+
+def test_exiting_never_waits_for_a_stalled_summarizer(tmp_path: Path) -> None:
+    """Handles left open, a summarizer call stalled for 60 s: the process exits at once."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        from langchain_core.messages import AIMessage
+        from tests.reliability.test_engine import _StalledModel, _chat
+        from memory import Engine
+        engine = Engine({str(tmp_path / "stall.db")!r}, embedder=DeterministicFakeEmbedding(size=8))
+        model = _StalledModel(messages=iter([AIMessage("s")] * 5), stall_seconds=60)
+        mem = engine.open(session="s", budget=600, summarizer=model)
+        _chat(mem, 12)
+        time.sleep(1)  # the summary call is in flight
+        """
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - started < 30
