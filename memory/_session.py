@@ -36,6 +36,7 @@ from stores.base import (
     Store,
     TurnRecord,
 )
+from stores.turns import message_fields
 
 __all__ = ["APPEND_RETRIES", "RETRACTION_ROLE", "SessionState", "retractions", "visible"]
 
@@ -239,16 +240,15 @@ class SessionState:
         self.refresh()
         records = [r for r in self.store.turns.read(self.session) if visible(r, self.retracted)]
         by_id: dict[str, int] = {}
-        calls: dict[str, list[str]] = {}
+        calls: dict[int, tuple[str, ...]] = {}
         answers: dict[str, int] = {}
         for record in records:
-            data = json.loads(record.payload).get("data", {})
-            if data.get("id"):
-                by_id[str(data["id"])] = record.seq
-            ids = [str(c.get("id")) for c in data.get("tool_calls") or [] if c.get("id")]
-            calls[str(record.seq)] = ids
-            if data.get("tool_call_id"):
-                answers[str(data["tool_call_id"])] = record.seq
+            message_id = json.loads(record.payload).get("data", {}).get("id")
+            if message_id:
+                by_id[str(message_id)] = record.seq
+            calls[record.seq], answer, _ = message_fields(record.payload)
+            if answer is not None:
+                answers[answer] = record.seq
         seqs: set[int] = set()
         known = {r.seq for r in records}
         for target in targets:
@@ -261,7 +261,7 @@ class SessionState:
                     "(give a seq from add() or a message id)"
                 )
             seqs.add(seq)
-            seqs.update(answers[c] for c in calls[str(seq)] if c in answers)
+            seqs.update(answers[c] for c in calls[seq] if c in answers)
         if not seqs:
             return []
         payload = json.dumps({"retract": sorted(seqs)})
