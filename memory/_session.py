@@ -160,7 +160,7 @@ class SessionState:
         if marks:
             self._apply(retractions(self.store.turns.read_seqs(self.session, marks)))
         else:
-            self.view.refresh()
+            self.view.refresh(outline)
         return len(outline)
 
     def _apply(self, retracted: set[int]) -> None:

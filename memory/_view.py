@@ -105,9 +105,15 @@ class SessionView:
             schedule = self._schedules[block_tokens] = FoldSchedule(block_tokens)
         return schedule.update(self.exchanges)
 
-    def refresh(self) -> None:
-        """Append the turns stored since the view last looked, from their outline."""
-        outline = self._visible(self._turns.outline(self.session, after_seq=self.last_seq))
+    def refresh(self, outline: TurnOutline | None = None) -> None:
+        """Append the turns stored since the view last looked, from their outline.
+
+        ``outline``: those turns' outline when the caller has just read it (records the
+        view leaves out may precede it), so it is not read twice.
+        """
+        if outline is None:
+            outline = self._turns.outline(self.session, after_seq=self.last_seq)
+        outline = self._visible(outline)
         if not len(outline):
             return
         wanted = [s for s, r in zip(outline.seqs, outline.roles, strict=True) if r in _SYSTEM_ROLES]

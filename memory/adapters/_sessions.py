@@ -44,10 +44,7 @@ class HeldSession:
 
     def sync(self, messages: Sequence[BaseMessage]) -> None:
         """Store the state messages not stored yet."""
-        fresh = self.added.new(messages)
-        if fresh:
-            self.memory.add(fresh)
-            self.added.note(fresh)
+        self._store(self.added.new(messages))
 
     def follow(self, state: Sequence[BaseMessage]) -> list[int]:
         """Retract the stored messages the graph state no longer holds (a regenerated
@@ -70,9 +67,11 @@ class HeldSession:
 
     def record(self, reply: Sequence[BaseMessage]) -> None:
         """Store the model's reply (messages whose ids were never stored)."""
-        fresh = self.added.unseen(reply)
+        self._store(self.added.unseen(reply))
+
+    def _store(self, fresh: Sequence[BaseMessage]) -> None:
         if fresh:
-            self.memory.add(fresh)
+            self.memory.add(list(fresh))
             self.added.note(fresh)
 
     def release(self) -> None:
