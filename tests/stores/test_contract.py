@@ -108,6 +108,7 @@ def test_sessions_are_scoped(store: Store) -> None:
     assert store.turns.last_seq("c") == 0 and store.turns.read("c") == []
     infos = {i.session: (i.turns, i.tokens) for i in store.turns.sessions()}
     assert infos == {"a": (1, 5), "b": (2, 10)}
+    assert all(0 < i.first_at <= i.last_at for i in store.turns.sessions())
     assert [i.session for i in store.turns.sessions()] == ["a", "b"]
 
 
@@ -133,7 +134,34 @@ def test_closed_store_raises_store_error(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.turns.read("s")
+    with pytest.raises(StoreError, match="closed"):
+        store.summaries.latest("s")
+    with pytest.raises(StoreError, match="closed"), store.write():
+        pass
     store.close()
+
+
+def test_closing_the_turn_store_releases_the_backend(store: Store) -> None:
+    store.turns.append("s", [turn("a")], after_seq=0)
+    store.turns.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.turns.append("s", [turn("b")], after_seq=1)
+    with pytest.raises(StoreError, match="closed"):
+        store.blobs.refs("s")
+    store.close()  # still idempotent
+
+
+def test_a_second_store_on_the_location_sees_the_first_ones_writes(
+    store_factory: Callable[[], Store],
+) -> None:
+    first = store_factory()
+    first.turns.append("s", [turn("a")], after_seq=0)
+    first.summaries.add_summary(summary("s", "sum"))
+    second = store_factory()
+    assert second.location == first.location
+    assert [r.payload for r in second.turns.read("s")] == ["a"]
+    assert second.summaries.latest("s") == first.summaries.latest("s")
+    assert (first.index_directory is None) == (second.index_directory is None)
 
 
 def test_concurrent_appends_from_threads_and_connections_lose_nothing(

@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from stores.base import BlobRecord, NewChunk, Store
+from stores.base import BlobRecord, NewChunk, Store, VectorIndex
 from stores.errors import RefNotFoundError, StoreError
+from stores.faiss_index import FAISSIndex, index_path
 
 
 def record(session: str, data: bytes, ref: str = "r1") -> BlobRecord:
@@ -126,3 +127,59 @@ def test_vectors_round_trip_per_model_and_session(store: Store) -> None:
     assert empty_ids == [] and empty.size == 0
     with pytest.raises(StoreError):
         store.blobs.set_vectors([1], vectors, "m1")
+
+
+def test_refs_are_oldest_first_and_forget_takes_originals_and_vectors(store: Store) -> None:
+    put_log(store, ref="r2")
+    data = put_log(store, ref="r1")  # stored later: listed second, whatever its name
+    put_log(store, session="t")
+    assert [r.ref for r in store.blobs.refs("s")] == ["r2", "r1"]
+    waiting = store.blobs.unembedded("s", "m")
+    store.blobs.set_vectors([c.id for c in waiting], np.ones((4, 2), dtype=np.float32), "m")
+    report = store.forget("s")
+    assert (report.sessions, report.blobs, report.chunks, report.turns) == (("s",), 2, 4, 0)
+    assert store.blobs.refs("s") == [] and store.blobs.lookup("s", "r1") is None
+    with pytest.raises(RefNotFoundError):
+        store.blobs.get("s", "r1")
+    assert store.blobs.vectors("s", "m")[0] == [] and store.blobs.last_chunk_id("s") == 0
+    assert store.blobs.get("t", "r1")[1] == data and len(store.blobs.chunks("t")) == 2
+
+
+def test_vectors_are_replaced_by_another_model_and_written_all_or_nothing(store: Store) -> None:
+    put_log(store)
+    ids = [c.id for c in store.blobs.unembedded("s", "m1")]
+    first = np.ones((2, 3), dtype=np.float32)
+    store.blobs.set_vectors(ids, first, "m1")
+    with pytest.raises(RuntimeError), store.write():
+        store.blobs.set_vectors(ids, first * 2, "m2")
+        raise RuntimeError("abort")
+    assert np.array_equal(store.blobs.vectors("s", "m1")[1], first)
+    store.blobs.set_vectors(ids[:1], first[:1] * 2, "m2")  # one vector per chunk: m1's goes
+    assert store.blobs.vectors("s", "m1")[0] == ids[1:]
+    assert [c.id for c in store.blobs.unembedded("s", "m1")] == ids[:1]
+    assert store.blobs.vectors("s", "m2")[0] == ids[:1]
+
+
+def test_a_vector_index_rebuilt_from_the_stored_vectors(store: Store) -> None:
+    put_log(store)
+    ids = [c.id for c in store.blobs.unembedded("s", "m")]
+    store.blobs.set_vectors(ids, np.eye(2, 4, dtype=np.float32), "m")
+    directory = store.index_directory
+    path = None if directory is None else index_path(directory, "s", "m")
+    stored_ids, matrix = store.blobs.vectors("s", "m")
+    opened, rebuilt = FAISSIndex.open(4, path, stored_ids=stored_ids, stored_vectors=matrix)
+    index: VectorIndex = opened
+    assert rebuilt == (path is not None) and index.ids() == set(ids)
+    assert [i for i, _ in index.search(np.eye(4, dtype=np.float32)[1], 1)] == [ids[1]]
+    found, scores = index.score_all(np.eye(4, dtype=np.float32)[0])
+    assert dict(zip(found.tolist(), scores.tolist(), strict=True)) == {ids[0]: 1.0, ids[1]: 0.0}
+    put_log(store, ref="r2")
+    new = [c.id for c in store.blobs.unembedded("s", "m")]
+    store.blobs.set_vectors(new, np.eye(2, 4, k=2, dtype=np.float32), "m")
+    index.add(new, np.eye(2, 4, k=2, dtype=np.float32))
+    index.save()
+    stored_ids, matrix = store.blobs.vectors("s", "m")
+    again, rebuilt = FAISSIndex.open(4, path, stored_ids=stored_ids, stored_vectors=matrix)
+    assert not rebuilt and again.ids() == index.ids() == set(stored_ids)  # the file is current
+    assert store.forget("s").index_files == (0 if path is None else 1)
+    assert path is None or not path.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,55 @@ def test_a_lasting_outage_is_a_store_error(pg_url: str, pg_cluster: Any) -> None
         pg_cluster.start()
     assert store.turns.read("s") == []  # the same pool reconnects once the server is back
     store.close()
+
+
+def _blocked_writer(admin: psycopg.Connection[Any], blocker_pid: int) -> int:
+    """The backend of an add waiting on ``blocker_pid``'s lock after writing its turns."""
+    while True:  # the add's thread gets there; the test's timeout bounds a hang
+        row = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid)) "
+            "AND backend_xid IS NOT NULL AND query LIKE 'INSERT INTO attic_chunks%%'",
+            (blocker_pid,),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        time.sleep(0.02)
+
+
+def test_a_connection_dropped_inside_an_add_leaves_no_half_written_add(
+    mem: ConversationMemory, pg_url: str
+) -> None:
+    mem.add({"role": "user", "content": "first"})
+    assert mem.wait_until_indexed(30)  # no indexing write waits on the lock below
+    outcome: list[BaseException | None] = []
+
+    def add() -> None:
+        try:
+            mem.add([{"role": "user", "content": "second"},
+                     {"role": "assistant", "content": "second answer"}])  # fmt: skip
+            outcome.append(None)
+        except BaseException as exc:  # the test inspects what it was
+            outcome.append(exc)
+
+    with psycopg.connect(pg_url, autocommit=True) as admin, psycopg.connect(pg_url) as blocker:
+        # The add inserts its turns, then waits to insert their search chunks: it is
+        # killed there, with a transaction holding turns but not yet their chunks.
+        blocker.execute("LOCK TABLE attic_chunks IN EXCLUSIVE MODE")
+        adding = threading.Thread(target=add)
+        adding.start()
+        victim = _blocked_writer(admin, blocker.info.backend_pid)
+        admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
+        blocker.rollback()
+        adding.join()
+    (error,) = outcome
+    assert error is None or isinstance(error, StoreError), repr(error)
+    mem.add({"role": "user", "content": "third"})
+    expected = ["first", "second", "second answer", "third"]
+    if error is not None:
+        expected = ["first", "third"]
+    assert [m.content for m in mem.history()] == expected
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM attic_turns ORDER BY seq")]
+        indexed = conn.execute("SELECT idx FROM attic_chunks WHERE ref = '' ORDER BY idx")
+        assert seqs == list(range(1, len(expected) + 1))  # no gap where the add failed
+        assert [r[0] for r in indexed] == seqs  # every turn has its chunk, no stray chunk
