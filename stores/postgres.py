@@ -1,21 +1,22 @@
-"""The scale-out store's connection layer and turns: PostgreSQL through psycopg 3's pool.
+"""The scale-out store's connections, turns and summaries: PostgreSQL via psycopg 3's pool.
 
 Every write is one transaction; nested ``write()`` blocks on a thread join it, so the
 stores of one database write as one. Appends take a per-session advisory lock, so seqs
 have no gaps and writers on any host neither lose nor duplicate a turn; a writer that
 raced gets ``ConflictError`` (the memory re-reads and retries). Connections are checked
 when taken from the pool; a restarted server or a dropped connection is reconnected to
-for ``retry_seconds`` before a ``StoreError`` says it lasted. psycopg errors are wrapped
-in ``StoreError`` here.
+for ``retry_seconds`` before a ``StoreError`` says it lasted. A connection lost inside a
+write transaction fails that write with ``StoreError`` at once (the server rolls it back:
+nothing of it is kept). psycopg errors are wrapped in ``StoreError`` here. The turn and
+summary logic is shared with SQLite; ``POSTGRES`` is how PostgreSQL spells it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -24,17 +25,20 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from stores.base import NewTurn, SessionInfo, TurnOutline, TurnRecord
-from stores.errors import ConflictError, StoreError
-from stores.turns import message_fields
+from stores.errors import StoreError
+from stores.sql_common import Dialect, SQLSummaryStore
+from stores.sql_turns import SQLTurnStore
 
 __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_RETRY_S",
+    "POSTGRES",
     "PostgresDatabase",
+    "PostgresSummaryStore",
     "PostgresTurnStore",
     "from_db",
     "redact",
+    "session_lock",
     "to_db",
 ]
 
@@ -183,177 +187,27 @@ class PostgresDatabase:
             self._pool.close()
 
 
-_COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
-_OUTLINE = (
-    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
-    "CASE WHEN calls IS NULL THEN payload END FROM attic_turns WHERE session = %s AND seq > %s "
-    "ORDER BY seq"
+POSTGRES = Dialect(
+    mark="%s",
+    prefix="attic_",
+    encode=to_db,
+    decode=from_db,
+    lock=session_lock,
+    conflicts=(pg_errors.UniqueViolation,),
 )
+"""PostgreSQL's spelling: ``%s`` placeholders, ``attic_`` tables, NUL-escaped text,
+a per-session advisory lock."""
 
 
-def _optional(text: str | None) -> str | None:
-    return None if text is None else from_db(text)
-
-
-def _record(row: Sequence[Any]) -> TurnRecord:
-    return TurnRecord(
-        session=from_db(row[0]),
-        seq=row[1],
-        role=from_db(row[2]),
-        payload=from_db(row[3]),
-        tokens=row[4],
-        counter=from_db(row[5]),
-        created_at=row[6],
-        compact=_optional(row[7]),
-        raw_tokens=row[8],
-        ref=_optional(row[9]),
-    )
-
-
-def _ids(found: str | None) -> tuple[str, ...]:
-    """The call ids of a ``calls`` column (a JSON array)."""
-    if not found or found == "[]":
-        return ()
-    return tuple(from_db(str(i)) for i in json.loads(found) if i is not None)
-
-
-def _row(record: TurnRecord) -> tuple[Any, ...]:
-    compact = None if record.compact is None else to_db(record.compact)
-    ref = None if record.ref is None else to_db(record.ref)
-    calls, answers, name = message_fields(record.payload)
-    return (
-        to_db(json.dumps(calls)),
-        None if answers is None else to_db(answers),
-        None if name is None else to_db(name),
-        to_db(record.session),
-        record.seq,
-        to_db(record.role),
-        to_db(record.payload),
-        record.tokens,
-        to_db(record.counter),
-        record.created_at,
-        compact,
-        record.raw_tokens,
-        ref,
-    )
-
-
-class PostgresTurnStore:
+class PostgresTurnStore(SQLTurnStore[PostgresDatabase]):
     """``TurnStore`` on a ``PostgresDatabase``; every row is scoped by session."""
 
     def __init__(self, database: PostgresDatabase) -> None:
-        self.database = database
+        super().__init__(database, POSTGRES)
 
-    def append(self, session: str, turns: Sequence[NewTurn], *, after_seq: int) -> list[TurnRecord]:
-        """Append turns atomically after ``after_seq`` (see ``TurnStore.append``)."""
-        now = time.time()
-        records = [
-            TurnRecord(
-                session=session,
-                seq=after_seq + i + 1,
-                role=t.role,
-                payload=t.payload,
-                tokens=t.tokens,
-                counter=t.counter,
-                created_at=now,
-                compact=t.compact,
-                raw_tokens=t.raw_tokens if t.raw_tokens is not None else t.tokens,
-                ref=t.ref,
-            )
-            for i, t in enumerate(turns)
-        ]
-        rows = [_row(r) for r in records]
-        with self.database.write() as conn:
-            session_lock(conn, session)
-            row = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM attic_turns WHERE session = %s",
-                (to_db(session),),
-            ).fetchone()
-            last = int(row[0]) if row else 0
-            if last != after_seq:
-                raise ConflictError(
-                    f"session {session!r} has turns up to {last}, not {after_seq}; re-read it"
-                )
-            try:
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        f"INSERT INTO attic_turns(calls, answers, name, {_COLUMNS}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        rows,
-                    )
-            except pg_errors.UniqueViolation as exc:  # the lock makes this a backstop only
-                raise ConflictError(f"session {session!r} changed while appending") from exc
-        return records
 
-    def read(self, session: str, *, after_seq: int = 0) -> list[TurnRecord]:
-        """Return the session's turns after ``after_seq``, in order."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM attic_turns WHERE session = %s AND seq > %s ORDER BY seq",
-                (to_db(session), after_seq),
-            ).fetchall()
-        )
-        return [_record(row) for row in rows]
+class PostgresSummaryStore(SQLSummaryStore[PostgresDatabase]):
+    """``SummaryStore`` on a ``PostgresDatabase``: every version kept, failures recorded."""
 
-    def outline(self, session: str, *, after_seq: int = 0) -> TurnOutline:
-        """Return the session's turns after ``after_seq`` without their payloads."""
-        rows = self.database.read(
-            lambda conn: conn.execute(_OUTLINE, (to_db(session), after_seq)).fetchall()
-        )
-        if not rows:
-            return TurnOutline()
-        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
-            *rows, strict=True
-        )
-        calls = [() if c == "[]" else _ids(c) for c in found]
-        answers, names = [_optional(a) for a in answered], [_optional(n) for n in named]
-        for i, payload in enumerate(whole):
-            if payload is not None:  # written before schema version 3, not parsed then
-                calls[i], answers[i], names[i] = message_fields(from_db(payload))
-        return TurnOutline(
-            seqs,
-            tuple(from_db(r) for r in roles),
-            tokens,
-            raw_tokens,
-            tuple(from_db(c) for c in counters),
-            tuple(_optional(r) for r in refs),
-            tuple(calls),
-            tuple(answers),
-            tuple(names),
-        )
-
-    def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
-        """Return the session's turns with these seqs, in seq order."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM attic_turns WHERE session = %s AND seq = ANY(%s) "
-                "ORDER BY seq",
-                (to_db(session), sorted(set(seqs))),
-            ).fetchall()
-        )
-        return [_record(row) for row in rows]
-
-    def last_seq(self, session: str) -> int:
-        """Return the session's highest seq, 0 when empty."""
-        row = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM attic_turns WHERE session = %s",
-                (to_db(session),),
-            ).fetchone()
-        )
-        return int(row[0]) if row else 0
-
-    def sessions(self) -> list[SessionInfo]:
-        """Return every session with its turn count and tokens."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT session, COUNT(*), COALESCE(SUM(raw_tokens), 0), MIN(created_at), "
-                "MAX(created_at) FROM attic_turns GROUP BY session ORDER BY session"
-            ).fetchall()
-        )
-        infos = [SessionInfo(from_db(r[0]), r[1], int(r[2]), r[3], r[4]) for r in rows]
-        return sorted(infos, key=lambda info: info.session)
-
-    def close(self) -> None:
-        """Close the underlying database."""
-        self.database.close()
+    def __init__(self, database: PostgresDatabase) -> None:
+        super().__init__(database, POSTGRES)

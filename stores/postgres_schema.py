@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from stores.base import SCHEMA_VERSION
-from stores.errors import StoreError
+from stores.postgres import POSTGRES
+from stores.sql_common import apply_migrations, refuse_newer
 
 __all__ = ["MIGRATIONS", "TABLES", "migrate"]
 
@@ -97,23 +97,10 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], location: str) -> int:
     """
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
     version = _version(conn)
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"PostgreSQL at {location} has context-attic schema version {version}, newer than "
-            f"this release reads ({SCHEMA_VERSION}); upgrade context-attic. Nothing was changed."
-        )
-    for target in sorted(MIGRATIONS):
-        if target > version:
-            for statement in MIGRATIONS[target]:
-                conn.execute(statement)
+    refuse_newer(version, f"PostgreSQL at {location}")
+    apply_migrations(conn, POSTGRES, MIGRATIONS, version)
     if 0 < version < 3:
         _fill_outline(conn)
-    if version < SCHEMA_VERSION:
-        conn.execute(
-            "INSERT INTO attic_meta (key, value) VALUES ('schema_version', %s) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
     return version
 
 

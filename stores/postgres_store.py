@@ -15,15 +15,14 @@ from stores.base import SCHEMA_VERSION, ForgetReport
 from stores.postgres import (
     DEFAULT_POOL_SIZE,
     DEFAULT_RETRY_S,
+    POSTGRES,
     PostgresDatabase,
+    PostgresSummaryStore,
     PostgresTurnStore,
-    from_db,
-    session_lock,
-    to_db,
 )
 from stores.postgres_archive import PostgresBlobStore
 from stores.postgres_schema import migrate
-from stores.postgres_summary import PostgresSummaryStore
+from stores.sql_common import delete_sessions, forget_report, idle_sessions
 
 __all__ = ["PostgresStore"]
 
@@ -101,33 +100,14 @@ class PostgresStore:
 
     def forget_older_than(self, cutoff: float) -> ForgetReport:
         """Forget the sessions whose newest turn is older than ``cutoff`` (epoch seconds)."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT session FROM attic_turns GROUP BY session HAVING MAX(created_at) < %s",
-                (cutoff,),
-            ).fetchall()
-        )
-        return self._forget(sorted(from_db(r[0]) for r in rows))
+        return self._forget(idle_sessions(self.database, POSTGRES, cutoff))
 
     def _forget(self, sessions: Sequence[str]) -> ForgetReport:
-        counts = {"turns": 0, "blobs": 0, "chunks": 0, "summaries": 0}
+        counts: dict[str, int] = {}
         if sessions:
             with self.database.write() as conn:
-                for session in sessions:
-                    session_lock(conn, session)  # waits for a write in flight to commit
-                    for table in counts:
-                        cursor = conn.execute(
-                            f"DELETE FROM attic_{table} WHERE session = %s", (to_db(session),)
-                        )
-                        counts[table] += max(cursor.rowcount, 0)
-        return ForgetReport(
-            sessions=tuple(sessions),
-            turns=counts["turns"],
-            blobs=counts["blobs"],
-            chunks=counts["chunks"],
-            summaries=counts["summaries"],
-            index_files=0,
-        )
+                counts = delete_sessions(conn, POSTGRES, sessions)
+        return forget_report(sessions, counts)
 
     def close(self) -> None:
         """Close the connection pool (idempotent)."""

@@ -1,29 +1,36 @@
-"""The embedded default store: one SQLite file (WAL mode) through sqlite-utils.
+"""The embedded default store's connections, turns and summaries: one SQLite file (WAL).
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, so a crash or a failure leaves either
-all of an ``append`` or none of it. ``sqlite3`` errors are wrapped in ``StoreError``.
+all of an ``append`` or none of it. ``sqlite3`` errors are wrapped in ``StoreError``. The
+turn and summary logic is shared with PostgreSQL (``stores.sql_turns``,
+``stores.sql_common``); ``SQLITE`` is how SQLite spells it.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlite_utils
 
-from stores.base import SCHEMA_VERSION, NewTurn, SessionInfo, TurnOutline, TurnRecord
-from stores.errors import ConflictError, StoreError
-from stores.sqlite_schema import check_version, migrate
-from stores.turns import message_fields
+from stores.base import SCHEMA_VERSION
+from stores.errors import StoreError
+from stores.sql_common import SQLSummaryStore
+from stores.sql_turns import SQLTurnStore
+from stores.sqlite_schema import SQLITE, check_version, migrate
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SQLiteDatabase", "SQLiteTurnStore"]
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "SQLITE",
+    "SQLiteDatabase",
+    "SQLiteSummaryStore",
+    "SQLiteTurnStore",
+]
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _T = TypeVar("_T")
@@ -167,172 +174,15 @@ class SQLiteDatabase:
                 self.conn.close()
 
 
-def _record(row: Sequence[Any]) -> TurnRecord:
-    return TurnRecord(
-        session=row[0],
-        seq=row[1],
-        role=row[2],
-        payload=row[3],
-        tokens=row[4],
-        counter=row[5],
-        created_at=row[6],
-        compact=row[7],
-        raw_tokens=row[8],
-        ref=row[9],
-    )
-
-
-_COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
-_OUTLINE = (
-    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
-    "CASE WHEN calls IS NULL THEN payload END FROM turns WHERE session = ? AND seq > ? "
-    "ORDER BY seq"
-)
-_MAX_PARAMETERS = 500
-"""Seqs per ``IN (...)`` list (SQLite limits a statement's parameters)."""
-
-
-def _outlined(payload: str) -> tuple[str, str | None, str | None]:
-    """The outline columns of a payload: call ids (a JSON array), answer, name."""
-    calls, answers, name = message_fields(payload)
-    return json.dumps(calls), answers, name
-
-
-def _ids(found: str | None) -> tuple[str, ...]:
-    if found is None or found == "[]":
-        return ()
-    return tuple(str(i) for i in json.loads(found) if i is not None)
-
-
-def _texts(column: Sequence[object]) -> list[str | None]:
-    return [v if v is None or type(v) is str else str(v) for v in column]
-
-
-class SQLiteTurnStore:
+class SQLiteTurnStore(SQLTurnStore[SQLiteDatabase]):
     """``TurnStore`` on a ``SQLiteDatabase``; every row is scoped by session."""
 
     def __init__(self, database: SQLiteDatabase) -> None:
-        self.database = database
+        super().__init__(database, SQLITE)
 
-    def append(self, session: str, turns: Sequence[NewTurn], *, after_seq: int) -> list[TurnRecord]:
-        """Append turns atomically after ``after_seq`` (see ``TurnStore.append``)."""
-        now = time.time()
-        with self.database.write() as conn:
-            (last,) = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session = ?", (session,)
-            ).fetchone()
-            if last != after_seq:
-                raise ConflictError(
-                    f"session {session!r} has turns up to {last}, not {after_seq}; re-read it"
-                )
-            records = [
-                TurnRecord(
-                    session=session,
-                    seq=after_seq + i + 1,
-                    role=t.role,
-                    payload=t.payload,
-                    tokens=t.tokens,
-                    counter=t.counter,
-                    created_at=now,
-                    compact=t.compact,
-                    raw_tokens=t.raw_tokens if t.raw_tokens is not None else t.tokens,
-                    ref=t.ref,
-                )
-                for i, t in enumerate(turns)
-            ]
-            conn.executemany(
-                f"INSERT INTO turns({_COLUMNS}, calls, answers, name) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.session,
-                        r.seq,
-                        r.role,
-                        r.payload,
-                        r.tokens,
-                        r.counter,
-                        r.created_at,
-                        r.compact,
-                        r.raw_tokens,
-                        r.ref,
-                        *_outlined(r.payload),
-                    )
-                    for r in records
-                ],
-            )
-        return records
 
-    def read(self, session: str, *, after_seq: int = 0) -> list[TurnRecord]:
-        """Return the session's turns after ``after_seq``, in order."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM turns WHERE session = ? AND seq > ? ORDER BY seq",
-                (session, after_seq),
-            ).fetchall()
-        )
-        return [_record(row) for row in rows]
+class SQLiteSummaryStore(SQLSummaryStore[SQLiteDatabase]):
+    """``SummaryStore`` on a ``SQLiteDatabase``: every version kept, failures recorded."""
 
-    def outline(self, session: str, *, after_seq: int = 0) -> TurnOutline:
-        """Return the session's turns after ``after_seq`` without their payloads."""
-        rows = self.database.read(
-            lambda conn: conn.execute(_OUTLINE, (session, after_seq)).fetchall()
-        )
-        if not rows:
-            return TurnOutline()
-        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
-            *rows, strict=True
-        )
-        calls = [() if c == "[]" else _ids(c) for c in found]
-        answers, names = _texts(answered), _texts(named)
-        for i, payload in enumerate(whole) if any(whole) else ():
-            if payload is not None:
-                calls[i], answers[i], names[i] = message_fields(payload)
-        return TurnOutline(
-            seqs,
-            roles,
-            tokens,
-            raw_tokens,
-            counters,
-            refs,
-            tuple(calls),
-            tuple(answers),
-            tuple(names),
-        )
-
-    def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
-        """Return the session's turns with these seqs, in seq order."""
-        wanted = sorted(set(seqs))
-
-        def read(conn: sqlite3.Connection) -> list[Any]:
-            rows: list[Any] = []
-            for start in range(0, len(wanted), _MAX_PARAMETERS):
-                part = wanted[start : start + _MAX_PARAMETERS]
-                marks = ",".join("?" * len(part))
-                sql = f"SELECT {_COLUMNS} FROM turns WHERE session = ? AND seq IN ({marks})"
-                rows += conn.execute(sql + " ORDER BY seq", (session, *part)).fetchall()
-            return rows
-
-        return [_record(row) for row in self.database.read(read)]
-
-    def last_seq(self, session: str) -> int:
-        """Return the session's highest seq, 0 when empty."""
-        row = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session = ?", (session,)
-            ).fetchone()
-        )
-        return int(row[0])
-
-    def sessions(self) -> list[SessionInfo]:
-        """Return every session with its turn count and tokens."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT session, COUNT(*), SUM(raw_tokens), MIN(created_at), MAX(created_at) "
-                "FROM turns GROUP BY session ORDER BY session"
-            ).fetchall()
-        )
-        return [SessionInfo(r[0], r[1], r[2] or 0, r[3], r[4]) for r in rows]
-
-    def close(self) -> None:
-        """Close the underlying database."""
-        self.database.close()
+    def __init__(self, database: SQLiteDatabase) -> None:
+        super().__init__(database, SQLITE)

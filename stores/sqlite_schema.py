@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from stores.base import SCHEMA_VERSION
 from stores.errors import StoreError
+from stores.sql_common import Dialect, apply_migrations, refuse_newer
 
-__all__ = ["MIGRATIONS", "check_version", "migrate", "read_version"]
+__all__ = ["MIGRATIONS", "SQLITE", "check_version", "migrate", "read_version"]
+
+SQLITE = Dialect(mark="?")
+"""SQLite's spelling: ``?`` placeholders, plain table names, text stored as it is."""
 
 _V1 = [
     'CREATE TABLE IF NOT EXISTS "meta" ("key" TEXT PRIMARY KEY, "value" TEXT)',
@@ -83,11 +86,7 @@ def check_version(conn: sqlite3.Connection, location: str) -> int:
         StoreError: the file was written by a newer release (schema above ours).
     """
     version = read_version(conn)
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{location!r} has schema version {version}, newer than this release reads "
-            f"({SCHEMA_VERSION}); upgrade context-attic to open it. The file was not changed."
-        )
+    refuse_newer(version, repr(location))
     return version
 
 
@@ -101,13 +100,5 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
         StoreError: the file was written by a newer release (schema above ours).
     """
     version = check_version(conn, location)
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        for statement in MIGRATIONS[target]:
-            conn.execute(statement)
-    if version < SCHEMA_VERSION:
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+    apply_migrations(conn, SQLITE, MIGRATIONS, version)
     return version

@@ -19,15 +19,14 @@ from pathlib import Path
 from stores.base import ForgetReport
 from stores.errors import StoreError
 from stores.faiss_index import index_path
-from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
+from stores.sql_common import delete_sessions, forget_report, idle_sessions
+from stores.sqlite import SQLITE, SQLiteDatabase, SQLiteSummaryStore, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
-from stores.sqlite_summary import SQLiteSummaryStore
 
 __all__ = ["CHECKPOINT_WAIT_S", "SQLiteStore"]
 
 CHECKPOINT_WAIT_S = 5.0
 """How long ``forget`` waits for other readers to let the write-ahead log be emptied."""
-_TABLES = ("turns", "blobs", "chunks", "summaries")
 
 
 class SQLiteStore:
@@ -94,17 +93,10 @@ class SQLiteStore:
 
     def forget_older_than(self, cutoff: float) -> ForgetReport:
         """Forget the sessions whose newest turn is older than ``cutoff`` (epoch seconds)."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT session FROM turns GROUP BY session HAVING MAX(created_at) < ? "
-                "ORDER BY session",
-                (cutoff,),
-            ).fetchall()
-        )
-        return self._forget([str(r[0]) for r in rows])
+        return self._forget(idle_sessions(self.database, SQLITE, cutoff))
 
     def _forget(self, sessions: Sequence[str]) -> ForgetReport:
-        counts = dict.fromkeys(_TABLES, 0)
+        counts: dict[str, int] = {}
         models: set[tuple[str, str]] = set()
         if sessions:
             with self.database.write() as conn:
@@ -114,23 +106,13 @@ class SQLiteStore:
                         (session,),
                     ).fetchall()
                     models.update((session, str(m[0])) for m in found)
-                    for table in _TABLES:
-                        cursor = conn.execute(f"DELETE FROM {table} WHERE session = ?", (session,))
-                        counts[table] += cursor.rowcount
+                counts = delete_sessions(conn, SQLITE, sessions)
                 # Deleted rows leave delete markers in older FTS5 segments (holding the
                 # words); merging every segment drops them.
                 conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
             self.database.read(lambda conn: conn.execute("VACUUM"))
             self._empty_log()
-        removed = self._remove_index_files(models)
-        return ForgetReport(
-            sessions=tuple(sessions),
-            turns=counts["turns"],
-            blobs=counts["blobs"],
-            chunks=counts["chunks"],
-            summaries=counts["summaries"],
-            index_files=removed,
-        )
+        return forget_report(sessions, counts, index_files=self._remove_index_files(models))
 
     def _empty_log(self) -> None:
         """Copy the log into the file and truncate it: deleted text lived in its frames.

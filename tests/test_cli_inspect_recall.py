@@ -11,8 +11,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from memory import ConversationMemory
 from memory._cli import main
 from stores.base import SummaryRecord
-from stores.sqlite import SQLiteDatabase
-from stores.sqlite_summary import SQLiteSummaryStore
+from stores.sqlite import SQLiteDatabase, SQLiteSummaryStore
 
 LOG = "\n".join(f"12:00:{i % 60:02d} INFO step {i} ok" for i in range(300))
 
