@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from stores.base import BlobRecord, NewChunk, Store, VectorIndex
 from stores.errors import RefNotFoundError, StoreError
 from stores.faiss_index import FAISSIndex, index_path
+from stores.sql_common import Dialect
 
 
 def record(session: str, data: bytes, ref: str = "r1") -> BlobRecord:
@@ -183,3 +185,18 @@ def test_a_vector_index_rebuilt_from_the_stored_vectors(store: Store) -> None:
     assert not rebuilt and again.ids() == index.ids() == set(stored_ids)  # the file is current
     assert store.forget("s").index_files == (0 if path is None else 1)
     assert path is None or not path.exists()
+
+
+@pytest.mark.parametrize("stored", [zlib.compress(b"tampered"), b"not zlib at all"])
+def test_get_refuses_an_original_changed_behind_its_back(store: Store, stored: bytes) -> None:
+    put_log(store)
+    dialect: Dialect = store.turns.dialect  # type: ignore[attr-defined]
+    with store.database.write() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            f"UPDATE {dialect.table('blobs')} SET data = {dialect.mark} "
+            f"WHERE session = {dialect.mark} AND ref = {dialect.mark}",
+            (stored, "s", "r1"),
+        )
+    with pytest.raises(StoreError, match="corrupted"):
+        store.blobs.get("s", "r1")
+    assert store.blobs.lookup("s", "r1") is not None  # the record is still there to see
