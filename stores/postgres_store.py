@@ -7,11 +7,9 @@ index file is written. Forgetting deletes the session's rows in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
-from stores.base import SCHEMA_VERSION, ForgetReport
+from stores.base import SCHEMA_VERSION
 from stores.postgres import (
     DEFAULT_POOL_SIZE,
     DEFAULT_RETRY_S,
@@ -22,12 +20,12 @@ from stores.postgres import (
 )
 from stores.postgres_archive import PostgresBlobStore
 from stores.postgres_schema import migrate
-from stores.sql_common import delete_sessions, forget_report, idle_sessions
+from stores.sql_store import SQLStore
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """``Store`` on one PostgreSQL database (tables prefixed ``attic_``).
 
     Args:
@@ -54,29 +52,18 @@ class PostgresStore:
         except BaseException:
             self.database.close()
             raise
-        self._turns = PostgresTurnStore(self.database)
-        self._blobs = PostgresBlobStore(self.database)
-        self._summaries = PostgresSummaryStore(self.database)
+        super().__init__(
+            self.database,
+            POSTGRES,
+            turns=PostgresTurnStore(self.database),
+            blobs=PostgresBlobStore(self.database),
+            summaries=PostgresSummaryStore(self.database),
+        )
 
     @property
     def location(self) -> str:
         """The URL, without its password."""
         return self.database.location
-
-    @property
-    def turns(self) -> PostgresTurnStore:
-        """The sessions' messages."""
-        return self._turns
-
-    @property
-    def blobs(self) -> PostgresBlobStore:
-        """Archived originals, chunks, the turn search index and chunk vectors."""
-        return self._blobs
-
-    @property
-    def summaries(self) -> PostgresSummaryStore:
-        """The sessions' running summaries."""
-        return self._summaries
 
     @property
     def index_directory(self) -> Path | None:
@@ -87,28 +74,3 @@ class PostgresStore:
     def schema_version(self) -> int:
         """The schema version of the database (migrated on open)."""
         return SCHEMA_VERSION
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Run the block as one transaction over every table (see ``Store.write``)."""
-        with self.database.write():
-            yield
-
-    def forget(self, session: str) -> ForgetReport:
-        """Delete every row of one session, in one transaction (see ``Store.forget``)."""
-        return self._forget([session])
-
-    def forget_older_than(self, cutoff: float) -> ForgetReport:
-        """Forget the sessions whose newest turn is older than ``cutoff`` (epoch seconds)."""
-        return self._forget(idle_sessions(self.database, POSTGRES, cutoff))
-
-    def _forget(self, sessions: Sequence[str]) -> ForgetReport:
-        counts: dict[str, int] = {}
-        if sessions:
-            with self.database.write() as conn:
-                counts = delete_sessions(conn, POSTGRES, sessions)
-        return forget_report(sessions, counts)
-
-    def close(self) -> None:
-        """Close the connection pool (idempotent)."""
-        self.database.close()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from stores.base import ForgetReport
 from stores.errors import StoreError
 from stores.faiss_index import index_path
-from stores.sql_common import delete_sessions, forget_report, idle_sessions
+from stores.sql_common import delete_sessions, forget_report
+from stores.sql_store import SQLStore
 from stores.sqlite import SQLITE, SQLiteDatabase, SQLiteSummaryStore, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
 
@@ -29,7 +29,7 @@ CHECKPOINT_WAIT_S = 5.0
 """How long ``forget`` waits for other readers to let the write-ahead log be emptied."""
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """``Store`` on one SQLite file (or ``":memory:"``); FAISS files in ``<path>.faiss/``.
 
     Args:
@@ -47,29 +47,18 @@ class SQLiteStore:
         except sqlite3.Error as exc:  # pragma: no cover - every build supports it
             self.database.close()
             raise StoreError(f"cannot enable secure delete on {self.location!r}: {exc}") from exc
-        self._turns = SQLiteTurnStore(self.database)
-        self._blobs = SQLiteBlobStore(self.database)
-        self._summaries = SQLiteSummaryStore(self.database)
+        super().__init__(
+            self.database,
+            SQLITE,
+            turns=SQLiteTurnStore(self.database),
+            blobs=SQLiteBlobStore(self.database),
+            summaries=SQLiteSummaryStore(self.database),
+        )
 
     @property
     def location(self) -> str:
         """The file path, or ``":memory:"``."""
         return self.database.path
-
-    @property
-    def turns(self) -> SQLiteTurnStore:
-        """The sessions' messages."""
-        return self._turns
-
-    @property
-    def blobs(self) -> SQLiteBlobStore:
-        """Archived originals, chunks, the turn search index and chunk vectors."""
-        return self._blobs
-
-    @property
-    def summaries(self) -> SQLiteSummaryStore:
-        """The sessions' running summaries."""
-        return self._summaries
 
     @property
     def index_directory(self) -> Path | None:
@@ -81,21 +70,13 @@ class SQLiteStore:
         """The schema version of the file (migrated on open)."""
         return self.database.schema_version
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Run the block as one transaction over every table (see ``Store.write``)."""
-        with self.database.write():
-            yield
-
-    def forget(self, session: str) -> ForgetReport:
-        """Delete every trace of one session (see ``Store.forget``)."""
-        return self._forget([session])
-
-    def forget_older_than(self, cutoff: float) -> ForgetReport:
-        """Forget the sessions whose newest turn is older than ``cutoff`` (epoch seconds)."""
-        return self._forget(idle_sessions(self.database, SQLITE, cutoff))
-
     def _forget(self, sessions: Sequence[str]) -> ForgetReport:
+        """Delete the sessions' rows, then their words from the file and their FAISS files.
+
+        Raises:
+            StoreError: the backend failed (nothing was deleted), or other connections
+                kept the write-ahead log busy (the rows are deleted; forget again).
+        """
         counts: dict[str, int] = {}
         models: set[tuple[str, str]] = set()
         if sessions:
@@ -151,7 +132,3 @@ class SQLiteStore:
             except OSError as exc:
                 raise StoreError(f"cannot remove the index file {path}: {exc}") from exc
         return removed
-
-    def close(self) -> None:
-        """Close the file (idempotent)."""
-        self.database.close()
