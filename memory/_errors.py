@@ -10,7 +10,8 @@
     ├─ ClosedError(ContextAtticError, RuntimeError)   the memory was used after close()
     ├─ StoreError(ContextAtticError)                  the store failed; nothing half-written
     │   ├─ RefNotFoundError(StoreError, KeyError)     no such archive ref in this session
-    │   └─ ConflictError(StoreError)                  another writer won a race (retried inside)
+    │   ├─ ConflictError(StoreError)                  another writer won a race (retried inside)
+    │   └─ InterruptedWriteError(StoreError)          connection lost before commit (retried inside)
     └─ MissingDependencyError(ContextAtticError, ImportError)   names the extra to install
 
 Backend errors (``sqlite3``, ``faiss``) are wrapped at the store boundary, so callers catch
@@ -19,7 +20,13 @@ Backend errors (``sqlite3``, ``faiss``) are wrapped at the store boundary, so ca
 
 from __future__ import annotations
 
-from stores.errors import ConflictError, ContextAtticError, RefNotFoundError, StoreError
+from stores.errors import (
+    ConflictError,
+    ContextAtticError,
+    InterruptedWriteError,
+    RefNotFoundError,
+    StoreError,
+)
 
 __all__ = [
     "BudgetError",
@@ -28,6 +35,7 @@ __all__ = [
     "ConflictError",
     "ContextAtticError",
     "InputError",
+    "InterruptedWriteError",
     "MissingDependencyError",
     "RefNotFoundError",
     "StoreError",

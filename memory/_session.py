@@ -20,7 +20,7 @@ from langchain_core.embeddings import Embeddings
 
 from memory._archive import Archive, storable
 from memory._deadline import ModelCalls
-from memory._errors import ClosedError, ConflictError, InputError
+from memory._errors import ClosedError, ConflictError, InputError, InterruptedWriteError
 from memory._folding import SummaryRunner
 from memory._indexer import Indexer
 from memory._ledger import Ledger, Price
@@ -196,7 +196,8 @@ class SessionState:
 
         ``check(view)`` runs against the fresh view before each attempt (pairing);
         ``before()`` runs inside the transaction (archived originals); another writer
-        appending first makes the attempt start over.
+        appending first, or a connection lost before the commit, makes the attempt start
+        over.
 
         Raises:
             ConflictError: the session kept changing under ``APPEND_RETRIES`` attempts.
@@ -217,6 +218,14 @@ class SessionState:
                 # Another writer appended first: back off a little (jittered, so racing
                 # writers spread out), re-read and re-check.
                 time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
+                continue
+            except InterruptedWriteError:
+                # The connection dropped before the commit (a server restart): nothing
+                # was written. Start over; the re-read waits for the server to be back
+                # (a lasting outage raises StoreError there).
+                self.reload()
+                if attempt == APPEND_RETRIES - 1:
+                    raise
                 continue
             except BaseException:
                 self.reload()  # the view may hold rows the rollback undid

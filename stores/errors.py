@@ -25,3 +25,12 @@ class RefNotFoundError(StoreError, KeyError):
 
 class ConflictError(StoreError):
     """Another writer appended to the session first; re-read and retry."""
+
+
+class InterruptedWriteError(StoreError):
+    """The connection was lost before the write committed: nothing was written.
+
+    The server rolled the transaction back, so the write can be run again once the store
+    is reachable (the memory does so itself). A connection lost during the commit is a
+    plain ``StoreError``: whether it committed is unknown, so it is never retried.
+    """

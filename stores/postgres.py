@@ -25,7 +25,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from stores.errors import StoreError
+from stores.errors import InterruptedWriteError, StoreError
 from stores.sql_common import Dialect, SQLSummaryStore
 from stores.sql_turns import SQLTurnStore
 
@@ -138,17 +138,36 @@ class PostgresDatabase:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """Run the block in one transaction; roll back on any error (nested blocks join)."""
+        """Run the block in one transaction; roll back on any error (nested blocks join).
+
+        Raises:
+            InterruptedWriteError: the connection was lost inside the block: the server
+                rolled it back, nothing was written, the block can be run again.
+            StoreError: the write failed otherwise: nothing was written, unless the
+                connection was lost while committing (then it is unknown whether it was).
+        """
         current: Connection | None = getattr(self._local, "conn", None)
         if current is not None:
             yield current
             return
+        interrupted = False  # the connection broke before the commit was sent
         with self._connection() as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():
-                    yield conn
-            except (psycopg.Error, UnicodeEncodeError) as exc:
+                    try:
+                        yield conn
+                    except BaseException:
+                        interrupted = conn.broken
+                        raise
+            except (psycopg.Error, UnicodeEncodeError, StoreError) as exc:
+                if interrupted and not isinstance(exc, InterruptedWriteError):
+                    raise InterruptedWriteError(
+                        f"the connection to PostgreSQL at {self.location} was lost before "
+                        f"the write committed (nothing was written): {exc}"
+                    ) from exc
+                if isinstance(exc, StoreError):
+                    raise
                 raise StoreError(f"write to PostgreSQL at {self.location} failed: {exc}") from exc
             finally:
                 self._local.conn = None

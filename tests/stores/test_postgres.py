@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConversationMemory
-from stores.errors import StoreError
+from stores.base import NewTurn
+from stores.errors import InterruptedWriteError, StoreError
 from stores.postgres_store import PostgresStore
 
 LOG = "\n".join(f"12:00:{k:02d} INFO step {k} ok" for k in range(80)) + "\nERROR kumquat quota"
@@ -136,53 +137,101 @@ def test_a_lasting_outage_is_a_store_error(pg_url: str, pg_cluster: Any) -> None
     store.close()
 
 
-def _blocked_writer(admin: psycopg.Connection[Any], blocker_pid: int) -> int:
-    """The backend of an add waiting on ``blocker_pid``'s lock after writing its turns."""
-    while True:  # the add's thread gets there; the test's timeout bounds a hang
-        row = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid)) "
-            "AND backend_xid IS NOT NULL AND query LIKE 'INSERT INTO attic_chunks%%'",
-            (blocker_pid,),
-        ).fetchone()
-        if row is not None:
-            return int(row[0])
-        time.sleep(0.02)
+HOLD = 0x61747469630E  # the advisory lock the trigger below waits for
+_HOLD_TURN_INSERTS = f"""
+CREATE FUNCTION attic_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock({HOLD}); RETURN NULL; END $$;
+CREATE TRIGGER attic_test_hold AFTER INSERT ON attic_turns
+FOR EACH STATEMENT EXECUTE FUNCTION attic_test_hold();
+"""
 
 
-def test_a_connection_dropped_inside_an_add_leaves_no_half_written_add(
-    mem: ConversationMemory, pg_url: str
-) -> None:
-    mem.add({"role": "user", "content": "first"})
-    assert mem.wait_until_indexed(30)  # no indexing write waits on the lock below
+def kill_inside_turn_insert(pg_url: str, write: Callable[[], object]) -> BaseException | None:
+    """Run ``write`` in a thread; kill its backend once it has inserted turns, uncommitted.
+
+    A trigger holds every insert into ``attic_turns`` (after its rows are in) while this
+    test holds an advisory lock; the first backend held there with a transaction that has
+    written is terminated from another connection, then the hold is released.
+
+    Returns:
+        What ``write`` raised, None if it returned.
+    """
     outcome: list[BaseException | None] = []
 
-    def add() -> None:
+    def run() -> None:
         try:
-            mem.add([{"role": "user", "content": "second"},
-                     {"role": "assistant", "content": "second answer"}])  # fmt: skip
+            write()
             outcome.append(None)
         except BaseException as exc:  # the test inspects what it was
             outcome.append(exc)
 
-    with psycopg.connect(pg_url, autocommit=True) as admin, psycopg.connect(pg_url) as blocker:
-        # The add inserts its turns, then waits to insert their search chunks: it is
-        # killed there, with a transaction holding turns but not yet their chunks.
-        blocker.execute("LOCK TABLE attic_chunks IN EXCLUSIVE MODE")
-        adding = threading.Thread(target=add)
-        adding.start()
-        victim = _blocked_writer(admin, blocker.info.backend_pid)
-        admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
-        blocker.rollback()
-        adding.join()
-    (error,) = outcome
-    assert error is None or isinstance(error, StoreError), repr(error)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(_HOLD_TURN_INSERTS)
+        admin.execute("SELECT pg_advisory_lock(%s)", (HOLD,))
+        writer = threading.Thread(target=run)
+        writer.start()
+        try:
+            victim = _held_writer(admin)
+            admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (HOLD,))
+            writer.join()
+            admin.execute("DROP TRIGGER attic_test_hold ON attic_turns")
+            admin.execute("DROP FUNCTION attic_test_hold()")
+    (result,) = outcome
+    return result
+
+
+def _held_writer(admin: psycopg.Connection[Any]) -> int:
+    """The pid of a backend held by the trigger after writing (waits up to a minute)."""
+    deadline = time.monotonic() + 60  # a bound on a hang, not a measurement
+    while time.monotonic() < deadline:
+        row = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)) "
+            "AND backend_xid IS NOT NULL"
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        time.sleep(0.02)
+    raise AssertionError("no write reached the held turn insert")
+
+
+def test_a_write_cut_off_before_its_commit_is_an_interrupted_write(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    try:
+        store.turns.append("s", [NewTurn("human", "one", 1, "c")], after_seq=0)
+
+        def write() -> None:
+            with store.write():
+                store.turns.append(
+                    "s", [NewTurn("human", "two", 1, "c"), NewTurn("ai", "three", 1, "c")],
+                    after_seq=1,
+                )  # fmt: skip
+
+        error = kill_inside_turn_insert(pg_url, write)
+        assert isinstance(error, InterruptedWriteError), repr(error)
+        assert [r.payload for r in store.turns.read("s")] == ["one"]  # nothing of it kept
+        write()  # the same write again, on a fresh connection
+        assert [r.seq for r in store.turns.read("s")] == [1, 2, 3]
+    finally:
+        store.close()
+
+
+def test_an_add_cut_off_before_its_commit_is_retried_whole(
+    mem: ConversationMemory, pg_url: str
+) -> None:
+    mem.add({"role": "user", "content": "first"})
+    error = kill_inside_turn_insert(
+        pg_url,
+        lambda: mem.add([{"role": "user", "content": "second"},
+                         {"role": "assistant", "content": "second answer"}]),
+    )  # fmt: skip
+    assert error is None, repr(error)
     mem.add({"role": "user", "content": "third"})
-    expected = ["first", "second", "second answer", "third"]
-    if error is not None:
-        expected = ["first", "third"]
-    assert [m.content for m in mem.history()] == expected
+    assert [m.content for m in mem.history()] == ["first", "second", "second answer", "third"]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         seqs = [r[0] for r in conn.execute("SELECT seq FROM attic_turns ORDER BY seq")]
+        assert seqs == [1, 2, 3, 4]  # no gap, no duplicate where the first attempt died
+        # Each turn is in the turn search index once (the killed attempt left none).
         indexed = conn.execute("SELECT idx FROM attic_chunks WHERE ref = '' ORDER BY idx")
-        assert seqs == list(range(1, len(expected) + 1))  # no gap where the add failed
-        assert [r[0] for r in indexed] == seqs  # every turn has its chunk, no stray chunk
+        assert [r[0] for r in indexed] == seqs
