@@ -83,6 +83,7 @@ def child(location: str, name: str, seconds: float) -> None:
             except Exception as exc:  # a dropped connection or a lasting outage: go on
                 with lock:
                     print(f"error {marker} {type(exc).__name__}", flush=True)
+                    print(f"error {marker}: {exc!r}", file=sys.stderr, flush=True)
                 i += 1
                 continue
             elapsed = time.perf_counter() - started

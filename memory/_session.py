@@ -206,6 +206,7 @@ class SessionState:
         for attempt in range(APPEND_RETRIES):
             self.refresh()
             check(self.view)
+            records: list[TurnRecord] = []
             try:
                 with self.store.write():
                     before()
@@ -219,11 +220,14 @@ class SessionState:
                 # writers spread out), re-read and re-check.
                 time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
                 continue
-            except InterruptedWriteError:
-                # The connection dropped before the commit (a server restart): nothing
-                # was written. Start over; the re-read waits for the server to be back
-                # (a lasting outage raises StoreError there).
+            except InterruptedWriteError as exc:
+                # The connection dropped (a server restart); the re-read waits for the
+                # server to be back (a lasting outage raises StoreError there). Lost
+                # while committing, the turns may have landed: then only the answer was
+                # lost. Otherwise nothing was written: start over.
                 self.reload()
+                if exc.maybe_committed and records and self._stored(records):
+                    return records
                 if attempt == APPEND_RETRIES - 1:
                     raise
                 continue
@@ -236,6 +240,10 @@ class SessionState:
         raise ConflictError(
             f"session {self.session!r} kept changing under {APPEND_RETRIES} attempts to add"
         )
+
+    def _stored(self, records: Sequence[TurnRecord]) -> bool:
+        """Whether exactly these records are in the store (a commit whose answer was lost)."""
+        return self.store.turns.read_seqs(self.session, [r.seq for r in records]) == list(records)
 
     def retract(self, targets: Sequence[int | str], counter_name: str) -> list[int]:
         """Retract messages by seq or message id, with the tool results of their calls.

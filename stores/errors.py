@@ -28,9 +28,14 @@ class ConflictError(StoreError):
 
 
 class InterruptedWriteError(StoreError):
-    """The connection was lost before the write committed: nothing was written.
+    """The connection was lost during a write (a server restart, a dropped connection).
 
-    The server rolled the transaction back, so the write can be run again once the store
-    is reachable (the memory does so itself). A connection lost during the commit is a
-    plain ``StoreError``: whether it committed is unknown, so it is never retried.
+    Lost before the commit (``maybe_committed`` False): the server rolled the write back,
+    nothing was written, and it can be run again. Lost while committing
+    (``maybe_committed`` True): whether it committed is unknown; look before writing again.
+    The memory does both itself.
     """
+
+    def __init__(self, message: str, *, maybe_committed: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_committed = maybe_committed

@@ -75,6 +75,20 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+_LOST_STATES = ("08", "57P")
+"""SQLSTATE classes of a lost session: connection exceptions, the server shutting it down
+(``57P01`` admin_shutdown: a fast shutdown or ``pg_terminate_backend``)."""
+
+
+def _connection_lost(conn: Connection, exc: BaseException) -> bool:
+    """Whether ``exc`` (or the error it wraps) says the connection or session is gone."""
+    if conn.broken:
+        return True
+    error = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_LOST_STATES)
+
+
 def session_lock(conn: Connection, session: str) -> None:
     """Serialize, until commit, the transactions writing one session (any host)."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (to_db(session),))
@@ -141,36 +155,50 @@ class PostgresDatabase:
         """Run the block in one transaction; roll back on any error (nested blocks join).
 
         Raises:
-            InterruptedWriteError: the connection was lost inside the block: the server
-                rolled it back, nothing was written, the block can be run again.
-            StoreError: the write failed otherwise: nothing was written, unless the
-                connection was lost while committing (then it is unknown whether it was).
+            InterruptedWriteError: the connection was lost: inside the block (the server
+                rolled it back, nothing was written) or while committing
+                (``maybe_committed``: whether it was written is unknown).
+            StoreError: the write failed otherwise; nothing was written.
         """
         current: Connection | None = getattr(self._local, "conn", None)
         if current is not None:
             yield current
             return
-        interrupted = False  # the connection broke before the commit was sent
+        committing, lost = False, False
         with self._connection() as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():
                     try:
                         yield conn
-                    except BaseException:
-                        interrupted = conn.broken
+                    except BaseException as exc:
+                        lost = _connection_lost(conn, exc)
                         raise
+                    committing = True
             except (psycopg.Error, UnicodeEncodeError, StoreError) as exc:
-                if interrupted and not isinstance(exc, InterruptedWriteError):
-                    raise InterruptedWriteError(
-                        f"the connection to PostgreSQL at {self.location} was lost before "
-                        f"the write committed (nothing was written): {exc}"
-                    ) from exc
-                if isinstance(exc, StoreError):
+                error = self._write_error(exc, committing, lost or _connection_lost(conn, exc))
+                if error is exc:
                     raise
-                raise StoreError(f"write to PostgreSQL at {self.location} failed: {exc}") from exc
+                raise error from exc
             finally:
                 self._local.conn = None
+
+    def _write_error(self, exc: Exception, committing: bool, lost: bool) -> Exception:
+        """The error a failed write raises (``exc`` itself when it says enough)."""
+        if isinstance(exc, InterruptedWriteError) or (isinstance(exc, StoreError) and not lost):
+            return exc
+        if lost and committing:
+            return InterruptedWriteError(
+                f"the connection to PostgreSQL at {self.location} was lost while committing; "
+                f"whether the write was committed is unknown: {exc}",
+                maybe_committed=True,
+            )
+        if lost:
+            return InterruptedWriteError(
+                f"the connection to PostgreSQL at {self.location} was lost before the write "
+                f"committed (nothing was written): {exc}"
+            )
+        return StoreError(f"write to PostgreSQL at {self.location} failed: {exc}")
 
     def read(self, action: Callable[[Connection], _T]) -> _T:
         """Run a read (inside the thread's transaction if any), retrying a lost connection.

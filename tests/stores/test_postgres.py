@@ -138,20 +138,29 @@ def test_a_lasting_outage_is_a_store_error(pg_url: str, pg_cluster: Any) -> None
 
 
 HOLD = 0x61747469630E  # the advisory lock the trigger below waits for
-_HOLD_TURN_INSERTS = f"""
+_HOLD_FUNCTION = f"""
 CREATE FUNCTION attic_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_advisory_xact_lock({HOLD}); RETURN NULL; END $$;
-CREATE TRIGGER attic_test_hold AFTER INSERT ON attic_turns
-FOR EACH STATEMENT EXECUTE FUNCTION attic_test_hold();
+BEGIN PERFORM pg_advisory_xact_lock({HOLD}); RETURN NULL; END $$
 """
+_HOLD_INSERTS = (
+    "CREATE TRIGGER attic_test_hold AFTER INSERT ON attic_turns "
+    "FOR EACH STATEMENT EXECUTE FUNCTION attic_test_hold()"
+)
+_HOLD_COMMITS = (  # a deferred trigger runs inside COMMIT, before the commit is durable
+    "CREATE CONSTRAINT TRIGGER attic_test_hold AFTER INSERT ON attic_turns "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION attic_test_hold()"
+)
 
 
-def kill_inside_turn_insert(pg_url: str, write: Callable[[], object]) -> BaseException | None:
+def kill_inside_turn_insert(
+    pg_url: str, write: Callable[[], object], *, at_commit: bool = False
+) -> BaseException | None:
     """Run ``write`` in a thread; kill its backend once it has inserted turns, uncommitted.
 
-    A trigger holds every insert into ``attic_turns`` (after its rows are in) while this
-    test holds an advisory lock; the first backend held there with a transaction that has
-    written is terminated from another connection, then the hold is released.
+    A trigger holds every insert into ``attic_turns`` (after its rows are in; with
+    ``at_commit``, inside the COMMIT that follows) while this test holds an advisory lock;
+    the first backend held there with a transaction that has written is terminated from
+    another connection, then the hold is released.
 
     Returns:
         What ``write`` raised, None if it returned.
@@ -166,7 +175,8 @@ def kill_inside_turn_insert(pg_url: str, write: Callable[[], object]) -> BaseExc
             outcome.append(exc)
 
     with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(_HOLD_TURN_INSERTS)
+        admin.execute(_HOLD_FUNCTION)
+        admin.execute(_HOLD_COMMITS if at_commit else _HOLD_INSERTS)
         admin.execute("SELECT pg_advisory_lock(%s)", (HOLD,))
         writer = threading.Thread(target=run)
         writer.start()
@@ -210,21 +220,27 @@ def test_a_write_cut_off_before_its_commit_is_an_interrupted_write(pg_url: str) 
 
         error = kill_inside_turn_insert(pg_url, write)
         assert isinstance(error, InterruptedWriteError), repr(error)
+        assert not error.maybe_committed
         assert [r.payload for r in store.turns.read("s")] == ["one"]  # nothing of it kept
+        error = kill_inside_turn_insert(pg_url, write, at_commit=True)
+        assert isinstance(error, InterruptedWriteError) and error.maybe_committed, repr(error)
+        assert [r.payload for r in store.turns.read("s")] == ["one"]  # it had not committed
         write()  # the same write again, on a fresh connection
         assert [r.seq for r in store.turns.read("s")] == [1, 2, 3]
     finally:
         store.close()
 
 
-def test_an_add_cut_off_before_its_commit_is_retried_whole(
-    mem: ConversationMemory, pg_url: str
+@pytest.mark.parametrize("at_commit", [False, True], ids=["in-transaction", "at-commit"])
+def test_an_add_cut_off_is_retried_whole(
+    mem: ConversationMemory, pg_url: str, at_commit: bool
 ) -> None:
     mem.add({"role": "user", "content": "first"})
     error = kill_inside_turn_insert(
         pg_url,
         lambda: mem.add([{"role": "user", "content": "second"},
                          {"role": "assistant", "content": "second answer"}]),
+        at_commit=at_commit,
     )  # fmt: skip
     assert error is None, repr(error)
     mem.add({"role": "user", "content": "third"})

@@ -1,0 +1,59 @@
+"""The session's append: a write whose connection was lost is retried, never doubled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from memory import Engine
+from stores import open_store
+from stores.errors import InterruptedWriteError
+
+
+class AnswerLostStore:
+    """A ``:memory:`` store whose next ``write()`` loses its connection while committing.
+
+    With ``committed`` the block commits and then the error comes (the server committed,
+    its answer was lost); without, the error comes instead of the commit (rolled back).
+    Everything else is the real store's.
+    """
+
+    def __init__(self, *, committed: bool) -> None:
+        self.inner = open_store(":memory:")
+        self.committed = committed
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        armed, self.armed = self.armed, False
+        lost = InterruptedWriteError("lost while committing", maybe_committed=True)
+        with self.inner.write():
+            yield
+            if armed and not self.committed:
+                raise lost  # inside the transaction: rolled back
+        if armed:
+            raise lost
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "rolled-back"])
+def test_an_add_whose_commit_answer_was_lost_is_stored_once(committed: bool) -> None:
+    store = AnswerLostStore(committed=committed)
+    with Engine(store, embedder=DeterministicFakeEmbedding(size=16)) as engine:  # type: ignore[arg-type]
+        mem = engine.open(session="s")
+        mem.add({"role": "user", "content": "first"})
+        store.armed = True
+        seqs = mem.add([{"role": "user", "content": "second"},
+                        {"role": "assistant", "content": "answer"}])  # fmt: skip
+        assert seqs == [2, 3] and not store.armed  # the lost write did happen
+        assert [m.content for m in mem.history()] == ["first", "second", "answer"]
+        assert [r.seq for r in store.inner.turns.read("s")] == [1, 2, 3]
+        mem.add({"role": "user", "content": "third"})  # the session reads on as usual
+        assert [m.content for m in mem.history()][-1] == "third"
+    store.inner.close()
