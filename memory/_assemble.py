@@ -120,8 +120,12 @@ def assemble(
     """
     limit = as_budget(budget).prompt_tokens
     if window is None or window.used > limit:
+        system_tokens = (
+            (counter.count_message(SystemMessage(system)) if system else 0)
+            if window is None
+            else window.system_tokens
+        )
         if points is None:
-            system_tokens = counter.count_message(SystemMessage(system)) if system else 0
             points = fold_points(exchanges, policy.fold_sizes(limit, system_tokens)[0])
         window = choose_window(
             exchanges,
@@ -132,6 +136,7 @@ def assemble(
             summaries=summaries,
             points=points,
             lookup=lookup,
+            system_tokens=system_tokens,
         )
     conversation: list[BaseMessage] = [m for i in window.kept for m in exchanges[i].messages]
     block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
@@ -143,6 +148,8 @@ def assemble(
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
     message_tokens = _exact_tokens(messages, conversation, kept_turns, counter)
+    if system:
+        message_tokens[0] = window.system_tokens  # counted once, when the window was chosen
     tokens = counter.reply_priming + sum(message_tokens)
     if tokens > limit:
         # Placeholders for blank text count a little more than the stored counts the
