@@ -185,7 +185,7 @@ class PostgresDatabase:
 
 _COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
 _OUTLINE = (
-    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
+    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, created_at, "
     "CASE WHEN calls IS NULL THEN payload END FROM attic_turns WHERE session = %s AND seq > %s "
     "ORDER BY seq"
 )
@@ -255,7 +255,7 @@ class PostgresTurnStore:
                 payload=t.payload,
                 tokens=t.tokens,
                 counter=t.counter,
-                created_at=now,
+                created_at=now if t.created_at is None else t.created_at,
                 compact=t.compact,
                 raw_tokens=t.raw_tokens if t.raw_tokens is not None else t.tokens,
                 ref=t.ref,
@@ -302,7 +302,7 @@ class PostgresTurnStore:
         )
         if not rows:
             return TurnOutline()
-        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
+        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, times, whole = zip(
             *rows, strict=True
         )
         calls = [() if c == "[]" else _ids(c) for c in found]
@@ -320,6 +320,7 @@ class PostgresTurnStore:
             tuple(calls),
             tuple(answers),
             tuple(names),
+            times,
         )
 
     def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:

@@ -184,7 +184,7 @@ def _record(row: Sequence[Any]) -> TurnRecord:
 
 _COLUMNS = "session, seq, role, payload, tokens, counter, created_at, compact, raw_tokens, ref"
 _OUTLINE = (
-    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
+    "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, created_at, "
     "CASE WHEN calls IS NULL THEN payload END FROM turns WHERE session = ? AND seq > ? "
     "ORDER BY seq"
 )
@@ -233,7 +233,7 @@ class SQLiteTurnStore:
                     payload=t.payload,
                     tokens=t.tokens,
                     counter=t.counter,
-                    created_at=now,
+                    created_at=now if t.created_at is None else t.created_at,
                     compact=t.compact,
                     raw_tokens=t.raw_tokens if t.raw_tokens is not None else t.tokens,
                     ref=t.ref,
@@ -279,7 +279,7 @@ class SQLiteTurnStore:
         )
         if not rows:
             return TurnOutline()
-        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
+        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, times, whole = zip(
             *rows, strict=True
         )
         calls = [() if c == "[]" else _ids(c) for c in found]
@@ -297,6 +297,7 @@ class SQLiteTurnStore:
             tuple(calls),
             tuple(answers),
             tuple(names),
+            times,
         )
 
     def read_seqs(self, session: str, seqs: Sequence[int]) -> list[TurnRecord]:
