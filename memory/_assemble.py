@@ -29,6 +29,7 @@ from langchain_core.messages import (
 from memory._arguments import original_arguments
 from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
+from memory._dates import day_marks, with_day
 from memory._errors import BudgetError
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
@@ -138,7 +139,12 @@ def assemble(
             lookup=lookup,
             system_tokens=system_tokens,
         )
-    conversation: list[BaseMessage] = [m for i in window.kept for m in exchanges[i].messages]
+    marks = day_marks(exchanges, window.kept) if policy.dates else {}
+    conversation: list[BaseMessage] = [
+        with_day(t.message, marks[t.seq]) if t.seq in marks else t.message
+        for i in window.kept
+        for t in exchanges[i].turns
+    ]
     block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})

@@ -53,6 +53,9 @@ class AssemblyPolicy:
             left out of the prompt tells it that the tool reads them (the agent
             middleware and ``AgentLoop`` set it; a chat app without the tool does not).
 
+        dates: A user turn that starts a new day is sent with its date first (see
+            ``memory._dates``); False sends every message exactly as stored.
+
     Raises:
         ConfigError: a share outside ``[0, 1]``, or shares that leave no room for the
             verbatim turns.
@@ -66,6 +69,7 @@ class AssemblyPolicy:
     lookup_relevance_floor: float | None = None
     summary_slack: float = 1.3
     recall_tool: bool = False
+    dates: bool = True
 
     def __post_init__(self) -> None:
         for name in ("summary_share", "recall_share", "lookup_recall_share", "low_water"):
@@ -74,8 +78,9 @@ class AssemblyPolicy:
                 raise ConfigError(f"{name} must be a number, not {value!r}")
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], not {value!r}")
-        if not isinstance(self.recall_tool, bool):
-            raise ConfigError(f"recall_tool must be True or False, not {self.recall_tool!r}")
+        for flag in ("recall_tool", "dates"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be True or False, not {getattr(self, flag)!r}")
         if self.summary_slack < 1.0:
             raise ConfigError(f"summary_slack must be >= 1, not {self.summary_slack!r}")
         if self.low_water + 0.05 > self.high_water_share:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import HumanMessage
 
-from memory import ConversationMemory, InputError
+from memory import AssemblyPolicy, ConversationMemory, InputError
 from memory._timestamps import format_time, parse_timestamp
 
 FAKE = DeterministicFakeEmbedding(size=16)
@@ -86,3 +87,36 @@ def test_aadd_takes_a_timestamp_too() -> None:
             return mem._state.messages()[0].created_at
 
     assert asyncio.run(main()) == MAY_8
+
+
+def test_a_user_turn_that_starts_a_new_day_is_sent_with_its_date() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=4000, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "I adopted a cat."}, timestamp="2023-05-08T10:00Z")
+        mem.add({"role": "assistant", "content": "Lovely!"}, timestamp="2023-05-08T10:01Z")
+        mem.add({"role": "user", "content": "Same day."}, timestamp="2023-05-08T18:00Z")
+        mem.add({"role": "assistant", "content": "Yes?"}, timestamp="2023-05-08T18:01Z")
+        mem.add({"role": "user", "content": "The cat is sick."}, timestamp="2023-05-10T09:00Z")
+        sent = [m["content"] for m in mem.assemble().to_openai()]
+        assert sent == [
+            "I adopted a cat.",
+            "Lovely!",
+            "Same day.",
+            "Yes?",
+            "[2023-05-10] The cat is sick.",
+        ]
+        assert mem.history()[4].content == "The cat is sick."  # stored as given
+        mem.policy = AssemblyPolicy(dates=False)
+        assert [m["content"] for m in mem.assemble().to_openai()][-1] == "The cat is sick."
+
+
+def test_the_first_user_turn_after_left_out_turns_says_its_date() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=700, embedder=FAKE) as mem:
+        for day in range(1, 21):
+            when = f"2023-05-{day:02d}T10:00Z"
+            mem.add({"role": "user", "content": f"Day {day}: " + "news " * 20}, timestamp=when)
+            mem.add({"role": "assistant", "content": "Noted."}, timestamp=when)
+        sent = "\n".join(str(m.content) for m in mem.assemble().messages if m.type == "human")
+        # verbatim turns and summary lines alike carry their own date
+        days = re.findall(r"\[2023-05-(\d\d)\] (?:human: )?Day (\d+):", sent)
+        assert len(days) == sent.count("Day ") > 1
+        assert all(int(mark) == int(day) for mark, day in days)
