@@ -16,6 +16,7 @@ from langchain_core.messages import BaseMessage
 from memory._assemble import Prompt
 from memory._budget import Budget
 from memory._messages import MessageLike
+from memory._timestamps import Timestamp
 from memory.tool import DEFAULT_RECALL_TOKENS
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ class AsyncMethods:
 
     engine: Engine
 
-    def add(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
+    def add(
+        self, messages: MessageLike | Sequence[MessageLike], *, timestamp: Timestamp | None = None
+    ) -> list[int]:
         raise NotImplementedError
 
     def assemble(
@@ -67,9 +70,11 @@ class AsyncMethods:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def aadd(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
+    async def aadd(
+        self, messages: MessageLike | Sequence[MessageLike], *, timestamp: Timestamp | None = None
+    ) -> list[int]:
         """``add`` for async code: the store write runs on the engine's I/O threads."""
-        return await self.engine.run(functools.partial(self.add, messages))
+        return await self.engine.run(functools.partial(self.add, messages, timestamp=timestamp))
 
     async def aassemble(
         self,

@@ -29,6 +29,7 @@ from langchain_core.messages import (
 from memory._arguments import original_arguments
 from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
+from memory._dates import day_marks, with_day
 from memory._errors import BudgetError
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
@@ -120,8 +121,12 @@ def assemble(
     """
     limit = as_budget(budget).prompt_tokens
     if window is None or window.used > limit:
+        system_tokens = (
+            (counter.count_message(SystemMessage(system)) if system else 0)
+            if window is None
+            else window.system_tokens
+        )
         if points is None:
-            system_tokens = counter.count_message(SystemMessage(system)) if system else 0
             points = fold_points(exchanges, policy.fold_sizes(limit, system_tokens)[0])
         window = choose_window(
             exchanges,
@@ -132,8 +137,14 @@ def assemble(
             summaries=summaries,
             points=points,
             lookup=lookup,
+            system_tokens=system_tokens,
         )
-    conversation: list[BaseMessage] = [m for i in window.kept for m in exchanges[i].messages]
+    marks = day_marks(exchanges, window.kept) if policy.dates else {}
+    conversation: list[BaseMessage] = [
+        with_day(t.message, marks[t.seq]) if t.seq in marks else t.message
+        for i in window.kept
+        for t in exchanges[i].turns
+    ]
     block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
@@ -143,6 +154,8 @@ def assemble(
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
     message_tokens = _exact_tokens(messages, conversation, kept_turns, counter)
+    if system:
+        message_tokens[0] = window.system_tokens  # counted once, when the window was chosen
     tokens = counter.reply_priming + sum(message_tokens)
     if tokens > limit:
         # Placeholders for blank text count a little more than the stored counts the

@@ -48,13 +48,16 @@ def _quote(text: str) -> str:
     return text.replace(_CLOSE, "<\\/memory")
 
 
-def summary_block(summary: str, *, covers: tuple[int, int] | None, unsummarized: int) -> str:
+def summary_block(
+    summary: str, *, covers: tuple[int, int] | None, unsummarized: int, tool: bool = False
+) -> str:
     """Render the running summary (and what is left out unsummarized) as a context block.
 
     Args:
         summary: The summary text ("" for none).
         covers: ``(first_seq, last_seq)`` of the messages the summary covers.
         unsummarized: Earlier messages neither shown nor summarized yet.
+        tool: The model has the recall tool (the note says it can read them).
     """
     parts = []
     if summary.strip():
@@ -65,16 +68,18 @@ def summary_block(summary: str, *, covers: tuple[int, int] | None, unsummarized:
             f"{_quote(summary.strip())}\n</memory>"
         )
     if unsummarized:
-        parts.append(omitted_note(unsummarized))
+        parts.append(omitted_note(unsummarized, tool=tool))
     return "\n".join(parts)
 
 
-def omitted_note(count: int) -> str:
-    """Say that earlier messages are left out of the prompt and how to read them."""
+def omitted_note(count: int, *, tool: bool = False) -> str:
+    """Say that earlier messages are left out of the prompt (and, with ``tool``, that the
+    recall tool reads them; a model without the tool is never pointed to it)."""
     said = "message of this conversation is" if count == 1 else "messages of this conversation are"
+    how = "; the recall tool can read them" if tool else ""
     return (
         f'<memory source="context-attic">{count} {said} not shown here (neither verbatim '
-        "nor in a summary); the recall tool can read them.</memory>"
+        f"nor in a summary){how}.</memory>"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import weakref
@@ -31,6 +32,7 @@ from memory._options import (
 from memory._planner import build_prompt
 from memory._policy import AssemblyPolicy
 from memory._session import SessionState
+from memory._timestamps import Timestamp, times_sent
 from memory._tokens import TokenCounter
 from memory._view import SessionView
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
@@ -162,14 +164,21 @@ class ConversationMemory(AsyncMethods, Closing):
             )
         self._state.check_open()
 
-    def add(self, messages: MessageLike | Sequence[MessageLike]) -> list[int]:
+    def add(
+        self, messages: MessageLike | Sequence[MessageLike], *, timestamp: Timestamp | None = None
+    ) -> list[int]:
         """Store one message or many, all or nothing.
 
         Tool outputs above ``compress_threshold`` tokens are archived byte-exact and
         replaced in prompts by a digest naming their ref; ``history()`` keeps originals.
 
         Args:
-            messages: LangChain messages, OpenAI chat dicts or Anthropic dicts.
+            messages: LangChain messages, OpenAI chat dicts or Anthropic dicts. A dict's
+                ``"timestamp"`` key or a LangChain message's
+                ``additional_kwargs["timestamp"]`` says when it was sent.
+            timestamp: When messages without a time of their own were sent (ISO 8601
+                text, epoch seconds or a ``datetime``; see ``memory._timestamps``).
+                None: the time of this call. Recalled snippets and summaries show it.
 
         Returns:
             The sequence numbers given to the stored messages.
@@ -177,7 +186,8 @@ class ConversationMemory(AsyncMethods, Closing):
         Raises:
             InputError: a message cannot be accepted (unknown role, a tool result whose
                 call was never issued, malformed tool calls, an output over
-                ``max_output_bytes``...); nothing was stored.
+                ``max_output_bytes``, a timestamp that is not a time...); nothing was
+                stored.
             ClosedError: the memory was closed.
             StoreError: the store failed; nothing was stored.
         """
@@ -187,9 +197,14 @@ class ConversationMemory(AsyncMethods, Closing):
             normalized = normalize(messages)
             if not normalized:
                 return []
+            sent_at = times_sent(normalized, timestamp)
             converted = [
                 to_new_turn(m, counter=self.counter, archive=state.archive, options=self._ingest)
                 for m in normalized
+            ]
+            converted = [
+                (dataclasses.replace(t, created_at=at), found)
+                for at, (t, found) in zip(sent_at, converted, strict=True)
             ]
             archived = [p for _, found in converted for p in found]
 

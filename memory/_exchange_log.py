@@ -63,6 +63,7 @@ class ExchangeLog:
         self._kinds: list[str] = []
         self._tokens = array("q")
         self._raw_tokens = array("q")
+        self._times = array("d")  # epoch seconds
         self._refs: dict[int, str] = {}
         self._calls: dict[int, tuple[str, ...]] = {}
         self._answers: dict[int, str] = {}
@@ -86,10 +87,12 @@ class ExchangeLog:
         refs: Sequence[str | None],
         calls: Sequence[tuple[str, ...]],
         answers: Sequence[str | None],
+        times: Sequence[float],
     ) -> None:
         """Append turns, column by column, in seq order; a tool result joins the
         exchange that issued its call."""
         base = len(self._seqs)
+        self._times.extend(times)
         known = {k: kind_of(k) for k in set(kinds)}  # a handful of roles
         self._kinds.extend(known[k] for k in kinds)
         self._tokens.extend(tokens)
@@ -173,6 +176,7 @@ class ExchangeLog:
         turn.tokens = self._tokens[position]
         turn.raw_tokens = self._raw_tokens[position]
         turn.ref = self._refs.get(position)
+        turn.at = self._times[position]
         turn.kind = self._kinds[position]
         turn.calls = self._calls.get(position, ())
         turn.result_for = self._answers.get(position)

@@ -24,6 +24,7 @@ from memory._folds import FoldSchedule
 from memory._messages import Exchange
 from memory._pool import WorkerPool
 from memory._summarize import Summarizer
+from memory._timestamps import with_time
 from memory._tokens import TokenCounter
 from memory._window import Summary
 from memory._worker import BackgroundWorker
@@ -137,7 +138,7 @@ class SummaryRunner(BackgroundWorker):
         if not block:
             return False
         previous = self.current.text if self.current is not None else ""
-        evicted = [m for e in block for m in e.messages]
+        evicted = [with_time(t.message, t.at) for e in block for t in e.turns]  # dated
         end = bisect.bisect_right(exchanges, block[-1].first_seq, key=lambda e: e.first_seq)
         covers_upto = exchanges[end].first_seq - 1  # the point after the block exists
         error = ""

@@ -30,6 +30,7 @@ from langchain_core.messages import (
 
 from memory._arguments import keep_arguments
 from memory._errors import InputError
+from memory._timestamps import carry_time
 
 __all__ = [
     "Exchange",
@@ -95,7 +96,7 @@ def normalize(messages: MessageLike | Sequence[MessageLike]) -> list[BaseMessage
     for index, message in enumerate(messages):
         for converted in _convert_one(message, index):
             _validate(converted, index)
-            normalized.append(converted)
+            normalized.append(carry_time(converted, message, index))
     return normalized
 
 
@@ -241,6 +242,7 @@ class Turn:
         "_message",
         "_name",
         "_stored",
+        "at",
         "calls",
         "kind",
         "raw_tokens",
@@ -257,8 +259,9 @@ class Turn:
         tokens: int,
         raw_tokens: int | None = None,
         ref: str | None = None,
+        at: float | None = None,
     ) -> None:
-        self.seq, self.tokens, self.raw_tokens, self.ref = seq, tokens, raw_tokens, ref
+        self.seq, self.tokens, self.raw_tokens, self.ref, self.at = seq, tokens, raw_tokens, ref, at
         self._message: BaseMessage | None = message
         self._stored: str | None = None
         self._content: str | list[Any] = ""
@@ -279,12 +282,13 @@ class Turn:
         tokens: int,
         raw_tokens: int | None = None,
         ref: str | None = None,
+        at: float | None = None,
     ) -> Turn:
         """A turn from a stored message (JSON of ``{"type": ..., "data": {...}}``, as
         ``messages_to_dict`` writes it), its message built when first used."""
         data = json.loads(payload)
         turn = cls.__new__(cls)
-        turn.seq, turn.tokens, turn.raw_tokens, turn.ref = seq, tokens, raw_tokens, ref
+        turn.seq, turn.tokens, turn.raw_tokens, turn.ref, turn.at = seq, tokens, raw_tokens, ref, at
         turn._message, turn._stored = None, payload  # a string: nothing for the GC to walk
         body = data.get("data") or {}
         kind = str(data.get("type"))
@@ -314,13 +318,8 @@ class Turn:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Turn):
             return NotImplemented
-        return (self.seq, self.tokens, self.raw_tokens, self.ref, self.message) == (
-            other.seq,
-            other.tokens,
-            other.raw_tokens,
-            other.ref,
-            other.message,
-        )
+        mine = (self.seq, self.tokens, self.raw_tokens, self.ref, self.message)
+        return mine == (other.seq, other.tokens, other.raw_tokens, other.ref, other.message)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -146,6 +146,7 @@ def build_prompt(
         summaries=summaries,
         points=points,
         lookup=lookup,
+        system_tokens=system_tokens,
     )
     view.prefetch(t.seq for i in window.kept for t in exchanges[i].turns)  # one read
     recollection = fetch_recall(

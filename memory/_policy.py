@@ -49,6 +49,12 @@ class AssemblyPolicy:
         lookup_relevance_floor: The same for explicit lookups (None: no floor; a
             question about the past fills its room with the best matches).
         summary_slack: A model may overshoot the summary cap by this factor.
+        recall_tool: The model is offered the ``recall`` tool, so a note about messages
+            left out of the prompt tells it that the tool reads them (the agent
+            middleware and ``AgentLoop`` set it; a chat app without the tool does not).
+
+        dates: A user turn that starts a new day is sent with its date first (see
+            ``memory._dates``); False sends every message exactly as stored.
 
     Raises:
         ConfigError: a share outside ``[0, 1]``, or shares that leave no room for the
@@ -62,6 +68,8 @@ class AssemblyPolicy:
     relevance_floor: float = 3.0
     lookup_relevance_floor: float | None = None
     summary_slack: float = 1.3
+    recall_tool: bool = False
+    dates: bool = True
 
     def __post_init__(self) -> None:
         for name in ("summary_share", "recall_share", "lookup_recall_share", "low_water"):
@@ -70,6 +78,9 @@ class AssemblyPolicy:
                 raise ConfigError(f"{name} must be a number, not {value!r}")
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], not {value!r}")
+        for flag in ("recall_tool", "dates"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be True or False, not {getattr(self, flag)!r}")
         if self.summary_slack < 1.0:
             raise ConfigError(f"summary_slack must be >= 1, not {self.summary_slack!r}")
         if self.low_water + 0.05 > self.high_water_share:

@@ -21,7 +21,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from memory._errors import SummarizerError
+from memory._timestamps import format_time, message_time
 from memory._tokens import TokenCounter
+from stores.text_search import STOPWORDS
 
 __all__ = [
     "DEFAULT_SUMMARY_TOKENS",
@@ -37,8 +39,10 @@ DEFAULT_SUMMARY_TOKENS = 600
 DEFAULT_SUMMARIZER_CONTEXT = 8000
 SUMMARY_PROMPT = """You maintain the running summary of a long conversation.
 Update the summary below with the new messages. Keep every name, number, date, place,
-decision, preference, commitment and open task; drop pleasantries and repetition. Write
-plain sentences or short bullets, oldest facts first, at most {max_tokens} tokens.
+decision, preference, commitment and open task, with the date it was said when the
+messages give one; drop pleasantries and repetition. When a new message changes or
+corrects a fact, keep only the new value (say that it changed). Write plain sentences or
+short bullets, oldest facts first, at most {max_tokens} tokens.
 Reply with the updated summary only.
 
 Current summary:
@@ -54,6 +58,22 @@ _DATE_HINT = re.compile(
     r"tomorrow|today|last \w+|next \w+)\b",
     re.IGNORECASE,
 )
+
+
+ON_TASK_OVERLAP = 0.25
+"""Least share of a model summary's content words found in its input (a summary reuses
+the messages' words: names, numbers, topics; a refusal or an unrelated answer does not)."""
+_REFUSAL = re.compile(
+    r"\s*(i'?m sorry|i am sorry|sorry,|i can(no|')t|i am unable|i'?m unable|i won'?t|"
+    r"i will not|as an ai\b|i apologi[sz]e)",
+    re.IGNORECASE,
+)
+_CHANGE = re.compile(
+    r"\b(now|instead|no longer|not \d|changed|updated|actually|correction)\b", re.IGNORECASE
+)
+_NUMBER = re.compile(r"\d[\d,.:/]*\d|\d")
+_LETTERS = re.compile(r"[^\W\d_]{4,}")
+_STOP = STOPWORDS | {"user", "assistant", "summary", "message", "messages"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +112,34 @@ def _text(message: BaseMessage) -> str:
     return " ".join(p for p in parts if p)
 
 
+def _line(message: BaseMessage) -> tuple[str, str] | None:
+    """A message's speaker and text, tool calls named; None when it says nothing."""
+    speaker = getattr(message, "name", None) or message.type
+    text = _text(message).strip()
+    calls = getattr(message, "tool_calls", None) or []
+    if calls:
+        text += " [calls " + ", ".join(str(c.get("name")) for c in calls) + "]"
+    return (speaker, text) if text else None
+
+
 def render_transcript(messages: Sequence[BaseMessage]) -> str:
-    """Render messages as ``role: text`` lines, tool calls included by name."""
+    """Render messages as ``role: text`` lines, tool calls included by name.
+
+    A message that carries a time (``additional_kwargs["timestamp"]``, as the memory
+    passes evicted messages) starts its line with it, e.g. ``[2023-05-08 13:56 UTC] ``,
+    whenever it differs from the previous line's.
+    """
     lines = []
+    shown = None
     for message in messages:
-        speaker = getattr(message, "name", None) or message.type
-        text = _text(message).strip()
-        calls = getattr(message, "tool_calls", None) or []
-        if calls:
-            text += " [calls " + ", ".join(str(c.get("name")) for c in calls) + "]"
-        if text:
-            lines.append(f"{speaker}: {text}")
+        found = _line(message)
+        if found is None:
+            continue
+        at = message_time(message)
+        when = None if at is None else format_time(at)
+        prefix = f"[{when}] " if when is not None and when != shown else ""
+        lines.append(f"{prefix}{found[0]}: {found[1]}")
+        shown = when or shown
     return "\n".join(lines)
 
 
@@ -193,8 +230,63 @@ class LLMSummarizer:
                     f"{self.name} returned {tokens} tokens, over the cap of "
                     f"{self.max_summary_tokens}; the previous summary is kept"
                 )
+            check_on_task(text, f"{summary}\n{piece}", self.name)
             summary = text
         return SummaryResult(summary, spent_in, spent_out, calls)
+
+
+def check_on_task(summary: str, source: str, name: str) -> None:
+    """Refuse a model's answer that is not a summary of ``source``.
+
+    A refusal ("I'm sorry, I can't ...") or an answer whose content words mostly do not
+    occur in the previous summary and the new messages (below ``ON_TASK_OVERLAP``, when
+    it has at least 8 of them) would replace the running summary with noise.
+
+    Raises:
+        SummarizerError: the answer is a refusal or off-task; the text says which.
+    """
+    if _REFUSAL.match(summary):
+        raise SummarizerError(
+            f"{name} refused instead of summarizing ({summary[:80]!r}); the previous summary "
+            "is kept and the fold is tried again later"
+        )
+    words = _content_words(summary)
+    if len(words) >= 8:
+        known = set(_content_words(source))
+        overlap = sum(w in known for w in words) / len(words)
+        if overlap < ON_TASK_OVERLAP:
+            raise SummarizerError(
+                f"{name} answered off-task: {overlap:.0%} of its words occur in the messages "
+                f"({summary[:80]!r}); the previous summary is kept"
+            )
+
+
+def drop_superseded(sentences: Sequence[str]) -> list[str]:
+    """Leave out a sentence whose number a later sentence changes.
+
+    A later sentence that marks a change ("now", "instead", "no longer", "not 18,000",
+    ...) and holds a number supersedes an earlier sentence holding other numbers when
+    they share a content word and the later one repeats an old number, or when they
+    share two: "the budget is 18,000" goes once "the budget is now 15,000, not 18,000"
+    is said.
+    """
+    facts = [(set(_NUMBER.findall(s)), set(_content_words(s))) for s in sentences]
+    dropped: set[int] = set()
+    for later, sentence in enumerate(sentences):
+        numbers, words = facts[later]
+        if not numbers or not _CHANGE.search(sentence):
+            continue
+        for earlier in range(later):
+            old_numbers, old_words = facts[earlier]
+            shared = len(words & old_words)
+            related = shared >= 2 or (shared and old_numbers & numbers)
+            if old_numbers and old_numbers != numbers and related:
+                dropped.add(earlier)
+    return [s for i, s in enumerate(sentences) if i not in dropped]
+
+
+def _content_words(text: str) -> list[str]:
+    return [w.lower() for w in _LETTERS.findall(text) if w.lower() not in _STOP]
 
 
 class ExtractiveSummarizer:
@@ -217,9 +309,15 @@ class ExtractiveSummarizer:
     def summarize(self, previous_summary: str, evicted: Sequence[BaseMessage]) -> SummaryResult:
         """Return the most informative sentences of the summary plus the evicted turns."""
         sentences: list[str] = [s for s in previous_summary.splitlines() if s.strip()]
-        for line in render_transcript(evicted).splitlines():
-            speaker, _, text = line.partition(": ")
-            for sentence in _SENTENCE.split(text):
+        times = [message_time(m) for m in evicted]
+        # Dates are shown when they tell messages apart (not for one day's chat).
+        dated = len({format_time(t)[:10] for t in times if t is not None}) > 1
+        for message, at in zip(evicted, times, strict=True):
+            found = _line(message)
+            if found is None:
+                continue
+            speaker = f"[{format_time(at)[:10]}] {found[0]}" if dated and at else found[0]
+            for sentence in _SENTENCE.split(found[1]):
                 if len(sentence.split()) >= 3:
                     sentences.append(f"{speaker}: {sentence.strip()}")
         frequency = Counter(w.lower() for s in sentences for w in _WORD.findall(s))
@@ -234,6 +332,7 @@ class ExtractiveSummarizer:
             names = sum(1 for w in words[1:] if w[0].isupper())
             return rarity + 1.5 * facts + 0.5 * names
 
+        sentences = drop_superseded(sentences)
         ranked = sorted(range(len(sentences)), key=lambda i: (-score(sentences[i]), i))
         kept: list[int] = []
         used = 0

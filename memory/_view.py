@@ -170,7 +170,7 @@ class SessionView:
         tokens, raw_tokens = counts
         self.log.extend(
             outline.seqs, outline.roles, tokens, raw_tokens, outline.refs, outline.calls,
-            outline.answers,
+            outline.answers, outline.times,
         )  # fmt: skip
         self.issued_calls.update(c for calls in outline.calls for c in calls)
         self.history_tokens += sum(tokens)
@@ -220,6 +220,7 @@ class SessionView:
             calls=tuple(t.calls for t in turns),
             answers=tuple(t.result_for for t in turns),
             names=tuple(t.text_parts()[1] if turn_text(t) else None for t in turns),
+            times=tuple(r.created_at for r in records),
         )
         known = self.last_seq
         systems = [t for t in turns if t.kind == "system"]
@@ -236,9 +237,10 @@ class SessionView:
         if keep:
             self.messages.put(record.seq, payload)
         if record.counter == self.counter.name:  # counted already
-            return Turn.stored(record.seq, payload, record.tokens, record.raw_tokens, record.ref)
-        tokens, raw_tokens = self._count(record)
-        return Turn.stored(record.seq, payload, tokens, raw_tokens, record.ref)
+            tokens, raw_tokens = record.tokens, record.raw_tokens
+        else:
+            tokens, raw_tokens = self._count(record)
+        return Turn.stored(record.seq, payload, tokens, raw_tokens, record.ref, record.created_at)
 
     def _previous_text(self) -> str | None:
         """The text of the latest searchable turn of the current segment (None at a

@@ -105,8 +105,11 @@ class _Planner:
         counter: TokenCounter,
         summaries: Sequence[Summary],
         current: int | None,
+        *,
+        tool: bool = False,
     ) -> None:
         self.exchanges = exchanges
+        self.tool = tool
         self.counter = counter
         self.summaries = sorted(summaries, key=lambda s: s.covers_upto)
         self.covers = [s.covers_upto for s in self.summaries]
@@ -167,6 +170,7 @@ class _Planner:
                 summary.text if summary else "",
                 covers=(1, covered) if summary else None,
                 unsummarized=unsummarized,
+                tool=self.tool,
             )
             if not text and not self.starts_on_user(start):
                 text = CONVERSATION_START
@@ -191,6 +195,7 @@ def choose_window(
     summaries: Sequence[Summary] = (),
     points: Sequence[int] = (0,),
     lookup: bool = False,
+    system_tokens: int | None = None,
 ) -> Window:
     """Decide the verbatim window of a prompt of at most ``limit`` tokens.
 
@@ -203,12 +208,15 @@ def choose_window(
         summaries: Summary versions available (any order).
         points: Fold points, ascending (``memory._folds``).
         lookup: The caller asked about the past explicitly (``assemble(query=...)``).
+        system_tokens: The system prompt's count when the caller has it (counted once
+            per call: a long system prompt is the costliest text to count).
 
     Raises:
         BudgetError: the system prompt and the current user turn alone do not fit, or
             (in an agent's tool rounds) the latest round does not fit beside them.
     """
-    system_tokens = counter.count_message(SystemMessage(system)) if system else 0
+    if system_tokens is None:
+        system_tokens = counter.count_message(SystemMessage(system)) if system else 0
     base = counter.reply_priming + system_tokens
     current = current_turn(exchanges)
     current_tokens = _current_tokens(exchanges, current, counter)
@@ -242,7 +250,7 @@ def choose_window(
     # the fold level never moves back and forth between a user's turn and a reply.
     reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
     recalls = lookup or chat_turn
-    planner = _Planner(exchanges, counter, summaries, current)
+    planner = _Planner(exchanges, counter, summaries, current, tool=policy.recall_tool)
     last_start = latest if latest is not None else len(exchanges)
     if current is not None and (latest is None or current > latest):
         last_start = min(last_start, current)

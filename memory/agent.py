@@ -19,6 +19,7 @@ are read from dicts or from SDK objects (anything with ``model_dump``)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,8 @@ class AgentLoop:
         tools: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         self.memory = memory
+        # The loop answers the model's recall calls, so its prompts may point to the tool.
+        memory.policy = dataclasses.replace(memory.policy, recall_tool=True)
         self.system = system
         self.tools = dict(tools or {})
         self.last_prompt: Prompt | None = None

@@ -31,7 +31,8 @@ _D = TypeVar("_D", bound=Database)
 def new_records(
     session: str, turns: Sequence[NewTurn], *, after_seq: int, now: float
 ) -> list[TurnRecord]:
-    """Return the records of turns appended after ``after_seq`` at ``now`` (epoch s)."""
+    """Return the records of turns appended after ``after_seq``, sent at ``now`` (epoch s)
+    unless a turn carries its own ``created_at``."""
     return [
         TurnRecord(
             session=session,
@@ -40,7 +41,7 @@ def new_records(
             payload=t.payload,
             tokens=t.tokens,
             counter=t.counter,
-            created_at=now,
+            created_at=now if t.created_at is None else t.created_at,
             compact=t.compact,
             raw_tokens=t.raw_tokens if t.raw_tokens is not None else t.tokens,
             ref=t.ref,
@@ -118,14 +119,14 @@ class SQLTurnStore(SessionTable[_D]):
         """Return the session's turns with ``seq > after_seq`` without their payloads."""
         mark = self.dialect.mark
         rows = self._fetch(
-            "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, "
+            "SELECT seq, role, tokens, raw_tokens, counter, ref, calls, answers, name, created_at, "
             f"CASE WHEN calls IS NULL THEN payload END FROM {self._table} "
             f"WHERE session = {mark} AND seq > {mark} ORDER BY seq",
             (self.dialect.put(session), after_seq),
         )
         if not rows:
             return TurnOutline()
-        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, whole = zip(
+        seqs, roles, tokens, raw_tokens, counters, refs, found, answered, named, times, whole = zip(
             *rows, strict=True
         )
         dialect = self.dialect
@@ -144,6 +145,7 @@ class SQLTurnStore(SessionTable[_D]):
             tuple(calls),
             tuple(answers),
             tuple(names),
+            times,
         )
 
     def _ids(self, found: str | None) -> tuple[str, ...]:

@@ -28,7 +28,8 @@ class NewTurn:
 
     ``payload`` is the original message (JSON); ``compact`` the form sent in prompts when
     it differs (a tool output replaced by its digest); ``tokens`` counts what is sent and
-    ``raw_tokens`` the original (None: the same); ``ref`` names the archived original.
+    ``raw_tokens`` the original (None: the same); ``ref`` names the archived original;
+    ``created_at`` is when the message was sent, in epoch seconds (None: now).
     """
 
     role: str
@@ -38,6 +39,7 @@ class NewTurn:
     compact: str | None = None
     raw_tokens: int | None = None
     ref: str | None = None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,8 @@ class TurnOutline:
     a prompt sends are fetched with ``TurnStore.read_seqs``. ``calls``, ``answers`` and
     ``names`` come from payloads in ``messages_to_dict`` form (see ``message_fields``):
     the ids of the tool calls a message issues, the call id a tool result answers, the
-    message's ``name``; other payloads give ``()``, None and None.
+    message's ``name``; other payloads give ``()``, None and None. ``times`` are the
+    messages' ``created_at``.
     """
 
     seqs: tuple[int, ...] = ()
@@ -88,6 +91,7 @@ class TurnOutline:
     calls: tuple[tuple[str, ...], ...] = ()
     answers: tuple[str | None, ...] = ()
     names: tuple[str | None, ...] = ()
+    times: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, f.name)) for f in fields(self)}

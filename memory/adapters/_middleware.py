@@ -8,6 +8,7 @@ to the model changes, so nothing is lost and other middleware sees the full hist
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Unpack, cast
@@ -31,7 +32,7 @@ from memory._closing import Closing
 from memory._core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
 from memory._engine import Engine
 from memory._errors import BudgetError, ConfigError
-from memory._options import ExtraOptions, OpenOptions
+from memory._options import ExtraOptions, OpenOptions, resolve_policy
 from memory._report import Report
 from memory._tokens import TokenCounter
 from memory.adapters._cache import with_breakpoint
@@ -172,8 +173,14 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         self.keep = keep
         self._clauses = _clauses(trigger)
         self._explicit_budget = budget is not None
+        # The middleware registers the recall tool, so notes about left-out messages
+        # may point the model to it.
+        policy = dataclasses.replace(
+            resolve_policy(options.pop("policy", None), None), recall_tool=True
+        )
         shared = OpenOptions(
             **options,
+            policy=policy,
             budget=DEFAULT_BUDGET if budget is None else budget,
             model=model_name,
             token_counter=as_counter(token_counter),

@@ -70,7 +70,9 @@ def _openai_call(call_id: str, name: str, args: dict[str, Any]) -> ChatCompletio
 
 
 def test_openai_loop_runs_tools_and_recall(memory: ConversationMemory) -> None:
+    assert not memory.policy.recall_tool
     loop = AgentLoop(memory, system="You are terse.", tools={"tail_log": lambda: LOG})
+    assert memory.policy.recall_tool  # the loop answers recall calls; notes may name it
     loop.add_user("why did the job stop?")
     first = loop.openai_messages()
     assert first[0] == {"role": "system", "content": "You are terse."}

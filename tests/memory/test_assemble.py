@@ -320,3 +320,22 @@ def test_an_agent_round_that_cannot_fit_is_an_error_not_a_silent_drop() -> None:
     with pytest.raises(BudgetError, match="latest tool round") as info:
         assemble(exchanges_of(history), 1000, COUNTER, system="sys")
     assert info.value.needed > 1000
+
+
+@pytest.mark.parametrize("tool", [False, True])
+def test_the_note_on_left_out_messages_names_the_recall_tool_only_when_it_is_offered(
+    tool: bool,
+) -> None:
+    history: list[BaseMessage] = []
+    for i in range(30):
+        history += [HumanMessage(f"question {i} " + "word " * 40), AIMessage(f"answer {i}")]
+    policy = AssemblyPolicy(recall_tool=tool)
+    prompt = assemble(exchanges_of(history), 600, COUNTER, policy=policy)  # no summary yet
+    sent = "\n".join(t for m in prompt.messages for t in texts(m))
+    assert "not shown here (neither verbatim nor in a summary)" in sent
+    assert ("the recall tool can read them" in sent) is tool
+
+
+def test_recall_tool_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match="recall_tool"):
+        AssemblyPolicy(recall_tool="yes")  # type: ignore[arg-type]

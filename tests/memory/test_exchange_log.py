@@ -54,6 +54,7 @@ def test_the_log_groups_and_folds_like_the_builder(
             [None] * len(part),
             [t.calls for t in part],
             [t.result_for for t in part],
+            [float(t.seq) for t in part],
         )
         growing.update(log.exchanges())
     exchanges = log.exchanges()
@@ -71,9 +72,11 @@ def test_the_log_groups_and_folds_like_the_builder(
 
 def test_a_snapshot_keeps_its_length_while_the_log_grows() -> None:
     log = ExchangeLog(lambda seq: HumanMessage(str(seq)))
-    log.extend([1], ["human"], [3], [3], [None], [()], [None])
+    log.extend([1], ["human"], [3], [3], [None], [()], [None], [1.0])
     snapshot = log.exchanges()
-    log.extend([2, 3], ["ai", "tool"], [4, 5], [4, 5], [None, "r"], [("c",), ()], [None, "c"])
+    log.extend(
+        [2, 3], ["ai", "tool"], [4, 5], [4, 5], [None, "r"], [("c",), ()], [None, "c"], [2.0, 3.0]
+    )
     assert len(snapshot) == 1 and len(log.exchanges()) == 2
     assert [t.seq for t in log.exchanges()[1].turns] == [2, 3]
     assert log.turn(2).ref == "r" and log.turn(2).message.content == "3"

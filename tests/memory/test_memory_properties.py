@@ -11,6 +11,7 @@ between two folds each prompt minus its volatile part is a prefix of the next on
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,7 @@ class MemoryMachine(RuleBasedStateMachine):
         self.previous: Prompt | None = None
         self.last_user: str | None = None
         self.after_lookup = False
+        self.clock = 1_683_540_000.0  # 2023-05-08: messages carry times; days pass
 
     @initialize(budget=st.integers(300, 1500))
     def open_memory(self, budget: int) -> None:
@@ -60,10 +62,11 @@ class MemoryMachine(RuleBasedStateMachine):
         return self.mem
 
     @precondition(lambda self: not self.pending)
-    @rule(text=WORDS, long=st.booleans())
-    def user_says(self, text: str, long: bool) -> None:
+    @rule(text=WORDS, long=st.booleans(), days=st.sampled_from([0, 0, 1, 3]))
+    def user_says(self, text: str, long: bool, days: int) -> None:
         text = text * 8 if long else text
-        self.memory.add({"role": "user", "content": text})
+        self.clock += days * 86_400 + 60  # a turn on a new day is sent with its date
+        self.memory.add({"role": "user", "content": text}, timestamp=self.clock)
         self.last_user = text
 
     @precondition(lambda self: not self.pending)
@@ -145,7 +148,8 @@ def check_prompt(prompt: Prompt, memory: ConversationMemory, last_user: str | No
     assert sum(isinstance(m, SystemMessage) for m in messages) == 1
     sent = [t for m in messages for t in texts(m)]
     if last_user is not None:
-        assert last_user in sent, "the current user turn is missing"
+        dated = re.compile(r"(\[\d{4}-\d\d-\d\d\] )?" + re.escape(last_user))
+        assert any(dated.fullmatch(t) for t in sent), "the current user turn is missing"
     verbatim = _verbatim_seqs(prompt, memory)
     assert not verbatim & set(prompt.report.recalled_turns), "both verbatim and recalled"
     assert prompt.report.turns_kept + prompt.report.turns_omitted == prompt.report.turns_total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from memory._folding import choose_block
 from memory._folds import fold_points
 from memory._messages import ExchangeBuilder, Turn
 from memory._summarize import (
+    SUMMARY_PROMPT,
     ExtractiveSummarizer,
     LLMSummarizer,
     SummaryResult,
@@ -115,7 +117,17 @@ class Broken:
 
 @pytest.mark.parametrize(
     ("model_reply", "error"),
-    [("", "empty"), ("word " * 5000, "over the cap"), (RuntimeError("rate limited"), "rate")],
+    [
+        ("", "empty"),
+        ("word " * 5000, "over the cap"),
+        (RuntimeError("rate limited"), "rate"),
+        ("I'm sorry, but I can't help with summarizing this conversation.", "refused"),
+        (
+            "Autumn leaves drift gently over quiet rivers; mountains sleep beneath silver "
+            "clouds while lanterns glow softly.",
+            "off-task",
+        ),
+    ],
 )
 def test_bad_summaries_are_refused_visibly_and_turns_stay(
     model_reply: str | Exception, error: str
@@ -170,6 +182,45 @@ def test_extractive_keeps_facts_with_numbers_and_dates() -> None:
     text = summarizer.summarize("", evicted).text
     assert "12 May 2024" in text and "Lisbon" in text
     assert COUNTER.count(text) <= 40
+
+
+def test_a_changed_fact_replaces_the_old_one_in_the_offline_summary() -> None:
+    summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=200)
+    evicted = [
+        HumanMessage("The project budget is 18,000 euros for the whole year."),
+        AIMessage("Understood, I noted the budget for the project."),
+        HumanMessage("Change of plan: the budget is now 15,000, not 18,000."),
+    ]
+    text = summarizer.summarize("", evicted).text
+    assert "15,000" in text
+    assert "budget is 18,000 euros" not in text
+    # and across folds: the old value in the previous summary goes too
+    later = summarizer.summarize("human: The project budget is 18,000 euros.", evicted[2:]).text
+    assert "budget is 18,000 euros" not in later and "now 15,000" in later
+
+
+def test_the_llm_summarizer_is_told_to_keep_the_new_value_and_dates() -> None:
+    model = FakeListChatModel(responses=["The budget changed to 15,000 on 2024-03-02."])
+    summarizer = LLMSummarizer(model, COUNTER, max_summary_tokens=100)
+    first = HumanMessage("The budget is 18,000.", additional_kwargs={"timestamp": "2024-03-01"})
+    second = HumanMessage("It is now 15,000.", additional_kwargs={"timestamp": 1709337600})
+    transcript = render_transcript([first, second])
+    assert (
+        transcript
+        == "[2024-03-01] human: The budget is 18,000.\n[2024-03-02] human: It is now 15,000."
+    )
+    assert summarizer.summarize("", [first, second]).text.startswith("The budget changed")
+    assert "keep only the new value" in SUMMARY_PROMPT
+
+
+def test_summaries_show_the_dates_of_the_messages_they_fold() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=900, embedder=FAKE) as mem:
+        for day, message in enumerate(chat(30)):
+            mem.add(message, timestamp=f"2024-05-{day // 2 + 1:02d}T10:00:00Z")
+        assert mem.wait_for_summary(30)
+        assert mem.summary is not None
+        dated = re.findall(r"\[2024-05-(\d\d)\] human: On day (\d+) ", mem.summary.text)
+        assert dated and all(int(d) == int(n) + 1 for d, n in dated)  # each fact's own date
 
 
 def test_choose_block_folds_oldest_first_and_never_the_latest() -> None:

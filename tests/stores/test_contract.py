@@ -18,8 +18,8 @@ from stores.errors import ConflictError, StoreError
 from stores.turns import message_fields
 
 
-def turn(text: str, tokens: int = 5) -> NewTurn:
-    return NewTurn(role="human", payload=text, tokens=tokens, counter="c")
+def turn(text: str, tokens: int = 5, created_at: float | None = None) -> NewTurn:
+    return NewTurn(role="human", payload=text, tokens=tokens, counter="c", created_at=created_at)
 
 
 def summary(session: str, text: str, *, error: str | None = None) -> SummaryRecord:
@@ -78,6 +78,7 @@ def test_outline_holds_every_field_but_the_payloads(store: Store) -> None:
         calls=((), (), ("a", "7"), (), (), (), (), (), ()),
         answers=(None, None, None, "a", "7", None, None, None, None),
         names=(None, "Ann \u65e5", None, None, None, "5", None, None, None),
+        times=tuple(r.created_at for r in records),
     )
     fields = list(zip(outline.calls, outline.answers, outline.names, strict=True))
     assert fields == [message_fields(r.payload) for r in records]  # the store reads as Python
@@ -261,3 +262,13 @@ def test_forget_older_than_removes_idle_sessions_only(store: Store) -> None:
     assert report.sessions == ("old",)
     assert {i.session for i in store.turns.sessions()} == {"new", "active"}
     assert store.forget_older_than(cutoff).sessions == ()
+
+
+def test_a_message_keeps_the_time_it_was_sent(store: Store) -> None:
+    before = time.time()
+    sent = [turn("then", created_at=1_683_554_160.5), turn("now")]
+    records = store.turns.append("s", sent, after_seq=0)
+    assert records[0].created_at == 1_683_554_160.5
+    assert before <= records[1].created_at <= time.time()  # None: the time of append
+    assert [r.created_at for r in store.turns.read("s")] == [r.created_at for r in records]
+    assert store.turns.outline("s").times == tuple(r.created_at for r in records)

@@ -76,6 +76,8 @@ def test_tool_output_is_archived_and_recalled(
 def test_recall_tool_is_registered(embedder: DeterministicFakeEmbedding) -> None:
     middleware = _middleware(embedder)
     assert [t.name for t in middleware.tools] == ["recall"]
+    # so its prompts may tell the model that the tool reads what they leave out
+    assert middleware.memory("t").policy.recall_tool
 
 
 def test_prompt_fits_the_budget_while_state_keeps_everything(

@@ -1,0 +1,75 @@
+"""Dates in the verbatim part of a prompt: a user turn that starts a new day says its date.
+
+A conversation that spans days (messages added over time, or imported with their
+timestamps) loses *when* things were said once it is only text: "what did I do last
+week?" needs the dates. A user turn whose day differs from the previous user turn's (in
+the whole history, not only the prompt) is sent with its date first (``[2023-05-08] ...``),
+as is the first user turn of a prompt whose earlier turns were left out, when the history
+spans more than that day. Both depend only on the history and the window's start, so a
+prompt's prefix stays the same between folds. The stored messages never change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from memory._messages import Exchange, Turn
+from memory._timestamps import format_time
+
+__all__ = ["day_marks", "day_of", "with_day"]
+
+
+def day_of(at: float) -> str:
+    """The UTC date of epoch seconds, ``"2023-05-08"``."""
+    return format_time(at)[:10]
+
+
+def day_marks(exchanges: Sequence[Exchange], kept: Sequence[int]) -> dict[int, str]:
+    """Return ``{seq: date}`` of the kept user turns that are sent with their date.
+
+    Args:
+        exchanges: The session's exchanges, oldest first (turns carry ``at``).
+        kept: Indexes of the exchanges the prompt sends, ascending.
+    """
+    marks: dict[int, str] = {}
+    first = True
+    for index in kept:
+        for turn in exchanges[index].turns:
+            if turn.kind != "human" or turn.at is None:
+                continue
+            day = day_of(turn.at)
+            before = _previous_user_turn(exchanges, index, turn)
+            if before is not None and before.at is not None:
+                previous_day = day_of(before.at)
+                if previous_day != day or (first and index > 0 and _spans_days(exchanges, day)):
+                    marks[turn.seq] = day
+            first = False
+    return marks
+
+
+def with_day(message: BaseMessage, day: str) -> BaseMessage:
+    """A copy of a user message whose text starts with ``[day] ``."""
+    content: Any = message.content
+    if isinstance(content, str):
+        content = f"[{day}] {content}"
+    else:
+        content = [{"type": "text", "text": f"[{day}]"}, *content]
+    return message.model_copy(update={"content": content})
+
+
+def _previous_user_turn(exchanges: Sequence[Exchange], index: int, turn: Turn) -> Turn | None:
+    """The user turn before ``turn`` in the history (a few steps back, as a rule)."""
+    for i in range(index, -1, -1):
+        for candidate in reversed(exchanges[i].turns):
+            if candidate.seq < turn.seq and candidate.kind == "human":
+                return candidate
+    return None
+
+
+def _spans_days(exchanges: Sequence[Exchange], day: str) -> bool:
+    """Whether the session's first message was sent on another day than ``day``."""
+    first = exchanges[0].turns[0].at if exchanges and exchanges[0].turns else None
+    return first is not None and day_of(first) != day

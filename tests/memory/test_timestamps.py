@@ -1,0 +1,122 @@
+"""Message times: given by the message or by ``add``, stored, shown as dates."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.messages import HumanMessage
+
+from memory import AssemblyPolicy, ConversationMemory, InputError
+from memory._timestamps import format_time, parse_timestamp
+
+FAKE = DeterministicFakeEmbedding(size=16)
+MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2023-05-08T13:56:00Z",
+        "2023-05-08T15:56:00+02:00",
+        "2023-05-08 13:56",  # no offset: UTC
+        MAY_8,
+        int(MAY_8),
+        datetime(2023, 5, 8, 13, 56),  # naive: UTC
+        datetime(2023, 5, 8, 8, 56, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_every_form_of_a_time_reads_the_same(value: object) -> None:
+    assert parse_timestamp(value) == MAY_8
+
+
+def test_a_date_alone_is_its_midnight_and_shows_as_a_date() -> None:
+    assert format_time(parse_timestamp(date(2023, 5, 8))) == "2023-05-08"
+    assert format_time(parse_timestamp("2023-05-08")) == "2023-05-08"
+    assert format_time(MAY_8) == "2023-05-08 13:56 UTC"
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", True, float("nan"), -5, [2023], "2023-13-01"])
+def test_what_is_not_a_time_is_refused_with_the_message_index(value: object) -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=500, embedder=FAKE) as mem:
+        with pytest.raises(InputError, match="message 1: timestamp"):
+            mem.add(
+                [
+                    {"role": "user", "content": "a"},
+                    {"role": "user", "content": "b", "timestamp": value},
+                ]
+            )
+        assert mem.history() == []  # all or nothing
+        with pytest.raises(InputError, match="timestamp"):
+            mem.add({"role": "user", "content": "c"}, timestamp=value)  # type: ignore[arg-type]
+
+
+def test_each_way_of_giving_a_time_is_stored_with_the_message() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=2000, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "openai dict", "timestamp": "2023-05-08T13:56:00Z"})
+        mem.add({"role": "assistant", "content": [{"type": "text", "text": "anthropic"}],
+                 "timestamp": MAY_8 + 60})  # fmt: skip
+        mem.add(HumanMessage("langchain", additional_kwargs={"timestamp": MAY_8 + 120}))
+        mem.add({"role": "assistant", "content": "argument"}, timestamp=MAY_8 + 180)
+        own = {"role": "user", "content": "its own wins", "timestamp": MAY_8 + 240}
+        mem.add(own, timestamp=MAY_8 + 999)
+        before = datetime.now(UTC).timestamp()
+        mem.add({"role": "assistant", "content": "no time: now"})
+        records = mem._state.messages()
+        assert [r.created_at for r in records[:5]] == [MAY_8 + 60 * i for i in range(5)]
+        assert records[5].created_at >= before - 1
+        # history keeps the message as given, its time as ISO 8601 UTC text
+        assert mem.history()[2].additional_kwargs["timestamp"] == "2023-05-08T13:58:00Z"
+        assert "timestamp" not in mem.history()[3].additional_kwargs
+        # times never reach the provider's messages
+        assert all("timestamp" not in m for m in mem.assemble().to_openai())
+    with ConversationMemory.open(":memory:", session="t", budget=2000, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "reopened view"}, timestamp="2023-05-08T13:56:00Z")
+        turns = [t for e in mem._state.view.exchanges for t in e.turns]
+        assert [t.at for t in turns] == [MAY_8]
+
+
+def test_aadd_takes_a_timestamp_too() -> None:
+    async def main() -> float:
+        mem = ConversationMemory.open(":memory:", session="s", budget=500, embedder=FAKE)
+        async with mem:
+            await mem.aadd({"role": "user", "content": "hi"}, timestamp=MAY_8)
+            return mem._state.messages()[0].created_at
+
+    assert asyncio.run(main()) == MAY_8
+
+
+def test_a_user_turn_that_starts_a_new_day_is_sent_with_its_date() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=4000, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "I adopted a cat."}, timestamp="2023-05-08T10:00Z")
+        mem.add({"role": "assistant", "content": "Lovely!"}, timestamp="2023-05-08T10:01Z")
+        mem.add({"role": "user", "content": "Same day."}, timestamp="2023-05-08T18:00Z")
+        mem.add({"role": "assistant", "content": "Yes?"}, timestamp="2023-05-08T18:01Z")
+        mem.add({"role": "user", "content": "The cat is sick."}, timestamp="2023-05-10T09:00Z")
+        sent = [m["content"] for m in mem.assemble().to_openai()]
+        assert sent == [
+            "I adopted a cat.",
+            "Lovely!",
+            "Same day.",
+            "Yes?",
+            "[2023-05-10] The cat is sick.",
+        ]
+        assert mem.history()[4].content == "The cat is sick."  # stored as given
+        mem.policy = AssemblyPolicy(dates=False)
+        assert [m["content"] for m in mem.assemble().to_openai()][-1] == "The cat is sick."
+
+
+def test_the_first_user_turn_after_left_out_turns_says_its_date() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=700, embedder=FAKE) as mem:
+        for day in range(1, 21):
+            when = f"2023-05-{day:02d}T10:00Z"
+            mem.add({"role": "user", "content": f"Day {day}: " + "news " * 20}, timestamp=when)
+            mem.add({"role": "assistant", "content": "Noted."}, timestamp=when)
+        sent = "\n".join(str(m.content) for m in mem.assemble().messages if m.type == "human")
+        # verbatim turns and summary lines alike carry their own date
+        days = re.findall(r"\[2023-05-(\d\d)\] (?:human: )?Day (\d+):", sent)
+        assert len(days) == sent.count("Day ") > 1
+        assert all(int(mark) == int(day) for mark, day in days)
