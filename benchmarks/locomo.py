@@ -10,6 +10,7 @@ versus one that answers at once, and the share of consecutive prompts whose pref
 
 Data: ../shared/data/locomo/locomo_dev.json (CC BY-NC 4.0, not shipped). Run:
     .venv/bin/python benchmarks/locomo.py [--budgets 1000 2000 4000 8000] [--limit N]
+        [--embedder onnx-int8|onnx|torch]
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
 from memory._assemble import Prompt
+from memory._embed import DEFAULT_MINILM_BACKEND, MiniLMEmbeddings
 from memory._options import LOOKUP_RECALL_SHARE
 from memory._summarize import ExtractiveSummarizer, SummaryResult
 
@@ -94,14 +96,15 @@ def prompt_text(prompt: Prompt) -> str:
 
 
 def evidence_recall(
-    sample: dict[str, Any], budgets: Sequence[int]
+    sample: dict[str, Any], budgets: Sequence[int], embedder: Embeddings | None = None
 ) -> dict[int, list[tuple[int, float]]]:
     """Feed one conversation, then score every category 1-4 question at each budget.
 
+    ``embedder`` None is the library's default (the bundled MiniLM, ONNX int8).
     Returns, per budget, ``(category, recall)`` for each question."""
     texts: dict[str, str] = {}
     with ConversationMemory.open(
-        ":memory:", session=sample["sample_id"], budget=max(budgets), model=MODEL
+        ":memory:", session=sample["sample_id"], budget=max(budgets), model=MODEL, embedder=embedder
     ) as mem:
         for dia_id, message in turn_messages(sample):
             mem.add(message)
@@ -209,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="conversations to use")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--delay", type=float, default=2.0, help="slow summarizer's seconds")
+    parser.add_argument(
+        "--embedder",
+        choices=["onnx-int8", "onnx", "torch"],
+        default=DEFAULT_MINILM_BACKEND,
+        help="how the bundled MiniLM runs (default: the library's default)",
+    )
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"skipped: LoCoMo data not found at {args.data}")
@@ -216,8 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples = json.loads(args.data.read_text(encoding="utf-8"))[: args.limit]
     started = time.time()
     scores: dict[int, list[tuple[int, float]]] = {b: [] for b in args.budgets}
+    embedder = MiniLMEmbeddings(backend=args.embedder)
     for sample in samples:
-        for budget, values in evidence_recall(sample, args.budgets).items():
+        for budget, values in evidence_recall(sample, args.budgets, embedder).items():
             scores[budget].extend(values)
         print(f"{sample['sample_id']}: done ({time.time() - started:.0f}s)", file=sys.stderr)
     recall = {b: statistics.mean(r for _, r in v) for b, v in scores.items()}
@@ -230,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" Python {platform.python_version()}; {len(samples)} conversations, "
         f"{len(scores[args.budgets[0]])} questions (categories 1-4), tokens counted with "
         f"cl100k_base ({MODEL}); default options (offline extractive summarizer, bundled "
-        f"MiniLM embeddings); one memory per conversation opened with the largest budget, "
+        f"MiniLM embeddings, {embedder.backend}); one memory per conversation opened with "
+        f"the largest budget, "
         f"each question asked with `assemble(query=question, budget=B)` (an explicit query: "
         f"recalled turns may take up to {LOOKUP_RECALL_SHARE:.0%} of the budget); "
         f"{time.time() - started:.0f} s in all.",
