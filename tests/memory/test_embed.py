@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from pydantic import Field
 
-from memory import _embed, _onnx
+from memory import ConversationMemory, _embed, _onnx
 from memory._embed import MiniLMEmbeddings, available_backend, embedder_name, load_minilm
 from memory._onnx import cached_model_path, open_onnx_minilm
 
@@ -137,3 +139,38 @@ def test_each_backend_stores_its_vectors_under_its_own_name() -> None:
     }
     assert names == {"all-MiniLM-L6-v2:onnx-int8", "all-MiniLM-L6-v2:onnx", "all-MiniLM-L6-v2"}
     assert embedder_name(MiniLMEmbeddings()) == "all-MiniLM-L6-v2:onnx-int8"
+
+
+class _Backend(DeterministicFakeEmbedding):
+    """A fake standing in for one MiniLM backend: its ``model`` names its vectors."""
+
+    model: str = "torch"
+    calls: list[list[str]] = Field(default_factory=list)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return super().embed_documents(texts)
+
+
+def test_vectors_of_another_backend_are_embedded_again_not_mixed(db_path: Path) -> None:
+    words = " ".join(f"word{i} value{i * 7}" for i in range(300))
+    output = {"role": "tool", "tool_call_id": "c1", "content": words}
+    call = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "t", "arguments": "{}"}}
+        ],
+    }
+    before, after = _Backend(size=64), _Backend(size=64, model="onnx-int8")
+    for embedder in (before, after, after):
+        with ConversationMemory.open(
+            db_path, session="s", embedder=embedder, compress_threshold=50
+        ) as mem:
+            if embedder is before:
+                mem.add([{"role": "user", "content": "list"}, call, output])
+            mem.wait_until_indexed(timeout=30)
+    embedded_before = sum(map(len, before.calls))
+    assert embedded_before > 0
+    # The new backend embeds every chunk once (the third open reuses its vectors).
+    assert sum(map(len, after.calls)) == embedded_before
