@@ -91,13 +91,12 @@ def available_backend(backend: MiniLMBackend) -> MiniLMBackend:
     ):
         return backend
     logger.warning(
-        "onnxruntime or onnx is not installed: the bundled MiniLM runs on torch, about 3x "
-        "slower (pip install onnxruntime onnx, or reinstall context-attic)"
+        "onnxruntime or onnx is not installed: the bundled MiniLM runs on torch, slower "
+        "and heavier (pip install onnxruntime onnx, or reinstall context-attic)"
     )
     return "torch"
 
 
-@functools.cache
 def load_minilm(backend: MiniLMBackend = DEFAULT_MINILM_BACKEND) -> _Encoder:
     """Load the bundled all-MiniLM-L6-v2 once per process and backend, offline, on the CPU.
 
@@ -107,6 +106,11 @@ def load_minilm(backend: MiniLMBackend = DEFAULT_MINILM_BACKEND) -> _Encoder:
     Raises:
         MissingDependencyError: a package the backend needs is missing.
     """
+    return _load(backend)  # one cache key per backend, however the argument is passed
+
+
+@functools.cache
+def _load(backend: MiniLMBackend) -> _Encoder:
     with _load_lock:
         _offline()
         try:
