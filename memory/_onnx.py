@@ -173,16 +173,18 @@ def _quiet() -> Iterator[None]:
 
     quiet = _OnnxChatter()
     root = logging.getLogger()
-    handlers = [*root.handlers, *logging.getLogger("onnxruntime").handlers]
+    # The root logger's own filter catches what is logged on it even with no handler set
+    # (Python's last-resort handler would print it); handlers catch the module loggers.
+    filtered = [root, *root.handlers, *logging.getLogger("onnxruntime").handlers]
     bars = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    for handler in handlers:
-        handler.addFilter(quiet)
+    for each in filtered:
+        each.addFilter(quiet)
     try:
         yield
     finally:
-        for handler in handlers:
-            handler.removeFilter(quiet)
+        for each in filtered:
+            each.removeFilter(quiet)
         if bars:
             transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
