@@ -22,6 +22,7 @@ from stores.postgres import (
     to_db,
 )
 from stores.postgres_archive import PostgresBlobStore
+from stores.postgres_passages import PostgresTurnIndex
 from stores.postgres_schema import migrate
 from stores.postgres_summary import PostgresSummaryStore
 
@@ -57,6 +58,7 @@ class PostgresStore:
             raise
         self._turns = PostgresTurnStore(self.database)
         self._blobs = PostgresBlobStore(self.database)
+        self._passages = PostgresTurnIndex(self.database)
         self._summaries = PostgresSummaryStore(self.database)
 
     @property
@@ -71,8 +73,13 @@ class PostgresStore:
 
     @property
     def blobs(self) -> PostgresBlobStore:
-        """Archived originals, chunks, the turn search index and chunk vectors."""
+        """Archived originals, their chunks and the chunks' vectors."""
         return self._blobs
+
+    @property
+    def passages(self) -> PostgresTurnIndex:
+        """The turn search index: passages of the sessions' turns, and their vectors."""
+        return self._passages
 
     @property
     def summaries(self) -> PostgresSummaryStore:
@@ -110,7 +117,7 @@ class PostgresStore:
         return self._forget(sorted(from_db(r[0]) for r in rows))
 
     def _forget(self, sessions: Sequence[str]) -> ForgetReport:
-        counts = {"turns": 0, "blobs": 0, "chunks": 0, "summaries": 0}
+        counts = {"turns": 0, "blobs": 0, "chunks": 0, "passages": 0, "summaries": 0}
         if sessions:
             with self.database.write() as conn:
                 for session in sessions:
@@ -127,6 +134,7 @@ class PostgresStore:
             chunks=counts["chunks"],
             summaries=counts["summaries"],
             index_files=0,
+            passages=counts["passages"],
         )
 
     def close(self) -> None:

@@ -8,9 +8,12 @@ the file as it was; a file from a newer release is refused, never touched.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from stores.base import SCHEMA_VERSION
 from stores.errors import StoreError
+from stores.text_search import index_terms
+from stores.turn_index import scope_token
 
 __all__ = ["MIGRATIONS", "check_version", "migrate", "read_version"]
 
@@ -58,8 +61,54 @@ _V3 = [
     "name = CASE WHEN json_valid(payload) THEN json_extract(payload, '$.data.name') END "
     "WHERE instr(payload, '\\u0000') = 0",
 ]
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+_V4 = [
+    # Turns get a search index of their own (``stores.turn_index``): passages, not
+    # archive chunks under the sentinel refs "" and "~" that version 3 used.
+    'CREATE TABLE IF NOT EXISTS "passages" ("id" INTEGER PRIMARY KEY, "session" TEXT NOT NULL, '
+    '"seq" INTEGER NOT NULL, "idx" INTEGER NOT NULL, "context" INTEGER NOT NULL, '
+    '"text" TEXT NOT NULL, "scope" TEXT NOT NULL, "terms" TEXT, "created_at" REAL NOT NULL, '
+    '"vector" BLOB, "model" TEXT)',
+    "CREATE UNIQUE INDEX IF NOT EXISTS passages_by_seq ON passages(session, seq, context, idx)",
+    "CREATE INDEX IF NOT EXISTS passages_by_session ON passages(session, id)",
+    # Contentless: the text is not stored twice. ``scope`` is the session's token.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5("
+    "scope, body, content='', tokenize='unicode61')",
+    # BM25 of the words only: the session's token is in every row of the session.
+    "INSERT INTO passages_fts(passages_fts, rank) VALUES ('rank', 'bm25(0.0, 1.0)')",
+    "CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN "
+    "INSERT INTO passages_fts(rowid, scope, body) "
+    "VALUES (new.id, new.scope, coalesce(new.terms, new.text)); END",
+    "CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN "
+    "INSERT INTO passages_fts(passages_fts, rowid, scope, body) "
+    "VALUES ('delete', old.id, old.scope, coalesce(old.terms, old.text)); END",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 """The statements that bring a file from the version before to this one."""
+_MOVE_BATCH = 5000
+
+
+def _move_turn_chunks(conn: sqlite3.Connection) -> None:
+    """Move version 3's turn chunks (refs "" and "~") into the passage index, vectors
+    and all, in chunk id order; each turn stays one passage (its date from the turn)."""
+    cursor = conn.execute(
+        "SELECT c.session, c.idx, c.ref = '~', c.text, c.vector, c.model, "
+        "coalesce(t.created_at, 0) FROM chunks c LEFT JOIN turns t "
+        "ON t.session = c.session AND t.seq = c.idx WHERE c.ref IN ('', '~') ORDER BY c.id"
+    )
+    while rows := cursor.fetchmany(_MOVE_BATCH):
+        conn.executemany(
+            "INSERT INTO passages(session, seq, idx, context, text, scope, terms, created_at, "
+            "vector, model) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (s, seq, context, text, scope_token(s), index_terms(text), at, vector, model)
+                for s, seq, context, text, vector, model, at in rows
+            ],
+        )
+    conn.execute("DELETE FROM chunks WHERE ref IN ('', '~')")
+
+
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _move_turn_chunks}
+"""Data moved by code after a version's statements ran (on files that had data)."""
 
 
 def read_version(conn: sqlite3.Connection) -> int:
@@ -104,6 +153,8 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         for statement in MIGRATIONS[target]:
             conn.execute(statement)
+        if version > 0 and target in _STEPS:
+            _STEPS[target](conn)
     if version < SCHEMA_VERSION:
         conn.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "

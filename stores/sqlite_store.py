@@ -18,16 +18,17 @@ from pathlib import Path
 
 from stores.base import ForgetReport
 from stores.errors import StoreError
-from stores.faiss_index import index_path
+from stores.faiss_index import PASSAGES, index_path
 from stores.sqlite import SQLiteDatabase, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
+from stores.sqlite_passages import SQLiteTurnIndex
 from stores.sqlite_summary import SQLiteSummaryStore
 
 __all__ = ["CHECKPOINT_WAIT_S", "SQLiteStore"]
 
 CHECKPOINT_WAIT_S = 5.0
 """How long ``forget`` waits for other readers to let the write-ahead log be emptied."""
-_TABLES = ("turns", "blobs", "chunks", "summaries")
+_TABLES = ("turns", "blobs", "chunks", "passages", "summaries")
 
 
 class SQLiteStore:
@@ -50,6 +51,7 @@ class SQLiteStore:
             raise StoreError(f"cannot enable secure delete on {self.location!r}: {exc}") from exc
         self._turns = SQLiteTurnStore(self.database)
         self._blobs = SQLiteBlobStore(self.database)
+        self._passages = SQLiteTurnIndex(self.database)
         self._summaries = SQLiteSummaryStore(self.database)
 
     @property
@@ -64,8 +66,13 @@ class SQLiteStore:
 
     @property
     def blobs(self) -> SQLiteBlobStore:
-        """Archived originals, chunks, the turn search index and chunk vectors."""
+        """Archived originals, their chunks and the chunks' vectors."""
         return self._blobs
+
+    @property
+    def passages(self) -> SQLiteTurnIndex:
+        """The turn search index: passages of the sessions' turns, and their vectors."""
+        return self._passages
 
     @property
     def summaries(self) -> SQLiteSummaryStore:
@@ -105,21 +112,24 @@ class SQLiteStore:
 
     def _forget(self, sessions: Sequence[str]) -> ForgetReport:
         counts = dict.fromkeys(_TABLES, 0)
-        models: set[tuple[str, str]] = set()
+        models: set[tuple[str, str, str | None]] = set()
         if sessions:
             with self.database.write() as conn:
                 for session in sessions:
-                    found = conn.execute(
-                        "SELECT DISTINCT model FROM chunks WHERE session = ? AND model IS NOT NULL",
-                        (session,),
-                    ).fetchall()
-                    models.update((session, str(m[0])) for m in found)
+                    for table, kind in (("chunks", None), ("passages", PASSAGES)):
+                        found = conn.execute(
+                            f"SELECT DISTINCT model FROM {table} WHERE session = ? "
+                            "AND model IS NOT NULL",
+                            (session,),
+                        ).fetchall()
+                        models.update((session, str(m[0]), kind) for m in found)
                     for table in _TABLES:
                         cursor = conn.execute(f"DELETE FROM {table} WHERE session = ?", (session,))
                         counts[table] += cursor.rowcount
                 # Deleted rows leave delete markers in older FTS5 segments (holding the
                 # words); merging every segment drops them.
                 conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+                conn.execute("INSERT INTO passages_fts(passages_fts) VALUES ('optimize')")
             self.database.read(lambda conn: conn.execute("VACUUM"))
             self._empty_log()
         removed = self._remove_index_files(models)
@@ -130,6 +140,7 @@ class SQLiteStore:
             chunks=counts["chunks"],
             summaries=counts["summaries"],
             index_files=removed,
+            passages=counts["passages"],
         )
 
     def _empty_log(self) -> None:
@@ -154,13 +165,13 @@ class SQLiteStore:
                 )
             time.sleep(0.05)
 
-    def _remove_index_files(self, models: set[tuple[str, str]]) -> int:
+    def _remove_index_files(self, models: set[tuple[str, str, str | None]]) -> int:
         directory = self.index_directory
         if directory is None:
             return 0
         removed = 0
-        for session, model in sorted(models):
-            path = index_path(directory, session, model)
+        for session, model, kind in sorted(models, key=str):
+            path = index_path(directory, session, model, kind=kind)
             try:
                 path.unlink()
                 removed += 1
