@@ -46,6 +46,8 @@ WEIGHTS = {"vector": 1.0, "vector_context": 0.5, "words": 0.3, "words_context": 
 """How much each signal's z-score counts."""
 LENGTH_PRIOR = 0.5
 """Times the z-score of a turn's log length: facts come in sentences, not in "thanks!"."""
+LENGTH_CLIP = 2.0
+"""Most the length z-score counts either way."""
 SPEAKER_BONUS = 1.0
 """Added to the turns of a speaker the query names (in z-score units)."""
 SEGMENT_BOOST = 0.4
@@ -221,7 +223,8 @@ class TurnRanker:
         """Add the length, phrase and speaker priors to each candidate turn."""
         lengths = np.log1p(np.array([t.chars for t in turns.values()], dtype=np.float64))
         if len(lengths) > 1 and lengths.std() > 0:
-            z = (lengths - lengths.mean()) / lengths.std()
+            # Clipped: among candidates of one length, a short turn's z would be extreme.
+            z = np.clip((lengths - lengths.mean()) / lengths.std(), -LENGTH_CLIP, LENGTH_CLIP)
             for turn, value in zip(turns.values(), z, strict=True):
                 turn.bonus += LENGTH_PRIOR * float(value)
         if phrase_pattern(query) is not None:

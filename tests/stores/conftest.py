@@ -62,8 +62,8 @@ def drop_tables(url: str) -> None:
     """Remove every context-attic table from the database."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "DROP TABLE IF EXISTS attic_meta, attic_turns, attic_blobs, attic_chunks, attic_passages, "
-            "attic_summaries"
+            "DROP TABLE IF EXISTS attic_meta, attic_turns, attic_blobs, attic_chunks, "
+            "attic_passages, attic_summaries"
         )
 
 
