@@ -128,12 +128,20 @@ class FAISSIndex:
         """Return the inner product of ``vector`` with each of these ids' vectors (NaN for
         an id not held), in the order of ``ids``."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
-        found = np.full(len(ids), np.nan, dtype=np.float32)
+        keys = np.asarray(ids, dtype=np.int64)
+        found = np.full(len(keys), np.nan, dtype=np.float32)
+        if not len(keys):
+            return found
         with self._lock:
-            for position, key in enumerate(ids):
+            try:  # one call for all: the usual case, every id embedded
+                matrix: npt.NDArray[np.float32] = self._index.reconstruct_batch(keys)
+                return np.asarray(matrix @ query, dtype=np.float32)
+            except RuntimeError:  # some id not held (not embedded yet): one at a time
+                pass
+            for position, key in enumerate(keys):
                 try:
                     found[position] = self._index.reconstruct(int(key)) @ query
-                except RuntimeError:  # not held (not embedded yet)
+                except RuntimeError:
                     continue
         return found
 

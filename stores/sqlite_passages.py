@@ -1,11 +1,10 @@
 """The turn search index in the SQLite file: a ``passages`` table and its FTS5 index.
 
-The FTS5 table is contentless (it stores no text twice) with two columns: ``scope``, a
-token standing for the session, and ``body``, the passage's words (Chinese and Japanese
-runs as bigrams, see ``stores.text_search``). A search matches the session's token *and*
-the query's words, so FTS5 intersects their posting lists and scores only the session's
-matches; ``ORDER BY rank LIMIT k`` (BM25 on ``body`` alone) keeps the top ``k``.
-Triggers keep the index in step with the table.
+The FTS5 table is contentless; it indexes each passage's words (Chinese and Japanese runs
+as bigrams) glued to a token standing for the session (``stores.text_search
+.scoped_words``): "s3f2a9c1e0xkite". A search asks for the session's own words, so FTS5
+reads, and BM25 counts, only that session's rows, however many sessions share the file;
+``ORDER BY rank LIMIT k`` keeps the top ``k``. Triggers keep the index in step.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import numpy.typing as npt
 
 from stores.errors import StoreError
 from stores.sqlite import SQLiteDatabase
-from stores.text_search import index_terms, phrase_words, query_terms
+from stores.text_search import phrase_words, query_terms, scoped_words
 from stores.turn_index import NewPassage, PassageHit, PassageRecord, scope_token
 
 __all__ = ["SQLiteTurnIndex", "passage_row"]
@@ -27,18 +26,22 @@ __all__ = ["SQLiteTurnIndex", "passage_row"]
 _RECORD = "id, session, seq, idx, context, text, created_at"
 _HIT = "p.id, p.seq, p.idx, p.context, length(p.text)"
 _INSERT = (
-    "INSERT INTO passages(session, seq, idx, context, text, scope, terms, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO passages(session, seq, idx, context, text, terms, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _SLACK = 64
 """Extra top-k rows read to make up for those at or after ``before_seq`` (the window)."""
+MAX_POSTINGS = 2000
+"""Most rows a search's words may match together: the rarest words are searched first,
+and a word that would take the total past this is left out (a word in thousands of
+passages adds little to BM25 and most of its cost); the rarest word is always kept."""
 
 
 def passage_row(session: str, passage: NewPassage) -> tuple[Any, ...]:
     """The row ``_INSERT`` takes for a passage (also used by the migration)."""
     return (
         session, passage.seq, passage.idx, int(passage.context), passage.text,
-        scope_token(session), index_terms(passage.text), passage.created_at,
+        scoped_words(scope_token(session), passage.text), passage.created_at,
     )  # fmt: skip
 
 
@@ -53,15 +56,39 @@ def _hit(row: Sequence[Any], score: float = 0.0) -> PassageHit:
     return PassageHit(int(row[0]), int(row[1]), int(row[2]), bool(row[3]), int(row[4]), score)
 
 
-def _match(session: str, body: str) -> str:
-    return f'scope : "{scope_token(session)}" AND body : ({body})'
-
-
 class SQLiteTurnIndex:
-    """``TurnIndex`` on a ``SQLiteDatabase``; every row is scoped by session."""
+    """``TurnIndex`` on a ``SQLiteDatabase``; every row is scoped by session.
+
+    A search's cost follows the rows its words match, not the history: words are taken
+    rarest first up to ``MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table), and
+    BM25 keeps the top ``k`` inside FTS5 (``ORDER BY rank LIMIT k``).
+    """
 
     def __init__(self, database: SQLiteDatabase) -> None:
         self.database = database
+
+    def _bounded(self, session: str, words: list[str]) -> list[str]:
+        """The query's words as the session's terms, rarest first, within
+        ``MAX_POSTINGS`` matched rows (words the session never used are left out)."""
+        prefix = scope_token(session)
+        terms = [prefix + w for w in words]
+        if not terms:
+            return []
+        marks = ",".join("?" * len(terms))
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT term, doc FROM passages_vocab WHERE term IN ({marks})", terms
+            ).fetchall()
+        )
+        counts = {str(t): int(d) for t, d in rows}
+        kept: list[str] = []
+        total = 0
+        for term in sorted((t for t in terms if t in counts), key=lambda t: (counts[t], t)):
+            if kept and total + counts[term] > MAX_POSTINGS:
+                break
+            kept.append(term)
+            total += counts[term]
+        return kept
 
     def add(self, session: str, passages: Sequence[NewPassage]) -> None:
         """Index passages (see ``TurnIndex.add``)."""
@@ -74,10 +101,10 @@ class SQLiteTurnIndex:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 100
     ) -> list[PassageHit]:
         """Return the best passages by BM25 (see ``TurnIndex.search``)."""
-        terms = query_terms(query)
-        if not terms or limit <= 0:
+        terms = self._bounded(session, query_terms(query)) if limit > 0 else []
+        if not terms:
             return []
-        body = " OR ".join(f'"{t}"' for t in terms)
+        match = " OR ".join(f'"{t}"' for t in terms)
         pool = limit + (_SLACK if before_seq is not None else 0)
         bound = before_seq if before_seq is not None else 2**62
         sql = (
@@ -85,7 +112,7 @@ class SQLiteTurnIndex:
             "WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?) AS f "
             "JOIN passages p ON p.id = f.id WHERE p.seq < ? ORDER BY f.score DESC, p.id LIMIT ?"
         )
-        params = (_match(session, body), pool, bound, limit)
+        params = (match, pool, bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r, float(r[5])) for r in rows]
 
@@ -101,7 +128,13 @@ class SQLiteTurnIndex:
             f"SELECT {_HIT} FROM passages p WHERE p.id IN (SELECT rowid FROM passages_fts "
             "WHERE passages_fts MATCH ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
         )
-        params = (_match(session, '"' + " ".join(words) + '"'), bound, limit)
+        rarest = self._bounded(session, query_terms(query))[:1]
+        if not rarest:
+            return []  # a word of the phrase is in no passage
+        # The rarest word first: FTS5 then steps through its few rows, not the phrase's.
+        prefix = scope_token(session)
+        phrase = " ".join(prefix + w for w in words)
+        params = (f'"{rarest[0]}" AND "{phrase}"', bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r) for r in rows]
 

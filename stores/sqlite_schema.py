@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from stores.base import SCHEMA_VERSION
 from stores.errors import StoreError
-from stores.text_search import index_terms
+from stores.text_search import scoped_words
 from stores.turn_index import scope_token
 
 __all__ = ["MIGRATIONS", "check_version", "migrate", "read_version"]
@@ -63,24 +63,26 @@ _V3 = [
 ]
 _V4 = [
     # Turns get a search index of their own (``stores.turn_index``): passages, not
-    # archive chunks under the sentinel refs "" and "~" that version 3 used.
+    # archive chunks under the sentinel refs "" and "~" that version 3 used. ``terms``
+    # holds the passage's words glued to the session's token (``scoped_words``), so the
+    # full-text index keeps each session's words apart: a search reads, ranks and counts
+    # (BM25's document frequencies) the session's rows only.
     'CREATE TABLE IF NOT EXISTS "passages" ("id" INTEGER PRIMARY KEY, "session" TEXT NOT NULL, '
     '"seq" INTEGER NOT NULL, "idx" INTEGER NOT NULL, "context" INTEGER NOT NULL, '
-    '"text" TEXT NOT NULL, "scope" TEXT NOT NULL, "terms" TEXT, "created_at" REAL NOT NULL, '
+    '"text" TEXT NOT NULL, "terms" TEXT NOT NULL, "created_at" REAL NOT NULL, '
     '"vector" BLOB, "model" TEXT)',
     "CREATE UNIQUE INDEX IF NOT EXISTS passages_by_seq ON passages(session, seq, context, idx)",
     "CREATE INDEX IF NOT EXISTS passages_by_session ON passages(session, id)",
-    # Contentless: the text is not stored twice. ``scope`` is the session's token.
+    # Contentless: the words are not stored a third time.
     "CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5("
-    "scope, body, content='', tokenize='unicode61')",
-    # BM25 of the words only: the session's token is in every row of the session.
-    "INSERT INTO passages_fts(passages_fts, rank) VALUES ('rank', 'bm25(0.0, 1.0)')",
+    "body, content='', tokenize='unicode61')",
+    # Rows per (session's) word, read to keep a search's work bounded.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS passages_vocab USING fts5vocab(passages_fts, row)",
     "CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN "
-    "INSERT INTO passages_fts(rowid, scope, body) "
-    "VALUES (new.id, new.scope, coalesce(new.terms, new.text)); END",
+    "INSERT INTO passages_fts(rowid, body) VALUES (new.id, new.terms); END",
     "CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN "
-    "INSERT INTO passages_fts(passages_fts, rowid, scope, body) "
-    "VALUES ('delete', old.id, old.scope, coalesce(old.terms, old.text)); END",
+    "INSERT INTO passages_fts(passages_fts, rowid, body) VALUES ('delete', old.id, old.terms); "
+    "END",
 ]
 MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 """The statements that bring a file from the version before to this one."""
@@ -97,10 +99,10 @@ def _move_turn_chunks(conn: sqlite3.Connection) -> None:
     )
     while rows := cursor.fetchmany(_MOVE_BATCH):
         conn.executemany(
-            "INSERT INTO passages(session, seq, idx, context, text, scope, terms, created_at, "
-            "vector, model) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO passages(session, seq, idx, context, text, terms, created_at, "
+            "vector, model) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
             [
-                (s, seq, context, text, scope_token(s), index_terms(text), at, vector, model)
+                (s, seq, context, text, scoped_words(scope_token(s), text), at, vector, model)
                 for s, seq, context, text, vector, model, at in rows
             ],
         )

@@ -23,9 +23,11 @@ __all__ = [
     "index_terms",
     "phrase_words",
     "query_terms",
+    "scoped_words",
 ]
 
-WORD = re.compile(r"\w+", re.UNICODE)
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+"""A word: letters and digits (an underscore separates words, as FTS5 and PostgreSQL do)."""
 CJK_CLASS = "\u3005\u3040-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
 """Han ideographs, hiragana, katakana (full and half width), the iteration mark."""
@@ -89,3 +91,10 @@ def phrase_words(query: str) -> list[str]:
     A CJK run gives its bigrams, so a phrase of them matches the run where it was indexed.
     """
     return _words(query)[:MAX_QUERY_TERMS]
+
+
+def scoped_words(prefix: str, text: str) -> str:
+    """Return the text's words (CJK runs as bigrams), lower-cased, each glued to
+    ``prefix``: an index of such words holds each session's words apart, so a search
+    touches, and counts, only its own session's rows."""
+    return " ".join(prefix + w.lower() for w in WORD.findall(CJK_RUN.sub(_spaced, text)))

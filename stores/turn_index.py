@@ -66,13 +66,11 @@ class PassageHit:
 
 
 def scope_token(session: str) -> str:
-    """The full-text token that stands for a session (its name may hold any text).
-
-    Full-text queries match it together with their words, so a search scores only the
-    session's passages, however many sessions share the index.
-    """
-    digest = hashlib.blake2b(session.encode("utf-8", "surrogatepass"), digest_size=10)
-    return "s" + digest.hexdigest()
+    """A short token that stands for a session (its name may hold any text): a store
+    may glue it to the session's indexed words, so a search scores only the session's
+    passages, however many sessions share the index."""
+    digest = hashlib.blake2b(session.encode("utf-8", "surrogatepass"), digest_size=5)
+    return "s" + digest.hexdigest() + "x"
 
 
 class TurnIndex(Protocol):

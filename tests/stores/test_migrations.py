@@ -191,7 +191,7 @@ def test_turn_chunks_of_older_postgres_databases_move_to_the_turn_index(pg_url: 
             "('s', 2, 'ai', '{}', 1, 'c', 1240.0, 1, '[]')"
         )
         conn.execute(
-            "INSERT INTO attic_chunks(session, ref, idx, start, \"end\", text) VALUES "
+            'INSERT INTO attic_chunks(session, ref, idx, start, "end", text) VALUES '
             "('s', '', 1, 0, 20, 'user: 我住在北京大学附近'), ('s', '', 2, 0, 20, 'ai: noted kiwi'), "
             "('s', '~', 2, 0, 40, 'user: 我住在北京大学附近\nai: noted kiwi'), "
             "('s', 'r1', 0, 0, 5, 'an output')"
