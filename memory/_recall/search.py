@@ -23,6 +23,9 @@ __all__ = ["ALL_SEQS", "TOOL_FLOOR", "Recall"]
 ALL_SEQS = 2**62
 TOOL_FLOOR = 1.0
 """Least score (z-score units, see ``memory._recall.rank``) of a turn the tool returns."""
+RELATIVE_FLOOR = 0.5
+"""With a floor, turns scoring under this share of the best one are left out too: what
+matches, not the best of what does not."""
 
 
 class Recall:
@@ -74,10 +77,12 @@ class Recall:
         view = self.view
         ranked = self.ranker.rank(
             query,
-            before_seq=before_seq if before_seq is not None else ALL_SEQS,
+            before_seq=min(before_seq or ALL_SEQS, view.last_seq + 1),
             layout=view.layout(),
             limit=2 * k,
         )
+        if floor is not None and ranked:
+            floor = max(floor, RELATIVE_FLOOR * ranked[0].score)
         shown = [
             r
             for r in ranked

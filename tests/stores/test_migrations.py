@@ -192,7 +192,8 @@ def test_turn_chunks_of_older_postgres_databases_move_to_the_turn_index(pg_url: 
         )
         conn.execute(
             'INSERT INTO attic_chunks(session, ref, idx, start, "end", text) VALUES '
-            "('s', '', 1, 0, 20, 'user: 我住在北京大学附近'), ('s', '', 2, 0, 20, 'ai: noted kiwi'), "
+            "('s', '', 1, 0, 20, 'user: 我住在北京大学附近'), "
+            "('s', '', 2, 0, 20, 'ai: noted kiwi'), "
             "('s', '~', 2, 0, 40, 'user: 我住在北京大学附近\nai: noted kiwi'), "
             "('s', 'r1', 0, 0, 5, 'an output')"
         )
