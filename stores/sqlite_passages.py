@@ -153,12 +153,11 @@ class SQLiteTurnIndex:
         if not seqs:
             return []
         marks = ",".join("?" * len(seqs))
-        sql = (
-            f"SELECT {_HIT} FROM passages p WHERE p.session = ? AND p.seq IN ({marks}) "
-            "ORDER BY p.id"
-        )
+        # Sorted here: ORDER BY id would lead SQLite through the (session, id) index, a
+        # scan of the whole session, instead of the (session, seq) one.
+        sql = f"SELECT {_HIT} FROM passages p WHERE p.session = ? AND p.seq IN ({marks})"
         rows = self.database.read(lambda conn: conn.execute(sql, (session, *seqs)).fetchall())
-        return [_hit(r) for r in rows]
+        return sorted((_hit(r) for r in rows), key=lambda h: h.id)
 
     def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
         """Return these passages with their text, in the order of ``ids``."""
