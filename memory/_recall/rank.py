@@ -59,7 +59,7 @@ EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
 POOL = 200
 """Passages taken from each top-k query (words, vectors)."""
-SAMPLE = 512
+SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
 MAX_KNOWN = 8 * SAMPLE
 """Sampled passages whose kind is remembered (the sample changes as the index doubles)."""
