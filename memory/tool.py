@@ -148,14 +148,20 @@ def _runs(hits: list[Hit]) -> list[Hit]:
 def _focus(text: str, query: str) -> str:
     """Narrow a hit to the lines holding the query's words (and a line around each),
     gaps marked "…"; the whole text when no line, or most lines, match."""
+    return _focused(text, query)[0]
+
+
+def _focused(text: str, query: str) -> tuple[str, int, int]:
+    """``_focus``'s text, and the first and last line kept (0-based, in ``text``)."""
     terms = query_terms(query)
+    last_line = text.count("\n")
     if not terms:
-        return text
+        return text, 0, last_line
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, terms)) + r")(?!\w)", re.I)
     lines = text.split("\n")
     matching = [i for i, line in enumerate(lines) if pattern.search(line)]
     if not matching or 2 * len(matching) > len(lines):
-        return text
+        return text, 0, last_line
     keep = sorted(
         {
             j
@@ -171,7 +177,7 @@ def _focus(text: str, query: str) -> str:
         out.append(lines[j])
     if keep[-1] < len(lines) - 1:
         out.append("…")
-    return "\n".join(out)
+    return "\n".join(out), keep[0], keep[-1]
 
 
 def _date(hit: Hit) -> str:
@@ -188,9 +194,13 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
     for hit in _runs(hits):
         if hit.ref:
             original = originals.setdefault(hit.ref, archive.get(hit.ref))
-            text = original[hit.start : hit.end]  # exact slices, never stored chunk texts
-            where = f'ref="{hit.ref}" lines="{_lines(original, hit.start, hit.end)}"'
-            text = _focus(text, query)
+            whole = original[hit.start : hit.end]  # exact slices, never stored chunk texts
+            text, first, last = _focused(whole, query)
+            span = _lines(original, hit.start, hit.end)
+            if text != whole:  # the lines kept, not the chunk's
+                line = original.count("\n", 0, hit.start) + 1
+                span = f"{line + first}-{line + last}" if last > first else str(line + first)
+            where = f'ref="{hit.ref}" lines="{span}"'
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
         opening = f"<archived {where}>\n"

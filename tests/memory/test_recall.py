@@ -118,6 +118,7 @@ def test_recall_of_a_one_line_match_is_short(archive_mem: ConversationMemory) ->
     answer = archive_mem.recall(query="disk quota")
     assert "disk quota exceeded" in answer
     assert archive_mem.counter.count(answer) <= 150
+    assert 'lines="233-235"' in answer  # the matching line (234) and one on each side
 
 
 def test_a_chinese_fact_is_found_by_a_chinese_question() -> None:
