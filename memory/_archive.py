@@ -304,7 +304,7 @@ class Archive:
             # Where the hits are first (cheap); texts only for the chunks returned.
             for record in self._blobs.chunks_by_id(self.session, missing, with_text=False):
                 candidates[record.id] = record
-            keep = [i for i in vector_hits if i in candidates and _in_scope(candidates[i], ref)]
+            keep = [i for i in vector_hits if i in candidates and ref in (None, candidates[i].ref)]
             rankings.append(keep[:pool])
         weights = [EXACT_WEIGHT, 1.0, VECTOR_WEIGHT][: len(rankings)]
         scores: dict[int, float] = {}
@@ -320,11 +320,6 @@ class Archive:
         for record in self._blobs.chunks_by_id(self.session, textless):
             candidates[record.id] = record
         return [_hit(candidates[i], scores[i]) for i in best]
-
-
-def _in_scope(record: ChunkRecord, ref: str | None) -> bool:
-    """Whether a vector hit belongs to the searched outputs (one ref, or any output)."""
-    return record.ref == ref if ref is not None else True
 
 
 def _known(count: Callable[[str], int], text: str, tokens: int) -> Callable[[str], int]:
