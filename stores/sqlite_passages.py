@@ -148,17 +148,6 @@ class SQLiteTurnIndex:
         by_id = {int(r[0]): _hit(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def of_turns(self, session: str, seqs: Sequence[int]) -> list[PassageHit]:
-        """Return where every passage of these turns is (context copies included), by id."""
-        if not seqs:
-            return []
-        marks = ",".join("?" * len(seqs))
-        # Sorted here: ORDER BY id would lead SQLite through the (session, id) index, a
-        # scan of the whole session, instead of the (session, seq) one.
-        sql = f"SELECT {_HIT} FROM passages p WHERE p.session = ? AND p.seq IN ({marks})"
-        rows = self.database.read(lambda conn: conn.execute(sql, (session, *seqs)).fetchall())
-        return sorted((_hit(r) for r in rows), key=lambda h: h.id)
-
     def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
         """Return these passages with their text, in the order of ``ids``."""
         if not ids:

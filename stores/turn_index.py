@@ -108,10 +108,6 @@ class TurnIndex(Protocol):
         unknown ids are left out); for vector hits."""
         ...
 
-    def of_turns(self, session: str, seqs: Sequence[int]) -> list[PassageHit]:
-        """Return where every passage of these turns is (context copies included), by id."""
-        ...
-
     def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
         """Return these passages with their text, in the order of ``ids``."""
         ...

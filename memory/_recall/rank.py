@@ -169,11 +169,6 @@ class TurnRanker:
             for hit in self._passages.locate(self._session, missing):
                 if hit.seq < before_seq:
                     found[hit.id] = (hit, 0.0)
-            # Every candidate turn's other passages too (its context copy, or itself when
-            # the copy was found): each turn is then scored on all four signals.
-            seqs = sorted({hit.seq for hit, _ in found.values()})
-            for hit in self._passages.of_turns(self._session, seqs):
-                found.setdefault(hit.id, (hit, 0.0))
         return found
 
     def _signals(

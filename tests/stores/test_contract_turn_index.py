@@ -104,15 +104,3 @@ def test_forget_takes_the_sessions_passages(store: Store) -> None:
     assert report.passages == 5
     assert store.passages.search("a", "kite") == [] and store.passages.last_id("a") == 0
     assert len(store.passages.search("b", "kite")) == 1
-
-
-def test_a_turns_passages_are_found_by_its_seq(store: Store) -> None:
-    _index(store)
-    found = store.passages.of_turns("a", [2, 3, 9])
-    assert [(h.seq, h.idx, h.context) for h in found] == [
-        (2, 0, False),
-        (2, 0, True),
-        (3, 0, False),
-        (3, 1, False),
-    ]
-    assert store.passages.of_turns("b", [2]) == [] and store.passages.of_turns("a", []) == []
