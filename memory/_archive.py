@@ -4,7 +4,8 @@
 that names its ref; ``Archive.store`` writes the byte-exact original and its chunks (inside
 the caller's transaction); ``get`` returns the original, checked by SHA-256; ``search``
 finds the chunks most relevant to a query, by exact phrase, full-text (BM25) and
-embedding similarity, fused by reciprocal rank.
+embedding similarity, fused by reciprocal rank. Conversation turns are not here: they
+have their own index (``stores.turn_index``) and ranking (``memory._recall``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from memory._compress import Digest, chunk, compress
 from memory._compress.chunk import merge_small
@@ -28,9 +28,10 @@ from memory._compress.delta import (
 )
 from memory._errors import InputError
 from memory._indexer import Indexer
+from memory._recall.fuse import exact_matches
+from memory._recall.passages import approximate_tokens, storable
 from memory._tokens import TokenCounter
-from memory._turnrank import TurnRanker, exact_matches
-from stores.base import TURN_REF, TURN_REFS, BlobRecord, BlobStore, ChunkRecord, NewChunk
+from stores.base import BlobRecord, BlobStore, ChunkRecord, NewChunk
 
 __all__ = [
     "DEFAULT_CHUNK_TOKENS",
@@ -38,7 +39,7 @@ __all__ = [
     "Archive",
     "ArchivedOutput",
     "Hit",
-    "interleave",
+    "approximate_tokens",
     "storable",
 ]
 
@@ -46,9 +47,6 @@ DEFAULT_CHUNK_TOKENS = 160
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _REF_LENGTHS = (8, 12, 16, 24, 64)
 _RRF_K = 60
-ALL_SEQS = 2**62
-_T = TypeVar("_T")
-_U = TypeVar("_U")
 VECTOR_WEIGHT = 2.0
 EXACT_WEIGHT = 3.0
 """The query's words found in order in a chunk: the strongest signal there is."""
@@ -80,7 +78,8 @@ class ArchivedOutput:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One chunk of an archived original returned by a search."""
+    """One chunk of an archived original returned by a search, or (``ref`` empty) the
+    matching passage of a conversation turn, ``idx`` its seq, with the turn's time."""
 
     ref: str
     idx: int
@@ -88,6 +87,7 @@ class Hit:
     end: int
     text: str
     score: float
+    created_at: float | None = None
 
 
 def header(ref: str, digest: Digest, digest_tokens: int, delta_of: str | None = None) -> str:
@@ -141,12 +141,8 @@ class Archive:
         """The latest archived outputs, which a repeated output is sent as a change to."""
         self._seeded = False
         self.calls: dict[str, str] = {}  # tool-call id → call_key(name, arguments)
-        self.hidden_turns: set[int] = set()
-        """Seqs of retracted turns, never returned by a search."""
         self.hidden_refs: set[str] = set()
         """Refs of the outputs of retracted tool results, never returned by a search."""
-        self.turns = TurnRanker(blobs, session, indexer)
-        """Ranks the session's conversation turns for a query (recall of evicted turns)."""
 
     def _free_ref(self, sha256: str) -> str:
         for length in _REF_LENGTHS:
@@ -269,42 +265,24 @@ class Archive:
         ref: str | None = None,
         k: int = 5,
         wait: float | None = 10.0,
-        turns: bool | None = False,
-        before_seq: int | None = None,
+        tight: bool = False,
     ) -> list[Hit]:
-        """Return the chunks most relevant to ``query``, best first.
+        """Return the archived chunks most relevant to ``query``, best first.
 
-        Archived outputs are ranked by exact phrase, BM25 and embedding similarity fused
-        by reciprocal rank; conversation turns by ``self.turns`` (see
-        ``memory._turnrank``). With both, the two lists alternate, best of each first.
+        Ranked by exact phrase, BM25 and embedding similarity fused by reciprocal rank.
 
         Args:
             query: Free text; an exact phrase from the original ranks its chunk first.
             ref: Search one archived output, or (None) the whole session's archive.
             k: Most hits returned.
             wait: Seconds to wait for the output's chunks to be embedded (None: forever).
-            turns: False: archived outputs; True: conversation turns (hits have ref
-                ``""`` and ``idx`` = the turn's seq); None: both.
-            before_seq: With turns, only turns with a smaller seq (the evicted ones).
+            tight: Return only chunks holding the query's words when any does (a
+                relevance floor); by meaning alone, only the best chunk.
         """
-        if ref is not None or turns is False:
-            return self._search_outputs(query, ref=ref, k=k, wait=wait)
-        found = self._search_turns(query, k=k, before_seq=before_seq)
-        if turns is True:
-            return found
-        outputs = self._search_outputs(query, ref=None, k=k, wait=wait)
-        return interleave(found, outputs)[:k]
-
-    def _search_turns(self, query: str, *, k: int, before_seq: int | None) -> list[Hit]:
-        limit = before_seq if before_seq is not None else ALL_SEQS
-        ranked = self.turns.rank(query, before_seq=limit, limit=k)
-        ids = self.turns.chunk_ids([seq for seq, _ in ranked])
-        records = {r.idx: r for r in self._blobs.chunks_by_id(self.session, ids)}
-        shown = [(seq, score) for seq, score in ranked if seq not in self.hidden_turns]
-        return [_hit(records[seq], score) for seq, score in shown if seq in records]
+        return self._search_outputs(query, ref=ref, k=k, wait=wait, tight=tight)
 
     def _search_outputs(
-        self, query: str, *, ref: str | None, k: int, wait: float | None
+        self, query: str, *, ref: str | None, k: int, wait: float | None, tight: bool
     ) -> list[Hit]:
         if ref is None and not self._has_outputs:
             self._has_outputs = bool(self._blobs.refs(self.session))
@@ -313,7 +291,7 @@ class Archive:
         candidates: dict[int, ChunkRecord] = {}
         own = self._blobs.chunks(self.session, ref) if ref is not None else []
         pool = max(20, 4 * k)
-        lexical = self._blobs.search_text(self.session, query, ref=ref, limit=pool, turns=False)
+        lexical = self._blobs.search_text(self.session, query, ref=ref, limit=pool)
         exact = exact_matches(query, own or lexical)
         rankings: list[list[int]] = [exact, [c.id for c in lexical]]
         for record in (*own, *lexical):
@@ -326,7 +304,7 @@ class Archive:
             # Where the hits are first (cheap); texts only for the chunks returned.
             for record in self._blobs.chunks_by_id(self.session, missing, with_text=False):
                 candidates[record.id] = record
-            keep = [i for i in vector_hits if i in candidates and _in_scope(candidates[i], ref)]
+            keep = [i for i in vector_hits if i in candidates and ref in (None, candidates[i].ref)]
             rankings.append(keep[:pool])
         weights = [EXACT_WEIGHT, 1.0, VECTOR_WEIGHT][: len(rankings)]
         scores: dict[int, float] = {}
@@ -335,31 +313,13 @@ class Archive:
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (_RRF_K + rank)
         shown = [i for i in scores if candidates[i].ref not in self.hidden_refs]
         best = sorted(shown, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
+        if tight:
+            worded = set(rankings[0]) | set(rankings[1])
+            best = [i for i in best if i in worded] or best[:1]
         textless = [i for i in best if not candidates[i].text]
         for record in self._blobs.chunks_by_id(self.session, textless):
             candidates[record.id] = record
         return [_hit(candidates[i], scores[i]) for i in best]
-
-
-def interleave(first: Sequence[_T], second: Sequence[_U]) -> list[_T | _U]:
-    """Alternate two ranked lists, best of each first (an equal-weight rank fusion)."""
-    merged: list[_T | _U] = []
-    for position in range(max(len(first), len(second))):
-        if position < len(first):
-            merged.append(first[position])
-        if position < len(second):
-            merged.append(second[position])
-    return merged
-
-
-def _in_scope(record: ChunkRecord, ref: str | None) -> bool:
-    """Whether a vector hit belongs to the searched outputs (one ref, or any output)."""
-    return record.ref == ref if ref is not None else record.ref not in TURN_REFS
-
-
-def approximate_tokens(text: str) -> int:
-    """Estimate tokens from UTF-8 bytes (about 3.5 per token), without tokenizing."""
-    return len(text.encode("utf-8", "surrogatepass")) * 2 // 7 + 1
 
 
 def _known(count: Callable[[str], int], text: str, tokens: int) -> Callable[[str], int]:
@@ -371,11 +331,5 @@ def _known(count: Callable[[str], int], text: str, tokens: int) -> Callable[[str
     return counted
 
 
-def storable(text: str) -> str:
-    """Replace what SQLite cannot store as UTF-8 (lone surrogates) with U+FFFD."""
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
 def _hit(record: ChunkRecord, score: float) -> Hit:
-    ref = TURN_REF if record.ref in TURN_REFS else record.ref  # a turn is a turn
-    return Hit(ref, record.idx, record.start, record.end, record.text, score)
+    return Hit(record.ref, record.idx, record.start, record.end, record.text, score)

@@ -218,7 +218,7 @@ class ConversationMemory(AsyncMethods, Closing):
                     state.archive.store(prepared)
 
             records = state.append([t for t, _ in converted], check, before=store_originals)
-            state.indexer.notify()
+            state.notify_indexers()
             state.runner.notify()
             return [r.seq for r in records]
 
@@ -263,7 +263,7 @@ class ConversationMemory(AsyncMethods, Closing):
     def _refresh(self) -> None:
         """Load what other writers appended; their new turns may be due for work."""
         if self._state.refresh():
-            self._state.indexer.notify()
+            self._state.notify_indexers()
             self._state.runner.notify()
 
     def assemble(
@@ -304,7 +304,7 @@ class ConversationMemory(AsyncMethods, Closing):
             limit = (self.budget if budget is None else as_budget(budget)).prompt_tokens
             return build_prompt(
                 state.view,
-                state.archive,
+                state.recall,
                 self.counter,
                 limit=limit,
                 system=system,
@@ -333,17 +333,17 @@ class ConversationMemory(AsyncMethods, Closing):
     ) -> str:
         """Return exactly what the ``recall`` tool returns (see ``memory.tool.recall``)."""
         self._check_open()
-        return recall(self.archive, ref=ref, query=query, max_tokens=max_tokens, page=page)
+        return recall(self._state.recall, ref=ref, query=query, max_tokens=max_tokens, page=page)
 
     def recall_tool(self) -> BaseTool:
         """Return the recall tool as a LangChain ``BaseTool`` bound to this session."""
         self._check_open()
-        return recall_tool(self.archive)
+        return recall_tool(self._state.recall)
 
     def wait_until_indexed(self, timeout: float | None = None) -> bool:
         """Block until every archived chunk and turn is embedded; True if in time."""
         self._check_open()
-        return self._state.indexer.wait_idle(timeout)
+        return self._state.wait_indexed(timeout)
 
     def wait_for_summary(self, timeout: float | None = None) -> bool:
         """Block until no fold is due: the running summary covers every block it should.

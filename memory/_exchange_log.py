@@ -184,6 +184,14 @@ class ExchangeLog:
         turn._source = self._messages
         return turn
 
+    def turns_in(self, start: int, stop: int) -> int:
+        """Count the turns of exchanges ``start`` to ``stop - 1`` without building them
+        (one per exchange, plus the tool results joined to a call's exchange)."""
+        if stop <= start:
+            return 0
+        joined = sum(len(m) - 1 for i, m in self._members.items() if start <= i < stop)
+        return stop - start + joined
+
     def exchange(self, index: int) -> Exchange:
         """Build (or return the kept) exchange at ``index``."""
         made = self.made.get(index)
@@ -228,6 +236,10 @@ class Exchanges(Sequence[Exchange]):
     def __iter__(self) -> Iterator[Exchange]:
         for index in range(self._count):
             yield self.log.exchange(index)
+
+    def turns_in(self, start: int, stop: int) -> int:
+        """Count the turns of exchanges ``start`` to ``stop - 1`` (see ``ExchangeLog``)."""
+        return self.log.turns_in(max(start, 0), min(stop, self._count))
 
     def tokens(self) -> Sequence[int]:
         """Counted tokens of each exchange, without building them."""

@@ -1,7 +1,9 @@
-"""Embed archived chunks in the background and keep the session's FAISS index.
+"""Embed archived chunks (or turn passages) in the background and keep a FAISS index.
 
-``add`` only writes chunk texts; this worker embeds them in batches off the hot path,
-stores the vectors in SQLite (so a lost index can be rebuilt) and adds them to FAISS.
+``add`` only writes texts; this worker embeds them in batches off the hot path, stores
+the vectors in the store (so a lost index can be rebuilt) and adds them to FAISS. A
+session has two: one over its archive chunks, one over its turn passages (separate id
+spaces, separate index files).
 A ``recall`` right after ``add`` waits only until that output's chunks are embedded.
 
 When the embedder fails on a query (a remote model down or timing out), search goes on
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,10 +27,16 @@ from langchain_core.embeddings import Embeddings
 from memory._embed import embed_matrix, embedder_name, return_free_memory
 from memory._pool import WorkerPool
 from memory._worker import BackgroundWorker
-from stores.base import BlobStore
+from stores.base import BlobStore, ChunkRecord
 from stores.faiss_index import FAISSIndex, index_path
 
-__all__ = ["DEFAULT_EMBED_BATCH", "QUERY_COOLDOWN_SECONDS", "Indexer"]
+__all__ = [
+    "DEFAULT_EMBED_BATCH",
+    "QUERY_COOLDOWN_SECONDS",
+    "ChunkVectors",
+    "Indexer",
+    "VectorSource",
+]
 
 DEFAULT_EMBED_BATCH = 64
 QUERY_CACHE_SIZE = 32
@@ -37,16 +47,68 @@ embeddings (full-text and phrase only) before the embedder is tried again."""
 logger = logging.getLogger(__name__)
 
 
+class _Text(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class VectorSource(Protocol):
+    """Texts waiting for vectors, and the vectors stored (a ``TurnIndex`` is one)."""
+
+    def unembedded(self, session: str, model: str, *, limit: int = 256) -> Sequence[_Text]:
+        """Return texts with no vector from ``model`` yet, oldest first."""
+        ...
+
+    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
+        """Store one vector per id, all or nothing."""
+        ...
+
+    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for the session (ids, matrix)."""
+        ...
+
+    def last_id(self, session: str) -> int:
+        """Return the session's highest id, 0 when it has none."""
+        ...
+
+
+class ChunkVectors:
+    """A ``BlobStore``'s archive chunks as a ``VectorSource``."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+
+    def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
+        """Return chunks with no vector from ``model`` yet, oldest first."""
+        return self.blobs.unembedded(session, model, limit=limit)
+
+    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
+        """Store one vector per chunk id, all or nothing."""
+        self.blobs.set_vectors(ids, vectors, model)
+
+    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for the session's chunks."""
+        return self.blobs.vectors(session, model)
+
+    def last_id(self, session: str) -> int:
+        """Return the session's highest chunk id, 0 when it has none."""
+        return self.blobs.last_chunk_id(session)
+
+
 class Indexer(BackgroundWorker):
-    """Background embedding of one session's archive chunks into a FAISS index.
+    """Background embedding of one session's chunks (or passages) into a FAISS index.
 
     Args:
-        session: The session whose chunks are indexed.
-        blobs: Where chunks and their vectors are stored.
+        session: The session whose texts are indexed.
+        source: Where the texts and their vectors are stored.
         embedder: Any LangChain ``Embeddings``.
         directory: Where the FAISS file lives; None keeps the index in memory.
         pool: The engine's pool the embedding runs on.
-        batch_size: Chunks embedded per batch.
+        batch_size: Texts embedded per batch.
+        kind: Names the index file apart from the chunks' (see ``index_path``).
 
     Attributes:
         query_failure: Why the embedder failed on the last query it was tried on (None
@@ -57,17 +119,19 @@ class Indexer(BackgroundWorker):
     def __init__(
         self,
         session: str,
-        blobs: BlobStore,
+        source: VectorSource,
         embedder: Embeddings,
         *,
         directory: Path | None,
         pool: WorkerPool,
         batch_size: int = DEFAULT_EMBED_BATCH,
+        kind: str | None = None,
     ) -> None:
-        super().__init__(f"embedding of {session!r}", pool)
+        super().__init__(f"embedding of {session!r}" + (f" ({kind})" if kind else ""), pool)
         self.session = session
         self.model = embedder_name(embedder)
-        self._blobs = blobs
+        self.kind = kind
+        self._source = source
         self._embedder = embedder
         self._directory = directory
         self._batch_size = batch_size
@@ -112,6 +176,22 @@ class Indexer(BackgroundWorker):
         if not self._index or (vector := self._query_vector(query)) is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return self._index.score_all(vector)
+
+    def scores_of(self, query: str, ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Return the query's similarity to each of these ids (NaN where not embedded, or
+        all NaN while the embedder fails on queries)."""
+        if not self._index or (vector := self._query_vector(query)) is None:
+            return np.full(len(ids), np.nan, dtype=np.float32)
+        return self._index.scores_of(vector, ids)
+
+    def sample_scores(
+        self, query: str, size: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Return up to ``size`` embedded ids spread over the index and the query's
+        similarity to each: how similarities spread for this query, at a fixed cost."""
+        if not self._index or (vector := self._query_vector(query)) is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return self._index.sample_scores(vector, size)
 
     def degraded(self) -> str | None:
         """Return why search may miss what only embeddings would find, or None.
@@ -158,9 +238,11 @@ class Indexer(BackgroundWorker):
 
     def _ensure_index(self, dim: int) -> FAISSIndex:
         if self._index is None:
-            ids, vectors = self._blobs.vectors(self.session, self.model)
+            ids, vectors = self._source.vectors(self.session, self.model)
             path = (
-                index_path(self._directory, self.session, self.model) if self._directory else None
+                index_path(self._directory, self.session, self.model, kind=self.kind)
+                if self._directory
+                else None
             )
             if len(ids) and vectors.shape[1] != dim:
                 ids, vectors = [], np.zeros((0, dim), dtype=np.float32)
@@ -180,14 +262,14 @@ class Indexer(BackgroundWorker):
         """Embed one batch of waiting chunks; False when none are waiting."""
         if self.stopping:
             return False
-        chunks = self._blobs.unembedded(self.session, self.model, limit=self._batch_size)
+        chunks = self._source.unembedded(self.session, self.model, limit=self._batch_size)
         if not chunks:
             self._save()
             if self._index is None:
-                ids, vectors = self._blobs.vectors(self.session, self.model)
+                ids, vectors = self._source.vectors(self.session, self.model)
                 if ids:
                     self._ensure_index(vectors.shape[1])
-            self._embedded_upto = max(self._embedded_upto, self._blobs.last_chunk_id(self.session))
+            self._embedded_upto = max(self._embedded_upto, self._source.last_id(self.session))
             return False
         started = time.perf_counter()
         vectors_new: npt.NDArray[np.float32] = embed_matrix(
@@ -195,7 +277,7 @@ class Indexer(BackgroundWorker):
         )
         self.embed_seconds += time.perf_counter() - started
         ids_new = [c.id for c in chunks]
-        self._blobs.set_vectors(ids_new, vectors_new, self.model)
+        self._source.set_vectors(ids_new, vectors_new, self.model)
         index = self._ensure_index(vectors_new.shape[1])
         index.add(ids_new, vectors_new)
         self._unsaved = True

@@ -13,26 +13,24 @@ from collections.abc import Mapping
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memory._archive import Archive
 from memory._assemble import Prompt, assemble
 from memory._context import recall_block
 from memory._folding import SummaryRunner
 from memory._ledger import Ledger, Price, money_saved
 from memory._policy import AssemblyPolicy
-from memory._recollect import Recollection, recollect
+from memory._recall.pack import NOTHING, Recollection, recollect
+from memory._recall.search import Recall
 from memory._tokens import TokenCounter
 from memory._view import SessionView
 from memory._window import BLOCK_MARGIN, Window, choose_window
 
 __all__ = ["account", "build_prompt", "fetch_recall"]
 
-_NOTHING = Recollection((), (), (), 0)
-
 
 def fetch_recall(
     window: Window,
     view: SessionView,
-    archive: Archive,
+    recall: Recall,
     counter: TokenCounter,
     *,
     query: str | None,
@@ -46,7 +44,7 @@ def fetch_recall(
     """
     query = query or view.last_user_text
     if window.recall_room <= 0 or not query:
-        return _NOTHING
+        return NOTHING
     exchanges = view.exchanges
     before_seq = (
         exchanges[window.start].first_seq if window.start < len(exchanges) else view.last_seq + 1
@@ -55,14 +53,13 @@ def fetch_recall(
     # Tokens may merge differently where the snippets meet the wrapper: leave a margin.
     wrapper = counter.count_message(HumanMessage(recall_block([], query))) + 2 * BLOCK_MARGIN
     return recollect(
-        archive,
+        recall.ranker,
+        recall.archive,
+        view,
         query=query,
         before_seq=before_seq,
         max_tokens=window.recall_room - wrapper,
         counter=counter,
-        turn_at=view.turn_at,
-        segment_of=view.segment_of,
-        line_tokens=view.line_tokens,
         floor=policy.lookup_relevance_floor if lookup else policy.relevance_floor,
         exclude=exclude,
         chunks=lookup,
@@ -114,7 +111,7 @@ def account(
 
 def build_prompt(
     view: SessionView,
-    archive: Archive,
+    recall: Recall,
     counter: TokenCounter,
     *,
     limit: int,
@@ -150,7 +147,7 @@ def build_prompt(
     )
     view.prefetch(t.seq for i in window.kept for t in exchanges[i].turns)  # one read
     recollection = fetch_recall(
-        window, view, archive, counter, query=query, policy=policy, lookup=lookup
+        window, view, recall, counter, query=query, policy=policy, lookup=lookup
     )
     prompt = assemble(
         exchanges,
@@ -169,5 +166,5 @@ def build_prompt(
         history_turns=view.turn_count,
         raw_history_tokens=view.raw_history_tokens,
     )
-    degraded = archive.indexer.degraded() if archive.indexer is not None else None
+    degraded = recall.degraded()
     return account(prompt, ledger=ledger, runner=runner, prices=prices, recall_degraded=degraded)

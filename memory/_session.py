@@ -18,24 +18,22 @@ from typing import TypeVar
 
 from langchain_core.embeddings import Embeddings
 
-from memory._archive import Archive, storable
+from memory._archive import Archive
 from memory._deadline import ModelCalls
 from memory._errors import ClosedError, ConflictError, InputError, InterruptedWriteError
 from memory._folding import SummaryRunner
-from memory._indexer import Indexer
+from memory._indexer import ChunkVectors, Indexer
 from memory._ledger import Ledger, Price
 from memory._messages import Exchange
 from memory._pool import WorkerPool
+from memory._recall.passages import passages_for
+from memory._recall.rank import TurnRanker
+from memory._recall.search import Recall
 from memory._summarize import Summarizer
 from memory._tokens import TokenCounter
 from memory._view import RETRACTION_ROLE, SessionView
-from stores.base import (
-    CONTEXT_REF,
-    TURN_REF,
-    NewTurn,
-    Store,
-    TurnRecord,
-)
+from stores.base import NewTurn, Store, TurnRecord
+from stores.faiss_index import PASSAGES
 from stores.turns import message_fields
 
 __all__ = ["APPEND_RETRIES", "RETRACTION_ROLE", "SessionState", "retractions", "visible"]
@@ -114,12 +112,32 @@ class SessionState:
         self.retracted: set[int] = set()
         """Seqs of retracted messages: stored for audit, never in a prompt or history."""
         self.indexer = Indexer(
-            session, store.blobs, embedder, directory=store.index_directory, pool=pool
+            session,
+            ChunkVectors(store.blobs),
+            embedder,
+            directory=store.index_directory,
+            pool=pool,
         )
+        """Embeds the archive's chunks."""
+        self.passage_indexer = Indexer(
+            session,
+            store.passages,
+            embedder,
+            directory=store.index_directory,
+            pool=pool,
+            kind=PASSAGES,
+        )
+        """Embeds the turns' passages (their own ids and FAISS index)."""
         self.archive = Archive(
             session, store.blobs, counter, self.indexer, max_output_bytes=max_output_bytes
         )
-        self.archive.turns.layout = _weakly(self, lambda state: state.view.layout())
+        self.recall = Recall(
+            TurnRanker(store.passages, session, self.passage_indexer),
+            store.passages,
+            self.archive,
+            _weakly(self, lambda state: state.view),
+        )
+        """Searches the session's turns and archive (assembly and the recall tool)."""
         self._ledgers: dict[Price | None, Ledger] = {}
         self.refresh()
         self.runner = SummaryRunner(
@@ -133,8 +151,22 @@ class SessionState:
             block_tokens=block_tokens,
             due_tokens=due_tokens,
         )
-        self.indexer.notify()
+        self.notify_indexers()
         self.runner.notify()
+
+    def notify_indexers(self) -> None:
+        """Wake the embedders: new chunks or passages may wait."""
+        self.indexer.notify()
+        self.passage_indexer.notify()
+
+    def wait_indexed(self, timeout: float | None) -> bool:
+        """Block until every chunk and passage is embedded; True if within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for indexer in (self.passage_indexer, self.indexer):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not indexer.wait_idle(left):
+                return False
+        return True
 
     def check_open(self) -> None:
         """Raise ``ClosedError`` once the session was forgotten or the engine closed."""
@@ -170,7 +202,6 @@ class SessionState:
             self.counter, self.store.turns, self.session, hidden=frozenset(self.retracted)
         )
         self.view.refresh()
-        self.archive.hidden_turns = set(self.retracted)
         records = self.store.turns.read_seqs(self.session, sorted(self.retracted))
         self.archive.hidden_refs = {r.ref for r in records if r.ref}
         runner = getattr(self, "runner", None)
@@ -182,7 +213,7 @@ class SessionState:
         self.view = SessionView(self.counter, self.store.turns, self.session)
         self.last_seq = 0
         self.retracted = set()
-        self.archive.hidden_turns, self.archive.hidden_refs = set(), set()
+        self.archive.hidden_refs = set()
         self.refresh()
 
     def append(
@@ -212,9 +243,8 @@ class SessionState:
                     before()
                     records = self.store.turns.append(self.session, turns, after_seq=self.last_seq)
                     texts = self.view.load([r for r in records if r.role != RETRACTION_ROLE])
-                    for found, ref in zip(texts, (TURN_REF, CONTEXT_REF), strict=True):
-                        clean = [(seq, storable(text)) for seq, text in found]
-                        self.store.blobs.add_turn_texts(self.session, clean, ref=ref)
+                    dates = {r.seq: r.created_at for r in records}
+                    self.store.passages.add(self.session, passages_for(texts, dates))
             except ConflictError:
                 # Another writer appended first: back off a little (jittered, so racing
                 # writers spread out), re-read and re-check.
@@ -315,3 +345,4 @@ class SessionState:
             self.closed = True
         self.runner.close(wait=wait)
         self.indexer.close(wait=wait)
+        self.passage_indexer.close(wait=wait)

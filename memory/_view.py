@@ -20,7 +20,8 @@ from memory._exchange_log import ExchangeLog, Exchanges
 from memory._folds import FoldSchedule
 from memory._message_cache import MessageCache, prompt_form
 from memory._messages import Turn, kind_of
-from memory._recollect import turn_text
+from memory._recall.passages import turn_text
+from memory._recall.rank import Layout
 from memory._tokens import TokenCounter
 from stores.base import TurnOutline, TurnRecord, TurnStore
 
@@ -185,28 +186,24 @@ class SessionView:
                 self._segment_texts.append(content.strip()[:200])
         self.last_seq = outline.seqs[-1]
 
-    def load(
-        self, records: Sequence[TurnRecord]
-    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        """Append records just stored; return ``(seq, text)`` of new searchable turns,
-        and of the same turns read with the turn before them in their segment (for search
-        only: an answer is found by the question it answers)."""
+    def load(self, records: Sequence[TurnRecord]) -> list[tuple[int, str, str | None]]:
+        """Append records just stored; return ``(seq, text, previous)`` of the new
+        searchable turns: ``previous`` is the text of the turn before it in its segment
+        (None at a segment's start), which the turn is also searched with (an answer is
+        found by the question it answers)."""
         if not records:
-            return [], []
+            return []
         previous = self._previous_text()
         user_seq, user_text = self._user
         turns = [self._stored(record, keep=True) for record in records]
-        searchable: list[tuple[int, str]] = []
-        contextual: list[tuple[int, str]] = []
+        searchable: list[tuple[int, str, str | None]] = []
         for turn in turns:
             if turn.kind == "system" and isinstance(turn.text_parts()[0], str):
                 previous = None
             text = turn_text(turn)
             if text is None:
                 continue
-            searchable.append((turn.seq, text))
-            if previous is not None:
-                contextual.append((turn.seq, f"{previous}\n{text}"))
+            searchable.append((turn.seq, text, previous))
             previous = text
             if turn.kind == "human":
                 user_seq, user_text = turn.seq, text.split(": ", 1)[1]
@@ -228,7 +225,7 @@ class SessionView:
         self._previous = (self.last_seq, previous)
         if user_seq > known or self._user[0] == known:
             self._user = (self.last_seq, user_text)
-        return searchable, contextual
+        return searchable
 
     def _stored(self, record: TurnRecord, *, keep: bool = False) -> Turn:
         """The record as a turn (counted again if another counter counted it); ``keep``:
@@ -291,11 +288,11 @@ class SessionView:
         """Ascending seqs of the system messages that open segments."""
         return self._segment_seqs
 
-    def layout(self) -> tuple[list[int], dict[str, list[int]]]:
+    def layout(self) -> Layout:
         """Return the segment starts and each named speaker's turn seqs (for ranking).
 
         The mapping is a copy: a recall tool may rank while another thread adds turns."""
-        return self._segment_seqs, dict(self.speakers)
+        return Layout(self._segment_seqs, dict(self.speakers))
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""

@@ -20,6 +20,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from memory._context import CONVERSATION_START, SHORT_NOTE, sanitize, summary_block
 from memory._errors import BudgetError
+from memory._exchange_log import Exchanges
 from memory._messages import Exchange
 from memory._policy import AssemblyPolicy
 from memory._tokens import TokenCounter
@@ -68,6 +69,13 @@ class Window:
 def sendable(exchange: Exchange) -> bool:
     """True when providers accept the exchange: complete, not an orphan tool result."""
     return exchange.complete and exchange.turns[0].kind != "tool"
+
+
+def _turns_in(exchanges: Sequence[Exchange], start: int, stop: int) -> int:
+    """Turns of exchanges ``start`` to ``stop - 1`` (a session's log counts them unbuilt)."""
+    if isinstance(exchanges, Exchanges):
+        return exchanges.turns_in(start, stop)
+    return sum(len(exchanges[i].turns) for i in range(start, stop))
 
 
 def current_turn(exchanges: Sequence[Exchange]) -> int | None:
@@ -163,9 +171,11 @@ class _Planner:
             first = bisect.bisect_right(
                 self.exchanges, covered, hi=start, key=lambda e: e.first_seq
             )
-            unsummarized = sum(
-                len(self.exchanges[i].turns) for i in range(first, start) if i != self.current
-            )
+            # Counted from the log, not by building every exchange: the summary may lag
+            # thousands of exchanges behind a long session.
+            unsummarized = _turns_in(self.exchanges, first, start)
+            if self.current is not None and first <= self.current < start:
+                unsummarized -= len(self.exchanges[self.current].turns)
             text = summary_block(
                 summary.text if summary else "",
                 covers=(1, covered) if summary else None,

@@ -210,7 +210,7 @@ class AgentLoop:
             requested = arguments.get("max_tokens", DEFAULT_RECALL_TOKENS)
             if isinstance(requested, int):
                 arguments["max_tokens"] = recall_tokens(self.memory, requested)
-            return handle_tool_call(self.memory.archive, arguments)
+            return handle_tool_call(self.memory._state.recall, arguments)
         function = self.tools.get(call.name)
         if function is None:
             known = ", ".join(sorted([*self.tools, "recall"]))

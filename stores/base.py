@@ -15,23 +15,25 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from stores.turn_index import NewPassage, PassageHit, PassageRecord, TurnIndex
 from stores.turns import NewTurn, SessionInfo, TurnOutline, TurnRecord, TurnStore
 
 __all__ = [
-    "CONTEXT_REF",
     "SCHEMA_VERSION",
-    "TURN_REF",
-    "TURN_REFS",
     "BlobRecord",
     "BlobStore",
     "ChunkRecord",
     "ForgetReport",
     "NewChunk",
+    "NewPassage",
     "NewTurn",
+    "PassageHit",
+    "PassageRecord",
     "SessionInfo",
     "Store",
     "SummaryRecord",
     "SummaryStore",
+    "TurnIndex",
     "TurnOutline",
     "TurnRecord",
     "TurnStore",
@@ -39,12 +41,7 @@ __all__ = [
 ]
 
 
-TURN_REF = ""
-"""Chunks with this ref are conversation turns (idx = the turn's seq)."""
-CONTEXT_REF = "~"
-"""Chunks with this ref are turns read with the turn before them (idx = the turn's seq)."""
-TURN_REFS = (TURN_REF, CONTEXT_REF)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this code writes; older stores are migrated to it on open, newer refused."""
 
 
@@ -130,13 +127,6 @@ class BlobStore(Protocol):
         """
         ...
 
-    def add_turn_texts(
-        self, session: str, turns: Sequence[tuple[int, str]], *, ref: str = ""
-    ) -> None:
-        """Index conversation turns ``(seq, text)`` for search (chunks with ref ``""``;
-        ``"~"`` for each turn read with the one before it)."""
-        ...
-
     def search_text(
         self,
         session: str,
@@ -144,33 +134,9 @@ class BlobStore(Protocol):
         *,
         ref: str | None = None,
         limit: int = 20,
-        turns: bool | None = False,
-        before_seq: int | None = None,
     ) -> list[ChunkRecord]:
-        """Return chunks matching the query's words (full-text search), best first.
-
-        ``turns``: False searches archived outputs, True conversation turns (with
-        ``seq < before_seq`` if given), None both. ``ref`` narrows to one output.
-        """
-        ...
-
-    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int, int]]:
-        """Return ``(chunk_id, ref, seq, characters)`` of the session's turn chunks with a
-        larger id, by id."""
-        ...
-
-    def turn_text_scores(
-        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000
-    ) -> list[tuple[int, float]]:
-        """Return ``(chunk_id, score)`` of turn chunks matching the query's words, best
-        first; higher is better (BM25 on SQLite, ``ts_rank`` on PostgreSQL), unmatched
-        chunks are left out."""
-        ...
-
-    def turn_phrase_matches(
-        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
-    ) -> list[int]:
-        """Return the ids of turn chunks holding the query's words in order (as a phrase)."""
+        """Return archived chunks matching the query's words (full-text search), best
+        first; ``ref`` narrows to one output."""
         ...
 
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
@@ -266,12 +232,13 @@ class ForgetReport:
     chunks: int
     summaries: int
     index_files: int
+    passages: int = 0
 
 
 class Store(Protocol):
     """Everything the memory keeps, behind one seam: one per path or URL.
 
-    ``turns``, ``blobs`` and ``summaries`` share the store's backend, so a ``write()``
+    ``turns``, ``blobs``, ``passages`` and ``summaries`` share the store's backend, so a ``write()``
     block spans them: everything written inside it commits together or not at all.
     """
 
@@ -285,7 +252,11 @@ class Store(Protocol):
 
     @property
     def blobs(self) -> BlobStore:
-        """Archived originals, chunks, the turn search index and chunk vectors."""
+        """Archived originals, their chunks and the chunks' vectors."""
+
+    @property
+    def passages(self) -> TurnIndex:
+        """The turn search index: passages of the sessions' turns, and their vectors."""
 
     @property
     def summaries(self) -> SummaryStore:

@@ -8,6 +8,7 @@ missing, torn or stale index file is rebuilt from them (see ``FAISSIndex.open``)
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -18,16 +19,24 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FAISSIndex", "index_path"]
+__all__ = ["PASSAGES", "FAISSIndex", "index_path"]
+
+PASSAGES = "passages"
+"""``index_path``'s kind for a session's turn passages (archive chunks have none)."""
 
 # One query at a time gains nothing from OpenMP threads, and their spin-waits cost tens of
 # milliseconds per search on a busy 2-core machine.
 faiss.omp_set_num_threads(1)
 
 
-def index_path(directory: Path, session: str, model: str) -> Path:
-    """Name a session's index file by hash: session names are never used as paths."""
-    digest = hashlib.sha256(f"{session}\x00{model}".encode("utf-8", "surrogatepass")).hexdigest()
+def index_path(directory: Path, session: str, model: str, *, kind: str | None = None) -> Path:
+    """Name a session's index file by hash: session names are never used as paths.
+
+    ``kind`` tells apart indexes whose ids are not chunk ids (``PASSAGES``): passage ids
+    and chunk ids are separate id spaces, so each has its own index file.
+    """
+    key = f"{session}\x00{model}" if kind is None else f"{session}\x00{model}\x00{kind}"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return directory / f"{digest[:32]}.faiss"
 
 
@@ -112,6 +121,50 @@ class FAISSIndex:
             scores = (stored @ query[:, None])[:, 0]  # (a 1-d operand skips BLAS here: 60x slower)
             ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         return ids, scores.astype(np.float32)
+
+    def scores_of(
+        self, vector: npt.NDArray[np.float32], ids: Sequence[int]
+    ) -> npt.NDArray[np.float32]:
+        """Return the inner product of ``vector`` with each of these ids' vectors (NaN for
+        an id not held), in the order of ``ids``."""
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
+        keys = np.asarray(ids, dtype=np.int64)
+        found = np.full(len(keys), np.nan, dtype=np.float32)
+        if not len(keys):
+            return found
+        with self._lock:
+            try:  # one call for all: the usual case, every id embedded
+                matrix: npt.NDArray[np.float32] = self._index.reconstruct_batch(keys)
+                return np.asarray(matrix @ query, dtype=np.float32)
+            except RuntimeError:  # some id not held (not embedded yet): one at a time
+                pass
+            for position, key in enumerate(keys):
+                try:
+                    found[position] = self._index.reconstruct(int(key)) @ query
+                except RuntimeError:
+                    continue
+        return found
+
+    def sample_scores(
+        self, vector: npt.NDArray[np.float32], size: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Return up to ``size`` held ids, evenly spread over the index, and ``vector``'s
+        inner product with each: an estimate of how scores spread, at a fixed cost.
+
+        The stride is a power of two, so the ids sampled change only when the index
+        doubles (callers may cache facts about them).
+        """
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
+        with self._lock:
+            total = int(self._index.ntotal)
+            if total == 0 or size <= 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            stride = 1 << max(0, math.ceil(math.log2(total / size)))
+            flat: Any = faiss.downcast_index(self._index.index)
+            stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
+            rows = stored[::stride][:size].copy()
+            ids = faiss.vector_to_array(self._index.id_map)[::stride][:size].astype(np.int64)
+        return ids, (rows @ query[:, None])[:, 0].astype(np.float32)
 
     def ids(self) -> set[int]:
         """Return the ids held."""

@@ -17,17 +17,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stores.base import CONTEXT_REF, TURN_REF, TURN_REFS, BlobRecord, ChunkRecord, NewChunk
+from stores.base import BlobRecord, ChunkRecord, NewChunk
 from stores.errors import RefNotFoundError, StoreError
 from stores.postgres import PostgresDatabase, from_db, session_lock, to_db
-from stores.text_search import phrase_words, query_terms
+from stores.text_search import query_terms
 
-__all__ = ["PostgresBlobStore"]
+__all__ = ["PostgresBlobStore", "any_of"]
 
 _BLOB_COLUMNS = "session, ref, sha256, size, kind, tokens, digest_tokens, note, created_at"
 _CHUNK_COLUMNS = 'c.id, c.session, c.ref, c.idx, c.start, c."end", c.text'
-_TURN_SCOPE = "c.ref IN ('', '~')"
-_OUTPUT_SCOPE = "c.ref NOT IN ('', '~')"
 
 
 def _blob(row: Sequence[Any]) -> BlobRecord:
@@ -43,13 +41,9 @@ def _chunk(row: Sequence[Any]) -> ChunkRecord:
     )
 
 
-def _any_of(terms: Sequence[str]) -> str:
+def any_of(terms: Sequence[str]) -> str:
     """A ``to_tsquery`` text matching any of the words (each quoted as one lexeme)."""
     return " | ".join(f"'{t}'" for t in terms)
-
-
-def _phrase(words: Sequence[str]) -> str:
-    return " <-> ".join(f"'{w}'" for w in words)
 
 
 class PostgresBlobStore:
@@ -175,48 +169,18 @@ class PostgresBlobStore:
         by_id = {r[0]: _chunk(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def add_turn_texts(
-        self, session: str, turns: Sequence[tuple[int, str]], *, ref: str = TURN_REF
-    ) -> None:
-        """Index conversation turns for search: chunks with ref ``""`` and idx = seq.
-
-        ``ref=CONTEXT_REF`` stores a turn's second text (with the turn before it).
-        """
-        if ref not in TURN_REFS:
-            raise StoreError(f"turn texts take ref {TURN_REF!r} or {CONTEXT_REF!r}, not {ref!r}")
-        rows = [(to_db(session), ref, seq, 0, len(text), to_db(text)) for seq, text in turns]
-        with self.database.write() as conn:
-            session_lock(conn, session)
-            self._insert_chunks(conn, rows)
-
     def search_text(
-        self,
-        session: str,
-        query: str,
-        *,
-        ref: str | None = None,
-        limit: int = 20,
-        turns: bool | None = False,
-        before_seq: int | None = None,
+        self, session: str, query: str, *, ref: str | None = None, limit: int = 20
     ) -> list[ChunkRecord]:
-        """Return chunks matching the query's words by ``ts_rank``, best first.
-
-        ``turns``: False searches archived outputs, True conversation turns (those with
-        ``seq < before_seq`` if given), None both. ``ref`` narrows to one output.
-        """
+        """Return archived chunks matching the query's words by ``ts_rank``, best first;
+        ``ref`` narrows to one output."""
         terms = query_terms(query)
         if not terms:
             return []
-        params: list[str | int] = [_any_of(terms), to_db(session)]
+        params: list[str | int] = [any_of(terms), to_db(session)]
         extra = ""
         if ref is not None:
             extra, params = " AND c.ref = %s", [*params, to_db(ref)]
-        elif turns is False:
-            extra = f" AND {_OUTPUT_SCOPE}"
-        elif turns is True:
-            extra = f" AND {_TURN_SCOPE}"
-            if before_seq is not None:
-                extra, params = extra + " AND c.idx < %s", [*params, before_seq]
         sql = (
             f"SELECT {_CHUNK_COLUMNS} FROM attic_chunks c, to_tsquery('simple', %s) q "
             f"WHERE c.tsv @@ q AND c.session = %s{extra} "
@@ -224,54 +188,6 @@ class PostgresBlobStore:
         )
         rows = self.database.read(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
         return [_chunk(r) for r in rows]
-
-    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int, int]]:
-        """Return ``(chunk_id, ref, seq, characters)`` of the session's turn chunks with a
-        larger id, by id."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                'SELECT c.id, c.ref, c.idx, c."end" FROM attic_chunks c '
-                f"WHERE c.session = %s AND c.id > %s AND {_TURN_SCOPE} ORDER BY c.id",
-                (to_db(session), after_id),
-            ).fetchall()
-        )
-        return [(int(i), str(ref), int(seq), int(n)) for i, ref, seq, n in rows]
-
-    def turn_text_scores(
-        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000
-    ) -> list[tuple[int, float]]:
-        """Return ``(chunk_id, score)`` of turn chunks matching the query's words, best
-        first; the score is ``ts_rank`` (higher is better), unmatched chunks left out."""
-        terms = query_terms(query)
-        if not terms:
-            return []
-        return self._matching_turns(session, _any_of(terms), before_seq, limit, ranked=True)
-
-    def turn_phrase_matches(
-        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
-    ) -> list[int]:
-        """Return the ids of turn chunks holding the query's words in order (as a phrase)."""
-        words = phrase_words(query)
-        if not words:
-            return []
-        found = self._matching_turns(session, _phrase(words), before_seq, limit, ranked=False)
-        return [i for i, _ in found]
-
-    def _matching_turns(
-        self, session: str, tsquery: str, before_seq: int | None, limit: int, *, ranked: bool
-    ) -> list[tuple[int, float]]:
-        params: list[str | int] = [tsquery, to_db(session)]
-        extra = ""
-        if before_seq is not None:
-            extra, params = " AND c.idx < %s", [*params, before_seq]
-        order = "ts_rank(c.tsv, q) DESC, c.id" if ranked else "c.id"
-        sql = (
-            "SELECT c.id, ts_rank(c.tsv, q) FROM attic_chunks c, to_tsquery('simple', %s) q "
-            f"WHERE c.tsv @@ q AND c.session = %s AND {_TURN_SCOPE}{extra} "
-            f"ORDER BY {order} LIMIT %s"
-        )
-        rows = self.database.read(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
-        return [(int(i), float(s)) for i, s in rows]
 
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
         """Return chunks with no vector from ``model`` yet, oldest first."""

@@ -19,6 +19,7 @@ from stores.postgres import (
     PostgresTurnStore,
 )
 from stores.postgres_archive import PostgresBlobStore
+from stores.postgres_passages import PostgresTurnIndex
 from stores.postgres_schema import migrate
 from stores.sql_store import SQLStore
 
@@ -57,6 +58,7 @@ class PostgresStore(SQLStore):
             POSTGRES,
             turns=PostgresTurnStore(self.database),
             blobs=PostgresBlobStore(self.database),
+            passages=PostgresTurnIndex(self.database),
             summaries=PostgresSummaryStore(self.database),
         )
 

@@ -8,7 +8,7 @@ does the turn store in ``stores.sql_turns``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-FORGOTTEN_TABLES = ("turns", "blobs", "chunks", "summaries")
+FORGOTTEN_TABLES = ("turns", "blobs", "chunks", "passages", "summaries")
 """The tables holding a session's rows, by their unprefixed names."""
 
 
@@ -241,16 +241,24 @@ def refuse_newer(version: int, where: str) -> None:
 
 
 def apply_migrations(
-    conn: Any, dialect: Dialect, migrations: dict[int, list[str]], version: int
+    conn: Any,
+    dialect: Dialect,
+    migrations: dict[int, list[str]],
+    version: int,
+    steps: Mapping[int, Callable[[Any], None]] | None = None,
 ) -> None:
     """Run every migration above ``version`` in order and record ``SCHEMA_VERSION``.
 
-    The caller holds the transaction (all or nothing) and has called ``refuse_newer``.
+    ``steps`` are data moves in Python run after a version's statements, only when an
+    existing schema (``version > 0``) is brought forward. The caller holds the
+    transaction (all or nothing) and has called ``refuse_newer``.
     """
     for target in sorted(migrations):
         if target > version:
             for statement in migrations[target]:
                 conn.execute(statement)
+            if version > 0 and steps and target in steps:
+                steps[target](conn)
     if version < SCHEMA_VERSION:
         conn.execute(
             f"INSERT INTO {dialect.table('meta')} (key, value) "
@@ -300,4 +308,5 @@ def forget_report(
         chunks=counts.get("chunks", 0),
         summaries=counts.get("summaries", 0),
         index_files=index_files,
+        passages=counts.get("passages", 0),
     )

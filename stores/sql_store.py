@@ -1,4 +1,4 @@
-"""The ``Store`` face both SQL backends share: three stores over one database.
+"""The ``Store`` face both SQL backends share: four stores over one database.
 
 ``SQLiteStore`` and ``PostgresStore`` differ in how they open and where they live;
 what they hand out, the transaction across their parts, retention and forgetting (rows
@@ -11,20 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from stores.base import BlobStore, ForgetReport, SummaryStore, TurnStore
+from stores.base import BlobStore, ForgetReport, SummaryStore, TurnIndex, TurnStore
 from stores.sql_common import Database, Dialect, delete_sessions, forget_report, idle_sessions
 
 __all__ = ["SQLStore"]
 
 
 class SQLStore:
-    """A ``Store`` whose turns, blobs and summaries share one ``Database``.
+    """A ``Store`` whose turns, blobs, passages and summaries share one ``Database``.
 
     Args:
         database: The open database (closed by ``close()``).
         dialect: How the backend spells SQL.
         turns: The turn store on ``database``.
-        blobs: The archive, search index and vectors on ``database``.
+        blobs: The archive of tool outputs, their chunks and vectors on ``database``.
+        passages: The turn search index on ``database``.
         summaries: The summary store on ``database``.
     """
 
@@ -35,12 +36,14 @@ class SQLStore:
         *,
         turns: TurnStore,
         blobs: BlobStore,
+        passages: TurnIndex,
         summaries: SummaryStore,
     ) -> None:
         self._database = database
         self._dialect = dialect
         self._turns = turns
         self._blobs = blobs
+        self._passages = passages
         self._summaries = summaries
 
     @property
@@ -50,8 +53,13 @@ class SQLStore:
 
     @property
     def blobs(self) -> BlobStore:
-        """Archived originals, chunks, the turn search index and chunk vectors."""
+        """Archived originals, their chunks and the chunks' vectors."""
         return self._blobs
+
+    @property
+    def passages(self) -> TurnIndex:
+        """The turn search index: passages of the sessions' turns, and their vectors."""
+        return self._passages
 
     @property
     def summaries(self) -> SummaryStore:

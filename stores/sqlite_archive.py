@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stores.base import CONTEXT_REF, TURN_REF, TURN_REFS, BlobRecord, ChunkRecord, NewChunk
+from stores.base import BlobRecord, ChunkRecord, NewChunk
 from stores.errors import RefNotFoundError, StoreError
 from stores.sqlite import SQLiteDatabase
-from stores.text_search import phrase_words, query_terms
+from stores.text_search import query_terms
 
 __all__ = ["SQLiteBlobStore"]
 
@@ -163,37 +163,11 @@ class SQLiteBlobStore:
         by_id = {r[0]: _chunk(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def add_turn_texts(
-        self, session: str, turns: Sequence[tuple[int, str]], *, ref: str = TURN_REF
-    ) -> None:
-        """Index conversation turns for search: chunks with ref ``""`` and idx = seq.
-
-        ``ref=CONTEXT_REF`` stores a turn's second text (with the turn before it), searched
-        and embedded alongside the first.
-        """
-        if ref not in TURN_REFS:
-            raise StoreError(f"turn texts take ref {TURN_REF!r} or {CONTEXT_REF!r}, not {ref!r}")
-        with self.database.write() as conn:
-            conn.executemany(
-                "INSERT INTO chunks(session, ref, idx, start, end, text) VALUES (?, ?, ?, 0, ?, ?)",
-                [(session, ref, seq, len(text), text) for seq, text in turns],
-            )
-
     def search_text(
-        self,
-        session: str,
-        query: str,
-        *,
-        ref: str | None = None,
-        limit: int = 20,
-        turns: bool | None = False,
-        before_seq: int | None = None,
+        self, session: str, query: str, *, ref: str | None = None, limit: int = 20
     ) -> list[ChunkRecord]:
-        """Return chunks matching the query's words by BM25, best first.
-
-        ``turns``: False searches archived outputs, True conversation turns (those with
-        ``seq < before_seq`` if given), None both. ``ref`` narrows to one output.
-        """
+        """Return archived chunks matching the query's words by BM25, best first;
+        ``ref`` narrows to one output."""
         match = fts_query(query)
         if match is None:
             return []
@@ -201,12 +175,6 @@ class SQLiteBlobStore:
         params: tuple[str | int, ...] = (match, session)
         if ref is not None:
             extra, params = " AND c.ref = ?", (*params, ref)
-        elif turns is False:
-            extra = " AND c.ref NOT IN ('', '~')"
-        elif turns is True:
-            extra = " AND c.ref IN ('', '~')"
-            if before_seq is not None:
-                extra, params = extra + " AND c.idx < ?", (*params, before_seq)
         params = (*params, limit)
         sql = (
             f"SELECT c.id, c.session, c.ref, c.idx, c.start, c.end, c.text FROM chunks_fts "
@@ -215,60 +183,6 @@ class SQLiteBlobStore:
         )
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_chunk(r) for r in rows]
-
-    def turn_chunks(self, session: str, *, after_id: int = 0) -> list[tuple[int, str, int, int]]:
-        """Return ``(chunk_id, ref, seq, characters)`` of the session's turn chunks with a
-        larger id, by id."""
-        # First read: the session's index. Later ones: the id range (unary + keeps SQLite
-        # from scanning every turn of the session through the index to find a few new ones).
-        plus = "+" if after_id else ""
-        sql = (
-            f"SELECT id, ref, idx, length(text) FROM chunks WHERE {plus}session = ? AND id > ? "
-            f"AND {plus}ref IN (?, ?) ORDER BY id"
-        )
-        rows = self.database.read(
-            lambda conn: conn.execute(sql, (session, after_id, TURN_REF, CONTEXT_REF)).fetchall()
-        )
-        return [(int(i), str(ref), int(seq), int(n)) for i, ref, seq, n in rows]
-
-    def turn_text_scores(
-        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 1000
-    ) -> list[tuple[int, float]]:
-        """Return ``(chunk_id, score)`` of turn chunks matching the query's words, best
-        first; the score is BM25 (higher is better), unmatched chunks are left out."""
-        match = fts_query(query)
-        if match is None:
-            return []
-        params: tuple[str | int, ...] = (match, session, TURN_REF, CONTEXT_REF)
-        extra = ""
-        if before_seq is not None:
-            extra, params = " AND c.idx < ?", (*params, before_seq)
-        sql = (
-            "SELECT c.id, -bm25(chunks_fts) FROM chunks_fts JOIN chunks c "
-            "ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? AND c.session = ? "
-            f"AND c.ref IN (?, ?){extra} ORDER BY bm25(chunks_fts) LIMIT ?"
-        )
-        rows = self.database.read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
-        return [(int(i), float(s)) for i, s in rows]
-
-    def turn_phrase_matches(
-        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
-    ) -> list[int]:
-        """Return the ids of turn chunks holding the query's words in order (as a phrase)."""
-        words = phrase_words(query)
-        if not words:
-            return []
-        params: tuple[str | int, ...] = (f'"{" ".join(words)}"', session, TURN_REF, CONTEXT_REF)
-        extra = ""
-        if before_seq is not None:
-            extra, params = " AND c.idx < ?", (*params, before_seq)
-        sql = (
-            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-            f"WHERE chunks_fts MATCH ? AND c.session = ? AND c.ref IN (?, ?){extra} "
-            "ORDER BY c.id LIMIT ?"
-        )
-        rows = self.database.read(lambda conn: conn.execute(sql, (*params, limit)).fetchall())
-        return [int(r[0]) for r in rows]
 
     def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
         """Return chunks with no vector from ``model`` yet, oldest first."""

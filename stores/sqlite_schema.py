@@ -8,9 +8,12 @@ the file as it was; a file from a newer release is refused, never touched.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from stores.errors import StoreError
 from stores.sql_common import Dialect, apply_migrations, refuse_newer
+from stores.text_search import scoped_words
+from stores.turn_index import scope_token
 
 __all__ = ["MIGRATIONS", "SQLITE", "check_version", "migrate", "read_version"]
 
@@ -61,8 +64,56 @@ _V3 = [
     "name = CASE WHEN json_valid(payload) THEN json_extract(payload, '$.data.name') END "
     "WHERE instr(payload, '\\u0000') = 0",
 ]
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+_V4 = [
+    # Turns get a search index of their own (``stores.turn_index``): passages, not
+    # archive chunks under the sentinel refs "" and "~" that version 3 used. ``terms``
+    # holds the passage's words glued to the session's token (``scoped_words``), so the
+    # full-text index keeps each session's words apart: a search reads, ranks and counts
+    # (BM25's document frequencies) the session's rows only.
+    'CREATE TABLE IF NOT EXISTS "passages" ("id" INTEGER PRIMARY KEY, "session" TEXT NOT NULL, '
+    '"seq" INTEGER NOT NULL, "idx" INTEGER NOT NULL, "context" INTEGER NOT NULL, '
+    '"text" TEXT NOT NULL, "terms" TEXT NOT NULL, "created_at" REAL NOT NULL, '
+    '"vector" BLOB, "model" TEXT)',
+    "CREATE UNIQUE INDEX IF NOT EXISTS passages_by_seq ON passages(session, seq, context, idx)",
+    "CREATE INDEX IF NOT EXISTS passages_by_session ON passages(session, id)",
+    # Contentless: the words are not stored a third time.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5("
+    "body, content='', tokenize='unicode61')",
+    # Rows per (session's) word, read to keep a search's work bounded.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS passages_vocab USING fts5vocab(passages_fts, row)",
+    "CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN "
+    "INSERT INTO passages_fts(rowid, body) VALUES (new.id, new.terms); END",
+    "CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN "
+    "INSERT INTO passages_fts(passages_fts, rowid, body) VALUES ('delete', old.id, old.terms); "
+    "END",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 """The statements that bring a file from the version before to this one."""
+_MOVE_BATCH = 5000
+
+
+def _move_turn_chunks(conn: sqlite3.Connection) -> None:
+    """Move version 3's turn chunks (refs "" and "~") into the passage index, vectors
+    and all, in chunk id order; each turn stays one passage (its date from the turn)."""
+    cursor = conn.execute(
+        "SELECT c.session, c.idx, c.ref = '~', c.text, c.vector, c.model, "
+        "coalesce(t.created_at, 0) FROM chunks c LEFT JOIN turns t "
+        "ON t.session = c.session AND t.seq = c.idx WHERE c.ref IN ('', '~') ORDER BY c.id"
+    )
+    while rows := cursor.fetchmany(_MOVE_BATCH):
+        conn.executemany(
+            "INSERT INTO passages(session, seq, idx, context, text, terms, created_at, "
+            "vector, model) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+            [
+                (s, seq, context, text, scoped_words(scope_token(s), text), at, vector, model)
+                for s, seq, context, text, vector, model, at in rows
+            ],
+        )
+    conn.execute("DELETE FROM chunks WHERE ref IN ('', '~')")
+
+
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _move_turn_chunks}
+"""Data moved by code after a version's statements ran (on files that had data)."""
 
 
 def read_version(conn: sqlite3.Connection) -> int:
@@ -100,5 +151,5 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
         StoreError: the file was written by a newer release (schema above ours).
     """
     version = check_version(conn, location)
-    apply_migrations(conn, SQLITE, MIGRATIONS, version)
+    apply_migrations(conn, SQLITE, MIGRATIONS, version, _STEPS)
     return version

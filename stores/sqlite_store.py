@@ -17,11 +17,12 @@ from pathlib import Path
 
 from stores.base import ForgetReport
 from stores.errors import StoreError
-from stores.faiss_index import index_path
+from stores.faiss_index import PASSAGES, index_path
 from stores.sql_common import delete_sessions, forget_report
 from stores.sql_store import SQLStore
 from stores.sqlite import SQLITE, SQLiteDatabase, SQLiteSummaryStore, SQLiteTurnStore
 from stores.sqlite_archive import SQLiteBlobStore
+from stores.sqlite_passages import SQLiteTurnIndex
 
 __all__ = ["CHECKPOINT_WAIT_S", "SQLiteStore"]
 
@@ -52,6 +53,7 @@ class SQLiteStore(SQLStore):
             SQLITE,
             turns=SQLiteTurnStore(self.database),
             blobs=SQLiteBlobStore(self.database),
+            passages=SQLiteTurnIndex(self.database),
             summaries=SQLiteSummaryStore(self.database),
         )
 
@@ -78,19 +80,22 @@ class SQLiteStore(SQLStore):
                 kept the write-ahead log busy (the rows are deleted; forget again).
         """
         counts: dict[str, int] = {}
-        models: set[tuple[str, str]] = set()
+        models: set[tuple[str, str, str | None]] = set()
         if sessions:
             with self.database.write() as conn:
                 for session in sessions:
-                    found = conn.execute(
-                        "SELECT DISTINCT model FROM chunks WHERE session = ? AND model IS NOT NULL",
-                        (session,),
-                    ).fetchall()
-                    models.update((session, str(m[0])) for m in found)
+                    for table, kind in (("chunks", None), ("passages", PASSAGES)):
+                        found = conn.execute(
+                            f"SELECT DISTINCT model FROM {table} WHERE session = ? "
+                            "AND model IS NOT NULL",
+                            (session,),
+                        ).fetchall()
+                        models.update((session, str(m[0]), kind) for m in found)
                 counts = delete_sessions(conn, SQLITE, sessions)
                 # Deleted rows leave delete markers in older FTS5 segments (holding the
                 # words); merging every segment drops them.
                 conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+                conn.execute("INSERT INTO passages_fts(passages_fts) VALUES ('optimize')")
             self.database.read(lambda conn: conn.execute("VACUUM"))
             self._empty_log()
         return forget_report(sessions, counts, index_files=self._remove_index_files(models))
@@ -117,13 +122,13 @@ class SQLiteStore(SQLStore):
                 )
             time.sleep(0.05)
 
-    def _remove_index_files(self, models: set[tuple[str, str]]) -> int:
+    def _remove_index_files(self, models: set[tuple[str, str, str | None]]) -> int:
         directory = self.index_directory
         if directory is None:
             return 0
         removed = 0
-        for session, model in sorted(models):
-            path = index_path(directory, session, model)
+        for session, model, kind in sorted(models, key=str):
+            path = index_path(directory, session, model, kind=kind)
             try:
                 path.unlink()
                 removed += 1

@@ -2,15 +2,35 @@
 
 Both stores tokenize alike (Unicode word characters, lower-cased, no stemming), so the
 same query finds the same words in SQLite's FTS5 and PostgreSQL's ``tsvector``.
+
+Chinese and Japanese write without spaces, so a word tokenizer keeps a whole run of
+characters as one token and a query word never matches inside it. Runs of Han, kana
+(and CJK compatibility) characters are therefore cut into overlapping bigrams, in the
+indexed text (``index_terms``) and in queries (``query_terms``) alike: "北京大学" becomes
+"北京 京大 大学", and a query for "北京" finds it. A lone character stays a term.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_QUERY_TERMS", "STOPWORDS", "phrase_words", "query_terms"]
+__all__ = [
+    "CJK_CLASS",
+    "MAX_QUERY_TERMS",
+    "STOPWORDS",
+    "cjk_bigrams",
+    "has_cjk",
+    "index_terms",
+    "phrase_words",
+    "query_terms",
+    "scoped_words",
+]
 
-WORD = re.compile(r"\w+", re.UNICODE)
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+"""A word: letters and digits (an underscore separates words, as FTS5 and PostgreSQL do)."""
+CJK_CLASS = "\u3005\u3040-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
+"""Han ideographs, hiragana, katakana (full and half width), the iteration mark."""
 MAX_QUERY_TERMS = 32
 _STOPWORD_TEXT = (
     "a an the of to in on at for and or but is are was were be been do does did what when "
@@ -21,17 +41,60 @@ _STOPWORD_TEXT = (
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
+def has_cjk(text: str) -> bool:
+    """True when ``text`` holds a Chinese or Japanese character."""
+    return CJK_RUN.search(text) is not None
+
+
+def cjk_bigrams(run: str) -> list[str]:
+    """Return the overlapping character pairs of a CJK run (the run itself if shorter)."""
+    if len(run) < 2:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def _spaced(match: re.Match[str]) -> str:
+    return " " + " ".join(cjk_bigrams(match.group())) + " "
+
+
+def index_terms(text: str) -> str | None:
+    """Return what the full-text index should hold for ``text`` when it differs from it.
+
+    Text with CJK runs comes back with each run cut into bigrams (other words kept);
+    other text gives None: the index reads the text itself.
+    """
+    if not has_cjk(text):
+        return None
+    return CJK_RUN.sub(_spaced, text)
+
+
+def _words(query: str) -> list[str]:
+    spaced = CJK_RUN.sub(_spaced, query)
+    return [w.lower() for w in WORD.findall(spaced)]
+
+
 def query_terms(query: str) -> list[str]:
-    """Return the query's distinct words, lower-cased, for an OR search.
+    """Return the query's distinct words (CJK runs as bigrams), lower-cased, for an OR
+    search.
 
     Common function words are dropped when other words remain: they match most rows,
     which makes ranking slow on long histories and adds nothing to it.
     """
-    words = list(dict.fromkeys(w.lower() for w in WORD.findall(query)))
+    words = list(dict.fromkeys(_words(query)))
     terms = [w for w in words if w not in STOPWORDS] or words
     return terms[:MAX_QUERY_TERMS]
 
 
 def phrase_words(query: str) -> list[str]:
-    """Return the query's words in order, lower-cased (a phrase search), stopwords kept."""
-    return [w.lower() for w in WORD.findall(query)][:MAX_QUERY_TERMS]
+    """Return the query's words in order, lower-cased (a phrase search), stopwords kept.
+
+    A CJK run gives its bigrams, so a phrase of them matches the run where it was indexed.
+    """
+    return _words(query)[:MAX_QUERY_TERMS]
+
+
+def scoped_words(prefix: str, text: str) -> str:
+    """Return the text's words (CJK runs as bigrams), lower-cased, each glued to
+    ``prefix``: an index of such words holds each session's words apart, so a search
+    touches, and counts, only its own session's rows."""
+    return " ".join(prefix + w.lower() for w in WORD.findall(CJK_RUN.sub(_spaced, text)))

@@ -65,6 +65,10 @@ def test_the_log_groups_and_folds_like_the_builder(
     assert list(exchanges.tokens()) == [e.tokens for e in builder.exchanges]
     for block in (1, 10, 60):
         assert fold_points(exchanges, block) == fold_points(builder.exchanges, block)
+    count = len(builder.exchanges)
+    for start, stop in ((0, count), (1, count - 1), (count // 2, count), (3, 2)):
+        counted = sum(len(e.turns) for e in builder.exchanges[start:stop])
+        assert exchanges.turns_in(start, stop) == counted  # without building them
     if builder.exchanges:
         assert shape(exchanges[-2:]) == shape(builder.exchanges[-2:])
         assert exchanges[-1].first_seq == builder.exchanges[-1].first_seq

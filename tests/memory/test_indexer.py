@@ -59,7 +59,7 @@ def test_an_outage_falls_back_to_full_text_and_says_so(
         assert "bay 42" in answer and "unavailable" in answer
         assert len(switchable_embedder.calls) == tries  # cooling down: not asked again
         assert "bay 42" not in parked.recall(query="automobile")  # no word in common
-        parked.archive.indexer.query_cooldown_seconds = 0.0  # as if the cool-down ended
+        parked._state.passage_indexer.query_cooldown_seconds = 0.0  # as if it ended
         assert "bay 42" in parked.recall(query="parked car")
         assert len(switchable_embedder.calls) > tries  # tried again, failed again
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -84,12 +84,11 @@ def test_chunks_added_during_an_outage_are_embedded_once_it_ends(
     switchable_embedder.failing = True
     parked.add([HumanMessage("The nightly job stopped: disk quota exceeded."), AIMessage("Ok.")])
     parked.wait_until_indexed(5)  # the embedder fails: returns when it has given up
-    assert parked.archive.indexer is not None
-    assert parked.archive.indexer.last_error is not None
+    assert parked._state.passage_indexer.last_error is not None  # turns have their own
     sent, degraded = _sent(parked, "disk quota")
     assert "disk quota exceeded" in sent and degraded is not None
     assert "disk quota exceeded" in parked.recall(query="disk quota exceeded")
     switchable_embedder.failing = False
-    parked.archive.indexer.query_cooldown_seconds = 0.0
+    parked._state.passage_indexer.query_cooldown_seconds = 0.0
     assert parked.wait_until_indexed(30)
     assert _sent(parked, "disk quota")[1] is None

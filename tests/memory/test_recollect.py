@@ -1,4 +1,4 @@
-"""Recall of evicted turns: the ranking (memory.turnrank) and the packing (memory.recollect)."""
+"""Recall of evicted turns: the ranking (memory._recall.rank) and packing (memory._recall.pack)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
-from memory._archive import interleave
-from memory._recollect import SEPARATOR, recollect
-from memory._turnrank import _segment_strength
+from memory._recall.fuse import interleave
+from memory._recall.pack import SEPARATOR, recollect
+from memory._recall.rank import Layout, _segment_strength
 
 FILLER = [
     "The weather was fine and we walked to the market for bread.",
@@ -20,6 +20,17 @@ FILLER = [
     "My neighbour is repainting the fence a pale green.",
     "We cooked pasta with tomatoes from the garden.",
 ]
+
+
+def _rank(
+    mem: ConversationMemory, query: str, before_seq: int, layout: Layout | None = None
+) -> list[tuple[int, float]]:
+    """``(seq, score)`` of the ranked turns, best first (the view's layout by default)."""
+    state = mem._state
+    ranked = state.recall.ranker.rank(
+        query, before_seq=before_seq, layout=layout or state.view.layout()
+    )
+    return [(r.seq, r.score) for r in ranked]
 
 
 def _open(budget: int = 600) -> ConversationMemory:
@@ -51,34 +62,24 @@ def test_a_turn_by_the_speaker_the_query_names_ranks_first() -> None:
             ],
         )
         view = mem._state.view
-        ranked = mem.archive.turns.rank(
-            "What kitten did Bob adopt?",
-            before_seq=view.last_seq + 1,
-            segment_starts=view.segment_starts,
-            speakers=view.speakers,
-        )
+        ranked = _rank(mem, "What kitten did Bob adopt?", view.last_seq + 1)
         assert ranked[0][0] == seqs[3]  # Bob's kitten, not Alice's
         assert ranked[1][0] == seqs[0]
-        named_alice = mem.archive.turns.rank(
-            "What kitten did Alice adopt?",
-            before_seq=view.last_seq + 1,
-            segment_starts=view.segment_starts,
-            speakers=view.speakers,
-        )
+        named_alice = _rank(mem, "What kitten did Alice adopt?", view.last_seq + 1)
         assert named_alice[0][0] == seqs[0]
 
 
 def test_ranking_covers_only_older_turns_and_follows_new_ones() -> None:
     with _open() as mem:
         seqs = _chat(mem, [[("Ann", FILLER[i % 5]) for i in range(6)]])
-        ranked = mem.archive.turns.rank("market bread", before_seq=seqs[3])
+        ranked = _rank(mem, "market bread", seqs[3])
         assert {seq for seq, _ in ranked} == set(seqs[:3])
         assert ranked[0][0] == seqs[0]
         later = _chat(mem, [[("Ann", "The bakery at the market sold out of bread.")]])
-        ranked = mem.archive.turns.rank("market bread", before_seq=later[0] + 1)
+        ranked = _rank(mem, "market bread", later[0] + 1)
         assert {seq for seq, _ in ranked} == set(seqs + later)
-        assert mem.archive.turns.rank("   ", before_seq=later[0] + 1) == []
-        assert mem.archive.turns.rank("bread", before_seq=0) == []
+        assert _rank(mem, "   ", later[0] + 1) == []
+        assert _rank(mem, "bread", 0) == []
 
 
 def test_segment_strength_is_the_mean_of_each_segments_best_turns() -> None:
@@ -133,13 +134,13 @@ def test_recalled_turns_are_all_in_the_prompt_and_within_budget(
         view = mem._state.view
         for room in (0, 40, 300):
             got = recollect(
+                mem._state.recall.ranker,
                 mem.archive,
+                view,
                 query=query,
                 before_seq=view.last_seq,
                 max_tokens=room,
                 counter=mem.counter,
-                turn_at=view.turn_at,
-                segment_of=view.segment_of,
             )
             assert mem.counter.count(SEPARATOR.join(got.snippets)) <= room or not got.snippets
             assert all(seq < view.last_seq for seq in got.turn_seqs)
@@ -150,17 +151,14 @@ def test_a_quoted_phrase_finds_its_turn_and_search_mixes_turns_with_outputs() ->
         seqs = _chat(
             mem, [[("Ann", f"On day {n} we moved box number {n * 7} to Paris.") for n in range(40)]]
         )
-        hits = mem.archive.search("box number 77 to Paris", k=3, turns=True)
+        recall = mem._state.recall
+        hits = recall.search("box number 77 to Paris", k=3, turns=True)
         assert hits[0].ref == "" and hits[0].idx == seqs[11]
         assert "box number 77 to Paris" in hits[0].text
         # the speaker and segment layout come from the memory when not given
-        assert mem.archive.turns.rank("Ann", before_seq=seqs[-1] + 1)[0][1] > 0
-        assert (
-            mem.archive.search("box number 77 to Paris", k=3, turns=True, before_seq=seqs[5]) != []
-        )
-        assert all(
-            h.idx < seqs[5] for h in mem.archive.search("box", k=9, turns=True, before_seq=seqs[5])
-        )
+        assert _rank(mem, "Ann", seqs[-1] + 1)[0][1] > 0
+        assert recall.turns("box number 77 to Paris", k=3, before_seq=seqs[5]) != []
+        assert all(h.idx < seqs[5] for h in recall.turns("box", k=9, before_seq=seqs[5]))
 
 
 def test_interleave_alternates_best_first() -> None:
@@ -182,7 +180,7 @@ def test_longer_turns_win_ties() -> None:
                 ]
             ],
         )
-        ranked = mem.archive.turns.rank("kayaking", before_seq=seqs[-1] + 1)
+        ranked = _rank(mem, "kayaking", seqs[-1] + 1)
         assert [seq for seq, _ in ranked] == [seqs[1], seqs[0]]
 
 
@@ -201,6 +199,6 @@ def test_speakers_added_after_the_view_is_rebuilt_still_count() -> None:
         _chat(mem, [[("Ann", FILLER[0]), ("Ben", FILLER[1])]])
         mem._state.reload()  # what a failed add does: the view is rebuilt from the store
         seqs = _chat(mem, [[("Cy", "I sold the old bicycle."), ("Dee", "I sold the old bicycle.")]])
-        ranked = mem.archive.turns.rank("What did Dee sell?", before_seq=seqs[-1] + 1)
+        ranked = _rank(mem, "What did Dee sell?", seqs[-1] + 1)
         assert ranked[0][0] == seqs[1]
-        assert mem.archive.turns.rank("What did Cy sell?", before_seq=seqs[-1] + 1)[0][0] == seqs[0]
+        assert _rank(mem, "What did Cy sell?", seqs[-1] + 1)[0][0] == seqs[0]

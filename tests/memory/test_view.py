@@ -14,7 +14,7 @@ from memory import ConversationMemory, Engine, TiktokenCounter
 from memory._summarize import ExtractiveSummarizer
 from memory._view import SessionView
 from stores import open_store
-from stores.base import CONTEXT_REF, TURN_REF, Store, TurnOutline, TurnRecord
+from stores.base import Store, TurnOutline, TurnRecord
 
 FAKE = DeterministicFakeEmbedding(size=64)
 
@@ -153,14 +153,13 @@ def test_turns_added_after_reopening_are_indexed_as_if_never_closed(tmp_path: Pa
     write(split, messages[:37])  # ends inside a tool round
     write(split, messages[37:])
 
-    def texts(path: Path) -> list[tuple[str, int, str]]:
+    def texts(path: Path) -> list[tuple[bool, int, int, str]]:
         store = open_store(str(path))
         try:
-            return [
-                (c.ref, c.idx, c.text)
-                for ref in (TURN_REF, CONTEXT_REF)
-                for c in store.blobs.chunks("s", ref)
-            ]
+            ids = range(1, store.passages.last_id("s") + 1)
+            return sorted(
+                (p.context, p.seq, p.idx, p.text) for p in store.passages.passages("s", ids)
+            )
         finally:
             store.close()
 

@@ -88,11 +88,11 @@ def stored_seqs(path: Path, session: str) -> list[int]:
         return [r[0] for r in rows]
 
 
-def stored_vectors(path: Path, session: str) -> dict[int, bytes]:
-    """Chunk id -> stored vector bytes, for the session."""
+def stored_vectors(path: Path, session: str, table: str = "chunks") -> dict[int, bytes]:
+    """Chunk (or, with ``table="passages"``, turn passage) id -> stored vector bytes."""
     with sqlite3.connect(path) as conn:
         rows = conn.execute(
-            "SELECT id, vector FROM chunks WHERE session = ? AND vector IS NOT NULL", (session,)
+            f"SELECT id, vector FROM {table} WHERE session = ? AND vector IS NOT NULL", (session,)
         )
         return {r[0]: r[1] for r in rows}
 
@@ -177,16 +177,21 @@ def check_index_rebuilt(path: Path, session: str, acked: dict[int, list[int]]) -
     """Reopen, wait for indexing, and check the FAISS file matches the stored vectors."""
     with open_memory(path, session, budget=CRASH_BUDGET) as mem:
         assert mem.wait_until_indexed(timeout=60), "indexing did not finish"
-        vectors = stored_vectors(path, session)
-        (file,) = faiss_dir(path).glob("*.faiss")
-        head = file.read_bytes()[:4]
-        assert head == FAISS_FOURCC, f"not a FAISS file: {head!r}"
-        index = faiss.read_index(str(file))
-        assert {int(i) for i in faiss.vector_to_array(index.id_map)} == set(vectors)
-        some_id, some_vector = next(iter(vectors.items()))
-        query = np.frombuffer(some_vector, dtype=np.float32).reshape(1, -1)
-        _, ids = index.search(query, 1)
-        assert int(ids[0][0]) == some_id or vectors[int(ids[0][0])] == some_vector
+        chunks = stored_vectors(path, session)
+        passages = stored_vectors(path, session, "passages")
+        files = sorted(faiss_dir(path).glob("*.faiss"))
+        assert len(files) == 2  # archive chunks and turn passages: separate id spaces
+        for file in files:
+            head = file.read_bytes()[:4]
+            assert head == FAISS_FOURCC, f"not a FAISS file: {head!r}"
+            index = faiss.read_index(str(file))
+            held = {int(i) for i in faiss.vector_to_array(index.id_map)}
+            vectors = chunks if held == set(chunks) else passages
+            assert held == set(vectors)
+            some_id, some_vector = next(iter(vectors.items()))
+            query = np.frombuffer(some_vector, dtype=np.float32).reshape(1, -1)
+            _, ids = index.search(query, 1)
+            assert int(ids[0][0]) == some_id or vectors[int(ids[0][0])] == some_vector
         tools = [i for i in acked if i % 3 == 1]
         if tools:
             word = marker(tools[-1])

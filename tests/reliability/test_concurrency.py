@@ -54,7 +54,7 @@ def test_recall_while_another_thread_adds_named_turns(tmp_path: Path) -> None:
             try:
                 while not stop.is_set():
                     mem.recall(query="What did Speaker3 say about the tulips by the gate?")
-                    mem.archive.search("tulips gate", k=5, turns=None)
+                    mem._state.recall.search("tulips gate", k=5)
                     prompt = mem.assemble(query="Speaker5 tulips", budget=600)
                     assert prompt.tokens <= 600
             except BaseException as exc:  # pragma: no cover - reported below
@@ -67,5 +67,5 @@ def test_recall_while_another_thread_adds_named_turns(tmp_path: Path) -> None:
             thread.join(timeout=120)
         assert not errors, errors
         assert mem.wait_until_indexed(timeout=60)
-        hits = mem.archive.search("the tulips by gate 299 grew", k=1, turns=True)
+        hits = mem._state.recall.search("the tulips by gate 299 grew", k=1, turns=True)
         assert hits and "gate 299" in hits[0].text

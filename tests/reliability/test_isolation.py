@@ -135,7 +135,7 @@ def test_nothing_is_loaded_with_pickle_and_faiss_files_are_faiss(
     assert offenders == []
     _, _, db = two_sessions
     files = list(harness.faiss_dir(db).iterdir())
-    assert len(files) == 2  # one per session, named by hash
+    assert len(files) == 4  # two per session (chunks, passages), named by hash
     for file in files:
         head = file.read_bytes()[:4]
         assert head == harness.FAISS_FOURCC and not head.startswith(b"\x80")

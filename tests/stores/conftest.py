@@ -63,7 +63,7 @@ def drop_tables(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "DROP TABLE IF EXISTS attic_meta, attic_turns, attic_blobs, attic_chunks, "
-            "attic_summaries"
+            "attic_passages, attic_summaries"
         )
 
 

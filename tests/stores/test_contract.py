@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from stores.base import SCHEMA_VERSION, NewTurn, Store, SummaryRecord, TurnOutline
+from stores.base import SCHEMA_VERSION, NewPassage, NewTurn, Store, SummaryRecord, TurnOutline
 from stores.errors import ConflictError, StoreError
 from stores.turns import message_fields
 
@@ -196,16 +196,16 @@ def test_concurrent_appends_from_threads_and_connections_lose_nothing(
 def test_a_write_spans_the_stores_all_or_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError), store.write():
         store.turns.append("s", [turn("a")], after_seq=0)
-        store.blobs.add_turn_texts("s", [(1, "a")])
+        store.passages.add("s", [NewPassage(1, 0, "a", 0.0)])
         store.summaries.add_summary(summary("s", "sum"))
         assert store.turns.last_seq("s") == 1  # the transaction sees its own writes
         raise RuntimeError("abort")
-    assert store.turns.read("s") == [] and store.blobs.chunks("s") == []
+    assert store.turns.read("s") == [] and store.passages.last_id("s") == 0
     assert store.summaries.attempts("s") == []
     with store.write(), store.write():  # nested blocks join the outer one
         store.turns.append("s", [turn("a")], after_seq=0)
-        store.blobs.add_turn_texts("s", [(1, "a")])
-    assert store.turns.last_seq("s") == 1 and len(store.blobs.chunks("s")) == 1
+        store.passages.add("s", [NewPassage(1, 0, "a", 0.0)])
+    assert store.turns.last_seq("s") == 1 and store.passages.last_id("s") > 0
 
 
 def test_summaries_keep_every_version_and_failure(store: Store) -> None:
@@ -234,17 +234,17 @@ def test_forget_removes_one_session_and_keeps_the_others(store: Store) -> None:
     for session in ("gone", "kept"):
         with store.write():
             store.turns.append(session, [turn(f"{session} words")], after_seq=0)
-            store.blobs.add_turn_texts(session, [(1, f"{session} words")])
+            store.passages.add(session, [NewPassage(1, 0, f"{session} words", 0.0)])
         store.summaries.add_summary(summary(session, "sum"))
     report = store.forget("gone")
-    assert (report.sessions, report.turns, report.chunks, report.summaries) == (
+    assert (report.sessions, report.turns, report.passages, report.summaries) == (
         ("gone",), 1, 1, 1,
     )  # fmt: skip
-    assert store.turns.read("gone") == [] and store.blobs.chunks("gone") == []
+    assert store.turns.read("gone") == [] and store.passages.last_id("gone") == 0
     assert store.summaries.attempts("gone") == []
-    assert store.blobs.search_text("gone", "words", turns=None) == []
+    assert store.passages.search("gone", "words") == []
     assert [i.session for i in store.turns.sessions()] == ["kept"]
-    assert len(store.blobs.search_text("kept", "words", turns=None)) == 1
+    assert len(store.passages.search("kept", "words")) == 1
     assert store.forget("never").turns == 0
     # The session can start afresh from seq 1.
     assert store.turns.append("gone", [turn("again")], after_seq=0)[0].seq == 1

@@ -62,57 +62,11 @@ def test_chunks_by_ref_and_id(store: Store) -> None:
 
 def test_search_text_finds_words_in_scope(store: Store) -> None:
     put_log(store)
-    with store.write():
-        store.blobs.add_turn_texts("s", [(1, "the quota talk"), (2, "later talk")])
     outputs = store.blobs.search_text("s", "What about the QUOTA?")
     assert [(c.ref, c.idx) for c in outputs] == [("r1", 1)]
-    turns = store.blobs.search_text("s", "quota", turns=True)
-    assert [(c.ref, c.idx) for c in turns] == [("", 1)]
-    assert len(store.blobs.search_text("s", "quota", turns=None)) == 2
-    assert store.blobs.search_text("s", "quota", turns=True, before_seq=1) == []
     assert store.blobs.search_text("s", "quota", ref="r2") == []
     assert store.blobs.search_text("s", "?!") == []
-    assert store.blobs.search_text("other", "quota", turns=None) == []
-    with pytest.raises(StoreError):
-        store.blobs.add_turn_texts("s", [(3, "x")], ref="r1")
-
-
-def _turns(store: Store) -> None:
-    with store.write():
-        store.blobs.add_turn_texts(
-            "a", [(1, "alice: the red kite flew"), (2, "bob: a kite, red and torn")]
-        )
-        store.blobs.add_turn_texts(
-            "a", [(2, "alice: the red kite flew\nbob: a kite, red and torn")], ref="~"
-        )
-        store.blobs.add_turn_texts("b", [(1, "carol: the red kite flew")])
-
-
-def test_turn_chunks_are_read_by_id_after_a_point_and_per_session(store: Store) -> None:
-    _turns(store)
-    rows = store.blobs.turn_chunks("a")
-    assert [(ref, seq) for _, ref, seq, _ in rows] == [("", 1), ("", 2), ("~", 2)]
-    assert rows[0][3] == len("alice: the red kite flew")
-    assert store.blobs.turn_chunks("a", after_id=rows[1][0]) == rows[2:]
-    assert store.blobs.turn_chunks("a", after_id=rows[-1][0]) == []
-    with store.write():
-        store.blobs.add_turn_texts("a", [(3, "alice: new")])
-    assert [seq for _, _, seq, _ in store.blobs.turn_chunks("a", after_id=rows[-1][0])] == [3]
-
-
-def test_text_scores_and_phrases_stay_in_session_and_scope(store: Store) -> None:
-    _turns(store)
-    ids = {seq: i for i, ref, seq, _ in store.blobs.turn_chunks("a") if ref == ""}
-    scored = store.blobs.turn_text_scores("a", "red kite")
-    assert len(scored) == 3 and all(score > 0 for _, score in scored)
-    assert [s for _, s in scored] == sorted((s for _, s in scored), reverse=True)
-    assert [i for i, _ in store.blobs.turn_text_scores("a", "red kite", before_seq=2)] == [ids[1]]
-    assert store.blobs.turn_text_scores("a", "?!") == []
-    assert len(store.blobs.turn_text_scores("a", "kite", limit=1)) == 1
-    phrase = store.blobs.turn_phrase_matches("a", "The red, kite")
-    assert ids[1] in phrase and ids[2] not in phrase  # "a kite, red" is not the phrase
-    assert store.blobs.turn_phrase_matches("a", "red kite flew", before_seq=1) == []
-    assert store.blobs.turn_phrase_matches("a", "") == []
+    assert store.blobs.search_text("other", "quota") == []
 
 
 def test_vectors_round_trip_per_model_and_session(store: Store) -> None:

@@ -149,3 +149,60 @@ def test_older_postgres_turns_get_their_outline_columns(pg_url: str) -> None:
         assert conn.execute(unfilled).fetchall() == [
             ("odd", 5)
         ]  # "{not json" stops its session only
+
+
+def test_turn_chunks_of_older_files_move_to_the_turn_index(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    shutil.copy(FIXTURE, db)
+    with sqlite3.connect(db) as conn:
+        before = conn.execute(
+            "SELECT session, idx, ref = '~', text FROM chunks WHERE ref IN ('', '~') ORDER BY id"
+        ).fetchall()
+    assert len(before) == 8
+    store = open_store(db)
+    try:
+        assert store.blobs.chunks("alice", "") == [] and store.blobs.chunks("alice", "~") == []
+        moved = [
+            (p.session, p.seq, p.context, p.text)
+            for session in ("alice", "bob")
+            for p in store.passages.passages(session, range(1, 20))
+        ]
+        assert sorted(moved) == sorted(before)
+        hits = store.passages.search("alice", "marmalade")
+        assert hits and hits[0].seq == 1 and not hits[0].context
+        dated = store.passages.passages("alice", [hits[0].id])[0]
+        assert dated.created_at == store.turns.read_seqs("alice", [1])[0].created_at
+    finally:
+        store.close()
+    with ConversationMemory.open(
+        db, session="alice", embedder=DeterministicFakeEmbedding(size=16)
+    ) as mem:
+        assert "marmalade-v1" in mem.recall(query="marmalade")
+
+
+def test_turn_chunks_of_older_postgres_databases_move_to_the_turn_index(pg_url: str) -> None:
+    open_store(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a version 3 database
+        conn.execute("DROP TABLE attic_passages")
+        conn.execute("UPDATE attic_meta SET value = '3'")
+        conn.execute(
+            "INSERT INTO attic_turns(session, seq, role, payload, tokens, counter, created_at, "
+            "raw_tokens, calls) VALUES ('s', 1, 'human', '{}', 1, 'c', 1234.5, 1, '[]'), "
+            "('s', 2, 'ai', '{}', 1, 'c', 1240.0, 1, '[]')"
+        )
+        conn.execute(
+            'INSERT INTO attic_chunks(session, ref, idx, start, "end", text) VALUES '
+            "('s', '', 1, 0, 20, 'user: 我住在北京大学附近'), "
+            "('s', '', 2, 0, 20, 'ai: noted kiwi'), "
+            "('s', '~', 2, 0, 40, 'user: 我住在北京大学附近\nai: noted kiwi'), "
+            "('s', 'r1', 0, 0, 5, 'an output')"
+        )
+    store = open_store(pg_url)
+    try:
+        assert [c.ref for c in store.blobs.chunks("s")] == ["r1"]
+        hits = store.passages.search("s", "北京")
+        assert {(h.seq, h.context) for h in hits} == {(1, False), (2, True)}
+        (kiwi,) = [h for h in store.passages.search("s", "kiwi") if not h.context]
+        assert store.passages.passages("s", [kiwi.id])[0].created_at == 1240.0
+    finally:
+        store.close()

@@ -1,0 +1,124 @@
+"""One session's recall: evicted turns from the turn index, tool outputs from the archive.
+
+``Recall`` is what the recall tool and ``assemble`` search through: turn passages ranked
+by ``memory._recall.rank`` (each hit the matching passage of its turn, with the turn's
+date), archived chunks by ``Archive.search``, alternating, best of each first. Only hits
+that clear ``TOOL_FLOOR`` come back, so a query with one match returns that match, not
+a page of filler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from memory._archive import Archive, Hit
+from memory._indexer import Indexer
+from memory._recall.fuse import interleave
+from memory._recall.rank import TurnRanker
+from memory._view import SessionView
+from stores.turn_index import TurnIndex
+
+__all__ = ["ALL_SEQS", "TOOL_FLOOR", "Recall"]
+
+ALL_SEQS = 2**62
+TOOL_FLOOR = 1.0
+"""Least score (z-score units, see ``memory._recall.rank``) of a turn the tool returns."""
+RELATIVE_FLOOR = 0.5
+"""With a floor, turns scoring under this share of the best one are left out too: what
+matches, not the best of what does not."""
+
+
+class Recall:
+    """Search one session's turns and archive.
+
+    Args:
+        ranker: Ranks the session's turns.
+        passages: The store's turn index (passage texts and dates).
+        archive: The session's archive of tool outputs.
+        view: Returns the session's current view (it is rebuilt after a retraction).
+    """
+
+    def __init__(
+        self,
+        ranker: TurnRanker,
+        passages: TurnIndex,
+        archive: Archive,
+        view: Callable[[], SessionView],
+    ) -> None:
+        self.ranker = ranker
+        self.archive = archive
+        self.counter = archive.counter
+        self._passages = passages
+        self._view = view
+
+    @property
+    def view(self) -> SessionView:
+        """The session's current view."""
+        return self._view()
+
+    def degraded(self) -> str | None:
+        """Return why search may miss what only embeddings would find, or None."""
+        for indexer in (self.ranker.indexer, self.archive.indexer):
+            if indexer is not None and (reason := indexer.degraded()) is not None:
+                return reason
+        return None
+
+    @property
+    def indexers(self) -> tuple[Indexer, ...]:
+        """The session's embedders: passages, then archive chunks."""
+        found = (self.ranker.indexer, self.archive.indexer)
+        return tuple(i for i in found if i is not None)
+
+    def turns(
+        self, query: str, *, k: int, before_seq: int | None = None, floor: float | None = None
+    ) -> list[Hit]:
+        """Return the best passages of the session's turns for ``query`` (ref ``""``,
+        ``idx`` the turn's seq, ``created_at`` its time), best first."""
+        view = self.view
+        ranked = self.ranker.rank(
+            query,
+            before_seq=min(before_seq or ALL_SEQS, view.last_seq + 1),
+            layout=view.layout(),
+            limit=2 * k,
+        )
+        if floor is not None and ranked:
+            floor = max(floor, RELATIVE_FLOOR * ranked[0].score)
+        shown = [
+            r
+            for r in ranked
+            if r.seq not in view.hidden
+            and (floor is None or r.score >= floor)
+            and r.passage_id is not None
+        ][:k]
+        ids = [r.passage_id for r in shown if r.passage_id is not None]
+        records = {p.id: p for p in self._passages.passages(self.archive.session, ids)}
+        return [
+            Hit("", r.seq, 0, len(p.text), p.text, r.score, created_at=p.created_at)
+            for r in shown
+            if r.passage_id is not None and (p := records.get(r.passage_id)) is not None
+        ]
+
+    def search(
+        self,
+        query: str,
+        *,
+        ref: str | None = None,
+        k: int = 5,
+        wait: float | None = 10.0,
+        turns: bool | None = None,
+        floor: float | None = None,
+    ) -> list[Hit]:
+        """Return what matches ``query``: archived chunks (of ``ref``, or all) and, unless
+        ``turns`` is False or a ref is given, turn passages; ``turns=True``: turns only.
+
+        ``floor``: least score of a turn hit (None: no floor); archived chunks are
+        narrowed by ``Archive.search``.
+        """
+        tight = floor is not None
+        if ref is not None or turns is False:
+            return self.archive.search(query, ref=ref, k=k, wait=wait, tight=tight)
+        found = self.turns(query, k=k, floor=floor)
+        if turns is True:
+            return found
+        outputs = self.archive.search(query, k=k, wait=wait, tight=tight)
+        return interleave(found, outputs)[:k]

@@ -1,0 +1,174 @@
+"""The turn search index in PostgreSQL: ``attic_passages`` with a ``tsvector`` under GIN.
+
+Each passage's ``tsvector`` is a generated column over its words (Chinese and Japanese
+runs as bigrams, see ``stores.text_search``); a search filters by session and seq and
+keeps the top ``k`` by ``ts_rank``. Vectors live here as the source of truth; FAISS is a
+per-process cache rebuilt from them. Writes take the session's advisory lock, so passage
+ids become visible in increasing order per session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stores.errors import StoreError
+from stores.postgres import PostgresDatabase, from_db, session_lock, to_db
+from stores.postgres_archive import any_of
+from stores.text_search import index_terms, phrase_words, query_terms
+from stores.turn_index import NewPassage, PassageHit, PassageRecord
+
+__all__ = ["PostgresTurnIndex"]
+
+_RECORD = "p.id, p.session, p.seq, p.idx, p.context, p.text, p.created_at"
+_HIT = "p.id, p.seq, p.idx, p.context, length(p.text)"
+_NO_BOUND = 2**31 - 1
+
+
+def _record(row: Sequence[Any]) -> PassageRecord:
+    return PassageRecord(
+        int(row[0]), from_db(row[1]), int(row[2]), int(row[3]), bool(row[4]), from_db(row[5]),
+        float(row[6]),
+    )  # fmt: skip
+
+
+def _hit(row: Sequence[Any], score: float = 0.0) -> PassageHit:
+    return PassageHit(int(row[0]), int(row[1]), int(row[2]), bool(row[3]), int(row[4]), score)
+
+
+class PostgresTurnIndex:
+    """``TurnIndex`` on a ``PostgresDatabase``; every row is scoped by session."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+
+    def add(self, session: str, passages: Sequence[NewPassage]) -> None:
+        """Index passages (see ``TurnIndex.add``)."""
+        if not passages:
+            return
+        rows = [
+            (
+                to_db(session), p.seq, p.idx, p.context, to_db(p.text),
+                _optional(index_terms(p.text)), p.created_at,
+            )
+            for p in passages
+        ]  # fmt: skip
+        with self.database.write() as conn:
+            session_lock(conn, session)
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO attic_passages (session, seq, idx, context, text, terms, "
+                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    rows,
+                )
+
+    def search(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 100
+    ) -> list[PassageHit]:
+        """Return the best passages by ``ts_rank`` (see ``TurnIndex.search``)."""
+        terms = query_terms(query)
+        if not terms or limit <= 0:
+            return []
+        bound = before_seq if before_seq is not None else _NO_BOUND
+        sql = (
+            f"SELECT {_HIT}, ts_rank(p.tsv, q) AS score FROM attic_passages p, "
+            "to_tsquery('simple', %s) q WHERE p.tsv @@ q AND p.session = %s AND p.seq < %s "
+            "ORDER BY score DESC, p.id LIMIT %s"
+        )
+        params = (any_of(terms), to_db(session), min(bound, _NO_BOUND), limit)
+        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+        return [_hit(r, float(r[5])) for r in rows]
+
+    def phrase(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
+    ) -> list[PassageHit]:
+        """Return passages holding the query's words in order, newest first."""
+        words = phrase_words(query)
+        if not words or limit <= 0:
+            return []
+        bound = before_seq if before_seq is not None else _NO_BOUND
+        sql = (
+            f"SELECT {_HIT} FROM attic_passages p, to_tsquery('simple', %s) q "
+            "WHERE p.tsv @@ q AND p.session = %s AND p.seq < %s ORDER BY p.id DESC LIMIT %s"
+        )
+        tsquery = " <-> ".join(f"'{w}'" for w in words)
+        params = (tsquery, to_db(session), min(bound, _NO_BOUND), limit)
+        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+        return [_hit(r) for r in rows]
+
+    def locate(self, session: str, ids: Sequence[int]) -> list[PassageHit]:
+        """Return where these passages belong, in the order of ``ids``."""
+        if not ids:
+            return []
+        sql = f"SELECT {_HIT} FROM attic_passages p WHERE p.session = %s AND p.id = ANY(%s)"
+        rows = self.database.read(
+            lambda conn: conn.execute(sql, (to_db(session), list(ids))).fetchall()
+        )
+        by_id = {int(r[0]): _hit(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
+        """Return these passages with their text, in the order of ``ids``."""
+        if not ids:
+            return []
+        sql = f"SELECT {_RECORD} FROM attic_passages p WHERE p.session = %s AND p.id = ANY(%s)"
+        rows = self.database.read(
+            lambda conn: conn.execute(sql, (to_db(session), list(ids))).fetchall()
+        )
+        by_id = {int(r[0]): _record(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def last_id(self, session: str) -> int:
+        """Return the highest passage id of a session, 0 when it has none."""
+        row = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM attic_passages WHERE session = %s",
+                (to_db(session),),
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[PassageRecord]:
+        """Return passages with no vector from ``model`` yet, oldest first."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT {_RECORD} FROM attic_passages p WHERE p.session = %s "
+                "AND (p.vector IS NULL OR p.model IS DISTINCT FROM %s) ORDER BY p.id LIMIT %s",
+                (to_db(session), model, limit),
+            ).fetchall()
+        )
+        return [_record(r) for r in rows]
+
+    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
+        """Store one float32 vector per passage id, in one transaction."""
+        if len(ids) != len(vectors):
+            raise StoreError(f"{len(ids)} ids but {len(vectors)} vectors")
+        rows = [
+            (np.asarray(v, dtype=np.float32).tobytes(), model, int(i))
+            for i, v in zip(ids, vectors, strict=True)
+        ]
+        with self.database.write() as conn, conn.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE attic_passages SET vector = %s, model = %s WHERE id = %s", rows
+            )
+
+    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for a session's passages (ids, matrix)."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT id, vector FROM attic_passages WHERE session = %s AND model = %s "
+                "AND vector IS NOT NULL ORDER BY id",
+                (to_db(session), model),
+            ).fetchall()
+        )
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        matrix = np.stack([np.frombuffer(bytes(r[1]), dtype=np.float32) for r in rows])
+        return [int(r[0]) for r in rows], matrix
+
+
+def _optional(text: str | None) -> str | None:
+    return None if text is None else to_db(text)

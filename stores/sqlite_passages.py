@@ -1,0 +1,204 @@
+"""The turn search index in the SQLite file: a ``passages`` table and its FTS5 index.
+
+The FTS5 table is contentless; it indexes each passage's words (Chinese and Japanese runs
+as bigrams) glued to a token standing for the session (``stores.text_search
+.scoped_words``): "s3f2a9c1e0xkite". A search asks for the session's own words, so FTS5
+reads, and BM25 counts, only that session's rows, however many sessions share the file;
+``ORDER BY rank LIMIT k`` keeps the top ``k``. Triggers keep the index in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stores.errors import StoreError
+from stores.sqlite import SQLiteDatabase
+from stores.text_search import phrase_words, query_terms, scoped_words
+from stores.turn_index import NewPassage, PassageHit, PassageRecord, scope_token
+
+__all__ = ["SQLiteTurnIndex", "passage_row"]
+
+
+_RECORD = "id, session, seq, idx, context, text, created_at"
+_HIT = "p.id, p.seq, p.idx, p.context, length(p.text)"
+_INSERT = (
+    "INSERT INTO passages(session, seq, idx, context, text, terms, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SLACK = 64
+"""Extra top-k rows read to make up for those at or after ``before_seq`` (the window)."""
+MAX_POSTINGS = 2000
+"""Most rows a search's words may match together: the rarest words are searched first,
+and a word that would take the total past this is left out (a word in thousands of
+passages adds little to BM25 and most of its cost); the rarest word is always kept."""
+
+
+def passage_row(session: str, passage: NewPassage) -> tuple[Any, ...]:
+    """The row ``_INSERT`` takes for a passage (also used by the migration)."""
+    return (
+        session, passage.seq, passage.idx, int(passage.context), passage.text,
+        scoped_words(scope_token(session), passage.text), passage.created_at,
+    )  # fmt: skip
+
+
+def _record(row: Sequence[Any]) -> PassageRecord:
+    return PassageRecord(
+        int(row[0]), str(row[1]), int(row[2]), int(row[3]), bool(row[4]), str(row[5]),
+        float(row[6]),
+    )  # fmt: skip
+
+
+def _hit(row: Sequence[Any], score: float = 0.0) -> PassageHit:
+    return PassageHit(int(row[0]), int(row[1]), int(row[2]), bool(row[3]), int(row[4]), score)
+
+
+class SQLiteTurnIndex:
+    """``TurnIndex`` on a ``SQLiteDatabase``; every row is scoped by session.
+
+    A search's cost follows the rows its words match, not the history: words are taken
+    rarest first up to ``MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table), and
+    BM25 keeps the top ``k`` inside FTS5 (``ORDER BY rank LIMIT k``).
+    """
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self.database = database
+
+    def _bounded(self, session: str, words: list[str]) -> list[str]:
+        """The query's words as the session's terms, rarest first, within
+        ``MAX_POSTINGS`` matched rows (words the session never used are left out)."""
+        prefix = scope_token(session)
+        terms = [prefix + w for w in words]
+        if not terms:
+            return []
+        marks = ",".join("?" * len(terms))
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT term, doc FROM passages_vocab WHERE term IN ({marks})", terms
+            ).fetchall()
+        )
+        counts = {str(t): int(d) for t, d in rows}
+        kept: list[str] = []
+        total = 0
+        for term in sorted((t for t in terms if t in counts), key=lambda t: (counts[t], t)):
+            if kept and total + counts[term] > MAX_POSTINGS:
+                break
+            kept.append(term)
+            total += counts[term]
+        return kept
+
+    def add(self, session: str, passages: Sequence[NewPassage]) -> None:
+        """Index passages (see ``TurnIndex.add``)."""
+        if not passages:
+            return
+        with self.database.write() as conn:
+            conn.executemany(_INSERT, [passage_row(session, p) for p in passages])
+
+    def search(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 100
+    ) -> list[PassageHit]:
+        """Return the best passages by BM25 (see ``TurnIndex.search``)."""
+        terms = self._bounded(session, query_terms(query)) if limit > 0 else []
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        pool = limit + (_SLACK if before_seq is not None else 0)
+        bound = before_seq if before_seq is not None else 2**62
+        sql = (
+            f"SELECT {_HIT}, f.score FROM (SELECT rowid AS id, -rank AS score FROM passages_fts "
+            "WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?) AS f "
+            "JOIN passages p ON p.id = f.id WHERE p.seq < ? ORDER BY f.score DESC, p.id LIMIT ?"
+        )
+        params = (match, pool, bound, limit)
+        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+        return [_hit(r, float(r[5])) for r in rows]
+
+    def phrase(
+        self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
+    ) -> list[PassageHit]:
+        """Return passages holding the query's words in order, newest first."""
+        words = phrase_words(query)
+        if not words or limit <= 0:
+            return []
+        bound = before_seq if before_seq is not None else 2**62
+        sql = (
+            f"SELECT {_HIT} FROM passages p WHERE p.id IN (SELECT rowid FROM passages_fts "
+            "WHERE passages_fts MATCH ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
+        )
+        rarest = self._bounded(session, query_terms(query))[:1]
+        if not rarest:
+            return []  # a word of the phrase is in no passage
+        # The rarest word first: FTS5 then steps through its few rows, not the phrase's.
+        prefix = scope_token(session)
+        phrase = " ".join(prefix + w for w in words)
+        params = (f'"{rarest[0]}" AND "{phrase}"', bound, limit)
+        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+        return [_hit(r) for r in rows]
+
+    def locate(self, session: str, ids: Sequence[int]) -> list[PassageHit]:
+        """Return where these passages belong, in the order of ``ids``."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT {_HIT} FROM passages p WHERE p.session = ? AND p.id IN ({marks})"
+        rows = self.database.read(lambda conn: conn.execute(sql, (session, *ids)).fetchall())
+        by_id = {int(r[0]): _hit(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
+        """Return these passages with their text, in the order of ``ids``."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT {_RECORD} FROM passages WHERE session = ? AND id IN ({marks})"
+        rows = self.database.read(lambda conn: conn.execute(sql, (session, *ids)).fetchall())
+        by_id = {int(r[0]): _record(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def last_id(self, session: str) -> int:
+        """Return the highest passage id of a session, 0 when it has none."""
+        row = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM passages WHERE session = ?", (session,)
+            ).fetchone()
+        )
+        return int(row[0])
+
+    def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[PassageRecord]:
+        """Return passages with no vector from ``model`` yet, oldest first."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                f"SELECT {_RECORD} FROM passages WHERE session = ? "
+                "AND (vector IS NULL OR model IS NOT ?) ORDER BY id LIMIT ?",
+                (session, model, limit),
+            ).fetchall()
+        )
+        return [_record(r) for r in rows]
+
+    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
+        """Store one float32 vector per passage id, in one transaction."""
+        if len(ids) != len(vectors):
+            raise StoreError(f"{len(ids)} ids but {len(vectors)} vectors")
+        rows = [
+            (np.asarray(v, dtype=np.float32).tobytes(), model, i)
+            for i, v in zip(ids, vectors, strict=True)
+        ]
+        with self.database.write() as conn:
+            conn.executemany("UPDATE passages SET vector = ?, model = ? WHERE id = ?", rows)
+
+    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for a session's passages (ids, matrix)."""
+        rows = self.database.read(
+            lambda conn: conn.execute(
+                "SELECT id, vector FROM passages WHERE session = ? AND model = ? "
+                "AND vector IS NOT NULL ORDER BY id",
+                (session, model),
+            ).fetchall()
+        )
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return [int(r[0]) for r in rows], matrix

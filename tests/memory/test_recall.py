@@ -1,0 +1,134 @@
+"""Recall as a user meets it: a clause inside a long message, a one-line match, Chinese."""
+
+# ruff: noqa: RUF001  (Chinese punctuation is the point of the last test)
+
+from __future__ import annotations
+
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from memory import ConversationMemory
+from memory._recall.passages import PASSAGE_TOKENS, passage_texts, passages_of
+
+TOPICS = [
+    ("Definitions", "terms such as Goods, Order, Delivery Point and Business Day"),
+    ("Orders", "purchase orders issued through the portal and confirmed within two days"),
+    ("Prices", "unit prices fixed for the term and invoiced in euros"),
+    ("Invoicing", "invoices sent monthly with the order number and the VAT number"),
+    ("Packaging", "pallets wrapped in recyclable film and labelled with the batch"),
+    ("Inspection", "incoming goods sampled by the Buyer's quality team at the dock"),
+    ("Warranty", "defects notified within eighteen months of delivery are repaired"),
+    ("Confidentiality", "technical drawings kept secret for five years after the term"),
+    ("Insurance", "product liability cover of five million euros maintained"),
+    ("Audit", "records opened to the Buyer's auditors on ten days' notice"),
+]
+CLAUSE = (
+    "Late delivery: for each full week that a shipment arrives after the agreed date, the "
+    "Supplier owes the Buyer a rebate of 4.5 percent of that shipment's invoiced value, up to "
+    "a ceiling of 30 percent."
+)
+
+
+def contract() -> str:
+    """A supply agreement of about 3,300 tokens; the late-delivery clause in its middle."""
+    clauses = []
+    for number in range(1, 63):
+        title, body = TOPICS[number % len(TOPICS)]
+        text = (
+            f"{number}. {title} (part {number}). The parties agree on {body}. This applies to "
+            f"every site listed in schedule {number} and survives any amendment agreed in "
+            f"writing by both parties, unless a later schedule replaces it expressly."
+        )
+        clauses.append(CLAUSE if number == 30 else text)
+    return "Supply agreement between Acme Parts and Nordwind Tools.\n\n" + "\n\n".join(clauses)
+
+
+CHAT = [
+    "Can you suggest a name for our team offsite?",
+    "How about 'Northern Lights Summit'?",
+    "Nice. What should we eat on the first evening?",
+    "A barbecue by the lake would suit a summer evening.",
+    "Do you know a good board game for eight people?",
+    "Codenames works well for groups of eight.",
+]
+
+
+def _open(budget: int = 2000) -> ConversationMemory:
+    return ConversationMemory.open(
+        ":memory:", session="c", budget=budget, embedder=DeterministicFakeEmbedding(size=64)
+    )
+
+
+def test_a_long_message_is_indexed_as_passages_that_tile_it() -> None:
+    text = "user: " + contract()
+    pieces = passage_texts(text)
+    assert len(pieces) > 10 and all(p.startswith("user: ") for p in pieces)
+    assert sum(CLAUSE in p for p in pieces) == 1
+    assert all(len(p) < 12 * PASSAGE_TOKENS for p in pieces)
+    assert passage_texts("user: short note") == ["user: short note"]
+    found = passages_of(7, text, created_at=5.0, previous="assistant: hello")
+    assert [p.context for p in found].count(True) == 1
+    assert {p.seq for p in found} == {7} and found[-1].text.startswith("assistant: hello\n")
+
+
+def test_a_clause_in_the_middle_of_a_long_message_comes_back() -> None:
+    with _open() as mem:
+        mem.add({"role": "user", "content": contract()})
+        mem.add({"role": "assistant", "content": "I have read the agreement."})
+        for n in range(12):
+            role = "user" if n % 2 == 0 else "assistant"
+            mem.add({"role": role, "content": CHAT[n % len(CHAT)]})
+        assert mem.wait_until_indexed(30)
+        question = "What rebate does the Supplier owe for late delivery?"
+        prompt = mem.assemble(query=question)
+        assert prompt.tokens <= 2000
+        (recalled,) = [m for m in prompt.messages if "recalled from earlier" in str(m.content)]
+        assert CLAUSE in str(recalled.content)  # the clause's passage, marked as a part
+        assert "of a long message): Late delivery" in str(recalled.content)
+        assert "1. Orders (part 1)" not in str(recalled.content)  # not the message's head
+        answer = mem.recall(query=question)
+        assert "4.5 percent" in answer and 'turn="1"' in answer and "date=" in answer
+        assert mem.counter.count(answer) < 600  # the passage, not the whole message
+        assert "Codenames" not in answer  # what matches, not the best of the rest
+
+
+CALL = {"name": "logs", "arguments": "{}"}
+
+
+def test_recall_of_a_one_line_match_is_short(archive_mem: ConversationMemory) -> None:
+    lines = [f"2024-05-01T10:{i // 60:02d}:{i % 60:02d} INFO job {i} finished" for i in range(400)]
+    lines[233] = "2024-05-01T10:03:53 ERROR job 233 failed: disk quota exceeded on /data"
+    archive_mem.add(
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "logs", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "\n".join(lines)},
+        ]
+    )
+    archive_mem.add({"role": "user", "content": "thanks, what next?"})
+    assert archive_mem.wait_until_indexed(30)
+    answer = archive_mem.recall(query="disk quota")
+    assert "disk quota exceeded" in answer
+    assert archive_mem.counter.count(answer) <= 150
+    assert 'lines="233-235"' in answer  # the matching line (234) and one on each side
+
+
+def test_a_chinese_fact_is_found_by_a_chinese_question() -> None:
+    with _open(budget=400) as mem:
+        mem.add({"role": "user", "content": "我的护照号码是E12345678，放在书房的抽屉里。"})
+        mem.add({"role": "assistant", "content": "好的，我记住了。"})
+        for n in range(30):
+            role = "user" if n % 2 == 0 else "assistant"
+            mem.add({"role": role, "content": f"今天天气很好，我们去公园散步吧。第{n}次。"})
+        assert mem.wait_until_indexed(30)
+        assert "E12345678" in mem.recall(query="护照放在哪里？")
+        prompt = mem.assemble(query="我的护照在哪里？")
+        assert "E12345678" in "\n".join(str(m.content) for m in prompt.messages)

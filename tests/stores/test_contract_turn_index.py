@@ -1,0 +1,106 @@
+"""The turn search index half of the contract suite (``TurnIndex``), run against every
+store: passages per session, top-k full-text search, phrases, vectors, CJK words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stores.base import NewPassage, Store
+from stores.errors import StoreError
+
+
+def _index(store: Store) -> None:
+    with store.write():
+        store.passages.add(
+            "a",
+            [
+                NewPassage(1, 0, "alice: the red kite flew", 100.0),
+                NewPassage(2, 0, "bob: a kite, red and torn", 200.0),
+                NewPassage(
+                    2, 0, "alice: the red kite flew\nbob: a kite, red and torn", 200.0, True
+                ),
+                NewPassage(3, 0, "alice: part one of a long note", 300.0),
+                NewPassage(3, 1, "alice: part two holds the clause on red kites", 300.0),
+            ],
+        )
+        store.passages.add("b", [NewPassage(1, 0, "carol: the red kite flew", 100.0)])
+
+
+def test_search_ranks_the_sessions_matches_best_first_within_scope(store: Store) -> None:
+    _index(store)
+    hits = store.passages.search("a", "the kite")
+    assert {(h.seq, h.idx, h.context) for h in hits} == {
+        (1, 0, False), (2, 0, False), (2, 0, True),
+    }  # fmt: skip
+    assert all(h.score > 0 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].chars == len(next(p for p in store.passages.passages("a", [hits[0].id])).text)
+    assert [(h.seq, h.idx) for h in store.passages.search("a", "clause")] == [(3, 1)]
+    assert [h.seq for h in store.passages.search("a", "kite", before_seq=2)] == [1]
+    assert len(store.passages.search("a", "kite", limit=1)) == 1
+    assert store.passages.search("a", "?!") == [] and store.passages.search("z", "kite") == []
+    assert [h.seq for h in store.passages.search("b", "kite")] == [1]
+
+
+def test_phrases_locate_and_texts_stay_in_their_session(store: Store) -> None:
+    _index(store)
+    phrase = store.passages.phrase("a", "The red, kite")
+    assert {(h.seq, h.context) for h in phrase} == {(1, False), (2, True)}  # not "kite, red"
+    assert store.passages.phrase("a", "red kite flew", before_seq=1) == []
+    assert store.passages.phrase("a", "") == []
+    ids = [h.id for h in store.passages.search("a", "kite")]
+    other = store.passages.search("b", "kite")[0].id
+    assert [h.id for h in store.passages.locate("a", [*ids, other])] == ids
+    records = store.passages.passages("a", [ids[0], other])
+    assert len(records) == 1 and records[0].session == "a" and records[0].created_at > 0
+    assert store.passages.locate("a", []) == [] and store.passages.passages("a", []) == []
+
+
+def test_a_passage_is_indexed_once(store: Store) -> None:
+    _index(store)
+    with pytest.raises(StoreError), store.write():
+        store.passages.add("a", [NewPassage(1, 0, "again", 1.0)])
+    assert len(store.passages.search("a", "again")) == 0
+
+
+def test_vectors_round_trip_per_model_and_session(store: Store) -> None:
+    _index(store)
+    waiting = store.passages.unembedded("a", "m1")
+    assert len(waiting) == 5 and store.passages.unembedded("a", "m1", limit=2) == waiting[:2]
+    assert [p.id for p in waiting] == sorted(p.id for p in waiting)
+    vectors = np.arange(15, dtype=np.float32).reshape(5, 3)
+    store.passages.set_vectors([p.id for p in waiting], vectors, "m1")
+    assert store.passages.unembedded("a", "m1") == []
+    assert len(store.passages.unembedded("a", "m2")) == 5
+    ids, matrix = store.passages.vectors("a", "m1")
+    assert ids == [p.id for p in waiting] and np.array_equal(matrix, vectors)
+    assert store.passages.vectors("b", "m1")[0] == []
+    assert store.passages.last_id("a") == max(ids) and store.passages.last_id("z") == 0
+    with pytest.raises(StoreError):
+        store.passages.set_vectors([1], vectors, "m1")
+
+
+def test_chinese_and_japanese_words_are_found_inside_runs(store: Store) -> None:
+    with store.write():
+        store.passages.add(
+            "c",
+            [
+                NewPassage(1, 0, "user: 我的猫叫小白 它住在北京大学附近。", 1.0),
+                NewPassage(2, 0, "user: 明日は東京で会議があります。", 2.0),
+                NewPassage(3, 0, "user: the weather is fine", 3.0),
+            ],
+        )
+    assert [h.seq for h in store.passages.search("c", "北京")] == [1]
+    assert next(h.seq for h in store.passages.search("c", "我的猫叫什么名字")) == 1
+    assert next(h.seq for h in store.passages.search("c", "東京の会議")) == 2
+    assert [h.seq for h in store.passages.phrase("c", "北京大学")] == [1]
+    assert [h.seq for h in store.passages.search("c", "weather")] == [3]
+
+
+def test_forget_takes_the_sessions_passages(store: Store) -> None:
+    _index(store)
+    report = store.forget("a")
+    assert report.passages == 5
+    assert store.passages.search("a", "kite") == [] and store.passages.last_id("a") == 0
+    assert len(store.passages.search("b", "kite")) == 1
