@@ -32,7 +32,7 @@ from memory._options import (
 from memory._planner import build_prompt
 from memory._policy import AssemblyPolicy
 from memory._session import SessionState
-from memory._timestamps import Timestamp, times_sent
+from memory._timestamps import Timestamp, times_sent, with_time
 from memory._tokens import TokenCounter
 from memory._view import SessionView
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
@@ -198,6 +198,7 @@ class ConversationMemory(AsyncMethods, Closing):
             if not normalized:
                 return []
             sent_at = times_sent(normalized, timestamp)
+            normalized = [with_time(m, at) for m, at in zip(normalized, sent_at, strict=True)]
             converted = [
                 to_new_turn(m, counter=self.counter, archive=state.archive, options=self._ingest)
                 for m in normalized

@@ -64,10 +64,12 @@ ON_TASK_OVERLAP = 0.25
 """Least share of a model summary's content words found in its input (a summary reuses
 the messages' words: names, numbers, topics; a refusal or an unrelated answer does not)."""
 _REFUSAL = re.compile(
-    r"\s*(i'?m sorry|i am sorry|sorry,|i can(no|')t|i am unable|i'?m unable|i won'?t|"
-    r"i will not|as an ai\b|i apologi[sz]e)",
+    r"\b(i (can(no|')?t|am unable|'?m unable|am not able|'?m not able|won'?t|will not)\b|"
+    r"as an ai\b)",
     re.IGNORECASE,
 )
+"""A refusal: the model saying, in its answer's first sentence, that it will not or cannot
+(curly apostrophes read as straight ones)."""
 _CHANGE = re.compile(
     r"\b(now|instead|no longer|not \d|changed|updated|actually|correction)\b", re.IGNORECASE
 )
@@ -245,7 +247,8 @@ def check_on_task(summary: str, source: str, name: str) -> None:
     Raises:
         SummarizerError: the answer is a refusal or off-task; the text says which.
     """
-    if _REFUSAL.match(summary):
+    opening = re.split(r"(?<=[.!?])\s", summary.replace("\u2019", "'").strip(), maxsplit=1)[0]
+    if _REFUSAL.search(opening[:200]):
         raise SummarizerError(
             f"{name} refused instead of summarizing ({summary[:80]!r}); the previous summary "
             "is kept and the fold is tried again later"

@@ -1,8 +1,9 @@
 """When a message was sent: read from the message or given to ``add``, shown as a date.
 
-A message's time is, first found: the ``timestamp`` argument of ``add``; a ``"timestamp"``
-key of a dict message (``convert_to_messages`` keeps it in ``additional_kwargs``); a
-LangChain message's ``additional_kwargs["timestamp"]``; else the time of ``add``. A time
+A message's time is, first found: a ``"timestamp"`` key of a dict message
+(``convert_to_messages`` keeps it in ``additional_kwargs``) or a LangChain message's
+``additional_kwargs["timestamp"]``; the ``timestamp`` argument of ``add``; else the time of
+``add``. A given time is stored in the message too (``history()`` returns it). A time
 is ISO 8601 text (``"2023-05-08T13:56:00+02:00"``; ``Z`` and a date alone are accepted;
 text without an offset is read as UTC), epoch seconds (int or float) or a ``datetime``
 (naive: UTC). It is stored as epoch seconds with the message (``TurnRecord.created_at``),

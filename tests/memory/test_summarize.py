@@ -122,6 +122,8 @@ class Broken:
         ("word " * 5000, "over the cap"),
         (RuntimeError("rate limited"), "rate"),
         ("I'm sorry, but I can't help with summarizing this conversation.", "refused"),
+        ("I\u2019m sorry, but I can\u2019t help with that.", "refused"),  # as models write it
+        ("Unfortunately, I cannot summarize this.", "refused"),
         (
             "Autumn leaves drift gently over quiet rivers; mountains sleep beneath silver "
             "clouds while lanterns glow softly.",

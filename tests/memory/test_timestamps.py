@@ -70,7 +70,8 @@ def test_each_way_of_giving_a_time_is_stored_with_the_message() -> None:
         assert records[5].created_at >= before - 1
         # history keeps the message as given, its time as ISO 8601 UTC text
         assert mem.history()[2].additional_kwargs["timestamp"] == "2023-05-08T13:58:00Z"
-        assert "timestamp" not in mem.history()[3].additional_kwargs
+        assert mem.history()[3].additional_kwargs["timestamp"] == "2023-05-08T13:59:00Z"
+        assert "timestamp" not in mem.history()[5].additional_kwargs  # the time of add
         # times never reach the provider's messages
         assert all("timestamp" not in m for m in mem.assemble().to_openai())
     with ConversationMemory.open(":memory:", session="t", budget=2000, embedder=FAKE) as mem:
