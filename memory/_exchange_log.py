@@ -165,6 +165,10 @@ class ExchangeLog:
         """Seq of the turn at ``position``."""
         return self._seqs[position]
 
+    def time_at(self, position: int) -> float:
+        """When the turn at ``position`` was sent (epoch seconds)."""
+        return self._times[position]
+
     def kind_at(self, position: int) -> str:
         """Kind of the turn at ``position`` (``"human"``, ``"ai"``, ``"tool"``...)."""
         return self._kinds[position]

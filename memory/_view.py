@@ -299,6 +299,11 @@ class SessionView:
         position = bisect.bisect_right(self._segment_seqs, seq) - 1
         return self._segment_texts[position] if position >= 0 else None
 
+    def time_of(self, seq: int) -> float | None:
+        """When the turn ``seq`` was sent (epoch seconds), None for an unknown seq."""
+        position = self.log.position(seq)
+        return None if position is None else self.log.time_at(position)
+
     def index_after(self, seq: int) -> int:
         """Index of the first exchange whose first turn comes after ``seq``."""
         return bisect.bisect_right(self.exchanges, seq, key=lambda e: e.first_seq)

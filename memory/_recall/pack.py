@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from memory._archive import Archive, Hit
+from memory._dates import day_of
 from memory._recall.fuse import interleave
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
@@ -36,8 +37,10 @@ TOP_HITS_WITH_NEIGHBOURS = 3
 SEPARATOR = "\n---\n"
 """Between snippets (one per segment, one per archived chunk)."""
 SEPARATOR_TOKENS = 3
-HEADER_TOKENS = 8
-"""A snippet's "[messages 12-19, 23]" header, when it has no segment header."""
+HEADER_TOKENS = 14
+"""A snippet's "[messages 12-19, 23, 2023-05-08]" header, when it has no segment header."""
+_DAY = "\x00day "
+"""Marks a segment made by the day turns were sent (no system message heads it)."""
 MIN_LINE_TOKENS = 4
 MIN_CANDIDATES = 50
 TOKENS_PER_CANDIDATE = 8
@@ -137,7 +140,7 @@ def recollect(
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
     picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
     chosen: set[int] = set()
-    seen_segments: set[str | None] = set()
+    seen_segments: set[str] = set()
     used = 0
     for rank, item in enumerate(interleave([r.seq for r in ranked], chunk_hits)):
         if isinstance(item, Hit):
@@ -154,10 +157,11 @@ def recollect(
             if line_tokens is None:
                 continue
             tokens = line_tokens
-            header = view.segment_of(seq)
+            header = _segment(view, seq)
             if header not in seen_segments:
                 tokens += SEPARATOR_TOKENS
-                tokens += counter.count(f"[{header}]") + 1 if header else HEADER_TOKENS
+                named = not header.startswith(_DAY)
+                tokens += counter.count(f"[{header}]") + 1 if named else HEADER_TOKENS
             if used + tokens > max_tokens:
                 continue
             seen_segments.add(header)
@@ -200,10 +204,20 @@ def _chunk_block(hit: Hit) -> str:
     return f"[tool output {hit.ref}, part {hit.idx + 1}]\n{hit.text}"
 
 
-def _where(seqs: list[int], header: str | None) -> str:
-    """Say where a snippet comes from: its segment's header (a session and its date), or
-    else its messages' numbers (as runs)."""
+def _segment(view: SessionView, seq: int) -> str:
+    """What a recalled turn is shown under: its segment's header (the nearest earlier
+    system message, e.g. a session and its date), else the day it was sent."""
+    header = view.segment_of(seq)
     if header:
+        return header
+    at = view.time_of(seq)
+    return f"{_DAY}{day_of(at)}" if at is not None else _DAY
+
+
+def _where(seqs: list[int], header: str) -> str:
+    """Say where a snippet comes from: its segment's header, or else its messages'
+    numbers (as runs) and the day they were sent."""
+    if not header.startswith(_DAY):
         return f"[{header}]"
     runs: list[list[int]] = []
     for seq in seqs:
@@ -212,7 +226,9 @@ def _where(seqs: list[int], header: str | None) -> str:
         else:
             runs.append([seq])
     spans = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
-    return f"[message {spans}]" if len(seqs) == 1 else f"[messages {spans}]"
+    where = f"message {spans}" if len(seqs) == 1 else f"messages {spans}"
+    day = header.removeprefix(_DAY)
+    return f"[{where}, {day}]" if day else f"[{where}]"
 
 
 def _render(
@@ -221,12 +237,12 @@ def _render(
     """Chosen turns chronologically, one snippet per segment; then the archived chunks.
 
     Also returns the turn seqs of each snippet."""
-    groups: list[tuple[str | None, list[int], list[str]]] = []
+    groups: list[tuple[str, list[int], list[str]]] = []
     for seq in sorted(p for p in picks if isinstance(p, int)):
         line = turn_line(view, seq, passages.get(seq, 0))
         if line is None:
             continue
-        header = view.segment_of(seq)
+        header = _segment(view, seq)
         if not groups or groups[-1][0] != header:
             groups.append((header, [], []))
         groups[-1][1].append(seq)

@@ -121,3 +121,15 @@ def test_the_first_user_turn_after_left_out_turns_says_its_date() -> None:
         days = re.findall(r"\[2023-05-(\d\d)\] (?:human: )?Day (\d+):", sent)
         assert len(days) == sent.count("Day ") > 1
         assert all(int(mark) == int(day) for mark, day in days)
+
+
+def test_recalled_turns_show_the_day_they_were_sent() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=900, embedder=FAKE) as mem:
+        for day in range(1, 10):
+            text = "I adopted a cat named Miso" if day == 3 else "weather chat " * 100
+            mem.add({"role": "user", "content": f"Day {day}: {text}"}, timestamp=f"2024-03-0{day}")
+            mem.add({"role": "assistant", "content": "Noted."}, timestamp=f"2024-03-0{day}T01:00Z")
+        prompt = mem.assemble(query="When was the cat adopted?")
+        assert 5 in prompt.report.recalled_turns
+        block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
+        assert re.search(r"\[messages? [^\]]*5[^\]]*, 2024-03-03\]\n[^\n]*Miso", block)
