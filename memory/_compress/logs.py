@@ -38,6 +38,11 @@ _TIMESTAMP = re.compile(
     r"|\b[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?: \d{4})?"
     r"|\b\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d"
 )
+_WARNING_ONLY = re.compile(r"\bWARN(?:ING)?\b|^\s*warning\b|\bwarning(?:\[\w+\])?:")
+"""A flagged line that only warns: when not every flagged line fits, errors go first."""
+_SEVERE = re.compile(
+    r"\b(?:ERROR|ERRORS|ERR!?|FATAL|CRITICAL|PANIC|SEVERE)\b|Error|Exception|Traceback", re.I
+)
 _TRACEBACK = "Traceback (most recent call last)"
 # Every match of IMPORTANT_LINE contains one of these; str.find skips the rest quickly.
 _TRIGGERS = (
@@ -124,7 +129,9 @@ def _units(
             similar = "identical" if flags[i] else "similar"
             text += f"   ⟨x{j - i} {similar}, lines {numbers[i]}-{numbers[j - 1]}⟩"
         if flags[i]:
-            rank = 0.0
+            # Errors before warnings, the first of a shape before its repeats.
+            warns = _WARNING_ONLY.search(lines[i]) is not None and not _SEVERE.search(lines[i])
+            rank = (0.5 if warns else 0.0) + (0.0 if templates[i] not in seen else 0.25)
         elif not lines[i].strip():
             rank = 9.0
         elif i < HEAD_LINES or j > n - TAIL_LINES:
@@ -190,7 +197,9 @@ def draft_log(text: str, *, count: Counter, max_tokens: int) -> Draft:
         header=header,
         weights=[u.lines for u in units],
     )
-    note = f"log · {total:,} lines · {errors:,} error/warning/traceback lines"
+    note = f"log · {total:,} lines · {errors:,} error/warning/traceback line" + (
+        "" if errors == 1 else "s"
+    )
     return Draft(body, total, False, note)
 
 

@@ -74,3 +74,17 @@ def test_compressor(error_log: str, count: Count) -> None:
     digest = LogCompressor().compress(error_log, count=count, max_tokens=300)
     assert digest.kind == "log"
     assert digest.digest_tokens <= 300
+
+
+def test_the_only_error_survives_many_warnings(count: Count) -> None:
+    lines = []
+    for i in range(600):
+        if i == 377:
+            lines.append("10:06:16 ERROR worker-3 redis connection refused (10.0.4.12:6379)")
+        elif i % 5 == 0:
+            lines.append(f"10:0{i % 10}:00 WARN slow query on table orders took {i * 3}ms")
+        else:
+            lines.append(f"10:0{i % 10}:00 INFO http GET /api/items/{i} 200")
+    draft = draft_log("\n".join(lines), count=count, max_tokens=700)
+    assert "redis connection refused" in draft.text  # errors first when not all fit
+    assert draft.note.endswith("121 error/warning/traceback lines")

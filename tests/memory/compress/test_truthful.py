@@ -163,7 +163,8 @@ def test_log_digest_states_true_line_repeat_and_error_counts(
         return
     flagged = picks.count(3) + 3 * picks.count(4)
     assert digest.note == (
-        f"log · {len(lines):,} lines · {flagged:,} error/warning/traceback lines"
+        f"log · {len(lines):,} lines · {flagged:,} error/warning/traceback line"
+        + ("" if flagged == 1 else "s")
     )
     assert digest.items == len(lines) == line_count(text)
     shapes = Tally(re.sub(r"\d+", "#", line).strip() for line in lines)  # digits masked
