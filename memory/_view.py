@@ -299,6 +299,14 @@ class SessionView:
         position = bisect.bisect_right(self._segment_seqs, seq) - 1
         return self._segment_texts[position] if position >= 0 else None
 
+    def last_user_seq(self) -> int | None:
+        """The seq of the latest user turn (the question in front of the model), or None."""
+        log = self.log
+        for position in range(log.turn_count - 1, -1, -1):
+            if log.kind_at(position) == "human":
+                return log.seq_at(position)
+        return None
+
     def time_of(self, seq: int) -> float | None:
         """When the turn ``seq`` was sent (epoch seconds), None for an unknown seq."""
         position = self.log.position(seq)

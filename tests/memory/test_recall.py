@@ -89,6 +89,11 @@ def test_a_clause_in_the_middle_of_a_long_message_comes_back() -> None:
         assert "4.5 percent" in answer and 'turn="1"' in answer and "date=" in answer
         assert mem.counter.count(answer) < 600  # the passage, not the whole message
         assert "Codenames" not in answer  # what matches, not the best of the rest
+        # Once the question is stored (as before a tool call), the tool finds the clause,
+        # not the question itself.
+        mem.add({"role": "user", "content": question})
+        answer = mem.recall(query=question)
+        assert "4.5 percent" in answer and "owe for late delivery?" not in answer
 
 
 CALL = {"name": "logs", "arguments": "{}"}
