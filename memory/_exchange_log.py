@@ -165,6 +165,10 @@ class ExchangeLog:
         """Seq of the turn at ``position``."""
         return self._seqs[position]
 
+    def calls_at(self, position: int) -> tuple[str, ...]:
+        """Ids of the tool calls the turn at ``position`` issues."""
+        return self._calls.get(position, ())
+
     def time_at(self, position: int) -> float:
         """When the turn at ``position`` was sent (epoch seconds)."""
         return self._times[position]

@@ -44,7 +44,7 @@ class AssemblyPolicy:
         lookup_recall_share: Room for recall when ``assemble(query=...)`` asks about the
             past explicitly (verbatim turns give way).
         low_water: Share of the budget the verbatim turns keep after a fold.
-        relevance_floor: Ranking score (in z-score units, see ``memory._turnrank``) a
+        relevance_floor: Ranking score (in z-score units, see ``memory._recall.rank``) a
             turn must reach to be recalled on an ordinary call.
         lookup_relevance_floor: The same for explicit lookups (None: no floor; a
             question about the past fills its room with the best matches).

@@ -299,12 +299,16 @@ class SessionView:
         position = bisect.bisect_right(self._segment_seqs, seq) - 1
         return self._segment_texts[position] if position >= 0 else None
 
-    def last_user_seq(self) -> int | None:
-        """The seq of the latest user turn (the question in front of the model), or None."""
+    def pending_user_seq(self) -> int | None:
+        """The seq of the latest user turn while it waits for its answer (only tool calls
+        and results after it: the question in front of the model), else None."""
         log = self.log
         for position in range(log.turn_count - 1, -1, -1):
-            if log.kind_at(position) == "human":
+            kind = log.kind_at(position)
+            if kind == "human":
                 return log.seq_at(position)
+            if kind == "ai" and not log.calls_at(position):
+                return None  # answered
         return None
 
     def time_of(self, seq: int) -> float | None:

@@ -117,9 +117,9 @@ class Recall:
         tight = floor is not None
         if ref is not None or turns is False:
             return self.archive.search(query, ref=ref, k=k, wait=wait, tight=tight)
-        # The latest user turn and what follows it are in front of the model already (and
-        # a question matches itself best): the tool reads the turns before it.
-        found = self.turns(query, k=k, floor=floor, before_seq=self.view.last_user_seq())
+        # A question waiting for its answer is in front of the model (and matches itself
+        # best): the tool reads the turns before it.
+        found = self.turns(query, k=k, floor=floor, before_seq=self.view.pending_user_seq())
         if turns is True:
             return found
         outputs = self.archive.search(query, k=k, wait=wait, tight=tight)
