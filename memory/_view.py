@@ -16,6 +16,7 @@ from dataclasses import fields
 from langchain_core.messages import messages_from_dict
 
 from memory._context import sanitize
+from memory._dates import day_of
 from memory._exchange_log import ExchangeLog, Exchanges
 from memory._folds import FoldSchedule
 from memory._message_cache import MessageCache, prompt_form
@@ -310,6 +311,13 @@ class SessionView:
             if kind == "ai" and not log.calls_at(position):
                 return None  # answered
         return None
+
+    def spans_days(self) -> bool:
+        """Whether the session's first and latest turns were sent on different UTC days."""
+        log = self.log
+        if not log.turn_count:
+            return False
+        return day_of(log.time_at(0)) != day_of(log.time_at(log.turn_count - 1))
 
     def time_of(self, seq: int) -> float | None:
         """When the turn ``seq`` was sent (epoch seconds), None for an unknown seq."""

@@ -206,12 +206,15 @@ def _chunk_block(hit: Hit) -> str:
 
 def _segment(view: SessionView, seq: int) -> str:
     """What a recalled turn is shown under: its segment's header (the nearest earlier
-    system message, e.g. a session and its date), else the day it was sent."""
+    system message, e.g. a session and its date), else the day it was sent when the
+    session spans more than one day."""
     header = view.segment_of(seq)
     if header:
         return header
     at = view.time_of(seq)
-    return f"{_DAY}{day_of(at)}" if at is not None else _DAY
+    if at is None or not view.spans_days():
+        return _DAY  # a one-day session: the day tells nothing (and costs every call)
+    return f"{_DAY}{day_of(at)}"
 
 
 def _where(seqs: list[int], header: str) -> str:
