@@ -67,7 +67,16 @@ class BudgetError(ContextAtticError):
 
 
 class SummarizerError(ContextAtticError):
-    """The summarizer model failed or returned nothing usable."""
+    """The summarizer model failed or returned nothing usable.
+
+    ``input_tokens`` / ``output_tokens``: what the failed attempt spent (a refused answer
+    was still billed), recorded in the session's cost ledger.
+    """
+
+    def __init__(self, message: str, *, input_tokens: int = 0, output_tokens: int = 0) -> None:
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        super().__init__(message)
 
 
 class ClosedError(ContextAtticError, RuntimeError):

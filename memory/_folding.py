@@ -142,6 +142,7 @@ class SummaryRunner(BackgroundWorker):
         end = bisect.bisect_right(exchanges, block[-1].first_seq, key=lambda e: e.first_seq)
         covers_upto = exchanges[end].first_seq - 1  # the point after the block exists
         error = ""
+        wasted = (0, 0)  # what refused attempts spent: billed all the same
         for attempt in range(self.retries):
             if self.stopping:
                 return False
@@ -152,6 +153,7 @@ class SummaryRunner(BackgroundWorker):
                 )
             except SummarizerError as exc:
                 error = str(exc)
+                wasted = (wasted[0] + exc.input_tokens, wasted[1] + exc.output_tokens)
             except Exception as exc:  # a model client's own error types
                 error = f"{type(exc).__name__}: {exc}"
             else:
@@ -163,8 +165,8 @@ class SummaryRunner(BackgroundWorker):
                     text=text,
                     tokens=self._counter.count(text),
                     summarizer=self.summarizer.name,
-                    input_tokens=result.input_tokens,
-                    output_tokens=result.output_tokens,
+                    input_tokens=result.input_tokens + wasted[0],
+                    output_tokens=result.output_tokens + wasted[1],
                     created_at=time.time(),
                 )
                 self._summaries.add_summary(record)
@@ -172,8 +174,8 @@ class SummaryRunner(BackgroundWorker):
                 self.versions = [*self.versions, Summary(text, covers_upto)][-MAX_VERSIONS:]
                 spent_in, spent_out = self.spent_cached
                 self.spent_cached = (
-                    spent_in + result.input_tokens,
-                    spent_out + result.output_tokens,
+                    spent_in + record.input_tokens,
+                    spent_out + record.output_tokens,
                 )
                 self.last_failure = None
                 return True
@@ -181,12 +183,15 @@ class SummaryRunner(BackgroundWorker):
                 time.sleep(self.backoff * (2**attempt))
         if self.stopping:
             return False
-        self._record_failure(previous, error)
+        self._record_failure(previous, error, wasted)
         raise SummarizerError(error)  # the worker waits longer before trying again
 
-    def _record_failure(self, previous: str, error: str) -> None:
+    def _record_failure(self, previous: str, error: str, spent: tuple[int, int]) -> None:
+        """Record a fold that failed, with what its attempts spent (in the cost ledger)."""
         self.failures += 1
         self.last_failure = error
+        spent_in, spent_out = self.spent_cached
+        self.spent_cached = (spent_in + spent[0], spent_out + spent[1])
         self._summaries.add_summary(
             SummaryRecord(
                 session=self.session,
@@ -195,8 +200,8 @@ class SummaryRunner(BackgroundWorker):
                 text=storable(previous),
                 tokens=self._counter.count(previous),
                 summarizer=self.summarizer.name,
-                input_tokens=0,
-                output_tokens=0,
+                input_tokens=spent[0],
+                output_tokens=spent[1],
                 created_at=time.time(),
                 error=storable(error or "unknown error"),
             )

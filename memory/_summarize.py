@@ -218,23 +218,40 @@ class LLMSummarizer:
             try:
                 reply = self.model.invoke(messages)
             except Exception as exc:
-                raise SummarizerError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+                raise SummarizerError(
+                    f"{self.name} failed: {type(exc).__name__}: {exc}",
+                    input_tokens=spent_in,
+                    output_tokens=spent_out,
+                ) from exc
             calls += 1
             text = _text(reply).strip()
             usage = getattr(reply, "usage_metadata", None) or {}
             spent_in += int(usage.get("input_tokens") or self.counter.count_messages(messages))
             spent_out += int(usage.get("output_tokens") or self.counter.count(text))
-            if not text:
-                raise SummarizerError(f"{self.name} returned an empty summary")
-            tokens = self.counter.count(text)
-            if tokens > self.max_summary_tokens * 1.2:
+            try:
+                _check_answer(text, f"{summary}\n{piece}", self.name, self.counter,
+                              self.max_summary_tokens)  # fmt: skip
+            except SummarizerError as exc:  # refused answers were billed: say how much
                 raise SummarizerError(
-                    f"{self.name} returned {tokens} tokens, over the cap of "
-                    f"{self.max_summary_tokens}; the previous summary is kept"
-                )
-            check_on_task(text, f"{summary}\n{piece}", self.name)
+                    str(exc), input_tokens=spent_in, output_tokens=spent_out
+                ) from exc
             summary = text
         return SummaryResult(summary, spent_in, spent_out, calls)
+
+
+def _check_answer(
+    text: str, source: str, name: str, counter: TokenCounter, max_tokens: int
+) -> None:
+    """Refuse an empty answer, one over the cap, a refusal or an off-task answer."""
+    if not text:
+        raise SummarizerError(f"{name} returned an empty summary")
+    tokens = counter.count(text)
+    if tokens > max_tokens * 1.2:
+        raise SummarizerError(
+            f"{name} returned {tokens} tokens, over the cap of {max_tokens}; the previous "
+            "summary is kept"
+        )
+    check_on_task(text, source, name)
 
 
 def check_on_task(summary: str, source: str, name: str) -> None:

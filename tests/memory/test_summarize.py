@@ -159,6 +159,9 @@ def test_bad_summaries_are_refused_visibly_and_turns_stay(
         prompt = mem.assemble()
         assert prompt.report.summary_error is not None
         assert not prompt.report.summary_included
+        if isinstance(model_reply, str):  # the model answered: each refused call was billed
+            assert all(a.input_tokens > 0 for a in attempts)
+            assert prompt.report.summarizer_input_tokens >= sum(a.input_tokens for a in attempts)
         assert len(mem.history()) == 60
         assert "box number 0 to" in mem.recall(query="Alice moved box number 0 to Paris")
 
