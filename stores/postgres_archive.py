@@ -19,7 +19,8 @@ import numpy.typing as npt
 
 from stores.base import BlobRecord, ChunkRecord, NewChunk
 from stores.errors import RefNotFoundError, StoreError
-from stores.postgres import PostgresDatabase, from_db, session_lock, to_db
+from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, to_db
+from stores.sql_vectors import read_vectors, write_vectors
 from stores.text_search import query_terms
 
 __all__ = ["PostgresBlobStore", "any_of"]
@@ -202,27 +203,8 @@ class PostgresBlobStore:
 
     def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
         """Store one float32 vector per chunk id, in one transaction."""
-        if len(ids) != len(vectors):
-            raise StoreError(f"{len(ids)} ids but {len(vectors)} vectors")
-        rows = [
-            (np.asarray(v, dtype=np.float32).tobytes(), model, int(i))
-            for i, v in zip(ids, vectors, strict=True)
-        ]
-        with self.database.write() as conn, conn.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE attic_chunks SET vector = %s, model = %s WHERE id = %s", rows
-            )
+        write_vectors(self.database, POSTGRES, "chunks", ids, vectors, model)
 
     def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
         """Return every vector ``model`` made for a session's chunks (ids, matrix)."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT id, vector FROM attic_chunks WHERE session = %s AND model = %s "
-                "AND vector IS NOT NULL ORDER BY id",
-                (to_db(session), model),
-            ).fetchall()
-        )
-        if not rows:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        matrix = np.stack([np.frombuffer(bytes(r[1]), dtype=np.float32) for r in rows])
-        return [int(r[0]) for r in rows], matrix
+        return read_vectors(self.database, POSTGRES, "chunks", session, model)

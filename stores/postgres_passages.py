@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stores.errors import StoreError
-from stores.postgres import PostgresDatabase, from_db, session_lock, to_db
+from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, to_db
 from stores.postgres_archive import any_of
+from stores.sql_vectors import read_vectors, write_vectors
 from stores.text_search import index_terms, phrase_words, query_terms
 from stores.turn_index import NewPassage, PassageHit, PassageRecord
 
@@ -144,30 +144,11 @@ class PostgresTurnIndex:
 
     def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
         """Store one float32 vector per passage id, in one transaction."""
-        if len(ids) != len(vectors):
-            raise StoreError(f"{len(ids)} ids but {len(vectors)} vectors")
-        rows = [
-            (np.asarray(v, dtype=np.float32).tobytes(), model, int(i))
-            for i, v in zip(ids, vectors, strict=True)
-        ]
-        with self.database.write() as conn, conn.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE attic_passages SET vector = %s, model = %s WHERE id = %s", rows
-            )
+        write_vectors(self.database, POSTGRES, "passages", ids, vectors, model)
 
     def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
         """Return every vector ``model`` made for a session's passages (ids, matrix)."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT id, vector FROM attic_passages WHERE session = %s AND model = %s "
-                "AND vector IS NOT NULL ORDER BY id",
-                (to_db(session), model),
-            ).fetchall()
-        )
-        if not rows:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        matrix = np.stack([np.frombuffer(bytes(r[1]), dtype=np.float32) for r in rows])
-        return [int(r[0]) for r in rows], matrix
+        return read_vectors(self.database, POSTGRES, "passages", session, model)
 
 
 def _optional(text: str | None) -> str | None:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stores.errors import StoreError
-from stores.sqlite import SQLiteDatabase
+from stores.sql_vectors import read_vectors, write_vectors
+from stores.sqlite import SQLITE, SQLiteDatabase
 from stores.text_search import phrase_words, query_terms, scoped_words
 from stores.turn_index import NewPassage, PassageHit, PassageRecord, scope_token
 
@@ -180,25 +180,8 @@ class SQLiteTurnIndex:
 
     def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
         """Store one float32 vector per passage id, in one transaction."""
-        if len(ids) != len(vectors):
-            raise StoreError(f"{len(ids)} ids but {len(vectors)} vectors")
-        rows = [
-            (np.asarray(v, dtype=np.float32).tobytes(), model, i)
-            for i, v in zip(ids, vectors, strict=True)
-        ]
-        with self.database.write() as conn:
-            conn.executemany("UPDATE passages SET vector = ?, model = ? WHERE id = ?", rows)
+        write_vectors(self.database, SQLITE, "passages", ids, vectors, model)
 
     def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
         """Return every vector ``model`` made for a session's passages (ids, matrix)."""
-        rows = self.database.read(
-            lambda conn: conn.execute(
-                "SELECT id, vector FROM passages WHERE session = ? AND model = ? "
-                "AND vector IS NOT NULL ORDER BY id",
-                (session, model),
-            ).fetchall()
-        )
-        if not rows:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        return [int(r[0]) for r in rows], matrix
+        return read_vectors(self.database, SQLITE, "passages", session, model)
