@@ -73,6 +73,7 @@ class SessionView:
         self.raw_history_tokens = 0
         self._segment_seqs: list[int] = []
         self._segment_texts: list[str] = []
+        self._spans: tuple[int, bool] = (0, False)  # (turn count, spans days) when last asked
         # The text of the latest searchable turn in the segment, and the newest user
         # text, each known up to a seq (found by reading back when turns came in bare).
         self._previous: tuple[int, str | None] = (0, None)
@@ -315,9 +316,11 @@ class SessionView:
     def spans_days(self) -> bool:
         """Whether the session's first and latest turns were sent on different UTC days."""
         log = self.log
-        if not log.turn_count:
-            return False
-        return day_of(log.time_at(0)) != day_of(log.time_at(log.turn_count - 1))
+        count = log.turn_count
+        if self._spans[0] != count:  # asked per recalled turn: worked out once per length
+            spans = bool(count) and day_of(log.time_at(0)) != day_of(log.time_at(count - 1))
+            self._spans = (count, spans)
+        return self._spans[1]
 
     def time_of(self, seq: int) -> float | None:
         """When the turn ``seq`` was sent (epoch seconds), None for an unknown seq."""
