@@ -32,6 +32,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from memory import BudgetError, ConversationMemory
+from memory._context import CONVERSATION_START
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -193,7 +194,13 @@ def sent_text(messages: Sequence[dict[str, Any]]) -> str:
 
 
 class Raw:
-    """Every message so far, no limit (segments kept incrementally)."""
+    """Every message so far, no limit (segments kept incrementally).
+
+    Made valid for every provider the cheapest way, as any app must send it: a chat that
+    opens with the assistant gets one user turn before it (Anthropic answers 400 "first
+    message must use the user role"), the same one context-attic sends
+    (``memory._context.CONVERSATION_START``), so neither pays for validity alone.
+    """
 
     name = "raw history"
 
@@ -201,9 +208,14 @@ class Raw:
         self.tokenizer = tokenizer
         self.history: Chat = [] if system is None else [{"role": "system", "content": system}]
         self.segments = [tokenizer.segment(m) for m in self.history]
+        self.opened = False
 
     def call(self, new: Chat) -> Sent:
         """Append the new messages; send everything."""
+        if new and not self.opened:
+            self.opened = True
+            if new[0].get("role") == "assistant":
+                new = [{"role": "user", "content": CONVERSATION_START}, *new]
         self.history += new
         self.segments += [self.tokenizer.segment(m) for m in new]
         return Sent([*self.segments, self.tokenizer.priming])

@@ -4,8 +4,8 @@
 recall (priority: system prompt; current user turn; latest exchange whole; then summary
 and recall; then older turns). This module lays the prompt out for prompt caches:
 
-    system · [summary block] · verbatim turns since the last fold · turns appended since
-    · [recall block] + the current user turn
+    system · [opening user turn] · [summary block] · verbatim turns since the last fold
+    · turns appended since · [recall block] + the current user turn
 
 so that, between folds, each prompt minus its recall block is a prefix of the next one.
 Exchanges are kept or dropped whole: a tool result never travels without its call.
@@ -149,7 +149,8 @@ def assemble(
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
-    placed = place_blocks(conversation, head=window.head, recall=block)
+    opening = 0 if window.opening is None else len(exchanges[window.opening].turns)
+    placed = place_blocks(conversation, head=window.head, recall=block, after=opening)
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]

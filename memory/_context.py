@@ -119,13 +119,16 @@ def place_blocks(
     *,
     head: str,
     recall: str,
+    after: int = 0,
 ) -> list[BaseMessage]:
-    """Insert the stable context block first and the recall block last.
+    """Insert the stable context block first (after ``after`` pinned messages) and the
+    recall block last.
 
     Args:
         conversation: The turns to send, chronological (no system messages).
         head: The summary / omitted-turns block ("" for none).
         recall: The recall block ("" for none), sent as the last message.
+        after: Leading messages sent before the block (the pinned opening turn).
 
     Returns:
         A new list; the input messages are not modified.
@@ -136,10 +139,11 @@ def place_blocks(
         # it, that user turn included, so only the block itself is billed uncached.
         messages.append(HumanMessage(recall))
     if head:
-        if messages and isinstance(messages[0], HumanMessage):
-            messages[0] = _with_leading_text(messages[0], head)
+        led = messages[after] if len(messages) > after else None
+        if isinstance(led, HumanMessage):
+            messages[after] = _with_leading_text(led, head)
         else:
-            messages.insert(0, HumanMessage(head))
+            messages.insert(after, HumanMessage(head))
     return messages
 
 

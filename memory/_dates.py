@@ -4,9 +4,11 @@ A conversation that spans days (messages added over time, or imported with their
 timestamps) loses *when* things were said once it is only text: "what did I do last
 week?" needs the dates. A user turn whose day differs from the previous user turn's (in
 the whole history, not only the prompt) is sent with its date first (``[2023-05-08] ...``),
-as is the first user turn of a prompt whose earlier turns were left out, when the history
-spans more than that day. Both depend only on the history and the window's start, so a
-prompt's prefix stays the same between folds. The stored messages never change.
+as is the first user turn after turns left out of the prompt, when the history spans more
+than that day. A pinned opening turn (``AssemblyPolicy.opening_share``) is sent as
+stored: a date added to it later would move the start of every cached prefix. All of
+this depends only on the history and the window's start, so a prompt's prefix stays the
+same between folds. The stored messages never change.
 """
 
 from __future__ import annotations
@@ -35,18 +37,21 @@ def day_marks(exchanges: Sequence[Exchange], kept: Sequence[int]) -> dict[int, s
         kept: Indexes of the exchanges the prompt sends, ascending.
     """
     marks: dict[int, str] = {}
-    first = True
+    previous = -1
     for index in kept:
+        after_gap = index > previous + 1  # turns before this one are left out
+        previous = index
         for turn in exchanges[index].turns:
             if turn.kind != "human" or turn.at is None:
                 continue
             day = day_of(turn.at)
             before = _previous_user_turn(exchanges, index, turn)
-            if before is not None and before.at is not None:
-                previous_day = day_of(before.at)
-                if previous_day != day or (first and index > 0 and _spans_days(exchanges, day)):
-                    marks[turn.seq] = day
-            first = False
+            previous_at = None if before is None else before.at
+            if previous_at is not None and (
+                day_of(previous_at) != day or (after_gap and _spans_days(exchanges, day))
+            ):
+                marks[turn.seq] = day
+            after_gap = False
     return marks
 
 

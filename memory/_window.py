@@ -2,7 +2,10 @@
 
 A pure function over the session's exchanges, the fold points (``memory._folds``) and the
 summary versions. Priority, always: the system prompt; the current user turn; the latest
-exchange whole; then the summary and recall get what is left; then older turns.
+exchange whole; then the summary and recall get what is left; then older turns. The
+conversation's opening user turn (an agent's task), when small (``policy.opening_share``),
+stays verbatim in front of the summary while it fits beside the rest: it repeats in every
+prompt, so a fold leaves the cached prefix reaching past it.
 
 The verbatim turns start at the earliest fold point that lets the prompt fit, so between
 two folds each prompt extends the previous one. When no fold point fits (one exchange
@@ -47,6 +50,8 @@ class Window:
         kept: Indices of the exchanges sent verbatim, ascending.
         start: Index where the verbatim turns begin (the fold point or slide).
         current: Index of the current user turn (pinned even before ``start``).
+        opening: Index of the opening user turn when it is pinned before ``start``
+            (sent first, before the context block), else None.
         summary: The summary sent, if any.
         head: The context block at the front (summary, omitted-turns note), or "".
         head_tokens: Its counted tokens (with ``BLOCK_MARGIN``).
@@ -64,6 +69,7 @@ class Window:
     used: int
     recall_room: int
     system_tokens: int
+    opening: int | None = None
 
 
 def sendable(exchange: Exchange) -> bool:
@@ -97,6 +103,20 @@ def _current_tokens(
     return turn.tokens if sent is turn.message else counter.count_message(sent)
 
 
+def _opening(
+    exchanges: Sequence[Exchange], current: int | None, limit: int, policy: AssemblyPolicy
+) -> int | None:
+    """Index of the opening user turn to pin, or None (none, too large, or current)."""
+    if not exchanges or policy.opening_share <= 0:
+        return None
+    for position in range(min(len(exchanges), 3)):  # it opens the conversation or not at all
+        exchange = exchanges[position]
+        if exchange.is_user_turn:
+            small = exchange.tokens <= policy.opening_share * limit
+            return position if small and position != current else None
+    return None
+
+
 def _latest(exchanges: Sequence[Exchange], skip: int | None) -> int | None:
     for position in range(len(exchanges) - 1, -1, -1):
         if position != skip and sendable(exchanges[position]):
@@ -115,9 +135,11 @@ class _Planner:
         current: int | None,
         *,
         tool: bool = False,
+        opening: int | None = None,
     ) -> None:
         self.exchanges = exchanges
         self.tool = tool
+        self.opening = opening
         self.counter = counter
         self.summaries = sorted(summaries, key=lambda s: s.covers_upto)
         self.covers = [s.covers_upto for s in self.summaries]
@@ -130,6 +152,8 @@ class _Planner:
     def starts_on_user(self, start: int) -> bool:
         """Whether the first message sent from ``start`` on is a user turn."""
         if self.current is not None and self.current < start:
+            return True
+        if self.opening is not None and self.opening < start:
             return True
         for exchange in self.exchanges[start:]:
             if sendable(exchange):  # a stored system message is sent as user text
@@ -144,9 +168,14 @@ class _Planner:
             add = exchange.tokens if sendable(exchange) else 0
             self._suffix[self._lowest] = self._suffix[self._lowest + 1] + add
         tokens = self._suffix[start]
-        if self.current is not None and self.current < start:
-            tokens += self.exchanges[self.current].tokens
+        for pinned in self.pinned(start):
+            tokens += self.exchanges[pinned].tokens
         return tokens
+
+    def pinned(self, start: int) -> tuple[int, ...]:
+        """The opening and current user turns sent although they are before ``start``."""
+        found = {p for p in (self.opening, self.current) if p is not None and p < start}
+        return tuple(sorted(found))
 
     def summary_boundaries(self) -> list[int]:
         """Index of the first exchange after each summary's coverage."""
@@ -174,8 +203,9 @@ class _Planner:
             # Counted from the log, not by building every exchange: the summary may lag
             # thousands of exchanges behind a long session.
             unsummarized = _turns_in(self.exchanges, first, start)
-            if self.current is not None and first <= self.current < start:
-                unsummarized -= len(self.exchanges[self.current].turns)
+            for pinned in self.pinned(start):
+                if first <= pinned:
+                    unsummarized -= len(self.exchanges[pinned].turns)
             text = summary_block(
                 summary.text if summary else "",
                 covers=(1, covered) if summary else None,
@@ -260,7 +290,10 @@ def choose_window(
     # the fold level never moves back and forth between a user's turn and a reply.
     reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
     recalls = lookup or chat_turn
-    planner = _Planner(exchanges, counter, summaries, current, tool=policy.recall_tool)
+    opening = _opening(exchanges, current, limit, policy)
+    planner = _Planner(
+        exchanges, counter, summaries, current, tool=policy.recall_tool, opening=opening
+    )
     last_start = latest if latest is not None else len(exchanges)
     if current is not None and (latest is None or current > latest):
         last_start = min(last_start, current)
@@ -270,6 +303,9 @@ def choose_window(
     # the memory knew the system prompt's size, say) still lines up with a window.
     starts += [b for b in planner.summary_boundaries() if b <= last_start]
     choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
+    if choice is None and opening is not None:  # the opening gives way before the rest
+        planner = _Planner(exchanges, counter, summaries, current, tool=policy.recall_tool)
+        choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
     if choice is None:  # even the latest exchange leaves no room: give up recall, summary
         choice = _first_fit(planner, [last_start], base=base, limit=limit, reserve=0)
     if choice is None:  # no room for the notes: the latest exchange comes first
@@ -282,7 +318,7 @@ def choose_window(
             if base + current_tokens + head_tokens <= limit:
                 choice = (start, None, head, head_tokens)
     start, summary, head, head_tokens = choice
-    pinned = (current,) if current is not None and current < start else ()
+    pinned = planner.pinned(start)
     kept = pinned + tuple(
         i for i in range(start, len(exchanges)) if sendable(exchanges[i]) or i == current
     )
@@ -302,6 +338,7 @@ def choose_window(
         if nothing_evicted or not recalls
         else max(0, limit - used if lookup else min(reserve, limit - used)),
         system_tokens=system_tokens,
+        opening=planner.opening if planner.opening in pinned else None,
     )
 
 

@@ -175,12 +175,14 @@ def test_the_window_starts_at_a_fold_point_and_is_contiguous() -> None:
     first = prompt.report.window_start_seq - 1  # one message per exchange here
     points = fold_points(exchanges, DEFAULT_POLICY.block_tokens(800))
     assert first in points  # a fold point, so the next prompts start the same way
-    # The omitted turns are announced, as data, leading the first verbatim user turn.
-    lead = texts(prompt.messages[1])
-    assert f"{first} messages of this conversation are not shown" in lead[0]
+    # The opening turn is pinned first; the omitted turns are announced, as data,
+    # leading the first verbatim user turn.
+    assert prompt.messages[1] is history[0]
+    lead = texts(prompt.messages[2])
+    assert f"{first - 1} messages of this conversation are not shown" in lead[0]
     assert lead[1] == history[first].content
-    assert list(prompt.messages[2:]) == history[first + 1 :]
-    assert prompt.report.omitted_ranges == ((1, first),)
+    assert list(prompt.messages[3:]) == history[first + 1 :]
+    assert prompt.report.omitted_ranges == ((2, first),)
     assert prompt.report.tokens_saved == prompt.report.raw_tokens - prompt.tokens > 0
 
 
@@ -203,6 +205,36 @@ def test_the_prompt_grows_in_place_between_folds() -> None:
     block = DEFAULT_POLICY.block_tokens(800)
     assert 1 <= folds <= 60 * 65 // block
     assert folds < steps / 2
+
+
+def test_the_opening_turn_stays_first_across_folds_so_the_cached_prefix_reaches_past_it() -> None:
+    task = HumanMessage("Task: fix the failing date parser in utils.py " * 8)
+    history: list[BaseMessage] = [task, *chat(40)[1:]]
+    previous_start = None
+    folds = 0
+    for end in range(20, len(history) + 1, 2):
+        prompt = assemble(exchanges_of([*history[:end], HumanMessage("go on")]), 900, COUNTER,
+                          system="sys")  # fmt: skip
+        start = prompt.report.window_start_seq
+        if start is not None and start > 2:  # folded: turns after the opening left out
+            assert prompt.messages[1] is task  # system, then the task as stored
+            assert 1 not in prompt.report.recalled_turns
+            assert prompt.report.omitted_ranges[0][0] == 2
+            folds += start != previous_start
+            previous_start = start
+    assert folds >= 2
+
+
+def test_an_opening_turn_over_its_share_is_folded_like_any_other() -> None:
+    history = [HumanMessage("context " * 300), *chat(40)[1:], HumanMessage("go on")]
+    prompt = assemble(exchanges_of(history), 900, COUNTER)  # 300 tokens > 25% of 900
+    assert prompt.messages[0] is not history[0] and history[0] not in prompt.messages
+    off = AssemblyPolicy(opening_share=0.0)
+    small = [HumanMessage("hi"), *chat(40)[1:], HumanMessage("go on")]
+    assert small[0] not in assemble(exchanges_of(small), 900, COUNTER, policy=off).messages
+    assert assemble(exchanges_of(small), 900, COUNTER).messages[0] is small[0]
+    with pytest.raises(ConfigError, match="opening_share"):
+        AssemblyPolicy(opening_share=1.5)
 
 
 def test_pinned_user_turn_survives_a_long_tool_loop() -> None:

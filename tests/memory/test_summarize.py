@@ -65,7 +65,10 @@ def test_offline_default_folds_old_turns_into_a_summary() -> None:
         assert prompt.report.summary_covers_upto in versions
         assert prompt.report.summary_covers_upto < prompt.report.window_start_seq
         assert prompt.tokens <= 1200
-        content = prompt.messages[1].content  # its own user turn, or leading the first one
+        # The opening turn is pinned first; the summary follows it, its own user turn or
+        # leading the first verbatim one.
+        assert prompt.messages[1].content == next(chat(1))["content"]
+        content = prompt.messages[2].content
         lead = content if isinstance(content, str) else content[0]["text"]
         assert lead.startswith('<memory source="running summary')
         assert len(mem.history()) == 80  # summaries never delete turns

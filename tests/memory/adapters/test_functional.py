@@ -35,10 +35,12 @@ def test_evicted_turns_are_folded_into_the_summary(scripted: Callable[..., Any])
     state = result.running_summary
     assert state.text == "The office moved from Paris to Lyon." and state.covers > 0
     assert result.report.tokens <= 600
-    # The summary is quoted data in the first user turn, never a system message.
+    # The summary is quoted data in a user turn (after the pinned opening turn), never
+    # a system message.
     assert not any(isinstance(m, SystemMessage) for m in result.messages)
-    assert isinstance(result.messages[0], HumanMessage)
-    first_block = result.messages[0].content[0]
+    assert result.messages[0] == messages[0]
+    assert isinstance(result.messages[1], HumanMessage)
+    first_block = result.messages[1].content[0]
     assert isinstance(first_block, dict) and "Lyon" in first_block["text"]
     assert first_block["text"].startswith('<memory source="running summary')
     assert result.messages[-1] == messages[-1]
@@ -46,7 +48,8 @@ def test_evicted_turns_are_folded_into_the_summary(scripted: Callable[..., Any])
     messages.append(HumanMessage("And the Berlin office?"))
     again = summarize_messages(messages, budget=600, model=model, running_summary=state)
     assert again.running_summary.covers >= state.covers
-    assert all(m not in again.messages for m in messages[: again.running_summary.covers])
+    covered = messages[1 : again.running_summary.covers]  # all but the pinned opening
+    assert all(m not in again.messages for m in covered)
     assert again.messages[-1].content == "And the Berlin office?"
 
 
