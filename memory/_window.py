@@ -104,15 +104,18 @@ def _current_tokens(
 
 
 def _opening(
-    exchanges: Sequence[Exchange], current: int | None, limit: int, policy: AssemblyPolicy
+    exchanges: Sequence[Exchange], current: int | None, room: int, policy: AssemblyPolicy
 ) -> int | None:
-    """Index of the opening user turn to pin, or None (none, too large, or current)."""
+    """Index of the opening user turn to pin, or None (none, too large, or current).
+
+    ``room``: the tokens the system prompt leaves.
+    """
     if not exchanges or policy.opening_share <= 0:
         return None
     for position in range(min(len(exchanges), 3)):  # it opens the conversation or not at all
         exchange = exchanges[position]
         if exchange.is_user_turn:
-            small = exchange.tokens <= policy.opening_share * limit
+            small = exchange.tokens <= policy.opening_share * room
             return position if small and position != current else None
     return None
 
@@ -290,7 +293,7 @@ def choose_window(
     # the fold level never moves back and forth between a user's turn and a reply.
     reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
     recalls = lookup or chat_turn
-    opening = _opening(exchanges, current, limit, policy)
+    opening = _opening(exchanges, current, limit - base, policy)
     planner = _Planner(
         exchanges, counter, summaries, current, tool=policy.recall_tool, opening=opening
     )
