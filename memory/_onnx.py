@@ -10,8 +10,9 @@ reads a half-written one. Later processes load the cached file: no torch import,
 
 Texts run in small batches of like token counts (``plan_batches``), not in batches of 32
 padded to their longest text: on CPU, padding and large batches cost more than the
-extra runs. Together with int8 attention projections this made int8 2.9 to 3.1 times
-torch's chunks per CPU-second (``benchmarks/results/embedding.md``).
+extra runs. With the int8 attention projections this made int8 3.8 times torch's
+tool-output chunks per CPU-second and 4.2 times its LoCoMo turns, with no loss of LoCoMo
+evidence recall (``benchmarks/results/embedding.md``).
 
 Where the cache lives: ``$CONTEXT_ATTIC_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/context-attic`` (``~/.cache/context-attic``; ``%LOCALAPPDATA%\\context-attic``
@@ -57,9 +58,12 @@ runs in the background, one batch at a time: two threads take most of the speed 
 whole-machine thread pool without one thread per core sitting in every server process."""
 DEFAULT_BATCH_TOKENS = 256
 """Padded tokens per ONNX Runtime run, at most (``plan_batches``). Small batches of texts of
-like length run fastest: per CPU-second on 2 cores, tool-output chunks (25 to 256 tokens)
-74/s one text a run, 73/s at 256 tokens, 64/s at 1,024 and 30/s in the former batches of
-32 sorted by characters, which padded 44% more tokens than the texts hold."""
+like length run fastest: per CPU-second on one thread, int8, tool-output chunks (25 to 256
+tokens) 74/s one text a run, 73/s at 256 tokens, 64/s at 1,024 and 30/s in the former
+batches of 32 sorted by characters, which padded 44% more tokens than the texts hold;
+LoCoMo turns (9 to 95 tokens) 300/s one text a run, 330/s at 256, 250/s at 1,024, 170/s
+before. Fewer batch-mates also move a text's vector less: activations are quantized with
+one scale per batch."""
 EXPORT_VERSION = 3
 """Bumped when the export recipe changes, so files of an older recipe are not reused."""
 _DIMENSION = 384
@@ -141,11 +145,14 @@ def _quantize(source: Path, target: Path) -> None:
     The graph is the exporter's, unfused: ONNX Runtime fuses it when it loads the file
     (``DynamicQuantizeMatMul``, ``MatMulIntegerToFloat``, ``LayerNormalization``, ``Gelu``),
     and quantized there, the attention's query, key and value projections are int8 too.
-    Measured on 2 cores (one thread, per CPU-second, batches planned by ``_batches``):
-    tool-output chunks 74/s against 56/s with those projections left float32 and 62/s
-    through ONNX Runtime's BERT optimizer first (its fused ``Attention`` keeps them float32,
-    or quantized as ``QAttention``, is slower than the loader's fusions); cosine to the
-    torch model's vectors 0.993 on average either way. Per-tensor weights (the quantizer's
+    Tool-output chunks per CPU-second on one thread (2-core Xeon with VNNI, batches from
+    ``plan_batches``): 70-74 so, 56 with those projections left float32 (as ONNX Runtime's
+    BERT optimizer leaves them in its fused ``Attention``), 62 with them in its
+    ``QAttention``; the optimizer's fusions are no faster than the loader's. Mean cosine to
+    the torch model's vectors: 0.993 (0.994 with the projections float32); the LoCoMo
+    evidence recall is in ``benchmarks/results/embedding.md``. The most sensitive products
+    are the feed-forward output projections (float32, the cosine is 0.997), but they are a
+    third of the work (45 chunks per CPU-second). Per-tensor weights (the quantizer's
     default) fell to 0.80 on some tool-output chunks. The two products of activations
     (query by key, attention by value) stay float32: they have no weights to quantize.
     """
