@@ -105,7 +105,7 @@ def _export_fp32(source: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    # Eager attention exports the plain ops that ONNX Runtime's optimizer fuses.
+    # Eager attention exports the plain ops that ONNX Runtime fuses when it loads the graph.
     model = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
@@ -176,7 +176,7 @@ class _OnnxChatter(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep the exporter's progress bars and the optimizer's and quantizer's chatter (logged
+    """Keep the exporter's progress bars and the quantizer's chatter (logged
     on the root logger, "consider pre-processing") out of the application's logs."""
     from transformers.utils import logging as transformers_logging
 
