@@ -1,12 +1,18 @@
 """The bundled MiniLM through ONNX Runtime: exported at first use, cached, loaded offline.
 
 The first process that needs the model exports it from the bundled all-MiniLM-L6-v2 files
-(torch's ONNX exporter, mean pooling and L2 normalization inside the graph), fuses it with
-ONNX Runtime's BERT optimizer and, for the default ``onnx-int8``, quantizes its weight
-matrix multiplications to int8 (dynamic, per-channel weights). The result is written under
-a temporary name and moved into place with ``os.replace``, so two processes exporting at
-once each write a whole file and neither reads a half-written one. Later processes load
-the cached file: no torch import, no export.
+(torch's ONNX exporter, mean pooling and L2 normalization inside the graph) and, for the
+default ``onnx-int8``, quantizes all its weight matrix multiplications to int8 (dynamic,
+per-channel weights; ``_quantize`` says why these). ONNX Runtime fuses the graph when it
+loads it. The result is written under a temporary name and moved into place with
+``os.replace``, so two processes exporting at once each write a whole file and neither
+reads a half-written one. Later processes load the cached file: no torch import, no export.
+
+Texts run in small batches of like token counts (``plan_batches``), not in batches of 32
+padded to their longest text: on CPU, padding and large batches cost more than the
+extra runs. With the int8 attention projections this made int8 3.8 times torch's
+tool-output chunks per CPU-second and 4.2 times its LoCoMo turns, with no loss of LoCoMo
+evidence recall (``benchmarks/results/embedding.md``).
 
 Where the cache lives: ``$CONTEXT_ATTIC_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/context-attic`` (``~/.cache/context-attic``; ``%LOCALAPPDATA%\\context-attic``
@@ -25,7 +31,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +40,7 @@ import numpy.typing as npt
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "DEFAULT_BATCH_TOKENS",
     "DEFAULT_ONNX_THREADS",
     "EXPORT_VERSION",
     "OnnxMiniLM",
@@ -41,6 +48,7 @@ __all__ = [
     "cached_model_path",
     "export_model",
     "open_onnx_minilm",
+    "plan_batches",
 ]
 
 CACHE_DIR_ENV = "CONTEXT_ATTIC_CACHE_DIR"
@@ -48,7 +56,15 @@ DEFAULT_ONNX_THREADS = 2
 """ONNX Runtime's intra-op threads per process (capped at the number of cores). Embedding
 runs in the background, one batch at a time: two threads take most of the speed of a
 whole-machine thread pool without one thread per core sitting in every server process."""
-EXPORT_VERSION = 2
+DEFAULT_BATCH_TOKENS = 256
+"""Padded tokens per ONNX Runtime run, at most (``plan_batches``). Small batches of texts of
+like length run fastest: per CPU-second on one thread, int8, tool-output chunks (25 to 256
+tokens) 74/s one text a run, 73/s at 256 tokens, 64/s at 1,024 and 30/s in the former
+batches of 32 sorted by characters, which padded 44% more tokens than the texts hold;
+LoCoMo turns (9 to 95 tokens) 300/s one text a run, 330/s at 256, 250/s at 1,024, 170/s
+before. Fewer batch-mates also move a text's vector less: activations are quantized with
+one scale per batch."""
+EXPORT_VERSION = 3
 """Bumped when the export recipe changes, so files of an older recipe are not reused."""
 _DIMENSION = 384
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -89,7 +105,7 @@ def _export_fp32(source: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    # Eager attention exports the plain ops that ONNX Runtime's optimizer fuses.
+    # Eager attention exports the plain ops that ONNX Runtime fuses when it loads the graph.
     model = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
@@ -123,28 +139,22 @@ def _export_fp32(source: Path, target: Path) -> None:
         )
 
 
-def _optimize(source: Path, target: Path, config: dict[str, Any]) -> None:
-    """Fuse attention, GELU and layer norms with ONNX Runtime's BERT optimizer."""
-    from onnxruntime.transformers import optimizer
-
-    fused = optimizer.optimize_model(
-        str(source),
-        model_type="bert",
-        num_heads=int(config["num_attention_heads"]),
-        hidden_size=int(config["hidden_size"]),
-        opt_level=1,
-    )
-    fused.save_model_to_file(str(target))
-
-
 def _quantize(source: Path, target: Path) -> None:
-    """Quantize the weight matrix multiplications to int8 (dynamic, per-channel weights).
+    """Quantize every weight matrix multiplication to int8 (dynamic, per-channel weights).
 
-    The fused attention's query/key/value projection stays float32: quantizing it too was
-    about 10% faster but moved the vectors further from the float model's (cosine on
-    LoCoMo turns 0.9814 at worst instead of 0.9850) and cost 0.007 of LoCoMo evidence
-    recall at 2,000 tokens; per-tensor weights (the quantizer's default) fell to 0.80 on
-    some tool-output chunks.
+    The graph is the exporter's, unfused: ONNX Runtime fuses it when it loads the file
+    (``DynamicQuantizeMatMul``, ``MatMulIntegerToFloat``, ``LayerNormalization``, ``Gelu``),
+    and quantized there, the attention's query, key and value projections are int8 too.
+    Tool-output chunks per CPU-second on one thread (2-core Xeon with VNNI, batches from
+    ``plan_batches``): 70-74 so, 56 with those projections left float32 (as ONNX Runtime's
+    BERT optimizer leaves them in its fused ``Attention``), 62 with them in its
+    ``QAttention``; the optimizer's fusions are no faster than the loader's. Mean cosine to
+    the torch model's vectors: 0.993 (0.994 with the projections float32); the LoCoMo
+    evidence recall is in ``benchmarks/results/embedding.md``. The most sensitive products
+    are the feed-forward output projections (float32, the cosine is 0.997), but they are a
+    third of the work (45 chunks per CPU-second). Per-tensor weights (the quantizer's
+    default) fell to 0.80 on some tool-output chunks. The two products of activations
+    (query by key, attention by value) stay float32: they have no weights to quantize.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -154,7 +164,6 @@ def _quantize(source: Path, target: Path) -> None:
         weight_type=QuantType.QInt8,
         per_channel=True,
         op_types_to_quantize=["MatMul"],
-        extra_options={"DefaultTensorType": 1},  # FLOAT, for the fused ops' outputs
     )
 
 
@@ -167,7 +176,7 @@ class _OnnxChatter(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep the exporter's progress bars and the optimizer's and quantizer's chatter (logged
+    """Keep the exporter's progress bars and the quantizer's chatter (logged
     on the root logger, "consider pre-processing") out of the application's logs."""
     from transformers.utils import logging as transformers_logging
 
@@ -197,21 +206,49 @@ def export_model(variant: Variant, target: Path) -> float:
     """
     started = time.perf_counter()
     source = _source_model()
-    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     target.parent.mkdir(parents=True, exist_ok=True)
     with _quiet(), tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as work:
-        raw, fused = Path(work) / "raw.onnx", Path(work) / "fused.onnx"
-        _export_fp32(source, raw)
-        _optimize(raw, fused, config)
-        final = fused
+        final = fp32 = Path(work) / "fp32.onnx"
+        _export_fp32(source, fp32)
         if variant == "int8":
             final = Path(work) / "int8.onnx"
-            _quantize(fused, final)
+            _quantize(fp32, final)
         # Same directory, same file system: the rename is atomic.
         os.replace(final, target)
     seconds = time.perf_counter() - started
     logger.info("exported MiniLM (%s) to %s in %.1f s", variant, target, seconds)
     return seconds
+
+
+def plan_batches(
+    lengths: Sequence[int], *, batch_size: int, batch_tokens: int = DEFAULT_BATCH_TOKENS
+) -> list[list[int]]:
+    """Group texts by their token counts into batches that waste little on padding.
+
+    Longest first; a batch takes the next text while it holds fewer than ``batch_size``
+    texts and, padded to its first (longest) text, at most ``batch_tokens`` tokens. A text
+    longer than ``batch_tokens`` runs alone.
+
+    Args:
+        lengths: Each text's token count, in the caller's order.
+        batch_size: The most texts in one batch.
+        batch_tokens: The most padded tokens in one batch (texts times the longest).
+
+    Returns:
+        Indexes into ``lengths``: every text once, each batch longest first.
+    """
+    batches: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        batch = batches[-1] if batches else []
+        if (
+            batch
+            and len(batch) < batch_size
+            and (len(batch) + 1) * lengths[batch[0]] <= batch_tokens
+        ):
+            batch.append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 class OnnxMiniLM:
@@ -238,19 +275,27 @@ class OnnxMiniLM:
         settings = json.loads((source / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(settings["max_seq_length"]))
-        pad_id = self.tokenizer.token_to_id("[PAD]") or 0
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token="[PAD]")
+        # The tokenizer file pads every text to 128 tokens: padding is planned here instead.
+        self.tokenizer.no_padding()
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
 
-    def encode(self, texts: list[str], *, batch_size: int = 32) -> npt.NDArray[np.float32]:
-        """Embed texts as unit-length 384-d rows, in order (batched by length)."""
+    def encode(
+        self,
+        texts: list[str],
+        *,
+        batch_size: int = 32,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    ) -> npt.NDArray[np.float32]:
+        """Embed texts as unit-length 384-d rows, in order (batched by ``plan_batches``)."""
         vectors = np.zeros((len(texts), _DIMENSION), dtype=np.float32)
-        # Longest first, as sentence-transformers does: a batch pads to its longest text.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        encoded = self.tokenizer.encode_batch(texts)
+        lengths = [len(each.ids) for each in encoded]
+        for rows in plan_batches(lengths, batch_size=batch_size, batch_tokens=batch_tokens):
+            ids = np.full((len(rows), lengths[rows[0]]), self.pad_id, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, index in enumerate(rows):
+                ids[row, : lengths[index]] = encoded[index].ids
+                mask[row, : lengths[index]] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             vectors[rows] = self.session.run(None, feeds)[0]
         return vectors

@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from pydantic import Field
 
 from memory import ConversationMemory, _embed, _onnx
 from memory._embed import MiniLMEmbeddings, available_backend, embedder_name, load_minilm
-from memory._onnx import cached_model_path, open_onnx_minilm
+from memory._onnx import cached_model_path, open_onnx_minilm, plan_batches
 
 SENTENCES = [
     "Where did Caroline go camping last summer?",
@@ -64,10 +66,36 @@ def test_batches_keep_the_order_of_the_texts(exported: Path) -> None:
     together = model.encode(texts, batch_size=3)
     alone = np.vstack([model.encode([text]) for text in texts])
     # Dynamic quantization scales activations per batch: rows move a little with their
-    # batch-mates, but each stays by far closest to its own text's vector.
+    # batch-mates (the 3-token "ok" most, to about 0.96), but each stays by far closest to
+    # its own text's vector.
     similarity = together @ alone.T
     assert list(similarity.argmax(axis=1)) == list(range(len(texts)))
-    assert similarity.diagonal().min() > 0.98, similarity.diagonal()
+    assert similarity.diagonal().min() > 0.94, similarity.diagonal()
+    assert np.median(similarity.diagonal()) > 0.98, similarity.diagonal()
+
+
+def test_a_text_that_runs_alone_gets_the_vector_it_gets_by_itself(exported: Path) -> None:
+    model = open_onnx_minilm("int8", directory=exported.parent)
+    long_text = SENTENCES[2] * 20  # over half the batch's token budget: never shares a run
+    assert np.array_equal(model.encode([long_text]), model.encode([*SENTENCES, long_text])[-1:])
+
+
+def test_batches_group_texts_of_like_length_within_the_token_budget() -> None:
+    lengths = [10, 256, 30, 12, 300, 9, 11]
+    # Longest first; a text over the budget runs alone; 30 + 12 pad to 60 <= 64 tokens.
+    assert plan_batches(lengths, batch_size=3, batch_tokens=64) == [[4], [1], [2, 3], [6, 0, 5]]
+
+
+@given(st.lists(st.integers(1, 256), max_size=80), st.integers(1, 40), st.integers(1, 2048))
+def test_batches_hold_every_text_once_within_their_limits(
+    lengths: list[int], batch_size: int, batch_tokens: int
+) -> None:
+    batches = plan_batches(lengths, batch_size=batch_size, batch_tokens=batch_tokens)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        widest = lengths[batch[0]]
+        assert widest == max(lengths[i] for i in batch)
+        assert len(batch) == 1 or (len(batch) <= batch_size and len(batch) * widest <= batch_tokens)
 
 
 def test_the_cache_is_reused_without_exporting_again(
