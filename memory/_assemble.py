@@ -31,6 +31,7 @@ from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
 from memory._dates import day_marks, with_day
 from memory._errors import BudgetError
+from memory._exchange_log import Exchanges
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
@@ -316,29 +317,24 @@ def _report(
 def omitted_ranges(
     exchanges: Sequence[Exchange], kept: Sequence[int]
 ) -> tuple[tuple[int, int], ...]:
-    """Seq ranges of the turns left out: each run of left-out exchanges, as turns go.
+    """Seq ranges of the turns left out: each run of left-out exchanges, from its lowest
+    to its highest seq (a tool result that arrived late is counted where it belongs).
 
-    The run before the first kept exchange is one range (its turns' seqs are contiguous
-    unless a tool result arrived late, in which case it is counted where it belongs).
+    Only the runs are visited, never every exchange: a long session's log spans a run
+    without building its exchanges.
     """
-    if not exchanges:
-        return ()
-    kept_set = set(kept)
     ranges: list[tuple[int, int]] = []
-    run: list[int] = []
-
-    def close() -> None:
-        if run:
-            ranges.append((min(run), max(run)))
-            run.clear()
-
-    first_kept = min(kept_set) if kept_set else len(exchanges)
-    if first_kept > 0:  # index, not slice: a long session's exchanges are built when read
-        ranges.append((exchanges[0].first_seq, max(t.seq for t in exchanges[first_kept - 1].turns)))
-    for position in range(first_kept, len(exchanges)):
-        if position in kept_set:
-            close()
-            continue
-        run.extend(t.seq for t in exchanges[position].turns)
-    close()
+    previous = -1
+    for position in [*sorted(set(kept)), len(exchanges)]:
+        if position > previous + 1:
+            ranges.append(_seq_span(exchanges, previous + 1, position))
+        previous = position
     return tuple(ranges)
+
+
+def _seq_span(exchanges: Sequence[Exchange], start: int, stop: int) -> tuple[int, int]:
+    """Lowest and highest seq of the turns of exchanges ``start`` to ``stop - 1``."""
+    if isinstance(exchanges, Exchanges):
+        return exchanges.seq_span(start, stop)
+    seqs = [t.seq for i in range(start, stop) for t in exchanges[i].turns]
+    return min(seqs), max(seqs)
