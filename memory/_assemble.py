@@ -16,7 +16,7 @@ and keeps thinking blocks as they were.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_core.messages import (
@@ -146,7 +146,7 @@ def assemble(
         for i in window.kept
         for t in exchanges[i].turns
     ]
-    block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
+    block, chosen, block_tokens = _pack_recall(recalled, window.recall_room, counter, recall_query)
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
@@ -154,7 +154,9 @@ def assemble(
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
-    message_tokens = _exact_tokens(messages, conversation, kept_turns, counter)
+    # The block is sent last (``place_blocks``), as it was counted.
+    counted = {id(messages[-1]): block_tokens} if block and messages[-1].content == block else {}
+    message_tokens = _exact_tokens(messages, conversation, kept_turns, counter, counted)
     if system:
         message_tokens[0] = window.system_tokens  # counted once, when the window was chosen
     tokens = counter.reply_priming + sum(message_tokens)
@@ -189,7 +191,7 @@ def assemble(
                 history_tokens=history_tokens, history_turns=history_turns,
                 raw_history_tokens=raw_history_tokens, _budget=_budget,
             )  # fmt: skip
-    recall_tokens = counter.count_message(HumanMessage(block)) if block else 0
+    recall_tokens = block_tokens
     stable = len(messages) - (1 if block else 0)
     parts = PartTokens(
         system=window.system_tokens,
@@ -222,21 +224,26 @@ def assemble(
 
 def _pack_recall(
     snippets: Sequence[str], room: int, counter: TokenCounter, query: str
-) -> tuple[str, list[int]]:
+) -> tuple[str, list[int], int]:
     """Pack snippets, best first, into one recall block of at most ``room`` tokens.
 
-    Returns the block and the indices of the snippets it holds."""
+    Returns the block, the indices of the snippets it holds and its message's tokens
+    (counted once here: the block is a long text)."""
     if not snippets or room <= 0:
-        return "", []
+        return "", [], 0
     whole = recall_block(snippets, query)
-    if counter.count_message(HumanMessage(whole)) + BLOCK_MARGIN <= room:
-        return whole, list(range(len(snippets)))  # the usual case: sized to fit
+    tokens = counter.count_message(HumanMessage(whole))
+    if tokens + BLOCK_MARGIN <= room:
+        return whole, list(range(len(snippets))), tokens  # the usual case: sized to fit
     chosen: list[int] = []
+    block, tokens = "", 0
     for index in range(len(snippets)):
         candidate = recall_block([snippets[i] for i in [*chosen, index]], query)
-        if counter.count_message(HumanMessage(candidate)) + BLOCK_MARGIN <= room:
+        counted = counter.count_message(HumanMessage(candidate))
+        if counted + BLOCK_MARGIN <= room:
             chosen.append(index)
-    return (recall_block([snippets[i] for i in chosen], query), chosen) if chosen else ("", [])
+            block, tokens = candidate, counted
+    return block, chosen, tokens
 
 
 def _exact_tokens(
@@ -244,13 +251,15 @@ def _exact_tokens(
     conversation: Sequence[BaseMessage],
     kept_turns: Sequence[Turn],
     counter: TokenCounter,
+    counted: Mapping[int, int],
 ) -> list[int]:
-    """Count each message: stored counts for untouched turns, the counter for the rest."""
+    """Count each message: stored counts for untouched turns, ``counted`` (by message id)
+    for those counted already, the counter for the rest."""
     stored = {id(t.message): t.tokens for t in kept_turns}
     untouched = {id(m) for m in conversation}
     counts = []
     for message in messages:
-        known = stored.get(id(message)) if id(message) in untouched else None
+        known = stored.get(id(message)) if id(message) in untouched else counted.get(id(message))
         counts.append(known if known is not None else counter.count_message(message))
     return counts
 
