@@ -62,7 +62,8 @@ POOL = 200
 SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
 MAX_KNOWN = 8 * SAMPLE
-"""Sampled passages whose kind is remembered (the sample changes as the index doubles)."""
+"""Passages whose place (seq, kind, length) is remembered (the sample changes as the index
+doubles; candidates change with queries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +113,43 @@ class TurnRanker:
         self._passages = passages
         self._session = session
         self.indexer = indexer
-        self._context: dict[int, bool] = {}  # sampled passage id → is a context copy
+        # Where passages belong (passages never change; a session's are deleted only with
+        # the session): looked up once per id, not per query.
+        self._known: dict[int, PassageHit] = {}
+        self._sampled = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
         self._lock = threading.Lock()
 
-    def _is_context(self, ids: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.bool_]:
-        """Whether each sampled passage is a context copy (looked up once per id)."""
+    def _locate(self, ids: Sequence[int]) -> list[PassageHit]:
+        """Where these passages belong, in the order of ``ids`` (unknown ids left out)."""
         with self._lock:
-            unknown = [int(i) for i in ids if int(i) not in self._context]
+            known = self._known
+            unknown = [i for i in ids if i not in known]
             if unknown:
-                if len(self._context) > MAX_KNOWN:
-                    self._context.clear()
+                if len(known) + len(unknown) > MAX_KNOWN:
+                    known.clear()
                 for hit in self._passages.locate(self._session, unknown):
-                    self._context[hit.id] = hit.context
-            return np.array([self._context.get(int(i), False) for i in ids], dtype=bool)
+                    known[hit.id] = hit
+            return [known[i] for i in ids if i in known]
+
+    def _remember(self, hits: Sequence[PassageHit]) -> None:
+        with self._lock:
+            if len(self._known) + len(hits) > MAX_KNOWN:
+                self._known.clear()
+            self._known.update((h.id, h) for h in hits)
+
+    def _is_context(self, ids: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.bool_]:
+        """Whether each sampled passage is a context copy (the sample grows at its end
+        until the index doubles: only new ids are looked at)."""
+        last_ids, last_mask = self._sampled
+        same = len(ids) >= len(last_ids) and np.array_equal(ids[: len(last_ids)], last_ids)
+        start = len(last_ids) if same else 0
+        tail = [int(i) for i in ids[start:]]
+        found = {h.id: h.context for h in self._locate(tail)}
+        mask = np.array([found.get(i, False) for i in tail], dtype=bool)
+        if same:
+            mask = np.concatenate([last_mask, mask])
+        self._sampled = (ids.copy(), mask)
+        return mask
 
     def rank(
         self,
@@ -161,12 +186,13 @@ class TurnRanker:
     def _candidates(self, query: str, before_seq: int) -> dict[int, tuple[PassageHit, float]]:
         """Passages from the top-k queries: ``id → (hit, word score)``."""
         found: dict[int, tuple[PassageHit, float]] = {}
-        for hit in self._passages.search(self._session, query, before_seq=before_seq, limit=POOL):
+        words = self._passages.search(self._session, query, before_seq=before_seq, limit=POOL)
+        for hit in words:
             found[hit.id] = (hit, hit.score)
         if self.indexer is not None:
+            self._remember(words)
             nearest = [i for i, _ in self.indexer.search(query, POOL + 2 * _WINDOW_SLACK)]
-            missing = [i for i in nearest if i not in found]
-            for hit in self._passages.locate(self._session, missing):
+            for hit in self._locate([i for i in nearest if i not in found]):
                 if hit.seq < before_seq:
                     found[hit.id] = (hit, 0.0)
         return found
