@@ -224,26 +224,7 @@ class TurnRanker:
                 chosen = (context == kind) & ~np.isnan(similarity)
                 if len(values) > 1 and values.std() > 0:
                     z_vectors[chosen] = (similarity[chosen] - values.mean()) / values.std()
-        turns: dict[int, _Turn] = {}
-        for position, passage_id in enumerate(ids):
-            hit = hits[passage_id][0]
-            turn = turns.setdefault(hit.seq, _Turn({}))
-            suffix = "_context" if hit.context else ""
-            for key, value in (("vector", z_vectors[position]), ("words", z_words[position])):
-                name = key + suffix
-                turn.signals[name] = max(turn.signals.get(name, -math.inf), float(value))
-            if not hit.context:
-                mine = (
-                    WEIGHTS["vector"] * z_vectors[position] + WEIGHTS["words"] * z_words[position]
-                )
-                if mine > turn.passage_score:
-                    turn.passage, turn.passage_score = hit.idx, float(mine)
-                    turn.passage_id = hit.id
-                turn.chars = max(turn.chars, hit.chars)
-            elif not turn.chars:
-                turn.chars = hit.chars // 2
-                turn.passage_id = turn.passage_id or hit.id
-        return turns
+        return _per_turn([hits[i][0] for i in ids], context, z_vectors, z_words)
 
     def _priors(self, query: str, turns: dict[int, _Turn], before_seq: int, layout: Layout) -> None:
         """Add the length, phrase and speaker priors to each candidate turn."""
@@ -272,6 +253,63 @@ class TurnRanker:
 
 _WINDOW_SLACK = 32
 """Extra vector hits read to make up for those in the verbatim window."""
+
+
+def _per_turn(
+    found: list[PassageHit],
+    context: np.typing.NDArray[np.bool_],
+    z_vectors: np.typing.NDArray[np.float64],
+    z_words: np.typing.NDArray[np.float64],
+) -> dict[int, _Turn]:
+    """Each turn's best signal of each kind over its passages, its best own passage (the
+    first of equals) and its length (a turn found by its context copy alone: half the
+    copy's; a turn has one context copy), turns in the order first found."""
+    seqs = np.fromiter((h.seq for h in found), dtype=np.int64, count=len(found))
+    chars = np.fromiter((h.chars for h in found), dtype=np.int64, count=len(found))
+    unique, first, inverse = np.unique(seqs, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # turns in the order first found
+    rank = np.empty(len(unique), dtype=np.int64)
+    rank[order] = np.arange(len(unique))
+    turn = rank[inverse]
+    count = len(unique)
+    signals: dict[str, tuple[np.typing.NDArray[np.float64], np.typing.NDArray[np.bool_]]] = {}
+    for suffix, chosen in (("", ~context), ("_context", context)):
+        held = np.bincount(turn[chosen], minlength=count) > 0
+        for key, values in (("vector", z_vectors), ("words", z_words)):
+            best = np.full(count, -math.inf)
+            np.maximum.at(best, turn[chosen], values[chosen])
+            signals[key + suffix] = (best, held)
+    own = np.flatnonzero(~context)
+    mine = WEIGHTS["vector"] * z_vectors[own] + WEIGHTS["words"] * z_words[own]
+    ranked = own[np.lexsort((own, -mine, turn[own]))]
+    leaders = ranked[np.unique(turn[ranked], return_index=True)[1]]  # best own per turn
+    first_own = np.full(count, len(found))
+    np.minimum.at(first_own, turn[own], own)
+    own_chars = np.zeros(count, dtype=np.int64)
+    np.maximum.at(own_chars, turn[own], chars[own])
+    copy = np.flatnonzero(context)
+    copy_chars = np.zeros(count, dtype=np.int64)
+    early = copy < first_own[turn[copy]]  # a copy read before any own passage
+    copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
+    copy_ids = {int(turn[p]): found[p].id for p in copy}
+    best_own = {int(turn[p]): found[p] for p in leaders}
+    turns: dict[int, _Turn] = {}
+    copy_first = context[first[order]]  # its signals then come first (sums add in order)
+    names = (list(signals), [*list(signals)[2:], *list(signals)[:2]])
+    for position in range(count):
+        kept = {
+            k: float(signals[k][0][position])
+            for k in names[int(copy_first[position])]
+            if signals[k][1][position]
+        }
+        item = _Turn(kept, chars=int(max(own_chars[position], copy_chars[position])))
+        leader = best_own.get(position)
+        if leader is not None:
+            item.passage, item.passage_id = leader.idx, leader.id
+        else:
+            item.passage_id = copy_ids.get(position)
+        turns[int(unique[order[position]])] = item
+    return turns
 
 
 def _total(turn: _Turn) -> float:
