@@ -291,24 +291,28 @@ def _per_turn(
     copy_chars = np.zeros(count, dtype=np.int64)
     early = copy < first_own[turn[copy]]  # a copy read before any own passage
     copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
-    copy_ids = {int(turn[p]): found[p].id for p in copy}
-    best_own = {int(turn[p]): found[p] for p in leaders}
+    # Python lists from here: reading numpy scalars one by one costs more than the work.
+    turn_of = turn.tolist()
+    copy_ids = {turn_of[p]: found[p].id for p in copy.tolist()}
+    best_own = {turn_of[p]: found[p] for p in leaders.tolist()}
+    columns = {k: (best.tolist(), held.tolist()) for k, (best, held) in signals.items()}
+    names = (list(columns), [*list(columns)[2:], *list(columns)[:2]])
+    copy_first = context[first[order]].tolist()  # its signals first (sums add in order)
+    lengths = np.maximum(own_chars, copy_chars).tolist()
     turns: dict[int, _Turn] = {}
-    copy_first = context[first[order]]  # its signals then come first (sums add in order)
-    names = (list(signals), [*list(signals)[2:], *list(signals)[:2]])
-    for position in range(count):
+    for position, seq in enumerate(unique[order].tolist()):
         kept = {
-            k: float(signals[k][0][position])
-            for k in names[int(copy_first[position])]
-            if signals[k][1][position]
+            k: columns[k][0][position]
+            for k in names[copy_first[position]]
+            if columns[k][1][position]
         }
-        item = _Turn(kept, chars=int(max(own_chars[position], copy_chars[position])))
+        item = _Turn(kept, chars=lengths[position])
         leader = best_own.get(position)
         if leader is not None:
             item.passage, item.passage_id = leader.idx, leader.id
         else:
             item.passage_id = copy_ids.get(position)
-        turns[int(unique[order[position]])] = item
+        turns[seq] = item
     return turns
 
 
