@@ -232,17 +232,26 @@ class _Packing:
         """What taking ``seq`` adds to its snippet's header (and separator).
 
         A named header is counted once; a header of message numbers grows with the runs
-        it lists: a new run adds ", 123", extending one "-124", joining two nothing."""
-        digits = -(-len(str(seq)) // 3)  # tokenizers split numbers in threes
+        it lists: a new run adds ", 123", a lone number becoming a run "-124", a run's
+        end moving on nothing (unless it gains a digit), joining two runs nothing."""
         if not header.startswith(_DAY):
             return 0 if chosen else SEPARATOR_TOKENS + self.counter.count(f"[{header}]") + 1
+        digits = _number_tokens(seq)
         if not chosen:
             day = header.removeprefix(_DAY)
             return SEPARATOR_TOKENS + NUMBERS_HEADER_TOKENS + (DAY_TOKENS if day else 0) + digits
         before, after = seq - 1 in chosen, seq + 1 in chosen
         if before and after:
             return 0
+        if before and seq - 2 in chosen:
+            return max(0, digits - _number_tokens(seq - 1))
+        if after and seq + 2 in chosen:
+            return 0  # "124-130" becomes "123-130": a number no longer than it was
         return (1 if before or after else 2) + digits
+
+
+def _number_tokens(number: int) -> int:
+    return -(-len(str(number)) // 3)  # tokenizers split numbers in threes
 
 
 def _chunk_block(hit: Hit) -> str:
