@@ -40,10 +40,10 @@ TOP_HITS_WITH_NEIGHBOURS = 3
 SEPARATOR = "\n---\n"
 """Between snippets (one per segment, one per archived chunk)."""
 SEPARATOR_TOKENS = 3
-NUMBERS_HEADER_TOKENS = 5
-"""A snippet's "[messages ]" header, with its newline, when no segment header heads it;
-each run of message numbers adds to it, and the day ", 2023-05-08" ``DAY_TOKENS``."""
-DAY_TOKENS = 8
+"""Most tokens a separator takes (an archived chunk's is counted so)."""
+NUMBERS_HEADER = "[messages 1]\n"
+"""A snippet's header when no segment header heads it: each run of message numbers adds
+to it, and so does the day (", 2023-05-08") when the session spans days."""
 _DAY = "\x00day "
 """Marks a segment made by the day turns were sent (no system message heads it)."""
 MIN_LINE_TOKENS = 4
@@ -187,6 +187,10 @@ class _Packing:
         self.chosen: set[int] = set()
         self.lines: dict[int, str] = {}  # lines built on the way, for rendering
         self._segments: dict[str, set[int]] = {}  # header -> chosen seqs
+        self._headers: dict[str, int] = {}  # header -> its tokens but for its numbers
+        self._snippets = 0  # segments with a chosen turn
+        # The newline before a separator ends the line before it (counted with the line).
+        self._separator = max(counter.count(SEPARATOR) - counter.count("\n"), 0)
 
     def add_chunk(self, hit: Hit) -> None:
         """Take an archived chunk if it fits."""
@@ -207,6 +211,7 @@ class _Packing:
         tokens += self._header_tokens(header, seq, in_snippet)
         if self.used + tokens > self.room:
             return
+        self._snippets += not in_snippet
         in_snippet.add(seq)
         self.chosen.add(seq)
         self.picks.append(seq)
@@ -234,12 +239,13 @@ class _Packing:
         A named header is counted once; a header of message numbers grows with the runs
         it lists: a new run adds ", 123", a lone number becoming a run "-124", a run's
         end moving on nothing (unless it gains a digit), joining two runs nothing."""
-        if not header.startswith(_DAY):
-            return 0 if chosen else SEPARATOR_TOKENS + self.counter.count(f"[{header}]") + 1
+        numbered = header.startswith(_DAY)
         digits = _number_tokens(seq)
-        if not chosen:
-            day = header.removeprefix(_DAY)
-            return SEPARATOR_TOKENS + NUMBERS_HEADER_TOKENS + (DAY_TOKENS if day else 0) + digits
+        if not chosen:  # a new snippet: its separator (none before the first) and header
+            separator = self._separator if self._snippets else 0
+            return separator + self._header_base(header) + (digits if numbered else 0)
+        if not numbered:
+            return 0
         before, after = seq - 1 in chosen, seq + 1 in chosen
         if before and after:
             return 0
@@ -248,6 +254,19 @@ class _Packing:
         if after and seq + 2 in chosen:
             return 0  # "124-130" becomes "123-130": a number no longer than it was
         return (1 if before or after else 2) + digits
+
+    def _header_base(self, header: str) -> int:
+        """Tokens of a snippet's header line with its newline: a segment's whole; for
+        message numbers, all but the numbers (and the day's ", 2023-05-08" if any)."""
+        if header not in self._headers:
+            count = self.counter.count
+            if not header.startswith(_DAY):
+                tokens = count(f"[{header}]\n")
+            else:
+                day = header.removeprefix(_DAY)
+                tokens = count(NUMBERS_HEADER) - count("1") + (count(f", {day}") if day else 0)
+            self._headers[header] = tokens
+        return self._headers[header]
 
 
 def _number_tokens(number: int) -> int:
