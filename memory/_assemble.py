@@ -16,7 +16,7 @@ and keeps thinking blocks as they were.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_core.messages import (
@@ -31,6 +31,7 @@ from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
 from memory._dates import day_marks, with_day
 from memory._errors import BudgetError
+from memory._exchange_log import Exchanges
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
@@ -145,7 +146,7 @@ def assemble(
         for i in window.kept
         for t in exchanges[i].turns
     ]
-    block, chosen = _pack_recall(recalled, window.recall_room, counter, recall_query)
+    block, chosen, block_tokens = _pack_recall(recalled, window.recall_room, counter, recall_query)
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
@@ -154,7 +155,9 @@ def assemble(
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
     messages += [sanitize(m) for m in as_user_turns(placed)]
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
-    message_tokens = _exact_tokens(messages, conversation, kept_turns, counter)
+    # The block is sent last (``place_blocks``), as it was counted.
+    counted = {id(messages[-1]): block_tokens} if block and messages[-1].content == block else {}
+    message_tokens = _exact_tokens(messages, conversation, kept_turns, counter, counted)
     if system:
         message_tokens[0] = window.system_tokens  # counted once, when the window was chosen
     tokens = counter.reply_priming + sum(message_tokens)
@@ -189,7 +192,7 @@ def assemble(
                 history_tokens=history_tokens, history_turns=history_turns,
                 raw_history_tokens=raw_history_tokens, _budget=_budget,
             )  # fmt: skip
-    recall_tokens = counter.count_message(HumanMessage(block)) if block else 0
+    recall_tokens = block_tokens
     stable = len(messages) - (1 if block else 0)
     parts = PartTokens(
         system=window.system_tokens,
@@ -222,21 +225,26 @@ def assemble(
 
 def _pack_recall(
     snippets: Sequence[str], room: int, counter: TokenCounter, query: str
-) -> tuple[str, list[int]]:
+) -> tuple[str, list[int], int]:
     """Pack snippets, best first, into one recall block of at most ``room`` tokens.
 
-    Returns the block and the indices of the snippets it holds."""
+    Returns the block, the indices of the snippets it holds and its message's tokens
+    (counted once here: the block is a long text)."""
     if not snippets or room <= 0:
-        return "", []
+        return "", [], 0
     whole = recall_block(snippets, query)
-    if counter.count_message(HumanMessage(whole)) + BLOCK_MARGIN <= room:
-        return whole, list(range(len(snippets)))  # the usual case: sized to fit
+    tokens = counter.count_message(HumanMessage(whole))
+    if tokens + BLOCK_MARGIN <= room:
+        return whole, list(range(len(snippets))), tokens  # the usual case: sized to fit
     chosen: list[int] = []
+    block, tokens = "", 0
     for index in range(len(snippets)):
         candidate = recall_block([snippets[i] for i in [*chosen, index]], query)
-        if counter.count_message(HumanMessage(candidate)) + BLOCK_MARGIN <= room:
+        counted = counter.count_message(HumanMessage(candidate))
+        if counted + BLOCK_MARGIN <= room:
             chosen.append(index)
-    return (recall_block([snippets[i] for i in chosen], query), chosen) if chosen else ("", [])
+            block, tokens = candidate, counted
+    return block, chosen, tokens
 
 
 def _exact_tokens(
@@ -244,13 +252,15 @@ def _exact_tokens(
     conversation: Sequence[BaseMessage],
     kept_turns: Sequence[Turn],
     counter: TokenCounter,
+    counted: Mapping[int, int],
 ) -> list[int]:
-    """Count each message: stored counts for untouched turns, the counter for the rest."""
+    """Count each message: stored counts for untouched turns, ``counted`` (by message id)
+    for those counted already, the counter for the rest."""
     stored = {id(t.message): t.tokens for t in kept_turns}
     untouched = {id(m) for m in conversation}
     counts = []
     for message in messages:
-        known = stored.get(id(message)) if id(message) in untouched else None
+        known = stored.get(id(message)) if id(message) in untouched else counted.get(id(message))
         counts.append(known if known is not None else counter.count_message(message))
     return counts
 
@@ -317,29 +327,24 @@ def _report(
 def omitted_ranges(
     exchanges: Sequence[Exchange], kept: Sequence[int]
 ) -> tuple[tuple[int, int], ...]:
-    """Seq ranges of the turns left out: each run of left-out exchanges, as turns go.
+    """Seq ranges of the turns left out: each run of left-out exchanges, from its lowest
+    to its highest seq (a tool result that arrived late is counted where it belongs).
 
-    The run before the first kept exchange is one range (its turns' seqs are contiguous
-    unless a tool result arrived late, in which case it is counted where it belongs).
+    Only the runs are visited, never every exchange: a long session's log spans a run
+    without building its exchanges.
     """
-    if not exchanges:
-        return ()
-    kept_set = set(kept)
     ranges: list[tuple[int, int]] = []
-    run: list[int] = []
-
-    def close() -> None:
-        if run:
-            ranges.append((min(run), max(run)))
-            run.clear()
-
-    first_kept = min(kept_set) if kept_set else len(exchanges)
-    if first_kept > 0:  # index, not slice: a long session's exchanges are built when read
-        ranges.append((exchanges[0].first_seq, max(t.seq for t in exchanges[first_kept - 1].turns)))
-    for position in range(first_kept, len(exchanges)):
-        if position in kept_set:
-            close()
-            continue
-        run.extend(t.seq for t in exchanges[position].turns)
-    close()
+    previous = -1
+    for position in [*sorted(set(kept)), len(exchanges)]:
+        if position > previous + 1:
+            ranges.append(_seq_span(exchanges, previous + 1, position))
+        previous = position
     return tuple(ranges)
+
+
+def _seq_span(exchanges: Sequence[Exchange], start: int, stop: int) -> tuple[int, int]:
+    """Lowest and highest seq of the turns of exchanges ``start`` to ``stop - 1``."""
+    if isinstance(exchanges, Exchanges):
+        return exchanges.seq_span(start, stop)
+    seqs = [t.seq for i in range(start, stop) for t in exchanges[i].turns]
+    return min(seqs), max(seqs)

@@ -73,6 +73,8 @@ class ExchangeLog:
         """Counted tokens of each exchange."""
         self._members: dict[int, tuple[int, ...]] = {}  # positions, when more than one
         self._open: dict[int, frozenset[str]] = {}  # calls still waiting for results
+        # Exchanges with a result placed after a later exchange began: owner -> position.
+        self._straddling: dict[int, int] = {}
         self._by_call: dict[str, int] = {}  # open call id -> exchange
         self.made: dict[int, Exchange] = {}
         """Complete exchanges already built, by index (they never change again)."""
@@ -127,6 +129,8 @@ class ExchangeLog:
 
     def _join(self, owner: int, position: int, tokens: int, answer: str) -> None:
         self._members[owner] = (*self._members.get(owner, (self._first[owner],)), position)
+        if owner + 1 < len(self._first) and self._first[owner + 1] < position:
+            self._straddling[owner] = position
         self.exchange_tokens[owner] += tokens
         waiting = self._open[owner] - {answer}
         if waiting:
@@ -192,6 +196,14 @@ class ExchangeLog:
         turn._source = self._messages
         return turn
 
+    def seq_span(self, start: int, stop: int) -> tuple[int, int]:
+        """Lowest and highest seq among the turns of exchanges ``start`` to ``stop - 1``
+        (``start < stop``), without building them: the last exchange's last turn, unless a
+        tool result of an earlier one came after it (few: tracked as they join)."""
+        last = self._members.get(stop - 1, (self._first[stop - 1],))[-1]
+        late = [p for o, p in list(self._straddling.items()) if start <= o < stop]
+        return self._seqs[self._first[start]], self._seqs[max([last, *late])]
+
     def turns_in(self, start: int, stop: int) -> int:
         """Count the turns of exchanges ``start`` to ``stop - 1`` without building them
         (one per exchange, plus the tool results joined to a call's exchange)."""
@@ -248,6 +260,10 @@ class Exchanges(Sequence[Exchange]):
     def turns_in(self, start: int, stop: int) -> int:
         """Count the turns of exchanges ``start`` to ``stop - 1`` (see ``ExchangeLog``)."""
         return self.log.turns_in(max(start, 0), min(stop, self._count))
+
+    def seq_span(self, start: int, stop: int) -> tuple[int, int]:
+        """Lowest and highest seq of exchanges ``start`` to ``stop - 1`` (see ``ExchangeLog``)."""
+        return self.log.seq_span(start, min(stop, self._count))
 
     def tokens(self) -> Sequence[int]:
         """Counted tokens of each exchange, without building them."""

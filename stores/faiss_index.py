@@ -163,7 +163,9 @@ class FAISSIndex:
             flat: Any = faiss.downcast_index(self._index.index)
             stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
             rows = stored[::stride][:size].copy()
-            ids = faiss.vector_to_array(self._index.id_map)[::stride][:size].astype(np.int64)
+            id_map = self._index.id_map  # read in place: only the sampled ids are copied
+            held = faiss.rev_swig_ptr(id_map.data(), id_map.size())
+            ids = held[::stride][:size].astype(np.int64)
         return ids, (rows @ query[:, None])[:, 0].astype(np.float32)
 
     def ids(self) -> set[int]:

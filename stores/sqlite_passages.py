@@ -74,10 +74,11 @@ class SQLiteTurnIndex:
         terms = [prefix + w for w in words]
         if not terms:
             return []
-        marks = ",".join("?" * len(terms))
+        # fts5vocab looks up "term = ?" directly; "IN (...)" costs twice as much.
+        wanted = " OR ".join("term = ?" for _ in terms)
         rows = self.database.read(
             lambda conn: conn.execute(
-                f"SELECT term, doc FROM passages_vocab WHERE term IN ({marks})", terms
+                f"SELECT term, doc FROM passages_vocab WHERE {wanted}", terms
             ).fetchall()
         )
         counts = {str(t): int(d) for t, d in rows}
@@ -128,13 +129,9 @@ class SQLiteTurnIndex:
             f"SELECT {_HIT} FROM passages p WHERE p.id IN (SELECT rowid FROM passages_fts "
             "WHERE passages_fts MATCH ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
         )
-        rarest = self._bounded(session, query_terms(query))[:1]
-        if not rarest:
-            return []  # a word of the phrase is in no passage
-        # The rarest word first: FTS5 then steps through its few rows, not the phrase's.
+        # FTS5 steps a phrase's words together, skipping to the rows of the rarest.
         prefix = scope_token(session)
-        phrase = " ".join(prefix + w for w in words)
-        params = (f'"{rarest[0]}" AND "{phrase}"', bound, limit)
+        params = (f'"{" ".join(prefix + w for w in words)}"', bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r) for r in rows]
 

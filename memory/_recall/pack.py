@@ -5,7 +5,10 @@ Turns are ranked by ``memory._recall.rank``, archived tool-output chunks by
 are rendered chronologically under the header of the conversation segment they belong
 to (the nearest earlier system message, e.g. a session's date). A long message is
 quoted by its matching passage, not from its start. Packing counts headers and
-separators, so every snippet returned fits: ``assemble`` never has to drop one.
+separators, so every snippet returned fits: ``assemble`` never has to drop one. It
+renders nothing while it chooses: each line is counted once with its newline (cached on
+the view), a header of message numbers is estimated as its runs grow, and the joined
+snippets are counted exactly once at the end.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ TOP_HITS_WITH_NEIGHBOURS = 3
 SEPARATOR = "\n---\n"
 """Between snippets (one per segment, one per archived chunk)."""
 SEPARATOR_TOKENS = 3
-HEADER_TOKENS = 14
-"""A snippet's "[messages 12-19, 23, 2023-05-08]" header, when it has no segment header."""
+"""Most tokens a separator takes (an archived chunk's is counted so)."""
+NUMBERS_HEADER = "[messages 1]\n"
+"""A snippet's header when no segment header heads it: each run of message numbers adds
+to it, and so does the day (", 2023-05-08") when the session spans days."""
 _DAY = "\x00day "
 """Marks a segment made by the day turns were sent (no system message heads it)."""
 MIN_LINE_TOKENS = 4
@@ -138,40 +143,20 @@ def recollect(
     ranked = [r for r in ranked if r.seq not in exclude and (floor is None or r.score >= floor)]
     passages = {r.seq: r.passage for r in ranked}
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
-    picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
-    chosen: set[int] = set()
-    seen_segments: set[str] = set()
-    used = 0
+    packing = _Packing(view, counter, passages, max_tokens)
     for rank, item in enumerate(interleave([r.seq for r in ranked], chunk_hits)):
         if isinstance(item, Hit):
-            tokens = counter.count(_chunk_block(item)) + SEPARATOR_TOKENS
-            if used + tokens <= max_tokens:
-                picks.append(item)
-                used += tokens
+            packing.add_chunk(item)
             continue
         span = range(item - neighbours, item + neighbours + 1)
         for seq in span if rank < TOP_HITS_WITH_NEIGHBOURS else (item,):
-            if seq in chosen or seq >= before_seq or seq < 0 or seq in exclude:
-                continue
-            line_tokens = _line_tokens(view, counter, seq, passages.get(seq, 0))
-            if line_tokens is None:
-                continue
-            tokens = line_tokens
-            header = _segment(view, seq)
-            if header not in seen_segments:
-                tokens += SEPARATOR_TOKENS
-                named = not header.startswith(_DAY)
-                tokens += counter.count(f"[{header}]") + 1 if named else HEADER_TOKENS
-            if used + tokens > max_tokens:
-                continue
-            seen_segments.add(header)
-            chosen.add(seq)
-            picks.append(seq)
-            used += tokens
-        if used >= max_tokens - MIN_LINE_TOKENS:
+            if 0 <= seq < before_seq and seq not in exclude:
+                packing.add_turn(seq)
+        if packing.used >= max_tokens - MIN_LINE_TOKENS:
             break
+    picks = packing.picks
     while picks:
-        snippets, snippet_seqs = _render(picks, view, passages)
+        snippets, snippet_seqs = _render(picks, view, passages, packing.lines)
         if counter.count(SEPARATOR.join(snippets)) <= max_tokens:
             break
         picks.pop()  # estimates were short (tokens merge across joins): drop the weakest
@@ -181,23 +166,111 @@ def recollect(
         snippets=tuple(snippets),
         turn_seqs=tuple(sorted(p for p in picks if isinstance(p, int))),
         refs=tuple(dict.fromkeys(p.ref for p in picks if isinstance(p, Hit))),
-        estimated_tokens=used,
+        estimated_tokens=packing.used,
         snippet_seqs=tuple(snippet_seqs),
     )
 
 
-def _line_tokens(view: SessionView, counter: TokenCounter, seq: int, passage: int) -> int | None:
-    """Tokens of a turn's line (whole turns cached on the view; None: not searchable)."""
-    cached = view.line_tokens.get(seq) if passage == 0 else None
-    if cached is not None:
-        return cached
-    line = turn_line(view, seq, passage)
-    if line is None:
-        return None
-    tokens = counter.count(line) + 1
-    if passage == 0:
-        view.line_tokens[seq] = tokens
-    return tokens
+class _Packing:
+    """Turns and chunks chosen so far, and their tokens: each line counted once (and
+    cached on the view), each snippet's header estimated as it grows, never rendered."""
+
+    def __init__(
+        self, view: SessionView, counter: TokenCounter, passages: dict[int, int], room: int
+    ) -> None:
+        self.view = view
+        self.counter = counter
+        self.passages = passages
+        self.room = room
+        self.used = 0
+        self.picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
+        self.chosen: set[int] = set()
+        self.lines: dict[int, str] = {}  # lines built on the way, for rendering
+        self._segments: dict[str, set[int]] = {}  # header -> chosen seqs
+        self._headers: dict[str, int] = {}  # header -> its tokens but for its numbers
+        self._snippets = 0  # segments with a chosen turn
+        # The newline before a separator ends the line before it (counted with the line).
+        self._separator = max(counter.count(SEPARATOR) - counter.count("\n"), 0)
+
+    def add_chunk(self, hit: Hit) -> None:
+        """Take an archived chunk if it fits."""
+        tokens = self.counter.count(_chunk_block(hit)) + SEPARATOR_TOKENS
+        if self.used + tokens <= self.room:
+            self.picks.append(hit)
+            self.used += tokens
+
+    def add_turn(self, seq: int) -> None:
+        """Take a turn if it, and what it adds to its snippet's header, fit."""
+        if seq in self.chosen:
+            return
+        tokens = self._line_tokens(seq)
+        if tokens is None or self.used + tokens > self.room:
+            return  # cannot fit whatever its header costs
+        header = _segment(self.view, seq)
+        in_snippet = self._segments.setdefault(header, set())
+        tokens += self._header_tokens(header, seq, in_snippet)
+        if self.used + tokens > self.room:
+            return
+        self._snippets += not in_snippet
+        in_snippet.add(seq)
+        self.chosen.add(seq)
+        self.picks.append(seq)
+        self.used += tokens
+
+    def _line_tokens(self, seq: int) -> int | None:
+        """Tokens of a turn's line and its newline (whole turns cached on the view; None:
+        not searchable)."""
+        passage = self.passages.get(seq, 0)
+        cached = self.view.line_tokens.get(seq) if passage == 0 else None
+        if cached is not None:
+            return cached
+        line = turn_line(self.view, seq, passage)
+        if line is None:
+            return None
+        self.lines[seq] = line
+        tokens = self.counter.count(line + "\n")  # ".\n" is often one token
+        if passage == 0:
+            self.view.line_tokens[seq] = tokens
+        return tokens
+
+    def _header_tokens(self, header: str, seq: int, chosen: set[int]) -> int:
+        """What taking ``seq`` adds to its snippet's header (and separator).
+
+        A named header is counted once; a header of message numbers grows with the runs
+        it lists: a new run adds ", 123", a lone number becoming a run "-124", a run's
+        end moving on nothing (unless it gains a digit), joining two runs nothing."""
+        numbered = header.startswith(_DAY)
+        digits = _number_tokens(seq)
+        if not chosen:  # a new snippet: its separator (none before the first) and header
+            separator = self._separator if self._snippets else 0
+            return separator + self._header_base(header) + (digits if numbered else 0)
+        if not numbered:
+            return 0
+        before, after = seq - 1 in chosen, seq + 1 in chosen
+        if before and after:
+            return 0
+        if before and seq - 2 in chosen:
+            return max(0, digits - _number_tokens(seq - 1))
+        if after and seq + 2 in chosen:
+            return 0  # "124-130" becomes "123-130": a number no longer than it was
+        return (1 if before or after else 2) + digits
+
+    def _header_base(self, header: str) -> int:
+        """Tokens of a snippet's header line with its newline: a segment's whole; for
+        message numbers, all but the numbers (and the day's ", 2023-05-08" if any)."""
+        if header not in self._headers:
+            count = self.counter.count
+            if not header.startswith(_DAY):
+                tokens = count(f"[{header}]\n")
+            else:
+                day = header.removeprefix(_DAY)
+                tokens = count(NUMBERS_HEADER) - count("1") + (count(f", {day}") if day else 0)
+            self._headers[header] = tokens
+        return self._headers[header]
+
+
+def _number_tokens(number: int) -> int:
+    return -(-len(str(number)) // 3)  # tokenizers split numbers in threes
 
 
 def _chunk_block(hit: Hit) -> str:
@@ -235,14 +308,15 @@ def _where(seqs: list[int], header: str) -> str:
 
 
 def _render(
-    picks: list[int | Hit], view: SessionView, passages: dict[int, int]
+    picks: list[int | Hit], view: SessionView, passages: dict[int, int], lines: dict[int, str]
 ) -> tuple[list[str], list[tuple[int, ...]]]:
-    """Chosen turns chronologically, one snippet per segment; then the archived chunks.
+    """Chosen turns chronologically, one snippet per segment; then the archived chunks
+    (``lines``: those built already, by seq).
 
     Also returns the turn seqs of each snippet."""
     groups: list[tuple[str, list[int], list[str]]] = []
     for seq in sorted(p for p in picks if isinstance(p, int)):
-        line = turn_line(view, seq, passages.get(seq, 0))
+        line = lines.get(seq) or turn_line(view, seq, passages.get(seq, 0))
         if line is None:
             continue
         header = _segment(view, seq)

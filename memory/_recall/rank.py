@@ -62,7 +62,8 @@ POOL = 200
 SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
 MAX_KNOWN = 8 * SAMPLE
-"""Sampled passages whose kind is remembered (the sample changes as the index doubles)."""
+"""Passages whose place (seq, kind, length) is remembered (the sample changes as the index
+doubles; candidates change with queries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +113,43 @@ class TurnRanker:
         self._passages = passages
         self._session = session
         self.indexer = indexer
-        self._context: dict[int, bool] = {}  # sampled passage id → is a context copy
+        # Where passages belong (passages never change; a session's are deleted only with
+        # the session): looked up once per id, not per query.
+        self._known: dict[int, PassageHit] = {}
+        self._sampled = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
         self._lock = threading.Lock()
 
-    def _is_context(self, ids: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.bool_]:
-        """Whether each sampled passage is a context copy (looked up once per id)."""
+    def _locate(self, ids: Sequence[int]) -> list[PassageHit]:
+        """Where these passages belong, in the order of ``ids`` (unknown ids left out)."""
         with self._lock:
-            unknown = [int(i) for i in ids if int(i) not in self._context]
+            known = self._known
+            unknown = [i for i in ids if i not in known]
             if unknown:
-                if len(self._context) > MAX_KNOWN:
-                    self._context.clear()
+                if len(known) + len(unknown) > MAX_KNOWN:
+                    known.clear()
                 for hit in self._passages.locate(self._session, unknown):
-                    self._context[hit.id] = hit.context
-            return np.array([self._context.get(int(i), False) for i in ids], dtype=bool)
+                    known[hit.id] = hit
+            return [known[i] for i in ids if i in known]
+
+    def _remember(self, hits: Sequence[PassageHit]) -> None:
+        with self._lock:
+            if len(self._known) + len(hits) > MAX_KNOWN:
+                self._known.clear()
+            self._known.update((h.id, h) for h in hits)
+
+    def _is_context(self, ids: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.bool_]:
+        """Whether each sampled passage is a context copy (the sample grows at its end
+        until the index doubles: only new ids are looked at)."""
+        last_ids, last_mask = self._sampled
+        same = len(ids) >= len(last_ids) and np.array_equal(ids[: len(last_ids)], last_ids)
+        start = len(last_ids) if same else 0
+        tail = [int(i) for i in ids[start:]]
+        found = {h.id: h.context for h in self._locate(tail)}
+        mask = np.array([found.get(i, False) for i in tail], dtype=bool)
+        if same:
+            mask = np.concatenate([last_mask, mask])
+        self._sampled = (ids.copy(), mask)
+        return mask
 
     def rank(
         self,
@@ -161,12 +186,13 @@ class TurnRanker:
     def _candidates(self, query: str, before_seq: int) -> dict[int, tuple[PassageHit, float]]:
         """Passages from the top-k queries: ``id → (hit, word score)``."""
         found: dict[int, tuple[PassageHit, float]] = {}
-        for hit in self._passages.search(self._session, query, before_seq=before_seq, limit=POOL):
+        words = self._passages.search(self._session, query, before_seq=before_seq, limit=POOL)
+        for hit in words:
             found[hit.id] = (hit, hit.score)
         if self.indexer is not None:
+            self._remember(words)
             nearest = [i for i, _ in self.indexer.search(query, POOL + 2 * _WINDOW_SLACK)]
-            missing = [i for i in nearest if i not in found]
-            for hit in self._passages.locate(self._session, missing):
+            for hit in self._locate([i for i in nearest if i not in found]):
                 if hit.seq < before_seq:
                     found[hit.id] = (hit, 0.0)
         return found
@@ -198,26 +224,7 @@ class TurnRanker:
                 chosen = (context == kind) & ~np.isnan(similarity)
                 if len(values) > 1 and values.std() > 0:
                     z_vectors[chosen] = (similarity[chosen] - values.mean()) / values.std()
-        turns: dict[int, _Turn] = {}
-        for position, passage_id in enumerate(ids):
-            hit = hits[passage_id][0]
-            turn = turns.setdefault(hit.seq, _Turn({}))
-            suffix = "_context" if hit.context else ""
-            for key, value in (("vector", z_vectors[position]), ("words", z_words[position])):
-                name = key + suffix
-                turn.signals[name] = max(turn.signals.get(name, -math.inf), float(value))
-            if not hit.context:
-                mine = (
-                    WEIGHTS["vector"] * z_vectors[position] + WEIGHTS["words"] * z_words[position]
-                )
-                if mine > turn.passage_score:
-                    turn.passage, turn.passage_score = hit.idx, float(mine)
-                    turn.passage_id = hit.id
-                turn.chars = max(turn.chars, hit.chars)
-            elif not turn.chars:
-                turn.chars = hit.chars // 2
-                turn.passage_id = turn.passage_id or hit.id
-        return turns
+        return _per_turn([hits[i][0] for i in ids], context, z_vectors, z_words)
 
     def _priors(self, query: str, turns: dict[int, _Turn], before_seq: int, layout: Layout) -> None:
         """Add the length, phrase and speaker priors to each candidate turn."""
@@ -246,6 +253,67 @@ class TurnRanker:
 
 _WINDOW_SLACK = 32
 """Extra vector hits read to make up for those in the verbatim window."""
+
+
+def _per_turn(
+    found: list[PassageHit],
+    context: np.typing.NDArray[np.bool_],
+    z_vectors: np.typing.NDArray[np.float64],
+    z_words: np.typing.NDArray[np.float64],
+) -> dict[int, _Turn]:
+    """Each turn's best signal of each kind over its passages, its best own passage (the
+    first of equals) and its length (a turn found by its context copy alone: half the
+    copy's; a turn has one context copy), turns in the order first found."""
+    seqs = np.fromiter((h.seq for h in found), dtype=np.int64, count=len(found))
+    chars = np.fromiter((h.chars for h in found), dtype=np.int64, count=len(found))
+    unique, first, inverse = np.unique(seqs, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # turns in the order first found
+    rank = np.empty(len(unique), dtype=np.int64)
+    rank[order] = np.arange(len(unique))
+    turn = rank[inverse]
+    count = len(unique)
+    signals: dict[str, tuple[np.typing.NDArray[np.float64], np.typing.NDArray[np.bool_]]] = {}
+    for suffix, chosen in (("", ~context), ("_context", context)):
+        held = np.bincount(turn[chosen], minlength=count) > 0
+        for key, values in (("vector", z_vectors), ("words", z_words)):
+            best = np.full(count, -math.inf)
+            np.maximum.at(best, turn[chosen], values[chosen])
+            signals[key + suffix] = (best, held)
+    own = np.flatnonzero(~context)
+    mine = WEIGHTS["vector"] * z_vectors[own] + WEIGHTS["words"] * z_words[own]
+    ranked = own[np.lexsort((own, -mine, turn[own]))]
+    leaders = ranked[np.unique(turn[ranked], return_index=True)[1]]  # best own per turn
+    first_own = np.full(count, len(found))
+    np.minimum.at(first_own, turn[own], own)
+    own_chars = np.zeros(count, dtype=np.int64)
+    np.maximum.at(own_chars, turn[own], chars[own])
+    copy = np.flatnonzero(context)
+    copy_chars = np.zeros(count, dtype=np.int64)
+    early = copy < first_own[turn[copy]]  # a copy read before any own passage
+    copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
+    # Python lists from here: reading numpy scalars one by one costs more than the work.
+    turn_of = turn.tolist()
+    copy_ids = {turn_of[p]: found[p].id for p in copy.tolist()}
+    best_own = {turn_of[p]: found[p] for p in leaders.tolist()}
+    columns = {k: (best.tolist(), held.tolist()) for k, (best, held) in signals.items()}
+    names = (list(columns), [*list(columns)[2:], *list(columns)[:2]])
+    copy_first = context[first[order]].tolist()  # its signals first (sums add in order)
+    lengths = np.maximum(own_chars, copy_chars).tolist()
+    turns: dict[int, _Turn] = {}
+    for position, seq in enumerate(unique[order].tolist()):
+        kept = {
+            k: columns[k][0][position]
+            for k in names[copy_first[position]]
+            if columns[k][1][position]
+        }
+        item = _Turn(kept, chars=lengths[position])
+        leader = best_own.get(position)
+        if leader is not None:
+            item.passage, item.passage_id = leader.idx, leader.id
+        else:
+            item.passage_id = copy_ids.get(position)
+        turns[seq] = item
+    return turns
 
 
 def _total(turn: _Turn) -> float:

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from memory._assemble import omitted_ranges
 from memory._exchange_log import ExchangeLog
 from memory._folds import FoldSchedule, fold_points
 from memory._messages import ExchangeBuilder, Turn
@@ -31,9 +32,9 @@ def shape(exchanges: object) -> list[tuple[list[int], int, frozenset[str]]]:
     return [([t.seq for t in e.turns], e.tokens, e.open_calls) for e in exchanges]  # type: ignore[attr-defined]
 
 
-@given(st.lists(STEP, max_size=40), st.integers(1, 5))
+@given(st.lists(STEP, max_size=40), st.integers(1, 5), st.sets(st.integers(0, 30)))
 def test_the_log_groups_and_folds_like_the_builder(
-    steps: list[tuple[str, object]], batch: int
+    steps: list[tuple[str, object]], batch: int, kept: set[int]
 ) -> None:
     turns = [
         Turn(seq, message(k, d), seq % 7 + 1, seq % 7 + 1)
@@ -69,6 +70,11 @@ def test_the_log_groups_and_folds_like_the_builder(
     for start, stop in ((0, count), (1, count - 1), (count // 2, count), (3, 2)):
         counted = sum(len(e.turns) for e in builder.exchanges[start:stop])
         assert exchanges.turns_in(start, stop) == counted  # without building them
+        if start < stop:
+            seqs = [t.seq for e in builder.exchanges[start:stop] for t in e.turns]
+            assert exchanges.seq_span(start, stop) == (min(seqs), max(seqs))
+    kept_here = sorted(k for k in kept if k < count)  # the log spans runs, the list walks them
+    assert omitted_ranges(exchanges, kept_here) == omitted_ranges(builder.exchanges, kept_here)
     if builder.exchanges:
         assert shape(exchanges[-2:]) == shape(builder.exchanges[-2:])
         assert exchanges[-1].first_seq == builder.exchanges[-1].first_seq

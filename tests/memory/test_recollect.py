@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +14,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from memory import ConversationMemory
 from memory._recall.fuse import interleave
 from memory._recall.pack import SEPARATOR, recollect
-from memory._recall.rank import Layout, _segment_strength
+from memory._recall.rank import Layout, TurnRanker, _segment_strength
+from stores.turn_index import PassageHit, TurnIndex
 
 FILLER = [
     "The weather was fine and we walked to the market for bread.",
@@ -202,3 +206,58 @@ def test_speakers_added_after_the_view_is_rebuilt_still_count() -> None:
         ranked = _rank(mem, "What did Dee sell?", seqs[-1] + 1)
         assert ranked[0][0] == seqs[1]
         assert _rank(mem, "What did Cy sell?", seqs[-1] + 1)[0][0] == seqs[0]
+
+
+class CountingIndex:
+    """A turn index that records the ids each ``locate`` asks for."""
+
+    def __init__(self, inner: TurnIndex) -> None:
+        self.inner = inner
+        self.located: list[list[int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def locate(self, session: str, ids: Sequence[int]) -> list[PassageHit]:
+        self.located.append(list(ids))
+        return self.inner.locate(session, ids)
+
+
+def test_the_ranker_locates_each_passage_once() -> None:
+    with _open() as mem:
+        seqs = _chat(mem, [[("Ann", f"{FILLER[i % 5]} ({i})") for i in range(30)]])
+        state = mem._state
+        counting = CountingIndex(state.store.passages)
+        ranker = TurnRanker(cast(TurnIndex, counting), "r", state.passage_indexer)
+        layout = state.view.layout()
+        first = ranker.rank("market bread", before_seq=seqs[-1] + 1, layout=layout)
+        asked = sum(len(ids) for ids in counting.located)
+        assert asked > 0  # vector hits and the similarity sample, looked up once
+        again = ranker.rank("market bread", before_seq=seqs[-1] + 1, layout=layout)
+        other = ranker.rank("whales documentary", before_seq=seqs[-1] + 1, layout=layout)
+        assert again == first and other
+        assert sum(len(ids) for ids in counting.located) == asked  # nothing asked twice
+        fresh = TurnRanker(state.store.passages, "r", state.passage_indexer)
+        assert fresh.rank("market bread", before_seq=seqs[-1] + 1, layout=layout) == first
+
+
+def test_packing_estimates_a_header_of_message_numbers_closely() -> None:
+    with _open(budget=4000) as mem:
+        for number in range(120):  # one day, no session headers: "[messages 3-5, 9, ...]"
+            kind = HumanMessage if number % 2 == 0 else AIMessage
+            mem.add(kind(f"{FILLER[number % 5]} Item {number} went to the market."))
+        mem.wait_until_indexed(timeout=30)
+        view = mem._state.view
+        got = recollect(
+            mem._state.recall.ranker,
+            mem.archive,
+            view,
+            query="market",
+            before_seq=view.last_seq,
+            max_tokens=900,
+            counter=mem.counter,
+        )
+        exact = mem.counter.count(SEPARATOR.join(got.snippets))
+        assert got.snippets[0].startswith("[messages ")
+        assert exact <= got.estimated_tokens <= 900  # never short: nothing had to be dropped
+        assert got.estimated_tokens - exact < 40  # and close: the room is used
