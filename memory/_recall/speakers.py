@@ -80,10 +80,10 @@ def query_names(query: str) -> list[str]:
 
 def _pattern(name: str) -> re.Pattern[str]:
     """Where a message speaks to ``name``: opening with it, after a greeting, or set off
-    by a comma at a sentence's end ("..., Sam!")."""
+    by a comma at a sentence's end ("..., Sam!"; not in a list: "Scout, Toby, and I")."""
     n = re.escape(name)
     return re.compile(
-        rf"^\W*{n}\s*[,!:]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|,\s*{n}\s*(?:[!?.,;)]|$)",
+        rf"^\W*{n}\s*[,!:]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|,\s*{n}\s*(?:[!?.]|$)",
         re.IGNORECASE | re.MULTILINE,
     )
 

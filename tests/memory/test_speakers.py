@@ -30,6 +30,8 @@ def test_a_name_is_addressed_when_greeted_thanked_or_set_off_by_a_comma() -> Non
         ("Caroline", "My sister Caroline came over."),
         ("Sam", "I told Sam about it"),
         ("Ava", "Ava's dog barked."),
+        ("Toby", "We took Scout, Toby, and Buddy to the park."),
+        ("Toby", "My gf, Toby, and I played board games."),
     ]
     for name, text in spoken_of:
         assert not addressed(name, text), text
