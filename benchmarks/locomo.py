@@ -52,6 +52,9 @@ def session_numbers(conversation: dict[str, Any]) -> list[int]:
 
 
 FEEDINGS = ("markers", "plain")
+ABLATIONS = ("names", "sessions")
+"""Ablations: ``names``: names, no session messages; ``sessions``: session messages,
+no names (both with timestamps)."""
 FEEDINGS_TEXT = (
     "`markers`: a system message per session with its date, speakers as the messages' "
     "`name`; `plain`: what a plain chat app sends, each turn's text as a user or assistant "
@@ -80,7 +83,7 @@ def turn_messages(
     for number in session_numbers(conversation):
         when = conversation.get(f"session_{number}_date_time", "")
         at = session_time(when)
-        if feeding == "markers":
+        if feeding in ("markers", "sessions"):
             yield None, SystemMessage(f"Session {number} · {when}"), None
         for position, turn in enumerate(conversation[f"session_{number}"]):
             text = turn["text"]
@@ -89,6 +92,10 @@ def turn_messages(
             kind = HumanMessage if turn["speaker"] == speaker_a else AIMessage
             if feeding == "markers":
                 yield turn["dia_id"], kind(text, name=turn["speaker"]), None
+            elif feeding in ("names", "sessions"):
+                sent = None if at is None else at + timedelta(seconds=position)
+                name = turn["speaker"] if feeding == "names" else None
+                yield turn["dia_id"], kind(text, name=name), sent
             else:  # a second apart, so the turns keep their order in time
                 sent = None if at is None else at + timedelta(seconds=position)
                 yield turn["dia_id"], kind(text), sent
@@ -265,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="conversations to use")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--delay", type=float, default=2.0, help="slow summarizer's seconds")
-    parser.add_argument("--feedings", nargs="+", choices=FEEDINGS, default=list(FEEDINGS))
+    parser.add_argument(
+        "--feedings", nargs="+", choices=FEEDINGS + ABLATIONS, default=list(FEEDINGS)
+    )
     parser.add_argument(
         "--no-latency", dest="latency", action="store_false", help="skip the latency part"
     )

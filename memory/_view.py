@@ -82,6 +82,8 @@ class SessionView:
         """Tokens of each turn's line in recalled snippets, counted once (by recall)."""
         self.speakers: dict[str, list[int]] = {}
         """Each named speaker's turn seqs (from the messages' ``name``)."""
+        self.roles: dict[str, list[int]] = {kind: [] for kind in _SEARCHABLE}
+        """The user's (``"human"``) and the assistant's (``"ai"``) turn seqs."""
         self._schedules: dict[int, FoldSchedule] = {}
 
     @property
@@ -178,9 +180,12 @@ class SessionView:
         self.issued_calls.update(c for calls in outline.calls for c in calls)
         self.history_tokens += sum(tokens)
         self.raw_history_tokens += sum(r or t for r, t in zip(raw_tokens, tokens, strict=True))
-        for i, name in [(i, n) for i, n in enumerate(outline.names) if n]:
-            if kind_of(outline.roles[i]) in _SEARCHABLE:
-                self.speakers.setdefault(name, []).append(outline.seqs[i])
+        for seq, role, name in zip(outline.seqs, outline.roles, outline.names, strict=True):
+            kind = kind_of(role)
+            if kind in _SEARCHABLE:
+                self.roles[kind].append(seq)
+                if name:
+                    self.speakers.setdefault(name, []).append(seq)
         for turn in systems:
             content = turn.text_parts()[0]
             if isinstance(content, str):
@@ -291,10 +296,11 @@ class SessionView:
         return self._segment_seqs
 
     def layout(self) -> Layout:
-        """Return the segment starts and each named speaker's turn seqs (for ranking).
+        """Return the segment starts, each named speaker's and each role's turn seqs (for
+        ranking).
 
-        The mapping is a copy: a recall tool may rank while another thread adds turns."""
-        return Layout(self._segment_seqs, dict(self.speakers))
+        The mappings are copies: a recall tool may rank while another thread adds turns."""
+        return Layout(self._segment_seqs, dict(self.speakers), dict(self.roles))
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""

@@ -21,6 +21,7 @@ from stores.turn_index import NewPassage
 __all__ = [
     "CONTEXT_CHARS",
     "PASSAGE_TOKENS",
+    "ROLE_SPEAKERS",
     "SPLIT_ABOVE_TOKENS",
     "approximate_tokens",
     "passage_texts",
@@ -34,6 +35,8 @@ PASSAGE_TOKENS = 160
 """Target size of a passage of a long message (tokens, estimated from bytes)."""
 SPLIT_ABOVE_TOKENS = 240
 """Messages longer than this (estimated tokens) are cut into passages."""
+ROLE_SPEAKERS = {"human": "user", "ai": "assistant"}
+"""The speaker a turn is searched and shown under when its message has no name."""
 CONTEXT_CHARS = 1000
 """Most characters of the previous turn read before a turn in its context copy."""
 
@@ -61,7 +64,7 @@ def turn_text(turn: Turn) -> str | None:
     content = content.strip()
     if not content:
         return None
-    speaker = name or ("user" if turn.kind == "human" else "assistant")
+    speaker = name or ROLE_SPEAKERS[turn.kind]
     return f"{speaker}: {content}"
 
 

@@ -11,13 +11,13 @@ scope; so the scale, and with it the policy's relevance floor, is the one a full
 gave, without one. A turn takes its best passage. Priors follow: longer turns are
 favoured a little, a turn by a speaker the query names gets a bonus, a turn holding the
 query's words in order is lifted, and turns of a segment (a session under its date
-header) where the best turns cluster are lifted too. Measured on LoCoMo
-(benchmarks/locomo.py).
+header) where the best turns cluster are lifted too. A name no message carries is taken
+for the role the other role addresses by it, and searched as that role's speaker
+(``memory._recall.speakers``). Measured on LoCoMo (benchmarks/locomo.py).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 import threading
@@ -28,6 +28,7 @@ import numpy as np
 
 from memory._indexer import Indexer
 from memory._recall.fuse import phrase_pattern
+from memory._recall.speakers import holds, named_roles, speaking_roles
 from stores.turn_index import PassageHit, TurnIndex
 
 __all__ = [
@@ -71,11 +72,14 @@ class Layout:
     """What the session's view knows that ranking uses (from ``SessionView.layout``).
 
     ``segment_starts``: ascending seqs where segments begin (their header messages);
-    ``speakers``: each named speaker's turn seqs, ascending.
+    ``speakers``: each named speaker's turn seqs, ascending; ``roles``: the user's
+    (``"human"``) and the assistant's (``"ai"``) turn seqs, ascending, for the names
+    that no message carries (``memory._recall.speakers``).
     """
 
     segment_starts: Sequence[int] = ()
     speakers: Mapping[str, Sequence[int]] | None = None
+    roles: Mapping[str, Sequence[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +168,12 @@ class TurnRanker:
         if not query.strip() or before_seq <= 1:
             return []
         layout = layout or Layout()
-        hits = self._candidates(query, before_seq)
+        named, searched = self._speakers(query, before_seq, layout)
+        hits = self._candidates(searched, before_seq)
         if not hits:
             return []
-        turns = self._signals(query, hits, before_seq)
-        self._priors(query, turns, before_seq, layout)
+        turns = self._signals(searched, hits, before_seq)
+        self._priors(query, turns, before_seq, named)
         seqs = np.fromiter(turns, dtype=np.int64, count=len(turns))
         base = np.array([_total(t) for t in turns.values()], dtype=np.float64)
         final = base + SEGMENT_BOOST * _segment_strength(
@@ -226,7 +231,9 @@ class TurnRanker:
                     z_vectors[chosen] = (similarity[chosen] - values.mean()) / values.std()
         return _per_turn([hits[i][0] for i in ids], context, z_vectors, z_words)
 
-    def _priors(self, query: str, turns: dict[int, _Turn], before_seq: int, layout: Layout) -> None:
+    def _priors(
+        self, query: str, turns: dict[int, _Turn], before_seq: int, named: list[Sequence[int]]
+    ) -> None:
         """Add the length, phrase and speaker priors to each candidate turn."""
         lengths = np.log1p(np.array([t.chars for t in turns.values()], dtype=np.float64))
         if len(lengths) > 1 and lengths.std() > 0:
@@ -243,12 +250,34 @@ class TurnRanker:
                     turns[seq].bonus += EXACT_BONUS
                 else:
                     turns[seq] = _Turn({}, bonus=EXACT_BONUS)
-        for name, spoken in (layout.speakers or {}).items():
+        for spoken in named:
+            for seq, turn in turns.items():
+                if holds(spoken, seq):
+                    turn.bonus += SPEAKER_BONUS
+
+    def _speakers(
+        self, query: str, before_seq: int, layout: Layout
+    ) -> tuple[list[Sequence[int]], str]:
+        """The turn seqs of each speaker the query names, and the query to search with.
+
+        A named speaker is known from the messages. A name no message carries is taken for
+        the role the other role addresses by it (``memory._recall.speakers``) and, in the
+        query searched with, replaced by the speaker that role's turns are indexed under
+        ("What did user research?"): the name itself is found in the other role's turns."""
+        found: list[Sequence[int]] = []
+        speakers = layout.speakers or {}
+        for name, spoken in speakers.items():
             if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query, re.IGNORECASE):
-                for seq, turn in turns.items():
-                    position = bisect.bisect_left(spoken, seq)
-                    if position < len(spoken) and spoken[position] == seq:
-                        turn.bonus += SPEAKER_BONUS
+                found.append(spoken)
+        roles = layout.roles or {}
+        if not any(roles.values()):
+            return found, query
+        inferred = named_roles(
+            self._passages, self._session, query, before_seq=before_seq, roles=roles, known=speakers
+        )
+        for role in inferred.values():
+            found.append(roles[role])
+        return found, speaking_roles(query, inferred, roles=roles, speakers=speakers)
 
 
 _WINDOW_SLACK = 32

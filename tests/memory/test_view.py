@@ -135,6 +135,7 @@ def test_a_reopened_view_sees_what_the_writer_saw(db_path: Path) -> None:
         ]
         assert list(view.exchanges) == list(writer.exchanges)  # the messages too
         assert view.layout() == writer.layout() and view.speakers == {"Ann": writer.speakers["Ann"]}
+        assert view.roles["human"] == writer.speakers["Ann"] and len(view.roles["ai"]) >= 60
         assert view.segment_of(view.last_seq) == writer.segment_of(writer.last_seq)
         assert (
             view.last_user_text

@@ -1,0 +1,89 @@
+"""Names no message carries (memory._recall.speakers), and how ranking uses them."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from memory import ConversationMemory
+from memory._recall.speakers import addressed, query_names, role_named, speaking_roles
+
+from .test_recollect import FILLER, Flat
+
+
+def test_query_names_are_capitalized_words_that_are_not_common_ones() -> None:
+    assert query_names("What did Caroline's sister and Mel do in May?") == ["Caroline", "Mel"]
+    assert query_names("When did Jon go to Paris, and did Jon like it?") == ["Jon", "Paris"]
+    assert query_names("what did she say about the garden?") == []
+
+
+def test_a_name_is_addressed_when_greeted_thanked_or_set_off_by_a_comma() -> None:
+    spoken_to = [
+        ("Caroline", "Hey Caroline! How are you?"),
+        ("Mel", "Thanks, Mel."),
+        ("Sam", "Sam, did you see it?"),
+        ("Ava", "That sounds lovely, Ava!"),
+        ("Jon", "Congrats Jon, well deserved."),
+    ]
+    for name, text in spoken_to:
+        assert addressed(name, text), text
+    spoken_of = [
+        ("Caroline", "My sister Caroline came over."),
+        ("Sam", "I told Sam about it"),
+        ("Ava", "Ava's dog barked."),
+        ("Toby", "We took Scout, Toby, and Buddy to the park."),
+        ("Toby", "My gf, Toby, and I played board games."),
+    ]
+    for name, text in spoken_of:
+        assert not addressed(name, text), text
+
+
+def test_a_name_one_role_addresses_is_the_other_role() -> None:
+    greeted = [("ai", "Hi Sam, good to hear from you."), ("ai", "Thanks, Sam!")]
+    assert role_named("Sam", greeted) == "human"
+    assert role_named("Ava", [("human", "Thanks Ava!"), ("human", "Ava, one more thing.")]) == "ai"
+    assert role_named("Sam", greeted[:1]) is None  # once is not enough
+    mixed = [*greeted, ("human", "Hey Sam, it's me."), ("human", "Bye Sam!")]
+    assert role_named("Sam", mixed) is None  # both sides use it: a third person
+    told = [("human", "My friend Sam moved to Oslo."), ("human", "Sam likes jazz.")]
+    assert role_named("Sam", told) is None  # mentioned, never addressed
+
+
+def test_a_name_becomes_the_speaker_its_role_is_indexed_under() -> None:
+    roles = {"human": [1, 3], "ai": [2, 4]}
+    query = "What did Sam's brother give Ava?"
+    named = {"Sam": "human", "Ava": "ai"}
+    assert speaking_roles(query, named, roles=roles, speakers={}) == (
+        "What did user brother give assistant?"
+    )
+    known = {"Melanie": [2, 4]}
+    assert speaking_roles("Where did Mel go?", {"Mel": "ai"}, roles=roles, speakers=known) == (
+        "Where did Melanie go?"
+    )
+
+
+def _plain(mem: ConversationMemory, messages: list[BaseMessage]) -> list[int]:
+    seqs = [mem.add(m)[-1] for m in messages]
+    mem.wait_until_indexed(timeout=30)
+    return seqs
+
+
+def test_a_plain_chat_ranks_the_turns_of_the_role_a_query_names() -> None:
+    with ConversationMemory.open(":memory:", session="p", budget=600, embedder=Flat()) as mem:
+        seqs = _plain(
+            mem,
+            [
+                *[kind(text) for text in FILLER * 3 for kind in (HumanMessage, AIMessage)],
+                HumanMessage("Thanks, Ava!"),
+                AIMessage("Hi Sam, you are welcome."),
+                HumanMessage("Ava, I sold the old bicycle today."),
+                AIMessage("Good news, Sam! I sold the old bicycle too."),
+                *[kind(text) for text in FILLER for kind in (HumanMessage, AIMessage)],
+            ],
+        )
+        ranker, view = mem._state.recall.ranker, mem._state.view
+        for query, seller in (
+            ("Sam and the old bicycle?", seqs[32]),
+            ("Ava and the old bicycle?", seqs[33]),
+        ):
+            ranked = ranker.rank(query, before_seq=seqs[-1], layout=view.layout())
+            assert ranked[0].seq == seller, query
