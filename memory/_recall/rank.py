@@ -117,6 +117,7 @@ class TurnRanker:
         self._passages = passages
         self._session = session
         self.indexer = indexer
+        self._name_roles: dict[str, tuple[str | None, int]] = {}
         # Where passages belong (passages never change; a session's are deleted only with
         # the session): looked up once per id, not per query.
         self._known: dict[int, PassageHit] = {}
@@ -273,8 +274,9 @@ class TurnRanker:
         if not any(roles.values()):
             return found, query
         inferred = named_roles(
-            self._passages, self._session, query, before_seq=before_seq, roles=roles, known=speakers
-        )
+            self._passages, self._session, query, before_seq=before_seq, roles=roles,
+            known=speakers, cache=self._name_roles,
+        )  # fmt: skip
         for role in inferred.values():
             found.append(roles[role])
         return found, speaking_roles(query, inferred, roles=roles, speakers=speakers)

@@ -19,6 +19,7 @@ from memory._recall.passages import ROLE_SPEAKERS
 from stores.turn_index import TurnIndex
 
 __all__ = [
+    "CACHED_NAMES",
     "DOMINANCE",
     "MAX_NAMES",
     "MIN_ADDRESSED",
@@ -63,6 +64,10 @@ june july august september october november december
 _NOT_NAMES = frozenset(_COMMON_TEXT.split())
 """Capitalized words that are no names (a question's first word, days, months)."""
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
+
+
+CACHED_NAMES = 1024
+"""Most names whose role a session remembers (the cache starts over past it)."""
 
 
 def query_names(query: str) -> list[str]:
@@ -119,9 +124,14 @@ def named_roles(
     before_seq: int,
     roles: Mapping[str, Sequence[int]],
     known: Iterable[str] = (),
+    cache: dict[str, tuple[str | None, int]] | None = None,
 ) -> dict[str, str]:
     """Return ``{name: role}`` for the query's names that are no ``known`` speaker's and
     whose role the turns before ``before_seq`` tell (a phrase query and a read per name).
+
+    With ``cache`` (``{name: (role, before_seq)}``, kept by the caller per session), a
+    name's answer is reused until the session has doubled since it was worked out: who
+    a name belongs to settles early, and the lookups cost about 1.6 ms a query.
 
     Args:
         passages: The store's turn index.
@@ -136,6 +146,11 @@ def named_roles(
     for name in query_names(query):
         if name.lower() in skip:
             continue
+        kept = None if cache is None else cache.get(name.lower())
+        if kept is not None and before_seq <= 2 * kept[1]:
+            if kept[0] is not None and kept[0] in roles:
+                found[name] = kept[0]
+            continue
         hits = passages.phrase(session, name, before_seq=before_seq, limit=NAME_POOL)
         ids = [hit.id for hit in hits if not hit.context]
         texts = [
@@ -145,6 +160,10 @@ def named_roles(
             if holds(seqs, record.seq)
         ]
         role = role_named(name, texts)
+        if cache is not None:
+            if len(cache) >= CACHED_NAMES:
+                cache.clear()
+            cache[name.lower()] = (role, before_seq)
         if role is not None and role in roles:
             found[name] = role
     return found

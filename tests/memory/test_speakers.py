@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any, cast
+
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from memory import ConversationMemory
-from memory._recall.speakers import addressed, query_names, role_named, speaking_roles
+from memory._recall.speakers import (
+    addressed,
+    named_roles,
+    query_names,
+    role_named,
+    speaking_roles,
+)
 
 from .test_recollect import FILLER, Flat
 
@@ -87,3 +96,45 @@ def test_a_plain_chat_ranks_the_turns_of_the_role_a_query_names() -> None:
         ):
             ranked = ranker.rank(query, before_seq=seqs[-1], layout=view.layout())
             assert ranked[0].seq == seller, query
+
+
+class _CountingIndex:
+    """A turn index stand-in that answers name lookups from a fixed chat and counts them."""
+
+    def __init__(self, turns: list[tuple[str, str]]) -> None:
+        self.turns = turns  # (role, text), seq = position + 1
+        self.lookups = 0
+
+    def phrase(self, session: str, query: str, *, before_seq: int, limit: int) -> list[Any]:
+        self.lookups += 1
+        return [
+            SimpleNamespace(id=i + 1, seq=i + 1, context=False)
+            for i, (_, text) in enumerate(self.turns)
+            if query in text and i + 1 < before_seq
+        ][:limit]
+
+    def passages(self, session: str, ids: list[int]) -> list[Any]:
+        return [SimpleNamespace(seq=i, text=f"x: {self.turns[i - 1][1]}") for i in ids]
+
+
+def test_a_names_role_is_worked_out_again_only_when_the_session_has_doubled() -> None:
+    chat = [("human", "Thanks, Ava!"), ("ai", "Hi Sam!"), ("human", "Ava, hello.")]
+    chat += [("ai", "Sam, sure.")] + [("human", "filler")] * 20
+    index = _CountingIndex(chat)
+    roles = {
+        kind: [i + 1 for i, (r, _) in enumerate(chat) if r == kind] for kind in ("human", "ai")
+    }
+    cache: dict[str, tuple[str | None, int]] = {}
+
+    def ask(before: int) -> dict[str, str]:
+        return named_roles(
+            cast(Any, index), "s", "Did Sam call?", before_seq=before, roles=roles, cache=cache
+        )
+
+    assert ask(10) == {"Sam": "human"} and index.lookups == 1
+    assert ask(20) == {"Sam": "human"} and index.lookups == 1  # reused: under twice 10
+    assert ask(21) == {"Sam": "human"} and index.lookups == 2  # doubled: worked out again
+    assert named_roles(cast(Any, index), "s", "Did Sam call?", before_seq=21, roles=roles) == {
+        "Sam": "human"
+    }
+    assert index.lookups == 3  # no cache: every call looks it up
