@@ -58,14 +58,13 @@ class AssemblyPolicy:
         opening_share: The conversation's first user turn (an agent's task, a chat's
             opening) stays verbatim at the front, before the summary, while it takes at
             most this share of what the system prompt leaves of the budget; 0 folds it
-            like any other turn. It repeats in every prompt, so after a fold the cached
-            prefix reaches past it. Measured on the 17 SWE-agent dev transcripts
-            (benchmarks/cost.py, OpenAI's rule): at 8,000 tokens the costliest run at 90%
-            off, marshmallow-1867-14, went from 1.17x to 1.14x the raw history; the price
-            is a fold late in a run, which now sends the task beside the summary
-            (BabyTimeCapsule-10 at 50% off: 0.999x to 1.013x). 0.25 pinned ~800-token
-            tasks at 4,000 tokens too, where the pin left so little room that it came
-            and went from call to call (1.32x at 90% off); 0.15 keeps them out there.
+            like any other turn. Folds then change the prompt only after it; it costs its
+            tokens, billed as cached, on each call after a fold. Measured on the 17
+            SWE-agent dev transcripts (benchmarks/cost.py, OpenAI's rule): at 8,000
+            tokens marshmallow-1867-14 went from 1.17x to 1.14x the raw history at 90%
+            off, BabyTimeCapsule-10 (one fold, on its last call) from 0.999x to 1.013x
+            at 50% off. 0.25 pinned ~800-token tasks at 4,000 tokens too, where the pin
+            came and went from call to call (1.32x at 90% off); 0.15 keeps them out.
 
     Raises:
         ConfigError: a share outside ``[0, 1]``, or shares that leave no room for the
