@@ -5,10 +5,12 @@ timestamps) loses *when* things were said once it is only text: "what did I do l
 week?" needs the dates. A user turn whose day differs from the previous user turn's (in
 the whole history, not only the prompt) is sent with its date first (``[2023-05-08] ...``),
 as is the first user turn after turns left out of the prompt, when the history spans more
-than that day. A pinned opening turn (``AssemblyPolicy.opening_share``) is sent as
-stored: a date added to it later would move the start of every cached prefix. All of
-this depends only on the history and the window's start, so a prompt's prefix stays the
-same between folds. The stored messages never change.
+than that day. A pinned opening turn (``AssemblyPolicy.opening_share``) with turns left
+out after it says its date once the conversation has reached another day: its mark
+appears at most once in a session's life (the cached prefix restarts there once), and
+temporal questions about it see when it was said. All of this depends only on the
+history and the window's start, so a prompt's prefix stays the same between folds. The
+stored messages never change.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ def day_marks(exchanges: Sequence[Exchange], kept: Sequence[int]) -> dict[int, s
         kept: Indexes of the exchanges the prompt sends, ascending.
     """
     marks: dict[int, str] = {}
+    if len(kept) > 1 and kept[1] > kept[0] + 1:  # a pinned opening, turns left out after it
+        opening = next((t for t in exchanges[kept[0]].turns if t.kind == "human"), None)
+        if opening is not None and opening.at is not None:
+            latest = exchanges[-1].turns[-1].at if exchanges[-1].turns else None
+            if latest is not None and day_of(latest) != day_of(opening.at):
+                marks[opening.seq] = day_of(opening.at)
     previous = -1
     for index in kept:
         after_gap = index > previous + 1  # turns before this one are left out

@@ -117,12 +117,24 @@ def test_the_first_user_turn_after_left_out_turns_says_its_date() -> None:
             mem.add({"role": "user", "content": f"Day {day}: " + "news " * 20}, timestamp=when)
             mem.add({"role": "assistant", "content": "Noted."}, timestamp=when)
         sent = "\n".join(str(m.content) for m in mem.assemble().messages if m.type == "human")
-        # The opening turn is pinned as stored (a date added later would break the
-        # cached prefix); verbatim turns and summary lines after it carry their dates.
-        assert sent.startswith("Day 1: ")
+        # The pinned opening turn, verbatim turns and summary lines carry their dates.
+        assert sent.startswith("[2023-05-01] Day 1: ")
         days = re.findall(r"\[2023-05-(\d\d)\] (?:human: )?Day (\d+):", sent)
-        assert len(days) == sent.count("Day ") - 1 > 1
+        assert len(days) == sent.count("Day ") > 1
         assert all(int(mark) == int(day) for mark, day in days)
+
+
+def test_a_pinned_opening_says_its_date_only_once_the_chat_reaches_another_day() -> None:
+    with ConversationMemory.open(":memory:", session="s", budget=700, embedder=FAKE) as mem:
+        for minute in range(10, 40):  # one day: the opening stays as stored
+            when = f"2023-05-01T10:{minute}:00Z"
+            mem.add({"role": "user", "content": f"Hour {minute}: " + "news " * 20}, timestamp=when)
+            mem.add({"role": "assistant", "content": "Noted."}, timestamp=when)
+        prompt = mem.assemble()
+        assert prompt.report.omitted_ranges  # folded: the opening is pinned
+        assert prompt.messages[0].content == "Hour 10: " + "news " * 20
+        mem.add({"role": "user", "content": "Good morning"}, timestamp="2023-05-02T08:00Z")
+        assert str(mem.assemble().messages[0].content).startswith("[2023-05-01] Hour 10: ")
 
 
 def test_recalled_turns_show_the_day_they_were_sent() -> None:
