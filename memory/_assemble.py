@@ -34,6 +34,7 @@ from memory._errors import BudgetError
 from memory._exchange_log import Exchanges
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
+from memory._opening import opening_tokens
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._report import PartTokens, Report
 from memory._tokens import TokenCounter
@@ -128,7 +129,10 @@ def assemble(
             else window.system_tokens
         )
         if points is None:
-            points = fold_points(exchanges, policy.fold_sizes(limit, system_tokens)[0])
+            fixed = system_tokens + opening_tokens(
+                exchanges, limit, counter, policy=policy, system_tokens=system_tokens
+            )
+            points = fold_points(exchanges, policy.fold_sizes(limit, fixed)[0])
         window = choose_window(
             exchanges,
             limit,

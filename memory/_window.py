@@ -25,6 +25,7 @@ from memory._context import CONVERSATION_START, SHORT_NOTE, sanitize, summary_bl
 from memory._errors import BudgetError
 from memory._exchange_log import Exchanges
 from memory._messages import Exchange
+from memory._opening import current_turn, pinned_opening
 from memory._policy import AssemblyPolicy
 from memory._tokens import TokenCounter
 
@@ -84,14 +85,6 @@ def _turns_in(exchanges: Sequence[Exchange], start: int, stop: int) -> int:
     return sum(len(exchanges[i].turns) for i in range(start, stop))
 
 
-def current_turn(exchanges: Sequence[Exchange]) -> int | None:
-    """Index of the newest user turn, or None."""
-    for position in range(len(exchanges) - 1, -1, -1):
-        if exchanges[position].is_user_turn:
-            return position
-    return None
-
-
 def _current_tokens(
     exchanges: Sequence[Exchange], current: int | None, counter: TokenCounter
 ) -> int:
@@ -101,23 +94,6 @@ def _current_tokens(
     (turn,) = exchanges[current].turns
     sent = sanitize(turn.message)
     return turn.tokens if sent is turn.message else counter.count_message(sent)
-
-
-def _opening(
-    exchanges: Sequence[Exchange], current: int | None, room: int, policy: AssemblyPolicy
-) -> int | None:
-    """Index of the opening user turn to pin, or None (none, too large, or current).
-
-    ``room``: the tokens the system prompt leaves.
-    """
-    if not exchanges or policy.opening_share <= 0:
-        return None
-    for position in range(min(len(exchanges), 3)):  # it opens the conversation or not at all
-        exchange = exchanges[position]
-        if exchange.is_user_turn:
-            small = exchange.tokens <= policy.opening_share * room
-            return position if small and position != current else None
-    return None
 
 
 def _latest(exchanges: Sequence[Exchange], skip: int | None) -> int | None:
@@ -293,7 +269,7 @@ def choose_window(
     # the fold level never moves back and forth between a user's turn and a reply.
     reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
     recalls = lookup or chat_turn
-    opening = _opening(exchanges, current, limit - base, policy)
+    opening = pinned_opening(exchanges, current, limit - base, policy)
     planner = _Planner(
         exchanges, counter, summaries, current, tool=policy.recall_tool, opening=opening
     )

@@ -200,9 +200,11 @@ def test_the_prompt_grows_in_place_between_folds() -> None:
             if messages[: len(stable)] != stable:
                 folds += 1
         previous = messages
-    # Each fold evicts a block of 340 tokens (over 5 exchanges), so 3,900 tokens of
-    # history fold at most 11 times; every other prompt extends the one before.
-    block = DEFAULT_POLICY.block_tokens(800)
+    # Each fold evicts a block sized from what the system prompt and the pinned opening
+    # leave, so 3,900 tokens of history fold at most 3,900 / block times; every other
+    # prompt extends the one before.
+    fixed = COUNTER.count_message(SystemMessage("sys")) + exchanges_of(history[:1])[0].tokens
+    block = DEFAULT_POLICY.fold_sizes(800, fixed)[0]
     assert 1 <= folds <= 60 * 65 // block
     assert folds < steps / 2
 
@@ -227,7 +229,7 @@ def test_the_opening_turn_stays_first_across_folds_so_the_cached_prefix_reaches_
 
 def test_an_opening_turn_over_its_share_is_folded_like_any_other() -> None:
     history = [HumanMessage("context " * 300), *chat(40)[1:], HumanMessage("go on")]
-    prompt = assemble(exchanges_of(history), 900, COUNTER)  # 300 tokens > 25% of 900
+    prompt = assemble(exchanges_of(history), 900, COUNTER)  # 300 tokens > 15% of 900
     assert prompt.messages[0] is not history[0] and history[0] not in prompt.messages
     off = AssemblyPolicy(opening_share=0.0)
     small = [HumanMessage("hi"), *chat(40)[1:], HumanMessage("go on")]
