@@ -125,8 +125,9 @@ def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings
             if args.price_per_mtok is not None
             else (price.input_per_mtok if price else DEFAULT_PRICE_PER_MTOK),
             cached_discount=price.cached_discount if price else 0.0,
+            billed=price is not None and args.price_per_mtok is None,
         )
-        lines = cost_lines(summed, args.model, args.budget)
+        lines = cost_lines(summed, args.model, args.budget, known=price is not None)
         if summed.archived_refs:
             lines.insert(1, f"{summed.archived_refs} tool outputs archived as digests.")
         console.print("\n".join(lines), soft_wrap=True)

@@ -59,21 +59,33 @@ def calls_table(title: str, rows: Sequence[CallStats]) -> Table:
     return table
 
 
-def cost_lines(summed: ReplayTotals, model: str, budget: int) -> list[str]:
-    """What the replay costs as the provider bills it, against the raw history."""
-    off = summed.cached_discount
-    dollars = summed.price_per_mtok / 1_000_000
+def cost_lines(summed: ReplayTotals, model: str, budget: int, *, known: bool = True) -> list[str]:
+    """What the replay costs as the provider bills it, against the raw history.
+
+    ``known``: the model's price and caching rule are in ``memory.pricing`` (else the
+    line says what it assumed).
+    """
     ratio = round(summed.cost_ratio, 2)
     verdict = "cheaper" if ratio < 1 else "[red]more expensive[/]" if ratio > 1 else "the same"
+    if summed.billed_usd is not None and summed.raw_billed_usd is not None:
+        raw, ours = summed.raw_billed_usd, summed.billed_usd
+        how = f"Billed as {model} bills it (its caching rule, cache writes included)"
+    else:
+        dollars = summed.price_per_mtok / 1_000_000
+        raw, ours = summed.raw_effective_tokens * dollars, summed.effective_tokens * dollars
+        how = (
+            f"Billed as {model} bills it ({summed.cached_discount:.0%} off cached input, "
+            f"${summed.price_per_mtok:g} per million)"
+            if known
+            else f"Priced at ${summed.price_per_mtok:g} per million with no cache discount "
+            f"({model} has no known price: pass --price-per-mtok, see memory.pricing)"
+        )
     return [
         f"[bold]{summed.calls} model calls[/]: raw history {summed.raw_tokens:,} tokens "
         f"({summed.raw_cached_tokens:,} cached), sent {summed.sent_tokens:,} tokens "
         f"({summed.cached_tokens:,} cached); every prompt <= {budget:,} tokens "
         f"(largest {summed.largest_prompt:,}).",
-        f"Billed as {model} bills it ({off:.0%} off cached input, "
-        f"${summed.price_per_mtok:g} per million): raw history "
-        f"${summed.raw_effective_tokens * dollars:.4f}, this memory "
-        f"[bold]${summed.effective_tokens * dollars:.4f}[/] = "
+        f"{how}: raw history ${raw:.4f}, this memory [bold]${ours:.4f}[/] = "
         f"{summed.cost_ratio:.2f}x the raw history ({verdict}).",
     ]
 

@@ -22,11 +22,13 @@ again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.metadata
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -334,6 +336,8 @@ def open_onnx_minilm(
         export_model(variant, path)
     except OSError as exc:
         private = Path(tempfile.mkdtemp(prefix="context-attic-"))
+        # ONNX Runtime holds the model in memory once loaded: the file goes at exit.
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
         logger.warning(
             "cannot write the model cache %s (%s); exporting to %s for this process only: "
             "set %s to a writable directory to keep the export",

@@ -84,6 +84,11 @@ class ReplayTotals:
     raw_cached_tokens: int = 0
     cached_discount: float = 0.0
     """Share of the input price a cached token saves (the model's caching rule)."""
+    billed_usd: float | None = None
+    """The session's input cost as the ledger priced it: the model's caching rule, cache
+    writes included (Anthropic: 1.25x); None without a known price."""
+    raw_billed_usd: float | None = None
+    """The same for sending the raw history at every call."""
 
     @property
     def tokens_saved(self) -> int:
@@ -117,7 +122,11 @@ class ReplayTotals:
 
     @property
     def cost_ratio(self) -> float:
-        """Our billed input over the raw history's, both with caching (< 1: cheaper)."""
+        """Our billed input over the raw history's, both with caching (< 1: cheaper):
+        the ledger's dollars when it priced the session, else the tokens with the read
+        discount."""
+        if self.billed_usd is not None and self.raw_billed_usd:
+            return self.billed_usd / self.raw_billed_usd
         return self.effective_tokens / self.raw_effective_tokens if self.raw_tokens else 1.0
 
 
@@ -126,6 +135,7 @@ def totals(
     *,
     price_per_mtok: float = DEFAULT_PRICE_PER_MTOK,
     cached_discount: float = 0.0,
+    billed: bool = False,
 ) -> ReplayTotals:
     """Sum the stats of a replay's model calls; price tokens per million, with caching.
 
@@ -134,7 +144,10 @@ def totals(
         price_per_mtok: Dollars per million uncached input tokens.
         cached_discount: Share of that price a cached token saves (0.5: gpt-4o-mini;
             see ``memory.pricing``).
+        billed: Take the dollars from the last call's report (the session's ledger,
+            which prices cache writes too), when it has them.
     """
+    last = rows[-1].report if rows and billed else None
     refs = {ref for row in rows for ref in row.report.compressed_refs}
     return ReplayTotals(
         calls=len(rows),
@@ -147,6 +160,8 @@ def totals(
         cached_tokens=sum(r.cached_tokens for r in rows),
         raw_cached_tokens=sum(r.raw_cached_tokens for r in rows),
         cached_discount=cached_discount,
+        billed_usd=None if last is None else last.session_cost_usd,
+        raw_billed_usd=None if last is None else last.session_raw_cost_usd,
     )
 
 

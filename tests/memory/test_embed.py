@@ -202,3 +202,18 @@ def test_vectors_of_another_backend_are_embedded_again_not_mixed(db_path: Path) 
     assert embedded_before > 0
     # The new backend embeds every chunk once (the third open reuses its vectors).
     assert sum(map(len, after.calls)) == embedded_before
+
+
+def test_an_unwritable_cache_exports_to_a_private_folder_removed_at_exit(
+    copying_export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "a-file"  # the cache "directory" is a file: nothing can go there
+    blocked.write_text("x", encoding="utf-8")
+    at_exit: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(_onnx.atexit, "register", lambda *call, **_: at_exit.append(call))
+    model = open_onnx_minilm("int8", directory=blocked)
+    private = model.path.parent
+    assert private != blocked and model.path.is_file()
+    ((remove, folder),) = at_exit
+    remove(folder, ignore_errors=True)  # what the interpreter runs at exit
+    assert not private.exists()

@@ -17,6 +17,7 @@ from memory import (
     PartTokens,
     Report,
 )
+from memory._cli_replay import cost_lines
 from memory._replay import (
     DEFAULT_PRICE_PER_MTOK,
     CallStats,
@@ -195,6 +196,28 @@ def test_totals_sum_the_calls_and_price_the_savings() -> None:
     assert totals(rows, price_per_mtok=2.5).dollars_saved == pytest.approx(5.0)
     empty = totals([])
     assert (empty.calls, empty.share_saved, empty.largest_prompt) == (0, 0.0, 0)
+
+
+def test_totals_take_the_ledgers_dollars_which_price_cache_writes() -> None:
+    with ConversationMemory.open(
+        ":memory:", session="r", budget=2000, model="claude-sonnet-4",
+        embedder=DeterministicFakeEmbedding(size=64),
+    ) as mem:  # fmt: skip
+        long_chat = [CHAT[0], *[{"role": r, "content": f"{r} says {i} " * 200}
+                                for i in range(6) for r in ("user", "assistant")]]  # fmt: skip
+        rows = list(replay(mem, long_chat))
+    last = rows[-1].report
+    assert last.session_cost_usd is not None and last.session_raw_cost_usd
+    billed = totals(rows, price_per_mtok=3.0, cached_discount=0.9, billed=True)
+    assert billed.billed_usd == last.session_cost_usd
+    assert billed.cost_ratio == last.session_cost_usd / last.session_raw_cost_usd
+    # The read discount alone leaves out the 1.25x cache writes: a different (lower) bill.
+    unbilled = totals(rows, price_per_mtok=3.0, cached_discount=0.9)
+    assert unbilled.billed_usd is None and unbilled.cost_ratio != billed.cost_ratio
+    line = " ".join(cost_lines(billed, "claude-sonnet-4", 2000))
+    assert "cache writes included" in line and f"${last.session_cost_usd:.4f}" in line
+    guess = " ".join(cost_lines(unbilled, "nosuchmodel", 2000, known=False))
+    assert "no known price" in guess and "Billed as" not in guess
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
