@@ -326,12 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{time.time() - started:.0f} s in all. Feedings: {FEEDINGS_TEXT}",
         "",
         "| feeding | prompt budget | evidence recall | target | temporal: evidence shown with "
-        "its date | baseline: hybrid | baseline: last-N |",
+        "its date | issue's baseline, 2 conversations: hybrid | same: last-N |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     targets = {2000: ">= 0.90", 4000: ">= 0.95"}
-    hybrid = {2000: "0.780", 4000: "0.847"}
-    last_n = {2000: "0.075", 4000: "0.145"}
+    # Quoted from the issue that set the targets, measured on the first 2 conversations.
+    two = args.limit == 2
+    hybrid = {2000: "0.780", 4000: "0.847"} if two else {}
+    last_n = {2000: "0.075", 4000: "0.145"} if two else {}
     for feeding in args.feedings:
         for budget in sorted(recall[feeding]):
             shares = dated[feeding][budget]
