@@ -200,11 +200,10 @@ def test_the_prompt_grows_in_place_between_folds() -> None:
             if messages[: len(stable)] != stable:
                 folds += 1
         previous = messages
-    # Each fold evicts a block sized from what the system prompt and the pinned opening
-    # leave, so 3,900 tokens of history fold at most 3,900 / block times; every other
-    # prompt extends the one before.
-    fixed = COUNTER.count_message(SystemMessage("sys")) + exchanges_of(history[:1])[0].tokens
-    block = DEFAULT_POLICY.fold_sizes(800, fixed)[0]
+    # Each fold evicts a block sized from what the system prompt leaves, so 3,900 tokens
+    # of history fold at most 3,900 / block times; every other prompt extends the one
+    # before.
+    block = DEFAULT_POLICY.fold_sizes(800, COUNTER.count_message(SystemMessage("sys")))[0]
     assert 1 <= folds <= 60 * 65 // block
     assert folds < steps / 2
 
