@@ -154,7 +154,11 @@ def assemble(
     recalled_turns = tuple(
         sorted({s for i in chosen if i < len(recalled_seqs) for s in recalled_seqs[i]})
     )
-    opening = 0 if window.opening is None else len(exchanges[window.opening].turns)
+    opening = (  # the pinned opening's messages (a stored header before it included)
+        0
+        if window.opening is None
+        else sum(len(exchanges[i].turns) for i in window.kept if i <= window.opening)
+    )
     placed = place_blocks(conversation, head=window.head, recall=block, after=opening)
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
     messages += [sanitize(m) for m in as_user_turns(placed)]

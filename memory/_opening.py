@@ -1,7 +1,8 @@
 """The conversation's opening user turn, pinned first in every prompt while it is small.
 
-An agent's task (or a chat's first message) is in every prompt: right after the system
-prompt, before the summary, so folds change the prompt only after it and an agent keeps
+An agent's task (or a chat's first message, with a stored system message before it such
+as a session's dated header) is in every prompt: right after the system prompt, before
+the summary, so folds change the prompt only after it and an agent keeps
 the wording of its task. It is pinned while it takes at most
 ``AssemblyPolicy.opening_share`` of what the system prompt leaves, and always when it is
 the current user turn (an agent's only user message); then the fold schedule sizes its

@@ -119,6 +119,12 @@ class _Planner:
         self.exchanges = exchanges
         self.tool = tool
         self.opening = opening
+        # Stored system messages before the opening (a session's dated header) go with it.
+        self._lead = (
+            ()
+            if opening is None
+            else tuple(i for i in range(opening) if exchanges[i].turns[0].kind == "system")
+        )
         self.counter = counter
         self.summaries = sorted(summaries, key=lambda s: s.covers_upto)
         self.covers = [s.covers_upto for s in self.summaries]
@@ -152,8 +158,10 @@ class _Planner:
         return tokens
 
     def pinned(self, start: int) -> tuple[int, ...]:
-        """The opening and current user turns sent although they are before ``start``."""
-        found = {p for p in (self.opening, self.current) if p is not None and p < start}
+        """The opening (with its header) and current user turns sent although they are
+        before ``start``."""
+        pinned = (*self._lead, self.opening, self.current)
+        found = {p for p in pinned if p is not None and p < start}
         return tuple(sorted(found))
 
     def summary_boundaries(self) -> list[int]:

@@ -226,6 +226,16 @@ def test_the_opening_turn_stays_first_across_folds_so_the_cached_prefix_reaches_
     assert folds >= 2
 
 
+def test_a_stored_header_before_the_opening_turn_is_pinned_with_it() -> None:
+    header = SystemMessage("Session 1 · 8 May 2023")
+    history = [header, HumanMessage("I adopted a cat today."), *chat(40)[1:], HumanMessage("ok")]
+    prompt = assemble(exchanges_of(history), 900, COUNTER, system="sys")
+    assert prompt.report.omitted_ranges and prompt.report.omitted_ranges[0][0] == 3
+    assert texts(prompt.messages[1]) == ["[system message] Session 1 · 8 May 2023"]
+    assert prompt.messages[2] is history[1]  # the opening, then the summary / note
+    assert "not shown" in texts(prompt.messages[3])[0]
+
+
 def test_an_opening_turn_over_its_share_is_folded_like_any_other() -> None:
     history = [HumanMessage("context " * 300), *chat(40)[1:], HumanMessage("go on")]
     prompt = assemble(exchanges_of(history), 900, COUNTER)  # 300 tokens > 15% of 900
