@@ -211,6 +211,26 @@ def ratios(
     return " / ".join(f"{pick(values) / pick(torch[name]):.2f}x" for name, values in runs.items())
 
 
+def _speed_table(
+    speeds: dict[str, dict[str, list[float]]], sets: dict[str, int], *, best: bool
+) -> list[str]:
+    """One row per backend: chunks/s per set (best of the rounds with the median in
+    brackets, or the median alone) and the ratios to torch."""
+    lines = [
+        "| backend | " + " | ".join(f"{k} ({n})" for k, n in sets.items()) + " | vs torch |",
+        "|---|" + "---:|" * (len(sets) + 1),
+    ]
+    for backend in BACKENDS:
+        runs = speeds[backend]
+        if best:
+            cells = [f"{max(v):.1f} ({statistics.median(v):.1f})" for v in runs.values()]
+        else:
+            cells = [f"{statistics.median(v):.1f}" for v in runs.values()]
+        ratio = ratios(runs, speeds["torch"], max if best else statistics.median)
+        lines.append(f"| {backend} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines
+
+
 def report(results: dict[str, Any], args: argparse.Namespace, seconds: float) -> str:
     """The results as Markdown."""
     import onnxruntime
@@ -237,27 +257,13 @@ def report(results: dict[str, Any], args: argparse.Namespace, seconds: float) ->
         "Runtime `DEFAULT_ONNX_THREADS` (2) and batches of like token counts "
         "(`DEFAULT_BATCH_TOKENS`). vs torch: each set's ratio, in the table's order.",
         "",
-        "| backend | " + " | ".join(f"{k} ({n})" for k, n in sets.items()) + " | vs torch |",
-        "|---|" + "---:|" * (len(sets) + 1),
-    ]
-    for backend in BACKENDS:
-        runs = results["speed"][backend]
-        cells = [f"{max(v):.1f} ({statistics.median(v):.1f})" for v in runs.values()]
-        ratio = ratios(runs, results["speed"]["torch"], max)
-        lines.append(f"| {backend} | " + " | ".join(cells) + f" | {ratio} |")
-    lines += [
+        *_speed_table(results["speed"], sets, best=True),
         "",
         "The same on one thread, per CPU-second of the process (median of the rounds): "
         "less disturbed by the other processes on the machine than the wall clock.",
         "",
-        "| backend | " + " | ".join(f"{k} ({n})" for k, n in sets.items()) + " | vs torch |",
-        "|---|" + "---:|" * (len(sets) + 1),
+        *_speed_table(results["cpu"], sets, best=False),
     ]
-    for backend in BACKENDS:
-        runs = results["cpu"][backend]
-        cells = [f"{statistics.median(v):.1f}" for v in runs.values()]
-        ratio = ratios(runs, results["cpu"]["torch"], statistics.median)
-        lines.append(f"| {backend} | " + " | ".join(cells) + f" | {ratio} |")
     lines += [
         "",
         "## Cold start (cache warm) and export (first use)",
