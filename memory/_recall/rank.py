@@ -11,9 +11,11 @@ scope; so the scale, and with it the policy's relevance floor, is the one a full
 gave, without one. A turn takes its best passage. Priors follow: longer turns are
 favoured a little, a turn by a speaker the query names gets a bonus, a turn holding the
 query's words in order is lifted, and turns of a segment (a session under its date
-header) where the best turns cluster are lifted too. A name no message carries is taken
-for the role the other role addresses by it, and searched as that role's speaker
-(``memory._recall.speakers``). Measured on LoCoMo (benchmarks/locomo.py).
+header) where the best turns cluster are lifted too (not in a conversation of one
+segment, where a lift for all would only push weak turns over the relevance floor).
+A name no message carries is taken for the role the other role addresses by it, and
+searched as that role's speaker (``memory._recall.speakers``). Measured on LoCoMo
+(benchmarks/locomo.py).
 """
 
 from __future__ import annotations
@@ -363,6 +365,9 @@ def _segment_strength(
     order = np.lexsort((-scores, segment))
     sorted_segments, sorted_scores = segment[order], scores[order]
     labels, first = np.unique(sorted_segments, return_index=True)
+    if len(labels) < 2:
+        # One segment lifts every turn alike: the order stays, only the floor would move.
+        return np.zeros(len(seqs), dtype=np.float64)
     counts = np.diff(np.append(first, len(order)))
     take = np.minimum(counts, SEGMENT_TOP)
     running = np.concatenate([[0.0], np.cumsum(sorted_scores)])

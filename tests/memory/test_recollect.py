@@ -94,6 +94,17 @@ def test_segment_strength_is_the_mean_of_each_segments_best_turns() -> None:
     assert _segment_strength(seqs[:0], scores[:0], np.zeros(0, dtype=np.int64)).size == 0
 
 
+def test_one_segment_lifts_no_turn() -> None:
+    # An agent run or a chat without dates is one segment: a lift for all alike would
+    # only push weak turns over the relevance floor (2.8 on every turn of an agent run
+    # whose best match scored 7, so a shell prompt was recalled for a file view).
+    seqs = np.array([2, 3, 4], dtype=np.int64)
+    scores = np.array([7.0, 0.5, -1.0])
+    for starts in ([], [1]):
+        strength = _segment_strength(seqs, scores, np.array(starts, dtype=np.int64))
+        assert strength.tolist() == [0.0, 0.0, 0.0]
+
+
 def test_evidence_in_the_latest_sessions_is_not_dropped_for_lack_of_room() -> None:
     # Many short sessions: headers and separators used to be estimated, so the last
     # segments' snippets were cut from the prompt although the report listed them.

@@ -192,6 +192,22 @@ def test_extractive_keeps_facts_with_numbers_and_dates() -> None:
     assert COUNTER.count(text) <= 40
 
 
+def test_an_extractive_summary_keeps_at_most_a_quarter_of_a_long_input() -> None:
+    summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=2_000)
+    evicted: list[BaseMessage] = [
+        HumanMessage(f"Order {n} of {n * 3} crates left Lyon on day {n} for depot {n % 7}.")
+        for n in range(1, 120)
+    ]
+    # The input as the summarizer reads it: one "speaker: sentence" line each.
+    source = sum(COUNTER.count(f"human: {m.text}") + 1 for m in evicted)
+    text = summarizer.summarize("", evicted).text
+    assert source > 2_000  # the cap alone would keep most of it
+    assert 0 < COUNTER.count(text) <= source // 4
+    # A short input keeps its facts whole: the quarter never goes under EXTRACT_FLOOR.
+    short = summarizer.summarize("", [HumanMessage("My flight is on 12 May 2024 at 09:40.")])
+    assert short.text == "human: My flight is on 12 May 2024 at 09:40."
+
+
 def test_a_changed_fact_replaces_the_old_one_in_the_offline_summary() -> None:
     summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=200)
     evicted = [
