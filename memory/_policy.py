@@ -63,7 +63,8 @@ class AssemblyPolicy:
             SWE-agent dev transcripts (benchmarks/cost.py, OpenAI's rule): at 8,000
             tokens marshmallow-1867-14 went from 1.17x to 1.14x the raw history at 90%
             off, BabyTimeCapsule-10 (one fold, on its last call) from 0.999x to 1.013x
-            at 50% off. 0.25 pinned ~800-token tasks at 4,000 tokens too, where the pin
+            at 50% off (0.994x once the offline summary kept at most a quarter of
+            what it reads). 0.25 pinned ~800-token tasks at 4,000 tokens too, where the pin
             came and went from call to call (1.32x at 90% off); 0.15 keeps them out.
 
     Raises:
