@@ -112,27 +112,28 @@ def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings
         raise InputError(f"session {args.session!r} is in {args.db!r}; pick a new --session")
     rows = replay_rows(args, messages, embedder)
     name = Path(args.file).name + (f" ({args.id})" if args.id else "")
+    price = price_of(args.model, DEFAULT_PRICES)
+    summed = totals(
+        rows,
+        price_per_mtok=args.price_per_mtok
+        if args.price_per_mtok is not None
+        else (price.input_per_mtok if price else DEFAULT_PRICE_PER_MTOK),
+        cached_discount=price.cached_discount if price else 0.0,
+        billed=price is not None and args.price_per_mtok is None,
+    )
     if args.json:
         for row in rows:
             sys.stdout.write(json.dumps(row.to_dict(), sort_keys=True, default=str) + "\n")
     else:
         title = f"Replay of {escape(name)} · {args.model} · budget {args.budget:,} tokens"
         console.print(calls_table(title, rows))
-        price = price_of(args.model, DEFAULT_PRICES)
-        summed = totals(
-            rows,
-            price_per_mtok=args.price_per_mtok
-            if args.price_per_mtok is not None
-            else (price.input_per_mtok if price else DEFAULT_PRICE_PER_MTOK),
-            cached_discount=price.cached_discount if price else 0.0,
-            billed=price is not None and args.price_per_mtok is None,
-        )
         lines = cost_lines(summed, args.model, args.budget, known=price is not None)
         if summed.archived_refs:
             lines.insert(1, f"{summed.archived_refs} tool outputs archived as digests.")
         console.print("\n".join(lines), soft_wrap=True)
     if args.plot:
-        plot.plot_replay(rows, args.plot, title=f"Replay of {name}", budget=args.budget)
+        title = f"Replay of {name}"
+        plot.plot_replay(rows, args.plot, summed=summed, title=title, budget=args.budget)
         Console(stderr=True).print(f"plot written to {escape(str(args.plot))}")
     return 0
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memory._errors import InputError, MissingDependencyError
-from memory._replay import CallStats, totals
+from memory._replay import CallStats, ReplayTotals
 
-__all__ = ["check_available", "plot_replay"]
+__all__ = ["check_available", "plot_replay", "subtitle"]
 
 _RAW_COLOR = "#9aa5b1"
 _SENT_COLOR = "#1f6feb"
@@ -33,10 +33,24 @@ def check_available() -> None:
         raise MissingDependencyError(_MISSING) from exc
 
 
+def subtitle(summed: ReplayTotals) -> str:
+    """The figure's second line: the tokens, then what they cost as the provider bills
+    them (prompt caching included) against the raw history, so fewer tokens that cost
+    more are not shown as a saving."""
+    ratio = summed.cost_ratio
+    verdict = "cheaper" if ratio < 1 else "dearer" if ratio > 1 else "the same"
+    return (
+        f"{summed.calls:,} model calls · raw history {summed.raw_tokens:,} tokens, sent "
+        f"{summed.sent_tokens:,} · input cost with prompt caching {ratio:.2f}x the raw "
+        f"history's ({verdict})"
+    )
+
+
 def plot_replay(
     rows: Sequence[CallStats],
     path: str | Path,
     *,
+    summed: ReplayTotals,
     title: str = "Tokens per model call",
     budget: int | None = None,
 ) -> Path:
@@ -45,6 +59,8 @@ def plot_replay(
     Args:
         rows: The stats of a replay, one per model call.
         path: Where to write the PNG (its folder must exist).
+        summed: The replay's totals as priced for the CLI's cost line
+            (``memory._replay.totals``), for the subtitle's cost.
         title: The figure's title.
         budget: Draws the prompt budget as a line when given.
 
@@ -63,7 +79,6 @@ def plot_replay(
     except ImportError as exc:
         raise MissingDependencyError(_MISSING) from exc
     calls = [row.call for row in rows]
-    summed = totals(rows)
     figure = Figure(figsize=(9, 4.8), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -85,8 +100,7 @@ def plot_replay(
         )
     figure.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
     axes.set_title(
-        f"{summed.calls:,} model calls · raw history {summed.raw_tokens:,} tokens · "
-        f"sent {summed.sent_tokens:,} · saved {summed.tokens_saved:,} ({summed.share_saved:.0%})",
+        subtitle(summed),
         loc="left",
         fontsize=10,
         color="#57606a",

@@ -21,6 +21,7 @@ from memory._cli_replay import cost_lines
 from memory._replay import (
     DEFAULT_PRICE_PER_MTOK,
     CallStats,
+    ReplayTotals,
     load_transcript,
     locomo_messages,
     model_calls,
@@ -225,10 +226,25 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     from memory._plot import plot_replay
 
     rows = [_row(i, 1_000 * i, min(1_000 * i, 2_500)) for i in range(1, 6)]
-    target = plot_replay(rows, tmp_path / "p.png", title="five calls", budget=2_500)
+    summed = totals(rows)
+    target = plot_replay(rows, tmp_path / "p.png", summed=summed, title="five", budget=2_500)
     assert target.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(InputError, match="cannot write the plot"):
-        plot_replay(rows, tmp_path / "missing-dir" / "p.png")
+        plot_replay(rows, tmp_path / "missing-dir" / "p.png", summed=summed)
+
+
+def test_the_plot_subtitle_gives_the_cost_with_caching_not_tokens_saved() -> None:
+    from memory._plot import subtitle
+
+    # 40% fewer tokens sent, but a prompt whose start changes costs more once cached.
+    summed = ReplayTotals(
+        calls=10, raw_tokens=100_000, sent_tokens=60_000, largest_prompt=8_000,
+        archived_refs=0, compression_saved=0, price_per_mtok=2.5,
+        billed_usd=0.06, raw_billed_usd=0.05,
+    )  # fmt: skip
+    line = subtitle(summed)
+    assert "1.20x the raw history's (dearer)" in line and "saved" not in line
+    assert "sent 60,000" in line and "raw history 100,000 tokens" in line
 
 
 def test_plot_without_matplotlib_names_the_extra(
@@ -240,4 +256,4 @@ def test_plot_without_matplotlib_names_the_extra(
     with pytest.raises(MissingDependencyError, match=r"context-attic\[plot\]"):
         check_available()
     with pytest.raises(MissingDependencyError, match=r"context-attic\[plot\]"):
-        plot_replay([], tmp_path / "p.png")
+        plot_replay([], tmp_path / "p.png", summed=totals([]))
