@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, InvalidToolCall, ToolMessage
+from langchain_core.messages.tool import invalid_tool_call
 
 from memory._anthropic import to_anthropic
 from memory._assemble import Prompt
@@ -141,8 +142,13 @@ class AgentLoop:
         """Return the ``recall`` tool in Anthropic's ``tools`` format, to add to yours."""
         return [anthropic_schema()]
 
-    def _store_reply(self, reply: Mapping[str, Any]) -> list[ToolCall]:
-        messages = normalize(reply)
+    def _store_reply(
+        self, reply: Mapping[str, Any], invalid: Sequence[InvalidToolCall] = ()
+    ) -> list[ToolCall]:
+        messages: list[BaseMessage] = normalize(reply)
+        if invalid:
+            extra = {"invalid_tool_calls": [*invalid]}
+            messages = [m.model_copy(update=extra) for m in messages]
         self.memory.add(messages)
         return [
             ToolCall(str(c["id"]), c["name"], dict(c["args"]))
@@ -154,17 +160,25 @@ class AgentLoop:
     def add_openai_reply(self, message: Any) -> list[ToolCall]:
         """Store the model's reply, ``choices[0].message`` (a dict or the SDK object).
 
+        A tool call whose arguments are not JSON (cheap models write such calls) is
+        kept as LangChain keeps it, in the stored turn's ``invalid_tool_calls``, and is
+        not returned: there is nothing to run. Prompts show it in the model's turn as
+        ``[tool call 'ls' not run: arguments are not valid JSON (...)]`` when the turn
+        has no text, so the model sees why nothing came back.
+
         Returns:
-            The tool calls it asks for (empty when the model is done).
+            The tool calls it asks for (empty when the model is done, or when its only
+            calls were malformed).
 
         Raises:
-            InputError: the reply is malformed (arguments that are not JSON...).
+            InputError: the reply cannot be read (a call without an id...).
         """
         data = _plain(message)
         reply = {k: data[k] for k in _OPENAI_FIELDS if data.get(k) is not None}
         reply.setdefault("role", "assistant")
         reply.setdefault("content", "")
-        return self._store_reply(reply)
+        invalid = _set_aside_malformed(reply)
+        return self._store_reply(reply, invalid)
 
     def add_anthropic_reply(self, content: Any) -> list[ToolCall]:
         """Store the model's reply: the response's ``content`` blocks, or the response.
@@ -234,3 +248,37 @@ class AgentLoop:
             content if isinstance(content, str) else [*content]
         )
         self.memory.add(ToolMessage(blocks, tool_call_id=call_id, name=name))
+
+
+def _set_aside_malformed(reply: dict[str, Any]) -> list[InvalidToolCall]:
+    """Take the calls whose arguments are not JSON out of ``reply`` (in place)."""
+    calls = reply.get("tool_calls")
+    if not isinstance(calls, list):
+        return []
+    valid: list[Any] = []
+    invalid: list[InvalidToolCall] = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        arguments = function.get("arguments") if isinstance(function, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(arguments, str) and arguments.strip():
+            try:
+                json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                error = f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+                name = function.get("name")
+                ident = call.get("id")
+                invalid.append(
+                    invalid_tool_call(
+                        name=name if isinstance(name, str) else None,
+                        args=arguments,
+                        id=ident if isinstance(ident, str) else None,
+                        error=error,
+                    )
+                )
+                continue
+        valid.append(call)
+    if valid:
+        reply["tool_calls"] = valid
+    else:
+        reply.pop("tool_calls")
+    return invalid

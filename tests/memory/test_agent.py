@@ -199,12 +199,30 @@ def test_a_failing_tool_stores_nothing(memory: ConversationMemory) -> None:
     assert memory.history()[-1].content == "error: boom"
 
 
+def test_a_malformed_tool_call_is_kept_not_run_and_shown_to_the_model(
+    memory: ConversationMemory,
+) -> None:
+    loop = AgentLoop(memory)
+    loop.add_user("go")
+    bad = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{oops"}}
+    good = {"id": "c2", "type": "function", "function": {"name": "pwd", "arguments": "{}"}}
+    assert loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": [bad]}) == []
+    stored = memory.history()[-1]
+    assert isinstance(stored, AIMessage) and not stored.tool_calls
+    assert stored.invalid_tool_calls[0]["args"] == "{oops"
+    sent = loop.openai_messages()[-1]
+    assert sent["role"] == "assistant" and "tool_calls" not in sent
+    assert "[tool call 'ls' not run: arguments are not valid JSON" in sent["content"]
+    # Beside a well-formed call, only that one is returned and run.
+    calls = loop.add_openai_reply({"role": "assistant", "content": "", "tool_calls": [bad, good]})
+    assert [c.id for c in calls] == ["c2"]
+    loop.add_tool_result("c2", "/home")
+    assert loop.openai_messages()[-1] == {"role": "tool", "tool_call_id": "c2", "content": "/home"}
+
+
 def test_bad_input_is_refused(memory: ConversationMemory) -> None:
     loop = AgentLoop(memory)
     loop.add_user("go")
-    bad = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{not json"}}
-    with pytest.raises(InputError, match="JSON"):
-        loop.add_openai_reply({"role": "assistant", "tool_calls": [bad]})
     with pytest.raises(InputError, match="never issued"):
         loop.add_tool_result("nope", "result")
     with pytest.raises(InputError):
