@@ -37,6 +37,7 @@ from memory._errors import ConfigError
 from memory._media import MediaRule, rule_for_model
 from memory._media import block_tokens as media_block_tokens
 from memory._tiktoken_files import EXPECTED_SHA256, seed_tiktoken_cache
+from memory.pricing import bare_model
 
 __all__ = [
     "DEFAULT_IMAGE_TOKENS",
@@ -110,7 +111,7 @@ def encoding_for_model(model: str | None) -> tuple[str, bool]:
     if model is None:
         return "o200k_base", True
     try:
-        return tiktoken.model.encoding_name_for_model(model), True
+        return tiktoken.model.encoding_name_for_model(bare_model(model)), True
     except KeyError:
         return "o200k_base", False
 
@@ -331,9 +332,8 @@ def counter_for_model(model: str | None, *, margin: float | None = None) -> Tikt
     encoding, exact = encoding_for_model(model)
     if margin is None:
         margin = 0.0 if exact else DEFAULT_SAFETY_MARGIN
-    return TiktokenCounter(
-        encoding, margin=margin, media=rule_for_model(model), every_script=not exact
-    )
+    media = rule_for_model(bare_model(model) if model else None)
+    return TiktokenCounter(encoding, margin=margin, media=media, every_script=not exact)
 
 
 def resolve_counter(

@@ -20,6 +20,7 @@ to be exact.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from memory._errors import ConfigError
 __all__ = [
     "DEFAULT_PRICES",
     "Price",
+    "bare_model",
     "cached_tokens",
     "input_cost",
     "price_of",
@@ -108,15 +110,33 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "gpt-5-mini": _openai(0.25, 2.00, 0.025),
     "claude-3-5-haiku": _anthropic(0.80, 4.00, min_cached=2048),
     "claude-haiku-4-5": _anthropic(1.00, 5.00, min_cached=2048),
+    "claude-3-5-sonnet": _anthropic(3.00, 15.00),
+    "claude-3-7-sonnet": _anthropic(3.00, 15.00),
     "claude-sonnet-4": _anthropic(3.00, 15.00),
+    "claude-opus-4": _anthropic(15.00, 75.00),
 }
 """List prices (USD per million tokens) and caching rules, as published in 2025."""
 
 
+_PROVIDER_PREFIX = re.compile(r"^[a-z][a-z0-9_-]*:(?=.)")
+"""LangChain's ``init_chat_model`` spelling, ``"openai:gpt-4o-mini"`` (no dot before the
+colon: a Bedrock id such as ``anthropic.claude-3-5-sonnet-20241022-v2:0`` is kept)."""
+
+
+def bare_model(model: str) -> str:
+    """The model's own name without a LangChain provider prefix (``"openai:gpt-4o"`` is
+    ``"gpt-4o"``), as price tables and tokenizers know it."""
+    return _PROVIDER_PREFIX.sub("", model.strip(), count=1) if ":" in model else model
+
+
 def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
-    """Find a model's price by exact name, then by the longest known prefix."""
+    """Find a model's price by exact name, then by the longest known prefix (a
+    LangChain provider prefix such as ``"openai:"`` is ignored when the name is not in
+    ``prices`` as given)."""
     if model is None:
         return None
+    if model not in prices:
+        model = bare_model(model)
     if model in prices:
         return prices[model]
     matches = [name for name in prices if model.startswith(name)]

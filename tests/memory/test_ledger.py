@@ -6,7 +6,8 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConfigError, ConversationMemory, Price
-from memory.pricing import DEFAULT_PRICES, cached_tokens, input_cost
+from memory._tokens import counter_for_model
+from memory.pricing import DEFAULT_PRICES, bare_model, cached_tokens, input_cost, price_of
 
 
 def test_openai_caches_from_1024_tokens_in_steps_of_128() -> None:
@@ -26,6 +27,26 @@ def test_anthropic_reads_at_10_percent_and_writes_at_125() -> None:
     assert dollars == pytest.approx((1500 * 0.30 + 1000 * 3.75 + 500 * 3.00) / 1e6)
     with pytest.raises(ConfigError):
         Price(1.0, 1.0, cached_input_per_mtok=2.0)
+
+
+def test_langchain_provider_prefixes_are_priced_and_counted_as_the_model() -> None:
+    assert price_of("openai:gpt-4o", DEFAULT_PRICES) == DEFAULT_PRICES["gpt-4o"]
+    assert (
+        price_of("anthropic:claude-haiku-4-5", DEFAULT_PRICES)
+        == (DEFAULT_PRICES["claude-haiku-4-5"])
+    )
+    assert (
+        price_of("claude-3-5-sonnet-latest", DEFAULT_PRICES)
+        == (DEFAULT_PRICES["claude-3-5-sonnet"])
+    )
+    text = "Lyon, 12 May: 40 crates."
+    assert counter_for_model("openai:gpt-4o").count(text) == counter_for_model("gpt-4o").count(text)
+    # A Bedrock id's colon is part of the name; an unknown model has no price.
+    assert bare_model("anthropic.claude-3-5-sonnet-20241022-v2:0").endswith("-v2:0")
+    assert price_of("openai:nosuchmodel", DEFAULT_PRICES) is None
+    with ConversationMemory.open(":memory:", session="s", model="openai:gpt-4o-mini") as mem:
+        mem.add({"role": "user", "content": text})
+        assert mem.assemble().report.session_cost_usd is not None
 
 
 def test_the_raw_history_and_an_identical_prompt_cost_the_same() -> None:
