@@ -144,7 +144,9 @@ def assemble(
             lookup=lookup,
             system_tokens=system_tokens,
         )
-    marks = day_marks(exchanges, window.kept) if policy.dates else {}
+    # Nothing left out yet: the raw history is sent as it is, without dates.
+    evicted = window.start > 0 or window.summary is not None
+    marks = day_marks(exchanges, window.kept) if policy.dates and evicted else {}
     conversation: list[BaseMessage] = [
         with_day(t.message, marks[t.seq]) if t.seq in marks else t.message
         for i in window.kept

@@ -1,5 +1,8 @@
 """Dates in the verbatim part of a prompt: a user turn that starts a new day says its date.
 
+Only once turns are left out (``memory._assemble``): while the whole history fits it is
+sent as it is, so a prompt never costs more than the app's own raw history.
+
 A conversation that spans days (messages added over time, or imported with their
 timestamps) loses *when* things were said once it is only text: "what did I do last
 week?" needs the dates. A user turn whose day differs from the previous user turn's (in

@@ -53,8 +53,9 @@ class AssemblyPolicy:
             left out of the prompt tells it that the tool reads them (the agent
             middleware and ``AgentLoop`` set it; a chat app without the tool does not).
 
-        dates: A user turn that starts a new day is sent with its date first (see
-            ``memory._dates``); False sends every message exactly as stored.
+        dates: Once turns are left out, a user turn that starts a new day is sent with
+            its date first (see ``memory._dates``); False sends every message exactly
+            as stored.
         opening_share: The conversation's first user turn (an agent's task, a chat's
             opening) stays verbatim at the front, before the summary, while it takes at
             most this share of what the system prompt leaves of the budget; 0 folds it

@@ -90,22 +90,40 @@ def test_aadd_takes_a_timestamp_too() -> None:
     assert asyncio.run(main()) == MAY_8
 
 
+CAT_DAYS = [
+    ("user", "I adopted a cat.", "2023-05-08T10:00Z"),
+    ("assistant", "Lovely!", "2023-05-08T10:01Z"),
+    ("user", "Same day.", "2023-05-08T18:00Z"),
+    ("assistant", "Yes?", "2023-05-08T18:01Z"),
+    ("user", "The cat is sick.", "2023-05-10T09:00Z"),
+]
+
+
 def test_a_user_turn_that_starts_a_new_day_is_sent_with_its_date() -> None:
     with ConversationMemory.open(":memory:", session="s", budget=4000, embedder=FAKE) as mem:
-        mem.add({"role": "user", "content": "I adopted a cat."}, timestamp="2023-05-08T10:00Z")
-        mem.add({"role": "assistant", "content": "Lovely!"}, timestamp="2023-05-08T10:01Z")
-        mem.add({"role": "user", "content": "Same day."}, timestamp="2023-05-08T18:00Z")
-        mem.add({"role": "assistant", "content": "Yes?"}, timestamp="2023-05-08T18:01Z")
-        mem.add({"role": "user", "content": "The cat is sick."}, timestamp="2023-05-10T09:00Z")
-        sent = [m["content"] for m in mem.assemble().to_openai()]
-        assert sent == [
-            "I adopted a cat.",
+        for role, text, at in CAT_DAYS:
+            mem.add({"role": role, "content": text}, timestamp=at)
+        # While the whole history fits it is sent as it is: dates would only add tokens
+        # to what the app's own raw history costs.
+        prompt = mem.assemble()
+        assert [m["content"] for m in prompt.to_openai()] == [t for _, t, _ in CAT_DAYS]
+        assert prompt.tokens == prompt.report.raw_tokens
+    with ConversationMemory.open(":memory:", session="s", budget=200, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "Moving notes. " * 70}, timestamp="2023-05-07T09:00Z")
+        mem.add({"role": "assistant", "content": "Noted."}, timestamp="2023-05-07T09:01Z")
+        for role, text, at in CAT_DAYS:
+            mem.add({"role": role, "content": text}, timestamp=at)
+        prompt = mem.assemble()
+        assert prompt.report.omitted_ranges  # turns left out: now dates are shown
+        sent = [m["content"] for m in prompt.to_openai()]
+        assert sent[-5:] == [
+            "[2023-05-08] I adopted a cat.",  # the first user turn after left-out turns
             "Lovely!",
             "Same day.",
             "Yes?",
-            "[2023-05-10] The cat is sick.",
+            "[2023-05-10] The cat is sick.",  # a new day
         ]
-        assert mem.history()[4].content == "The cat is sick."  # stored as given
+        assert mem.history()[6].content == "The cat is sick."  # stored as given
         mem.policy = AssemblyPolicy(dates=False)
         assert [m["content"] for m in mem.assemble().to_openai()][-1] == "The cat is sick."
 
