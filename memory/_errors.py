@@ -47,13 +47,27 @@ class ConfigError(ContextAtticError, ValueError):
     """An option or a ``Budget`` has a value the library cannot work with."""
 
 
+MAX_ERROR_CHARS = 500
+"""Longest error text: a problem quoted from a converter may repeat the whole input (a
+megabyte message), which would flood logs and copy user data into them."""
+
+
 class InputError(ContextAtticError, ValueError):
-    """A message cannot be accepted; the text names the message index and the problem."""
+    """A message cannot be accepted; the text names the message index and the problem
+    (at most ``MAX_ERROR_CHARS``: a longer text is cut in its middle, saying so)."""
 
     def __init__(self, message: str, *, index: int | None = None) -> None:
         self.index = index
         prefix = f"message {index}: " if index is not None else ""
-        super().__init__(prefix + message)
+        super().__init__(_clipped(prefix + message))
+
+
+def _clipped(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    cut = len(text) - MAX_ERROR_CHARS
+    half = MAX_ERROR_CHARS // 2
+    return f"{text[:half]} ... ({cut:,} characters left out) ... {text[-half:]}"
 
 
 class BudgetError(ContextAtticError):

@@ -208,3 +208,12 @@ def test_stored_turns_group_like_built_ones() -> None:
     assert [len(e.turns) for e in stored.exchanges] == [1, 2, 1]
     assert stored.exchanges == built.exchanges
     assert stored.exchanges[0].is_user_turn and not stored.exchanges[2].is_user_turn
+
+
+def test_an_error_about_a_huge_message_does_not_repeat_it() -> None:
+    secret = "secret " * 100_000
+    with pytest.raises(InputError) as raised:
+        normalize({"content": secret})  # no role: the converter quotes the whole dict
+    text = str(raised.value)
+    assert text.startswith("message 0: cannot read this message")
+    assert len(text) < 600 and "characters left out" in text
