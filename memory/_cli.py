@@ -42,6 +42,8 @@ __all__ = ["main"]
 
 DEMO_TRANSCRIPT = Path(__file__).resolve().parents[1] / "examples/transcripts/marshmallow_1867.json"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+PIPED_WIDTH = 200
+"""Columns of tables written to a pipe or file, where no terminal says how wide."""
 _ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}
 
 
@@ -229,7 +231,10 @@ def _run_export(args: argparse.Namespace, console: Console, embedder: Embeddings
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
     return value
@@ -320,7 +325,9 @@ def main(argv: Sequence[str] | None = None, *, embedder: Embeddings | None = Non
     if (getattr(args, "price_per_mtok", None) or 0) < 0:
         parser.error("--price-per-mtok must be >= 0")
     try:
-        return int(args.run(args, Console(), embedder))
+        # Piped to a file, tables keep their numbers whole (rich would wrap at 80).
+        console = Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+        return int(args.run(args, console, embedder))
     except ContextAtticError as exc:
         sys.stderr.write(f"attic: error: {exc}\n")
         return 1

@@ -186,6 +186,13 @@ def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: attic" in capsys.readouterr().err
 
 
+def test_a_budget_that_is_not_a_number_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["replay", "t.json", "--budget", "abc"])
+    err = capsys.readouterr().err
+    assert "must be a positive integer, not 'abc'" in err and "_positive_int" not in err
+
+
 # --- demo and replay ---------------------------------------------------------------------
 
 
