@@ -4,7 +4,7 @@ The FTS5 table is contentless; it indexes each passage's words (Chinese and Japa
 as bigrams) glued to a token standing for the session (``stores.text_search
 .scoped_words``): "s3f2a9c1e0xkite". A search asks for the session's own words, so FTS5
 reads, and BM25 counts, only that session's rows, however many sessions share the file;
-``ORDER BY rank LIMIT k`` keeps the top ``k``. Triggers keep the index in step.
+``ORDER BY bm25 LIMIT k`` keeps the top ``k``. Triggers keep the index in step.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class SQLiteTurnIndex:
     A search's cost follows the rows its words match, not the history: words are taken
     rarest first up to ``MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table, then
     remembered and brought up to date with the rows added since), and BM25 keeps the
-    top ``k`` inside FTS5 (``ORDER BY rank LIMIT k``).
+    top ``k`` (``ORDER BY bm25 LIMIT k``).
     """
 
     def __init__(self, database: SQLiteDatabase) -> None:
@@ -151,9 +151,11 @@ class SQLiteTurnIndex:
         match = " OR ".join(f'"{t}"' for t in terms)
         pool = limit + (_SLACK if before_seq is not None else 0)
         bound = before_seq if before_seq is not None else 2**62
+        # bm25() sorted by SQLite's own top-k sorter: FTS5's "ORDER BY rank" runs a nested
+        # query that sorts every match (the same order, ~25% slower).
         sql = (
-            f"SELECT {_HIT}, f.score FROM (SELECT rowid AS id, -rank AS score FROM passages_fts "
-            "WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?) AS f "
+            f"SELECT {_HIT}, f.score FROM (SELECT rowid AS id, -bm25(passages_fts) AS score "
+            "FROM passages_fts WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?) AS f "
             "JOIN passages p ON p.id = f.id WHERE p.seq < ? ORDER BY f.score DESC, p.id LIMIT ?"
         )
         params = (match, pool, bound, limit)
