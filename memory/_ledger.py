@@ -27,12 +27,13 @@ def _fingerprint(message: BaseMessage) -> str:
 
 
 def shared_prefix(
-    previous: Sequence[tuple[str, int]], messages: Sequence[BaseMessage], tokens: Sequence[int]
+    previous: Sequence[tuple[str, int]], fingerprints: Sequence[str], tokens: Sequence[int]
 ) -> int:
-    """Tokens of the leading messages equal to the previous prompt's (whole messages)."""
+    """Tokens of the leading messages (by their fingerprints) equal to the previous
+    prompt's (whole messages)."""
     shared = 0
-    for position, message in enumerate(messages):
-        if position >= len(previous) or previous[position][0] != _fingerprint(message):
+    for position, fingerprint in enumerate(fingerprints):
+        if position >= len(previous) or previous[position][0] != fingerprint:
             break
         shared += tokens[position]
     return shared
@@ -83,7 +84,8 @@ class Ledger:
             stable_tokens: The prompt's tokens up to its last stable block (where an
                 Anthropic cache breakpoint goes).
         """
-        shared = shared_prefix(self._previous, messages, message_tokens)
+        fingerprints = [_fingerprint(m) for m in messages]  # each message serialized once
+        shared = shared_prefix(self._previous, fingerprints, message_tokens)
         cached = cached_tokens(shared, tokens, self.price)
         # The raw history repeats the previous raw prompt's messages, not its reply priming.
         priming = tokens - sum(message_tokens)
@@ -98,9 +100,7 @@ class Ledger:
             self.cost_usd += input_cost(tokens, cached, written, self.price)
             raw_written = max(0, raw_tokens - raw_cached)
             self.raw_cost_usd += input_cost(raw_tokens, raw_cached, raw_written, self.price)
-        self._previous = [
-            (_fingerprint(m), t) for m, t in zip(messages, message_tokens, strict=True)
-        ]
+        self._previous = list(zip(fingerprints, message_tokens, strict=True))
         self._previous_raw = raw_tokens
         return Spend(shared_tokens=shared, cached_tokens=cached)
 

@@ -80,6 +80,8 @@ class SessionView:
         self._user: tuple[int, str | None] = (0, None)
         self.line_tokens: dict[int, int] = {}
         """Tokens of each turn's line in recalled snippets, counted once (by recall)."""
+        self.lines: dict[int, str] = {}
+        """Lines of recently recalled turns, rendered once (recall bounds it)."""
         self.speakers: dict[str, list[int]] = {}
         """Each named speaker's turn seqs (from the messages' ``name``)."""
         self.roles: dict[str, list[int]] = {kind: [] for kind in _SEARCHABLE}

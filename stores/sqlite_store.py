@@ -48,12 +48,13 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:  # pragma: no cover - every build supports it
             self.database.close()
             raise StoreError(f"cannot enable secure delete on {self.location!r}: {exc}") from exc
+        self._turn_index = SQLiteTurnIndex(self.database)
         super().__init__(
             self.database,
             SQLITE,
             turns=SQLiteTurnStore(self.database),
             blobs=SQLiteBlobStore(self.database),
-            passages=SQLiteTurnIndex(self.database),
+            passages=self._turn_index,
             summaries=SQLiteSummaryStore(self.database),
         )
 
@@ -96,6 +97,7 @@ class SQLiteStore(SQLStore):
                 # words); merging every segment drops them.
                 conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
                 conn.execute("INSERT INTO passages_fts(passages_fts) VALUES ('optimize')")
+            self._turn_index.forget_counts()
             self.database.read(lambda conn: conn.execute("VACUUM"))
             self._empty_log()
         return forget_report(sessions, counts, index_files=self._remove_index_files(models))

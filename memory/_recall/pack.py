@@ -6,9 +6,9 @@ are rendered chronologically under the header of the conversation segment they b
 to (the nearest earlier system message, e.g. a session's date). A long message is
 quoted by its matching passage, not from its start. Packing counts headers and
 separators, so every snippet returned fits: ``assemble`` never has to drop one. It
-renders nothing while it chooses: each line is counted once with its newline (cached on
-the view), a header of message numbers is estimated as its runs grow, and the joined
-snippets are counted exactly once at the end.
+renders no snippet while it chooses: each line is built and counted once with its
+newline (both cached on the view), a header of message numbers is estimated as its runs
+grow, and the joined snippets are counted exactly once at the end.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ MIN_LINE_TOKENS = 4
 MIN_CANDIDATES = 50
 TOKENS_PER_CANDIDATE = 8
 """Ranked turns tried: one per this many tokens of room (most are longer, some skipped)."""
+CACHED_LINES = 4096
+"""Most lines of whole turns kept on the view between calls (``SessionView.lines``)."""
 
 _CHITCHAT_TEXT = """
 a alright an and are awesome bye can cool could did do does done for from get go good got great
@@ -156,7 +158,7 @@ def recollect(
             break
     picks = packing.picks
     while picks:
-        snippets, snippet_seqs = _render(picks, view, passages, packing.lines)
+        snippets, snippet_seqs = _render(picks, packing)
         if counter.count(SEPARATOR.join(snippets)) <= max_tokens:
             break
         picks.pop()  # estimates were short (tokens merge across joins): drop the weakest
@@ -186,6 +188,7 @@ class _Packing:
         self.picks: list[int | Hit] = []  # turn seqs, or archived chunks, in the order tried
         self.chosen: set[int] = set()
         self.lines: dict[int, str] = {}  # lines built on the way, for rendering
+        self.headers: dict[int, str] = {}  # each chosen turn's segment
         self._segments: dict[str, set[int]] = {}  # header -> chosen seqs
         self._headers: dict[str, int] = {}  # header -> its tokens but for its numbers
         self._snippets = 0  # segments with a chosen turn
@@ -206,7 +209,7 @@ class _Packing:
         tokens = self._line_tokens(seq)
         if tokens is None or self.used + tokens > self.room:
             return  # cannot fit whatever its header costs
-        header = _segment(self.view, seq)
+        header = self.headers[seq] = _segment(self.view, seq)
         in_snippet = self._segments.setdefault(header, set())
         tokens += self._header_tokens(header, seq, in_snippet)
         if self.used + tokens > self.room:
@@ -224,14 +227,30 @@ class _Packing:
         cached = self.view.line_tokens.get(seq) if passage == 0 else None
         if cached is not None:
             return cached
-        line = turn_line(self.view, seq, passage)
+        line = self.line(seq)
         if line is None:
             return None
-        self.lines[seq] = line
         tokens = self.counter.count(line + "\n")  # ".\n" is often one token
         if passage == 0:
             self.view.line_tokens[seq] = tokens
         return tokens
+
+    def line(self, seq: int) -> str | None:
+        """A turn's line (whole turns' kept on the view, up to ``CACHED_LINES``)."""
+        if seq in self.lines:
+            return self.lines[seq]
+        passage = self.passages.get(seq, 0)
+        kept = self.view.lines
+        line = kept.get(seq) if passage == 0 else None
+        if line is None:
+            line = turn_line(self.view, seq, passage)
+            if line is not None and passage == 0:
+                if len(kept) >= CACHED_LINES:
+                    kept.clear()
+                kept[seq] = line
+        if line is not None:
+            self.lines[seq] = line
+        return line
 
     def _header_tokens(self, header: str, seq: int, chosen: set[int]) -> int:
         """What taking ``seq`` adds to its snippet's header (and separator).
@@ -307,19 +326,16 @@ def _where(seqs: list[int], header: str) -> str:
     return f"[{where}, {day}]" if day else f"[{where}]"
 
 
-def _render(
-    picks: list[int | Hit], view: SessionView, passages: dict[int, int], lines: dict[int, str]
-) -> tuple[list[str], list[tuple[int, ...]]]:
-    """Chosen turns chronologically, one snippet per segment; then the archived chunks
-    (``lines``: those built already, by seq).
+def _render(picks: list[int | Hit], packing: _Packing) -> tuple[list[str], list[tuple[int, ...]]]:
+    """Chosen turns chronologically, one snippet per segment; then the archived chunks.
 
     Also returns the turn seqs of each snippet."""
     groups: list[tuple[str, list[int], list[str]]] = []
     for seq in sorted(p for p in picks if isinstance(p, int)):
-        line = lines.get(seq) or turn_line(view, seq, passages.get(seq, 0))
+        line = packing.line(seq)
         if line is None:
             continue
-        header = _segment(view, seq)
+        header = packing.headers.get(seq) or _segment(packing.view, seq)
         if not groups or groups[-1][0] != header:
             groups.append((header, [], []))
         groups[-1][1].append(seq)

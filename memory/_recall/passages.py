@@ -43,7 +43,8 @@ CONTEXT_CHARS = 1000
 
 def approximate_tokens(text: str) -> int:
     """Estimate tokens from UTF-8 bytes (about 3.5 per token), without tokenizing."""
-    return len(text.encode("utf-8", "surrogatepass")) * 2 // 7 + 1
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size * 2 // 7 + 1
 
 
 def storable(text: str) -> str:

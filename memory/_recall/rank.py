@@ -97,13 +97,26 @@ class RankedTurn:
 
 
 @dataclass(slots=True)
-class _Turn:
-    signals: dict[str, float]
-    chars: int = 0
-    passage: int = 0
-    passage_id: int | None = None
-    passage_score: float = -math.inf
-    bonus: float = 0.0
+class _Turns:
+    """The candidate turns, in the order first found: each one's summed signals, prior
+    bonus, length and best passage (index, id; -1 for no id)."""
+
+    seqs: np.typing.NDArray[np.int64]
+    signals: np.typing.NDArray[np.float64]
+    bonus: np.typing.NDArray[np.float64]
+    chars: np.typing.NDArray[np.int64]
+    passage: np.typing.NDArray[np.int64]
+    passage_id: np.typing.NDArray[np.int64]
+
+    def add(self, seqs: Sequence[int], bonus: float) -> None:
+        """Append turns found by a prior alone (no signal, no passage)."""
+        count = len(seqs)
+        self.seqs = np.concatenate([self.seqs, np.asarray(seqs, dtype=np.int64)])
+        self.signals = np.concatenate([self.signals, np.zeros(count)])
+        self.bonus = np.concatenate([self.bonus, np.full(count, bonus)])
+        self.chars = np.concatenate([self.chars, np.zeros(count, dtype=np.int64)])
+        self.passage = np.concatenate([self.passage, np.zeros(count, dtype=np.int64)])
+        self.passage_id = np.concatenate([self.passage_id, np.full(count, -1, dtype=np.int64)])
 
 
 class TurnRanker:
@@ -177,18 +190,21 @@ class TurnRanker:
             return []
         turns = self._signals(searched, hits, before_seq)
         self._priors(query, turns, before_seq, named)
-        seqs = np.fromiter(turns, dtype=np.int64, count=len(turns))
-        base = np.array([_total(t) for t in turns.values()], dtype=np.float64)
+        seqs = turns.seqs
+        base = turns.bonus + turns.signals
         final = base + SEGMENT_BOOST * _segment_strength(
             seqs, base, np.asarray(layout.segment_starts, dtype=np.int64)
         )
         order = np.lexsort((seqs, -final))
         if limit is not None:
             order = order[: max(limit, 0)]
-        found = [(int(seqs[i]), float(final[i])) for i in order]
+        columns = zip(
+            seqs[order].tolist(), final[order].tolist(), turns.passage[order].tolist(),
+            turns.passage_id[order].tolist(), strict=True,
+        )  # fmt: skip
         return [
-            RankedTurn(seq, score, turns[seq].passage, turns[seq].passage_id)
-            for seq, score in found
+            RankedTurn(seq, score, passage, None if passage_id < 0 else passage_id)
+            for seq, score, passage, passage_id in columns
         ]
 
     def _candidates(self, query: str, before_seq: int) -> dict[int, tuple[PassageHit, float]]:
@@ -207,7 +223,7 @@ class TurnRanker:
 
     def _signals(
         self, query: str, hits: dict[int, tuple[PassageHit, float]], before_seq: int
-    ) -> dict[int, _Turn]:
+    ) -> _Turns:
         """Each candidate turn's best z-scored signals (own passage and context copy)."""
         ids = list(hits)
         words = np.array([hits[i][1] for i in ids], dtype=np.float64)
@@ -235,28 +251,25 @@ class TurnRanker:
         return _per_turn([hits[i][0] for i in ids], context, z_vectors, z_words)
 
     def _priors(
-        self, query: str, turns: dict[int, _Turn], before_seq: int, named: list[Sequence[int]]
+        self, query: str, turns: _Turns, before_seq: int, named: list[Sequence[int]]
     ) -> None:
         """Add the length, phrase and speaker priors to each candidate turn."""
-        lengths = np.log1p(np.array([t.chars for t in turns.values()], dtype=np.float64))
+        lengths = np.log1p(turns.chars.astype(np.float64))
         if len(lengths) > 1 and lengths.std() > 0:
             # Clipped: among candidates of one length, a short turn's z would be extreme.
             z = np.clip((lengths - lengths.mean()) / lengths.std(), -LENGTH_CLIP, LENGTH_CLIP)
-            for turn, value in zip(turns.values(), z, strict=True):
-                turn.bonus += LENGTH_PRIOR * float(value)
+            turns.bonus += LENGTH_PRIOR * z
         if phrase_pattern(query) is not None:
             phrased = self._passages.phrase(
                 self._session, query, before_seq=before_seq, limit=EXACT_POOL
             )
-            for seq in {h.seq for h in phrased if not h.context}:
-                if seq in turns:
-                    turns[seq].bonus += EXACT_BONUS
-                else:
-                    turns[seq] = _Turn({}, bonus=EXACT_BONUS)
+            where = {seq: i for i, seq in enumerate(turns.seqs.tolist())}
+            found = list({h.seq for h in phrased if not h.context})
+            turns.bonus[[where[seq] for seq in found if seq in where]] += EXACT_BONUS
+            turns.add([seq for seq in found if seq not in where], EXACT_BONUS)
+        seqs = turns.seqs.tolist()
         for spoken in named:
-            for seq, turn in turns.items():
-                if holds(spoken, seq):
-                    turn.bonus += SPEAKER_BONUS
+            turns.bonus[np.array([holds(spoken, seq) for seq in seqs], dtype=bool)] += SPEAKER_BONUS
 
     def _speakers(
         self, query: str, before_seq: int, layout: Layout
@@ -293,10 +306,11 @@ def _per_turn(
     context: np.typing.NDArray[np.bool_],
     z_vectors: np.typing.NDArray[np.float64],
     z_words: np.typing.NDArray[np.float64],
-) -> dict[int, _Turn]:
-    """Each turn's best signal of each kind over its passages, its best own passage (the
-    first of equals) and its length (a turn found by its context copy alone: half the
-    copy's; a turn has one context copy), turns in the order first found."""
+) -> _Turns:
+    """Each turn's best signal of each kind over its passages, summed with ``WEIGHTS``,
+    its best own passage (the first of equals) and its length (a turn found by its
+    context copy alone: half the copy's; a turn has one context copy), turns in the order
+    first found."""
     seqs = np.fromiter((h.seq for h in found), dtype=np.int64, count=len(found))
     chars = np.fromiter((h.chars for h in found), dtype=np.int64, count=len(found))
     unique, first, inverse = np.unique(seqs, return_index=True, return_inverse=True)
@@ -305,13 +319,18 @@ def _per_turn(
     rank[order] = np.arange(len(unique))
     turn = rank[inverse]
     count = len(unique)
-    signals: dict[str, tuple[np.typing.NDArray[np.float64], np.typing.NDArray[np.bool_]]] = {}
+    terms: list[np.typing.NDArray[np.float64]] = []  # weighted best signals, 0 where none
     for suffix, chosen in (("", ~context), ("_context", context)):
         held = np.bincount(turn[chosen], minlength=count) > 0
         for key, values in (("vector", z_vectors), ("words", z_words)):
             best = np.full(count, -math.inf)
             np.maximum.at(best, turn[chosen], values[chosen])
-            signals[key + suffix] = (best, held)
+            terms.append(np.where(held, WEIGHTS[key + suffix] * best, 0.0))
+    # Summed in the order the signals were found (own first, or the context copy's first),
+    # as the scores always were; adding 0.0 for a missing signal changes no sum.
+    own_first = ((terms[0] + terms[1]) + terms[2]) + terms[3]
+    copy_first = ((terms[2] + terms[3]) + terms[0]) + terms[1]
+    signals = np.where(context[first[order]], copy_first, own_first)
     own = np.flatnonzero(~context)
     mine = WEIGHTS["vector"] * z_vectors[own] + WEIGHTS["words"] * z_words[own]
     ranked = own[np.lexsort((own, -mine, turn[own]))]
@@ -324,33 +343,16 @@ def _per_turn(
     copy_chars = np.zeros(count, dtype=np.int64)
     early = copy < first_own[turn[copy]]  # a copy read before any own passage
     copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
-    # Python lists from here: reading numpy scalars one by one costs more than the work.
-    turn_of = turn.tolist()
-    copy_ids = {turn_of[p]: found[p].id for p in copy.tolist()}
-    best_own = {turn_of[p]: found[p] for p in leaders.tolist()}
-    columns = {k: (best.tolist(), held.tolist()) for k, (best, held) in signals.items()}
-    names = (list(columns), [*list(columns)[2:], *list(columns)[:2]])
-    copy_first = context[first[order]].tolist()  # its signals first (sums add in order)
-    lengths = np.maximum(own_chars, copy_chars).tolist()
-    turns: dict[int, _Turn] = {}
-    for position, seq in enumerate(unique[order].tolist()):
-        kept = {
-            k: columns[k][0][position]
-            for k in names[copy_first[position]]
-            if columns[k][1][position]
-        }
-        item = _Turn(kept, chars=lengths[position])
-        leader = best_own.get(position)
-        if leader is not None:
-            item.passage, item.passage_id = leader.idx, leader.id
-        else:
-            item.passage_id = copy_ids.get(position)
-        turns[seq] = item
-    return turns
-
-
-def _total(turn: _Turn) -> float:
-    return turn.bonus + sum(WEIGHTS[k] * v for k, v in turn.signals.items())
+    ids = np.fromiter((h.id for h in found), dtype=np.int64, count=len(found))
+    passage_id = np.full(count, -1, dtype=np.int64)
+    passage_id[turn[copy]] = ids[copy]  # a turn with no own passage: its copy's id
+    passage_id[turn[leaders]] = ids[leaders]
+    passage = np.zeros(count, dtype=np.int64)
+    passage[turn[leaders]] = [found[p].idx for p in leaders.tolist()]
+    return _Turns(
+        seqs=unique[order], signals=signals, bonus=np.zeros(count), passage=passage,
+        chars=np.maximum(own_chars, copy_chars), passage_id=passage_id,
+    )  # fmt: skip
 
 
 def _segment_strength(

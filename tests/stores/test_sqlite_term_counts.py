@@ -1,0 +1,56 @@
+"""The SQLite turn index remembers how many passages hold each searched word (fts5vocab
+reads a word's whole doclist): the counts it keeps must stay those fts5vocab gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stores.base import NewPassage
+from stores.sqlite_passages import SQLiteTurnIndex
+from stores.sqlite_store import SQLiteStore
+from stores.turn_index import scope_token
+
+WORDS = ["kite", "red", "never"]
+
+
+def _vocab(index: SQLiteTurnIndex, session: str) -> dict[str, int]:
+    terms = [scope_token(session) + w for w in WORDS]
+    rows = index.database.read(
+        lambda conn: conn.execute(
+            f"SELECT term, doc FROM passages_vocab WHERE term IN ({','.join('?' * len(terms))})",
+            terms,
+        ).fetchall()
+    )
+    found = {str(t): int(d) for t, d in rows}
+    return {t: found.get(t, 0) for t in terms}
+
+
+def _add(store: SQLiteStore, session: str, seqs: range, text: str) -> None:
+    with store.write():
+        store.passages.add(session, [NewPassage(s, 0, text, 1.0) for s in seqs])
+
+
+def test_remembered_counts_follow_adds_rollbacks_and_forgetting(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    index = store.passages
+    assert isinstance(index, SQLiteTurnIndex)
+    terms = [scope_token("a") + w for w in WORDS]
+    _add(store, "a", range(1, 4), "alice: the red kite")
+    assert index._term_counts(terms) == _vocab(index, "a")  # counted, then remembered
+    _add(store, "a", range(4, 6), "bob: a kite")
+    _add(store, "b", range(1, 3), "carol: red kite")  # another session's words apart
+    expected = dict(zip(terms, [5, 3, 0], strict=True))
+    assert index._term_counts(terms) == _vocab(index, "a") == expected
+    with pytest.raises(RuntimeError), store.write():
+        store.passages.add("a", [NewPassage(9, 0, "red red", 1.0)])
+        assert index._term_counts(terms)[terms[1]] == 4  # inside the write: not remembered
+        raise RuntimeError
+    assert index._term_counts(terms) == _vocab(index, "a")
+    store.forget("a")
+    _add(store, "a", range(1, 2), "alice: kite")
+    expected = dict(zip(terms, [1, 0, 0], strict=True))
+    assert index._term_counts(terms) == _vocab(index, "a") == expected
+    assert [h.seq for h in index.search("a", "red kite")] == [1]
+    store.close()
