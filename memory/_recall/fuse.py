@@ -1,4 +1,5 @@
-"""How ranked lists meet: exact phrases, and turns alternating with archived chunks."""
+"""How ranked lists meet: exact phrases, segments' strength, and turns alternating with
+archived chunks."""
 
 from __future__ import annotations
 
@@ -6,12 +7,24 @@ import re
 from collections.abc import Sequence
 from typing import TypeVar
 
+import numpy as np
+
 from stores.base import ChunkRecord
 
-__all__ = ["MIN_EXACT_WORD", "exact_matches", "interleave", "phrase_pattern"]
+__all__ = [
+    "MIN_EXACT_WORD",
+    "SEGMENT_BOOST",
+    "exact_matches",
+    "interleave",
+    "phrase_pattern",
+    "segment_strength",
+]
 
 MIN_EXACT_WORD = 6
 """A one-word query counts as a phrase when it is this long (an id, a rare name)."""
+SEGMENT_BOOST = 0.4
+"""Times the mean score of a segment's best turns, added to each of its turns."""
+SEGMENT_TOP = 2
 _WORD = re.compile(r"\w+", re.UNICODE)
 _T = TypeVar("_T")
 _U = TypeVar("_U")
@@ -59,3 +72,25 @@ def interleave(first: Sequence[_T], second: Sequence[_U]) -> list[_T | _U]:
         if position < len(second):
             merged.append(second[position])
     return merged
+
+
+def segment_strength(
+    seqs: np.typing.NDArray[np.int64],
+    scores: np.typing.NDArray[np.float64],
+    starts: np.typing.NDArray[np.int64],
+) -> np.typing.NDArray[np.float64]:
+    """For each turn, the mean score of the best ``SEGMENT_TOP`` turns of its segment."""
+    if len(seqs) == 0:
+        return np.zeros(0, dtype=np.float64)
+    segment = np.searchsorted(starts, seqs, side="right")
+    order = np.lexsort((-scores, segment))
+    sorted_segments, sorted_scores = segment[order], scores[order]
+    labels, first = np.unique(sorted_segments, return_index=True)
+    if len(labels) < 2:
+        # One segment lifts every turn alike: the order stays, only the floor would move.
+        return np.zeros(len(seqs), dtype=np.float64)
+    counts = np.diff(np.append(first, len(order)))
+    take = np.minimum(counts, SEGMENT_TOP)
+    running = np.concatenate([[0.0], np.cumsum(sorted_scores)])
+    top = (running[first + take] - running[first]) / take
+    return np.asarray(top[np.searchsorted(labels, segment)], dtype=np.float64)

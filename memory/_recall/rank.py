@@ -14,7 +14,11 @@ query's words in order is lifted, and turns of a segment (a session under its da
 header) where the best turns cluster are lifted too (not in a conversation of one
 segment, where a lift for all would only push weak turns over the relevance floor).
 A name no message carries is taken for the role the other role addresses by it, and
-searched as that role's speaker (``memory._recall.speakers``). Measured on LoCoMo
+searched as that role's speaker (``memory._recall.speakers``). A query naming one
+speaker is embedded twice, as asked and without the name, and a passage keeps the
+closer of the two (its words are searched without the name): the name, in nearly all
+of that speaker's turns and those that greet them, would pull the search towards
+greetings rather than the topic. Measured on LoCoMo
 (benchmarks/locomo.py).
 """
 
@@ -29,15 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from memory._indexer import Indexer
-from memory._recall.fuse import phrase_pattern
-from memory._recall.speakers import holds, named_roles, speaking_roles
+from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
+from memory._recall.speakers import holds, named_roles, speaking_roles, without_names
 from stores.turn_index import PassageHit, TurnIndex
 
 __all__ = [
     "EXACT_BONUS",
     "LENGTH_PRIOR",
     "POOL",
-    "SEGMENT_BOOST",
     "SPEAKER_BONUS",
     "WEIGHTS",
     "Layout",
@@ -51,11 +54,9 @@ LENGTH_PRIOR = 0.5
 """Times the z-score of a turn's log length: facts come in sentences, not in "thanks!"."""
 LENGTH_CLIP = 2.0
 """Most the length z-score counts either way."""
-SPEAKER_BONUS = 1.0
-"""Added to the turns of a speaker the query names (in z-score units)."""
-SEGMENT_BOOST = 0.4
-"""Times the mean score of a segment's best turns, added to each of its turns."""
-SEGMENT_TOP = 2
+SPEAKER_BONUS = 2.0
+"""Added to the turns of a speaker the query names (in z-score units; 1.0 before the
+query was also searched without the name, which leaves the speaker to this bonus)."""
 EXACT_BONUS = 3.0
 """Added to turns holding the query's words in order: a quoted phrase is the surest sign."""
 EXACT_POOL = 50
@@ -184,15 +185,15 @@ class TurnRanker:
         if not query.strip() or before_seq <= 1:
             return []
         layout = layout or Layout()
-        named, searched = self._speakers(query, before_seq, layout)
-        hits = self._candidates(searched, before_seq)
+        named, queries = self._speakers(query, before_seq, layout)
+        hits = self._candidates(queries, before_seq)
         if not hits:
             return []
-        turns = self._signals(searched, hits, before_seq)
+        turns = self._signals(queries, hits, before_seq)
         self._priors(query, turns, before_seq, named)
         seqs = turns.seqs
         base = turns.bonus + turns.signals
-        final = base + SEGMENT_BOOST * _segment_strength(
+        final = base + SEGMENT_BOOST * segment_strength(
             seqs, base, np.asarray(layout.segment_starts, dtype=np.int64)
         )
         order = np.lexsort((seqs, -final))
@@ -207,24 +208,29 @@ class TurnRanker:
             for seq, score, passage, passage_id in columns
         ]
 
-    def _candidates(self, query: str, before_seq: int) -> dict[int, tuple[PassageHit, float]]:
-        """Passages from the top-k queries: ``id → (hit, word score)``."""
+    def _candidates(
+        self, queries: Sequence[str], before_seq: int
+    ) -> dict[int, tuple[PassageHit, float]]:
+        """Passages from the top-k queries: ``id → (hit, word score)`` (words of the last
+        query, vectors of each)."""
         found: dict[int, tuple[PassageHit, float]] = {}
-        words = self._passages.search(self._session, query, before_seq=before_seq, limit=POOL)
+        words = self._passages.search(self._session, queries[-1], before_seq=before_seq, limit=POOL)
         for hit in words:
             found[hit.id] = (hit, hit.score)
         if self.indexer is not None:
             self._remember(words)
-            nearest = [i for i, _ in self.indexer.search(query, POOL + 2 * _WINDOW_SLACK)]
-            for hit in self._locate([i for i in nearest if i not in found]):
-                if hit.seq < before_seq:
-                    found[hit.id] = (hit, 0.0)
+            for query in queries:
+                nearest = [i for i, _ in self.indexer.search(query, POOL + 2 * _WINDOW_SLACK)]
+                for hit in self._locate([i for i in nearest if i not in found]):
+                    if hit.seq < before_seq:
+                        found[hit.id] = (hit, 0.0)
         return found
 
     def _signals(
-        self, query: str, hits: dict[int, tuple[PassageHit, float]], before_seq: int
+        self, queries: Sequence[str], hits: dict[int, tuple[PassageHit, float]], before_seq: int
     ) -> _Turns:
-        """Each candidate turn's best z-scored signals (own passage and context copy)."""
+        """Each candidate turn's best z-scored signals (own passage and context copy; the
+        embedding similarity of the query closest to it)."""
         ids = list(hits)
         words = np.array([hits[i][1] for i in ids], dtype=np.float64)
         context = np.array([hits[i][0].context for i in ids], dtype=bool)
@@ -240,15 +246,24 @@ class TurnRanker:
                 z_words[chosen] = values / spread
         z_vectors = np.zeros(len(ids), dtype=np.float64)
         if self.indexer is not None:
-            similarity = self.indexer.scores_of(query, ids).astype(np.float64)
-            sampled, sample = self.indexer.sample_scores(query, SAMPLE)
-            sample_context = self._is_context(sampled)
-            for kind in (False, True):  # own passages and context copies spread apart
-                values = sample[sample_context == kind].astype(np.float64)
-                chosen = (context == kind) & ~np.isnan(similarity)
-                if len(values) > 1 and values.std() > 0:
-                    z_vectors[chosen] = (similarity[chosen] - values.mean()) / values.std()
+            z_vectors = np.max([self._vector_z(q, ids, context) for q in queries], axis=0)
         return _per_turn([hits[i][0] for i in ids], context, z_vectors, z_words)
+
+    def _vector_z(
+        self, query: str, ids: list[int], context: np.typing.NDArray[np.bool_]
+    ) -> np.typing.NDArray[np.float64]:
+        """The z-scored embedding similarity of each passage to ``query``."""
+        assert self.indexer is not None
+        z = np.zeros(len(ids), dtype=np.float64)
+        similarity = self.indexer.scores_of(query, ids).astype(np.float64)
+        sampled, sample = self.indexer.sample_scores(query, SAMPLE)
+        sample_context = self._is_context(sampled)
+        for kind in (False, True):  # own passages and context copies spread apart
+            values = sample[sample_context == kind].astype(np.float64)
+            chosen = (context == kind) & ~np.isnan(similarity)
+            if len(values) > 1 and values.std() > 0:
+                z[chosen] = (similarity[chosen] - values.mean()) / values.std()
+        return z
 
     def _priors(
         self, query: str, turns: _Turns, before_seq: int, named: list[Sequence[int]]
@@ -273,28 +288,34 @@ class TurnRanker:
 
     def _speakers(
         self, query: str, before_seq: int, layout: Layout
-    ) -> tuple[list[Sequence[int]], str]:
-        """The turn seqs of each speaker the query names, and the query to search with.
+    ) -> tuple[list[Sequence[int]], tuple[str, ...]]:
+        """The turn seqs of each speaker the query names, and the queries to search with.
 
         A named speaker is known from the messages. A name no message carries is taken for
-        the role the other role addresses by it (``memory._recall.speakers``) and, in the
-        query searched with, replaced by the speaker that role's turns are indexed under
-        ("What did user research?"): the name itself is found in the other role's turns."""
+        the role the other role addresses by it (``memory._recall.speakers``) and replaced
+        by the speaker that role's turns are indexed under ("What did user research?"):
+        the name itself is found in the other role's turns. A query naming one speaker
+        is searched twice, as asked and without the name (``without_names``), whose
+        words are searched; each turn keeps the closer embedding. One naming both
+        speakers is about them both: searched as asked."""
         found: list[Sequence[int]] = []
+        names: list[str] = []
         speakers = layout.speakers or {}
         for name, spoken in speakers.items():
             if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query, re.IGNORECASE):
                 found.append(spoken)
+                names.append(name)
         roles = layout.roles or {}
-        if not any(roles.values()):
-            return found, query
-        inferred = named_roles(
-            self._passages, self._session, query, before_seq=before_seq, roles=roles,
-            known=speakers, cache=self._name_roles,
-        )  # fmt: skip
-        for role in inferred.values():
-            found.append(roles[role])
-        return found, speaking_roles(query, inferred, roles=roles, speakers=speakers)
+        inferred: dict[str, str] = {}
+        if any(roles.values()):
+            inferred = named_roles(
+                self._passages, self._session, query, before_seq=before_seq, roles=roles,
+                known=speakers, cache=self._name_roles,
+            )  # fmt: skip
+            found += [roles[role] for role in inferred.values()]
+        asked = speaking_roles(query, inferred, roles=roles, speakers=speakers)
+        content = without_names(query, [*names, *inferred]) if len(found) == 1 else query
+        return found, tuple(dict.fromkeys((asked, asked if content == query else content)))
 
 
 _WINDOW_SLACK = 32
@@ -353,25 +374,3 @@ def _per_turn(
         seqs=unique[order], signals=signals, bonus=np.zeros(count), passage=passage,
         chars=np.maximum(own_chars, copy_chars), passage_id=passage_id,
     )  # fmt: skip
-
-
-def _segment_strength(
-    seqs: np.typing.NDArray[np.int64],
-    scores: np.typing.NDArray[np.float64],
-    starts: np.typing.NDArray[np.int64],
-) -> np.typing.NDArray[np.float64]:
-    """For each turn, the mean score of the best ``SEGMENT_TOP`` turns of its segment."""
-    if len(seqs) == 0:
-        return np.zeros(0, dtype=np.float64)
-    segment = np.searchsorted(starts, seqs, side="right")
-    order = np.lexsort((-scores, segment))
-    sorted_segments, sorted_scores = segment[order], scores[order]
-    labels, first = np.unique(sorted_segments, return_index=True)
-    if len(labels) < 2:
-        # One segment lifts every turn alike: the order stays, only the floor would move.
-        return np.zeros(len(seqs), dtype=np.float64)
-    counts = np.diff(np.append(first, len(order)))
-    take = np.minimum(counts, SEGMENT_TOP)
-    running = np.concatenate([[0.0], np.cumsum(sorted_scores)])
-    top = (running[first + take] - running[first]) / take
-    return np.asarray(top[np.searchsorted(labels, segment)], dtype=np.float64)

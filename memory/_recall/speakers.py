@@ -31,6 +31,7 @@ __all__ = [
     "query_names",
     "role_named",
     "speaking_roles",
+    "without_names",
 ]
 
 MAX_NAMES = 3
@@ -195,6 +196,23 @@ def speaking_roles(
         pattern = rf"(?<!\w){re.escape(name)}(?:['\u2019]s)?(?!\w)"
         query = re.sub(pattern, speaker, query)
     return query
+
+
+def without_names(query: str, names: Iterable[str]) -> str:
+    """Return ``query`` without ``names`` (and their possessives), or ``query`` itself
+    when no word of three letters or more would be left.
+
+    What a query asks about a speaker is also searched without the speaker's name: the
+    name is in nearly every turn that speaker says or is spoken to in, and it pulls the
+    query's embedding towards greetings ("Thanks, Mel!") rather than the topic; the
+    speaker's turns are lifted by ``memory._recall.rank.SPEAKER_BONUS``.
+    """
+    stripped = query
+    for name in names:
+        pattern = rf"(?<!\w){re.escape(name)}(?:['\u2019]s)?(?!\w)"
+        stripped = re.sub(pattern, " ", stripped, flags=re.IGNORECASE)
+    stripped = re.sub(r"\s+", " ", stripped).strip()
+    return stripped if re.search(r"\w{3,}", stripped) else query
 
 
 def holds(seqs: Sequence[int], seq: int) -> bool:

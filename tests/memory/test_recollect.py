@@ -12,9 +12,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
-from memory._recall.fuse import interleave
+from memory._recall.fuse import interleave, segment_strength
 from memory._recall.pack import SEPARATOR, recollect
-from memory._recall.rank import Layout, TurnRanker, _segment_strength
+from memory._recall.rank import Layout, TurnRanker
 from stores.turn_index import PassageHit, TurnIndex
 
 FILLER = [
@@ -56,19 +56,27 @@ def _chat(mem: ConversationMemory, sessions: list[list[tuple[str, str]]]) -> lis
 
 
 def test_a_turn_by_the_speaker_the_query_names_ranks_first() -> None:
-    with _open() as mem:
+    # Words and priors alone: random fake vectors would rank by chance.
+    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
         seqs = _chat(
             mem,
             [
-                [("Alice", "I adopted a kitten called Miso."), ("Bob", FILLER[0])],
-                [("Alice", FILLER[1]), ("Bob", "I adopted a kitten called Pepper.")],
+                [
+                    ("Alice", "I adopted a grey kitten called Miso from the shelter today."),
+                    ("Bob", FILLER[0]),
+                ],
+                [
+                    ("Alice", FILLER[1]),
+                    ("Bob", "I adopted a black kitten called Pepper from the shelter today."),
+                ],
                 [("Alice", FILLER[2]), ("Bob", FILLER[3])] * 4,
             ],
         )
         view = mem._state.view
         ranked = _rank(mem, "What kitten did Bob adopt?", view.last_seq + 1)
         assert ranked[0][0] == seqs[3]  # Bob's kitten, not Alice's
-        assert ranked[1][0] == seqs[0]
+        alices = [seq for seq, _ in ranked if seq in seqs[0::2]]
+        assert alices[0] == seqs[0]  # of Alice's turns, her kitten first
         named_alice = _rank(mem, "What kitten did Alice adopt?", view.last_seq + 1)
         assert named_alice[0][0] == seqs[0]
 
@@ -89,9 +97,9 @@ def test_ranking_covers_only_older_turns_and_follows_new_ones() -> None:
 def test_segment_strength_is_the_mean_of_each_segments_best_turns() -> None:
     seqs = np.array([2, 3, 4, 6, 7], dtype=np.int64)
     scores = np.array([1.0, 3.0, 2.0, -1.0, 5.0])
-    strength = _segment_strength(seqs, scores, np.array([1, 5], dtype=np.int64))
+    strength = segment_strength(seqs, scores, np.array([1, 5], dtype=np.int64))
     assert strength.tolist() == [2.5, 2.5, 2.5, 2.0, 2.0]
-    assert _segment_strength(seqs[:0], scores[:0], np.zeros(0, dtype=np.int64)).size == 0
+    assert segment_strength(seqs[:0], scores[:0], np.zeros(0, dtype=np.int64)).size == 0
 
 
 def test_one_segment_lifts_no_turn() -> None:
@@ -101,7 +109,7 @@ def test_one_segment_lifts_no_turn() -> None:
     seqs = np.array([2, 3, 4], dtype=np.int64)
     scores = np.array([7.0, 0.5, -1.0])
     for starts in ([], [1]):
-        strength = _segment_strength(seqs, scores, np.array(starts, dtype=np.int64))
+        strength = segment_strength(seqs, scores, np.array(starts, dtype=np.int64))
         assert strength.tolist() == [0.0, 0.0, 0.0]
 
 

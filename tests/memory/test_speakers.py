@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from memory import ConversationMemory
@@ -14,6 +15,7 @@ from memory._recall.speakers import (
     query_names,
     role_named,
     speaking_roles,
+    without_names,
 )
 
 from .test_recollect import FILLER, Flat
@@ -68,6 +70,48 @@ def test_a_name_becomes_the_speaker_its_role_is_indexed_under() -> None:
     assert speaking_roles("Where did Mel go?", {"Mel": "ai"}, roles=roles, speakers=known) == (
         "Where did Melanie go?"
     )
+
+
+def test_a_query_is_searched_without_the_names_of_its_speakers() -> None:
+    assert without_names("What does Melanie's family like?", ["Melanie"]) == (
+        "What does family like?"
+    )
+    assert without_names("Did Jon and Gina both dance?", ["jon", "Gina"]) == "Did and both dance?"
+    assert without_names("Melanie?", ["Melanie"]) == "Melanie?"  # nothing else to search
+    assert without_names("What did Melanie paint?", []) == "What did Melanie paint?"
+
+
+class _Recording(DeterministicFakeEmbedding):
+    """Fake embeddings that remember the queries they embedded."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        _EMBEDDED.extend(texts)
+        return super().embed_documents(texts)
+
+
+_EMBEDDED: list[str] = []
+
+
+def test_a_query_naming_a_speaker_is_also_embedded_without_the_name() -> None:
+    embedder = _Recording(size=16)
+    with ConversationMemory.open(":memory:", session="n", budget=600, embedder=embedder) as mem:
+        mem.add(HumanMessage("I paint sunsets on weekends.", name="Melanie"))
+        mem.add(AIMessage("Thanks, Melanie! Lovely.", name="Caroline"))
+        mem.wait_until_indexed(timeout=30)
+        ranker, layout = mem._state.recall.ranker, mem._state.view.layout()
+        asked = []
+        queries = (
+            "What does Melanie paint?",
+            "What does Anna paint?",
+            "Did Melanie and Caroline paint?",
+        )
+        for query in queries:
+            _EMBEDDED.clear()
+            ranker.rank(query, before_seq=9, layout=layout)
+            asked.append(set(_EMBEDDED))
+    assert asked[0] == {"What does Melanie paint?", "What does paint?"}
+    assert asked[1] == {"What does Anna paint?"}  # no speaker's name: searched as asked
+    assert asked[2] == {queries[2]}  # both speakers: the question is about them
 
 
 def _plain(mem: ConversationMemory, messages: list[BaseMessage]) -> list[int]:
