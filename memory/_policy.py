@@ -41,6 +41,11 @@ class AssemblyPolicy:
         summary_share: Most of the budget the running summary may take.
         recall_share: Room kept for recalled snippets on an ordinary call (the query is
             the user's latest turn); 0 turns implicit recall off.
+        recall_min_tokens: That room is at least this many tokens while they stay under
+            a tenth of the budget: a recall block's wrapper (about 40 tokens, with the
+            quoted query) and one turn take 100-150, which 4% of a budget under 3,750
+            tokens cannot hold (at 2,000 tokens a 26-token turn that answered the
+            question did not fit).
         lookup_recall_share: Room for recall when ``assemble(query=...)`` asks about the
             past explicitly (verbatim turns give way).
         low_water: Share of the budget the verbatim turns keep after a fold.
@@ -75,6 +80,7 @@ class AssemblyPolicy:
 
     summary_share: float = 0.15
     recall_share: float = 0.04
+    recall_min_tokens: int = 150
     lookup_recall_share: float = 0.9
     low_water: float = 0.15
     relevance_floor: float = 3.0
@@ -92,6 +98,14 @@ class AssemblyPolicy:
                 raise ConfigError(f"{name} must be a number, not {value!r}")
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], not {value!r}")
+        if (
+            isinstance(self.recall_min_tokens, bool)
+            or not isinstance(self.recall_min_tokens, int)
+            or self.recall_min_tokens < 0
+        ):
+            raise ConfigError(
+                f"recall_min_tokens must be an integer >= 0, not {self.recall_min_tokens!r}"
+            )
         for flag in ("recall_tool", "dates"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be True or False, not {getattr(self, flag)!r}")
@@ -107,6 +121,17 @@ class AssemblyPolicy:
     def high_water_share(self) -> float:
         """Share of the budget the verbatim turns may reach before a fold."""
         return 1.0 - self.summary_share * self.summary_slack - self.recall_share
+
+    def recall_room(self, prompt_tokens: int, *, lookup: bool) -> int:
+        """Tokens kept for recall in a prompt of ``prompt_tokens`` (an explicit lookup:
+        ``lookup_recall_share``; an ordinary call: ``recall_share``, at least
+        ``recall_min_tokens`` while they stay under a tenth of the budget)."""
+        if lookup:
+            return int(prompt_tokens * self.lookup_recall_share)
+        if self.recall_share <= 0:
+            return 0
+        least = min(self.recall_min_tokens, prompt_tokens // 10)
+        return max(int(prompt_tokens * self.recall_share), least)
 
     def summary_cap(self, prompt_tokens: int) -> int:
         """Tokens a summarizer is asked to stay under."""

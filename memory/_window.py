@@ -275,7 +275,7 @@ def choose_window(
             )
     # The room kept for recall is the same on every ordinary call, recall or not, so
     # the fold level never moves back and forth between a user's turn and a reply.
-    reserve = int(limit * (policy.lookup_recall_share if lookup else policy.recall_share))
+    reserve = policy.recall_room(limit, lookup=lookup)
     recalls = lookup or chat_turn
     opening = pinned_opening(exchanges, current, limit - base, policy)
     planner = _Planner(

@@ -382,3 +382,15 @@ def test_the_note_on_left_out_messages_names_the_recall_tool_only_when_it_is_off
 def test_recall_tool_must_be_a_bool() -> None:
     with pytest.raises(ConfigError, match="recall_tool"):
         AssemblyPolicy(recall_tool="yes")  # type: ignore[arg-type]
+
+
+def test_implicit_recall_room_holds_a_block_at_small_budgets() -> None:
+    policy = AssemblyPolicy()
+    assert policy.recall_room(1_000, lookup=False) == 100  # a tenth, not 4% (40)
+    assert policy.recall_room(2_000, lookup=False) == 150
+    assert policy.recall_room(8_000, lookup=False) == 320  # the share once it is larger
+    assert policy.recall_room(2_000, lookup=True) == 1_800
+    assert AssemblyPolicy(recall_share=0.0).recall_room(2_000, lookup=False) == 0
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="recall_min_tokens"):
+            AssemblyPolicy(recall_min_tokens=bad)  # type: ignore[arg-type]

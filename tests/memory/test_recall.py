@@ -137,3 +137,40 @@ def test_a_chinese_fact_is_found_by_a_chinese_question() -> None:
         assert "E12345678" in mem.recall(query="护照放在哪里？")
         prompt = mem.assemble(query="我的护照在哪里？")
         assert "E12345678" in "\n".join(str(m.content) for m in prompt.messages)
+
+
+def _cat_chat(mem: ConversationMemory) -> None:
+    mem.add({"role": "user", "content": "Hi! I just moved to Lyon with my cat Miso."})
+    mem.add({"role": "assistant", "content": "Congratulations on the move!"})
+    mem.add({"role": "user", "content": "Bad news: Miso is sick, the vet says kidney infection."})
+    mem.add({"role": "assistant", "content": "I'm sorry to hear that. I hope Miso recovers."})
+    for i in range(40):
+        mem.add(
+            {
+                "role": "user",
+                "content": f"What should I cook tonight? I have {i + 2} "
+                f"tomatoes, some rice and an onion, and guests at {18 + i % 4}:00.",
+            }
+        )
+        mem.add(
+            {
+                "role": "assistant",
+                "content": "Try a tomato risotto: soften the onion, "
+                f"toast the rice, add {i + 2} chopped tomatoes and stock for 20 minutes.",
+            }
+        )
+    mem.wait_until_indexed()
+    mem.add({"role": "user", "content": "By the way, what illness did the vet find in my cat?"})
+
+
+def test_a_small_budget_recalls_the_turn_that_answers_not_its_neighbour() -> None:
+    # 4% of 1,000-2,000 tokens cannot hold the recall block and one turn, and the
+    # greeting before the answer used to take the room the answer did not fit in.
+    for budget in (1_000, 2_000):
+        # The bundled MiniLM, as a user gets it: relevance needs real embeddings.
+        with ConversationMemory.open(":memory:", session="s", budget=budget) as mem:
+            _cat_chat(mem)
+            prompt = mem.assemble(system="You are a friendly assistant.")
+            assert 3 in prompt.report.recalled_turns
+            assert "kidney infection" in str(prompt.messages[-1].content)
+            assert prompt.tokens <= budget
