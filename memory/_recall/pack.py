@@ -150,10 +150,10 @@ def recollect(
         if isinstance(item, Hit):
             packing.add_chunk(item)
             continue
-        # The hit first, then its neighbours nearest first, and only beside the hit:
-        # where room runs out, the turn that matched is kept (not the greeting before it).
-        taken = item not in exclude and packing.add_turn(item)
-        if taken and rank < TOP_HITS_WITH_NEIGHBOURS:
+        # The hit first, then its neighbours nearest first: where room runs out, the
+        # turn that matched is kept (not the greeting before it).
+        packing.add_turn(item)
+        if rank < TOP_HITS_WITH_NEIGHBOURS:
             for distance in range(1, neighbours + 1):
                 for seq in (item - distance, item + distance):
                     if 0 <= seq < before_seq and seq not in exclude:
@@ -206,25 +206,23 @@ class _Packing:
             self.picks.append(hit)
             self.used += tokens
 
-    def add_turn(self, seq: int) -> bool:
-        """Take a turn if it, and what it adds to its snippet's header, fit; return
-        whether it is in (taken now or before)."""
+    def add_turn(self, seq: int) -> None:
+        """Take a turn if it, and what it adds to its snippet's header, fit."""
         if seq in self.chosen:
-            return True
+            return
         tokens = self._line_tokens(seq)
         if tokens is None or self.used + tokens > self.room:
-            return False  # cannot fit whatever its header costs
+            return  # cannot fit whatever its header costs
         header = self.headers[seq] = _segment(self.view, seq)
         in_snippet = self._segments.setdefault(header, set())
         tokens += self._header_tokens(header, seq, in_snippet)
         if self.used + tokens > self.room:
-            return False
+            return
         self._snippets += not in_snippet
         in_snippet.add(seq)
         self.chosen.add(seq)
         self.picks.append(seq)
         self.used += tokens
-        return True
 
     def _line_tokens(self, seq: int) -> int | None:
         """Tokens of a turn's line and its newline (whole turns cached on the view; None:
