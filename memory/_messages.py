@@ -116,17 +116,20 @@ def _convert_one(message: Any, index: int) -> list[BaseMessage]:
             if isinstance(message, ChatMessage):
                 return convert_to_messages(convert_to_openai_messages([message]))
             return [message]
+        if not isinstance(message.get("content"), str | list | None):
+            _validate_content(message["content"], index)  # raises, naming the type
         return [keep_arguments(m, message) for m in convert_to_messages([dict(message)])]
     except InputError:
         raise
     except RecursionError as exc:
         raise InputError("message is nested too deeply to read", index=index) from exc
     except json.JSONDecodeError as exc:
-        raise InputError(
-            f"malformed tool_calls: arguments are not valid JSON ({exc})", index=index
-        ) from exc
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise InputError(f"cannot read this message: {exc}", index=index) from exc
+        raise InputError(f"tool call arguments are not valid JSON ({exc})", index=index) from exc
+    except KeyError as exc:  # a tool call's "id", a tool result's "tool_call_id"...
+        raise InputError(f"cannot read this message: no {exc} field", index=index) from exc
+    except (ValueError, TypeError, AttributeError) as exc:  # first line: no help links
+        why = (str(exc) or repr(exc)).splitlines()[0]
+        raise InputError(f"cannot read this message: {why}", index=index) from exc
 
 
 def _has_anthropic_blocks(message: BaseMessage | Mapping[str, Any]) -> bool:

@@ -217,3 +217,21 @@ def test_an_error_about_a_huge_message_does_not_repeat_it() -> None:
     text = str(raised.value)
     assert text.startswith("message 0: cannot read this message")
     assert len(text) < 600 and "characters left out" in text
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        (
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
+            "no 'id' field",
+        ),
+        ({"role": "tool", "content": "x"}, "no 'tool_call_id' field"),
+        ({"role": "user", "content": 5}, "content must be text or a list of blocks, not int"),
+    ],
+)  # fmt: skip
+def test_a_message_missing_a_field_is_named_in_one_line(message: Any, says: str) -> None:
+    with pytest.raises(InputError) as raised:
+        normalize(message)
+    assert says in str(raised.value) and "\n" not in str(raised.value)
