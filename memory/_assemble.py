@@ -34,7 +34,7 @@ from memory._errors import BudgetError
 from memory._exchange_log import Exchanges
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
-from memory._opening import opening_tokens
+from memory._opening import fold_sizes
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._report import PartTokens, Report
 from memory._tokens import TokenCounter
@@ -129,10 +129,10 @@ def assemble(
             else window.system_tokens
         )
         if points is None:
-            fixed = system_tokens + opening_tokens(
+            sizes = fold_sizes(
                 exchanges, limit, counter, policy=policy, system_tokens=system_tokens
             )
-            points = fold_points(exchanges, policy.fold_sizes(limit, fixed)[0])
+            points = fold_points(exchanges, sizes[0])
         window = choose_window(
             exchanges,
             limit,

@@ -6,7 +6,7 @@ the summary, so folds change the prompt only after it and an agent keeps
 the wording of its task. It is pinned while it takes at most
 ``AssemblyPolicy.opening_share`` of what the system prompt leaves, and always when it is
 the current user turn (an agent's only user message); then the fold schedule sizes its
-blocks from what the system prompt and the task leave (``opening_tokens``).
+blocks from what the system prompt and the task leave (``fold_sizes``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from memory._messages import Exchange
 from memory._policy import AssemblyPolicy
 from memory._tokens import TokenCounter
 
-__all__ = ["current_turn", "opening_tokens", "pinned_opening"]
+__all__ = ["current_turn", "fold_sizes", "pinned_opening"]
 
 
 def current_turn(exchanges: Sequence[Exchange]) -> int | None:
@@ -47,25 +47,26 @@ def pinned_opening(
     return None
 
 
-def opening_tokens(
+def fold_sizes(
     exchanges: Sequence[Exchange],
     limit: int,
     counter: TokenCounter,
     *,
     policy: AssemblyPolicy,
     system_tokens: int = 0,
-) -> int:
-    """Tokens of the opening user turn when it is the current turn too (else 0).
+) -> tuple[int, int]:
+    """``policy.fold_sizes`` for this conversation: ``(block_tokens, due_tokens)``.
 
     An agent whose task is its only user message sends the task in every prompt,
     however large: the fold schedule sizes its blocks from what the system prompt and
-    the task leave (``policy.fold_sizes(limit, system_tokens + opening_tokens(...))``),
-    or folds come before their blocks are summarized. A small pinned opening that is
-    not the current turn fits in the slack below the high-water mark: sizing blocks
-    without it measured cheaper (17 SWE-agent dev transcripts at 8,000 tokens, 90%
-    off: the costliest 1.14x the raw history against 1.20x, benchmarks/cost.py).
+    the task leave, or folds come before their blocks are summarized. A small pinned
+    opening that is not the current turn fits in the slack below the high-water mark:
+    sizing blocks without it measured cheaper (17 SWE-agent dev transcripts at 8,000
+    tokens, 90% off: the costliest 1.14x the raw history against 1.20x,
+    benchmarks/cost.py).
     """
     current = current_turn(exchanges)
     base = counter.reply_priming + system_tokens
     opening = pinned_opening(exchanges, current, limit - base, policy)
-    return exchanges[opening].tokens if opening is not None and opening == current else 0
+    task = exchanges[opening].tokens if opening is not None and opening == current else 0
+    return policy.fold_sizes(limit, system_tokens + task)

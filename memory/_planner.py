@@ -17,7 +17,7 @@ from memory._assemble import Prompt, assemble
 from memory._context import recall_block
 from memory._folding import SummaryRunner
 from memory._ledger import Ledger, Price, money_saved
-from memory._opening import opening_tokens
+from memory._opening import fold_sizes
 from memory._policy import AssemblyPolicy
 from memory._recall.pack import NOTHING, Recollection, recollect
 from memory._recall.search import Recall
@@ -132,10 +132,7 @@ def build_prompt(
     exchanges = view.exchanges
     summaries = runner.versions
     system_tokens = counter.count_message(SystemMessage(system)) if system else 0
-    fixed = system_tokens + opening_tokens(
-        exchanges, limit, counter, policy=policy, system_tokens=system_tokens
-    )
-    block, due = policy.fold_sizes(limit, fixed)
+    block, due = fold_sizes(exchanges, limit, counter, policy=policy, system_tokens=system_tokens)
     runner.retarget(block, due_tokens=due)  # the summarizer follows the prompts' schedule
     points = view.fold_points(block)
     window = choose_window(

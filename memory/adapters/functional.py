@@ -24,7 +24,7 @@ from memory._context import sanitize
 from memory._errors import InputError
 from memory._folds import fold_points
 from memory._messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
-from memory._opening import opening_tokens
+from memory._opening import fold_sizes
 from memory._options import resolve_policy
 from memory._policy import AssemblyPolicy
 from memory._report import Report
@@ -138,10 +138,8 @@ def summarize_messages(
     )
     exchanges = builder.exchanges
     system_tokens = counter.count_message(SystemMessage(system_text)) if system_text else 0
-    fixed = system_tokens + opening_tokens(
-        exchanges, limit, counter, policy=chosen, system_tokens=system_tokens
-    )
-    points = fold_points(exchanges, chosen.fold_sizes(limit, fixed)[0])
+    sizes = fold_sizes(exchanges, limit, counter, policy=chosen, system_tokens=system_tokens)
+    points = fold_points(exchanges, sizes[0])
 
     def prompt_for(summary: RunningSummary) -> tuple[Prompt, Window]:
         versions = [Summary(summary.text, summary.covers)] if summary.text else []
