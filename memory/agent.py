@@ -25,8 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, InvalidToolCall, ToolMessage
-from langchain_core.messages.tool import invalid_tool_call
+from langchain_core.messages import AIMessage, ToolMessage
 
 from memory._anthropic import to_anthropic
 from memory._assemble import Prompt
@@ -48,6 +47,9 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    error: str | None = None
+    """Why the call cannot run (its arguments were not JSON): ``run_tool_calls``
+    answers it with this error instead of calling the tool, so the model can retry."""
 
 
 def _plain(value: Any) -> Any:
@@ -143,15 +145,13 @@ class AgentLoop:
         return [anthropic_schema()]
 
     def _store_reply(
-        self, reply: Mapping[str, Any], invalid: Sequence[InvalidToolCall] = ()
+        self, reply: Mapping[str, Any], errors: Mapping[str, str] | None = None
     ) -> list[ToolCall]:
-        messages: list[BaseMessage] = normalize(reply)
-        if invalid:
-            extra = {"invalid_tool_calls": [*invalid]}
-            messages = [m.model_copy(update=extra) for m in messages]
+        messages = normalize(reply)
         self.memory.add(messages)
+        errors = errors or {}
         return [
-            ToolCall(str(c["id"]), c["name"], dict(c["args"]))
+            ToolCall(str(c["id"]), c["name"], dict(c["args"]), errors.get(str(c["id"])))
             for m in messages
             if isinstance(m, AIMessage)
             for c in m.tool_calls
@@ -160,15 +160,14 @@ class AgentLoop:
     def add_openai_reply(self, message: Any) -> list[ToolCall]:
         """Store the model's reply, ``choices[0].message`` (a dict or the SDK object).
 
-        A tool call whose arguments are not JSON (cheap models write such calls) is
-        kept as LangChain keeps it, in the stored turn's ``invalid_tool_calls``, and is
-        not returned: there is nothing to run. Prompts show it in the model's turn as
-        ``[tool call 'ls' not run: arguments are not valid JSON (...)]`` when the turn
-        has no text, so the model sees why nothing came back.
+        A tool call whose arguments are not JSON (cheap models write such calls) does
+        not stop the run: it is stored with empty arguments and returned with
+        ``ToolCall.error`` set, and ``run_tool_calls`` answers it with that error (the
+        arguments the model wrote, and a request to call again with valid JSON) instead
+        of calling the tool, so the model sees why and retries.
 
         Returns:
-            The tool calls it asks for (empty when the model is done, or when its only
-            calls were malformed).
+            The tool calls it asks for (empty when the model is done).
 
         Raises:
             InputError: the reply cannot be read (a call without an id...).
@@ -177,8 +176,7 @@ class AgentLoop:
         reply = {k: data[k] for k in _OPENAI_FIELDS if data.get(k) is not None}
         reply.setdefault("role", "assistant")
         reply.setdefault("content", "")
-        invalid = _set_aside_malformed(reply)
-        return self._store_reply(reply, invalid)
+        return self._store_reply(reply, _mark_malformed(reply))
 
     def add_anthropic_reply(self, content: Any) -> list[ToolCall]:
         """Store the model's reply: the response's ``content`` blocks, or the response.
@@ -218,6 +216,8 @@ class AgentLoop:
         return results
 
     def _run(self, call: ToolCall) -> str | list[dict[str, Any]]:
+        if call.error is not None:
+            return call.error
         if call.name == "recall":
             # Keep the result under compress_threshold, or it would be archived again.
             arguments = dict(call.arguments)
@@ -250,35 +250,27 @@ class AgentLoop:
         self.memory.add(ToolMessage(blocks, tool_call_id=call_id, name=name))
 
 
-def _set_aside_malformed(reply: dict[str, Any]) -> list[InvalidToolCall]:
-    """Take the calls whose arguments are not JSON out of ``reply`` (in place)."""
+def _mark_malformed(reply: dict[str, Any]) -> dict[str, str]:
+    """Give the calls whose arguments are not JSON empty arguments (in ``reply``, copies
+    of those calls: the caller's objects stay as they were); return ``{call id: error}``."""
+    errors: dict[str, str] = {}
     calls = reply.get("tool_calls")
     if not isinstance(calls, list):
-        return []
-    valid: list[Any] = []
-    invalid: list[InvalidToolCall] = []
+        return errors
+    fixed: list[Any] = []
     for call in calls:
         function = call.get("function") if isinstance(call, Mapping) else None
         arguments = function.get("arguments") if isinstance(function, Mapping) else None
-        if isinstance(function, Mapping) and isinstance(arguments, str) and arguments.strip():
+        if isinstance(function, Mapping) and isinstance(arguments, str):
             try:
-                json.loads(arguments)
+                json.loads(arguments or "{}")
             except json.JSONDecodeError as exc:
-                error = f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
-                name = function.get("name")
-                ident = call.get("id")
-                invalid.append(
-                    invalid_tool_call(
-                        name=name if isinstance(name, str) else None,
-                        args=arguments,
-                        id=ident if isinstance(ident, str) else None,
-                        error=error,
-                    )
+                errors[str(call.get("id"))] = (
+                    f"error: the arguments {arguments[:200]!r} are not valid JSON ({exc.msg} "
+                    f"at character {exc.pos}); nothing was run: call the tool again with "
+                    "valid JSON"
                 )
-                continue
-        valid.append(call)
-    if valid:
-        reply["tool_calls"] = valid
-    else:
-        reply.pop("tool_calls")
-    return invalid
+                call = {**call, "function": {**function, "arguments": "{}"}}
+        fixed.append(call)
+    reply["tool_calls"] = fixed
+    return errors

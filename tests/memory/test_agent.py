@@ -199,25 +199,35 @@ def test_a_failing_tool_stores_nothing(memory: ConversationMemory) -> None:
     assert memory.history()[-1].content == "error: boom"
 
 
-def test_a_malformed_tool_call_is_kept_not_run_and_shown_to_the_model(
+def test_a_malformed_tool_call_is_answered_with_its_error_and_the_run_goes_on(
     memory: ConversationMemory,
 ) -> None:
-    loop = AgentLoop(memory)
+    ran: list[dict[str, Any]] = []
+
+    def ls(**arguments: Any) -> str:
+        ran.append(arguments)
+        return "a.txt"
+
+    loop = AgentLoop(memory, tools={"ls": ls})
     loop.add_user("go")
     bad = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{oops"}}
-    good = {"id": "c2", "type": "function", "function": {"name": "pwd", "arguments": "{}"}}
-    assert loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": [bad]}) == []
-    stored = memory.history()[-1]
-    assert isinstance(stored, AIMessage) and not stored.tool_calls
-    assert stored.invalid_tool_calls[0]["args"] == "{oops"
-    sent = loop.openai_messages()[-1]
-    assert sent["role"] == "assistant" and "tool_calls" not in sent
-    assert "[tool call 'ls' not run: arguments are not valid JSON" in sent["content"]
-    # Beside a well-formed call, only that one is returned and run.
+    good = {"id": "c2", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+    calls = loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": [bad]})
+    # Returned, so the README's loop (`if not calls: break`) goes on to a retry.
+    assert [c.id for c in calls] == ["c1"] and calls[0].error is not None
+    results = loop.run_tool_calls(calls)
+    assert ran == []  # nothing was run
+    assert "'{oops' are not valid JSON" in str(results[0]) and "call the tool again" in str(
+        results[0]
+    )
+    sent = loop.openai_messages()
+    assert sent[-2]["tool_calls"][0]["id"] == "c1"  # the call and its answer, paired
+    assert sent[-1]["tool_call_id"] == "c1" and sent[-1]["content"] == results[0]
+    # Beside a well-formed call, that one runs.
     calls = loop.add_openai_reply({"role": "assistant", "content": "", "tool_calls": [bad, good]})
-    assert [c.id for c in calls] == ["c2"]
-    loop.add_tool_result("c2", "/home")
-    assert loop.openai_messages()[-1] == {"role": "tool", "tool_call_id": "c2", "content": "/home"}
+    assert [c.error is None for c in calls] == [False, True]
+    loop.run_tool_calls(calls)
+    assert ran == [{}]
 
 
 def test_bad_input_is_refused(memory: ConversationMemory) -> None:
