@@ -49,8 +49,9 @@ def day_marks(exchanges: Sequence[Exchange], kept: Sequence[int]) -> dict[int, s
             if latest is not None and day_of(latest) != day_of(opening.at):
                 marks[opening.seq] = day_of(opening.at)
     previous = -1
+    after_gap = False  # turns are left out before this point (the next user turn says so)
     for index in kept:
-        after_gap = index > previous + 1  # turns before this one are left out
+        after_gap = after_gap or index > previous + 1
         previous = index
         for turn in exchanges[index].turns:
             if turn.kind != "human" or turn.at is None:

@@ -165,3 +165,19 @@ def test_recalled_turns_show_the_day_they_were_sent() -> None:
         assert 5 in prompt.report.recalled_turns
         block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
         assert re.search(r"\[messages? [^\]]*5[^\]]*, 2024-03-03\]\n[^\n]*Miso", block)
+
+
+def test_the_first_user_turn_after_a_fold_says_its_date_when_an_answer_comes_first() -> None:
+    # The verbatim turns after a fold may open on the assistant's reply: the date goes on
+    # the first user turn after it, not on nothing.
+    with ConversationMemory.open(":memory:", session="s", budget=700, embedder=FAKE) as mem:
+        for n in range(30):
+            when = f"2023-05-{8 + n // 5:02d}T{9 + 2 * (n % 5):02d}:00Z"  # 5 a day
+            mem.add({"role": "user", "content": f"Note {n}: " + "word " * 40}, timestamp=when)
+            mem.add({"role": "assistant", "content": f"Got it, {n}."}, timestamp=when)
+        prompt = mem.assemble()
+        assert prompt.report.omitted_ranges
+        kept = [m for m in prompt.messages if m.type == "human" and "Note " in str(m.content)]
+        first_after_gap = next(m for m in kept if "Note 0:" not in str(m.content))
+        # Note 24 is not the first of its day: only the gap before it earns the date.
+        assert str(first_after_gap.content).startswith("[2023-05-12] Note 24:")
