@@ -40,9 +40,9 @@ def subtitle(summed: ReplayTotals) -> str:
     ratio = summed.cost_ratio
     verdict = "cheaper" if ratio < 1 else "dearer" if ratio > 1 else "the same"
     return (
-        f"{summed.calls:,} model calls · raw history {summed.raw_tokens:,} tokens, sent "
-        f"{summed.sent_tokens:,} · input cost with prompt caching {ratio:.2f}x the raw "
-        f"history's ({verdict})"
+        f"{summed.calls:,} calls · raw {summed.raw_tokens:,} tokens, sent "
+        f"{summed.sent_tokens:,} · cost with caching {ratio:.2f}x the raw history's "
+        f"({verdict})"
     )
 
 
@@ -85,7 +85,7 @@ def plot_replay(
     width = 0.8 if len(calls) <= 60 else 1.0  # many calls: bars touch, an area chart
     raw = [row.raw_tokens for row in rows]
     sent = [row.sent_tokens for row in rows]
-    axes.bar(calls, raw, width=width, color=_RAW_COLOR, label="saved (raw history not sent)")
+    axes.bar(calls, raw, width=width, color=_RAW_COLOR, label="raw history not sent")
     axes.bar(calls, sent, width=width, color=_SENT_COLOR, label="sent (assembled prompt)")
     if budget is not None:
         axes.axhline(budget, color=_BUDGET_COLOR, linestyle="--", linewidth=1.2)

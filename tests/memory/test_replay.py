@@ -244,7 +244,7 @@ def test_the_plot_subtitle_gives_the_cost_with_caching_not_tokens_saved() -> Non
     )  # fmt: skip
     line = subtitle(summed)
     assert "1.20x the raw history's (dearer)" in line and "saved" not in line
-    assert "sent 60,000" in line and "raw history 100,000 tokens" in line
+    assert "sent 60,000" in line and "raw 100,000 tokens" in line
 
 
 def test_plot_without_matplotlib_names_the_extra(
