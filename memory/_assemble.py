@@ -238,8 +238,11 @@ def _pack_recall(
 ) -> tuple[str, list[int], int]:
     """Pack snippets, best first, into one recall block of at most ``room`` tokens.
 
+    The snippets were packed on per-line counts (``recollect(verify=False)``): the block
+    is counted here, exactly; a snippet that does not fit is skipped.
+
     Returns the block, the indices of the snippets it holds and its message's tokens
-    (counted once here: the block is a long text)."""
+    (counted once in the usual case: the block is a long text)."""
     if not snippets or room <= 0:
         return "", [], 0
     whole = recall_block(snippets, query)

@@ -64,6 +64,7 @@ def fetch_recall(
         floor=policy.lookup_relevance_floor if lookup else policy.relevance_floor,
         exclude=exclude,
         chunks=lookup,
+        verify=False,  # ``assemble`` counts the block exactly and drops what does not fit
     )
 
 

@@ -112,6 +112,7 @@ def recollect(
     floor: float | None = None,
     exclude: Collection[int] = (),
     chunks: bool = True,
+    verify: bool = True,
 ) -> Recollection:
     """Pick the evicted turns (and archived chunks) most relevant to ``query``.
 
@@ -131,6 +132,11 @@ def recollect(
             chit-chat only (see ``informative``) recalls nothing when a floor is set.
         exclude: Seqs sent verbatim anyway (never recalled).
         chunks: Whether archived tool-output chunks are candidates too.
+        verify: Count the joined snippets and drop the weakest until they fit (the
+            packing's per-line counts may be short where tokens merge across joins).
+            False leaves that to a caller that counts the snippets anyway (assemble
+            counts its recall block once, exactly): a long text is counted once, not
+            twice.
     """
     if max_tokens <= 0 or not query.strip():
         return NOTHING
@@ -163,7 +169,7 @@ def recollect(
     picks = packing.picks
     while picks:
         snippets, snippet_seqs = _render(picks, packing)
-        if counter.count(SEPARATOR.join(snippets)) <= max_tokens:
+        if not verify or counter.count(SEPARATOR.join(snippets)) <= max_tokens:
             break
         picks.pop()  # estimates were short (tokens merge across joins): drop the weakest
     else:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from memory import ConversationMemory
+from memory import ConversationMemory, TiktokenCounter
 from memory._recall.fuse import interleave, segment_strength
 from memory._recall.pack import SEPARATOR, recollect
 from memory._recall.rank import Layout, TurnRanker
@@ -280,3 +280,35 @@ def test_packing_estimates_a_header_of_message_numbers_closely() -> None:
         assert got.snippets[0].startswith("[messages ")
         assert exact <= got.estimated_tokens <= 900  # never short: nothing had to be dropped
         assert got.estimated_tokens - exact < 40  # and close: the room is used
+
+
+class _Logged(TiktokenCounter):
+    """Counts like o200k_base and keeps every text it was asked to count."""
+
+    def __init__(self) -> None:
+        super().__init__("o200k_base")
+        self.texts: list[str] = []
+
+    def _raw(self, text: str) -> int:
+        self.texts.append(text)
+        return super()._raw(text)
+
+
+def test_assemble_counts_its_recall_block_once() -> None:
+    counter = _Logged()
+    with ConversationMemory.open(
+        ":memory:", session="r", budget=2000, token_counter=counter,
+        embedder=DeterministicFakeEmbedding(size=64),
+    ) as mem:  # fmt: skip
+        for number in range(60):
+            mem.add(HumanMessage(f"{FILLER[number % 5]} The kiln fired at {number}00 degrees."))
+            mem.add(AIMessage(f"Noted the kiln firing number {number}."))
+        mem.wait_until_indexed(timeout=30)
+        counter.texts.clear()
+        prompt = mem.assemble(query="At what temperature did the kiln fire?")
+    recalled = [m for m in prompt.messages if str(m.content).startswith('<memory source="recall')]
+    assert recalled and str(recalled[0].content).count("kiln") > 3
+    # The block's text, or its snippets joined, is a long text: counted once, not again
+    # to check the packing (each line was counted on its own when it was packed).
+    long_texts = [t for t in counter.texts if t.count("kiln") > 3 and "summary" not in t]
+    assert len(long_texts) == 1, [len(t) for t in long_texts]
