@@ -54,3 +54,16 @@ def test_remembered_counts_follow_adds_rollbacks_and_forgetting(tmp_path: Path) 
     assert index._term_counts(terms) == _vocab(index, "a") == expected
     assert [h.seq for h in index.search("a", "red kite")] == [1]
     store.close()
+
+
+def test_a_search_skips_words_past_the_postings_cap_but_keeps_the_rarest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("stores.sqlite_passages.MAX_POSTINGS", 6)
+    store = SQLiteStore(tmp_path / "s.db")
+    _add(store, "a", range(1, 9), "alice: the red kite")  # "kite" and "red": 8 rows each
+    _add(store, "a", range(9, 11), "bob: a never seen kite")  # "never": 2 rows
+    found = store.passages.search("a", "never red kite", limit=20)
+    # "never" (2 rows) is searched; "red" and "kite" would take it past 6 rows: left out.
+    assert sorted(h.seq for h in found) == [9, 10]
+    assert [h.seq for h in store.passages.search("a", "red kite", limit=20)] != []  # rarest kept
