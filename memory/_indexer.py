@@ -168,6 +168,14 @@ class Indexer(BackgroundWorker):
             return []
         return self._index.search(vector, k)
 
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
+        """``search`` for each query, in one pass over the index (see
+        ``FAISSIndex.search_many``); each list is empty while the embedder fails."""
+        vectors = [self._query_vector(q) for q in queries] if self._index else []
+        if not self._index or any(v is None for v in vectors):
+            return [[] for _ in queries]
+        return self._index.search_many(np.stack([v for v in vectors if v is not None]), k)
+
     def score_all(self, query: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Return every embedded chunk's id and its similarity to the query.
 

@@ -219,8 +219,8 @@ class TurnRanker:
             found[hit.id] = (hit, hit.score)
         if self.indexer is not None:
             self._remember(words)
-            for query in queries:
-                nearest = [i for i, _ in self.indexer.search(query, POOL + 2 * _WINDOW_SLACK)]
+            for pairs in self.indexer.search_many(queries, POOL + 2 * _WINDOW_SLACK):
+                nearest = [i for i, _ in pairs]
                 for hit in self._locate([i for i in nearest if i not in found]):
                     if hit.seq < before_seq:
                         found[hit.id] = (hit, 0.0)

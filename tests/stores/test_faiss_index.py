@@ -21,3 +21,16 @@ def test_score_all_matches_search() -> None:
         assert abs(by_id[i] - score) < 1e-4
     empty_ids, empty_scores = FAISSIndex(8).score_all(query)
     assert empty_ids.size == 0 and empty_scores.size == 0
+
+
+def test_search_many_gives_each_row_what_search_gives_it() -> None:
+    rng = np.random.default_rng(3)
+    index = FAISSIndex(dim=16)
+    index.add(list(range(10, 410)), rng.normal(size=(400, 16)).astype(np.float32))
+    queries = rng.normal(size=(3, 16)).astype(np.float32)
+    many = index.search_many(queries, 25)
+    assert [[i for i, _ in row] for row in many] == [
+        [i for i, _ in index.search(q, 25)] for q in queries
+    ]
+    assert all(len(row) == 25 for row in many)
+    assert FAISSIndex(dim=16).search_many(queries, 5) == [[], [], []]  # empty index
