@@ -34,7 +34,7 @@ from memory._replay import (
     totals,
 )
 from memory.forget import add_forget_command
-from memory.pricing import DEFAULT_PRICES, price_of
+from memory.pricing import DEFAULT_PRICES, price_of, unpriced_warning
 from stores import is_postgres_url, open_store
 from stores.base import SessionInfo
 
@@ -115,6 +115,14 @@ def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings
     rows = replay_rows(args, messages, embedder)
     name = Path(args.file).name + (f" ({args.id})" if args.id else "")
     price = price_of(args.model, DEFAULT_PRICES)
+    if price is None and args.price_per_mtok is None:
+        warning = unpriced_warning(args.model, DEFAULT_PRICES)
+        Console(stderr=True).print(
+            escape(
+                f"{warning} (or --price-per-mtok); priced at "
+                f"${DEFAULT_PRICE_PER_MTOK:g}/Mtok, no caching"
+            )
+        )
     summed = totals(
         rows,
         price_per_mtok=args.price_per_mtok

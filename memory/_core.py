@@ -21,7 +21,7 @@ from memory._engine import DEFAULT_BUDGET, open_shared
 from memory._errors import ClosedError
 from memory._folding import SummaryRunner
 from memory._ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
-from memory._ledger import DEFAULT_PRICES, Price, price_of
+from memory._ledger import DEFAULT_PRICES, Price
 from memory._messages import MessageLike, check_pairing, normalize
 from memory._options import (
     DEFAULT_RECALL_SHARE,
@@ -35,6 +35,7 @@ from memory._session import SessionState
 from memory._timestamps import Timestamp, times_sent, with_time
 from memory._tokens import TokenCounter
 from memory._view import SessionView
+from memory.pricing import priced
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
 from stores.base import ForgetReport, SummaryRecord
 
@@ -80,7 +81,7 @@ class ConversationMemory(AsyncMethods, Closing):
         self.prices = prices
         self.engine = engine
         self._state = state
-        self._price = price_of(model, prices)
+        self._price = priced(model, prices)  # an unknown name is logged once
         self._closed = False
         self._finalizer: weakref.finalize[..., None] | None = None
 

@@ -20,6 +20,8 @@ to be exact.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +35,12 @@ __all__ = [
     "cached_tokens",
     "input_cost",
     "price_of",
+    "priced",
+    "unpriced_warning",
 ]
+
+logger = logging.getLogger("memory")
+_WARNED: set[str] = set()
 
 OPENAI_MIN_CACHED = 1024
 OPENAI_CACHE_STEP = 128
@@ -129,18 +136,52 @@ def bare_model(model: str) -> str:
     return _PROVIDER_PREFIX.sub("", model.strip(), count=1) if ":" in model else model
 
 
+_VERSION_SUFFIX = re.compile(r"[-@](?:\d|latest$|preview$)")
+"""What may follow a known name in a version of that model: a date or version number
+(``gpt-4o-2024-08-06``, ``claude-3-5-sonnet@20240620``, ``claude-sonnet-4-5``), or
+``-latest`` / ``-preview``. ``gpt-5-nano`` is not ``gpt-5``, nor ``gpt-4o-mni`` a
+``gpt-4o``: a name that only starts like a known one is not priced as it."""
+
+
 def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
-    """Find a model's price by exact name, then by the longest known prefix (a
-    LangChain provider prefix such as ``"openai:"`` is ignored when the name is not in
-    ``prices`` as given)."""
+    """Find a model's price by exact name, then as a dated or numbered version of the
+    longest known name (``_VERSION_SUFFIX``); a LangChain provider prefix such as
+    ``"openai:"`` is ignored when the name is not in ``prices`` as given."""
     if model is None:
         return None
     if model not in prices:
         model = bare_model(model)
     if model in prices:
         return prices[model]
-    matches = [name for name in prices if model.startswith(name)]
+    matches = [
+        name
+        for name in prices
+        if model.startswith(name) and _VERSION_SUFFIX.match(model, len(name)) is not None
+    ]
     return prices[max(matches, key=len)] if matches else None
+
+
+def unpriced_warning(model: str, prices: Mapping[str, Price]) -> str | None:
+    """What to tell a user whose model has no price in ``prices`` (None: it has one):
+    costs are left out, and the closest known names are suggested (a typo such as
+    ``"gpt-4o-mni"`` would otherwise go unnoticed)."""
+    if price_of(model, prices) is not None:
+        return None
+    close = difflib.get_close_matches(bare_model(model), list(prices), n=3, cutoff=0.75)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return (
+        f"no price is known for model {model!r}: costs are not reported; {hint}"
+        "pass prices={name: Price(...)} for a model the table lacks"
+    )
+
+
+def priced(model: str | None, prices: Mapping[str, Price]) -> Price | None:
+    """``price_of``, logging ``unpriced_warning`` once per model name and process."""
+    found = price_of(model, prices)
+    if found is None and model is not None and model not in _WARNED:
+        _WARNED.add(model)
+        logger.warning("%s", unpriced_warning(model, prices))
+    return found
 
 
 def cached_tokens(shared: int, prompt_tokens: int, price: Price | None) -> int:

@@ -224,6 +224,16 @@ def test_replay_takes_the_first_record_by_default(attic: Attic, tmp_path: Path) 
     assert "0 model calls" in out
 
 
+def test_replay_says_when_the_model_has_no_price(attic: Attic, tmp_path: Path) -> None:
+    transcript = str(_transcript(tmp_path))
+    code, _, err = attic("replay", transcript, "--budget", "400", "--model", "gpt-4o-mni")
+    assert code == 0
+    assert "no price is known for model 'gpt-4o-mni'" in " ".join(err.split())
+    assert "did you mean 'gpt-4o-mini'" in " ".join(err.split())
+    code, _, err = attic("replay", transcript, "--budget", "400", "--model", "gpt-4o-mini")
+    assert code == 0 and "no price" not in err
+
+
 def test_replay_of_the_shipped_transcript_as_jsonl(attic: Attic) -> None:
     code, out, err = attic("replay", str(DEMO_TRANSCRIPT), "--budget", "3000", "--json")
     assert code == 0, err

@@ -62,3 +62,21 @@ def test_the_raw_history_and_an_identical_prompt_cost_the_same() -> None:
             assert report.money_saved_usd == pytest.approx(0.0, abs=1e-12)
             mem.add({"role": "assistant", "content": f"Answer {i}: shipped. " * 4})
         assert report.session_cached_tokens > 0  # the append-only prompt was cached
+
+
+def test_a_misspelled_model_is_not_priced_as_another_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Versions of a known model are priced as it; names that only start like one are not.
+    for version in ("gpt-4o-mini-2024-07-18", "claude-3-5-sonnet@20240620", "gpt-5-mini-latest"):
+        assert price_of(version, DEFAULT_PRICES) is not None, version
+    assert price_of("gpt-4o-mini-2024-07-18", DEFAULT_PRICES) == DEFAULT_PRICES["gpt-4o-mini"]
+    for wrong in ("gpt-4o-mni", "gpt-5-nano", "gpt-4o-audio-preview"):
+        assert price_of(wrong, DEFAULT_PRICES) is None, wrong  # was gpt-4o's or gpt-5's price
+    with caplog.at_level("WARNING", logger="memory"):
+        for session in ("a", "b"):
+            with ConversationMemory.open(":memory:", session=session, model="gpt-4o-mni") as mem:
+                mem.add({"role": "user", "content": "hi"})
+                assert mem.assemble().report.session_cost_usd is None
+    (record,) = [r for r in caplog.records if "gpt-4o-mni" in r.getMessage()]
+    assert "did you mean 'gpt-4o-mini'" in record.getMessage()
