@@ -106,13 +106,17 @@ def _summary(mem: ConversationMemory) -> str | None:
 
 def _run_replay(args: argparse.Namespace, console: Console, embedder: Embeddings | None) -> int:
     if args.plot:
-        plot.check_available()
+        plot.check_available(args.plot)
     messages = load_transcript(args.file, record_id=args.id)
     file = Path(args.db)
     existing = args.db != ":memory:" and file.is_file() and file.stat().st_size > 0
     if existing and any(s.session == args.session for s in _sessions(_database(args.db))):
         raise InputError(f"session {args.session!r} is in {args.db!r}; pick a new --session")
-    rows = replay_rows(args, messages, embedder)
+    try:
+        rows = replay_rows(args, messages, embedder)
+    except InputError as exc:  # a message of the transcript: say which file holds it
+        record = f" (record {args.id!r})" if args.id else ""
+        raise InputError(f"{args.file}{record}: {exc}") from exc
     name = Path(args.file).name + (f" ({args.id})" if args.id else "")
     price = price_of(args.model, DEFAULT_PRICES)
     if price is None and args.price_per_mtok is None:

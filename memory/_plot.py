@@ -21,16 +21,23 @@ _BUDGET_COLOR = "#d1242f"
 _MISSING = "plots need matplotlib, an optional extra: pip install 'context-attic[plot]'"
 
 
-def check_available() -> None:
-    """Fail early, before a long replay, when a plot was asked for but cannot be drawn.
+def check_available(path: str | Path | None = None) -> None:
+    """Fail early, before a long replay, when a plot was asked for but cannot be drawn
+    or saved.
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
+        InputError: ``path``'s folder does not exist, or is not a folder.
     """
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError(_MISSING) from exc
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise InputError(
+            f"cannot save the plot to {str(path)!r}: its folder does not exist; "
+            "create it or pick another --plot path"
+        )
 
 
 def subtitle(summed: ReplayTotals) -> str:

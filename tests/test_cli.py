@@ -224,6 +224,28 @@ def test_replay_takes_the_first_record_by_default(attic: Attic, tmp_path: Path) 
     assert "0 model calls" in out
 
 
+def test_a_plot_path_in_a_missing_folder_is_refused_before_the_replay(
+    attic: Attic, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "no-such-folder" / "r.png"
+    code, out, err = attic(
+        "replay", str(_transcript(tmp_path)), "--budget", "400", "--plot", str(png)
+    )
+    assert code == 1 and out == ""  # nothing replayed
+    assert "its folder does not exist" in " ".join(err.split())
+
+
+def test_a_bad_message_in_a_transcript_is_reported_with_its_file(
+    attic: Attic, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "messages": [{"role": "user"}]}) + "\n")
+    code, _, err = attic("replay", str(bad), "--budget", "400")
+    assert code == 1
+    assert f"{bad}: message 0: cannot read this message" in " ".join(err.split())
+
+
 def test_replay_says_when_the_model_has_no_price(attic: Attic, tmp_path: Path) -> None:
     transcript = str(_transcript(tmp_path))
     code, _, err = attic("replay", transcript, "--budget", "400", "--model", "gpt-4o-mni")
