@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage
 
-from memory.pricing import DEFAULT_PRICES, Price, cached_tokens, input_cost, price_of
+from memory.pricing import DEFAULT_PRICES, Price, cached_tokens, input_cost, price_of, priced
 
 __all__ = ["DEFAULT_PRICES", "Ledger", "Price", "Spend", "money_saved", "price_of"]
 
@@ -115,14 +115,21 @@ def money_saved(
 ) -> float | None:
     """Dollars saved against the raw history with caching, net of the summarizer.
 
-    Returns None when the main model's price is unknown. A summarizer with no known
-    price (the offline default) costs nothing.
+    Args:
+        summarizer_model: The summarizer's chat model name; None for a summarizer that
+            calls no model (the offline default costs nothing).
+
+    Returns None when the main model's price is unknown, or when a summarizer model
+    spent tokens and its price is unknown (its cost cannot be netted out).
     """
     if ledger.price is None:
         return None
     saved = ledger.raw_cost_usd - ledger.cost_usd
-    cheap = price_of(summarizer_model, prices)
-    if cheap is not None:
-        saved -= summarizer_input_tokens * cheap.input_per_mtok / 1e6
-        saved -= summarizer_output_tokens * cheap.output_per_mtok / 1e6
+    if summarizer_model is None:
+        return saved
+    cheap = priced(summarizer_model, prices)
+    if cheap is None:
+        return None if summarizer_input_tokens or summarizer_output_tokens else saved
+    saved -= summarizer_input_tokens * cheap.input_per_mtok / 1e6
+    saved -= summarizer_output_tokens * cheap.output_per_mtok / 1e6
     return saved

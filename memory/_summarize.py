@@ -23,6 +23,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from memory._errors import SummarizerError
 from memory._timestamps import format_time, message_time
 from memory._tokens import TokenCounter
+from memory.pricing import model_name_of
 from stores.text_search import STOPWORDS
 
 __all__ = [
@@ -179,9 +180,15 @@ class LLMSummarizer:
         self.context_tokens = context_tokens
 
     @property
+    def model_name(self) -> str | None:
+        """The chat model's name as its provider bills it (LangChain's ``model_name``,
+        or ``model`` as on ``ChatAnthropic``); None when it has none."""
+        return model_name_of(self.model)
+
+    @property
     def name(self) -> str:
         """The model's class and name."""
-        model_name = getattr(self.model, "model_name", None) or getattr(self.model, "model", None)
+        model_name = self.model_name
         return f"llm:{type(self.model).__name__}" + (f":{model_name}" if model_name else "")
 
     def _pieces(self, previous: str, transcript: str) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,14 @@ from langchain_core.messages import AIMessage, ToolMessage
 from memory._anthropic import to_anthropic
 from memory._assemble import Prompt
 from memory._core import ConversationMemory
-from memory._errors import InputError
+from memory._errors import MAX_ERROR_CHARS, InputError
 from memory._messages import normalize
 from memory.adapters._common import recall_tokens
 from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
 
 __all__ = ["AgentLoop", "ToolCall", "to_anthropic"]
+
+logger = logging.getLogger("memory")
 
 _OPENAI_FIELDS = ("role", "content", "tool_calls", "name")
 
@@ -199,21 +202,40 @@ class AgentLoop:
         ``recall`` runs against this session's archive; other names are looked up in
         ``tools``. A tool may return text, a list of content blocks (text and images, as
         MCP tools do: kept as blocks, images included), or anything else (sent as JSON).
-        An unknown tool gets a result saying so, which the model can act on. Exceptions
-        raised by your tools propagate, and nothing is stored.
+        An unknown tool gets a result saying so, which the model can act on. A tool that
+        raises (a wrong argument name, a failure of its own) gets the error as its result,
+        stored with ``status="error"`` and logged with its traceback (logger ``memory``),
+        as LangChain's ``ToolNode`` answers by default: the model sees what went wrong
+        and the loop goes on. ``KeyboardInterrupt`` and other ``BaseException`` subclasses
+        propagate, and nothing is stored.
         """
-        results = [self._run(call) for call in calls]
+        outcomes = [self._outcome(call) for call in calls]
         self.memory.add(
             [
                 ToolMessage(
                     result if isinstance(result, str) else [*result],
                     tool_call_id=call.id,
                     name=call.name,
+                    status="error" if failed else "success",
                 )
-                for call, result in zip(calls, results, strict=True)
+                for call, (result, failed) in zip(calls, outcomes, strict=True)
             ]
         )
-        return results
+        return [result for result, _ in outcomes]
+
+    def _outcome(self, call: ToolCall) -> tuple[str | list[dict[str, Any]], bool]:
+        """The call's result, and whether it is an error (the tool raised)."""
+        try:
+            return self._run(call), False
+        except Exception as exc:
+            logger.warning("tool %r raised on call %s", call.name, call.id, exc_info=True)
+            arguments = json.dumps(call.arguments, default=str)[:MAX_ERROR_CHARS]
+            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            return (
+                f"tool {call.name!r} failed with arguments {arguments}: {error}. "
+                "Fix the arguments and call it again, or try another way.",
+                True,
+            )
 
     def _run(self, call: ToolCall) -> str | list[dict[str, Any]]:
         if call.error is not None:

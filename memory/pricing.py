@@ -34,6 +34,7 @@ __all__ = [
     "bare_model",
     "cached_tokens",
     "input_cost",
+    "model_name_of",
     "price_of",
     "priced",
     "unpriced_warning",
@@ -159,6 +160,16 @@ def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
         if model.startswith(name) and _VERSION_SUFFIX.match(model, len(name)) is not None
     ]
     return prices[max(matches, key=len)] if matches else None
+
+
+def model_name_of(chat_model: object) -> str | None:
+    """A LangChain chat model's name as its provider bills it: its ``model_name`` (as on
+    ``ChatOpenAI``) or ``model`` (as on ``ChatAnthropic``); None when it has neither."""
+    for field in ("model_name", "model"):
+        value = getattr(chat_model, field, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def unpriced_warning(model: str, prices: Mapping[str, Price]) -> str | None:

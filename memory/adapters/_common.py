@@ -9,6 +9,7 @@ reject an unanswered call.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import inspect
@@ -22,9 +23,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
+from memory._budget import as_budget
 from memory._core import ConversationMemory
 from memory._engine import Engine
-from memory._errors import MissingDependencyError
+from memory._errors import ConfigError, MissingDependencyError
 from memory._options import OpenOptions
 from memory._tokens import TokenCounter
 
@@ -63,6 +65,21 @@ CounterLike = TokenCounter | BaseChatModel | Callable[[str], int]
 MessagesCounterFn = Callable[[Sequence[BaseMessage]], int]
 
 
+def check_options(options: Iterable[str], *, takes: Iterable[str] = ()) -> None:
+    """Refuse a keyword ``Engine.open`` does not take (nor ``takes``), naming the closest.
+
+    Raises:
+        ConfigError: an unknown keyword (a typo such as ``budgt`` would otherwise fail
+            at the first request, or be ignored).
+    """
+    known = {*OpenOptions.__required_keys__, *OpenOptions.__optional_keys__, *takes}
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown option {name!r}; {hint}known: {', '.join(sorted(known))}")
+
+
 class MemoryOpener:
     """Open the memory of any session with one set of options (those of ``Engine.open``).
 
@@ -80,6 +97,18 @@ class MemoryOpener:
         engine: Engine | None = None,
         **options: Unpack[OpenOptions],
     ) -> None:
+        """Check the options now, at start-up, not at the first request.
+
+        Raises:
+            ConfigError: an option ``Engine.open`` does not take, a bad budget, or a
+                ``path`` whose folder does not exist.
+        """
+        check_options(options)
+        if "budget" in options:
+            as_budget(options["budget"])
+        local = engine is None and str(path) != ":memory:" and "://" not in str(path)
+        if local and not Path(path).expanduser().resolve().parent.is_dir():
+            raise ConfigError(f"no folder for the store {str(path)!r}: create it first")
         self.path = path
         self.engine = engine
         self.options = options

@@ -50,6 +50,7 @@ from memory.adapters._sessions import (
     HeldSession,
     Sessions,
 )
+from memory.pricing import model_name_of
 from memory.tool import DEFAULT_RECALL_TOKENS, RECALL_DESCRIPTION, RecallInput
 
 __all__ = ["DEFAULT_IDLE_SECONDS", "MAX_HELD_SESSIONS", "ContextAtticMiddleware"]
@@ -129,7 +130,9 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
             id of its first message, released when idle.
         idle_seconds: A session's handle is released after this long without a call
             (a run's own session is also forgotten then).
-        model_name: The name of the model the prompts are for; picks the tokenizer.
+        model_name: The name of the model the prompts are for: picks the tokenizer and
+            the price (``money_saved_usd``...); None takes the agent's model's name
+            (``model_name_of``) at its first call.
         embedder: LangChain ``Embeddings`` for archive search; None uses the bundled
             MiniLM.
         compress_threshold: Tool outputs above this many tokens are archived.
@@ -192,12 +195,12 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         """The middleware's private store: runs without a thread id (a session per run),
         and every session when ``path`` is ``":memory:"``."""
         private = engine is None and str(path) == ":memory:"
-        self._held = Sessions(
+        self._openers = (
             MemoryOpener(path=path, engine=own if private else engine, **shared),
             MemoryOpener(engine=own, **shared),
-            session=session,
-            idle_seconds=idle_seconds,
         )
+        self._model_named = model_name is not None
+        self._held = Sessions(*self._openers, session=session, idle_seconds=idle_seconds)
         self._own = own
         self.last_report: Report | None = None
         """The report of the latest assembled prompt (any session)."""
@@ -276,6 +279,10 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
 
     def _prepare(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], HeldSession]:
         """Store new state messages; return the request carrying the assembled prompt."""
+        if not self._model_named:  # priced and counted as the agent's model from now on
+            self._model_named = True
+            for opener in self._openers:
+                opener.options["model"] = model_name_of(request.model)
         system_texts, conversation = split_system(request.messages)
         session = self._held.get(self._held.current(conversation))
         with session.lock:

@@ -8,6 +8,7 @@ A drop-in for ``ConversationTokenBufferMemory`` and ``ConversationSummaryBufferM
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from pydantic import Field, PrivateAttr
 from memory._core import ConversationMemory
 from memory._engine import Engine
 from memory._errors import ConfigError
-from memory.adapters._common import CLASSIC_EXTRA, MemoryOpener, require
+from memory.adapters._common import CLASSIC_EXTRA, MemoryOpener, check_options, require
 
 require("langchain_classic", CLASSIC_EXTRA)
 
@@ -76,6 +77,32 @@ class ContextAtticMemory(BaseMemory):
     engine: Engine | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     _opened: ConversationMemory | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        """Check the fields now, at start-up (pydantic would ignore a misspelled one).
+
+        Raises:
+            ConfigError: an unknown field or option, a bad budget or store folder, or no
+                ``session`` with a store that outlives this object (a file or an
+                ``engine``): every user would share the session ``"default"``.
+        """
+        fields = type(self).model_fields
+        for name in data:
+            if name not in fields:
+                close = difflib.get_close_matches(name, sorted(fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown field {name!r} of ContextAtticMemory{hint}")
+        shared = data.get("engine") is not None or str(data.get("path", ":memory:")) != ":memory:"
+        if shared and data.get("memory") is None and "session" not in data:
+            raise ConfigError(
+                "give a session with a path or an engine: without one every user of the "
+                "store would share the session 'default' (ContextAtticMemory(session=...))"
+            )
+        check_options(data.get("options", {}))
+        super().__init__(**data)
+        if self.memory is None:
+            options = {**self.options, "budget": self.max_token_limit}
+            MemoryOpener(path=self.path, engine=self.engine, **options)  # checks them
 
     @property
     def conversation(self) -> ConversationMemory:

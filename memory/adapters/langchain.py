@@ -17,6 +17,7 @@ from langchain_core.messages import BaseMessage
 from memory._assemble import Prompt
 from memory._closing import Closing
 from memory._core import ConversationMemory
+from memory._errors import ConfigError
 from memory.adapters._common import AGENTS_EXTRA, MessagesCounter, require
 
 with warnings.catch_warnings():
@@ -72,6 +73,17 @@ class ContextAtticChatMessageHistory(BaseChatMessageHistory, Closing):
     """
 
     def __init__(self, memory: ConversationMemory, *, system: str | None = None) -> None:
+        """Wrap an open memory.
+
+        Raises:
+            ConfigError: ``memory`` is not a ``ConversationMemory`` (a session id, say:
+                open it with ``Engine.open(session=...)`` first).
+        """
+        if not isinstance(memory, ConversationMemory):
+            raise ConfigError(
+                f"memory must be a ConversationMemory, not {type(memory).__name__}: "
+                "open one with Engine.open(session=...) or ConversationMemory.open(...)"
+            )
         self.memory = memory
         self.system = system
         self.last_prompt: Prompt | None = None

@@ -186,17 +186,45 @@ def test_unknown_tool_gets_a_message(memory: ConversationMemory) -> None:
     assert "unknown tool 'rm'" in result and "recall" in result
 
 
-def test_a_failing_tool_stores_nothing(memory: ConversationMemory) -> None:
+def test_a_tool_that_raises_is_answered_with_its_error_and_the_run_goes_on(
+    memory: ConversationMemory, caplog: pytest.LogCaptureFixture
+) -> None:
+    def ls(path: str) -> str:
+        return f"{path}: a.txt b.txt"
+
     def broken() -> str:
         raise RuntimeError("boom")
 
-    loop = AgentLoop(memory, tools={"broken": broken})
+    loop = AgentLoop(memory, tools={"ls": ls, "broken": broken})
     loop.add_user("go")
-    calls = loop.add_openai_reply(_openai_call("c1", "broken", {}))
-    with pytest.raises(RuntimeError, match="boom"):
+    reply = _openai_call("c1", "ls", {"pth": "/tmp"})  # a wrong argument name
+    reply.tool_calls = [*reply.tool_calls, *_openai_call("c2", "broken", {}).tool_calls]
+    reply.tool_calls.append(_openai_call("c3", "ls", {"path": "/tmp"}).tool_calls[0])
+    calls = loop.add_openai_reply(reply)
+    with caplog.at_level("WARNING", logger="memory"):
+        wrong, failed, fine = loop.run_tool_calls(calls)
+    assert isinstance(wrong, str) and "tool 'ls' failed" in wrong and "'pth'" in wrong
+    assert "TypeError" in wrong and "call it again" in wrong
+    assert isinstance(failed, str) and "RuntimeError: boom" in failed
+    assert fine == "/tmp: a.txt b.txt"  # the batch's other calls ran, and all are stored
+    stored = memory.history()[-3:]
+    assert [m.tool_call_id for m in stored] == ["c1", "c2", "c3"]  # type: ignore[attr-defined]
+    assert [m.status for m in stored] == ["error", "error", "success"]  # type: ignore[attr-defined]
+    assert memory.assemble().report.pending_tool_calls == ()
+    assert sum("raised on call" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_an_interrupt_in_a_tool_stores_nothing(memory: ConversationMemory) -> None:
+    def stopped() -> str:
+        raise KeyboardInterrupt
+
+    loop = AgentLoop(memory, tools={"stopped": stopped})
+    loop.add_user("go")
+    calls = loop.add_openai_reply(_openai_call("c1", "stopped", {}))
+    with pytest.raises(KeyboardInterrupt):
         loop.run_tool_calls(calls)
-    loop.add_tool_result("c1", "error: boom", name="broken")
-    assert memory.history()[-1].content == "error: boom"
+    loop.add_tool_result("c1", "error: interrupted", name="stopped")
+    assert memory.history()[-1].content == "error: interrupted"
 
 
 def test_a_malformed_tool_call_is_answered_with_its_error_and_the_run_goes_on(

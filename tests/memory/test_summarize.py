@@ -335,3 +335,37 @@ def test_a_large_task_as_the_only_user_turn_folds_in_whole_summarized_blocks() -
             mem.add([{"role": "assistant", "content": "", "tool_calls": [call]},
                      {"role": "tool", "tool_call_id": f"c{i}", "content": output}])  # fmt: skip
         assert prompt.report.omitted_ranges and gaps <= 2 and len(starts) - 1 <= 6
+
+
+class _Billed(FakeListChatModel):
+    """A fake chat model under a provider's name, as ChatOpenAI carries one."""
+
+    model_name: str = "gpt-4o-mini"
+
+
+def test_money_saved_is_net_of_the_summarizer_models_spend() -> None:
+    model = _Billed(responses=["Alice moved boxes to Paris."] * 100)
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=1000, embedder=FAKE, summarizer=model,
+        model="gpt-4o-mini",
+    ) as mem:  # fmt: skip
+        for message in chat(40):
+            mem.add(message)
+        assert mem.wait_for_summary(30)
+        report = mem.assemble().report
+    assert report.summarizer_input_tokens > 0
+    spent = (report.summarizer_input_tokens * 0.15 + report.summarizer_output_tokens * 0.60) / 1e6
+    assert report.session_cost_usd is not None and report.session_raw_cost_usd is not None
+    gross = report.session_raw_cost_usd - report.session_cost_usd
+    assert report.money_saved_usd == pytest.approx(gross - spent)  # was the gross saving
+    # A summarizer model whose price is unknown: the net saving cannot be told.
+    unknown = FakeListChatModel(responses=["Alice moved boxes to Paris."] * 100)
+    with ConversationMemory.open(
+        ":memory:", session="t", budget=1000, embedder=FAKE, summarizer=_Billed(
+            responses=unknown.responses, model_name="acme-tiny-1"),
+        model="gpt-4o-mini",
+    ) as mem:  # fmt: skip
+        for message in chat(40):
+            mem.add(message)
+        assert mem.wait_for_summary(30)
+        assert mem.assemble().report.money_saved_usd is None

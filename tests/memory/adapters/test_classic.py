@@ -87,3 +87,23 @@ def test_an_engine_and_any_open_option_are_passed_on(embedder: Any) -> None:
         assert conversation.model == "gpt-4o-mini" and conversation.compress_threshold == 64
         classic.save_context({"input": "hi"}, {"output": "hello"})
         assert [m.content for m in engine.open(session="u1").history()] == ["hi", "hello"]
+
+
+def test_misconfiguration_is_refused_at_construction(tmp_path: Any) -> None:
+    db = str(tmp_path / "c.db")
+    with pytest.raises(ConfigError, match=r"unknown field 'sesion'.*did you mean 'session'"):
+        ContextAtticMemory(max_token_limit=500, path=db, sesion="alice")
+    with pytest.raises(ConfigError, match="unknown field 'max_token_limt'"):
+        ContextAtticMemory(max_token_limt=50)
+    # A store that outlives the object needs a session: users would share "default".
+    with pytest.raises(ConfigError, match="share the session 'default'"):
+        ContextAtticMemory(max_token_limit=500, path=db)
+    with pytest.raises(ConfigError, match=r"unknown option 'modle'.*did you mean 'model'"):
+        ContextAtticMemory(session="a", options={"modle": "gpt-4o-mini"})
+    with pytest.raises(ConfigError, match="no folder for the store"):
+        ContextAtticMemory(session="a", path=str(tmp_path / "missing" / "a.db"))
+    alice = ContextAtticMemory(max_token_limit=500, path=db, session="alice")
+    alice.save_context({"input": "My locker code is 4471"}, {"output": "Stored."})
+    bob = ContextAtticMemory(max_token_limit=500, path=db, session="bob")
+    assert "4471" not in str(bob.load_memory_variables({"input": "hi"}))
+    assert ContextAtticMemory().session == "default"  # a private in-memory store: alone

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
-from memory import ConversationMemory, InputError
+from memory import ConfigError, ConversationMemory, InputError
 from memory.adapters.langchain import ContextAtticChatMessageHistory
 
 
@@ -148,3 +148,8 @@ def test_the_readme_chat_pattern_opens_a_cheap_handle_per_call(
         said = [str(m.content) for m in mem.history() if m.type == "human"]
     assert said == [f"my number is {n}" for n in range(3, 120, 10)]
     engine.close()
+
+
+def test_a_history_needs_an_open_memory_not_a_session_id() -> None:
+    with pytest.raises(ConfigError, match=r"open one with Engine\.open"):
+        ContextAtticChatMessageHistory("u1")  # type: ignore[arg-type]

@@ -237,7 +237,14 @@ def test_model_writes_the_running_summary(
 
 @pytest.mark.parametrize(
     "options",
-    [{"trigger": ("turns", 3)}, {"trigger": ("tokens", 0)}, {"keep": ("messages", -1)}],
+    [
+        {"trigger": ("turns", 3)},
+        {"trigger": ("tokens", 0)},
+        {"keep": ("messages", -1)},
+        {"budgt": 300},
+        {"budget": "300"},
+        {"path": "/no/such/folder/a.db"},
+    ],
 )
 def test_bad_options_are_refused(
     options: dict[str, Any], embedder: DeterministicFakeEmbedding
@@ -378,3 +385,20 @@ def test_without_a_checkpointer_the_memory_is_the_history(
         agent.invoke({"messages": [HumanMessage("My number is 42.")]}, config)
         agent.invoke({"messages": [HumanMessage("What was my number?")]}, config)
     assert "My number is 42." in _texts(model.prompts[1])
+
+
+def test_costs_are_priced_as_the_agents_model_without_model_name(
+    embedder: DeterministicFakeEmbedding,
+) -> None:
+    from conftest_models import ScriptedChatModel
+
+    class Named(ScriptedChatModel):
+        model_name: str = "gpt-4o-mini"
+
+    model = Named(messages=iter(["fine", "sure"]))
+    with _middleware(embedder) as middleware:
+        agent = create_agent(model, middleware=[middleware])
+        agent.invoke({"messages": [HumanMessage("hello")]})
+        report = middleware.last_report
+        assert report is not None and report.session_cost_usd is not None  # was None
+        assert report.money_saved_usd is not None
