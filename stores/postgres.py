@@ -200,6 +200,11 @@ class PostgresDatabase:
             )
         return StoreError(f"write to PostgreSQL at {self.location} failed: {exc}")
 
+    @property
+    def writing(self) -> bool:
+        """Whether this thread is inside ``write()`` (what it reads may yet roll back)."""
+        return getattr(self._local, "conn", None) is not None
+
     def read(self, action: Callable[[Connection], _T]) -> _T:
         """Run a read (inside the thread's transaction if any), retrying a lost connection.
 

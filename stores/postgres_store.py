@@ -7,9 +7,10 @@ index file is written. Forgetting deletes the session's rows in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from stores.base import SCHEMA_VERSION
+from stores.base import SCHEMA_VERSION, ForgetReport
 from stores.postgres import (
     DEFAULT_POOL_SIZE,
     DEFAULT_RETRY_S,
@@ -53,14 +54,22 @@ class PostgresStore(SQLStore):
         except BaseException:
             self.database.close()
             raise
+        self._turn_index = PostgresTurnIndex(self.database)
         super().__init__(
             self.database,
             POSTGRES,
             turns=PostgresTurnStore(self.database),
             blobs=PostgresBlobStore(self.database),
-            passages=PostgresTurnIndex(self.database),
+            passages=self._turn_index,
             summaries=PostgresSummaryStore(self.database),
         )
+
+    def _forget(self, sessions: Sequence[str]) -> ForgetReport:
+        """Delete the sessions' rows, then the word counts remembered for them."""
+        report = super()._forget(sessions)
+        for session in sessions:
+            self._turn_index.forget_counts(session)
+        return report
 
     @property
     def location(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from stores.search_terms import rarest_within
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.sqlite import SQLITE, SQLiteDatabase
 from stores.text_search import phrase_words, query_terms, scoped_words
@@ -32,14 +33,6 @@ _INSERT = (
 )
 _SLACK = 64
 """Extra top-k rows read to make up for those at or after ``before_seq`` (the window)."""
-MAX_POSTINGS = 500
-"""Most rows a search's words may match together: the rarest words are searched first,
-and a word that would take the total past this is left out (a word in hundreds of
-passages adds little to BM25 and most of its cost: BM25 reads each matched row's length);
-the rarest word is always kept. Measured with ``benchmarks/locomo.py`` (all 7 dev
-conversations, both feedings, 2k / 4k): 500 leaves a word out of 11% of the searches and
-evidence recall moves by at most 0.002 from 2,000's (which never bound there), while a
-search at 10,000 turns takes 1.8 ms instead of 6.0 ms."""
 MAX_COUNTED = 4096
 """Terms whose passage counts are remembered (see ``SQLiteTurnIndex._term_counts``)."""
 
@@ -67,9 +60,9 @@ class SQLiteTurnIndex:
     """``TurnIndex`` on a ``SQLiteDatabase``; every row is scoped by session.
 
     A search's cost follows the rows its words match, not the history: words are taken
-    rarest first up to ``MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table, then
-    remembered and brought up to date with the rows added since), and BM25 keeps the
-    top ``k`` (``ORDER BY bm25 LIMIT k``).
+    rarest first up to ``stores.search_terms.MAX_POSTINGS`` rows (counts from the
+    ``fts5vocab`` table, then remembered and brought up to date with the rows added
+    since), and BM25 keeps the top ``k`` (``ORDER BY bm25 LIMIT k``).
     """
 
     def __init__(self, database: SQLiteDatabase) -> None:
@@ -79,20 +72,11 @@ class SQLiteTurnIndex:
 
     def _bounded(self, session: str, words: list[str]) -> list[str]:
         """The query's words as the session's terms, rarest first, within
-        ``MAX_POSTINGS`` matched rows (words the session never used are left out)."""
+        ``MAX_POSTINGS`` matched rows (``stores.search_terms``; words the session never
+        used are left out)."""
         prefix = scope_token(session)
         terms = [prefix + w for w in words]
-        if not terms:
-            return []
-        counts = {t: n for t, n in self._term_counts(terms).items() if n > 0}
-        kept: list[str] = []
-        total = 0
-        for term in sorted(counts, key=lambda t: (counts[t], t)):
-            if kept and total + counts[term] > MAX_POSTINGS:
-                break
-            kept.append(term)
-            total += counts[term]
-        return kept
+        return rarest_within(self._term_counts(terms)) if terms else []
 
     def _term_counts(self, terms: list[str]) -> dict[str, int]:
         """How many passages hold each term.

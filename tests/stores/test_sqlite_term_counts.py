@@ -59,7 +59,7 @@ def test_remembered_counts_follow_adds_rollbacks_and_forgetting(tmp_path: Path) 
 def test_a_search_skips_words_past_the_postings_cap_but_keeps_the_rarest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("stores.sqlite_passages.MAX_POSTINGS", 6)
+    monkeypatch.setattr("stores.search_terms.MAX_POSTINGS", 6)
     store = SQLiteStore(tmp_path / "s.db")
     _add(store, "a", range(1, 9), "alice: the red kite")  # "kite" and "red": 8 rows each
     _add(store, "a", range(9, 11), "bob: a never seen kite")  # "never": 2 rows
