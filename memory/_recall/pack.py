@@ -19,11 +19,13 @@ from dataclasses import dataclass
 
 from memory._archive import Archive, Hit
 from memory._dates import day_of
+from memory._recall.excerpt import excerpt
 from memory._recall.fuse import interleave
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
 from memory._tokens import TokenCounter
 from memory._view import SessionView
+from stores.text_search import query_terms
 
 __all__ = [
     "DEFAULT_NEIGHBOURS",
@@ -152,13 +154,17 @@ def recollect(
     passages = {r.seq: r.passage for r in ranked}
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
     packing = _Packing(view, counter, passages, max_tokens)
+    words = query_terms(query)
     for rank, item in enumerate(interleave([r.seq for r in ranked], chunk_hits)):
         if isinstance(item, Hit):
             packing.add_chunk(item)
             continue
         # The hit first, then its neighbours nearest first: where room runs out, the
-        # turn that matched is kept (not the greeting before it).
+        # turn that matched is kept (not the greeting before it). A best hit too long for
+        # the room is quoted by its best sentences.
         packing.add_turn(item)
+        if not packing.chosen:
+            packing.add_excerpt(item, words)
         if rank < TOP_HITS_WITH_NEIGHBOURS:
             for distance in range(1, neighbours + 1):
                 for seq in (item - distance, item + distance):
@@ -202,6 +208,7 @@ class _Packing:
         self._segments: dict[str, set[int]] = {}  # header -> chosen seqs
         self._headers: dict[str, int] = {}  # header -> its tokens but for its numbers
         self._snippets = 0  # segments with a chosen turn
+        self._cut: dict[int, int] = {}  # seq -> tokens of a line quoted as an excerpt
         # The newline before a separator ends the line before it (counted with the line).
         self._separator = max(counter.count(SEPARATOR) - counter.count("\n"), 0)
 
@@ -230,9 +237,29 @@ class _Packing:
         self.picks.append(seq)
         self.used += tokens
 
+    def add_excerpt(self, seq: int, words: Collection[str]) -> None:
+        """Take a hit whose whole line does not fit by its best-matching sentences
+        (``memory._recall.excerpt``), if they fit with its header."""
+        line = self.line(seq)
+        if line is None or seq in self.chosen:
+            return
+        header = _segment(self.view, seq)
+        extra = self._header_tokens(header, seq, self._segments.get(header, set()))
+        room = self.room - self.used - extra
+        cut = excerpt(line, words, lambda text: self.counter.count(text + "\n") <= room)
+        if cut is None:
+            return
+        self.lines[seq], self._cut[seq] = cut, self.counter.count(cut + "\n")
+        self.add_turn(seq)
+        if seq not in self.chosen:  # not taken after all: the whole line stays its line
+            self.lines[seq] = line
+            del self._cut[seq]
+
     def _line_tokens(self, seq: int) -> int | None:
         """Tokens of a turn's line and its newline (whole turns cached on the view; None:
         not searchable)."""
+        if seq in self._cut:
+            return self._cut[seq]
         passage = self.passages.get(seq, 0)
         cached = self.view.line_tokens.get(seq) if passage == 0 else None
         if cached is not None:

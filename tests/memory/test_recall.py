@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from memory import ConversationMemory
+from memory._recall.excerpt import excerpt
 from memory._recall.passages import PASSAGE_TOKENS, passage_texts, passages_of
 
 TOPICS = [
@@ -174,3 +176,54 @@ def test_a_small_budget_recalls_the_turn_that_answers_not_its_neighbour() -> Non
             assert 3 in prompt.report.recalled_turns
             assert "kidney infection" in str(prompt.messages[-1].content)
             assert prompt.tokens <= budget
+
+
+def test_a_small_budget_quotes_the_sentence_that_answers_from_a_long_message() -> None:
+    lossy = FakeListChatModel(responses=["They chatted about everyday things."] * 500)
+    sections = [
+        f"Section {i}. Our quarterly review covered operations, staffing and logistics "
+        f"across the regional offices, with no notable exceptions in area {i}."
+        for i in range(60)
+    ]
+    sections[31] = "Section 31. The vault access code for the Geneva office is 5521-KESTREL."
+    for budget in (1000, 2000):
+        with ConversationMemory.open(
+            ":memory:",
+            session="s",
+            budget=budget,
+            summarizer=lossy,  # the bundled MiniLM
+        ) as mem:
+            mem.add({"role": "user", "content": "Here's the report:\n\n" + "\n\n".join(sections)})
+            mem.add({"role": "assistant", "content": "Thanks, I've read the report."})
+            for i in range(40):
+                mem.add({"role": "user", "content": f"Small talk {i}, how is your day going?"})
+                mem.add({"role": "assistant", "content": f"My day is fine, thanks ({i})."})
+            mem.add({"role": "user", "content": "What was the vault access code for Geneva?"})
+            assert mem.wait_for_summary(30) and mem.wait_until_indexed(30)
+            prompt = mem.assemble()
+            (recalled,) = [m for m in prompt.messages if "recalled from earlier" in str(m.content)]
+            text = str(recalled.content)
+            # The passage (~160 tokens) does not fit the 150-token room: its answering
+            # sentence does, marked as an excerpt.
+            assert "5521-KESTREL" in text and "of a long message, excerpt): " in text, text
+            assert prompt.report.recalled_turns == (1,) and prompt.tokens <= budget
+
+
+def test_an_excerpt_is_whole_sentences_around_the_best_one() -> None:
+    line = "user (part 2 of 9 of a long message): Alpha one. The code is 42. Beta two. Gamma."
+    room = {"size": 70}
+
+    def fits(text: str) -> bool:
+        return len(text) <= room["size"]
+
+    assert excerpt(line, ["code"], fits) == (
+        "user (part 2 of 9 of a long message, excerpt): \u2026 The code is 42. \u2026"
+    )
+    room["size"] = 200
+    assert excerpt(line, ["code"], fits) == (
+        "user (part 2 of 9 of a long message, excerpt): Alpha one. The code is 42. Beta two. Gamma."
+    )
+    assert excerpt("bob: One. Two.", ["code"], fits) is None  # no sentence holds a word
+    assert excerpt("bob: The code is 42.", ["code"], fits) is None  # one sentence: no cut
+    room["size"] = 10
+    assert excerpt(line, ["code"], fits) is None  # the best sentence alone does not fit

@@ -1,0 +1,64 @@
+"""The part of a recalled line that answers the query, when the whole line does not fit.
+
+A long message is recalled by its matching passage (``memory._recall.passages``), about
+160 tokens. When even that does not fit the room left (a small budget's implicit recall
+has 150 tokens, its wrapper included), the passage's sentences holding the most query
+words are quoted instead, grown sentence by sentence while they fit, and marked as an
+excerpt with ``…`` where text was left out. A line is cut only at sentence ends, never
+inside a sentence, so an excerpt never misquotes a number or a name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+
+__all__ = ["excerpt"]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+_WORD = re.compile(r"\w+")
+ELLIPSIS = "\u2026"
+
+
+def excerpt(line: str, words: Collection[str], fits: Callable[[str], bool]) -> str | None:
+    """The longest run of ``line``'s sentences around the one holding most of ``words``
+    that ``fits``, labelled as an excerpt; None when no sentence holds a query word or
+    the best one alone does not fit.
+
+    Args:
+        line: A recalled line, ``"speaker: text"`` or ``"speaker (part 2 of 9 of a long
+            message): text"``.
+        words: The query's words, lower-cased (``stores.text_search.query_terms``).
+        fits: Whether a candidate line fits the room left (counted by the caller).
+    """
+    head, colon, body = line.partition(": ")
+    if not colon:
+        return None
+    sentences = [s for s in _SENTENCE_END.split(body) if s.strip()]
+    wanted = set(words)
+    scores = [len(wanted & set(_WORD.findall(s.lower()))) for s in sentences]
+    if len(sentences) < 2 or max(scores) == 0:
+        return None
+    best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
+    label = f"{head[:-1]}, excerpt)" if head.endswith(")") else f"{head} (excerpt)"
+
+    def render(low: int, high: int) -> str:
+        before = f"{ELLIPSIS} " if low > 0 else ""
+        after = f" {ELLIPSIS}" if high < len(sentences) else ""
+        return f"{label}: {before}{' '.join(sentences[low:high])}{after}"
+
+    low, high = best, best + 1
+    if not fits(render(low, high)):
+        return None
+    while True:  # grow towards the better-matching neighbour first, the later on ties
+        options = []
+        if high < len(sentences):
+            options.append((scores[high], 1, low, high + 1))
+        if low > 0:
+            options.append((scores[low - 1], 0, low - 1, high))
+        grown = next(
+            ((lo, hi) for *_, lo, hi in sorted(options, reverse=True) if fits(render(lo, hi))), None
+        )
+        if grown is None:
+            return render(low, high)
+        low, high = grown
