@@ -16,7 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
-__all__ = ["CACHE_BREAKPOINT", "to_anthropic"]
+__all__ = ["CACHE_BREAKPOINT", "to_anthropic", "with_breakpoint"]
 
 CACHE_BREAKPOINT = {"type": "ephemeral"}
 """Anthropic's 5-minute prompt cache (docs.anthropic.com, prompt caching)."""
@@ -128,3 +128,28 @@ def _order_results_first(turns: list[dict[str, Any]]) -> None:
             results = [b for b in content if b.get("type") == "tool_result"]
             if results:
                 turn["content"] = results + [b for b in content if b.get("type") != "tool_result"]
+
+
+def with_breakpoint(messages: Sequence[BaseMessage], stable_count: int) -> list[BaseMessage]:
+    """Return the messages with a ``cache_control`` breakpoint on message ``stable_count - 1``
+    (langchain-anthropic passes a content block's ``cache_control`` through to the API).
+
+    The marked message is copied (its content turned into blocks); the others are the
+    same objects. Nothing is marked when ``stable_count`` is out of range or the message
+    has no block to mark.
+    """
+    marked = list(messages)
+    position = stable_count - 1
+    if not 0 <= position < len(marked):
+        return marked
+    message = marked[position]
+    content = message.content
+    blocks: list[Any] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) and content
+        else [dict(b) if isinstance(b, dict) else b for b in content]
+    )  # fmt: skip
+    if not blocks or not isinstance(blocks[-1], dict):
+        return marked
+    blocks[-1] = {**blocks[-1], "cache_control": dict(CACHE_BREAKPOINT)}
+    marked[position] = message.model_copy(update={"content": blocks})
+    return marked

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.messages import (
     BaseMessage,
@@ -26,6 +27,7 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 
+from memory._anthropic import to_anthropic, with_breakpoint
 from memory._arguments import original_arguments
 from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
@@ -72,6 +74,21 @@ class Prompt:
         converted = [dict(m) for m in convert_to_openai_messages(list(self.messages))]
         original_arguments(converted, self.messages)
         return list(converted)
+
+    def to_anthropic(self) -> dict[str, Any]:
+        """Return ``{"system": ..., "messages": [...]}`` for Anthropic's Messages API,
+        with a ``cache_control`` breakpoint at the end of the stable part
+        (``stable_count``). Anthropic caches a prefix only up to a breakpoint
+        (docs.anthropic.com, prompt caching): sent without one, nothing is cached, and
+        the report's cached tokens and costs for a Claude model do not hold."""
+        system, turns = to_anthropic(self.messages, cache_after=self.stable_count)
+        return {"system": system, "messages": turns} if system else {"messages": turns}
+
+    def with_cache_breakpoint(self) -> list[BaseMessage]:
+        """Return the messages for ``ChatAnthropic``, the last stable one's last block
+        marked ``cache_control`` (langchain-anthropic passes it through; see
+        ``to_anthropic`` for why a Claude prompt needs it)."""
+        return with_breakpoint(self.messages, self.stable_count)
 
 
 def assemble(

@@ -27,6 +27,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.prebuilt import InjectedState
 from pydantic import Field
 
+from memory._anthropic import with_breakpoint
 from memory._budget import Budget
 from memory._closing import Closing
 from memory._core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
@@ -35,7 +36,6 @@ from memory._errors import BudgetError, ConfigError
 from memory._options import ExtraOptions, OpenOptions, resolve_policy
 from memory._report import Report
 from memory._tokens import TokenCounter
-from memory.adapters._cache import with_breakpoint
 from memory.adapters._common import (
     CounterLike,
     MemoryOpener,

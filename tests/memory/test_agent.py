@@ -332,3 +332,24 @@ def test_a_tool_that_returns_an_image_sends_it_as_a_block(memory: ConversationMe
     assert loop.run_tool_calls(calls) == [shot]  # blocks, not their JSON text
     result = loop.anthropic_request()["messages"][-1]["content"][0]
     assert result["type"] == "tool_result" and result["content"][1] == image
+
+
+def test_a_prompt_for_claude_carries_its_cache_breakpoint(memory: ConversationMemory) -> None:
+    for i in range(12):
+        memory.add({"role": "user", "content": f"Order {i}: ship {i * 10} boxes to Lyon."})
+        memory.add({"role": "assistant", "content": f"Noted order {i}."})
+    memory.add({"role": "user", "content": "How many boxes was order 3?"})
+    prompt = memory.assemble(system="Be brief.")
+    assert 1 < prompt.stable_count <= len(prompt.messages)
+    request = prompt.to_anthropic()
+    assert request["system"] == "Be brief."
+    marked = [b for turn in request["messages"] for b in turn["content"] if "cache_control" in b]
+    assert marked == [marked[0]] and marked[0]["cache_control"] == {"type": "ephemeral"}
+    # For ChatAnthropic: the same messages, the last stable one's last block marked.
+    messages = prompt.with_cache_breakpoint()
+    assert [m.text for m in messages] == [m.text for m in prompt.messages]
+    last_stable = messages[prompt.stable_count - 1].content
+    assert isinstance(last_stable, list) and last_stable[-1]["cache_control"] == {
+        "type": "ephemeral"
+    }
+    assert all(isinstance(m.content, str) for m in messages[prompt.stable_count :])
