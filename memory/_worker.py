@@ -8,6 +8,7 @@ there is more work. Sessions therefore take turns on a fixed number of threads.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 
@@ -76,7 +77,12 @@ class BackgroundWorker:
             worked = self.step()
         except Exception as exc:  # keep serving; callers see last_error
             self.last_error = f"{type(exc).__name__}: {exc}"
-            logger.warning("%s failed: %s", self.name, exc)
+            if _exiting(exc):  # handles left open at exit: the work waits for a reopen
+                logger.debug("%s stopped by the interpreter's exit: %s", self.name, exc)
+                with self._lock:
+                    self._stop = True
+            else:
+                logger.warning("%s failed: %s", self.name, exc)
             worked, failed = False, True
         else:
             self.last_error = None
@@ -148,3 +154,11 @@ class BackgroundWorker:
                 return False
             time.sleep(0.01)
         return True
+
+
+def _exiting(exc: Exception) -> bool:
+    """Whether ``exc`` comes from the process exiting (thread pools refuse new work once
+    exit has begun, or once shut down by it), not from the work itself."""
+    return sys.is_finalizing() or (
+        isinstance(exc, RuntimeError) and "cannot schedule new futures after" in str(exc)
+    )
