@@ -6,7 +6,8 @@ a discount. The rules modelled here, as the providers document them (read in 202
 - OpenAI (platform.openai.com/docs/guides/prompt-caching): automatic for prompts of
   1,024 tokens or more; the cached part is the longest common prefix, counted in steps
   of 128 tokens; cached input is billed at 50% (gpt-4o family), 25% (gpt-4.1 family) or
-  10% (gpt-5 family) of the input price; writing the cache costs nothing extra.
+  10% (gpt-5 family), 50% (o3-mini) of the input price; writing the cache costs nothing
+  extra.
 - Anthropic (docs.anthropic.com/en/docs/build-with-claude/prompt-caching): explicit
   ``cache_control`` breakpoints; a prefix of at least 1,024 tokens (2,048 on Haiku
   models) up to a breakpoint is cached; reads cost 10% of the input price, writes (5
@@ -116,6 +117,8 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "gpt-4.1-nano": _openai(0.10, 0.40, 0.025),
     "gpt-5": _openai(1.25, 10.00, 0.125),
     "gpt-5-mini": _openai(0.25, 2.00, 0.025),
+    "gpt-5-nano": _openai(0.05, 0.40, 0.005),
+    "o3-mini": _openai(1.10, 4.40, 0.55),
     "claude-3-5-haiku": _anthropic(0.80, 4.00, min_cached=2048),
     "claude-haiku-4-5": _anthropic(1.00, 5.00, min_cached=2048),
     "claude-3-5-sonnet": _anthropic(3.00, 15.00),
@@ -140,7 +143,7 @@ def bare_model(model: str) -> str:
 _VERSION_SUFFIX = re.compile(r"[-@](?:\d|latest$|preview$)")
 """What may follow a known name in a version of that model: a date or version number
 (``gpt-4o-2024-08-06``, ``claude-3-5-sonnet@20240620``, ``claude-sonnet-4-5``), or
-``-latest`` / ``-preview``. ``gpt-5-nano`` is not ``gpt-5``, nor ``gpt-4o-mni`` a
+``-latest`` / ``-preview``. ``gpt-5-turbo`` is not ``gpt-5``, nor ``gpt-4o-mni`` a
 ``gpt-4o``: a name that only starts like a known one is not priced as it."""
 
 
@@ -152,6 +155,7 @@ def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
         return None
     if model not in prices:
         model = bare_model(model)
+        model = model if model in prices else model.lower()  # "GPT-4o-mini" is gpt-4o-mini
     if model in prices:
         return prices[model]
     matches = [

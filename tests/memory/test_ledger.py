@@ -71,8 +71,9 @@ def test_a_misspelled_model_is_not_priced_as_another_and_is_logged_once(
     for version in ("gpt-4o-mini-2024-07-18", "claude-3-5-sonnet@20240620", "gpt-5-mini-latest"):
         assert price_of(version, DEFAULT_PRICES) is not None, version
     assert price_of("gpt-4o-mini-2024-07-18", DEFAULT_PRICES) == DEFAULT_PRICES["gpt-4o-mini"]
-    for wrong in ("gpt-4o-mni", "gpt-5-nano", "gpt-4o-audio-preview"):
+    for wrong in ("gpt-4o-mni", "gpt-5-turbo", "gpt-4o-audio-preview"):
         assert price_of(wrong, DEFAULT_PRICES) is None, wrong  # was gpt-4o's or gpt-5's price
+    assert price_of("GPT-4o-Mini", DEFAULT_PRICES) == DEFAULT_PRICES["gpt-4o-mini"]
     with caplog.at_level("WARNING", logger="memory"):
         for session in ("a", "b"):
             with ConversationMemory.open(":memory:", session=session, model="gpt-4o-mni") as mem:
