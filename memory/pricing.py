@@ -5,9 +5,8 @@ a discount. The rules modelled here, as the providers document them (read in 202
 
 - OpenAI (platform.openai.com/docs/guides/prompt-caching): automatic for prompts of
   1,024 tokens or more; the cached part is the longest common prefix, counted in steps
-  of 128 tokens; cached input is billed at 50% (gpt-4o family), 25% (gpt-4.1 family) or
-  10% (gpt-5 family), 50% (o3-mini) of the input price; writing the cache costs nothing
-  extra.
+  of 128 tokens; cached input is billed at 50% (gpt-4o family, o3-mini), 25% (gpt-4.1
+  family) or 10% (gpt-5 family) of the input price; writing the cache costs nothing extra.
 - Anthropic (docs.anthropic.com/en/docs/build-with-claude/prompt-caching): explicit
   ``cache_control`` breakpoints; a prefix of at least 1,024 tokens (2,048 on Haiku
   models) up to a breakpoint is cached; reads cost 10% of the input price, writes (5
