@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
@@ -126,6 +128,48 @@ def test_recall_of_a_one_line_match_is_short(archive_mem: ConversationMemory) ->
     assert "disk quota exceeded" in answer
     assert archive_mem.counter.count(answer) <= 150
     assert 'lines="233-235"' in answer  # the matching line (234) and one on each side
+
+
+def _tool_output(mem: ConversationMemory, content: str) -> str:
+    """Add a tool round with this output; return the output's ref."""
+    before = {r.ref for r in mem.archive.refs()}
+    call_id = f"c{len(before)}"
+    call = {"id": call_id, "type": "function", "function": {"name": "get", "arguments": "{}"}}
+    mem.add([{"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": call_id, "content": content}])  # fmt: skip
+    assert mem.wait_until_indexed(30)
+    (ref,) = {r.ref for r in mem.archive.refs()} - before
+    return ref
+
+
+def test_a_match_in_a_json_record_or_a_traceback_comes_with_its_whole_block() -> None:
+    orders = [
+        {"id": i, "customer": f"cust-{i}", "sku": f"SKU-{i:04d}", "status": "shipped",
+         "note": "zebra-7781" if i == 137 else ""}
+        for i in range(300)
+    ]  # fmt: skip
+    log = [f"10:00:{i % 60:02d} INFO handled request {i}" for i in range(800)]
+    log[500:500] = [
+        "Traceback (most recent call last):",
+        '  File "/app/server.py", line 88, in handle',
+        "    result = compute(payload)",
+        '  File "/app/calc.py", line 12, in ratio',
+        "    return a / b",
+        "ZeroDivisionError: division by zero",
+    ]
+    with ConversationMemory.open(
+        ":memory:", session="t", budget=6000, compress_threshold=50,
+        embedder=DeterministicFakeEmbedding(size=16),
+    ) as mem:  # fmt: skip
+        ref = _tool_output(mem, json.dumps(orders, indent=2))
+        for query in ("zebra-7781", "note zebra"):
+            answer = mem.recall(ref=ref, query=query)
+            # The record the match is in, not the matching line and a line around it,
+            # nor every record whose "note" matches the query's common word.
+            record = answer[answer.index('"id": 137') - 10 : answer.index("zebra-7781") + 20]
+            assert '"customer": "cust-137"' in record and '"id": 136' not in answer, answer
+        stack = mem.recall(ref=_tool_output(mem, "\n".join(log)), query="ZeroDivisionError")
+    assert "\n".join(log[500:506]) in stack  # the whole stack with its error
 
 
 def test_a_chinese_fact_is_found_by_a_chinese_question() -> None:
