@@ -14,7 +14,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-__all__ = ["ARGUMENTS_KEY", "keep_arguments", "original_arguments"]
+from memory._errors import InputError
+
+__all__ = ["ARGUMENTS_KEY", "check_dict", "keep_arguments", "original_arguments"]
 
 ARGUMENTS_KEY = "tool_call_arguments"
 """``additional_kwargs`` key holding the model's own argument strings, by tool call id."""
@@ -71,3 +73,25 @@ def original_arguments(
                 same = False
             if same:  # never send arguments other than the call's
                 function["arguments"] = text
+
+
+def check_dict(message: Mapping[str, Any], index: int) -> None:
+    """Refuse a dict message whose fields have the wrong shape, naming what to send.
+
+    Raises:
+        InputError: ``content`` is neither text, a list of blocks nor None, or
+            ``tool_calls`` is not a list of calls.
+    """
+    content = message.get("content")
+    if not isinstance(content, str | list | None):
+        raise InputError(
+            f"content must be text or a list of blocks, not {type(content).__name__}",
+            index=index,
+        )
+    calls = message.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise InputError(
+            f"tool_calls must be a list of calls ([{{'id': ..., 'function': ...}}]), "
+            f"not {type(calls).__name__}",
+            index=index,
+        )

@@ -174,6 +174,7 @@ class Engine(Closing):
             embedder=embedder,
             compress_threshold=compress_threshold,
             max_output_bytes=max_output_bytes,
+            model=model,
         )
         chosen_policy = resolve_policy(policy, recall_share)
         counter = resolve_counter(token_counter, model=model, margin=safety_margin)

@@ -28,7 +28,7 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
-from memory._arguments import keep_arguments
+from memory._arguments import check_dict, keep_arguments
 from memory._errors import InputError
 from memory._timestamps import carry_time
 
@@ -116,8 +116,7 @@ def _convert_one(message: Any, index: int) -> list[BaseMessage]:
             if isinstance(message, ChatMessage):
                 return convert_to_messages(convert_to_openai_messages([message]))
             return [message]
-        if not isinstance(message.get("content"), str | list | None):
-            _validate_content(message["content"], index)  # raises, naming the type
+        check_dict(message, index)  # content of a wrong type, tool_calls not a list
         return [keep_arguments(m, message) for m in convert_to_messages([dict(message)])]
     except InputError:
         raise

@@ -113,12 +113,15 @@ def check_options(
     embedder: object,
     compress_threshold: object,
     max_output_bytes: object,
+    model: object = None,
 ) -> None:
     """Refuse options the memory cannot work with.
 
     Raises:
         ConfigError: naming the option, the value and what is expected.
     """
+    if model is not None and not isinstance(model, str):
+        raise ConfigError(f"model must be a model name (str), not {type(model).__name__}")
     if embedder is not None and not isinstance(embedder, Embeddings):
         raise ConfigError(f"embedder must be a LangChain Embeddings, not {type(embedder).__name__}")
     for name, value in (

@@ -15,6 +15,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from memory._assemble import Prompt, assemble
 from memory._context import recall_block
+from memory._errors import ConfigError
 from memory._folding import SummaryRunner
 from memory._ledger import Ledger, Price, money_saved
 from memory._opening import fold_sizes
@@ -128,7 +129,11 @@ def build_prompt(
 
     Raises:
         BudgetError: the system prompt and the current user turn alone do not fit.
+        ConfigError: ``system`` or ``query`` is not text.
     """
+    for name, value in (("system", system), ("query", query)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a str or None, not {type(value).__name__}")
     lookup = query is not None
     exchanges = view.exchanges
     summaries = runner.versions

@@ -12,7 +12,9 @@ import sys
 import threading
 import time
 
+from memory._errors import ClosedError
 from memory._pool import WorkerPool
+from stores.errors import StoreError
 
 __all__ = ["MAX_RETRY_SECONDS", "RETRY_SECONDS", "BackgroundWorker"]
 
@@ -157,8 +159,12 @@ class BackgroundWorker:
 
 
 def _exiting(exc: Exception) -> bool:
-    """Whether ``exc`` comes from the process exiting (thread pools refuse new work once
-    exit has begun, or once shut down by it), not from the work itself."""
-    return sys.is_finalizing() or (
-        isinstance(exc, RuntimeError) and "cannot schedule new futures after" in str(exc)
+    """Whether ``exc`` comes from the process exiting or the store closing under queued
+    work (thread pools refuse new work once exit has begun; a closed store refuses
+    reads), not from the work itself: the work resumes when the session is reopened."""
+    text = str(exc)
+    return (
+        sys.is_finalizing()
+        or (isinstance(exc, RuntimeError) and "cannot schedule new futures after" in text)
+        or (isinstance(exc, StoreError | ClosedError) and text.endswith("is closed"))
     )

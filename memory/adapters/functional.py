@@ -120,6 +120,11 @@ def summarize_messages(
             stacklevel=2,
         )
     chosen = resolve_policy(policy, None)
+    if running_summary is not None and not isinstance(running_summary, RunningSummary):
+        raise InputError(
+            "running_summary must be the RunningSummary a previous call returned "
+            f"(result.running_summary), not {type(running_summary).__name__}"
+        )
     state = running_summary or RunningSummary()
     limit = as_budget(budget).prompt_tokens
     counter = resolve_counter(token_counter, model=model_name)

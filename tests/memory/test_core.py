@@ -280,3 +280,19 @@ def test_a_call_id_used_again_later_keeps_each_calls_own_arguments() -> None:
         sent = [m for m in mem.assemble().to_openai() if m.get("tool_calls")]
         arguments = [m["tool_calls"][0]["function"]["arguments"] for m in sent]  # type: ignore[index]
         assert arguments == ['{"command":"ls"}', '{"command":"pwd"}']
+
+
+def test_arguments_of_the_wrong_type_raise_typed_errors_saying_what_to_pass() -> None:
+    from memory.adapters.functional import summarize_messages
+
+    with pytest.raises(ConfigError, match=r"model must be a model name \(str\), not int"):
+        ConversationMemory.open(":memory:", session="s", model=5)  # type: ignore[arg-type]
+    with ConversationMemory.open(":memory:", session="s", embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "hi"})
+        with pytest.raises(ConfigError, match="system must be a str or None, not int"):
+            mem.assemble(system=5)  # type: ignore[arg-type]
+        with pytest.raises(InputError, match="tool_calls must be a list of calls"):
+            mem.add({"role": "assistant", "content": "", "tool_calls": {"id": "a"}})
+        assert len(mem.history()) == 1  # nothing of the refused message was stored
+    with pytest.raises(InputError, match="running_summary must be the RunningSummary"):
+        summarize_messages([HumanMessage("hi")], budget=1000, running_summary="prev")  # type: ignore[arg-type]
