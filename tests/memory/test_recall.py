@@ -168,6 +168,8 @@ def test_a_match_in_a_json_record_or_a_traceback_comes_with_its_whole_block() ->
             # nor every record whose "note" matches the query's common word.
             record = answer[answer.index('"id": 137') - 10 : answer.index("zebra-7781") + 20]
             assert '"customer": "cust-137"' in record and '"id": 136' not in answer, answer
+            # Only chunks holding a word few chunks hold: not every chunk with a "note".
+            assert answer.count("<archived ") == 1, answer
         stack = mem.recall(ref=_tool_output(mem, "\n".join(log)), query="ZeroDivisionError")
     assert "\n".join(log[500:506]) in stack  # the whole stack with its error
 
