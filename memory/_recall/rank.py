@@ -11,8 +11,9 @@ scope; so the scale, and with it the policy's relevance floor, is the one a full
 gave, without one. A turn takes its best passage. Priors follow: longer turns are
 favoured a little, a turn by a speaker the query names gets a bonus, a turn holding the
 query's words in order is lifted, and turns of a segment (a session under its date
-header) where the best turns cluster are lifted too (not in a conversation of one
-segment, where a lift for all would only push weak turns over the relevance floor).
+header) where the best turns cluster are lifted too, by how well they match (the speaker
+prior left out), not in a conversation of one segment, where a lift for all would only
+push weak turns over the relevance floor.
 A name no message carries is taken for the role the other role addresses by it, and
 searched as that role's speaker (``memory._recall.speakers``). A query naming one
 speaker is embedded twice, as asked and without the name, and a passage keeps the
@@ -194,12 +195,13 @@ class TurnRanker:
         if not hits:
             return []
         turns = self._signals(queries, hits, before_seq)
-        self._priors(query, turns, before_seq, named)
+        speaker = self._priors(query, turns, before_seq, named)
         seqs = turns.seqs
-        base = turns.bonus + turns.signals
-        final = base + SEGMENT_BOOST * segment_strength(
-            seqs, base, np.asarray(layout.segment_starts, dtype=np.int64)
-        )
+        # A segment is lifted for how well its best turns match the topic; who speaks in
+        # them is left out (a segment where the named speaker talks more is no closer).
+        topic = turns.bonus + turns.signals
+        starts = np.asarray(layout.segment_starts, dtype=np.int64)
+        final = topic + speaker + SEGMENT_BOOST * segment_strength(seqs, topic, starts)
         order = np.lexsort((seqs, -final))
         if limit is not None:
             order = order[: max(limit, 0)]
@@ -271,8 +273,9 @@ class TurnRanker:
 
     def _priors(
         self, query: str, turns: _Turns, before_seq: int, named: list[Sequence[int]]
-    ) -> None:
-        """Add the length, phrase and speaker priors to each candidate turn."""
+    ) -> np.typing.NDArray[np.float64]:
+        """Add the length and phrase priors to each candidate turn; return each one's
+        speaker prior."""
         lengths = np.log1p(turns.chars.astype(np.float64))
         if len(lengths) > 1 and lengths.std() > 0:
             # Clipped: among candidates of one length, a short turn's z would be extreme.
@@ -287,8 +290,10 @@ class TurnRanker:
             turns.bonus[[where[seq] for seq in found if seq in where]] += EXACT_BONUS
             turns.add([seq for seq in found if seq not in where], EXACT_BONUS)
         seqs = turns.seqs.tolist()
+        speaker = np.zeros(len(seqs), dtype=np.float64)
         for spoken in named:
-            turns.bonus[np.array([holds(spoken, seq) for seq in seqs], dtype=bool)] += SPEAKER_BONUS
+            speaker[np.array([holds(spoken, seq) for seq in seqs], dtype=bool)] += SPEAKER_BONUS
+        return speaker
 
     def _speakers(
         self, query: str, before_seq: int, layout: Layout

@@ -108,6 +108,21 @@ def test_the_named_speakers_turn_outranks_the_other_speakers_closer_match() -> N
         assert scores[seqs[5]] > scores[seqs[0]] + 1.0
 
 
+def test_a_segment_is_lifted_for_its_match_not_for_who_speaks_in_it() -> None:
+    # The later session holds more of Bob's turns, none about the question: its turns
+    # must not climb over Bob's one matching turn for carrying his name.
+    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
+        seqs = _chat(
+            mem,
+            [
+                [("Alice", FILLER[1]), ("Bob", "Maybe the violin.")],
+                [("Alice", FILLER[2]), ("Bob", f"{FILLER[3]} {FILLER[4]}")] * 6,
+            ],
+        )
+        ranked = _rank(mem, "What violin does Bob have in mind?", mem._state.view.last_seq + 1)
+        assert ranked[0][0] == seqs[1]
+
+
 def test_ranking_covers_only_older_turns_and_follows_new_ones() -> None:
     with _open() as mem:
         seqs = _chat(mem, [[("Ann", FILLER[i % 5]) for i in range(6)]])
