@@ -19,7 +19,10 @@ searched as that role's speaker (``memory._recall.speakers``). A query naming on
 speaker is embedded twice, as asked and without the name, and a passage keeps the
 closer of the two (its words are searched without the name): the name, in nearly all
 of that speaker's turns and those that greet them, would pull the search towards
-greetings rather than the topic. Measured on LoCoMo
+greetings rather than the topic. So is a query naming several speakers, without the
+names their messages carry (LoCoMo dev, markers feeding: evidence recall of the last 5
+conversations 0.878 / 0.931 → 0.885 / 0.936 at 2,000 / 4,000 tokens, the first 2
+0.914 / 0.959 → 0.915 / 0.957). Measured on LoCoMo
 (benchmarks/locomo.py).
 """
 
@@ -305,8 +308,11 @@ class TurnRanker:
         by the speaker that role's turns are indexed under ("What did user research?"):
         the name itself is found in the other role's turns. A query naming one speaker
         is searched twice, as asked and without the name (``without_names``), whose
-        words are searched; each turn keeps the closer embedding. One naming both
-        speakers is about them both: searched as asked."""
+        words are searched; each turn keeps the closer embedding. One naming several
+        speakers is about them all: searched as asked, and also without the names their
+        messages carry (every passage of theirs starts with its speaker's name, so those
+        words match all their turns alike); a name only inferred is kept, found where
+        someone addresses its speaker."""
         found: list[Sequence[int]] = []
         names: list[str] = []
         speakers = layout.speakers or {}
@@ -323,7 +329,8 @@ class TurnRanker:
             )  # fmt: skip
             found += [roles[role] for role in inferred.values()]
         asked = speaking_roles(query, inferred, roles=roles, speakers=speakers)
-        content = without_names(query, [*names, *inferred]) if len(found) == 1 else query
+        gone = [*names, *inferred] if len(found) == 1 else names
+        content = without_names(query, gone) if gone else query
         return found, tuple(dict.fromkeys((asked, asked if content == query else content)))
 
 
