@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from memory._recall.fuse import exact_matches
 from memory._recall.passages import approximate_tokens, storable
 from memory._tokens import TokenCounter
 from stores.base import BlobRecord, BlobStore, ChunkRecord, NewChunk
-from stores.text_search import query_terms
+from stores.text_search import query_terms, word_pattern
 
 __all__ = [
     "DEFAULT_CHUNK_TOKENS",
@@ -328,16 +327,12 @@ def _distinctive(best: list[int], candidates: Mapping[int, ChunkRecord], query: 
     """Keep the chunks holding a query word that the best chunk holds and few others do
     (in at most a quarter of the candidates): "which order has the note zebra-7781" keeps
     zebra's chunk, not every chunk holding "note". All of ``best`` when there is none."""
-    texts = {i: candidates[i].text.lower() for i in candidates if candidates[i].text}
+    texts = {i: candidates[i].text for i in candidates if candidates[i].text}
     if not best or best[0] not in texts:
         return best
-    holding = {
-        term: {
-            i for i, text in texts.items() if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text)
-        }
-        for term in query_terms(query)
-    }
-    rare = [ids for ids in holding.values() if best[0] in ids and len(ids) <= len(texts) // 4]
+    words = [word_pattern(term) for term in query_terms(query)]
+    holding = [{i for i, text in texts.items() if word.search(text)} for word in words]
+    rare = [ids for ids in holding if best[0] in ids and len(ids) <= len(texts) // 4]
     return [i for i in best if any(i in ids for ids in rare)] if rare else best
 
 

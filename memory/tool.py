@@ -10,7 +10,6 @@ system's. Exposed as a LangChain tool and as OpenAI / Anthropic tool schemas.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from memory._archive import Archive, Hit
 from memory._errors import RefNotFoundError
 from memory._recall.passages import storable
 from memory._recall.search import TOOL_FLOOR, Recall
-from stores.text_search import query_terms
+from stores.text_search import query_terms, word_pattern
 
 __all__ = [
     "DEFAULT_RECALL_TOKENS",
@@ -184,7 +183,7 @@ def _matching_lines(lines: list[str], terms: list[str]) -> list[int]:
     """The lines holding the query's rare words (``RARE_LINES``), else any of its words."""
     found: dict[str, list[int]] = {}
     for term in terms:
-        pattern = re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.I)
+        pattern = word_pattern(term)
         found[term] = [i for i, line in enumerate(lines) if pattern.search(line)]
     counts = [len(at) for at in found.values() if at]
     rarest = min(counts, default=0)

@@ -24,6 +24,7 @@ __all__ = [
     "phrase_words",
     "query_terms",
     "scoped_words",
+    "word_pattern",
 ]
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -83,6 +84,11 @@ def query_terms(query: str) -> list[str]:
     words = list(dict.fromkeys(_words(query)))
     terms = [w for w in words if w not in STOPWORDS] or words
     return terms[:MAX_QUERY_TERMS]
+
+
+def word_pattern(term: str) -> re.Pattern[str]:
+    """Match ``term`` as a whole word, case aside (a query term found in a text)."""
+    return re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
 
 
 def phrase_words(query: str) -> list[str]:
