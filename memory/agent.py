@@ -32,7 +32,7 @@ from memory._anthropic import to_anthropic
 from memory._assemble import Prompt
 from memory._core import ConversationMemory
 from memory._errors import MAX_ERROR_CHARS, InputError
-from memory._messages import normalize
+from memory._messages import KNOWN_BLOCK_TYPES, normalize
 from memory.adapters._common import recall_tokens
 from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
 
@@ -68,11 +68,13 @@ def _plain(value: Any) -> Any:
 
 
 def _is_blocks(value: object) -> bool:
-    """Whether a tool's result is a list of content blocks (dicts with a ``type``)."""
+    """Whether a tool's result is a list of content blocks (dicts whose ``type`` is a
+    content block's: text, image...); records that merely have a ``type`` key (GitHub
+    events, Stripe objects) are data, sent as JSON."""
     return (
         isinstance(value, list)
         and bool(value)
-        and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in value)
+        and all(isinstance(b, dict) and b.get("type") in KNOWN_BLOCK_TYPES for b in value)
     )
 
 

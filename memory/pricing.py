@@ -8,8 +8,8 @@ a discount. The rules modelled here, as the providers document them (read in 202
   of 128 tokens; cached input is billed at 50% (gpt-4o family, o3-mini), 25% (gpt-4.1
   family) or 10% (gpt-5 family) of the input price; writing the cache costs nothing extra.
 - Anthropic (docs.anthropic.com/en/docs/build-with-claude/prompt-caching): explicit
-  ``cache_control`` breakpoints; a prefix of at least 1,024 tokens (2,048 on Haiku
-  models) up to a breakpoint is cached; reads cost 10% of the input price, writes (5
+  ``cache_control`` breakpoints; a prefix of at least 1,024 tokens (2,048 on Claude 3.5
+  Haiku, 4,096 on Haiku 4.5 and Opus 4.5) up to a breakpoint is cached; reads cost 10% of the input price, writes (5
   minute cache) 125%.
 
 List prices in ``DEFAULT_PRICES`` are US dollars per million tokens from the providers'
@@ -119,10 +119,13 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "gpt-5-nano": _openai(0.05, 0.40, 0.005),
     "o3-mini": _openai(1.10, 4.40, 0.55),
     "claude-3-5-haiku": _anthropic(0.80, 4.00, min_cached=2048),
-    "claude-haiku-4-5": _anthropic(1.00, 5.00, min_cached=2048),
+    "claude-haiku-4-5": _anthropic(1.00, 5.00, min_cached=4096),
     "claude-3-5-sonnet": _anthropic(3.00, 15.00),
     "claude-3-7-sonnet": _anthropic(3.00, 15.00),
     "claude-sonnet-4": _anthropic(3.00, 15.00),
+    "claude-sonnet-4-5": _anthropic(3.00, 15.00),
+    "claude-opus-4-1": _anthropic(15.00, 75.00),
+    "claude-opus-4-5": _anthropic(5.00, 25.00, min_cached=4096),
     "claude-opus-4": _anthropic(15.00, 75.00),
 }
 """List prices (USD per million tokens) and caching rules, as published in 2025."""
@@ -139,11 +142,12 @@ def bare_model(model: str) -> str:
     return _PROVIDER_PREFIX.sub("", model.strip(), count=1) if ":" in model else model
 
 
-_VERSION_SUFFIX = re.compile(r"[-@](?:\d|latest$|preview$)")
-"""What may follow a known name in a version of that model: a date or version number
-(``gpt-4o-2024-08-06``, ``claude-3-5-sonnet@20240620``, ``claude-sonnet-4-5``), or
+_VERSION_SUFFIX = re.compile(r"[-@](?:\d{8}|\d{4}-\d{2}-\d{2}|latest$|preview$)")
+"""What may follow a known name in a snapshot of that model: a date
+(``gpt-4o-2024-08-06``, ``claude-3-5-sonnet@20240620``, ``claude-sonnet-4-20250514``), or
 ``-latest`` / ``-preview``. ``gpt-5-turbo`` is not ``gpt-5``, nor ``gpt-4o-mni`` a
-``gpt-4o``: a name that only starts like a known one is not priced as it."""
+``gpt-4o``, nor ``claude-opus-4-5`` (a newer model, a third of the price) a
+``claude-opus-4``: a name that only starts like a known one is not priced as it."""
 
 
 def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:

@@ -58,13 +58,13 @@ LENGTH_PRIOR = 0.5
 """Times the z-score of a turn's log length: facts come in sentences, not in "thanks!"."""
 LENGTH_CLIP = 2.0
 """Most the length z-score counts either way."""
-SPEAKER_BONUS = 4.0
-"""Added to the turns of a speaker the query names (in z-score units). A question about
-someone is answered by their own turns: 97% of the evidence of LoCoMo dev questions
-naming one speaker. At 2.0 the other speaker's turns on the topic still took room; 4.0
-raised evidence recall on the last 5 dev conversations (benchmarks/locomo.py) from
-0.870 / 0.926 to 0.875 / 0.931 at 2,000 / 4,000 tokens (markers feeding), the first 2
-plain from 0.908 / 0.949 to 0.918 / 0.952, nothing lower; 8.0 gave the same."""
+SPEAKER_BONUS = 2.0
+"""Added to the turns of a speaker the query names (in z-score units): a question about
+someone is answered by their own turns (97% of the evidence of LoCoMo dev questions
+naming one speaker). 4.0 raised ``benchmarks/locomo.py`` (last 5 dev conversations,
+markers, 2k / 4k: 0.870 / 0.926 to 0.875 / 0.931) but lowered the evidence recall of
+``benchmarks/cost.py``'s feeding (speakers written in the text, "Caroline: ...", no
+names or timestamps) from 0.894 to 0.864 at 4,000 tokens, so 2.0 stays."""
 EXACT_BONUS = 3.0
 """Added to turns holding the query's words in order: a quoted phrase is the surest sign."""
 EXACT_POOL = 50

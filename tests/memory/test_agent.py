@@ -353,3 +353,14 @@ def test_a_prompt_for_claude_carries_its_cache_breakpoint(memory: ConversationMe
         "type": "ephemeral"
     }
     assert all(isinstance(m.content, str) for m in messages[prompt.stable_count :])
+
+
+def test_records_with_a_type_key_are_data_not_content_blocks(memory: ConversationMemory) -> None:
+    def events() -> list[dict[str, Any]]:
+        return [{"type": "PushEvent", "repo": "a/b"}, {"type": "IssuesEvent", "repo": "a/c"}]
+
+    loop = AgentLoop(memory, tools={"events": events})
+    loop.add_user("what happened?")
+    (result,) = loop.run_tool_calls(loop.add_openai_reply(_openai_call("c1", "events", {})))
+    assert isinstance(result, str) and json.loads(result)[0]["type"] == "PushEvent"
+    assert memory.assemble().report.pending_tool_calls == ()

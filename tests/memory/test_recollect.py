@@ -81,33 +81,6 @@ def test_a_turn_by_the_speaker_the_query_names_ranks_first() -> None:
         assert named_alice[0][0] == seqs[0]
 
 
-def test_the_named_speakers_turn_outranks_the_other_speakers_closer_match() -> None:
-    # Alice's turn shares more of the question's words, but the question is about Bob:
-    # his own turn on the topic comes first (SPEAKER_BONUS outweighs a few more words).
-    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
-        seqs = _chat(
-            mem,
-            [
-                [
-                    ("Alice", "My violin teacher in Cremona was strict about scales."),
-                    ("Bob", FILLER[0]),
-                    ("Alice", FILLER[4]),
-                    ("Bob", FILLER[1]),
-                ],
-                [
-                    ("Alice", FILLER[1]),
-                    ("Bob", "I might take up the violin one day."),
-                    ("Alice", FILLER[0]),
-                    ("Bob", FILLER[4]),
-                ],
-                [("Alice", FILLER[2]), ("Bob", FILLER[3])] * 6,
-            ],
-        )
-        query = "Which violin teacher in Cremona did Bob mention?"
-        scores = dict(_rank(mem, query, mem._state.view.last_seq + 1))
-        assert scores[seqs[5]] > scores[seqs[0]] + 1.0
-
-
 def test_a_segment_is_lifted_for_its_match_not_for_who_speaks_in_it() -> None:
     # The later session holds more of Bob's turns, none about the question: its turns
     # must not climb over Bob's one matching turn for carrying his name.
