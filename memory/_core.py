@@ -131,8 +131,8 @@ class ConversationMemory(AsyncMethods, Closing):
             safety_margin: Extra share added to counts for non-OpenAI models
                 (default ``DEFAULT_SAFETY_MARGIN``); ignored with ``token_counter``.
             summarizer: The cheap chat model that writes the running summary (any
-                LangChain ``BaseChatModel``), a ``Summarizer``, or None for the offline
-                extractive default.
+                LangChain ``BaseChatModel``, also wrapped by ``with_retry()``), a
+                ``Summarizer``, or None for the offline extractive default.
             embedder: Any LangChain ``Embeddings`` for search; None uses the bundled
                 all-MiniLM-L6-v2 (offline, loaded on first use).
             compress_threshold: Tool outputs above this many tokens are archived and sent

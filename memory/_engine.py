@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
 from memory._archive import DEFAULT_MAX_OUTPUT_BYTES
 from memory._budget import Budget, as_budget
@@ -148,7 +149,7 @@ class Engine(Closing):
         model: str | None = None,
         token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None = None,
         safety_margin: float | None = None,
-        summarizer: BaseChatModel | Summarizer | None = None,
+        summarizer: BaseChatModel | Runnable[Any, Any] | Summarizer | None = None,
         embedder: Embeddings | None = None,
         compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,

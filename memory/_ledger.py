@@ -116,8 +116,9 @@ def money_saved(
     """Dollars saved against the raw history with caching, net of the summarizer.
 
     Args:
-        summarizer_model: The summarizer's chat model name; None for a summarizer that
-            calls no model (the offline default costs nothing).
+        summarizer_model: The summarizer's chat model name ("" for a model with no
+            name); None for a summarizer that calls no model (the offline default costs
+            nothing).
 
     Returns None when the main model's price is unknown, or when a summarizer model
     spent tokens and its price is unknown (its cost cannot be netted out).
@@ -127,7 +128,7 @@ def money_saved(
     saved = ledger.raw_cost_usd - ledger.cost_usd
     if summarizer_model is None:
         return saved
-    cheap = priced(summarizer_model, prices)
+    cheap = priced(summarizer_model, prices) if summarizer_model else None
     if cheap is None:
         return None if summarizer_input_tokens or summarizer_output_tokens else saved
     saved -= summarizer_input_tokens * cheap.input_per_mtok / 1e6

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
 from memory._budget import Budget
 from memory._errors import ConfigError, InputError
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
-from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
+from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, chat_model_of
 from memory._tokens import TokenCounter
 from memory.pricing import Price
 
@@ -56,7 +57,7 @@ class OpenOptions(ExtraOptions, total=False):
     budget: Budget | int
     model: str | None
     token_counter: TokenCounter | BaseChatModel | Callable[[str], int] | None
-    summarizer: BaseChatModel | Summarizer | None
+    summarizer: BaseChatModel | Runnable[Any, Any] | Summarizer | None
     embedder: Embeddings | None
     compress_threshold: int
 
@@ -93,12 +94,16 @@ def check_session(session: object) -> str:
 
 
 def resolve_summarizer(
-    summarizer: BaseChatModel | Summarizer | None, counter: TokenCounter, cap: int
+    summarizer: BaseChatModel | Runnable[Any, Any] | Summarizer | None,
+    counter: TokenCounter,
+    cap: int,
 ) -> Summarizer:
     """Wrap a chat model in ``LLMSummarizer``; None gives the offline extractive one."""
     if summarizer is None:
         return ExtractiveSummarizer(counter, max_summary_tokens=cap)
-    if isinstance(summarizer, BaseChatModel):
+    if isinstance(summarizer, BaseChatModel) or (
+        isinstance(summarizer, Runnable) and chat_model_of(summarizer) is not None
+    ):  # a chat model, or one wrapped by with_retry() / bind() / with_fallbacks()
         return LLMSummarizer(summarizer, counter, max_summary_tokens=cap)
     if isinstance(summarizer, Summarizer):
         return summarizer

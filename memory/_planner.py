@@ -103,7 +103,7 @@ def account(
         session_raw_cost_usd=ledger.raw_cost_usd if priced else None,
         money_saved_usd=money_saved(
             ledger,
-            summarizer_model=getattr(runner.summarizer, "model_name", None),
+            summarizer_model=getattr(runner.summarizer, "billed_model", None),
             summarizer_input_tokens=spent_in,
             summarizer_output_tokens=spent_out,
             prices=prices,

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
 
 from memory._errors import SummarizerError
 from memory._timestamps import format_time, message_time
@@ -159,7 +160,8 @@ class LLMSummarizer:
     """Summarize with any LangChain chat model (the user's cheap one).
 
     Args:
-        model: A ``BaseChatModel`` such as gpt-4o-mini, claude haiku or a local model.
+        model: A ``BaseChatModel`` such as gpt-4o-mini, claude haiku or a local model,
+            or one wrapped by ``with_retry()``, ``bind()`` or ``with_fallbacks()``.
         counter: Counts tokens to cap the summary and split over-long input.
         max_summary_tokens: The summary's cap; a longer answer is refused.
         context_tokens: The model's usable input; longer evicted text is summarized in
@@ -168,7 +170,7 @@ class LLMSummarizer:
 
     def __init__(
         self,
-        model: BaseChatModel,
+        model: Runnable[LanguageModelInput, BaseMessage],
         counter: TokenCounter,
         *,
         max_summary_tokens: int = DEFAULT_SUMMARY_TOKENS,
@@ -181,9 +183,15 @@ class LLMSummarizer:
 
     @property
     def model_name(self) -> str | None:
-        """The chat model's name as its provider bills it (LangChain's ``model_name``,
-        or ``model`` as on ``ChatAnthropic``); None when it has none."""
+        """The chat model's name as its provider bills it (``memory.pricing
+        .model_name_of``); None when it has none."""
         return model_name_of(self.model)
+
+    @property
+    def billed_model(self) -> str:
+        """The name its spend is priced by: ``model_name``, or "" for a model with no
+        name (its price is unknown: ``money_saved`` is then None, not gross)."""
+        return self.model_name or ""
 
     @property
     def name(self) -> str:
@@ -382,3 +390,15 @@ class ExtractiveSummarizer:
                 used += tokens
         text = "\n".join(sentences[i] for i in sorted(kept))
         return SummaryResult(text, 0, 0, 0)
+
+
+def chat_model_of(value: object) -> BaseChatModel | None:
+    """The chat model ``value`` is, or wraps (``with_retry()``, ``bind()``:
+    ``bound``; ``with_fallbacks()``: ``runnable``); None when it is no chat model."""
+    for _ in range(8):  # wrappers of wrappers, never a cycle
+        if isinstance(value, BaseChatModel):
+            return value
+        value = getattr(value, "bound", None) or getattr(value, "runnable", None)
+        if value is None:
+            return None
+    return None

@@ -9,8 +9,8 @@ a discount. The rules modelled here, as the providers document them (read in 202
   family) or 10% (gpt-5 family) of the input price; writing the cache costs nothing extra.
 - Anthropic (docs.anthropic.com/en/docs/build-with-claude/prompt-caching): explicit
   ``cache_control`` breakpoints; a prefix of at least 1,024 tokens (2,048 on Claude 3.5
-  Haiku, 4,096 on Haiku 4.5 and Opus 4.5) up to a breakpoint is cached; reads cost 10% of the input price, writes (5
-  minute cache) 125%.
+  Haiku, 4,096 on Haiku 4.5 and Opus 4.5) up to a breakpoint is cached; reads cost 10%
+  of the input price, writes (5 minute cache) 125%.
 
 List prices in ``DEFAULT_PRICES`` are US dollars per million tokens from the providers'
 pricing pages (platform.openai.com/docs/pricing, docs.anthropic.com/en/docs/about-claude/
@@ -171,11 +171,18 @@ def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
 
 def model_name_of(chat_model: object) -> str | None:
     """A LangChain chat model's name as its provider bills it: its ``model_name`` (as on
-    ``ChatOpenAI``) or ``model`` (as on ``ChatAnthropic``); None when it has neither."""
-    for field in ("model_name", "model"):
-        value = getattr(chat_model, field, None)
-        if isinstance(value, str) and value:
-            return value
+    ``ChatOpenAI``), ``model`` (as on ``ChatAnthropic``) or ``model_id`` (as on
+    ``ChatBedrock``), looked up through wrappers (``with_retry()``, ``bind()``: their
+    ``bound``; ``with_fallbacks()``: its ``runnable``); None when it has none."""
+    for _ in range(8):  # wrappers of wrappers, never a cycle
+        for field in ("model_name", "model", "model_id"):
+            value = getattr(chat_model, field, None)
+            if isinstance(value, str) and value:
+                return value
+        inner = getattr(chat_model, "bound", None) or getattr(chat_model, "runnable", None)
+        if inner is None:
+            return None
+        chat_model = inner
     return None
 
 

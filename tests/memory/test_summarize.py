@@ -369,3 +369,21 @@ def test_money_saved_is_net_of_the_summarizer_models_spend() -> None:
             mem.add(message)
         assert mem.wait_for_summary(30)
         assert mem.assemble().report.money_saved_usd is None
+
+
+def test_a_wrapped_summarizer_is_accepted_and_an_unnamed_one_is_not_free() -> None:
+    retried = _Billed(responses=["Alice moved boxes to Paris."] * 100).with_retry()
+    unnamed = FakeListChatModel(responses=["Alice moved boxes to Paris."] * 100)
+    for summarizer, netted in ((retried, True), (unnamed, False)):
+        with ConversationMemory.open(
+            ":memory:", session="s", budget=1000, embedder=FAKE, summarizer=summarizer,
+            model="gpt-4o-mini",
+        ) as mem:  # fmt: skip
+            for message in chat(40):
+                mem.add(message)
+            assert mem.wait_for_summary(30)
+            report = mem.assemble().report
+        assert report.summarizer_input_tokens > 0  # the wrapped model wrote the summary
+        # Priced through the wrapper as gpt-4o-mini; a model with no name has no price,
+        # so the saving net of its spend is unknown (it was the gross saving).
+        assert (report.money_saved_usd is not None) is netted
