@@ -7,13 +7,14 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from memory import ConversationMemory, TiktokenCounter
+from memory import ConversationMemory, Report, TiktokenCounter
 from memory._folding import choose_block
 from memory._folds import fold_points
 from memory._messages import ExchangeBuilder, Turn
@@ -343,46 +344,38 @@ class _Billed(FakeListChatModel):
     model_name: str = "gpt-4o-mini"
 
 
-def test_money_saved_is_net_of_the_summarizer_models_spend() -> None:
-    model = _Billed(responses=["Alice moved boxes to Paris."] * 100)
+REPLY = ["Alice moved boxes to Paris."] * 100
+
+
+def _summarized(summarizer: Any) -> Report:
+    """The report after 40 messages and a fold by ``summarizer`` (priced as gpt-4o-mini)."""
     with ConversationMemory.open(
-        ":memory:", session="s", budget=1000, embedder=FAKE, summarizer=model,
+        ":memory:", session="s", budget=1000, embedder=FAKE, summarizer=summarizer,
         model="gpt-4o-mini",
     ) as mem:  # fmt: skip
         for message in chat(40):
             mem.add(message)
         assert mem.wait_for_summary(30)
-        report = mem.assemble().report
+        return mem.assemble().report
+
+
+def test_money_saved_is_net_of_the_summarizer_models_spend() -> None:
+    report = _summarized(_Billed(responses=REPLY))
     assert report.summarizer_input_tokens > 0
     spent = (report.summarizer_input_tokens * 0.15 + report.summarizer_output_tokens * 0.60) / 1e6
     assert report.session_cost_usd is not None and report.session_raw_cost_usd is not None
     gross = report.session_raw_cost_usd - report.session_cost_usd
     assert report.money_saved_usd == pytest.approx(gross - spent)  # was the gross saving
     # A summarizer model whose price is unknown: the net saving cannot be told.
-    unknown = FakeListChatModel(responses=["Alice moved boxes to Paris."] * 100)
-    with ConversationMemory.open(
-        ":memory:", session="t", budget=1000, embedder=FAKE, summarizer=_Billed(
-            responses=unknown.responses, model_name="acme-tiny-1"),
-        model="gpt-4o-mini",
-    ) as mem:  # fmt: skip
-        for message in chat(40):
-            mem.add(message)
-        assert mem.wait_for_summary(30)
-        assert mem.assemble().report.money_saved_usd is None
+    assert _summarized(_Billed(responses=REPLY, model_name="acme-tiny-1")).money_saved_usd is None
 
 
 def test_a_wrapped_summarizer_is_accepted_and_an_unnamed_one_is_not_free() -> None:
-    retried = _Billed(responses=["Alice moved boxes to Paris."] * 100).with_retry()
-    unnamed = FakeListChatModel(responses=["Alice moved boxes to Paris."] * 100)
-    for summarizer, netted in ((retried, True), (unnamed, False)):
-        with ConversationMemory.open(
-            ":memory:", session="s", budget=1000, embedder=FAKE, summarizer=summarizer,
-            model="gpt-4o-mini",
-        ) as mem:  # fmt: skip
-            for message in chat(40):
-                mem.add(message)
-            assert mem.wait_for_summary(30)
-            report = mem.assemble().report
+    for summarizer, netted in (
+        (_Billed(responses=REPLY).with_retry(), True),
+        (FakeListChatModel(responses=REPLY), False),
+    ):
+        report = _summarized(summarizer)
         assert report.summarizer_input_tokens > 0  # the wrapped model wrote the summary
         # Priced through the wrapper as gpt-4o-mini; a model with no name has no price,
         # so the saving net of its spend is unknown (it was the gross saving).
