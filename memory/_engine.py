@@ -176,6 +176,7 @@ class Engine(Closing):
             compress_threshold=compress_threshold,
             max_output_bytes=max_output_bytes,
             model=model,
+            prices=prices,
         )
         chosen_policy = resolve_policy(policy, recall_share)
         counter = resolve_counter(token_counter, model=model, margin=safety_margin)

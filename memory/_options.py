@@ -15,7 +15,7 @@ from memory._errors import ConfigError, InputError
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, chat_model_of
 from memory._tokens import TokenCounter
-from memory.pricing import Price
+from memory.pricing import DEFAULT_PRICES, Price
 
 __all__ = [
     "DEFAULT_RECALL_SHARE",
@@ -119,6 +119,7 @@ def check_options(
     compress_threshold: object,
     max_output_bytes: object,
     model: object = None,
+    prices: object = DEFAULT_PRICES,
 ) -> None:
     """Refuse options the memory cannot work with.
 
@@ -127,6 +128,8 @@ def check_options(
     """
     if model is not None and not isinstance(model, str):
         raise ConfigError(f"model must be a model name (str), not {type(model).__name__}")
+    if not isinstance(prices, Mapping) or not all(isinstance(p, Price) for p in prices.values()):
+        raise ConfigError("prices must map model names to memory.pricing.Price(...) values")
     if embedder is not None and not isinstance(embedder, Embeddings):
         raise ConfigError(f"embedder must be a LangChain Embeddings, not {type(embedder).__name__}")
     for name, value in (

@@ -31,7 +31,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from memory._anthropic import to_anthropic
 from memory._assemble import Prompt
 from memory._core import ConversationMemory
-from memory._errors import MAX_ERROR_CHARS, InputError
+from memory._errors import MAX_ERROR_CHARS, ConfigError, InputError
 from memory._messages import KNOWN_BLOCK_TYPES, normalize
 from memory.adapters._common import recall_tokens
 from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
@@ -99,6 +99,18 @@ class AgentLoop:
         system: str | None = None,
         tools: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
+        """Wrap an open memory.
+
+        Raises:
+            ConfigError: ``memory`` is not a ``ConversationMemory``, or ``tools`` is not
+                a mapping of tool names to functions.
+        """
+        if not isinstance(memory, ConversationMemory):
+            raise ConfigError(f"memory must be a ConversationMemory, not {type(memory).__name__}")
+        if tools is not None and not (
+            isinstance(tools, Mapping) and all(callable(f) for f in tools.values())
+        ):
+            raise ConfigError("tools must map each tool's name to its function: {'ls': ls}")
         self.memory = memory
         # The loop answers the model's recall calls, so its prompts may point to the tool.
         memory.policy = dataclasses.replace(memory.policy, recall_tool=True)

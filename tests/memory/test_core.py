@@ -294,5 +294,16 @@ def test_arguments_of_the_wrong_type_raise_typed_errors_saying_what_to_pass() ->
         with pytest.raises(InputError, match="tool_calls must be a list of calls"):
             mem.add({"role": "assistant", "content": "", "tool_calls": {"id": "a"}})
         assert len(mem.history()) == 1  # nothing of the refused message was stored
+    with pytest.raises(ConfigError, match="prices must map model names"):
+        ConversationMemory.open(":memory:", session="s", prices={"x": 1.0})  # type: ignore[dict-item]
+    from memory.agent import AgentLoop
+
+    with pytest.raises(ConfigError, match="memory must be a ConversationMemory"):
+        AgentLoop("mem")  # type: ignore[arg-type]
+    with (
+        ConversationMemory.open(":memory:", session="s", embedder=FAKE) as mem,
+        pytest.raises(ConfigError, match="tools must map each tool's name"),
+    ):
+        AgentLoop(mem, tools=[print])  # type: ignore[arg-type]
     with pytest.raises(InputError, match="running_summary must be the RunningSummary"):
         summarize_messages([HumanMessage("hi")], budget=1000, running_summary="prev")  # type: ignore[arg-type]
