@@ -269,7 +269,10 @@ def test_an_excerpt_is_whole_sentences_around_the_best_one() -> None:
     assert excerpt(line, ["code"], fits) == (
         "user (part 2 of 9 of a long message, excerpt): Alpha one. The code is 42. Beta two. Gamma."
     )
-    assert excerpt("bob: One. Two.", ["code"], fits) is None  # no sentence holds a word
+    assert excerpt("bob (part 1 of 3 of a long message): One. Two.", ["code"], fits) is None
+    assert excerpt("bob: Alpha one. The code is 42. Beta.", ["code"], fits) is None  # a turn
+    listing = "user (part 1 of 18 of a long message): 1374:    :param code: x; 1375: y = {}; z"
+    assert excerpt(listing, ["code"], fits) is None  # code and listings are not cut
     assert excerpt("bob: The code is 42.", ["code"], fits) is None  # one sentence: no cut
     room["size"] = 10
     assert excerpt(line, ["code"], fits) is None  # the best sentence alone does not fit
