@@ -41,6 +41,7 @@ class AsyncMethods:
         system: str | None = None,
         query: str | None = None,
         budget: Budget | int | None = None,
+        about: str | None = None,
     ) -> Prompt:
         raise NotImplementedError
 
@@ -82,10 +83,11 @@ class AsyncMethods:
         system: str | None = None,
         query: str | None = None,
         budget: Budget | int | None = None,
+        about: str | None = None,
     ) -> Prompt:
         """``assemble`` for async code: search and query embedding run off the event loop."""
         return await self.engine.run(
-            functools.partial(self.assemble, system=system, query=query, budget=budget)
+            functools.partial(self.assemble, system=system, query=query, budget=budget, about=about)
         )
 
     async def arecall(

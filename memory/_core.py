@@ -17,6 +17,7 @@ from memory._archive import Archive
 from memory._assemble import Prompt
 from memory._budget import Budget, as_budget
 from memory._closing import Closing
+from memory._editing import HistoryEdits
 from memory._engine import DEFAULT_BUDGET, open_shared
 from memory._errors import ClosedError
 from memory._folding import SummaryRunner
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-class ConversationMemory(AsyncMethods, Closing):
+class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
     """A handle on the memory of one conversation: stores turns, assembles budgeted prompts.
 
     Open one with :meth:`open` (the process's shared engine for a path) or
@@ -224,44 +225,6 @@ class ConversationMemory(AsyncMethods, Closing):
             state.runner.notify()
             return [r.seq for r in records]
 
-    def retract(self, messages: int | str | Sequence[int | str]) -> list[int]:
-        """Take messages out of every future prompt, summary and ``history()``.
-
-        For an app whose history changed: a regenerated reply, a LangGraph
-        ``RemoveMessage``, a fork from an earlier checkpoint. A retracted assistant
-        message takes the tool results of its calls with it. Retracted messages stay
-        stored for audit (``history(include_retracted=True)``) until the session is
-        forgotten; a summary that covered one is rebuilt.
-
-        Args:
-            messages: Seqs (as ``add`` returned) or message ids, one or many.
-
-        Returns:
-            The seqs retracted.
-
-        Raises:
-            InputError: one of them is no stored message of this session; nothing was
-                retracted.
-            ClosedError: the handle was closed.
-        """
-        targets = [messages] if isinstance(messages, int | str) else list(messages)
-        with self._state.lock:
-            self._check_open()
-            retracted = self._state.retract(targets, self.counter.name)
-        self._state.runner.notify()
-        return retracted
-
-    def replace(self, message: int | str, new: MessageLike) -> list[int]:
-        """Retract ``message`` (a seq or message id) and add ``new`` in its place, at the
-        end of the history (an edited last turn); returns ``new``'s seq.
-
-        Raises:
-            InputError: ``message`` is unknown, or ``new`` cannot be accepted.
-        """
-        with self._state.lock:
-            self.retract(message)
-            return self.add(new)
-
     def _refresh(self) -> None:
         """Load what other writers appended; their new turns may be due for work."""
         if self._state.refresh():
@@ -274,6 +237,7 @@ class ConversationMemory(AsyncMethods, Closing):
         system: str | None = None,
         query: str | None = None,
         budget: Budget | int | None = None,
+        about: str | None = None,
     ) -> Prompt:
         """Build the prompt for the next model call, under the budget.
 
@@ -291,6 +255,9 @@ class ConversationMemory(AsyncMethods, Closing):
                 picks the recalled turns, within ``policy.recall_share``, and only
                 those that clear ``policy.relevance_floor``.
             budget: Overrides the memory's budget for this call.
+            about: The user's new text when it is not stored yet (a chat history read
+                before the input is added): recall searches it, as it would the last
+                user turn (the ordinary room and floor, not a lookup's).
 
         Returns:
             A ``Prompt``: ``.messages``, ``.tokens``, ``.report``, ``.to_openai()``.
@@ -311,6 +278,7 @@ class ConversationMemory(AsyncMethods, Closing):
                 limit=limit,
                 system=system,
                 query=query,
+                about=about,
                 policy=self.policy,
                 runner=state.runner,
                 ledger=state.ledger(self._price),

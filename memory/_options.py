@@ -13,7 +13,7 @@ from langchain_core.runnables import Runnable
 from memory._budget import Budget
 from memory._errors import ConfigError, InputError
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
-from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer, chat_model_of
+from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory._tokens import TokenCounter
 from memory.pricing import DEFAULT_PRICES, Price
 
@@ -91,6 +91,18 @@ def check_session(session: object) -> str:
     except UnicodeEncodeError as exc:
         raise InputError(f"session must be valid Unicode text: {exc.reason}") from exc
     return session
+
+
+def chat_model_of(value: object) -> BaseChatModel | None:
+    """The chat model ``value`` is, or wraps (``with_retry()``, ``bind()``:
+    ``bound``; ``with_fallbacks()``: ``runnable``); None when it is no chat model."""
+    for _ in range(8):  # wrappers of wrappers, never a cycle
+        if isinstance(value, BaseChatModel):
+            return value
+        value = getattr(value, "bound", None) or getattr(value, "runnable", None)
+        if value is None:
+            return None
+    return None
 
 
 def resolve_summarizer(

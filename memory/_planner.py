@@ -122,6 +122,7 @@ def build_prompt(
     query: str | None,
     policy: AssemblyPolicy,
     runner: SummaryRunner,
+    about: str | None = None,
     ledger: Ledger,
     prices: Mapping[str, Price],
 ) -> Prompt:
@@ -131,7 +132,7 @@ def build_prompt(
         BudgetError: the system prompt and the current user turn alone do not fit.
         ConfigError: ``system`` or ``query`` is not text.
     """
-    for name, value in (("system", system), ("query", query)):
+    for name, value in (("system", system), ("query", query), ("about", about)):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{name} must be a str or None, not {type(value).__name__}")
     lookup = query is not None
@@ -151,10 +152,11 @@ def build_prompt(
         points=points,
         lookup=lookup,
         system_tokens=system_tokens,
+        answering=about is not None,
     )
     view.prefetch(t.seq for i in window.kept for t in exchanges[i].turns)  # one read
-    recollection = fetch_recall(
-        window, view, recall, counter, query=query, policy=policy, lookup=lookup
+    recollection = fetch_recall(  # ``about``: the user's new text, not stored yet
+        window, view, recall, counter, query=query or about, policy=policy, lookup=lookup
     )
     prompt = assemble(
         exchanges,
@@ -167,7 +169,7 @@ def build_prompt(
         lookup=lookup,
         recalled=recollection.snippets,
         recalled_seqs=recollection.snippet_seqs,
-        recall_query=query or view.last_user_text or "",
+        recall_query=query or about or view.last_user_text or "",
         policy=policy,
         history_tokens=view.history_tokens,
         history_turns=view.turn_count,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
@@ -390,15 +390,3 @@ class ExtractiveSummarizer:
                 used += tokens
         text = "\n".join(sentences[i] for i in sorted(kept))
         return SummaryResult(text, 0, 0, 0)
-
-
-def chat_model_of(value: object) -> BaseChatModel | None:
-    """The chat model ``value`` is, or wraps (``with_retry()``, ``bind()``:
-    ``bound``; ``with_fallbacks()``: ``runnable``); None when it is no chat model."""
-    for _ in range(8):  # wrappers of wrappers, never a cycle
-        if isinstance(value, BaseChatModel):
-            return value
-        value = getattr(value, "bound", None) or getattr(value, "runnable", None)
-        if value is None:
-            return None
-    return None

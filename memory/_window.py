@@ -223,6 +223,7 @@ def choose_window(
     points: Sequence[int] = (0,),
     lookup: bool = False,
     system_tokens: int | None = None,
+    answering: bool = False,
 ) -> Window:
     """Decide the verbatim window of a prompt of at most ``limit`` tokens.
 
@@ -237,6 +238,8 @@ def choose_window(
         lookup: The caller asked about the past explicitly (``assemble(query=...)``).
         system_tokens: The system prompt's count when the caller has it (counted once
             per call: a long system prompt is the costliest text to count).
+        answering: A new user turn, not stored yet, is being answered
+            (``assemble(about=...)``): recall gets its room as for a stored one.
 
     Raises:
         BudgetError: the system prompt and the current user turn alone do not fit, or
@@ -276,7 +279,7 @@ def choose_window(
     # The room kept for recall is the same on every ordinary call, recall or not, so
     # the fold level never moves back and forth between a user's turn and a reply.
     reserve = policy.recall_room(limit, lookup=lookup)
-    recalls = lookup or chat_turn
+    recalls = lookup or chat_turn or answering
     opening = pinned_opening(exchanges, current, limit - base, policy)
     planner = _Planner(
         exchanges, counter, summaries, current, tool=policy.recall_tool, opening=opening

@@ -130,20 +130,28 @@ class ContextAtticMemory(BaseMemory):
 
     @property
     def buffer(self) -> str | list[BaseMessage]:
-        """The budgeted history, as ``load_memory_variables`` returns it."""
-        prompt = self.conversation.assemble(budget=self.max_token_limit)
+        """The budgeted history, as ``load_memory_variables`` returns it (recall
+        follows the last stored user turn)."""
+        return self._history(None)
+
+    def _history(self, about: str | None) -> str | list[BaseMessage]:
+        prompt = self.conversation.assemble(budget=self.max_token_limit, about=about)
         messages = list(prompt.messages)
         if self.return_messages:
             return messages
         return get_buffer_string(messages, human_prefix=self.human_prefix, ai_prefix=self.ai_prefix)
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Return ``{memory_key: history}``, fitting ``max_token_limit``.
+        """Return ``{memory_key: history}``, fitting ``max_token_limit``, with the
+        earlier turns relevant to the new input recalled into it (the input itself is
+        stored later, by ``save_context``).
 
         Raises:
             BudgetError: the current user turn alone does not fit ``max_token_limit``.
         """
-        return {self.memory_key: self.buffer}
+        key = self.input_key or next((k for k in inputs if k != self.memory_key), None)
+        about = str(inputs[key]) if key is not None and key in inputs else None
+        return {self.memory_key: self._history(about)}
 
     def save_context(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         """Store the user's input and the chain's output as one turn each.

@@ -107,3 +107,18 @@ def test_misconfiguration_is_refused_at_construction(tmp_path: Any) -> None:
     bob = ContextAtticMemory(max_token_limit=500, path=db, session="bob")
     assert "4471" not in str(bob.load_memory_variables({"input": "hi"}))
     assert ContextAtticMemory().session == "default"  # a private in-memory store: alone
+
+
+def test_the_new_input_recalls_an_evicted_fact() -> None:
+    # The chain stores the input after reading the history (save_context): recall has to
+    # follow the input itself, not the last stored question.
+    cheap = FakeListChatModel(responses=["The user listed lockers and bag serials."] * 1000)
+    memory = ContextAtticMemory(llm=cheap, max_token_limit=1000, return_messages=True)
+    for i in range(60):  # the bundled MiniLM: relevance needs real embeddings
+        fact = f"Locker {i} holds a bag with serial <{i * 7919}>."
+        memory.save_context({"input": fact}, {"output": "Noted."})
+    assert memory.conversation.wait_until_indexed(60)
+    assert memory.conversation.wait_for_summary(60)
+    question = {"input": "What is the serial of the bag in locker 5?"}
+    assert "<39595>" not in str(memory.buffer)  # folded into a summary that lost it
+    assert "<39595>" in str(memory.load_memory_variables(question)["history"])
