@@ -107,16 +107,13 @@ def test_forget_takes_the_sessions_passages(store: Store) -> None:
 
 
 def test_a_rare_word_outweighs_a_common_one_and_counts_follow_adds(store: Store) -> None:
-    common = [
-        NewPassage(s, 0, "ann: the kite, the kite, the kite again", 1.0) for s in range(1, 13)
-    ]
+    common = [NewPassage(s, 0, "ann: kite kite", 1.0) for s in range(1, 13)]
     with store.write():
-        store.passages.add("a", [*common, NewPassage(13, 0, "bob: a zephyr and a kite", 1.0)])
-    # BM25's IDF: "zephyr" (1 passage of 13) weighs far more than "kite" (13 of 13).
+        store.passages.add("a", [*common, NewPassage(13, 0, "bob: zephyr", 1.0)])
+    # BM25's IDF: "zephyr" (1 passage of 13) weighs far more than "kite" (12 of 13).
     assert store.passages.search("a", "kite zephyr")[0].seq == 13
-    # Counts remembered by the store are brought up to date: once "zephyr" is everywhere
-    # and "kite" rare, the kite-only passages lead.
+    # Counts remembered by the store are brought up to date: once "zephyr" is in most
+    # passages and "kite" the rarer word, the kite passages lead.
     with store.write():
-        store.passages.add("a", [NewPassage(s, 0, "cy: zephyr zephyr", 1.0) for s in range(14, 40)])
-    assert store.passages.search("a", "kite zephyr", limit=3)[0].seq != 13
+        store.passages.add("a", [NewPassage(s, 0, "cy: zephyr", 1.0) for s in range(14, 40)])
     assert store.passages.search("a", "kite zephyr", limit=3)[0].seq < 13
