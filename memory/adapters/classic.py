@@ -41,8 +41,7 @@ class ContextAtticMemory(BaseMemory):
     ``load_memory_variables`` returns the assembled prompt's messages (running summary,
     then recent turns, at most ``max_token_limit`` tokens) as messages or as a
     ``Human: ... / AI: ...`` buffer; ``save_context`` stores the turn. Every turn stays
-    in the store (``memory.history()``), so ``clear()`` raises ``NotImplementedError``:
-    use a new ``session`` to start over.
+    in the store (``memory.history()``) until ``clear()`` deletes the session.
 
     Attributes:
         memory_key: The chain input the history goes to.
@@ -176,15 +175,22 @@ class ContextAtticMemory(BaseMemory):
         )
 
     def clear(self) -> None:
-        """Refuse: the store is append-only (use a new ``session`` to start over).
+        """Start the conversation over, as ``ConversationSummaryBufferMemory.clear()``
+        does: every turn, summary and archived output of the session is deleted
+        (``ConversationMemory.forget``), and the next call opens it empty.
 
         Raises:
-            NotImplementedError: always.
+            ConfigError: a ``memory`` you passed in (forget it yourself: ``clear()``
+                would close your handle).
+            StoreError: the store failed; nothing was deleted.
         """
-        raise NotImplementedError(
-            f"context-attic keeps every turn of session {self.session!r}; "
-            "to start over, use a new session id"
-        )
+        if self.memory is not None:
+            raise ConfigError(
+                "clear() deletes the session and closes its handle; with memory= given, "
+                "call memory.forget() yourself and pass a new handle"
+            )
+        self.conversation.forget()
+        self._opened = None
 
     def close(self) -> None:
         """Close the memory this object opened (one passed as ``memory`` stays open)."""

@@ -42,8 +42,9 @@ def test_string_buffer_and_prefixes(embedder: DeterministicFakeEmbedding) -> Non
     memory = ContextAtticMemory(embedder=embedder, human_prefix="User", ai_prefix="Bot")
     memory.save_context({"question": "hi"}, {"text": "hello"})
     assert memory.load_memory_variables({"question": "x"}) == {"history": "User: hi\nBot: hello"}
-    with pytest.raises(NotImplementedError, match="new session"):
-        memory.clear()
+    memory.clear()  # a "reset chat" button: the session starts over, empty
+    assert memory.load_memory_variables({"question": "x"}) == {"history": ""}
+    assert memory.conversation.history() == []
     with pytest.raises(ConfigError, match="output_key"):
         memory.save_context({"question": "a"}, {"one": "1", "two": "2"})
     with pytest.raises(ConfigError, match="input_key"):
