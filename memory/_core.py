@@ -28,6 +28,7 @@ from memory._options import (
     DEFAULT_RECALL_SHARE,
     DEFAULT_SUMMARY_SHARE,
     OpenOptions,
+    check_timeout,
     resolve_policy,
 )
 from memory._planner import build_prompt
@@ -311,9 +312,13 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
         return recall_tool(self._state.recall)
 
     def wait_until_indexed(self, timeout: float | None = None) -> bool:
-        """Block until every archived chunk and turn is embedded; True if in time."""
+        """Block until every archived chunk and turn is embedded; True if in time.
+
+        Raises:
+            ConfigError: ``timeout`` is not seconds >= 0 or None.
+        """
         self._check_open()
-        return self._state.wait_indexed(timeout)
+        return self._state.wait_indexed(check_timeout(timeout))
 
     def wait_for_summary(self, timeout: float | None = None) -> bool:
         """Block until no fold is due: the running summary covers every block it should.
@@ -321,9 +326,12 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
         Returns:
             True if that was reached within ``timeout`` seconds; a failing summarizer
             counts as done (its error is in ``assemble().report.summary_error``).
+
+        Raises:
+            ConfigError: ``timeout`` is not seconds >= 0 or None.
         """
         self._check_open()
-        return self._state.runner.wait(timeout)
+        return self._state.runner.wait(check_timeout(timeout))
 
     def rebuild_summary(self) -> None:
         """Drop the running summary and fold the history again, in the background."""

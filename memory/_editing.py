@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memory._errors import InputError
 from memory._messages import MessageLike
 from memory._session import SessionState
 from memory._timestamps import Timestamp
@@ -47,11 +48,18 @@ class HistoryEdits:
             The seqs retracted.
 
         Raises:
-            InputError: one of them is no stored message of this session; nothing was
-                retracted.
+            InputError: one of them is no stored message of this session, or neither a
+                seq nor an id; nothing was retracted.
             ClosedError: the handle was closed.
         """
-        targets = [messages] if isinstance(messages, int | str) else list(messages)
+        given: list[object] = (
+            [messages]
+            if isinstance(messages, int | str) or not isinstance(messages, Sequence)
+            else list(messages)
+        )
+        targets = [t for t in given if isinstance(t, int | str) and not isinstance(t, bool)]
+        if len(targets) != len(given):
+            raise InputError(f"retract takes seqs (int) or message ids (str), not {messages!r}")
         with self._state.lock:
             self._check_open()
             retracted = self._state.retract(targets, self.counter.name)

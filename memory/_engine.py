@@ -120,6 +120,8 @@ class Engine(Closing):
         ):
             raise ConfigError(f"summary_timeout must be seconds > 0, not {summary_timeout!r}")
         check_options(embedder=embedder, compress_threshold=1, max_output_bytes=1)
+        if not isinstance(location, str | os.PathLike) and not hasattr(location, "location"):
+            raise ConfigError(f"location must be a path, a URL or a Store, not {location!r}")
         if isinstance(location, str | os.PathLike):
             self.location = os.fspath(location)
             self.store: Store = open_store(self.location)

@@ -80,6 +80,19 @@ def resolve_policy(policy: AssemblyPolicy | None, recall_share: float | None) ->
     return dataclasses.replace(chosen, recall_share=recall_share)
 
 
+def check_timeout(timeout: object) -> float | None:
+    """Return ``timeout`` (seconds, or None for no limit).
+
+    Raises:
+        ConfigError: it is neither None nor a number of seconds >= 0.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ConfigError(f"timeout must be seconds >= 0 or None, not {timeout!r}")
+    return float(timeout)
+
+
 def check_session(session: object) -> str:
     """Return ``session`` if it can scope a store's rows; raise ``InputError`` if not."""
     if not isinstance(session, str) or not session.strip():

@@ -19,6 +19,7 @@ from memory import (
     ClosedError,
     ConfigError,
     ConversationMemory,
+    Engine,
     InputError,
     StoreError,
 )
@@ -305,5 +306,15 @@ def test_arguments_of_the_wrong_type_raise_typed_errors_saying_what_to_pass() ->
         pytest.raises(ConfigError, match="tools must map each tool's name"),
     ):
         AgentLoop(mem, tools=[print])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="location must be a path, a URL or a Store"):
+        Engine(5)  # type: ignore[arg-type]
+    with ConversationMemory.open(":memory:", session="s", embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "hi"})
+        with pytest.raises(InputError, match=r"retract takes seqs \(int\) or message ids"):
+            mem.retract(1.5)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="timeout must be seconds"):
+            mem.wait_for_summary(timeout="5")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="timeout must be seconds"):
+            mem.wait_until_indexed(timeout=-1)
     with pytest.raises(InputError, match="running_summary must be the RunningSummary"):
         summarize_messages([HumanMessage("hi")], budget=1000, running_summary="prev")  # type: ignore[arg-type]
