@@ -20,6 +20,9 @@ Backend errors (``sqlite3``, ``faiss``) are wrapped at the store boundary, so ca
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 from stores.errors import (
     ConflictError,
     ContextAtticError,
@@ -40,6 +43,7 @@ __all__ = [
     "RefNotFoundError",
     "StoreError",
     "SummarizerError",
+    "did_you_mean",
 ]
 
 
@@ -99,3 +103,10 @@ class ClosedError(ContextAtticError, RuntimeError):
 
 class MissingDependencyError(ContextAtticError, ImportError):
     """An optional dependency is missing; the text names the extra to install."""
+
+
+def did_you_mean(name: str, known: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
+    """ "did you mean 'x'?" naming the ``n`` known names closest to a misspelled one
+    (``difflib``'s ratio of at least ``cutoff``), or "" when none is close."""
+    close = difflib.get_close_matches(name, sorted(known), n=n, cutoff=cutoff)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -15,7 +15,7 @@ from memory._errors import ConfigError, InputError
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory._tokens import TokenCounter
-from memory.pricing import DEFAULT_PRICES, Price
+from memory.pricing import DEFAULT_PRICES, Price, wrapped_layers
 
 __all__ = [
     "DEFAULT_RECALL_SHARE",
@@ -109,13 +109,7 @@ def check_session(session: object) -> str:
 def chat_model_of(value: object) -> BaseChatModel | None:
     """The chat model ``value`` is, or wraps (``with_retry()``, ``bind()``:
     ``bound``; ``with_fallbacks()``: ``runnable``); None when it is no chat model."""
-    for _ in range(8):  # wrappers of wrappers, never a cycle
-        if isinstance(value, BaseChatModel):
-            return value
-        value = getattr(value, "bound", None) or getattr(value, "runnable", None)
-        if value is None:
-            return None
-    return None
+    return next((m for m in wrapped_layers(value) if isinstance(m, BaseChatModel)), None)
 
 
 def resolve_summarizer(

@@ -20,13 +20,12 @@ to be exact.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from memory._errors import ConfigError
+from memory._errors import ConfigError, did_you_mean
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -38,6 +37,7 @@ __all__ = [
     "price_of",
     "priced",
     "unpriced_warning",
+    "wrapped_layers",
 ]
 
 logger = logging.getLogger("memory")
@@ -174,16 +174,25 @@ def model_name_of(chat_model: object) -> str | None:
     ``ChatOpenAI``), ``model`` (as on ``ChatAnthropic``) or ``model_id`` (as on
     ``ChatBedrock``), looked up through wrappers (``with_retry()``, ``bind()``: their
     ``bound``; ``with_fallbacks()``: its ``runnable``); None when it has none."""
-    for _ in range(8):  # wrappers of wrappers, never a cycle
+    for layer in wrapped_layers(chat_model):
         for field in ("model_name", "model", "model_id"):
-            value = getattr(chat_model, field, None)
+            value = getattr(layer, field, None)
             if isinstance(value, str) and value:
                 return value
-        inner = getattr(chat_model, "bound", None) or getattr(chat_model, "runnable", None)
-        if inner is None:
-            return None
-        chat_model = inner
     return None
+
+
+def wrapped_layers(runnable: object) -> Iterator[object]:
+    """``runnable`` and what it wraps, outermost first: ``with_retry()`` and ``bind()``
+    wrap their ``bound``, ``with_fallbacks()`` its ``runnable`` (at most 8 deep: never a
+    cycle)."""
+    layer: object = runnable
+    for _ in range(8):
+        yield layer
+        inner = getattr(layer, "bound", None) or getattr(layer, "runnable", None)
+        if inner is None:
+            return
+        layer = inner
 
 
 def unpriced_warning(model: str, prices: Mapping[str, Price]) -> str | None:
@@ -192,8 +201,8 @@ def unpriced_warning(model: str, prices: Mapping[str, Price]) -> str | None:
     ``"gpt-4o-mni"`` would otherwise go unnoticed)."""
     if price_of(model, prices) is not None:
         return None
-    close = difflib.get_close_matches(bare_model(model), list(prices), n=3, cutoff=0.75)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    hint = did_you_mean(bare_model(model), prices, n=3, cutoff=0.75)
+    hint = f"{hint} " if hint else ""
     return (
         f"no price is known for model {model!r}: costs are not reported; {hint}"
         "pass prices={name: Price(...)} for a model the table lacks"

@@ -29,7 +29,6 @@ conversations 0.878 / 0.931 → 0.885 / 0.936 at 2,000 / 4,000 tokens, the first
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import numpy as np
 from memory._indexer import Indexer
 from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
 from memory._recall.speakers import holds, named_roles, speaking_roles, without_names
+from stores.text_search import word_pattern
 from stores.turn_index import PassageHit, TurnIndex
 
 __all__ = [
@@ -317,7 +317,7 @@ class TurnRanker:
         names: list[str] = []
         speakers = layout.speakers or {}
         for name, spoken in speakers.items():
-            if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query, re.IGNORECASE):
+            if word_pattern(name).search(query):
                 found.append(spoken)
                 names.append(name)
         roles = layout.roles or {}
@@ -331,7 +331,7 @@ class TurnRanker:
         asked = speaking_roles(query, inferred, roles=roles, speakers=speakers)
         gone = [*names, *inferred] if len(found) == 1 else names
         content = without_names(query, gone) if gone else query
-        return found, tuple(dict.fromkeys((asked, asked if content == query else content)))
+        return found, (asked,) if content in (query, asked) else (asked, content)
 
 
 _WINDOW_SLACK = 32

@@ -193,8 +193,7 @@ def speaking_roles(
             (s for s, seqs in speakers.items() if latest is not None and holds(seqs, latest)),
             ROLE_SPEAKERS[role],
         )
-        pattern = rf"(?<!\w){re.escape(name)}(?:['\u2019]s)?(?!\w)"
-        query = re.sub(pattern, speaker, query)
+        query = re.sub(_mention(name), speaker, query)
     return query
 
 
@@ -209,10 +208,14 @@ def without_names(query: str, names: Iterable[str]) -> str:
     """
     stripped = query
     for name in names:
-        pattern = rf"(?<!\w){re.escape(name)}(?:['\u2019]s)?(?!\w)"
-        stripped = re.sub(pattern, " ", stripped, flags=re.IGNORECASE)
+        stripped = re.sub(_mention(name), " ", stripped, flags=re.IGNORECASE)
     stripped = re.sub(r"\s+", " ", stripped).strip()
     return stripped if re.search(r"\w{3,}", stripped) else query
+
+
+def _mention(name: str) -> str:
+    """A regex for ``name`` as a whole word, with its possessive ("Mel's")."""
+    return rf"(?<!\w){re.escape(name)}(?:['\u2019]s)?(?!\w)"
 
 
 def holds(seqs: Sequence[int], seq: int) -> bool:

@@ -9,7 +9,6 @@ reject an unanswered call.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import inspect
@@ -26,7 +25,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 from memory._budget import as_budget
 from memory._core import ConversationMemory
 from memory._engine import Engine
-from memory._errors import ConfigError, MissingDependencyError
+from memory._errors import ConfigError, MissingDependencyError, did_you_mean
 from memory._options import OpenOptions
 from memory._tokens import TokenCounter
 
@@ -75,8 +74,8 @@ def check_options(options: Iterable[str], *, takes: Iterable[str] = ()) -> None:
     known = {*OpenOptions.__required_keys__, *OpenOptions.__optional_keys__, *takes}
     for name in options:
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(name, known)
+            hint = f"{hint} " if hint else ""
             raise ConfigError(f"unknown option {name!r}; {hint}known: {', '.join(sorted(known))}")
 
 

@@ -8,7 +8,6 @@ A drop-in for ``ConversationTokenBufferMemory`` and ``ConversationSummaryBufferM
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from pydantic import Field, PrivateAttr
 
 from memory._core import ConversationMemory
 from memory._engine import Engine
-from memory._errors import ConfigError
+from memory._errors import ConfigError, did_you_mean
 from memory.adapters._common import CLASSIC_EXTRA, MemoryOpener, check_options, require
 
 require("langchain_classic", CLASSIC_EXTRA)
@@ -88,8 +87,8 @@ class ContextAtticMemory(BaseMemory):
         fields = type(self).model_fields
         for name in data:
             if name not in fields:
-                close = difflib.get_close_matches(name, sorted(fields), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(name, fields)
+                hint = f"; {hint}" if hint else ""
                 raise ConfigError(f"unknown field {name!r} of ContextAtticMemory{hint}")
         shared = data.get("engine") is not None or str(data.get("path", ":memory:")) != ":memory:"
         if shared and data.get("memory") is None and "session" not in data:
