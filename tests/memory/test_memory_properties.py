@@ -96,10 +96,13 @@ class MemoryMachine(RuleBasedStateMachine):
         self.memory.wait_for_summary(10)
 
     @precondition(lambda self: not self.pending)
-    @rule(lookup=st.booleans())
-    def assemble(self, lookup: bool) -> None:
+    @rule(lookup=st.booleans(), about=st.sampled_from([None, "Which box order went to Lyon?"]))
+    def assemble(self, lookup: bool, about: str | None) -> None:
+        # ``about``: the user's new text, not stored yet (a chat history read first).
         try:
-            prompt = self.memory.assemble(system=SYSTEM, query="box order" if lookup else None)
+            prompt = self.memory.assemble(
+                system=SYSTEM, query="box order" if lookup else None, about=about
+            )
         except Exception as error:  # only a pinned turn too big for the budget is allowed
             assert type(error).__name__ == "BudgetError", error
             return
