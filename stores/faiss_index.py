@@ -66,6 +66,9 @@ class FAISSIndex:
         self._max_id = -1  # ids above it are new: adding them needs no O(n) removal
         self._held = np.zeros(0, dtype=np.int64)  # an inverted file's ids, ascending
         self._trained_at = 0  # vectors the inverted file was trained with (0: flat)
+        # sample_scores's sample: (stride, size, positions covered, ids, vectors)
+        self._sample: tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None
+        self._sample = None
 
     @classmethod
     def open(
@@ -112,6 +115,7 @@ class FAISSIndex:
             self._index = loaded
             self._held = held if ivf else np.zeros(0, dtype=np.int64)
             self._trained_at = len(held) if ivf else 0
+            self._sample = None
             self._max_id = int(held.max(initial=-1))
 
     def add(self, ids: Sequence[int], vectors: npt.NDArray[np.float32]) -> None:
@@ -136,6 +140,7 @@ class FAISSIndex:
 
     def _remove(self, keys: npt.NDArray[np.int64]) -> None:
         """Drop these ids (under ``_lock``)."""
+        self._sample = None
         if self._trained_at:  # (its hash table removes by an id array only)
             self._index.remove_ids(faiss.IDSelectorArray(len(keys), faiss.swig_ptr(keys)))
             self._held = np.setdiff1d(self._held, keys)
@@ -237,21 +242,38 @@ class FAISSIndex:
         """
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
         with self._lock:
-            total = int(self._index.ntotal)
-            if total == 0 or size <= 0:
+            if self._index.ntotal == 0 or size <= 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-            stride = 1 << max(0, math.ceil(math.log2(total / size)))
-            if self._trained_at:  # an inverted file: sampled ids read back by id
-                ids = self._held[::stride][:size].copy()
-                rows = self._vectors_of(ids)
-            else:  # a flat index's vectors and id map, read in place: the sample copied
+            ids, rows = self._sampled(size)
+        return ids, (rows @ query[:, None])[:, 0].astype(np.float32)
+
+    def _sampled(self, size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Every ``stride``-th id held (up to ``size``) and its vector (under ``_lock``).
+
+        Kept between calls: ids are appended at the end of the order (``_ids_held``), so
+        a sample only grows until the stride changes; a removal or a retraining starts
+        it over."""
+        total = int(self._index.ntotal)
+        stride = 1 << max(0, math.ceil(math.log2(total / size)))
+        kept = self._sample
+        if kept is None or kept[:2] != (stride, size) or kept[2] > total:
+            empty = np.zeros((0, self.dim), dtype=np.float32)
+            kept = (stride, size, 0, np.zeros(0, dtype=np.int64), empty)
+        upto, ids, rows = kept[2:]
+        positions = np.arange(-(-upto // stride) * stride, min(total, size * stride), stride)
+        if len(positions):
+            if self._trained_at:  # an inverted file: vectors read back by id
+                new_ids = self._held[positions]
+                new_rows = self._vectors_of(new_ids)
+            else:  # a flat index's id map and vectors, read in place
+                id_map = self._index.id_map
+                new_ids = faiss.rev_swig_ptr(id_map.data(), total)[positions].astype(np.int64)
                 flat: Any = faiss.downcast_index(self._index.index)
                 stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim)
-                rows = stored.reshape(total, self.dim)[::stride][:size].copy()
-                id_map = self._index.id_map
-                held = faiss.rev_swig_ptr(id_map.data(), id_map.size())
-                ids = held[::stride][:size].astype(np.int64)
-        return ids, (rows @ query[:, None])[:, 0].astype(np.float32)
+                new_rows = stored.reshape(total, self.dim)[positions]
+            ids, rows = np.concatenate([ids, new_ids]), np.concatenate([rows, new_rows])
+        self._sample = (stride, size, total, ids, rows)
+        return ids, rows
 
     def ids(self) -> set[int]:
         """Return the ids held."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -50,11 +50,11 @@ class PassageRecord:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class PassageHit:
+class PassageHit(NamedTuple):
     """Where a found passage belongs, without its text: ``chars`` is its length.
 
-    ``score`` is the search's (higher is better; 0 where no score was computed).
+    ``score`` is the search's (higher is better; 0 where no score was computed). A named
+    tuple: a search makes hundreds, and a frozen dataclass takes 3x as long to build.
     """
 
     id: int

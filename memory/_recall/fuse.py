@@ -4,7 +4,7 @@ archived chunks."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -14,6 +14,7 @@ from stores.base import ChunkRecord
 __all__ = [
     "MIN_EXACT_WORD",
     "SEGMENT_BOOST",
+    "alternate",
     "exact_matches",
     "interleave",
     "phrase_pattern",
@@ -63,15 +64,19 @@ def exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:
     return found
 
 
-def interleave(first: Sequence[_T], second: Sequence[_U]) -> list[_T | _U]:
-    """Alternate two ranked lists, best of each first (an equal-weight rank fusion)."""
-    merged: list[_T | _U] = []
+def alternate(first: Sequence[_T], second: Sequence[_U]) -> Iterator[_T | _U]:
+    """Alternate two ranked lists, best of each first (an equal-weight rank fusion),
+    one item at a time: a reader that stops early pays only for what it read."""
     for position in range(max(len(first), len(second))):
         if position < len(first):
-            merged.append(first[position])
+            yield first[position]
         if position < len(second):
-            merged.append(second[position])
-    return merged
+            yield second[position]
+
+
+def interleave(first: Sequence[_T], second: Sequence[_U]) -> list[_T | _U]:
+    """``alternate``'s items in a list."""
+    return list(alternate(first, second))
 
 
 def segment_strength(

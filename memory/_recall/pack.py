@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from memory._archive import Archive, Hit
 from memory._dates import day_of
 from memory._recall.excerpt import excerpt
-from memory._recall.fuse import interleave
+from memory._recall.fuse import alternate
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
 from memory._tokens import TokenCounter
@@ -155,7 +155,7 @@ def recollect(
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
     packing = _Packing(view, counter, passages, max_tokens)
     words = query_terms(query)
-    for rank, item in enumerate(interleave([r.seq for r in ranked], chunk_hits)):
+    for rank, item in enumerate(alternate([r.seq for r in ranked], chunk_hits)):
         if isinstance(item, Hit):
             packing.add_chunk(item)
             continue

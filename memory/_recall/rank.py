@@ -32,12 +32,14 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from memory._indexer import Indexer
 from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
-from memory._recall.speakers import holds, named_roles, speaking_roles, without_names
+from memory._recall.per_turn import CandidateTurns, per_turn
+from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
 from stores.text_search import word_pattern
 from stores.turn_index import PassageHit, TurnIndex
 
@@ -93,9 +95,9 @@ class Layout:
     roles: Mapping[str, Sequence[int]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RankedTurn:
-    """A turn worth recalling: its seq, score and the index of its best passage."""
+class RankedTurn(NamedTuple):
+    """A turn worth recalling: its seq, score and the index of its best passage (a named
+    tuple: a ranking makes hundreds)."""
 
     seq: int
     score: float
@@ -103,29 +105,6 @@ class RankedTurn:
     passage_id: int | None = None
     """The best passage's id (its context copy's when only that was found; None when
     only a phrase match found the turn)."""
-
-
-@dataclass(slots=True)
-class _Turns:
-    """The candidate turns, in the order first found: each one's summed signals, prior
-    bonus, length and best passage (index, id; -1 for no id)."""
-
-    seqs: np.typing.NDArray[np.int64]
-    signals: np.typing.NDArray[np.float64]
-    bonus: np.typing.NDArray[np.float64]
-    chars: np.typing.NDArray[np.int64]
-    passage: np.typing.NDArray[np.int64]
-    passage_id: np.typing.NDArray[np.int64]
-
-    def add(self, seqs: Sequence[int], bonus: float) -> None:
-        """Append turns found by a prior alone (no signal, no passage)."""
-        count = len(seqs)
-        self.seqs = np.concatenate([self.seqs, np.asarray(seqs, dtype=np.int64)])
-        self.signals = np.concatenate([self.signals, np.zeros(count)])
-        self.bonus = np.concatenate([self.bonus, np.full(count, bonus)])
-        self.chars = np.concatenate([self.chars, np.zeros(count, dtype=np.int64)])
-        self.passage = np.concatenate([self.passage, np.zeros(count, dtype=np.int64)])
-        self.passage_id = np.concatenate([self.passage_id, np.full(count, -1, dtype=np.int64)])
 
 
 class TurnRanker:
@@ -142,6 +121,7 @@ class TurnRanker:
         self._session = session
         self.indexer = indexer
         self._name_roles: dict[str, tuple[str | None, int]] = {}
+        self._spoken = SpokenTurns()
         # Where passages belong (passages never change; a session's are deleted only with
         # the session): looked up once per id, not per query.
         self._known: dict[int, PassageHit] = {}
@@ -205,7 +185,8 @@ class TurnRanker:
         topic = turns.bonus + turns.signals
         starts = np.asarray(layout.segment_starts, dtype=np.int64)
         final = topic + speaker + SEGMENT_BOOST * segment_strength(seqs, topic, starts)
-        order = np.lexsort((seqs, -final))
+        by_seq = np.argsort(seqs, kind="stable")  # ties: the older turn first
+        order = by_seq[np.argsort(-final[by_seq], kind="stable")]
         if limit is not None:
             order = order[: max(limit, 0)]
         columns = zip(
@@ -237,7 +218,7 @@ class TurnRanker:
 
     def _signals(
         self, queries: Sequence[str], hits: dict[int, tuple[PassageHit, float]], before_seq: int
-    ) -> _Turns:
+    ) -> CandidateTurns:
         """Each candidate turn's best z-scored signals (own passage and context copy; the
         embedding similarity of the query closest to it)."""
         ids = list(hits)
@@ -256,7 +237,7 @@ class TurnRanker:
         z_vectors = np.zeros(len(ids), dtype=np.float64)
         if self.indexer is not None:
             z_vectors = np.max([self._vector_z(q, ids, context) for q in queries], axis=0)
-        return _per_turn([hits[i][0] for i in ids], context, z_vectors, z_words)
+        return per_turn([hits[i][0] for i in ids], z_vectors, z_words, WEIGHTS)
 
     def _vector_z(
         self, query: str, ids: list[int], context: np.typing.NDArray[np.bool_]
@@ -275,7 +256,7 @@ class TurnRanker:
         return z
 
     def _priors(
-        self, query: str, turns: _Turns, before_seq: int, named: list[Sequence[int]]
+        self, query: str, turns: CandidateTurns, before_seq: int, named: list[Sequence[int]]
     ) -> np.typing.NDArray[np.float64]:
         """Add the length and phrase priors to each candidate turn; return each one's
         speaker prior."""
@@ -292,10 +273,9 @@ class TurnRanker:
             found = list({h.seq for h in phrased if not h.context})
             turns.bonus[[where[seq] for seq in found if seq in where]] += EXACT_BONUS
             turns.add([seq for seq in found if seq not in where], EXACT_BONUS)
-        seqs = turns.seqs.tolist()
-        speaker = np.zeros(len(seqs), dtype=np.float64)
+        speaker = np.zeros(len(turns.seqs), dtype=np.float64)
         for spoken in named:
-            speaker[np.array([holds(spoken, seq) for seq in seqs], dtype=bool)] += SPEAKER_BONUS
+            speaker[self._spoken.among(spoken, turns.seqs)] += SPEAKER_BONUS
         return speaker
 
     def _speakers(
@@ -336,57 +316,3 @@ class TurnRanker:
 
 _WINDOW_SLACK = 32
 """Extra vector hits read to make up for those in the verbatim window."""
-
-
-def _per_turn(
-    found: list[PassageHit],
-    context: np.typing.NDArray[np.bool_],
-    z_vectors: np.typing.NDArray[np.float64],
-    z_words: np.typing.NDArray[np.float64],
-) -> _Turns:
-    """Each turn's best signal of each kind over its passages, summed with ``WEIGHTS``,
-    its best own passage (the first of equals) and its length (a turn found by its
-    context copy alone: half the copy's; a turn has one context copy), turns in the order
-    first found."""
-    seqs = np.fromiter((h.seq for h in found), dtype=np.int64, count=len(found))
-    chars = np.fromiter((h.chars for h in found), dtype=np.int64, count=len(found))
-    unique, first, inverse = np.unique(seqs, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # turns in the order first found
-    rank = np.empty(len(unique), dtype=np.int64)
-    rank[order] = np.arange(len(unique))
-    turn = rank[inverse]
-    count = len(unique)
-    terms: list[np.typing.NDArray[np.float64]] = []  # weighted best signals, 0 where none
-    for suffix, chosen in (("", ~context), ("_context", context)):
-        held = np.bincount(turn[chosen], minlength=count) > 0
-        for key, values in (("vector", z_vectors), ("words", z_words)):
-            best = np.full(count, -math.inf)
-            np.maximum.at(best, turn[chosen], values[chosen])
-            terms.append(np.where(held, WEIGHTS[key + suffix] * best, 0.0))
-    # Summed in the order the signals were found (own first, or the context copy's first),
-    # as the scores always were; adding 0.0 for a missing signal changes no sum.
-    own_first = ((terms[0] + terms[1]) + terms[2]) + terms[3]
-    copy_first = ((terms[2] + terms[3]) + terms[0]) + terms[1]
-    signals = np.where(context[first[order]], copy_first, own_first)
-    own = np.flatnonzero(~context)
-    mine = WEIGHTS["vector"] * z_vectors[own] + WEIGHTS["words"] * z_words[own]
-    ranked = own[np.lexsort((own, -mine, turn[own]))]
-    leaders = ranked[np.unique(turn[ranked], return_index=True)[1]]  # best own per turn
-    first_own = np.full(count, len(found))
-    np.minimum.at(first_own, turn[own], own)
-    own_chars = np.zeros(count, dtype=np.int64)
-    np.maximum.at(own_chars, turn[own], chars[own])
-    copy = np.flatnonzero(context)
-    copy_chars = np.zeros(count, dtype=np.int64)
-    early = copy < first_own[turn[copy]]  # a copy read before any own passage
-    copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
-    ids = np.fromiter((h.id for h in found), dtype=np.int64, count=len(found))
-    passage_id = np.full(count, -1, dtype=np.int64)
-    passage_id[turn[copy]] = ids[copy]  # a turn with no own passage: its copy's id
-    passage_id[turn[leaders]] = ids[leaders]
-    passage = np.zeros(count, dtype=np.int64)
-    passage[turn[leaders]] = [found[p].idx for p in leaders.tolist()]
-    return _Turns(
-        seqs=unique[order], signals=signals, bonus=np.zeros(count), passage=passage,
-        chars=np.maximum(own_chars, copy_chars), passage_id=passage_id,
-    )  # fmt: skip

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from memory._recall.passages import ROLE_SPEAKERS
 from stores.turn_index import TurnIndex
@@ -25,6 +28,7 @@ __all__ = [
     "MIN_ADDRESSED",
     "NAME_POOL",
     "OTHER_ROLE",
+    "SpokenTurns",
     "addressed",
     "holds",
     "named_roles",
@@ -222,3 +226,41 @@ def holds(seqs: Sequence[int], seq: int) -> bool:
     """Whether the ascending ``seqs`` hold ``seq``."""
     position = bisect.bisect_left(seqs, seq)
     return position < len(seqs) and seqs[position] == seq
+
+
+class SpokenTurns:
+    """Which candidate turns are a speaker's, in one vectorized step per speaker.
+
+    A speaker's turn seqs (``SessionView.layout``) are an ascending list that only grows
+    (a rebuilt view brings new lists): each is kept as an array, extended by what was
+    appended since, instead of one bisect per candidate.
+    """
+
+    MAX_KEPT = 64
+    """Lists kept (a session has few speakers; rebuilt views leave old lists behind)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[int, tuple[Sequence[int], np.typing.NDArray[np.int64]]] = {}
+        self._lock = threading.Lock()
+
+    def among(
+        self, spoken: Sequence[int], seqs: np.typing.NDArray[np.int64]
+    ) -> np.typing.NDArray[np.bool_]:
+        """For each of ``seqs``, whether the ascending ``spoken`` holds it."""
+        with self._lock:
+            kept = self._arrays.get(id(spoken))
+            if kept is None or kept[0] is not spoken or len(kept[1]) > len(spoken):
+                array = np.asarray(spoken, dtype=np.int64)
+            else:
+                array = kept[1]
+                if len(array) < len(spoken):
+                    tail = np.asarray(spoken[len(array) :], dtype=np.int64)
+                    array = np.concatenate([array, tail])
+            if len(self._arrays) >= self.MAX_KEPT and id(spoken) not in self._arrays:
+                self._arrays.clear()
+            self._arrays[id(spoken)] = (spoken, array)
+        position = np.searchsorted(array, seqs)
+        inside = position < len(array)
+        found = np.zeros(len(seqs), dtype=bool)
+        found[inside] = array[position[inside]] == seqs[inside]
+        return found

@@ -5,11 +5,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+import numpy as np
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from memory import ConversationMemory
 from memory._recall.speakers import (
+    SpokenTurns,
     addressed,
     named_roles,
     query_names,
@@ -183,3 +185,15 @@ def test_a_names_role_is_worked_out_again_only_when_the_session_has_doubled() ->
         "Sam": "human"
     }
     assert index.lookups == 3  # no cache: every call looks it up
+
+
+def test_spoken_turns_follow_a_growing_list_and_a_rebuilt_one() -> None:
+    spoken = [2, 5, 9]
+    turns = SpokenTurns()
+    seqs = np.array([1, 2, 5, 9, 12, 40], dtype=np.int64)
+    assert turns.among(spoken, seqs).tolist() == [False, True, True, True, False, False]
+    spoken += [12, 40]  # the view appends a speaker's new turns to the same list
+    assert turns.among(spoken, seqs).tolist() == [False, True, True, True, True, True]
+    rebuilt = [1, 40]  # a retraction rebuilds the view: a new list
+    assert turns.among(rebuilt, seqs).tolist() == [True, False, False, False, False, True]
+    assert turns.among([], seqs).tolist() == [False] * 6

@@ -1,0 +1,104 @@
+"""From passages to turns: each candidate turn's best signals, best passage and length.
+
+A turn is indexed as passages (its text, cut when long) and one context copy (read after
+the turn before it, ``memory._recall.passages``). Ranking scores passages; a turn takes
+the best of its own passages and the best of its context copy, weighted and summed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from stores.turn_index import PassageHit
+
+__all__ = ["CandidateTurns", "per_turn"]
+
+
+@dataclass(slots=True)
+class CandidateTurns:
+    """The candidate turns, in the order first found: each one's summed signals, prior
+    bonus, length and best passage (index, id; -1 for no id)."""
+
+    seqs: np.typing.NDArray[np.int64]
+    signals: np.typing.NDArray[np.float64]
+    bonus: np.typing.NDArray[np.float64]
+    chars: np.typing.NDArray[np.int64]
+    passage: np.typing.NDArray[np.int64]
+    passage_id: np.typing.NDArray[np.int64]
+
+    def add(self, seqs: Sequence[int], bonus: float) -> None:
+        """Append turns found by a prior alone (no signal, no passage)."""
+        count = len(seqs)
+        self.seqs = np.concatenate([self.seqs, np.asarray(seqs, dtype=np.int64)])
+        self.signals = np.concatenate([self.signals, np.zeros(count)])
+        self.bonus = np.concatenate([self.bonus, np.full(count, bonus)])
+        self.chars = np.concatenate([self.chars, np.zeros(count, dtype=np.int64)])
+        self.passage = np.concatenate([self.passage, np.zeros(count, dtype=np.int64)])
+        self.passage_id = np.concatenate([self.passage_id, np.full(count, -1, dtype=np.int64)])
+
+
+def per_turn(
+    found: Sequence[PassageHit],
+    z_vectors: np.typing.NDArray[np.float64],
+    z_words: np.typing.NDArray[np.float64],
+    weights: Mapping[str, float],
+) -> CandidateTurns:
+    """Each turn's best signal of each kind over its passages, summed with ``weights``
+    (``vector``, ``words``, and each with ``_context``), its best own passage (the first
+    of equals) and its length (a turn found by its context copy alone: half the copy's;
+    a turn has one context copy), turns in the order first found."""
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return CandidateTurns(empty, np.zeros(0), np.zeros(0), empty, empty, empty)
+    ids_, seqs_, indices_, context_, chars_ = list(zip(*found, strict=True))[:5]
+    seqs = np.array(seqs_, dtype=np.int64)
+    chars = np.array(chars_, dtype=np.int64)
+    context = np.array(context_, dtype=bool)
+    unique, first, inverse = np.unique(seqs, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # turns in the order first found
+    rank = np.empty(len(unique), dtype=np.int64)
+    rank[order] = np.arange(len(unique))
+    turn = rank[inverse]
+    count = len(unique)
+    terms: list[np.typing.NDArray[np.float64]] = []  # weighted best signals, 0 where none
+    for suffix, chosen in (("", ~context), ("_context", context)):
+        held = np.bincount(turn[chosen], minlength=count) > 0
+        for key, values in (("vector", z_vectors), ("words", z_words)):
+            best = np.full(count, -math.inf)
+            np.maximum.at(best, turn[chosen], values[chosen])
+            terms.append(np.where(held, weights[key + suffix] * best, 0.0))
+    # Summed in the order the signals were found (own first, or the context copy's first),
+    # as the scores always were; adding 0.0 for a missing signal changes no sum.
+    own_first = ((terms[0] + terms[1]) + terms[2]) + terms[3]
+    copy_first = ((terms[2] + terms[3]) + terms[0]) + terms[1]
+    signals = np.where(context[first[order]], copy_first, own_first)
+    own = np.flatnonzero(~context)
+    mine = weights["vector"] * z_vectors[own] + weights["words"] * z_words[own]
+    # By turn, then best first, then first found (two stable sorts: a 3-key lexsort
+    # takes 4x as long); the first of each turn leads it.
+    by_score = own[np.argsort(-mine, kind="stable")]
+    ranked = by_score[np.argsort(turn[by_score], kind="stable")]
+    grouped = turn[ranked]
+    leaders = ranked[np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])]
+    first_own = np.full(count, len(found))
+    np.minimum.at(first_own, turn[own], own)
+    own_chars = np.zeros(count, dtype=np.int64)
+    np.maximum.at(own_chars, turn[own], chars[own])
+    copy = np.flatnonzero(context)
+    copy_chars = np.zeros(count, dtype=np.int64)
+    early = copy < first_own[turn[copy]]  # a copy read before any own passage
+    copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
+    ids = np.array(ids_, dtype=np.int64)
+    passage_id = np.full(count, -1, dtype=np.int64)
+    passage_id[turn[copy]] = ids[copy]  # a turn with no own passage: its copy's id
+    passage_id[turn[leaders]] = ids[leaders]
+    passage = np.zeros(count, dtype=np.int64)
+    passage[turn[leaders]] = np.array(indices_, dtype=np.int64)[leaders]
+    return CandidateTurns(
+        seqs=unique[order], signals=signals, bonus=np.zeros(count), passage=passage,
+        chars=np.maximum(own_chars, copy_chars), passage_id=passage_id,
+    )  # fmt: skip
