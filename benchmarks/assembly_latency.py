@@ -216,6 +216,7 @@ def measure_store(
             mem, add_ns, build_s = build_session(path, turns, size, budget=budget)
             stack.enter_context(mem)
             mem.wait_until_indexed(timeout=3600)  # no embedding in the background while timed
+            mem.wait_for_summary(timeout=3600)  # nor folding (it holds the GIL in turns)
             built.append((mem, add_ns, build_s))
         print(f"{store}: timing assemble...", file=sys.stderr, flush=True)
         timings = time_assemble(
