@@ -145,6 +145,8 @@ class TiktokenCounter:
             raise ConfigError(
                 f"encoding must be one of {sorted(EXPECTED_SHA256)}, not {encoding!r}"
             )
+        if isinstance(margin, bool) or not isinstance(margin, int | float):
+            raise ConfigError(f"margin (safety_margin) must be a number, not {margin!r}")
         if not 0.0 <= margin < 10.0:
             raise ConfigError(f"margin must be >= 0 and < 10, not {margin!r}")
         seed_tiktoken_cache()
