@@ -319,6 +319,7 @@ def test_assemble_counts_its_recall_block_once() -> None:
             mem.add(HumanMessage(f"{FILLER[number % 5]} The kiln fired at {number}00 degrees."))
             mem.add(AIMessage(f"Noted the kiln firing number {number}."))
         mem.wait_until_indexed(timeout=30)
+        mem.wait_for_summary(timeout=30)  # a fold counts its own texts: not while watched
         counter.texts.clear()
         prompt = mem.assemble(query="At what temperature did the kiln fire?")
     recalled = [m for m in prompt.messages if str(m.content).startswith('<memory source="recall')]
