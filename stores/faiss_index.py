@@ -3,10 +3,6 @@
 The index is saved with FAISS's own binary format (``faiss.write_index``), written beside
 the SQLite file and swapped in atomically. The vectors also live in the SQLite store, so a
 missing, torn or stale index file is rebuilt from them (see ``FAISSIndex.open``).
-
-Up to ``stores.faiss_ivf.EXACT_MAX`` vectors, search is exact (a flat scan); above, the
-index is an inverted file that scans a few percent of them (``stores.faiss_ivf``),
-retrained each time the index doubles.
 """
 
 from __future__ import annotations
@@ -22,8 +18,6 @@ from typing import Any
 import faiss
 import numpy as np
 import numpy.typing as npt
-
-from stores import faiss_ivf
 
 __all__ = ["PASSAGES", "FAISSIndex", "index_path"]
 
@@ -49,9 +43,6 @@ def index_path(directory: Path, session: str, model: str, *, kind: str | None = 
 class FAISSIndex:
     """Inner-product search over one session's vectors, keyed by chunk id.
 
-    Exact up to ``stores.faiss_ivf.EXACT_MAX`` vectors, an inverted file above (see the
-    module docstring).
-
     Args:
         dim: Vector dimension.
         path: Where ``save()`` writes; None keeps the index in memory only.
@@ -61,11 +52,8 @@ class FAISSIndex:
         self.dim = dim
         self.path = path
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self._lock = threading.Lock()  # guards reads and swaps of ``_index``
-        self._adding = threading.Lock()  # one writer at a time (adds, retraining)
+        self._lock = threading.Lock()
         self._max_id = -1  # ids above it are new: adding them needs no O(n) removal
-        self._held = np.zeros(0, dtype=np.int64)  # an inverted file's ids, ascending
-        self._trained_at = 0  # vectors the inverted file was trained with (0: flat)
         # sample_scores's sample: (stride, size, positions covered, ids, vectors)
         self._sample: tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None
         self._sample = None
@@ -91,13 +79,10 @@ class FAISSIndex:
         if path is not None and path.exists():
             try:
                 loaded = faiss.read_index(str(path))
-                held = _held(loaded)
-                if loaded.d == dim and set(held.tolist()) == set(stored_ids):
-                    index._swap(loaded, held)
-                    if index.exact and len(held) > faiss_ivf.EXACT_MAX:  # an older file
-                        with index._adding:
-                            index._retrain()
-                        index.save()
+                held = _ids_of(loaded)
+                if loaded.d == dim and held == set(stored_ids):
+                    index._index, index._max_id = loaded, max(held, default=-1)
+                    index._sample = None
                     return index, False
             except RuntimeError:
                 pass  # torn or foreign file: rebuild below
@@ -106,72 +91,16 @@ class FAISSIndex:
         index.save()
         return index, path is not None
 
-    def _swap(self, loaded: Any, held: npt.NDArray[np.int64]) -> None:
-        """Make ``loaded`` the index (``held``: its ids, ascending)."""
-        ivf = faiss_ivf.is_ivf(loaded)
-        if ivf:
-            loaded.nprobe = faiss_ivf.probes(loaded.nlist)
-        with self._lock:
-            self._index = loaded
-            self._held = held if ivf else np.zeros(0, dtype=np.int64)
-            self._trained_at = len(held) if ivf else 0
-            self._sample = None
-            self._max_id = int(held.max(initial=-1))
-
     def add(self, ids: Sequence[int], vectors: npt.NDArray[np.float32]) -> None:
-        """Add vectors (one row per id); ids already present are replaced.
-
-        Past ``EXACT_MAX`` vectors, and each time they double after, the index is
-        rebuilt as an inverted file (training takes seconds for 100,000 MiniLM vectors);
-        searches meanwhile read the index as it was."""
+        """Add vectors (one row per id); ids already present are replaced."""
         matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         keys = np.asarray(ids, dtype=np.int64)
-        with self._adding:
-            with self._lock:
-                if len(keys) and int(keys.min()) <= self._max_id:
-                    self._remove(keys)
-                self._index.add_with_ids(matrix, keys)
-                if self._trained_at:
-                    self._held = np.union1d(self._held, keys)
-                self._max_id = max(self._max_id, int(keys.max(initial=-1)))
-                total = int(self._index.ntotal)
-            if total > faiss_ivf.EXACT_MAX and total >= 2 * self._trained_at:
-                self._retrain()
-
-    def _remove(self, keys: npt.NDArray[np.int64]) -> None:
-        """Drop these ids (under ``_lock``)."""
-        self._sample = None
-        if self._trained_at:  # (its hash table removes by an id array only)
-            self._index.remove_ids(faiss.IDSelectorArray(len(keys), faiss.swig_ptr(keys)))
-            self._held = np.setdiff1d(self._held, keys)
-        else:
-            self._index.remove_ids(keys)
-
-    def _retrain(self) -> None:
-        """Rebuild as an inverted file sized for the vectors held (under ``_adding``)."""
         with self._lock:
-            ids = self._ids_held()
-            vectors = self._vectors_of(ids)
-        self._swap(faiss_ivf.build(self.dim, ids, vectors), ids)
-
-    def _ids_held(self) -> npt.NDArray[np.int64]:
-        """Every id held, in an order that only grows at its end (under ``_lock``)."""
-        if self._trained_at:
-            return self._held
-        if self._index.ntotal == 0:
-            return np.zeros(0, dtype=np.int64)
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-
-    def _vectors_of(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """These ids' vectors, one row each (under ``_lock``; every id held)."""
-        if not len(ids):
-            return np.zeros((0, self.dim), dtype=np.float32)
-        if not self._trained_at:  # a flat index's vectors, in the order of its id map
-            flat: Any = faiss.downcast_index(self._index.index)
-            stored = faiss.rev_swig_ptr(flat.get_xb(), len(ids) * self.dim)
-            return np.asarray(stored, dtype=np.float32).reshape(len(ids), self.dim)
-        matrix: npt.NDArray[np.float32] = self._index.reconstruct_batch(ids)
-        return matrix
+            if len(keys) and int(keys.min()) <= self._max_id:
+                self._index.remove_ids(keys)
+                self._sample = None  # the order it read shifted
+            self._index.add_with_ids(matrix, keys)
+            self._max_id = max(self._max_id, int(keys.max(initial=-1)))
 
     def search(self, vector: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(id, score)`` pairs, best first."""
@@ -201,11 +130,14 @@ class FAISSIndex:
         """Return every id held and its inner product with ``vector`` (in no set order)."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
         with self._lock:
-            ids = self._ids_held()
-            if not len(ids):
+            total = int(self._index.ntotal)
+            if total == 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-            stored = self._vectors_of(ids)  # a flat index's: read in place
+            # A flat index's vectors, read in place: one matrix product, no top-k heap.
+            flat: Any = faiss.downcast_index(self._index.index)
+            stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
             scores = (stored @ query[:, None])[:, 0]  # (a 1-d operand skips BLAS here: 60x slower)
+            ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         return ids, scores.astype(np.float32)
 
     def scores_of(
@@ -250,9 +182,8 @@ class FAISSIndex:
     def _sampled(self, size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Every ``stride``-th id held (up to ``size``) and its vector (under ``_lock``).
 
-        Kept between calls: ids are appended at the end of the order (``_ids_held``), so
-        a sample only grows until the stride changes; a removal or a retraining starts
-        it over."""
+        Kept between calls: vectors are appended at the end of the index, so a sample
+        only grows until the stride changes; a removal starts it over."""
         total = int(self._index.ntotal)
         stride = 1 << max(0, math.ceil(math.log2(total / size)))
         kept = self._sample
@@ -261,16 +192,12 @@ class FAISSIndex:
             kept = (stride, size, 0, np.zeros(0, dtype=np.int64), empty)
         upto, ids, rows = kept[2:]
         positions = np.arange(-(-upto // stride) * stride, min(total, size * stride), stride)
-        if len(positions):
-            if self._trained_at:  # an inverted file: vectors read back by id
-                new_ids = self._held[positions]
-                new_rows = self._vectors_of(new_ids)
-            else:  # a flat index's id map and vectors, read in place
-                id_map = self._index.id_map
-                new_ids = faiss.rev_swig_ptr(id_map.data(), total)[positions].astype(np.int64)
-                flat: Any = faiss.downcast_index(self._index.index)
-                stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim)
-                new_rows = stored.reshape(total, self.dim)[positions]
+        if len(positions):  # the flat index's id map and vectors, read in place
+            id_map = self._index.id_map
+            new_ids = faiss.rev_swig_ptr(id_map.data(), total)[positions].astype(np.int64)
+            flat: Any = faiss.downcast_index(self._index.index)
+            stored = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim)
+            new_rows = stored.reshape(total, self.dim)[positions]
             ids, rows = np.concatenate([ids, new_ids]), np.concatenate([rows, new_rows])
         self._sample = (stride, size, total, ids, rows)
         return ids, rows
@@ -278,12 +205,7 @@ class FAISSIndex:
     def ids(self) -> set[int]:
         """Return the ids held."""
         with self._lock:
-            return {int(i) for i in self._ids_held()}
-
-    @property
-    def exact(self) -> bool:
-        """True while search compares the query with every vector (a flat index)."""
-        return not self._trained_at
+            return _ids_of(self._index)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -299,10 +221,7 @@ class FAISSIndex:
         os.replace(tmp, self.path)
 
 
-def _held(index: Any) -> npt.NDArray[np.int64]:
-    """The ids a loaded index holds: an inverted file's ascending, a flat one's in order."""
-    if faiss_ivf.is_ivf(index):
-        return faiss_ivf.held_ids(index)
+def _ids_of(index: Any) -> set[int]:
     if index.ntotal == 0:
-        return np.zeros(0, dtype=np.int64)
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
+        return set()
+    return {int(i) for i in faiss.vector_to_array(index.id_map)}
