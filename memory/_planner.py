@@ -26,7 +26,7 @@ from memory._tokens import TokenCounter
 from memory._view import SessionView
 from memory._window import BLOCK_MARGIN, Window, choose_window
 
-__all__ = ["account", "build_prompt", "fetch_recall"]
+__all__ = ["account", "build_prompt", "fetch_recall", "recall_overhead"]
 
 
 def fetch_recall(
@@ -52,21 +52,25 @@ def fetch_recall(
         exchanges[window.start].first_seq if window.start < len(exchanges) else view.last_seq + 1
     )
     exclude = {t.seq for i in window.kept for t in exchanges[i].turns if i < window.start}
-    # Tokens may merge differently where the snippets meet the wrapper: leave a margin.
-    wrapper = counter.count_message(HumanMessage(recall_block([], query))) + 2 * BLOCK_MARGIN
     return recollect(
         recall.ranker,
         recall.archive,
         view,
         query=query,
         before_seq=before_seq,
-        max_tokens=window.recall_room - wrapper,
+        max_tokens=window.recall_room - recall_overhead(counter, query),
         counter=counter,
         floor=policy.lookup_relevance_floor if lookup else policy.relevance_floor,
         exclude=exclude,
         chunks=lookup,
         verify=False,  # ``assemble`` counts the block exactly and drops what does not fit
     )
+
+
+def recall_overhead(counter: TokenCounter, query: str) -> int:
+    """Tokens of the recall block's wrapper, with a margin: tokens may merge differently
+    where the snippets meet it."""
+    return counter.count_message(HumanMessage(recall_block([], query))) + 2 * BLOCK_MARGIN
 
 
 def account(
@@ -142,22 +146,30 @@ def build_prompt(
     block, due = fold_sizes(exchanges, limit, counter, policy=policy, system_tokens=system_tokens)
     runner.retarget(block, due_tokens=due)  # the summarizer follows the prompts' schedule
     points = view.fold_points(block)
-    window = choose_window(
-        exchanges,
-        limit,
-        counter,
-        policy=policy,
-        system=system,
-        summaries=summaries,
-        points=points,
-        lookup=lookup,
-        system_tokens=system_tokens,
-        answering=about is not None,
-    )
-    view.prefetch(t.seq for i in window.kept for t in exchanges[i].turns)  # one read
-    recollection = fetch_recall(  # ``about``: the user's new text, not stored yet
-        window, view, recall, counter, query=query or about, policy=policy, lookup=lookup
-    )
+
+    def window_for(reserve: int | None) -> Window:
+        return choose_window(
+            exchanges, limit, counter, policy=policy, system=system, summaries=summaries,
+            points=points, lookup=lookup, system_tokens=system_tokens,
+            answering=about is not None, recall_reserve=reserve,
+        )  # fmt: skip
+
+    def recall_for(window: Window) -> Recollection:
+        view.prefetch(t.seq for i in window.kept for t in exchanges[i].turns)  # one read
+        return fetch_recall(  # ``about``: the user's new text, not stored yet
+            window, view, recall, counter, query=query or about, policy=policy, lookup=lookup
+        )
+
+    window = window_for(None)
+    recollection = recall_for(window)
+    if lookup and window.recall_room > 0:
+        # A lookup keeps most of the budget for recall before it knows what recall
+        # finds; what it leaves goes back to the summary and the recent turns.
+        needed = recollection.estimated_tokens + recall_overhead(counter, query or "")
+        if needed < window.recall_room // 2:
+            wider = window_for(needed)
+            if wider.start != window.start or wider.summary is not window.summary:
+                window, recollection = wider, recall_for(wider)
     prompt = assemble(
         exchanges,
         limit,

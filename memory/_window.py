@@ -224,6 +224,7 @@ def choose_window(
     lookup: bool = False,
     system_tokens: int | None = None,
     answering: bool = False,
+    recall_reserve: int | None = None,
 ) -> Window:
     """Decide the verbatim window of a prompt of at most ``limit`` tokens.
 
@@ -240,6 +241,8 @@ def choose_window(
             per call: a long system prompt is the costliest text to count).
         answering: A new user turn, not stored yet, is being answered
             (``assemble(about=...)``): recall gets its room as for a stored one.
+        recall_reserve: Tokens kept for recall in place of the policy's share (a
+            lookup whose recall came back small gives the rest back to the window).
 
     Raises:
         BudgetError: the system prompt and the current user turn alone do not fit, or
@@ -278,7 +281,7 @@ def choose_window(
             )
     # The room kept for recall is the same on every ordinary call, recall or not, so
     # the fold level never moves back and forth between a user's turn and a reply.
-    reserve = policy.recall_room(limit, lookup=lookup)
+    reserve = policy.recall_room(limit, lookup=lookup) if recall_reserve is None else recall_reserve
     recalls = lookup or chat_turn or answering
     opening = pinned_opening(exchanges, current, limit - base, policy)
     planner = _Planner(

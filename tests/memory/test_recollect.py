@@ -328,3 +328,25 @@ def test_assemble_counts_its_recall_block_once() -> None:
     # to check the packing (each line was counted on its own when it was packed).
     long_texts = [t for t in counter.texts if t.count("kiln") > 3 and "summary" not in t]
     assert len(long_texts) == 1, [len(t) for t in long_texts]
+
+
+def test_a_lookup_gives_the_room_its_recall_leaves_back_to_the_summary_and_turns() -> None:
+    from memory import AssemblyPolicy
+
+    with ConversationMemory.open(
+        ":memory:", session="r", budget=2_000, embedder=Flat(),
+        policy=AssemblyPolicy(lookup_relevance_floor=2.0),
+    ) as mem:  # fmt: skip
+        for number in range(150):
+            mem.add(HumanMessage(f"{FILLER[number % 5]} Note {number}: the locker is {number}."))
+            mem.add(AIMessage(f"Noted, note {number}."))
+        mem.wait_until_indexed(timeout=30)
+        mem.wait_for_summary(timeout=30)
+        plain = mem.assemble(system="s")
+        lookup = mem.assemble(system="s", query="xyzzy plugh")  # matches nothing
+    assert plain.report.summary_included and plain.report.parts.summary > 0
+    assert lookup.report.recalled_turns == ()
+    # Not a prompt of the 10% the lookup kept for itself: the summary and the turns stay.
+    assert lookup.report.summary_included
+    assert lookup.report.turns_kept >= plain.report.turns_kept
+    assert lookup.tokens <= 2_000
