@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, HumanMessage
 
 from memory import ConversationMemory
@@ -92,3 +94,33 @@ def test_chunks_added_during_an_outage_are_embedded_once_it_ends(
     parked._state.passage_indexer.query_cooldown_seconds = 0.0
     assert parked.wait_until_indexed(30)
     assert _sent(parked, "disk quota")[1] is None
+
+
+class _Meaning(Embeddings):
+    """Texts about the gym locker point one way, the rest another: only the vector
+    search can tie the question to the fact (they share no word)."""
+
+    def _vector(self, text: str) -> list[float]:
+        about = any(w in text.lower() for w in ("locker", "gym storage"))
+        return [1.0, 0.0] if about else [0.0, 1.0]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+def test_the_first_query_after_opening_loads_the_stored_index(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with ConversationMemory.open(path, session="s", budget=600, embedder=_Meaning()) as mem:
+        fact = mem.add([HumanMessage("The locker code is 4471-88."), AIMessage("Noted.")])[0]
+        for n in range(40):
+            mem.add((HumanMessage if n % 2 == 0 else AIMessage)(f"{FILLER[n % 5]} ({n})"))
+        assert mem.wait_until_indexed(30)
+    with ConversationMemory.open(path, session="s", budget=600, embedder=_Meaning()) as mem:
+        indexer = mem._state.recall.ranker.indexer
+        assert indexer is not None
+        indexer._index = None  # as in a new process before the background worker loads it
+        report = mem.assemble(query="What code opens my gym storage?").report
+    assert fact in report.recalled_turns and report.recall_degraded is None
