@@ -60,10 +60,13 @@ class ModelCalls:
                 closing); the call's own exception is re-raised as it is.
         """
         if not self._slots.acquire(blocking=False):
-            raise SummarizerError(
-                f"the summarizer did not answer within {self.timeout:g} s and earlier "
-                "calls are still in flight; retrying later (check the model endpoint)"
+            why = (  # only a call given up on at its deadline makes this a timeout
+                f"the summarizer did not answer within {self.timeout:g} s and calls given "
+                "up on are still running"
+                if self.abandoned
+                else "earlier summarizer calls are still running"
             )
+            raise SummarizerError(f"{why}; retrying later (check the model endpoint)")
         call = _Call()
 
         def run() -> None:

@@ -143,13 +143,17 @@ class SummaryRunner(BackgroundWorker):
         covers_upto = exchanges[end].first_seq - 1  # the point after the block exists
         error = ""
         wasted = (0, 0)  # what refused attempts spent: billed all the same
+
+        def closing() -> bool:  # the runner stops, or the engine's pool (at close, at exit)
+            return self.stopping or self._pool.stopped
+
         for attempt in range(self.retries):
-            if self.stopping:
+            if closing():
                 return False
             try:
                 result = self._calls.call(
                     functools.partial(self.summarizer.summarize, previous, evicted),
-                    cancelled=lambda: self.stopping or self._pool.stopped,
+                    cancelled=closing,
                 )
             except SummarizerError as exc:
                 error = str(exc)
@@ -181,7 +185,7 @@ class SummaryRunner(BackgroundWorker):
                 return True
             if attempt + 1 < self.retries:
                 time.sleep(self.backoff * (2**attempt))
-        if self.stopping:
+        if closing():  # a call cut short by the close is no failure: it resumes on reopen
             return False
         self._record_failure(previous, error, wasted)
         raise SummarizerError(error)  # the worker waits longer before trying again

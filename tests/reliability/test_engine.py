@@ -264,3 +264,5 @@ def test_exiting_never_waits_for_a_stalled_summarizer(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert time.monotonic() - started < 30
+    # The call cut short by the exit is no failure: nothing claims a timeout it never hit.
+    assert "did not answer" not in done.stderr and "failed" not in done.stderr, done.stderr
