@@ -28,6 +28,7 @@ from memory._options import (
     DEFAULT_RECALL_SHARE,
     DEFAULT_SUMMARY_SHARE,
     OpenOptions,
+    check_option_names,
     check_timeout,
     resolve_policy,
 )
@@ -155,6 +156,7 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
             ConfigError: a bad budget, counter or option.
             StoreError: the store cannot be opened (or has a newer schema than ours).
         """
+        check_option_names(options, where="ConversationMemory.open")
         return open_shared(path, session=session, **options)
 
     def _check_open(self) -> None:

@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from memory._budget import Budget
-from memory._errors import ConfigError, InputError
+from memory._errors import ConfigError, InputError, did_you_mean
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer
 from memory._tokens import TokenCounter
@@ -24,6 +24,7 @@ __all__ = [
     "MAX_SESSION_LENGTH",
     "ExtraOptions",
     "OpenOptions",
+    "check_option_names",
     "check_options",
     "check_session",
     "resolve_policy",
@@ -130,6 +131,20 @@ def resolve_summarizer(
         "summarizer must be a LangChain chat model, a Summarizer or None, "
         f"not {type(summarizer).__name__}"
     )
+
+
+def check_option_names(options: Mapping[str, object], *, where: str) -> None:
+    """Refuse keywords that are not options of ``Engine.open`` (a misspelling would
+    otherwise be Python's ``TypeError`` from a method the caller never called).
+
+    Raises:
+        ConfigError: naming the keyword and the closest option.
+    """
+    known = OpenOptions.__required_keys__ | OpenOptions.__optional_keys__
+    for name in options:
+        if name not in known:
+            hint = did_you_mean(name, known) or f"the options are {', '.join(sorted(known))}"
+            raise ConfigError(f"{name!r} is not an option of {where}: {hint}")
 
 
 def check_options(

@@ -288,6 +288,8 @@ def test_arguments_of_the_wrong_type_raise_typed_errors_saying_what_to_pass() ->
 
     with pytest.raises(ConfigError, match=r"model must be a model name \(str\), not int"):
         ConversationMemory.open(":memory:", session="s", model=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="did you mean 'compress_threshold'"):
+        ConversationMemory.open(":memory:", session="s", compress_treshold=100)  # type: ignore[call-arg]
     for option in ("safety_margin", "recall_share"):  # checked when opened, not at first use
         with pytest.raises(ConfigError, match=f"{option}.* must be a number, not 'x'"):
             ConversationMemory.open(":memory:", session="s", **{option: "x"})  # type: ignore[arg-type]
