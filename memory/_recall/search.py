@@ -14,6 +14,7 @@ from collections.abc import Callable
 from memory._archive import Archive, Hit
 from memory._indexer import Indexer
 from memory._recall.fuse import interleave
+from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
 from memory._view import SessionView
 from stores.turn_index import TurnIndex
@@ -92,11 +93,16 @@ class Recall:
         ][:k]
         ids = [r.passage_id for r in shown if r.passage_id is not None]
         records = {p.id: p for p in self._passages.passages(self.archive.session, ids)}
-        return [
-            Hit("", r.seq, 0, len(p.text), p.text, r.score, created_at=p.created_at)
-            for r in shown
-            if r.passage_id is not None and (p := records.get(r.passage_id)) is not None
-        ]
+        found = []
+        for r in shown:
+            if r.passage_id is None or (p := records.get(r.passage_id)) is None:
+                continue
+            # A turn found by its context copy is quoted by its own text: the copy also
+            # holds the turn before it, quoted (and labelled) apart when it matches too.
+            text = own_text(view, r.seq) if p.context else None
+            text = text or p.text
+            found.append(Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at))
+        return found
 
     def search(
         self,
@@ -124,3 +130,10 @@ class Recall:
             return found
         outputs = self.archive.search(query, k=k, wait=wait, tight=tight)
         return interleave(found, outputs)[:k]
+
+
+def own_text(view: SessionView, seq: int) -> str | None:
+    """A turn's first passage, as its context copy joins it (None: not in the view)."""
+    turn = view.turn_at(seq)
+    text = turn_text(turn) if turn is not None else None
+    return passage_texts(text)[0] if text else None

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from memory import ConversationMemory, TiktokenCounter
 from memory._recall.fuse import interleave, segment_strength
 from memory._recall.pack import SEPARATOR, recollect
-from memory._recall.rank import Layout, TurnRanker
+from memory._recall.rank import Layout, RankedTurn, TurnRanker
 from stores.turn_index import PassageHit, TurnIndex
 
 FILLER = [
@@ -350,3 +350,27 @@ def test_a_lookup_gives_the_room_its_recall_leaves_back_to_the_summary_and_turns
     assert lookup.report.summary_included
     assert lookup.report.turns_kept >= plain.report.turns_kept
     assert lookup.tokens <= 2_000
+
+
+def test_a_turn_found_by_its_context_copy_is_quoted_by_its_own_text() -> None:
+    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
+        asked, answered = mem.add(
+            [
+                HumanMessage("What is the wifi password at the cabin?"),
+                AIMessage("It is hunter2-blue."),
+            ]
+        )
+        for number in range(12):
+            mem.add(HumanMessage(f"{FILLER[number % 5]} ({number})"))
+            mem.add(AIMessage("Noted."))
+        mem.wait_until_indexed(timeout=30)
+        recall = mem._state.recall
+        found = recall._passages.search("r", "wifi password cabin")
+        copy = next(h for h in found if h.seq == answered and h.context)
+        # As when a real embedder's pool holds the answer's context copy, not its text:
+        recall.ranker.rank = lambda *a, **k: [  # type: ignore[method-assign]
+            RankedTurn(answered, 5.0, 0, copy.id),
+            RankedTurn(asked, 4.0, 0, None),
+        ]
+        hits = recall.turns("wifi password cabin", k=5)
+    assert [h.text for h in hits] == ["assistant: It is hunter2-blue."]
