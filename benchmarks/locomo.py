@@ -149,20 +149,31 @@ def evidence_recall(
     budgets: Sequence[int],
     feeding: str = "markers",
     embedder: Embeddings | None = None,
+    cache: Path | None = None,
 ) -> dict[int, list[Score]]:
     """Feed one conversation, then score every category 1-4 question at each budget.
 
     ``embedder`` None is the library's default (the bundled MiniLM, ONNX int8).
+    ``cache``: a folder where each conversation's store is kept (a SQLite file per
+    conversation, feeding and embedder) and reused when it is there, not fed again: for
+    comparing ranking code on the same stores (stale once what is stored changes).
     Returns, per budget, a ``Score`` for each question (the date share for temporal
     questions whose prompt holds evidence)."""
     texts: dict[str, str] = {}
     times: dict[str, tuple[datetime | None, str]] = {}
     conversation = sample["conversation"]
+    path, fed = ":memory:", False
+    if cache is not None:
+        kind = getattr(embedder, "backend", None) or type(embedder).__name__
+        cache.mkdir(parents=True, exist_ok=True)
+        path = str(cache / f"{sample['sample_id']}-{feeding}-{kind}.sqlite")
+        fed = Path(path).exists()
     with ConversationMemory.open(
-        ":memory:", session=sample["sample_id"], budget=max(budgets), model=MODEL, embedder=embedder
+        path, session=sample["sample_id"], budget=max(budgets), model=MODEL, embedder=embedder
     ) as mem:
         for dia_id, message, at in turn_messages(sample, feeding):
-            mem.add(message, timestamp=at)
+            if not fed:
+                mem.add(message, timestamp=at)
             if dia_id is not None:
                 texts[dia_id] = str(message.content)
                 number = dia_id.split(":")[0][1:]
@@ -276,6 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--feedings", nargs="+", choices=FEEDINGS + ABLATIONS, default=list(FEEDINGS)
     )
     parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="keep each conversation's store in this folder and reuse it (ranking changes "
+        "only: delete it when what is stored changes)",
+    )
+    parser.add_argument(
         "--no-latency", dest="latency", action="store_false", help="skip the latency part"
     )
     parser.add_argument(
@@ -295,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for feeding in args.feedings:
         scores: dict[int, list[Score]] = {b: [] for b in args.budgets}
         for sample in samples:
-            for budget, values in evidence_recall(sample, args.budgets, feeding, embedder).items():
+            for budget, values in evidence_recall(
+                sample, args.budgets, feeding, embedder, args.cache
+            ).items():
                 scores[budget].extend(values)
             print(f"{feeding} {sample['sample_id']}: done ({time.time() - started:.0f}s)",
                   file=sys.stderr)  # fmt: skip
