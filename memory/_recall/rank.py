@@ -60,13 +60,17 @@ LENGTH_PRIOR = 0.5
 """Times the z-score of a turn's log length: facts come in sentences, not in "thanks!"."""
 LENGTH_CLIP = 2.0
 """Most the length z-score counts either way."""
-SPEAKER_BONUS = 2.0
+SPEAKER_BONUS = 4.0
 """Added to the turns of a speaker the query names (in z-score units): a question about
 someone is answered by their own turns (97% of the evidence of LoCoMo dev questions
-naming one speaker). 4.0 raised ``benchmarks/locomo.py`` (last 5 dev conversations,
-markers, 2k / 4k: 0.870 / 0.926 to 0.875 / 0.931) but lowered the evidence recall of
-``benchmarks/cost.py``'s feeding (speakers written in the text, "Caroline: ...", no
-names or timestamps) from 0.894 to 0.864 at 4,000 tokens, so 2.0 stays."""
+naming one speaker). ``benchmarks/locomo.py``, all 7 dev conversations, evidence recall
+at 2k / 4k with 2.0 → 4.0: markers 0.888 / 0.939 → 0.892 / 0.940 (first 2: 0.915 /
+0.957 → 0.917 / 0.957; last 5: 0.880 / 0.934 → 0.885 / 0.935), plain 0.891 / 0.937 →
+0.893 / 0.939 (first 2: 0.910 / 0.955 → 0.912 / 0.958; last 5: 0.886 / 0.932 → 0.887 /
+0.934); 6.0: plain 0.891 / 0.938. ``benchmarks/cost.py``'s
+feeding (speakers written in the text) at 4,000 tokens: 0.939 → 0.944 (4.0 cut it
+from 0.894 to 0.864 while its speakers' roles were inferred wrong, see
+``memory._recall.speakers``)."""
 EXACT_BONUS = 3.0
 """Added to turns holding the query's words in order: a quoted phrase is the surest sign."""
 EXACT_POOL = 50
