@@ -106,7 +106,7 @@ def _pattern(name: str) -> re.Pattern[str]:
 def _label(name: str) -> re.Pattern[str]:
     """Where a message is signed with ``name`` as a transcript's line is ("Sam: ...", after
     a bracketed time or not: "[1:56 pm] Sam: ..."): the name is its sender's."""
-    return re.compile(rf"^\W*(?:\[[^\]\n]*\]\s*)?{re.escape(name)}\s*:", re.IGNORECASE)
+    return re.compile(rf"^\s*(?:\[[^\]\n]*\]\s*)?{re.escape(name)}\s*:", re.IGNORECASE)
 
 
 def addressed(name: str, text: str) -> bool:

@@ -73,6 +73,10 @@ def test_a_name_a_role_signs_its_messages_with_is_that_role() -> None:
     assert role_named("Caroline", signed) == "human"
     assert role_named("Mel", signed) == "ai"
     assert not addressed("Caroline", "Caroline: I went to a support group yesterday.")
+    # A bracketed label is no signature: an agent's tool output "[File: /x.py (9 lines)]"
+    # does not make "File" the user's name (benchmarks/cost.py's SWE-agent runs).
+    listing = [("human", f"[File: /src/fields.py (1997 lines total)]\n{n}: pass") for n in range(5)]
+    assert role_named("File", listing) is None
 
 
 def test_a_name_becomes_the_speaker_its_role_is_indexed_under() -> None:
