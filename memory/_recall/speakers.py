@@ -105,7 +105,9 @@ def _pattern(name: str) -> re.Pattern[str]:
 
 def _label(name: str) -> re.Pattern[str]:
     """Where a message is signed with ``name`` as a transcript's line is ("Sam: ...", after
-    a bracketed time or not: "[1:56 pm] Sam: ..."): the name is its sender's."""
+    a bracketed time or not: "[1:56 pm] Sam: ..."): the name is its sender's. A name in
+    the bracket is none: an agent's tool output "[File: /x.py (9 lines)]" made "File" the
+    user's name and cost SWE-agent runs recall picks (``benchmarks/cost.py``)."""
     return re.compile(rf"^\s*(?:\[[^\]\n]*\]\s*)?{re.escape(name)}\s*:", re.IGNORECASE)
 
 
