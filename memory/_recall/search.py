@@ -102,7 +102,7 @@ class Recall:
             text = own_text(view, r.seq) if p.context else None
             text = text or p.text
             found.append(Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at))
-        return found
+        return _with_answers(found, view, bound=min(before_seq or ALL_SEQS, view.last_seq + 1))[:k]
 
     def search(
         self,
@@ -137,3 +137,23 @@ def own_text(view: SessionView, seq: int) -> str | None:
     turn = view.turn_at(seq)
     text = turn_text(turn) if turn is not None else None
     return passage_texts(text)[0] if text else None
+
+
+def _with_answers(hits: list[Hit], view: SessionView, *, bound: int) -> list[Hit]:
+    """Each user turn's hit followed by the assistant's reply to it, when the reply is
+    not among the hits: a question matches a query best, and its answer, which often
+    shares none of its words ("It is hunter2-blue."), would fall under the floor."""
+    shown = {h.idx for h in hits}
+    found: list[Hit] = []
+    for hit in hits:
+        found.append(hit)
+        turn, reply = view.turn_at(hit.idx), hit.idx + 1
+        if turn is None or turn.kind != "human" or reply in shown or reply >= bound:
+            continue
+        answer = view.turn_at(reply)
+        if answer is None or answer.kind != "ai" or reply in view.hidden:
+            continue
+        if text := own_text(view, reply):
+            found.append(Hit("", reply, 0, len(text), text, hit.score, created_at=answer.at))
+            shown.add(reply)
+    return found

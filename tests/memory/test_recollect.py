@@ -374,3 +374,21 @@ def test_a_turn_found_by_its_context_copy_is_quoted_by_its_own_text() -> None:
         ]
         hits = recall.turns("wifi password cabin", k=5)
     assert [h.text for h in hits] == ["assistant: It is hunter2-blue."]
+
+
+def test_the_recall_tool_brings_the_answer_with_the_question_it_finds() -> None:
+    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
+        mem.add(
+            [
+                HumanMessage("What is the wifi password at the cabin?"),
+                AIMessage("It is hunter2-blue."),
+            ]
+        )
+        for number in range(60):
+            mem.add(HumanMessage(f"{FILLER[number % 5]} ({number})"))
+            mem.add(AIMessage("Noted."))
+        mem.wait_until_indexed(timeout=30)
+        found = mem.recall(query="What is the wifi password at the cabin?")
+    # The question matches best; its answer shares none of its words, yet comes with it.
+    assert "wifi password" in found and "hunter2-blue" in found
+    assert found.count("wifi password") == 1
