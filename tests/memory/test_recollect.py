@@ -352,18 +352,22 @@ def test_a_lookup_gives_the_room_its_recall_leaves_back_to_the_summary_and_turns
     assert lookup.tokens <= 2_000
 
 
+def _wifi(mem: ConversationMemory, fillers: int) -> tuple[int, int]:
+    """A question and its answer (no word in common), then ``fillers`` pairs of chat:
+    the seqs of the question and the answer."""
+    asked, answered = mem.add(
+        [HumanMessage("What is the wifi password at the cabin?"), AIMessage("It is hunter2-blue.")]
+    )
+    for number in range(fillers):
+        mem.add(HumanMessage(f"{FILLER[number % 5]} ({number})"))
+        mem.add(AIMessage("Noted."))
+    mem.wait_until_indexed(timeout=30)
+    return asked, answered
+
+
 def test_a_turn_found_by_its_context_copy_is_quoted_by_its_own_text() -> None:
     with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
-        asked, answered = mem.add(
-            [
-                HumanMessage("What is the wifi password at the cabin?"),
-                AIMessage("It is hunter2-blue."),
-            ]
-        )
-        for number in range(12):
-            mem.add(HumanMessage(f"{FILLER[number % 5]} ({number})"))
-            mem.add(AIMessage("Noted."))
-        mem.wait_until_indexed(timeout=30)
+        asked, answered = _wifi(mem, 12)
         recall = mem._state.recall
         found = recall._passages.search("r", "wifi password cabin")
         copy = next(h for h in found if h.seq == answered and h.context)
@@ -378,16 +382,7 @@ def test_a_turn_found_by_its_context_copy_is_quoted_by_its_own_text() -> None:
 
 def test_the_recall_tool_brings_the_answer_with_the_question_it_finds() -> None:
     with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
-        mem.add(
-            [
-                HumanMessage("What is the wifi password at the cabin?"),
-                AIMessage("It is hunter2-blue."),
-            ]
-        )
-        for number in range(60):
-            mem.add(HumanMessage(f"{FILLER[number % 5]} ({number})"))
-            mem.add(AIMessage("Noted."))
-        mem.wait_until_indexed(timeout=30)
+        _wifi(mem, 60)
         found = mem.recall(query="What is the wifi password at the cabin?")
     # The question matches best; its answer shares none of its words, yet comes with it.
     assert "wifi password" in found and "hunter2-blue" in found
