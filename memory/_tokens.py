@@ -148,7 +148,7 @@ class TiktokenCounter:
         if isinstance(margin, bool) or not isinstance(margin, int | float):
             raise ConfigError(f"margin (safety_margin) must be a number, not {margin!r}")
         if not 0.0 <= margin < 10.0:
-            raise ConfigError(f"margin must be >= 0 and < 10, not {margin!r}")
+            raise ConfigError(f"margin (safety_margin) must be >= 0 and < 10, not {margin!r}")
         seed_tiktoken_cache()
         self._encoding = tiktoken.get_encoding(encoding)
         self._margin = margin

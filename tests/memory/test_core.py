@@ -290,6 +290,8 @@ def test_arguments_of_the_wrong_type_raise_typed_errors_saying_what_to_pass() ->
         ConversationMemory.open(":memory:", session="s", model=5)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="did you mean 'compress_threshold'"):
         ConversationMemory.open(":memory:", session="s", compress_treshold=100)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match=r"safety_margin\) must be >= 0"):
+        ConversationMemory.open(":memory:", session="s", safety_margin=-1)
     for option in ("safety_margin", "recall_share"):  # checked when opened, not at first use
         with pytest.raises(ConfigError, match=f"{option}.* must be a number, not 'x'"):
             ConversationMemory.open(":memory:", session="s", **{option: "x"})  # type: ignore[arg-type]
