@@ -252,37 +252,36 @@ class Indexer(BackgroundWorker):
         loads it from the stored vectors and the FAISS file, if the background worker
         has not yet: otherwise the first searches after opening a session would
         silently leave out every match by meaning (~0.8 s at 9,000 turns)."""
-        index = self._index
-        if index is None:
-            with self._opening:
-                if self._index is None:
-                    ids, vectors = self._source.vectors(self.session, self.model)
-                    if ids:
-                        self._open_index(vectors.shape[1], ids, vectors)
-                index = self._index
+        index = self._index if self._index is not None else self._load(None)
         return index if index else None
 
     def _ensure_index(self, dim: int) -> FAISSIndex:
-        with self._opening:
-            if self._index is None:
-                ids, vectors = self._source.vectors(self.session, self.model)
-                self._open_index(dim, ids, vectors)
-            assert self._index is not None
-            return self._index
+        index = self._load(dim)
+        assert index is not None  # opened with ``dim`` when nothing was stored
+        return index
 
-    def _open_index(self, dim: int, ids: list[int], vectors: npt.NDArray[np.float32]) -> None:
-        """Load or rebuild the index of these stored vectors (under ``_opening``)."""
-        path = (
-            index_path(self._directory, self.session, self.model, kind=self.kind)
-            if self._directory
-            else None
-        )
-        if len(ids) and vectors.shape[1] != dim:
-            ids, vectors = [], np.zeros((0, dim), dtype=np.float32)
-        self._index, self.rebuilt = FAISSIndex.open(
-            dim, path, stored_ids=ids, stored_vectors=vectors
-        )
-        self._embedded_upto = max(ids, default=0)
+    def _load(self, dim: int | None) -> FAISSIndex | None:
+        """Open the index once, by whoever asks first: from the stored vectors and the
+        FAISS file; with none stored, an empty one of ``dim`` (None: not yet)."""
+        with self._opening:
+            if self._index is not None:
+                return self._index
+            ids, vectors = self._source.vectors(self.session, self.model)
+            if not ids and dim is None:
+                return None
+            dim = vectors.shape[1] if dim is None else dim
+            if len(ids) and vectors.shape[1] != dim:  # another dimension: start empty
+                ids, vectors = [], np.zeros((0, dim), dtype=np.float32)
+            path = (
+                index_path(self._directory, self.session, self.model, kind=self.kind)
+                if self._directory
+                else None
+            )
+            self._index, self.rebuilt = FAISSIndex.open(
+                dim, path, stored_ids=ids, stored_vectors=vectors
+            )
+            self._embedded_upto = max(ids, default=0)
+            return self._index
 
     def _save(self) -> None:
         """Write the FAISS file if vectors were added since it was last written."""

@@ -76,9 +76,10 @@ class Recall:
         """Return the best passages of the session's turns for ``query`` (ref ``""``,
         ``idx`` the turn's seq, ``created_at`` its time), best first."""
         view = self.view
+        bound = min(before_seq or ALL_SEQS, view.last_seq + 1)
         ranked = self.ranker.rank(
             query,
-            before_seq=min(before_seq or ALL_SEQS, view.last_seq + 1),
+            before_seq=bound,
             layout=view.layout(),
             limit=2 * k,
         )
@@ -102,7 +103,7 @@ class Recall:
             text = own_text(view, r.seq) if p.context else None
             text = text or p.text
             found.append(Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at))
-        return _with_answers(found, view, bound=min(before_seq or ALL_SEQS, view.last_seq + 1))[:k]
+        return _with_answers(found, view, bound=bound)[:k]
 
     def search(
         self,

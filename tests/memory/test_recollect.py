@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 import numpy as np
@@ -41,6 +41,15 @@ def _open(budget: int = 600) -> ConversationMemory:
     return ConversationMemory.open(
         ":memory:", session="r", budget=budget, embedder=DeterministicFakeEmbedding(size=64)
     )
+
+
+def _exchanges(mem: ConversationMemory, pairs: Iterable[tuple[str, str]]) -> None:
+    """Add each ``(user text, assistant reply)``, then wait for embedding and folding."""
+    for said, replied in pairs:
+        mem.add(HumanMessage(said))
+        mem.add(AIMessage(replied))
+    mem.wait_until_indexed(timeout=30)
+    mem.wait_for_summary(timeout=30)
 
 
 def _chat(mem: ConversationMemory, sessions: list[list[tuple[str, str]]]) -> list[int]:
@@ -315,11 +324,16 @@ def test_assemble_counts_its_recall_block_once() -> None:
         ":memory:", session="r", budget=2000, token_counter=counter,
         embedder=DeterministicFakeEmbedding(size=64),
     ) as mem:  # fmt: skip
-        for number in range(60):
-            mem.add(HumanMessage(f"{FILLER[number % 5]} The kiln fired at {number}00 degrees."))
-            mem.add(AIMessage(f"Noted the kiln firing number {number}."))
-        mem.wait_until_indexed(timeout=30)
-        mem.wait_for_summary(timeout=30)  # a fold counts its own texts: not while watched
+        _exchanges(  # (a fold counts its own texts: waited for, not watched)
+            mem,
+            (
+                (
+                    f"{FILLER[n % 5]} The kiln fired at {n}00 degrees.",
+                    f"Noted the kiln firing number {n}.",
+                )
+                for n in range(60)
+            ),
+        )
         counter.texts.clear()
         prompt = mem.assemble(query="At what temperature did the kiln fire?")
     recalled = [m for m in prompt.messages if str(m.content).startswith('<memory source="recall')]
@@ -337,11 +351,13 @@ def test_a_lookup_gives_the_room_its_recall_leaves_back_to_the_summary_and_turns
         ":memory:", session="r", budget=2_000, embedder=Flat(),
         policy=AssemblyPolicy(lookup_relevance_floor=2.0),
     ) as mem:  # fmt: skip
-        for number in range(150):
-            mem.add(HumanMessage(f"{FILLER[number % 5]} Note {number}: the locker is {number}."))
-            mem.add(AIMessage(f"Noted, note {number}."))
-        mem.wait_until_indexed(timeout=30)
-        mem.wait_for_summary(timeout=30)
+        _exchanges(
+            mem,
+            (
+                (f"{FILLER[n % 5]} Note {n}: the locker is {n}.", f"Noted, note {n}.")
+                for n in range(150)
+            ),
+        )
         plain = mem.assemble(system="s")
         lookup = mem.assemble(system="s", query="xyzzy plugh")  # matches nothing
     assert plain.report.summary_included and plain.report.parts.summary > 0
@@ -358,10 +374,7 @@ def _wifi(mem: ConversationMemory, fillers: int) -> tuple[int, int]:
     asked, answered = mem.add(
         [HumanMessage("What is the wifi password at the cabin?"), AIMessage("It is hunter2-blue.")]
     )
-    for number in range(fillers):
-        mem.add(HumanMessage(f"{FILLER[number % 5]} ({number})"))
-        mem.add(AIMessage("Noted."))
-    mem.wait_until_indexed(timeout=30)
+    _exchanges(mem, ((f"{FILLER[n % 5]} ({n})", "Noted.") for n in range(fillers)))
     return asked, answered
 
 
