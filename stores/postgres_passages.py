@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from stores import search_terms
 from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, to_db
 from stores.postgres_archive import any_of
 from stores.search_terms import idf, rarest_within
@@ -97,12 +98,26 @@ class PostgresTurnIndex:
         sql = (
             f"SELECT {_HIT}, {score} AS score FROM attic_passages p "
             "WHERE p.tsv @@ to_tsquery('simple', %s) AND p.session = %s AND p.seq < %s "
-            "ORDER BY score DESC, p.id LIMIT %s"
+            "AND p.id >= %s ORDER BY score DESC, p.id LIMIT %s"
         )
         weights = [p for t in terms for p in (idf(total, counts[t]), f"'{t}'")]
-        params = (*weights, any_of(terms), to_db(session), min(bound, _NO_BOUND), limit)
+        newest = self._newest(session, any_of(terms), sum(counts[t] for t in terms))
+        params = (*weights, any_of(terms), to_db(session), min(bound, _NO_BOUND), newest, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r, float(r[5])) for r in rows]
+
+    def _newest(self, session: str, tsquery: str, matched: int) -> int:
+        """The lowest id among the newest ``MAX_POSTINGS`` passages ``tsquery`` matches
+        (0: all of them, when they are no more; see ``stores.search_terms``)."""
+        if matched <= search_terms.MAX_POSTINGS:
+            return 0
+        sql = (
+            "SELECT id FROM attic_passages WHERE session = %s "
+            "AND tsv @@ to_tsquery('simple', %s) ORDER BY id DESC OFFSET %s LIMIT 1"
+        )
+        params = (to_db(session), tsquery, search_terms.MAX_POSTINGS - 1)
+        row = self.database.read(lambda conn: conn.execute(sql, params).fetchone())
+        return int(row[0]) if row else 0
 
     def _statistics(self, session: str, terms: list[str]) -> tuple[int, dict[str, int]]:
         """The session's passage count and how many of them hold each term: remembered
@@ -145,17 +160,23 @@ class PostgresTurnIndex:
     def phrase(
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[PassageHit]:
-        """Return passages holding the query's words in order, newest first."""
+        """Return passages holding the query's words in order, newest first (among the
+        newest ``MAX_POSTINGS`` holding its rarest word)."""
         words = phrase_words(query)
         if not words or limit <= 0:
             return []
+        counts = self._statistics(session, list(dict.fromkeys(words)))[1]
+        rarest = min(counts, key=lambda t: (counts[t], t))
+        if not counts[rarest]:  # a word the session never used: no phrase to find
+            return []
         bound = before_seq if before_seq is not None else _NO_BOUND
         sql = (
-            f"SELECT {_HIT} FROM attic_passages p, to_tsquery('simple', %s) q "
-            "WHERE p.tsv @@ q AND p.session = %s AND p.seq < %s ORDER BY p.id DESC LIMIT %s"
+            f"SELECT {_HIT} FROM attic_passages p, to_tsquery('simple', %s) q WHERE p.tsv @@ q "
+            "AND p.session = %s AND p.seq < %s AND p.id >= %s ORDER BY p.id DESC LIMIT %s"
         )
         tsquery = " <-> ".join(f"'{w}'" for w in words)
-        params = (tsquery, to_db(session), min(bound, _NO_BOUND), limit)
+        newest = self._newest(session, f"'{rarest}'", counts[rarest])
+        params = (tsquery, to_db(session), min(bound, _NO_BOUND), newest, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r) for r in rows]
 

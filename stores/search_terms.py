@@ -4,7 +4,11 @@ Both stores score passages by their words' rarity in the session (SQLite's BM25,
 IDF-weighted rank of PostgreSQL), and both cost about one step per passage a word
 matches. A word found in hundreds of a session's passages adds little to the ranking and
 most of its cost, so words are taken rarest first until they would match more than
-``MAX_POSTINGS`` passages together; the rarest word is always kept.
+``MAX_POSTINGS`` passages together; the rarest word is always kept. When even the rarest
+matches more, a search reads only the newest ``MAX_POSTINGS`` passages it matches (and
+so does a phrase search, of its rarest word): a word that common weighs little in the
+ranking, and search by meaning still reaches the older turns. A search then costs the
+same at 10,000 turns as at 50,000.
 """
 
 from __future__ import annotations

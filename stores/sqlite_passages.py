@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from stores import search_terms
 from stores.search_terms import rarest_within
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.sqlite import SQLITE, SQLiteDatabase
@@ -59,10 +60,11 @@ def _hit(row: Sequence[Any], score: float = 0.0) -> PassageHit:
 class SQLiteTurnIndex:
     """``TurnIndex`` on a ``SQLiteDatabase``; every row is scoped by session.
 
-    A search's cost follows the rows its words match, not the history: words are taken
-    rarest first up to ``stores.search_terms.MAX_POSTINGS`` rows (counts from the
-    ``fts5vocab`` table, then remembered and brought up to date with the rows added
-    since), and BM25 keeps the top ``k`` (``ORDER BY bm25 LIMIT k``).
+    A search's cost does not follow the history: words are taken rarest first up to
+    ``stores.search_terms.MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table, then
+    remembered and brought up to date with the rows added since), only the newest
+    ``MAX_POSTINGS`` rows of a rarest word that matches more are read, and BM25 keeps the
+    top ``k`` (``ORDER BY bm25 LIMIT k``).
     """
 
     def __init__(self, database: SQLiteDatabase) -> None:
@@ -70,13 +72,30 @@ class SQLiteTurnIndex:
         self._counts: dict[str, tuple[int, int]] = {}  # term -> (passages, up to this id)
         self._lock = threading.Lock()
 
-    def _bounded(self, session: str, words: list[str]) -> list[str]:
+    def _bounded(self, session: str, words: list[str]) -> tuple[list[str], int]:
         """The query's words as the session's terms, rarest first, within
         ``MAX_POSTINGS`` matched rows (``stores.search_terms``; words the session never
-        used are left out)."""
+        used are left out), and how many rows they match together (at most)."""
         prefix = scope_token(session)
-        terms = [prefix + w for w in words]
-        return rarest_within(self._term_counts(terms)) if terms else []
+        counts = self._term_counts([prefix + w for w in words]) if words else {}
+        terms = rarest_within(counts)
+        return terms, sum(counts[t] for t in terms)
+
+    def _newest(self, match: str, matched: int) -> int:
+        """The lowest rowid among the newest ``MAX_POSTINGS`` rows ``match`` matches
+        (0: all of them, when they are no more): scoring, or stepping through a phrase's
+        positions, costs a step per row, so a search reads only the newest rows of words
+        that match more (``stores.search_terms``)."""
+        if matched <= search_terms.MAX_POSTINGS:
+            return 0
+        sql = (
+            "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? "
+            "ORDER BY rowid DESC LIMIT 1 OFFSET ?"
+        )
+        row = self.database.read(
+            lambda conn: conn.execute(sql, (match, search_terms.MAX_POSTINGS - 1)).fetchone()
+        )
+        return int(row[0]) if row else 0
 
     def _term_counts(self, terms: list[str]) -> dict[str, int]:
         """How many passages hold each term.
@@ -133,7 +152,7 @@ class SQLiteTurnIndex:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 100
     ) -> list[PassageHit]:
         """Return the best passages by BM25 (see ``TurnIndex.search``)."""
-        terms = self._bounded(session, query_terms(query)) if limit > 0 else []
+        terms, matched = self._bounded(session, query_terms(query)) if limit > 0 else ([], 0)
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
@@ -143,28 +162,35 @@ class SQLiteTurnIndex:
         # query that sorts every match (the same order, ~25% slower).
         sql = (
             f"SELECT {_HIT}, f.score FROM (SELECT rowid AS id, -bm25(passages_fts) AS score "
-            "FROM passages_fts WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?) AS f "
+            "FROM passages_fts WHERE passages_fts MATCH ? AND rowid >= ? "
+            "ORDER BY score DESC LIMIT ?) AS f "
             "JOIN passages p ON p.id = f.id WHERE p.seq < ? ORDER BY f.score DESC, p.id LIMIT ?"
         )
-        params = (match, pool, bound, limit)
+        params = (match, self._newest(match, matched), pool, bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r, float(r[5])) for r in rows]
 
     def phrase(
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[PassageHit]:
-        """Return passages holding the query's words in order, newest first."""
+        """Return passages holding the query's words in order, newest first (among the
+        newest ``MAX_POSTINGS`` rows holding its rarest word)."""
         words = phrase_words(query)
         if not words or limit <= 0:
+            return []
+        prefix = scope_token(session)
+        counts = self._term_counts(list(dict.fromkeys(prefix + w for w in words)))
+        rarest = min(counts, key=lambda t: (counts[t], t))
+        if not counts[rarest]:  # a word the session never used: no phrase to find
             return []
         bound = before_seq if before_seq is not None else 2**62
         sql = (
             f"SELECT {_HIT} FROM passages p WHERE p.id IN (SELECT rowid FROM passages_fts "
-            "WHERE passages_fts MATCH ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
+            "WHERE passages_fts MATCH ? AND rowid >= ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
         )
         # FTS5 steps a phrase's words together, skipping to the rows of the rarest.
-        prefix = scope_token(session)
-        params = (f'"{" ".join(prefix + w for w in words)}"', bound, limit)
+        newest = self._newest(f'"{rarest}"', counts[rarest])
+        params = (f'"{" ".join(prefix + w for w in words)}"', newest, bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r) for r in rows]
 

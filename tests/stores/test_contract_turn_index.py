@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stores import search_terms
 from stores.base import NewPassage, Store
 from stores.errors import StoreError
 
@@ -117,3 +118,22 @@ def test_a_rare_word_outweighs_a_common_one_and_counts_follow_adds(store: Store)
     with store.write():
         store.passages.add("a", [NewPassage(s, 0, "cy: zephyr", 1.0) for s in range(14, 40)])
     assert store.passages.search("a", "kite zephyr", limit=3)[0].seq < 13
+
+
+def test_a_word_in_more_passages_than_the_cap_is_read_in_its_newest_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_terms, "MAX_POSTINGS", 3)
+    with store.write():
+        store.passages.add(
+            "a", [NewPassage(seq, 0, f"a red kite number {seq}", 100.0) for seq in range(1, 9)]
+        )
+        store.passages.add("a", [NewPassage(9, 0, "a blue kite", 100.0)])
+    # "kite" is in 9 passages: the search scores the newest 3 (a cost that stays flat)
+    assert sorted(h.seq for h in store.passages.search("a", "kite")) == [7, 8, 9]
+    assert sorted(h.seq for h in store.passages.search("a", "number 2")) == [2]  # rare: all
+    # the phrase's rarest word ("red", in 8) is read in its newest 3 passages
+    assert [h.seq for h in store.passages.phrase("a", "red kite")] == [8, 7, 6]
+    assert store.passages.phrase("a", "red kite gone") == []  # "gone": never used
+    monkeypatch.setattr(search_terms, "MAX_POSTINGS", 500)
+    assert len(store.passages.search("a", "kite")) == 9
