@@ -140,3 +140,17 @@ def test_opening_leaves_a_rebuilt_index_flat_until_the_worker_settles_it(
     assert opened.settle() and faiss_index._is_graph(opened._index)
     assert not opened.settle()  # already a graph
     assert opened.search(vectors[42], 1)[0][0] == 42
+
+
+def test_an_exact_search_ranks_best_first_and_equal_scores_by_the_first_added() -> None:
+    rng = np.random.default_rng(8)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    vectors[[40, 250, 90]] = vectors[7]  # three copies of one vector, added out of id order
+    ids = [1_000 - n for n in range(300)]  # ids fall as vectors are added
+    index = FAISSIndex(8)
+    index.add(ids, vectors)
+    found = index.search(vectors[7], 300)
+    assert [i for i, _ in found[:4]] == [ids[7], ids[40], ids[90], ids[250]]
+    expected = sorted(float(v @ vectors[7]) for v in vectors)[::-1]
+    assert np.allclose([s for _, s in found], expected, atol=1e-4)
+    assert len(index.search(vectors[0], 5)) == 5
