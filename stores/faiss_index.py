@@ -32,6 +32,8 @@ PASSAGES = "passages"
 # milliseconds per search on a busy 2-core machine.
 faiss.omp_set_num_threads(1)
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd
+
 GRAPH_FROM_BYTES = 16_384 * 384 * 4
 """Bytes of vectors (24 MiB) from which an index is searched through an HNSW graph instead
 of a flat scan: a scan reads them all for every query, a graph a few thousand whatever its
@@ -255,11 +257,15 @@ class FAISSIndex:
     def sample_scores(
         self, vector: npt.NDArray[np.float32], size: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Return up to ``size`` held ids, evenly spread over the index, and ``vector``'s
-        inner product with each: an estimate of how scores spread, at a fixed cost.
+        """Return about ``size`` held ids (at most ``size`` expected), spread over the
+        index at random, and ``vector``'s inner product with each: an estimate of how
+        scores spread, at a fixed cost.
 
-        The stride is a power of two, so the ids sampled change only when the index
-        doubles (callers may cache facts about them).
+        A position is sampled when a hash of it falls under ``1 / stride``, ``stride`` a
+        power of two: the ids sampled change only when the index doubles (callers may
+        cache facts about them), and no pattern in how ids are laid out (a turn's own
+        passage, then its context copy, then the next turn's) lines up with the sample,
+        as every ``stride``-th id did: a plain chat's sample held context copies only.
         """
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
         with self._lock:
@@ -269,7 +275,7 @@ class FAISSIndex:
         return ids, (rows @ query[:, None])[:, 0].astype(np.float32)
 
     def _sampled(self, size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Every ``stride``-th id held (up to ``size``) and its vector (under ``_lock``).
+        """The sampled ids and their vectors (under ``_lock``).
 
         Kept between calls: vectors are appended at the end of the index, so a sample
         only grows until the stride changes; a removal starts it over."""
@@ -280,11 +286,15 @@ class FAISSIndex:
             empty = np.zeros((0, self.dim), dtype=np.float32)
             kept = (stride, size, 0, np.zeros(0, dtype=np.int64), empty)
         upto, ids, rows = kept[2:]
-        positions = np.arange(-(-upto // stride) * stride, min(total, size * stride), stride)
-        if len(positions):  # the flat index's id map and vectors, read in place
+        positions = np.arange(upto, total, dtype=np.uint64)
+        if stride > 1:  # Fibonacci hashing (Knuth, TAOCP vol. 3, 6.4): the top bits
+            bits = np.uint64(64 - stride.bit_length() + 1)
+            positions = positions[(positions * _GOLDEN) >> bits == 0]
+        if len(positions):  # the index's id map and vectors, read in place
+            at = positions.astype(np.int64)
             id_map = self._index.id_map
-            new_ids = faiss.rev_swig_ptr(id_map.data(), total)[positions].astype(np.int64)
-            new_rows = _stored(self._index, total, self.dim)[positions]
+            new_ids = faiss.rev_swig_ptr(id_map.data(), total)[at].astype(np.int64)
+            new_rows = _stored(self._index, total, self.dim)[at]
             ids, rows = np.concatenate([ids, new_ids]), np.concatenate([rows, new_rows])
         self._sample = (stride, size, total, ids, rows)
         return ids, rows

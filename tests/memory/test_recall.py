@@ -276,3 +276,23 @@ def test_an_excerpt_is_whole_sentences_around_the_best_one() -> None:
     assert excerpt("bob: The code is 42.", ["code"], fits) is None  # one sentence: no cut
     room["size"] = 10
     assert excerpt(line, ["code"], fits) is None  # the best sentence alone does not fit
+
+
+def test_a_long_plain_chat_samples_own_passages_and_context_copies_alike() -> None:
+    # Similarities are z-scored against a sample of the index, own passages and context
+    # copies apart. Their ids alternate; a sample of every 2nd id (past 2,048 vectors)
+    # held context copies only, and every turn's own similarity then counted for nothing.
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=1_000, embedder=DeterministicFakeEmbedding(size=16)
+    ) as mem:
+        for n in range(600):
+            mem.add([
+                {"role": "user", "content": f"question {n} about topic {n % 37}"},
+                {"role": "assistant", "content": f"answer {n}"},
+            ])  # fmt: skip
+        assert mem.wait_until_indexed(timeout=120)
+        ranker = mem._state.recall.ranker
+        assert ranker.indexer is not None
+        ids, _ = ranker.indexer.sample_scores("x", 2_048)
+        context = ranker._is_context(ids)
+    assert len(ids) > 1_000 and 0.4 < context.mean() < 0.6
