@@ -1,9 +1,9 @@
 """Exact (flat) against graph (HNSW) vector search on real MiniLM vectors, side by side.
 
-``stores.faiss_index`` scans a session's vectors until they fill ``GRAPH_FROM_BYTES`` and
-walks an HNSW graph from there. This measures what the graph keeps and what it saves,
-on the vectors the bundled embedder (``MiniLMEmbeddings()``, the default backend) makes
-of public data:
+Why ``stores.faiss_index`` searches exactly: this measures what an HNSW graph
+(``faiss.IndexHNSWFlat``, M = 32, efConstruction = 80, efSearch = max(400, 1.5 k)) keeps
+and saves on the vectors the bundled embedder (``MiniLMEmbeddings()``) makes of public
+data, and what it loses where a chat repeats itself:
 
 - **corpus**: every LoCoMo dev turn (``speaker: text``) and each turn with the one before
   it (the context copy the turn index keeps), plus every line of 30 characters or more of
@@ -14,6 +14,10 @@ of public data:
   vector first;
 - **evidence**: how often a question's evidence turn is in the top 20 / top 264, exact
   and graph (the answer the ranker needs to see);
+- **repeats**: the same corpus with ``--copies`` identical copies of one reply ("OK.")
+  added in its middle, as a chat's thousands of short replies embed to few distinct
+  vectors: how often the graph still puts the exact best first, for the questions whose
+  best was added before the copies and after them;
 - **time**: thread-CPU ms per query for each, median of the questions, at growing
   prefixes of the (shuffled) corpus. Both run in one process, one after the other on the
   same queries, so their ratio holds on a noisy machine.
@@ -45,12 +49,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from memory._embed import MiniLMEmbeddings  # noqa: E402
-from stores import faiss_index  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "vector_search.md"
 DEFAULT_CACHE = Path("/tmp/context-attic-vector-search.npz")
 K_RANKER = 264  # memory._recall.rank asks for POOL + 2 * _WINDOW_SLACK
+LINKS = 32  # HNSW's M (FAISS's default)
+BUILD_BREADTH = 80  # efConstruction
+SEARCH_BREADTH = max(400, K_RANKER * 3 // 2)  # efSearch
 
 Matrix = npt.NDArray[np.float32]
 
@@ -131,8 +137,7 @@ def measure(args: argparse.Namespace) -> str:
         "# Vector search: exact scan against HNSW graph",
         "",
         f"{date.today()}, {total:,} MiniLM vectors ({dim}-d), {len(questions):,} LoCoMo dev "
-        f"questions; graph efSearch = max({faiss_index.GRAPH_SEARCH_BREADTH}, 1.5 k), "
-        f"efConstruction = {faiss_index.GRAPH_BUILD_BREADTH}. "
+        f"questions; graph efSearch = {SEARCH_BREADTH}, efConstruction = {BUILD_BREADTH}. "
         "`python benchmarks/vector_search.py`",
         "",
         "## Whole corpus: what the graph keeps",
@@ -146,11 +151,11 @@ def measure(args: argparse.Namespace) -> str:
     exact, _ = timed(flat, questions, K_RANKER)
     for links in args.links:
         graph = faiss.IndexHNSWFlat(dim, links, faiss.METRIC_INNER_PRODUCT)
-        graph.hnsw.efConstruction = faiss_index.GRAPH_BUILD_BREADTH
+        graph.hnsw.efConstruction = BUILD_BREADTH
         started = time.perf_counter()
         graph.add(vectors)
         built = time.perf_counter() - started
-        graph.hnsw.efSearch = max(faiss_index.GRAPH_SEARCH_BREADTH, K_RANKER * 3 // 2)
+        graph.hnsw.efSearch = SEARCH_BREADTH
         found, _ = timed(graph, questions, K_RANKER)
         same = float(np.mean(exact[:, 0] == found[:, 0]))
         lines.append(
@@ -161,9 +166,10 @@ def measure(args: argparse.Namespace) -> str:
             f"{evidence_found(found, evidence, K_RANKER):.3f} |"
         )
         print(lines[-1], flush=True)
+    lines += ["", *repeats(vectors, questions, evidence, args.copies)]
     lines += [
         "",
-        f"## Time per query (k = {K_RANKER}, M = {faiss_index.GRAPH_LINKS}), one process",
+        f"## Time per query (k = {K_RANKER}, M = {LINKS}), one process",
         "",
         "| vectors | exact ms | graph ms | exact / graph |",
         "|---:|---:|---:|---:|",
@@ -174,15 +180,48 @@ def measure(args: argparse.Namespace) -> str:
         part = np.ascontiguousarray(vectors[order[:size]])
         flat = faiss.IndexFlatIP(dim)
         flat.add(part)
-        graph = faiss.IndexHNSWFlat(dim, faiss_index.GRAPH_LINKS, faiss.METRIC_INNER_PRODUCT)
-        graph.hnsw.efConstruction = faiss_index.GRAPH_BUILD_BREADTH
+        graph = faiss.IndexHNSWFlat(dim, LINKS, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = BUILD_BREADTH
         graph.add(part)
-        graph.hnsw.efSearch = max(faiss_index.GRAPH_SEARCH_BREADTH, K_RANKER * 3 // 2)
+        graph.hnsw.efSearch = SEARCH_BREADTH
         _, exact_ms = timed(flat, sample, K_RANKER)
         _, graph_ms = timed(graph, sample, K_RANKER)
         lines.append(f"| {size:,} | {exact_ms:.2f} | {graph_ms:.2f} | {exact_ms / graph_ms:.1f}x |")
         print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
+
+
+def repeats(
+    vectors: Matrix, questions: Matrix, evidence: Sequence[list[int]], copies: int
+) -> list[str]:
+    """The corpus with ``copies`` identical vectors of one short reply in its middle."""
+    reply = np.asarray(MiniLMEmbeddings().embed_query("assistant: OK."), dtype=np.float32)
+    half = len(vectors) // 2
+    corpus = np.concatenate([vectors[:half], np.repeat(reply[None, :], copies, 0), vectors[half:]])
+    moved = [[e if e < half else e + copies for e in row] for row in evidence]
+    flat = faiss.IndexFlatIP(corpus.shape[1])
+    flat.add(corpus)
+    graph = faiss.IndexHNSWFlat(corpus.shape[1], LINKS, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = BUILD_BREADTH
+    graph.add(corpus)
+    graph.hnsw.efSearch = SEARCH_BREADTH
+    exact, _ = timed(flat, questions, K_RANKER)
+    found, _ = timed(graph, questions, K_RANKER)
+    before = exact[:, 0] < half
+    lines = [
+        f'## Repeats: {copies:,} copies of one reply ("OK.") in the middle',
+        "",
+        "| top 1 same, best added before the copies | after | top 20 kept | evidence in top "
+        "20 (exact / graph) | evidence in top 264 (exact / graph) |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {np.mean(found[before, 0] == exact[before, 0]):.3f} | "
+        f"{np.mean(found[~before, 0] == exact[~before, 0]):.3f} | {kept(exact, found, 20):.4f} | "
+        f"{evidence_found(exact, moved, 20):.3f} / {evidence_found(found, moved, 20):.3f} | "
+        f"{evidence_found(exact, moved, K_RANKER):.3f} / "
+        f"{evidence_found(found, moved, K_RANKER):.3f} |",
+    ]
+    print(lines[-1], flush=True)
+    return lines
 
 
 def main() -> None:
@@ -191,6 +230,7 @@ def main() -> None:
     parser.add_argument("--links", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4_096, 16_384])
     parser.add_argument("--queries", type=int, default=300, help="questions timed per size")
+    parser.add_argument("--copies", type=int, default=4_000, help="repeated replies added")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     report = measure(args)

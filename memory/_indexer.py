@@ -295,10 +295,8 @@ class Indexer(BackgroundWorker):
             return False
         chunks = self._source.unembedded(self.session, self.model, limit=self._batch_size)
         if not chunks:
-            index = self._ready()  # the stored index, loaded once embedding is caught up
-            if index is not None and index.settle():  # large enough for a graph search
-                self._unsaved = True
             self._save()
+            self._ready()  # the stored index, loaded once embedding is caught up
             self._embedded_upto = max(self._embedded_upto, self._source.last_id(self.session))
             return False
         started = time.perf_counter()

@@ -1,8 +1,10 @@
 """A per-session FAISS index of chunk vectors, persisted without pickle.
 
-Search is exact (a flat scan) until a session's vectors fill ``GRAPH_FROM_BYTES``; then it
-walks an HNSW graph (Malkov & Yashunin, 2016, arXiv:1603.09320, as ``faiss.IndexHNSWFlat``),
-whose cost grows with the log of the index, not with its size.
+Search is exact: every vector is compared with the query. Approximate indexes were tried
+and dropped: an inverted file (FAISS IVF) and then an HNSW graph missed planted facts
+that exact search ranked first, the graph wherever a chat repeats itself (thousands of
+"OK." replies embed to a few hundred distinct vectors, and a graph loses its way among
+copies; ``benchmarks/vector_search.py``).
 
 The index is saved with FAISS's own binary format (``faiss.write_index``), written beside
 the SQLite file and swapped in atomically. The vectors also live in the SQLite store, so a
@@ -23,7 +25,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GRAPH_FROM_BYTES", "PASSAGES", "FAISSIndex", "index_path"]
+__all__ = ["PASSAGES", "FAISSIndex", "index_path"]
 
 PASSAGES = "passages"
 """``index_path``'s kind for a session's turn passages (archive chunks have none)."""
@@ -33,32 +35,6 @@ PASSAGES = "passages"
 faiss.omp_set_num_threads(1)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd
-
-GRAPH_FROM_BYTES = 16_384 * 384 * 4
-"""Bytes of vectors (24 MiB) from which an index is searched through an HNSW graph instead
-of a flat scan: a scan reads them all for every query, a graph a few thousand whatever its
-size. Measured with ``benchmarks/vector_search.py`` on 384-d MiniLM vectors of public
-data on a 2-core machine (k = 264, 2026-12-01): at 4,096 vectors the scan takes 0.49 ms
-and the graph 0.54 ms, at 16,384 (this size) 1.59 against 0.52 ms, at 29,616 2.51
-against 0.71 ms; the scan grows with the vectors, the graph hardly. Small sessions, and
-every LoCoMo conversation, keep exact search."""
-
-GRAPH_LINKS = 32
-"""Links per vector in the graph (HNSW's ``M``; FAISS's default for ``IndexHNSWFlat``).
-On the 29,616 vectors of ``benchmarks/vector_search.py`` 16 kept the same share of the
-exact top 20 and top 264 (``--links 16 32``)."""
-
-GRAPH_BUILD_BREADTH = 80
-"""Candidates kept while linking a new vector (HNSW's ``efConstruction``): twice FAISS's
-default of 40, for a better-linked graph; it is built in the background (29,616 384-d
-vectors in ~4 s, ``benchmarks/vector_search.py``)."""
-
-GRAPH_SEARCH_BREADTH = 400
-"""Least candidates a graph search keeps (HNSW's ``efSearch``; at least 1.5 times ``k``).
-``benchmarks/vector_search.py``, 1,986 LoCoMo questions over 29,616 vectors, k = 264: at
-400 the graph kept 99.9% of the exact top 20 and 98.9% of the top 264 in 0.71 ms, and
-found a question's evidence as often as the exact scan (0.496 / 0.846 in the top 20 /
-264, exact 0.495 / 0.844); at 528, 99.4% of the top 264 in 0.99 ms."""
 
 
 def index_path(directory: Path, session: str, model: str, *, kind: str | None = None) -> Path:
@@ -84,8 +60,7 @@ class FAISSIndex:
         self.dim = dim
         self.path = path
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self._lock = threading.Lock()  # guards ``_index``: searches and swaps
-        self._writing = threading.Lock()  # one writer at a time; a graph builds outside _lock
+        self._lock = threading.Lock()
         self._max_id = -1  # ids above it are new: adding them needs no O(n) removal
         # sample_scores's sample: (stride, size, positions covered, ids, vectors)
         self._sample: tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None
@@ -102,7 +77,8 @@ class FAISSIndex:
     ) -> tuple[FAISSIndex, bool]:
         """Load the index at ``path``, or rebuild it from the stored vectors.
 
-        The file is trusted only if it reads cleanly and holds exactly ``stored_ids``.
+        The file is trusted only if it reads cleanly, is an exact (flat) index and holds
+        exactly ``stored_ids``.
 
         Returns:
             ``(index, rebuilt)``: ``rebuilt`` is True when the file was missing, torn or
@@ -111,72 +87,30 @@ class FAISSIndex:
         index = cls(dim, path)
         if path is not None and path.exists():
             try:
-                loaded = faiss.read_index(str(path))
+                loaded: Any = faiss.read_index(str(path))
                 held = _ids_of(loaded)
-                if loaded.d == dim and held == set(stored_ids):
+                flat = isinstance(faiss.downcast_index(loaded.index), faiss.IndexFlat)
+                if flat and loaded.d == dim and held == set(stored_ids):
                     index._index, index._max_id = loaded, max(held, default=-1)
                     index._sample = None
                     return index, False
-            except RuntimeError:
-                pass  # torn or foreign file: rebuild below
+            except (RuntimeError, AttributeError):
+                pass  # torn or foreign file (not an id-mapped index): rebuild below
         if len(stored_ids):
-            keys = np.asarray(stored_ids, dtype=np.int64)
-            matrix = np.ascontiguousarray(stored_vectors, dtype=np.float32)
-            index._put(keys, matrix.reshape(len(keys), dim), replacing=False)
+            index.add(stored_ids, stored_vectors)
         index.save()
         return index, path is not None
 
     def add(self, ids: Sequence[int], vectors: npt.NDArray[np.float32]) -> None:
-        """Add vectors (one row per id); ids already present are replaced.
-
-        Then ``settle``: the index turns into a graph when its vectors fill
-        ``GRAPH_FROM_BYTES``. A graph can not drop a vector, so replacing one rebuilds the graph."""
+        """Add vectors (one row per id); ids already present are replaced."""
         matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         keys = np.asarray(ids, dtype=np.int64)
-        with self._writing:
-            replacing = bool(len(keys)) and int(keys.min()) <= self._max_id
-            if replacing and _is_graph(self._index):
-                held, rows = self._held()
-                kept = ~np.isin(held, keys)
-                held = np.concatenate([held[kept], keys])
-                self._swap(_graph(self.dim, held, np.concatenate([rows[kept], matrix])))
-                return
-            self._put(keys, matrix, replacing=replacing)
-        self.settle()
-
-    def _put(
-        self, keys: npt.NDArray[np.int64], matrix: npt.NDArray[np.float32], *, replacing: bool
-    ) -> None:
         with self._lock:
-            if replacing:
+            if len(keys) and int(keys.min()) <= self._max_id:
                 self._index.remove_ids(keys)
                 self._sample = None  # the order it read shifted
             self._index.add_with_ids(matrix, keys)
             self._max_id = max(self._max_id, int(keys.max(initial=-1)))
-
-    def settle(self) -> bool:
-        """Turn a flat index that fills ``GRAPH_FROM_BYTES`` into a graph; True if it
-        did (save it then). Seconds per 10,000 vectors, built outside the search lock:
-        searches go on, exact, meanwhile. ``open`` leaves a rebuilt or older flat index
-        flat, so that opening stays fast: the background worker settles it."""
-        with self._writing:
-            if _is_graph(self._index) or len(self) * self.dim * 4 < GRAPH_FROM_BYTES:
-                return False
-            self._swap(_graph(self.dim, *self._held()))
-            return True
-
-    def _held(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Copies of every id held and its vector, in the index's order."""
-        with self._lock:
-            total = int(self._index.ntotal)
-            ids = faiss.rev_swig_ptr(self._index.id_map.data(), total).astype(np.int64)
-            return ids, _stored(self._index, total, self.dim).copy()
-
-    def _swap(self, index: Any) -> None:
-        """Put a rebuilt index in place (under ``_writing``: nothing was added since)."""
-        with self._lock:
-            self._index, self._sample = index, None
-            self._max_id = max(self._max_id, _last_id(index))
 
     def search(self, vector: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(id, score)`` pairs, best first."""
@@ -188,25 +122,16 @@ class FAISSIndex:
         """Search several query vectors (one per row) in one pass over the index: for
         each, up to ``k`` ``(id, score)`` pairs, best first.
 
-        The same pairs as one ``search`` per row (ties: the vector added first), exact
-        below ``GRAPH_FROM_BYTES``: one matrix product over the stored vectors and a
-        partial sort per row (two rows of 20,000 64-d vectors: 0.5 ms, against 0.8 ms for
-        FAISS's flat search and its heaps). From there the pairs come from the graph:
-        near-exact, not exact."""
+        The same pairs as one ``search`` per row (ties: the vector added first): one
+        matrix product over the stored vectors and a partial sort per row (two rows of
+        20,000 64-d vectors: 0.5 ms, against 0.8 ms for FAISS's flat search and its
+        heaps)."""
         queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         with self._lock:
             total = int(self._index.ntotal)
             if total == 0 or k <= 0:
                 return [[] for _ in range(len(queries))]
             wanted = min(k, total)
-            if _is_graph(self._index):  # (set under the lock: searches share the graph)
-                graph: Any = faiss.downcast_index(self._index.index)
-                graph.hnsw.efSearch = max(GRAPH_SEARCH_BREADTH, wanted * 3 // 2)
-                scores, ids = self._index.search(queries, wanted)
-                return [
-                    [(int(i), float(s)) for i, s in zip(row, row_scores, strict=True) if i != -1]
-                    for row, row_scores in zip(ids, scores, strict=True)
-                ]
             products = _stored(self._index, total, self.dim) @ queries.T  # (total, rows)
             held = faiss.rev_swig_ptr(self._index.id_map.data(), total)
             found = []
@@ -318,32 +243,12 @@ class FAISSIndex:
         os.replace(tmp, self.path)
 
 
-def _is_graph(index: Any) -> bool:
-    return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
-
-
 def _stored(index: Any, total: int, dim: int) -> npt.NDArray[np.float32]:
-    """The vectors an ``IndexIDMap2`` holds (flat or graph), read in place: a view that
+    """The vectors an ``IndexIDMap2`` over a flat index holds, read in place: a view that
     is valid only while the index is neither changed nor freed (hold its lock)."""
-    inner: Any = faiss.downcast_index(index.index)
-    flat: Any = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+    flat: Any = faiss.downcast_index(index.index)
     vectors: npt.NDArray[np.float32] = faiss.rev_swig_ptr(flat.get_xb(), total * dim)
     return vectors.reshape(total, dim)
-
-
-def _graph(dim: int, ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> Any:
-    """An HNSW graph over these vectors, keyed by these ids (seconds per 10,000 vectors)."""
-    graph = faiss.IndexHNSWFlat(dim, GRAPH_LINKS, faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = GRAPH_BUILD_BREADTH
-    index = faiss.IndexIDMap2(graph)
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-    return index
-
-
-def _last_id(index: Any) -> int:
-    total = int(index.ntotal)
-    return int(faiss.rev_swig_ptr(index.id_map.data(), total).max()) if total else -1
 
 
 def _ids_of(index: Any) -> set[int]:

@@ -107,15 +107,15 @@ class PostgresTurnIndex:
         return [_hit(r, float(r[5])) for r in rows]
 
     def _newest(self, session: str, tsquery: str, matched: int) -> int:
-        """The lowest id among the newest ``MAX_POSTINGS`` passages ``tsquery`` matches
+        """The lowest id among the newest ``MAX_SCORED`` passages ``tsquery`` matches
         (0: all of them, when they are no more; see ``stores.search_terms``)."""
-        if matched <= search_terms.MAX_POSTINGS:
+        if matched <= search_terms.MAX_SCORED:
             return 0
         sql = (
             "SELECT id FROM attic_passages WHERE session = %s "
             "AND tsv @@ to_tsquery('simple', %s) ORDER BY id DESC OFFSET %s LIMIT 1"
         )
-        params = (to_db(session), tsquery, search_terms.MAX_POSTINGS - 1)
+        params = (to_db(session), tsquery, search_terms.MAX_SCORED - 1)
         row = self.database.read(lambda conn: conn.execute(sql, params).fetchone())
         return int(row[0]) if row else 0
 
@@ -161,7 +161,7 @@ class PostgresTurnIndex:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[PassageHit]:
         """Return passages holding the query's words in order, newest first (among the
-        newest ``MAX_POSTINGS`` holding its rarest word)."""
+        newest ``MAX_SCORED`` holding its rarest word)."""
         words = phrase_words(query)
         if not words or limit <= 0:
             return []

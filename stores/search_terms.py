@@ -5,10 +5,10 @@ IDF-weighted rank of PostgreSQL), and both cost about one step per passage a wor
 matches. A word found in hundreds of a session's passages adds little to the ranking and
 most of its cost, so words are taken rarest first until they would match more than
 ``MAX_POSTINGS`` passages together; the rarest word is always kept. When even the rarest
-matches more, a search reads only the newest ``MAX_POSTINGS`` passages it matches (and
-so does a phrase search, of its rarest word): a word that common weighs little in the
-ranking, and search by meaning still reaches the older turns. A search then costs the
-same at 10,000 turns as at 50,000.
+matches more than ``MAX_SCORED``, a search reads only the newest ``MAX_SCORED`` passages
+it matches (and so does a phrase search, of its rarest word): a word that common weighs
+little in the ranking, and search by meaning still reaches the older turns. A search's
+cost is bounded however long the session grows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["MAX_POSTINGS", "idf", "rarest_within"]
+__all__ = ["MAX_POSTINGS", "MAX_SCORED", "idf", "rarest_within"]
 
 MAX_POSTINGS = 500
 """Most passages a search's words may match together. Measured with
@@ -24,6 +24,13 @@ MAX_POSTINGS = 500
 500 leaves a word out of 11% of the searches and evidence recall moves by at most 0.002
 from 2,000's (which never bound there), while a search at 10,000 turns takes 1.8 ms
 instead of 6.0 ms."""
+
+MAX_SCORED = 2_000
+"""Most passages a search scores: when even its rarest word matches more, only the newest
+``MAX_SCORED`` of them are read (BM25 on SQLite takes ~1.5 µs a row, so ~3 ms at most).
+Four times ``MAX_POSTINGS``, so that a word in a few hundred passages ("Anna" in 527 of
+them, a birthday 600 exchanges back) is still read whole: at 500 the new-user trial lost
+that fact while the embedder was down."""
 
 
 def rarest_within(counts: Mapping[str, int], cap: int | None = None) -> list[str]:

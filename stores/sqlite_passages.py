@@ -63,7 +63,7 @@ class SQLiteTurnIndex:
     A search's cost does not follow the history: words are taken rarest first up to
     ``stores.search_terms.MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table, then
     remembered and brought up to date with the rows added since), only the newest
-    ``MAX_POSTINGS`` rows of a rarest word that matches more are read, and BM25 keeps the
+    ``MAX_SCORED`` rows of a rarest word that matches more are read, and BM25 keeps the
     top ``k`` (``ORDER BY bm25 LIMIT k``).
     """
 
@@ -82,18 +82,18 @@ class SQLiteTurnIndex:
         return terms, sum(counts[t] for t in terms)
 
     def _newest(self, match: str, matched: int) -> int:
-        """The lowest rowid among the newest ``MAX_POSTINGS`` rows ``match`` matches
+        """The lowest rowid among the newest ``MAX_SCORED`` rows ``match`` matches
         (0: all of them, when they are no more): scoring, or stepping through a phrase's
         positions, costs a step per row, so a search reads only the newest rows of words
         that match more (``stores.search_terms``)."""
-        if matched <= search_terms.MAX_POSTINGS:
+        if matched <= search_terms.MAX_SCORED:
             return 0
         sql = (
             "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? "
             "ORDER BY rowid DESC LIMIT 1 OFFSET ?"
         )
         row = self.database.read(
-            lambda conn: conn.execute(sql, (match, search_terms.MAX_POSTINGS - 1)).fetchone()
+            lambda conn: conn.execute(sql, (match, search_terms.MAX_SCORED - 1)).fetchone()
         )
         return int(row[0]) if row else 0
 
@@ -174,7 +174,7 @@ class SQLiteTurnIndex:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[PassageHit]:
         """Return passages holding the query's words in order, newest first (among the
-        newest ``MAX_POSTINGS`` rows holding its rarest word)."""
+        newest ``MAX_SCORED`` rows holding its rarest word)."""
         words = phrase_words(query)
         if not words or limit <= 0:
             return []

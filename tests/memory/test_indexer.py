@@ -13,7 +13,6 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from memory import ConversationMemory
 from memory._indexer import QUERY_COOLDOWN_SECONDS
-from stores import faiss_index
 
 FACT = "I parked the car in bay 42."
 FILLER = [
@@ -124,26 +123,4 @@ def test_the_first_query_after_opening_loads_the_stored_index(tmp_path: Path) ->
         assert indexer is not None
         indexer._index = None  # as in a new process before the background worker loads it
         report = mem.assemble(query="What code opens my gym storage?").report
-    assert fact in report.recalled_turns and report.recall_degraded is None
-
-
-def test_a_large_session_finds_by_meaning_through_the_graph(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(faiss_index, "GRAPH_FROM_BYTES", 40 * 2 * 4)
-    path, question = tmp_path / "m.db", "What code opens my gym storage?"
-    with ConversationMemory.open(path, session="s", budget=600, embedder=_Meaning()) as mem:
-        fact = mem.add([HumanMessage("The locker code is 4471-88."), AIMessage("Noted.")])[0]
-        for n in range(60):
-            mem.add((HumanMessage if n % 2 == 0 else AIMessage)(f"{FILLER[n % 5]} ({n})"))
-        assert mem.wait_until_indexed(30)
-        index = mem._state.recall.ranker.indexer._ready()  # type: ignore[union-attr]
-        assert index is not None and faiss_index._is_graph(index._index)
-        assert fact in mem.assemble(query=question).report.recalled_turns
-    with ConversationMemory.open(path, session="s", budget=600, embedder=_Meaning()) as mem:
-        indexer = mem._state.recall.ranker.indexer
-        assert indexer is not None
-        indexer._index = None  # a new process: the graph is read back from its file
-        report = mem.assemble(query=question).report
-        assert indexer._index is not None and faiss_index._is_graph(indexer._index._index)
     assert fact in report.recalled_turns and report.recall_degraded is None

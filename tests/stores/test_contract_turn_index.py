@@ -120,10 +120,11 @@ def test_a_rare_word_outweighs_a_common_one_and_counts_follow_adds(store: Store)
     assert store.passages.search("a", "kite zephyr", limit=3)[0].seq < 13
 
 
-def test_a_word_in_more_passages_than_the_cap_is_read_in_its_newest_only(
+def test_a_word_in_more_passages_than_max_scored_is_read_in_its_newest_only(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(search_terms, "MAX_POSTINGS", 3)
+    monkeypatch.setattr(search_terms, "MAX_SCORED", 3)
     with store.write():
         store.passages.add(
             "a", [NewPassage(seq, 0, f"a red kite number {seq}", 100.0) for seq in range(1, 9)]
@@ -135,5 +136,5 @@ def test_a_word_in_more_passages_than_the_cap_is_read_in_its_newest_only(
     # the phrase's rarest word ("red", in 8) is read in its newest 3 passages
     assert [h.seq for h in store.passages.phrase("a", "red kite")] == [8, 7, 6]
     assert store.passages.phrase("a", "red kite gone") == []  # "gone": never used
-    monkeypatch.setattr(search_terms, "MAX_POSTINGS", 500)
+    monkeypatch.setattr(search_terms, "MAX_SCORED", 2_000)
     assert len(store.passages.search("a", "kite")) == 9

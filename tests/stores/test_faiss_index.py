@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
-import numpy.typing as npt
-import pytest
 
-from stores import faiss_index
 from stores.faiss_index import FAISSIndex
 
 
@@ -74,84 +72,20 @@ def test_the_sample_does_not_line_up_with_a_pattern_in_the_ids() -> None:
             assert shares.min() > 0.8 / period, (total, period, shares)
 
 
-def _clustered(rng: np.random.Generator, n: int, dim: int) -> npt.NDArray[np.float32]:
-    """Unit vectors around 40 topics, as a long chat's turns cluster by subject."""
-    topics = rng.normal(size=(40, dim))
-    rows = topics[rng.integers(0, 40, n)] + rng.normal(0, 0.35, (n, dim))
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
-def _exact_top(
-    vectors: npt.NDArray[np.float32], ids: list[int], query: npt.NDArray[np.float32], k: int
-) -> list[int]:
-    return [ids[i] for i in np.argsort(-(vectors @ query), kind="stable")[:k]]
-
-
-def test_a_large_index_walks_a_graph_that_finds_what_the_exact_scan_finds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(faiss_index, "GRAPH_FROM_BYTES", 1_500 * 32 * 4)
-    rng = np.random.default_rng(5)
-    vectors = _clustered(rng, 3_000, 32)
-    needles = rng.normal(size=(5, 32)).astype(np.float32)  # facts unlike any topic
-    needles /= np.linalg.norm(needles, axis=1, keepdims=True)
-    vectors[[300, 1_100, 1_900, 2_400, 2_999]] = needles
-    ids = list(range(7, 3_007))
-    index = FAISSIndex(32)
-    index.add(ids[:1_000], vectors[:1_000])
-    assert not faiss_index._is_graph(index._index)  # small: exact
-    for start in range(1_000, 3_000, 250):  # grows as a worker adds batches
-        index.add(ids[start : start + 250], vectors[start : start + 250])
-    assert faiss_index._is_graph(index._index) and len(index) == 3_000
-    for position in (300, 1_100, 1_900, 2_400, 2_999):  # each planted fact comes first
-        asked = vectors[position] + rng.normal(0, 0.02, 32).astype(np.float32)
-        assert index.search(asked, 5)[0][0] == ids[position]
-    kept = []
-    for query in _clustered(rng, 50, 32):
-        found = [i for i, _ in index.search(query, 20)]
-        kept.append(len(set(found) & set(_exact_top(vectors, ids, query, 20))) / 20)
-    assert np.mean(kept) >= 0.98
-
-
-def test_a_graph_reads_its_vectors_and_rebuilds_to_replace_one(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(faiss_index, "GRAPH_FROM_BYTES", 500 * 16 * 4)
+def test_a_graph_index_file_is_not_trusted_but_rebuilt_exact(tmp_path: Path) -> None:
+    # Written by a build that searched large sessions through an HNSW graph (dropped: it
+    # lost planted facts where a chat repeats itself); the stored vectors are the truth.
     rng = np.random.default_rng(6)
-    vectors = _clustered(rng, 800, 16)
-    ids = list(range(800))
-    index = FAISSIndex(16, tmp_path / "i.faiss")
-    index.add(ids, vectors)
-    assert faiss_index._is_graph(index._index)
-    query = rng.normal(size=16).astype(np.float32)
-    held, scores = index.score_all(query)
-    assert np.allclose(scores, vectors[held] @ query, atol=1e-5)
-    assert np.allclose(index.scores_of(query, [3, 799]), vectors[[3, 799]] @ query, atol=1e-5)
-    sampled, sample = index.sample_scores(query, 100)
-    assert np.allclose(sample, vectors[sampled] @ query, atol=1e-5)
-    index.add([12], query[None, :] / np.linalg.norm(query))  # replaced: the graph rebuilt
-    assert faiss_index._is_graph(index._index) and index.ids() == set(ids)
-    assert index.search(query, 1)[0][0] == 12
-    index.save()
+    vectors = rng.normal(size=(50, 16)).astype(np.float32)
+    graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(16, 32, faiss.METRIC_INNER_PRODUCT))
+    graph.add_with_ids(vectors, np.arange(50, dtype=np.int64))
+    faiss.write_index(graph, str(tmp_path / "i.faiss"))
     opened, rebuilt = FAISSIndex.open(
-        16, tmp_path / "i.faiss", stored_ids=ids, stored_vectors=vectors
+        16, tmp_path / "i.faiss", stored_ids=list(range(50)), stored_vectors=vectors
     )
-    assert not rebuilt and faiss_index._is_graph(opened._index)
-    assert opened.search(query, 1)[0][0] == 12
-
-
-def test_opening_leaves_a_rebuilt_index_flat_until_the_worker_settles_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(faiss_index, "GRAPH_FROM_BYTES", 500 * 16 * 4)
-    vectors = _clustered(np.random.default_rng(7), 600, 16)
-    opened, rebuilt = FAISSIndex.open(
-        16, tmp_path / "gone.faiss", stored_ids=list(range(600)), stored_vectors=vectors
-    )
-    assert rebuilt and not faiss_index._is_graph(opened._index)  # opening stays fast
-    assert opened.settle() and faiss_index._is_graph(opened._index)
-    assert not opened.settle()  # already a graph
-    assert opened.search(vectors[42], 1)[0][0] == 42
+    assert rebuilt and opened.search(vectors[7], 1)[0][0] == 7
+    saved = faiss.read_index(str(tmp_path / "i.faiss"))
+    assert isinstance(faiss.downcast_index(saved.index), faiss.IndexFlat)
 
 
 def test_an_exact_search_ranks_best_first_and_equal_scores_by_the_first_added() -> None:
