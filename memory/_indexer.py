@@ -41,6 +41,11 @@ __all__ = [
 
 DEFAULT_EMBED_BATCH = 64
 QUERY_CACHE_SIZE = 32
+CATCH_UP_SECONDS = 0.5
+"""Least seconds between two looks, on the query path, for vectors another process stored
+(a process serving the same session file embeds its own turns; this one adds their
+vectors to its index when it sees them)."""
+
 QUERY_COOLDOWN_SECONDS = 30.0
 """After the embedder fails on a query, seconds during which queries are searched without
 embeddings (full-text and phrase only) before the embedder is tried again."""
@@ -67,8 +72,11 @@ class VectorSource(Protocol):
         """Store one vector per id, all or nothing."""
         ...
 
-    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for the session (ids, matrix)."""
+    def vectors(
+        self, session: str, model: str, *, after: int = 0
+    ) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for the session with an id above ``after``
+        (ids, matrix)."""
         ...
 
     def last_id(self, session: str) -> int:
@@ -90,9 +98,12 @@ class ChunkVectors:
         """Store one vector per chunk id, all or nothing."""
         self.blobs.set_vectors(ids, vectors, model)
 
-    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for the session's chunks."""
-        return self.blobs.vectors(session, model)
+    def vectors(
+        self, session: str, model: str, *, after: int = 0
+    ) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for the session's chunks with an id above
+        ``after``."""
+        return self.blobs.vectors(session, model, after=after)
 
     def last_id(self, session: str) -> int:
         """Return the session's highest chunk id, 0 when it has none."""
@@ -138,6 +149,8 @@ class Indexer(BackgroundWorker):
         self._batch_size = batch_size
         self._index: FAISSIndex | None = None
         self._opening = threading.Lock()  # one load of the stored index, by whoever asks first
+        self._adding = threading.Lock()  # stored vectors go into the index once, by one thread
+        self._next_catch_up = 0.0  # time.monotonic() of the next look for others' vectors
         self._embedded_upto = 0  # highest chunk id known to be embedded and indexed
         self.chunks_embedded = 0
         self.embed_seconds = 0.0
@@ -253,7 +266,24 @@ class Indexer(BackgroundWorker):
         has not yet: otherwise the first searches after opening a session would
         silently leave out every match by meaning (~0.8 s at 9,000 turns)."""
         index = self._index if self._index is not None else self._load(None)
+        if index is not None and time.monotonic() >= self._next_catch_up:
+            self._catch_up(index)
         return index if index else None
+
+    def _catch_up(self, index: FAISSIndex) -> None:
+        """Add the vectors stored since this index's newest (another process embedded
+        them: it serves the same session file), at most every ``CATCH_UP_SECONDS`` on
+        the query path. A vector stored by another process below this index's newest id
+        (both adding at once) waits for the next open."""
+        with self._adding:
+            self._catch_up_locked(index)
+
+    def _catch_up_locked(self, index: FAISSIndex) -> None:
+        self._next_catch_up = time.monotonic() + CATCH_UP_SECONDS
+        ids, vectors = self._source.vectors(self.session, self.model, after=index.max_id)
+        if ids and vectors.shape[1] == index.dim:
+            index.add(ids, vectors)
+            self._unsaved = True
 
     def _ensure_index(self, dim: int) -> FAISSIndex:
         index = self._load(dim)
@@ -295,8 +325,9 @@ class Indexer(BackgroundWorker):
             return False
         chunks = self._source.unembedded(self.session, self.model, limit=self._batch_size)
         if not chunks:
+            if (index := self._ready()) is not None:  # loaded once embedding is caught up
+                self._catch_up(index)  # with what other processes embedded too
             self._save()
-            self._ready()  # the stored index, loaded once embedding is caught up
             self._embedded_upto = max(self._embedded_upto, self._source.last_id(self.session))
             return False
         started = time.perf_counter()
@@ -305,9 +336,11 @@ class Indexer(BackgroundWorker):
         )
         self.embed_seconds += time.perf_counter() - started
         ids_new = [c.id for c in chunks]
-        self._source.set_vectors(ids_new, vectors_new, self.model)
         index = self._ensure_index(vectors_new.shape[1])
-        index.add(ids_new, vectors_new)
+        with self._adding:  # stored and indexed together: a catch-up never adds them twice
+            self._catch_up_locked(index)  # first what other processes stored before them
+            self._source.set_vectors(ids_new, vectors_new, self.model)
+            index.add(ids_new, vectors_new)
         self._unsaved = True
         if len(chunks) < self._batch_size:  # the backlog is drained: write the file once
             self._save()  # (a crash before: the index is rebuilt from stored vectors)

@@ -147,8 +147,12 @@ class BlobStore(Protocol):
         """Store one vector per chunk id, all or nothing."""
         ...
 
-    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for a session's chunks, to rebuild an index."""
+    def vectors(
+        self, session: str, model: str, *, after: int = 0
+    ) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for a session's chunks with an id above
+        ``after``: all of them to rebuild an index, the newest to catch up with another
+        process."""
         ...
 
 

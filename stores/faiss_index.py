@@ -224,6 +224,11 @@ class FAISSIndex:
         self._sample = (stride, size, total, ids, rows)
         return ids, rows
 
+    @property
+    def max_id(self) -> int:
+        """The highest id ever added (-1: none)."""
+        return self._max_id
+
     def ids(self) -> set[int]:
         """Return the ids held."""
         with self._lock:

@@ -205,6 +205,8 @@ class PostgresBlobStore:
         """Store one float32 vector per chunk id, in one transaction."""
         write_vectors(self.database, POSTGRES, "chunks", ids, vectors, model)
 
-    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for a session's chunks (ids, matrix)."""
-        return read_vectors(self.database, POSTGRES, "chunks", session, model)
+    def vectors(
+        self, session: str, model: str, *, after: int = 0
+    ) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return the vectors ``model`` made for a session's chunks above ``after``."""
+        return read_vectors(self.database, POSTGRES, "chunks", session, model, after=after)

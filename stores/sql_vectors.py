@@ -44,16 +44,22 @@ def write_vectors(
 
 
 def read_vectors(
-    database: Database, dialect: Dialect, table: str, session: str, model: str
+    database: Database,
+    dialect: Dialect,
+    table: str,
+    session: str,
+    model: str,
+    *,
+    after: int = 0,
 ) -> tuple[list[int], npt.NDArray[np.float32]]:
-    """Return every vector ``model`` made for a session's rows of ``table`` (ids, matrix);
-    no vectors: ``([], a 0 x 0 matrix)``."""
+    """Return every vector ``model`` made for a session's rows of ``table`` whose id is
+    above ``after`` (ids, matrix); no vectors: ``([], a 0 x 0 matrix)``."""
     mark = dialect.mark
     rows = database.read(
         lambda conn: conn.execute(
             f"SELECT id, vector FROM {dialect.table(table)} WHERE session = {mark} "
-            f"AND model = {mark} AND vector IS NOT NULL ORDER BY id",
-            (dialect.put(session), model),
+            f"AND id > {mark} AND model = {mark} AND vector IS NOT NULL ORDER BY id",
+            (dialect.put(session), after, model),
         ).fetchall()
     )
     if not rows:

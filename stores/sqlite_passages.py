@@ -238,6 +238,8 @@ class SQLiteTurnIndex:
         """Store one float32 vector per passage id, in one transaction."""
         write_vectors(self.database, SQLITE, "passages", ids, vectors, model)
 
-    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for a session's passages (ids, matrix)."""
-        return read_vectors(self.database, SQLITE, "passages", session, model)
+    def vectors(
+        self, session: str, model: str, *, after: int = 0
+    ) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return the vectors ``model`` made for a session's passages above ``after``."""
+        return read_vectors(self.database, SQLITE, "passages", session, model, after=after)

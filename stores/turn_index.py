@@ -128,7 +128,10 @@ class TurnIndex(Protocol):
         """
         ...
 
-    def vectors(self, session: str, model: str) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for a session's passages (ids, matrix of
-        shape ``(len(ids), dim)``), to rebuild an index."""
+    def vectors(
+        self, session: str, model: str, *, after: int = 0
+    ) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Return every vector ``model`` made for a session's passages with an id above
+        ``after`` (ids, matrix of shape ``(len(ids), dim)``): all of them to rebuild an
+        index, the newest to catch up with another process."""
         ...

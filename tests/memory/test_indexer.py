@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,3 +127,47 @@ def test_the_first_query_after_opening_loads_the_stored_index(tmp_path: Path) ->
         indexer._index = None  # as in a new process before the background worker loads it
         report = mem.assemble(query="What code opens my gym storage?").report
     assert fact in report.recalled_turns and report.recall_degraded is None
+
+
+_OTHER_PROCESS = """
+import sys
+from langchain_core.embeddings import Embeddings
+from memory import ConversationMemory
+
+class _Meaning(Embeddings):
+    def _vector(self, text):
+        about = any(w in text.lower() for w in ("locker", "gym storage"))
+        return [1.0, 0.0] if about else [0.0, 1.0]
+    def embed_documents(self, texts):
+        return [self._vector(t) for t in texts]
+    def embed_query(self, text):
+        return self._vector(text)
+
+with ConversationMemory.open(sys.argv[1], session="s", budget=600, embedder=_Meaning()) as mem:
+    mem.add([{"role": "user", "content": "My locker combination is 4471-88."},
+             {"role": "assistant", "content": "Noted."}])
+    for n in range(40):
+        mem.add({"role": "user" if n % 2 == 0 else "assistant", "content": f"Filler [{n}]"})
+    assert mem.wait_until_indexed(30)
+"""
+
+
+def test_a_process_catches_up_with_vectors_another_process_stored(tmp_path: Path) -> None:
+    # Two server processes on one file: each embeds its own adds, and sees the other's.
+    path, question = tmp_path / "m.db", "What opens my gym storage?"
+    script = tmp_path / "other.py"
+    script.write_text(_OTHER_PROCESS, encoding="utf-8")
+    with ConversationMemory.open(path, session="s", budget=600, embedder=_Meaning()) as mine:
+        for n in range(40):
+            mine.add((HumanMessage if n % 2 == 0 else AIMessage)(f"{FILLER[n % 5]} ({n})"))
+        assert mine.wait_until_indexed(30)
+        assert mine.assemble(query=question).report.recall_degraded is None  # index loaded
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        subprocess.run([sys.executable, str(script), str(path)], check=True, env=env, timeout=120)
+        mine.add([HumanMessage("Anything new?"), AIMessage("Not much.")])  # reads the log
+        assert mine.wait_until_indexed(30)
+        indexer = mine._state.recall.ranker.indexer
+        assert indexer is not None and indexer._index is not None
+        stored, _ = indexer._source.vectors("s", indexer.model)
+        assert indexer._index.ids() == set(stored)  # the other process's vectors too
+        assert "4471-88" in mine.recall(query=question)  # found by meaning alone
