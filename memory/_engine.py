@@ -219,6 +219,8 @@ class Engine(Closing):
     ) -> tuple[SessionState, _StateKey]:
         key = (session, counter.name, embedder_name(embedder))
         state = self._states.get(key)
+        if state is not None and not state.closed and state.forgotten_elsewhere():
+            state.close()  # forgotten by another process: start the session anew
         if state is None or state.closed:
             block, due = fold_sizes  # until a system prompt retargets them
             state = SessionState(

@@ -181,9 +181,19 @@ class SessionState:
 
         A retraction among them rebuilds the view without the retracted messages (and
         the summary, if it covered one of them).
+
+        Raises:
+            ClosedError: the session was forgotten elsewhere (``forgotten_elsewhere``):
+                the state is closed, so nothing forgotten is sent or written back.
         """
         outline = self.store.turns.outline(self.session, after_seq=self.last_seq)
         if not len(outline):
+            if self.forgotten_elsewhere():
+                self.close()
+                raise ClosedError(
+                    f"session {self.session!r} was forgotten (by another process or "
+                    "handle): what this memory held is gone; open it again to start anew"
+                )
             return 0
         self.last_seq = outline.seqs[-1]
         marks = [
@@ -194,6 +204,12 @@ class SessionState:
         else:
             self.view.refresh(outline)
         return len(outline)
+
+    def forgotten_elsewhere(self) -> bool:
+        """Whether the store no longer holds turns this view has read: the session was
+        forgotten by another process (``attic forget``) or another engine. Turns are
+        never deleted otherwise, and the view counts only committed ones."""
+        return self.last_seq > 0 and self.store.turns.last_seq(self.session) < self.last_seq
 
     def _apply(self, retracted: set[int]) -> None:
         """Rebuild the view without the retracted messages (and the summary if needed)."""

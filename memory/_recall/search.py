@@ -14,6 +14,7 @@ from collections.abc import Callable
 from memory._archive import Archive, Hit
 from memory._indexer import Indexer
 from memory._recall.fuse import interleave
+from memory._recall.pack import turn_line
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
 from memory._view import SessionView
@@ -99,8 +100,10 @@ class Recall:
             if r.passage_id is None or (p := records.get(r.passage_id)) is None:
                 continue
             # A turn found by its context copy is quoted by its own text: the copy also
-            # holds the turn before it, quoted (and labelled) apart when it matches too.
-            text = own_text(view, r.seq) if p.context else None
+            # holds the turn before it, quoted (and labelled) apart when it matches too. A
+            # passage of a long message is labelled as the prompt labels it ("(part 16 of
+            # 31 of a long message)").
+            text = own_text(view, r.seq) if p.context else turn_line(view, r.seq, p.idx)
             text = text or p.text
             found.append(Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at))
         return _with_answers(found, view, bound=bound)[:k]

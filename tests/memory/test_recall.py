@@ -91,6 +91,7 @@ def test_a_clause_in_the_middle_of_a_long_message_comes_back() -> None:
         assert "1. Orders (part 1)" not in str(recalled.content)  # not the message's head
         answer = mem.recall(query=question)
         assert "4.5 percent" in answer and 'turn="1"' in answer and "date=" in answer
+        assert "of a long message): Late delivery" in answer  # labelled as in the prompt
         assert mem.counter.count(answer) < 600  # the passage, not the whole message
         assert "Codenames" not in answer  # what matches, not the best of the rest
         # Once the question is stored (as before a tool call), the tool finds the clause,

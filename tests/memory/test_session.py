@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from memory import Engine
+from memory import ClosedError, Engine
+from memory.forget import forget_stored
 from stores import open_store
 from stores.errors import InterruptedWriteError
 
@@ -57,3 +58,25 @@ def test_an_add_whose_commit_answer_was_lost_is_stored_once(committed: bool) -> 
         mem.add({"role": "user", "content": "third"})  # the session reads on as usual
         assert [m.content for m in mem.history()][-1] == "third"
     store.inner.close()
+
+
+def test_a_session_forgotten_by_another_process_is_closed_here_and_opens_anew(
+    tmp_path: Any,
+) -> None:
+    path = str(tmp_path / "f.db")
+    engine = Engine(path, embedder=DeterministicFakeEmbedding(size=8))
+    try:
+        mem = engine.open(session="s1", budget=2_000)
+        mem.add([{"role": "user", "content": "The spare key is under the flowerpot."},
+                 {"role": "assistant", "content": "Noted."}])  # fmt: skip
+        assert "flowerpot" in str(mem.assemble().messages)
+        forget_stored(path, session="s1")  # as `attic forget` in another process does
+        for call in (mem.assemble, lambda: mem.add({"role": "user", "content": "hi"})):
+            with pytest.raises(ClosedError, match="was forgotten"):
+                call()
+        fresh = engine.open(session="s1", budget=2_000)  # the server's next request: a new start
+        assert fresh.history() == [] and "flowerpot" not in str(fresh.assemble().messages)
+        fresh.add({"role": "user", "content": "Hello again."})
+        assert [m.content for m in fresh.history()] == ["Hello again."]
+    finally:
+        engine.close()
