@@ -273,10 +273,15 @@ class Indexer(BackgroundWorker):
     def _catch_up(self, index: FAISSIndex) -> None:
         """Add the vectors stored since this index's newest (another process embedded
         them: it serves the same session file), at most every ``CATCH_UP_SECONDS`` on
-        the query path. A vector stored by another process below this index's newest id
-        (both adding at once) waits for the next open."""
-        with self._adding:
+        the query path, never waiting for the worker's write (it catches up itself). A
+        vector stored by another process below this index's newest id (both adding at
+        once) waits for the next open."""
+        if not self._adding.acquire(blocking=False):
+            return  # the worker is storing a batch: it catches up before it adds
+        try:
             self._catch_up_locked(index)
+        finally:
+            self._adding.release()
 
     def _catch_up_locked(self, index: FAISSIndex) -> None:
         self._next_catch_up = time.monotonic() + CATCH_UP_SECONDS
