@@ -304,14 +304,26 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
         *,
         page: int = 1,
     ) -> str:
-        """Return exactly what the ``recall`` tool returns (see ``memory.tool.recall``)."""
-        self._check_open()
+        """Return exactly what the ``recall`` tool returns (see ``memory.tool.recall``),
+        over the turns stored by now, by any process.
+
+        Raises:
+            ClosedError: the memory was closed, or the session forgotten elsewhere.
+        """
+        self._current()
         return recall(self._state.recall, ref=ref, query=query, max_tokens=max_tokens, page=page)
 
     def recall_tool(self) -> BaseTool:
-        """Return the recall tool as a LangChain ``BaseTool`` bound to this session."""
+        """Return the recall tool as a LangChain ``BaseTool`` bound to this session; each
+        call reads the turns stored by then, by any process."""
         self._check_open()
-        return recall_tool(self._state.recall)
+        return recall_tool(self._state.recall, before=self._current)
+
+    def _current(self) -> None:
+        """Check the memory is open and load what other writers stored since."""
+        with self._state.lock:
+            self._check_open()
+            self._refresh()
 
     def wait_until_indexed(self, timeout: float | None = None) -> bool:
         """Block until every archived chunk and turn is embedded; True if in time.
@@ -319,7 +331,7 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
         Raises:
             ConfigError: ``timeout`` is not seconds >= 0 or None.
         """
-        self._check_open()
+        self._current()
         return self._state.wait_indexed(check_timeout(timeout))
 
     def wait_for_summary(self, timeout: float | None = None) -> bool:

@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import TypeVar
 
 from langchain_core.embeddings import Embeddings
@@ -34,7 +35,7 @@ from memory._tokens import TokenCounter
 from memory._view import RETRACTION_ROLE, SessionView
 from stores.base import NewTurn, Store, TurnRecord
 from stores.faiss_index import PASSAGES
-from stores.turns import message_fields
+from stores.turns import TurnOutline, message_fields
 
 __all__ = ["APPEND_RETRIES", "RETRACTION_ROLE", "SessionState", "retractions", "visible"]
 
@@ -108,6 +109,7 @@ class SessionState:
         self.closed = False
         self.view = SessionView(counter, store.turns, session)
         self.last_seq = 0
+        self._last_at = 0.0  # the created_at of the turn at last_seq, as the view read it
         """Seq of the newest stored record read (messages and retractions)."""
         self.retracted: set[int] = set()
         """Seqs of retracted messages: stored for audit, never in a prompt or history."""
@@ -186,16 +188,20 @@ class SessionState:
             ClosedError: the session was forgotten elsewhere (``forgotten_elsewhere``):
                 the state is closed, so nothing forgotten is sent or written back.
         """
-        outline = self.store.turns.outline(self.session, after_seq=self.last_seq)
-        if not len(outline):
-            if self.forgotten_elsewhere():
+        # The newest turn the view holds is read again: a session forgotten elsewhere,
+        # and perhaps started anew since, no longer holds it as it was.
+        outline = self.store.turns.outline(self.session, after_seq=max(self.last_seq - 1, 0))
+        if self.last_seq > 0:
+            if not self._holds_last(outline):
                 self.close()
                 raise ClosedError(
                     f"session {self.session!r} was forgotten (by another process or "
                     "handle): what this memory held is gone; open it again to start anew"
                 )
+            outline = TurnOutline(*(getattr(outline, f.name)[1:] for f in fields(outline)))
+        if not len(outline):
             return 0
-        self.last_seq = outline.seqs[-1]
+        self.last_seq, self._last_at = outline.seqs[-1], outline.times[-1]
         marks = [
             s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
         ]
@@ -205,11 +211,20 @@ class SessionState:
             self.view.refresh(outline)
         return len(outline)
 
+    def _holds_last(self, outline: TurnOutline) -> bool:
+        """Whether ``outline`` (read from the view's newest seq on) starts with the view's
+        newest turn as the view read it (same seq, same time)."""
+        return outline.seqs[:1] == (self.last_seq,) and outline.times[0] == self._last_at
+
     def forgotten_elsewhere(self) -> bool:
-        """Whether the store no longer holds turns this view has read: the session was
-        forgotten by another process (``attic forget``) or another engine. Turns are
-        never deleted otherwise, and the view counts only committed ones."""
-        return self.last_seq > 0 and self.store.turns.last_seq(self.session) < self.last_seq
+        """Whether the store no longer holds the newest turn this view has read, as it
+        read it: the session was forgotten by another process (``attic forget``) or
+        another engine, and perhaps started anew since. Turns are never deleted
+        otherwise, and the view counts only committed ones."""
+        if self.last_seq <= 0:
+            return False
+        outline = self.store.turns.outline(self.session, after_seq=self.last_seq - 1)
+        return not self._holds_last(outline)
 
     def _apply(self, retracted: set[int]) -> None:
         """Rebuild the view without the retracted messages (and the summary if needed)."""
@@ -281,7 +296,7 @@ class SessionState:
                 self.reload()  # the view may hold rows the rollback undid
                 raise
             if records:
-                self.last_seq = records[-1].seq
+                self.last_seq, self._last_at = records[-1].seq, records[-1].created_at
             return records
         raise ConflictError(
             f"session {self.session!r} kept changing under {APPEND_RETRIES} attempts to add"

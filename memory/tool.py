@@ -10,6 +10,7 @@ system's. Exposed as a LangChain tool and as OpenAI / Anthropic tool schemas.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -354,8 +355,11 @@ def handle_tool_call(source: Recall | Archive, arguments: str | dict[str, Any]) 
     )
 
 
-def recall_tool(source: Recall | Archive) -> BaseTool:
-    """Return the recall tool as a LangChain tool bound to one session's recall."""
+def recall_tool(source: Recall | Archive, *, before: Callable[[], None] | None = None) -> BaseTool:
+    """Return the recall tool as a LangChain tool bound to one session's recall.
+
+    ``before`` runs before each call (``ConversationMemory`` loads the turns other
+    processes stored, and raises ``ClosedError`` once the memory is closed)."""
 
     def _run(
         ref: str | None = None,
@@ -363,6 +367,8 @@ def recall_tool(source: Recall | Archive) -> BaseTool:
         max_tokens: int = DEFAULT_RECALL_TOKENS,
         page: int = 1,
     ) -> str:
+        if before is not None:
+            before()
         return recall(source, ref=ref, query=query, max_tokens=max_tokens, page=page)
 
     return StructuredTool.from_function(

@@ -87,17 +87,17 @@ class Recall:
         if floor is not None and ranked:
             floor = max(floor, RELATIVE_FLOOR * ranked[0].score)
         shown = [
-            r
-            for r in ranked
-            if r.seq not in view.hidden
-            and (floor is None or r.score >= floor)
-            and r.passage_id is not None
+            r for r in ranked if r.seq not in view.hidden and (floor is None or r.score >= floor)
         ][:k]
         ids = [r.passage_id for r in shown if r.passage_id is not None]
         records = {p.id: p for p in self._passages.passages(self.archive.session, ids)}
         found = []
         for r in shown:
-            if r.passage_id is None or (p := records.get(r.passage_id)) is None:
+            p = records.get(r.passage_id) if r.passage_id is not None else None
+            if p is None:  # found by a prior alone (it holds the query as a phrase)
+                turn, line = view.turn_at(r.seq), turn_line(view, r.seq, r.passage)
+                if turn is not None and line is not None:
+                    found.append(Hit("", r.seq, 0, len(line), line, r.score, created_at=turn.at))
                 continue
             # A turn found by its context copy is quoted by its own text: the copy also
             # holds the turn before it, quoted (and labelled) apart when it matches too. A

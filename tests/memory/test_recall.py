@@ -297,3 +297,31 @@ def test_a_long_plain_chat_samples_own_passages_and_context_copies_alike() -> No
         ids, _ = ranker.indexer.sample_scores("x", 2_048)
         context = ranker._is_context(ids)
     assert len(ids) > 1_000 and 0.4 < context.mean() < 0.6
+
+
+class _Down(DeterministicFakeEmbedding):
+    """An embedding service that is down: search falls back to words and phrases."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise ConnectionError("embedding service unreachable")
+
+    def embed_query(self, text: str) -> list[float]:
+        raise ConnectionError("embedding service unreachable")
+
+
+def test_the_recall_tool_quotes_a_turn_found_by_its_phrase_alone() -> None:
+    # "anna" and "birthday" together match too many passages: the word search reads
+    # "anna" alone and prefers the shorter "Anna called me" turns; the fact comes in by
+    # the phrase "Anna's birthday" only, ranked first. The tool dropped such a turn, and
+    # its score still set the relative floor: "Nothing matches".
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=1_000, embedder=_Down(size=8)
+    ) as mem:
+        mem.add([{"role": "user", "content": "Anna's birthday is on the 12th of June."},
+                 {"role": "assistant", "content": "Noted."}])  # fmt: skip
+        for n in range(150):
+            mem.add([{"role": "user", "content": f"Anna called me about topic {n}."},
+                     {"role": "assistant", "content": "OK."},
+                     {"role": "user", "content": f"It is Tom's birthday on day {n}."},
+                     {"role": "assistant", "content": "OK."}])  # fmt: skip
+        assert "12th of June" in mem.recall(query="Anna's birthday")

@@ -390,7 +390,11 @@ def test_a_turn_found_by_its_context_copy_is_quoted_by_its_own_text() -> None:
             RankedTurn(asked, 4.0, 0, None),
         ]
         hits = recall.turns("wifi password cabin", k=5)
-    assert [h.text for h in hits] == ["assistant: It is hunter2-blue."]
+    # Each quoted by its own text, apart: the question too (ranked by a prior alone).
+    assert [h.text for h in hits] == [
+        "assistant: It is hunter2-blue.",
+        "user: What is the wifi password at the cabin?",
+    ]
 
 
 def test_the_recall_tool_brings_the_answer_with_the_question_it_finds() -> None:

@@ -80,3 +80,40 @@ def test_a_session_forgotten_by_another_process_is_closed_here_and_opens_anew(
         assert [m.content for m in fresh.history()] == ["Hello again."]
     finally:
         engine.close()
+
+
+class _Alike(DeterministicFakeEmbedding):
+    """One vector for every text: search by words alone decides, whenever it embeds."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0] + [0.0] * (self.size - 1) for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0] + [0.0] * (self.size - 1)
+
+
+def test_a_handle_sees_a_session_forgotten_and_started_anew_elsewhere(tmp_path: Any) -> None:
+    path = str(tmp_path / "f.db")
+    ours = Engine(path, embedder=_Alike(size=8))
+    theirs = Engine(path, embedder=_Alike(size=8))  # another process
+    try:
+        mem = ours.open(session="s1", budget=2_000)
+        mem.add([{"role": "user", "content": "The spare key is under the flowerpot."},
+                 {"role": "assistant", "content": "Noted."}])  # fmt: skip
+        other = theirs.open(session="s1", budget=2_000)
+        other.add([{"role": "user", "content": "The boat is moored at pier 9."},
+                   {"role": "assistant", "content": "Good to know."}])  # fmt: skip
+        assert "pier 9" in mem.recall(query="Where is the boat moored?")  # no add needed
+        forget_stored(path, session="s1")
+        anew = theirs.open(session="s1", budget=2_000)  # started anew, with more turns
+        for n in range(5):
+            anew.add({"role": "user" if n % 2 == 0 else "assistant", "content": f"new {n}"})
+        for call in (mem.assemble, lambda: mem.recall(query="spare key")):
+            with pytest.raises(ClosedError, match="was forgotten"):
+                call()
+        fresh = ours.open(session="s1", budget=2_000)
+        assert "flowerpot" not in str(fresh.assemble().messages)
+        assert [m.content for m in fresh.history()] == [f"new {n}" for n in range(5)]
+    finally:
+        ours.close()
+        theirs.close()
