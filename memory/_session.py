@@ -109,8 +109,8 @@ class SessionState:
         self.closed = False
         self.view = SessionView(counter, store.turns, session)
         self.last_seq = 0
-        self._last_at = 0.0  # the created_at of the turn at last_seq, as the view read it
         """Seq of the newest stored record read (messages and retractions)."""
+        self._last_at = 0.0  # the created_at of the turn at last_seq, as the view read it
         self.retracted: set[int] = set()
         """Seqs of retracted messages: stored for audit, never in a prompt or history."""
         self.indexer = Indexer(
