@@ -110,7 +110,7 @@ class SessionState:
         self.view = SessionView(counter, store.turns, session)
         self.last_seq = 0
         """Seq of the newest stored record read (messages and retractions)."""
-        self._last_at = 0.0  # the created_at of the turn at last_seq, as the view read it
+        self._newest = (0, 0.0)  # seq and created_at of the newest record read, as read
         self.retracted: set[int] = set()
         """Seqs of retracted messages: stored for audit, never in a prompt or history."""
         self.indexer = Indexer(
@@ -192,7 +192,7 @@ class SessionState:
         # and perhaps started anew since, no longer holds it as it was.
         outline = self.store.turns.outline(self.session, after_seq=max(self.last_seq - 1, 0))
         if self.last_seq > 0:
-            if not self._holds_last(outline):
+            if not self._holds(self._newest, outline):
                 self.close()
                 raise ClosedError(
                     f"session {self.session!r} was forgotten (by another process or "
@@ -201,7 +201,7 @@ class SessionState:
             outline = TurnOutline(*(getattr(outline, f.name)[1:] for f in fields(outline)))
         if not len(outline):
             return 0
-        self.last_seq, self._last_at = outline.seqs[-1], outline.times[-1]
+        self.last_seq, self._newest = outline.seqs[-1], (outline.seqs[-1], outline.times[-1])
         marks = [
             s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
         ]
@@ -211,20 +211,24 @@ class SessionState:
             self.view.refresh(outline)
         return len(outline)
 
-    def _holds_last(self, outline: TurnOutline) -> bool:
-        """Whether ``outline`` (read from the view's newest seq on) starts with the view's
-        newest turn as the view read it (same seq, same time)."""
-        return outline.seqs[:1] == (self.last_seq,) and outline.times[0] == self._last_at
+    @staticmethod
+    def _holds(newest: tuple[int, float], outline: TurnOutline) -> bool:
+        """Whether ``outline`` (read from ``newest``'s seq on) starts with that record as
+        the view read it (same seq, same time)."""
+        return outline.seqs[:1] == (newest[0],) and outline.times[0] == newest[1]
 
     def forgotten_elsewhere(self) -> bool:
         """Whether the store no longer holds the newest turn this view has read, as it
         read it: the session was forgotten by another process (``attic forget``) or
         another engine, and perhaps started anew since. Turns are never deleted
-        otherwise, and the view counts only committed ones."""
-        if self.last_seq <= 0:
+        otherwise, and the view counts only committed ones. Safe without ``lock``: the
+        newest record is read once, as a pair, and another thread's append leaves it
+        stored as it was."""
+        newest = self._newest
+        if newest[0] <= 0:
             return False
-        outline = self.store.turns.outline(self.session, after_seq=self.last_seq - 1)
-        return not self._holds_last(outline)
+        outline = self.store.turns.outline(self.session, after_seq=newest[0] - 1)
+        return not self._holds(newest, outline)
 
     def _apply(self, retracted: set[int]) -> None:
         """Rebuild the view without the retracted messages (and the summary if needed)."""
@@ -242,7 +246,7 @@ class SessionState:
     def reload(self) -> None:
         """Rebuild the view from the store (after a failed write rolled back)."""
         self.view = SessionView(self.counter, self.store.turns, self.session)
-        self.last_seq = 0
+        self.last_seq, self._newest = 0, (0, 0.0)
         self.retracted = set()
         self.archive.hidden_refs = set()
         self.refresh()
@@ -296,7 +300,8 @@ class SessionState:
                 self.reload()  # the view may hold rows the rollback undid
                 raise
             if records:
-                self.last_seq, self._last_at = records[-1].seq, records[-1].created_at
+                self.last_seq = records[-1].seq
+                self._newest = (records[-1].seq, records[-1].created_at)
             return records
         raise ConflictError(
             f"session {self.session!r} kept changing under {APPEND_RETRIES} attempts to add"
