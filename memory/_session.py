@@ -108,8 +108,6 @@ class SessionState:
         self.lock = threading.RLock()
         self.closed = False
         self.view = SessionView(counter, store.turns, session)
-        self.last_seq = 0
-        """Seq of the newest stored record read (messages and retractions)."""
         self._newest = (0, 0.0)  # seq and created_at of the newest record read, as read
         self.retracted: set[int] = set()
         """Seqs of retracted messages: stored for audit, never in a prompt or history."""
@@ -178,6 +176,11 @@ class SessionState:
                 "the session was forgotten); open it again"
             )
 
+    @property
+    def last_seq(self) -> int:
+        """Seq of the newest stored record read (messages and retractions)."""
+        return self._newest[0]
+
     def refresh(self) -> int:
         """Load what other writers appended since the view last looked; return how many.
 
@@ -201,7 +204,7 @@ class SessionState:
             outline = TurnOutline(*(getattr(outline, f.name)[1:] for f in fields(outline)))
         if not len(outline):
             return 0
-        self.last_seq, self._newest = outline.seqs[-1], (outline.seqs[-1], outline.times[-1])
+        self._newest = (outline.seqs[-1], outline.times[-1])
         marks = [
             s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
         ]
@@ -246,7 +249,7 @@ class SessionState:
     def reload(self) -> None:
         """Rebuild the view from the store (after a failed write rolled back)."""
         self.view = SessionView(self.counter, self.store.turns, self.session)
-        self.last_seq, self._newest = 0, (0, 0.0)
+        self._newest = (0, 0.0)
         self.retracted = set()
         self.archive.hidden_refs = set()
         self.refresh()
@@ -300,7 +303,6 @@ class SessionState:
                 self.reload()  # the view may hold rows the rollback undid
                 raise
             if records:
-                self.last_seq = records[-1].seq
                 self._newest = (records[-1].seq, records[-1].created_at)
             return records
         raise ConflictError(

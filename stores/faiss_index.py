@@ -133,7 +133,7 @@ class FAISSIndex:
                 return [[] for _ in range(len(queries))]
             wanted = min(k, total)
             products = _stored(self._index, total, self.dim) @ queries.T  # (total, rows)
-            held = faiss.rev_swig_ptr(self._index.id_map.data(), total)
+            held = _held_ids(self._index, total)
             found = []
             for column in products.T:
                 top = np.argpartition(-column, wanted - 1)[:wanted]
@@ -217,8 +217,7 @@ class FAISSIndex:
             positions = positions[(positions * _GOLDEN) >> bits == 0]
         if len(positions):  # the index's id map and vectors, read in place
             at = positions.astype(np.int64)
-            id_map = self._index.id_map
-            new_ids = faiss.rev_swig_ptr(id_map.data(), total)[at].astype(np.int64)
+            new_ids = _held_ids(self._index, total)[at].astype(np.int64)
             new_rows = _stored(self._index, total, self.dim)[at]
             ids, rows = np.concatenate([ids, new_ids]), np.concatenate([rows, new_rows])
         self._sample = (stride, size, total, ids, rows)
@@ -246,6 +245,12 @@ class FAISSIndex:
         with self._lock:
             faiss.write_index(self._index, str(tmp))
         os.replace(tmp, self.path)
+
+
+def _held_ids(index: Any, total: int) -> npt.NDArray[np.int64]:
+    """The ids an ``IndexIDMap2`` holds, in its order, read in place (as ``_stored``)."""
+    ids: npt.NDArray[np.int64] = faiss.rev_swig_ptr(index.id_map.data(), total)
+    return ids
 
 
 def _stored(index: Any, total: int, dim: int) -> npt.NDArray[np.float32]:
