@@ -191,28 +191,30 @@ class SessionState:
             ClosedError: the session was forgotten elsewhere (``forgotten_elsewhere``):
                 the state is closed, so nothing forgotten is sent or written back.
         """
-        # The newest turn the view holds is read again: a session forgotten elsewhere,
-        # and perhaps started anew since, no longer holds it as it was.
-        outline = self.store.turns.outline(self.session, after_seq=max(self.last_seq - 1, 0))
-        if self.last_seq > 0:
-            if not self._holds(self._newest, outline):
-                self.close()
-                raise ClosedError(
-                    f"session {self.session!r} was forgotten (by another process or "
-                    "handle): what this memory held is gone; open it again to start anew"
-                )
-            outline = TurnOutline(*(getattr(outline, f.name)[1:] for f in fields(outline)))
-        if not len(outline):
-            return 0
-        self._newest = (outline.seqs[-1], outline.times[-1])
-        marks = [
-            s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
-        ]
-        if marks:
-            self._apply(retractions(self.store.turns.read_seqs(self.session, marks)))
-        else:
-            self.view.refresh(outline)
-        return len(outline)
+        with self.lock:  # the summarizer's thread refreshes too (``snapshot``)
+            # The newest turn the view holds is read again: a session forgotten elsewhere,
+            # and perhaps started anew since, no longer holds it as it was.
+            newest = self._newest
+            outline = self.store.turns.outline(self.session, after_seq=max(newest[0] - 1, 0))
+            if newest[0] > 0:
+                if not self._holds(newest, outline):
+                    self.close()
+                    raise ClosedError(
+                        f"session {self.session!r} was forgotten (by another process or "
+                        "handle): what this memory held is gone; open it again to start anew"
+                    )
+                outline = TurnOutline(*(getattr(outline, f.name)[1:] for f in fields(outline)))
+            if not len(outline):
+                return 0
+            self._newest = (outline.seqs[-1], outline.times[-1])
+            marks = [
+                s for s, r in zip(outline.seqs, outline.roles, strict=True) if r == RETRACTION_ROLE
+            ]
+            if marks:
+                self._apply(retractions(self.store.turns.read_seqs(self.session, marks)))
+            else:
+                self.view.refresh(outline)
+            return len(outline)
 
     @staticmethod
     def _holds(newest: tuple[int, float], outline: TurnOutline) -> bool:
@@ -248,11 +250,12 @@ class SessionState:
 
     def reload(self) -> None:
         """Rebuild the view from the store (after a failed write rolled back)."""
-        self.view = SessionView(self.counter, self.store.turns, self.session)
-        self._newest = (0, 0.0)
-        self.retracted = set()
-        self.archive.hidden_refs = set()
-        self.refresh()
+        with self.lock:
+            self.view = SessionView(self.counter, self.store.turns, self.session)
+            self._newest = (0, 0.0)
+            self.retracted = set()
+            self.archive.hidden_refs = set()
+            self.refresh()
 
     def append(
         self,

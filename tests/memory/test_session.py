@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -117,3 +118,26 @@ def test_a_handle_sees_a_session_forgotten_and_started_anew_elsewhere(tmp_path: 
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_refresh_waits_for_the_thread_that_holds_the_session() -> None:
+    """The summarizer's thread refreshes the view under the session's lock; a refresh
+    (or a rebuild after a failed write) from another thread waits for it, so one never
+    reads the view's newest turn while the other moves it (that raised "was forgotten"
+    on a live session)."""
+    engine = Engine(":memory:", embedder=DeterministicFakeEmbedding(size=8))
+    try:
+        mem = engine.open(session="s1", budget=2_000)
+        mem.add([{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
+        state = mem._state
+        for call in (state.refresh, state.reload):
+            done = threading.Event()
+            worker = threading.Thread(target=lambda c=call, d=done: (c(), d.set()))
+            with state.lock:
+                worker.start()
+                assert not done.wait(0.2)  # held: it waits
+            worker.join(5)
+            assert done.is_set() and not state.closed
+        assert [m.content for m in mem.history()] == ["one", "two"]
+    finally:
+        engine.close()
