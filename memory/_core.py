@@ -359,7 +359,13 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
 
     @property
     def history_tokens(self) -> int:
-        """Counted tokens of the whole stored history, as prompts would send it."""
+        """Counted tokens of the whole stored history (what any process stored by now),
+        as prompts would send it.
+
+        Raises:
+            ClosedError: the memory was closed, or the session forgotten elsewhere.
+        """
+        self._current()
         return self._state.view.history_tokens
 
     def close(self) -> None:

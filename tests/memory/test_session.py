@@ -72,7 +72,9 @@ def test_a_session_forgotten_by_another_process_is_closed_here_and_opens_anew(
                  {"role": "assistant", "content": "Noted."}])  # fmt: skip
         assert "flowerpot" in str(mem.assemble().messages)
         forget_stored(path, session="s1")  # as `attic forget` in another process does
-        for call in (mem.assemble, lambda: mem.add({"role": "user", "content": "hi"})):
+        calls = (mem.assemble, lambda: mem.add({"role": "user", "content": "hi"}),
+                 lambda: mem.history_tokens)  # fmt: skip
+        for call in calls:
             with pytest.raises(ClosedError, match="was forgotten"):
                 call()
         fresh = engine.open(session="s1", budget=2_000)  # the server's next request: a new start
@@ -102,9 +104,11 @@ def test_a_handle_sees_a_session_forgotten_and_started_anew_elsewhere(tmp_path: 
         mem.add([{"role": "user", "content": "The spare key is under the flowerpot."},
                  {"role": "assistant", "content": "Noted."}])  # fmt: skip
         other = theirs.open(session="s1", budget=2_000)
+        before = mem.history_tokens
         other.add([{"role": "user", "content": "The boat is moored at pier 9."},
                    {"role": "assistant", "content": "Good to know."}])  # fmt: skip
         assert "pier 9" in mem.recall(query="Where is the boat moored?")  # no add needed
+        assert mem.history_tokens > before  # the other process's turns count
         forget_stored(path, session="s1")
         anew = theirs.open(session="s1", budget=2_000)  # started anew, with more turns
         for n in range(5):
