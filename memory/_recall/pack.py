@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from memory._archive import Archive, Hit
 from memory._dates import day_of
 from memory._recall.excerpt import excerpt
-from memory._recall.fuse import alternate
+from memory._recall.fuse import alternate, demote_questions
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
 from memory._tokens import TokenCounter
@@ -39,6 +39,8 @@ __all__ = [
 DEFAULT_NEIGHBOURS = 2
 """Turns on each side of a top hit brought along for context."""
 TOP_HITS_WITH_NEIGHBOURS = 3
+QUESTIONS_READ = 10
+"""Ranked turns read to see whether they only ask (``fuse.demote_questions``)."""
 SEPARATOR = "\n---\n"
 """Between snippets (one per segment, one per archived chunk)."""
 SEPARATOR_TOKENS = 3
@@ -84,6 +86,13 @@ def turn_line(view: SessionView, seq: int, passage: int = 0) -> str | None:
     index = min(max(passage, 0), len(pieces) - 1)
     speaker, _, body = pieces[index].partition(": ")
     return f"{speaker} (part {index + 1} of {len(pieces)} of a long message): {body}"
+
+
+def _said(view: SessionView, seq: int) -> str | None:
+    """A turn's text without its speaker (None: not a text turn)."""
+    turn = view.turn_at(seq)
+    text = turn_text(turn) if turn is not None else None
+    return None if text is None else text.partition(": ")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +160,7 @@ def recollect(
         limit=max(MIN_CANDIDATES, max_tokens // TOKENS_PER_CANDIDATE),
     )
     ranked = [r for r in ranked if r.seq not in exclude and (floor is None or r.score >= floor)]
+    ranked = demote_questions(ranked, lambda seq: _said(view, seq), QUESTIONS_READ)
     passages = {r.seq: r.passage for r in ranked}
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
     packing = _Packing(view, counter, passages, max_tokens)

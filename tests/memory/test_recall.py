@@ -11,7 +11,9 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from memory import ConversationMemory
 from memory._recall.excerpt import excerpt
+from memory._recall.fuse import asks_only, demote_questions
 from memory._recall.passages import PASSAGE_TOKENS, passage_texts, passages_of
+from memory._recall.rank import RankedTurn
 
 TOPICS = [
     ("Definitions", "terms such as Goods, Order, Delivery Point and Business Day"),
@@ -325,3 +327,31 @@ def test_the_recall_tool_quotes_a_turn_found_by_its_phrase_alone() -> None:
                      {"role": "user", "content": f"It is Tom's birthday on day {n}."},
                      {"role": "assistant", "content": "OK."}])  # fmt: skip
         assert "12th of June" in mem.recall(query="Anna's birthday")
+
+
+def test_a_question_asked_before_gives_way_to_the_turn_that_answers_it() -> None:
+    """The README's first example run three times in one session: the question asked in
+    the earlier runs matches the query better than the order does (shorter, every word),
+    yet it holds no fact; the order is what comes back."""
+    with ConversationMemory.open(":memory:", session="s", budget=250) as mem:  # MiniLM
+        for _ in range(3):
+            for n in range(1, 9):
+                order = f"Order #{n}: ship {n * 10} boxes to Lyon by Friday."
+                mem.add({"role": "user", "content": order})
+                mem.add({"role": "assistant", "content": f"Noted: order #{n}, {n * 10} boxes."})
+            mem.add({"role": "user", "content": "How many boxes was order #2?"})
+        mem.wait_until_indexed(timeout=30)
+        block = mem.assemble(query="order #2 boxes").messages[-1].text
+        assert "Order #2: ship 20 boxes" in block.split("</memory>")[0]
+
+
+def test_only_turns_that_only_ask_are_demoted() -> None:
+    assert asks_only("How many boxes was order #2?")
+    assert asks_only("Really? Which one?")
+    assert not asks_only("I moved to Lyon. Have you been?")
+    assert not asks_only("Order #2: ship 20 boxes.")
+    assert not asks_only("")
+    ranked = [RankedTurn(1, 3.0), RankedTurn(2, 2.5), RankedTurn(3, 1.0), RankedTurn(4, 0.5)]
+    texts = {1: "Which order?", 2: "Order 2, twenty boxes.", 3: "Why?", 4: "Fine."}
+    order = [r.seq for r in demote_questions(ranked, texts.get, top=2)]
+    assert order == [2, 1, 3, 4]  # 1 asks: 3.0 - 1.0 falls behind 2.5; 3 is past top=2, unread
