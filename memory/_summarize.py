@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import snowballstemmer
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -75,12 +76,27 @@ ON_TASK_OVERLAP = 0.25
 """Least share of a model summary's content words found in its input (a summary reuses
 the messages' words: names, numbers, topics; a refusal or an unrelated answer does not)."""
 _REFUSAL = re.compile(
-    r"\b(i (can(no|')?t|am unable|'?m unable|am not able|'?m not able|won'?t|will not)\b|"
-    r"as an ai\b)",
+    r"\bi (can(no|')?t(?! wait)|am unable|'?m unable|am not able|'?m not able|won'?t|will not|"
+    r"must decline|have to decline|decline)\b|"
+    r"\bas an ai\b|\bas an? (large |ai )?language model\b|"
+    r"\bnot (allowed|permitted) to\b|\bnot something i\b|"
+    r"^(i'?m |i am )?sorry\b|^(i |we )?apologi[sz]e\b|^(my )?apologies\b|"
+    r"抱歉|对不起|我无法|我不能|申し訳|お答えできません|"
+    r"désolée?\b|je ne (peux|suis pas en mesure)\b|"
+    r"\blo siento\b|\bno puedo\b|\btut mir leid\b|\bich kann (das |dies |hier )?nicht\b",
     re.IGNORECASE,
 )
-"""A refusal: the model saying, in its answer's first sentence, that it will not or cannot
-(curly apostrophes read as straight ones)."""
+"""A refusal: the model saying, in its answer's first sentence (quotes aside), that it
+will not or cannot, or apologizing ("I apologize, but I must decline"); in English and the
+common phrasings of Chinese, Japanese, French, Spanish and German (curly apostrophes read
+as straight ones). "I can't wait" is no refusal, nor are words quoted or said after a
+speaker's label."""
+_QUOTED = re.compile(
+    r'"[^"\n]{0,400}"|\u201c[^\u201d\n]{0,400}\u201d|\u300c[^\u300d\n]{0,400}\u300d'
+)
+"""A quoted span (straight, curly or corner quotes): words a summary quotes are not its own."""
+_SPEAKER = re.compile(r"^[^\W\d][\w .'-]{0,39}:\s.*", re.DOTALL)
+"""An opening that a speaker's label starts ("User: I can't make Friday"): their words."""
 _CHANGE = re.compile(
     r"\b(now|instead|no longer|not \d|changed|updated|actually|correction)\b", re.IGNORECASE
 )
@@ -281,22 +297,26 @@ def _check_answer(
 def check_on_task(summary: str, source: str, name: str) -> None:
     """Refuse a model's answer that is not a summary of ``source``.
 
-    A refusal ("I'm sorry, I can't ...") or an answer whose content words mostly do not
-    occur in the previous summary and the new messages (below ``ON_TASK_OVERLAP``, when
-    it has at least 8 of them) would replace the running summary with noise.
+    A refusal ("I'm sorry, I can't ...", see ``_REFUSAL``) or an answer whose content
+    words mostly do not occur in the previous summary and the new messages (below
+    ``ON_TASK_OVERLAP``, when it has at least 8 of them; words compared by their Snowball
+    English stems, so "batches" matches "batch" and "shipped" "ship") would replace the
+    running summary with noise.
 
     Raises:
         SummarizerError: the answer is a refusal or off-task; the text says which.
     """
-    opening = re.split(r"(?<=[.!?])\s", summary.replace("\u2019", "'").strip(), maxsplit=1)[0]
-    if _REFUSAL.search(opening[:200]):
+    unquoted = _QUOTED.sub('""', summary.replace("\u2019", "'")).strip()
+    opening = re.split(r"(?<=[.!?\u3002\uff01\uff1f])\s*", unquoted, maxsplit=1)[0]
+    if _REFUSAL.search(_SPEAKER.sub("", opening[:200])):
         raise SummarizerError(
             f"{name} refused instead of summarizing ({summary[:80]!r}); the previous summary "
             "is kept and the fold is tried again later"
         )
-    words = _content_words(summary)
+    stemmer = snowballstemmer.stemmer("english")  # one per call: stemmers keep state
+    words = stemmer.stemWords(_content_words(summary))
     if len(words) >= 8:
-        known = set(_content_words(source))
+        known = set(stemmer.stemWords(_content_words(source)))
         overlap = sum(w in known for w in words) / len(words)
         if overlap < ON_TASK_OVERLAP:
             raise SummarizerError(

@@ -23,6 +23,7 @@ from memory._summarize import (
     ExtractiveSummarizer,
     LLMSummarizer,
     SummaryResult,
+    check_on_task,
     render_transcript,
 )
 
@@ -128,6 +129,12 @@ class Broken:
         ("I'm sorry, but I can't help with summarizing this conversation.", "refused"),
         ("I\u2019m sorry, but I can\u2019t help with that.", "refused"),  # as models write it
         ("Unfortunately, I cannot summarize this.", "refused"),
+        ("I apologize, but I must decline this request.", "refused"),
+        ("Sorry, that is not something I am allowed to do.", "refused"),
+        ("As a language model, I do not summarize private chats.", "refused"),
+        ("抱歉，我无法提供该对话的摘要。", "refused"),  # noqa: RUF001 (Chinese punctuation)
+        ("Je suis désolé, mais je ne peux pas résumer cette conversation.", "refused"),
+        ("Lo siento, no puedo resumir esta conversación.", "refused"),
         (
             "Autumn leaves drift gently over quiet rivers; mountains sleep beneath silver "
             "clouds while lanterns glow softly.",
@@ -380,3 +387,20 @@ def test_a_wrapped_summarizer_is_accepted_and_an_unnamed_one_is_not_free() -> No
         # Priced through the wrapper as gpt-4o-mini; a model with no name has no price,
         # so the saving net of its spend is unknown (it was the gross saving).
         assert (report.money_saved_usd is not None) is netted
+
+
+def test_a_good_summary_is_not_taken_for_a_refusal_or_off_task() -> None:
+    """Words compared by their stems ("batches" is "batch"); quoted words and a speaker's
+    words after a label are theirs, not a refusal."""
+    source = (
+        "The batch shipped to the warehouse. The invoice was paid monthly; a penalty is "
+        "charged for late delivery. I can't wait to move to Lisbon next month with the boxes."
+    )
+    for summary in (
+        "The user described batches shipped to warehouses, with invoices paid monthly and "
+        "penalties charged for late deliveries.",
+        'User: "I can\'t wait to move to Lisbon next month," with the boxes in a batch.',
+        "User: I can't make the delivery, so the batch shipped late to the warehouse.",
+        "Unfortunately the batch shipped late, so a penalty was charged on the invoice.",
+    ):
+        check_on_task(summary, source, "model")  # raises SummarizerError if refused
