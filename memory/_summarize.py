@@ -17,16 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import snowballstemmer
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
+from memory._answer_check import check_on_task, content_words
 from memory._errors import SummarizerError
 from memory._timestamps import format_time, message_time
 from memory._tokens import TokenCounter
 from memory.pricing import model_name_of
-from stores.text_search import STOPWORDS
 
 __all__ = [
     "DEFAULT_SUMMARY_TOKENS",
@@ -72,37 +71,10 @@ _DATE_HINT = re.compile(
 )
 
 
-ON_TASK_OVERLAP = 0.25
-"""Least share of a model summary's content words found in its input (a summary reuses
-the messages' words: names, numbers, topics; a refusal or an unrelated answer does not)."""
-_REFUSAL = re.compile(
-    r"\bi (can(no|')?t(?! wait)|am unable|'?m unable|am not able|'?m not able|won'?t|will not|"
-    r"must decline|have to decline|decline)\b|"
-    r"\bas an ai\b|\bas an? (large |ai )?language model\b|"
-    r"\bnot (allowed|permitted) to\b|\bnot something i\b|"
-    r"^(i'?m |i am )?sorry\b|^(i |we )?apologi[sz]e\b|^(my )?apologies\b|"
-    r"抱歉|对不起|我无法|我不能|申し訳|お答えできません|"
-    r"désolée?\b|je ne (peux|suis pas en mesure)\b|"
-    r"\blo siento\b|\bno puedo\b|\btut mir leid\b|\bich kann (das |dies |hier )?nicht\b",
-    re.IGNORECASE,
-)
-"""A refusal: the model saying, in its answer's first sentence (quotes aside), that it
-will not or cannot, or apologizing ("I apologize, but I must decline"); in English and the
-common phrasings of Chinese, Japanese, French, Spanish and German (curly apostrophes read
-as straight ones). "I can't wait" is no refusal, nor are words quoted or said after a
-speaker's label."""
-_QUOTED = re.compile(
-    r'"[^"\n]{0,400}"|\u201c[^\u201d\n]{0,400}\u201d|\u300c[^\u300d\n]{0,400}\u300d'
-)
-"""A quoted span (straight, curly or corner quotes): words a summary quotes are not its own."""
-_SPEAKER = re.compile(r"^[^\W\d][\w .'-]{0,39}:\s.*", re.DOTALL)
-"""An opening that a speaker's label starts ("User: I can't make Friday"): their words."""
 _CHANGE = re.compile(
     r"\b(now|instead|no longer|not \d|changed|updated|actually|correction)\b", re.IGNORECASE
 )
 _NUMBER = re.compile(r"\d[\d,.:/]*\d|\d")
-_LETTERS = re.compile(r"[^\W\d_]{4,}")
-_STOP = STOPWORDS | {"user", "assistant", "summary", "message", "messages"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,37 +266,6 @@ def _check_answer(
     check_on_task(text, source, name)
 
 
-def check_on_task(summary: str, source: str, name: str) -> None:
-    """Refuse a model's answer that is not a summary of ``source``.
-
-    A refusal ("I'm sorry, I can't ...", see ``_REFUSAL``) or an answer whose content
-    words mostly do not occur in the previous summary and the new messages (below
-    ``ON_TASK_OVERLAP``, when it has at least 8 of them; words compared by their Snowball
-    English stems, so "batches" matches "batch" and "shipped" "ship") would replace the
-    running summary with noise.
-
-    Raises:
-        SummarizerError: the answer is a refusal or off-task; the text says which.
-    """
-    unquoted = _QUOTED.sub('""', summary.replace("\u2019", "'")).strip()
-    opening = re.split(r"(?<=[.!?\u3002\uff01\uff1f])\s*", unquoted, maxsplit=1)[0]
-    if _REFUSAL.search(_SPEAKER.sub("", opening[:200])):
-        raise SummarizerError(
-            f"{name} refused instead of summarizing ({summary[:80]!r}); the previous summary "
-            "is kept and the fold is tried again later"
-        )
-    stemmer = snowballstemmer.stemmer("english")  # one per call: stemmers keep state
-    words = stemmer.stemWords(_content_words(summary))
-    if len(words) >= 8:
-        known = set(stemmer.stemWords(_content_words(source)))
-        overlap = sum(w in known for w in words) / len(words)
-        if overlap < ON_TASK_OVERLAP:
-            raise SummarizerError(
-                f"{name} answered off-task: {overlap:.0%} of its words occur in the messages "
-                f"({summary[:80]!r}); the previous summary is kept"
-            )
-
-
 def drop_superseded(sentences: Sequence[str]) -> list[str]:
     """Leave out a sentence whose number a later sentence changes.
 
@@ -334,7 +275,7 @@ def drop_superseded(sentences: Sequence[str]) -> list[str]:
     share two: "the budget is 18,000" goes once "the budget is now 15,000, not 18,000"
     is said.
     """
-    facts = [(set(_NUMBER.findall(s)), set(_content_words(s))) for s in sentences]
+    facts = [(set(_NUMBER.findall(s)), set(content_words(s))) for s in sentences]
     dropped: set[int] = set()
     for later, sentence in enumerate(sentences):
         numbers, words = facts[later]
@@ -347,10 +288,6 @@ def drop_superseded(sentences: Sequence[str]) -> list[str]:
             if old_numbers and old_numbers != numbers and related:
                 dropped.add(earlier)
     return [s for i, s in enumerate(sentences) if i not in dropped]
-
-
-def _content_words(text: str) -> list[str]:
-    return [w.lower() for w in _LETTERS.findall(text) if w.lower() not in _STOP]
 
 
 class ExtractiveSummarizer:

@@ -15,6 +15,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from memory import ConversationMemory, Report, TiktokenCounter
+from memory._answer_check import check_on_task
 from memory._folding import choose_block
 from memory._folds import fold_points
 from memory._messages import ExchangeBuilder, Turn
@@ -23,7 +24,6 @@ from memory._summarize import (
     ExtractiveSummarizer,
     LLMSummarizer,
     SummaryResult,
-    check_on_task,
     render_transcript,
 )
 
