@@ -72,8 +72,15 @@ _DATE_HINT = re.compile(
 
 
 _CHANGE = re.compile(
-    r"\b(now|instead|no longer|not \d|changed|updated|actually|correction)\b", re.IGNORECASE
+    r"\b(now|instead|no longer|not \d|changed|updated|actually|correction|"
+    r"scratch that|make (it|that)|i meant|revised|was wrong|a mistake)\b",
+    re.IGNORECASE,
 )
+_CORRECTION = re.compile(
+    r"\b(not \d|scratch that|make (it|that)|i meant|correction|was wrong|a mistake)\b",
+    re.IGNORECASE,
+)
+"""Markers that say outright an earlier value was wrong: one shared word relates them."""
 _NUMBER = re.compile(r"\d[\d,.:/]*\d|\d")
 
 
@@ -266,28 +273,40 @@ def _check_answer(
     check_on_task(text, source, name)
 
 
-def drop_superseded(sentences: Sequence[str]) -> list[str]:
-    """Leave out a sentence whose number a later sentence changes.
+def supersessions(sentences: Sequence[str]) -> dict[int, set[int]]:
+    """Which earlier sentences each later one supersedes (by index): its number changes
+    theirs.
 
     A later sentence that marks a change ("now", "instead", "no longer", "not 18,000",
-    ...) and holds a number supersedes an earlier sentence holding other numbers when
-    they share a content word and the later one repeats an old number, or when they
-    share two: "the budget is 18,000" goes once "the budget is now 15,000, not 18,000"
-    is said.
+    "scratch that", ...) and holds a number supersedes an earlier sentence holding other
+    numbers when they share a content word and the later one repeats an old number or
+    says outright the old value was wrong ("scratch that", "not 18,000"), or when they
+    share two: "the budget is 18,000" is superseded by "the budget is now 15,000, not
+    18,000" and by "scratch that, the budget is 15k". An earlier sentence that restates
+    a superseded value (the same number, a content word in common: "got it, 18,000
+    euros") is superseded with it.
     """
     facts = [(set(_NUMBER.findall(s)), set(content_words(s))) for s in sentences]
-    dropped: set[int] = set()
+    found: dict[int, set[int]] = {}
     for later, sentence in enumerate(sentences):
         numbers, words = facts[later]
         if not numbers or not _CHANGE.search(sentence):
             continue
+        corrects = _CORRECTION.search(sentence) is not None
         for earlier in range(later):
             old_numbers, old_words = facts[earlier]
             shared = len(words & old_words)
-            related = shared >= 2 or (shared and old_numbers & numbers)
+            related = shared >= 2 or (shared and (old_numbers & numbers or corrects))
             if old_numbers and old_numbers != numbers and related:
-                dropped.add(earlier)
-    return [s for i, s in enumerate(sentences) if i not in dropped]
+                found.setdefault(later, set()).add(earlier)
+        # What restates an old value ("Got it, 18,000 euros in total.") goes with it.
+        for old in list(found.get(later, ())):
+            old_numbers, old_words = facts[old]
+            for earlier in range(later):
+                restated = (facts[earlier][0] & old_numbers) - numbers
+                if restated and facts[earlier][1] & old_words:
+                    found[later].add(earlier)
+    return found
 
 
 class ExtractiveSummarizer:
@@ -334,10 +353,20 @@ class ExtractiveSummarizer:
             names = sum(1 for w in words[1:] if w[0].isupper())
             return rarity + 1.5 * facts + 0.5 * names
 
-        sentences = drop_superseded(sentences)
+        # A sentence said again is kept once, where it was said last; a superseded one
+        # goes, and what supersedes it ranks at least as high as it did.
+        last = {s: i for i, s in enumerate(sentences)}
+        sentences = [s for i, s in enumerate(sentences) if last[s] == i]
+        scores = [score(s) for s in sentences]
+        replaced = supersessions(sentences)
+        for later, earlier in replaced.items():
+            scores[later] = max(scores[later], *(scores[i] for i in earlier))
+        gone = set().union(*replaced.values())
+        sentences = [s for i, s in enumerate(sentences) if i not in gone]
+        scores = [v for i, v in enumerate(scores) if i not in gone]
         sizes = [self.counter.count(s) + 1 for s in sentences]
         cap = min(self.max_summary_tokens, max(EXTRACT_FLOOR, int(EXTRACT_RATIO * sum(sizes))))
-        ranked = sorted(range(len(sentences)), key=lambda i: (-score(sentences[i]), i))
+        ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
         kept: list[int] = []
         used = 0
         for position in ranked:

@@ -231,6 +231,32 @@ def test_a_changed_fact_replaces_the_old_one_in_the_offline_summary() -> None:
     assert "budget is 18,000 euros" not in later and "now 15,000" in later
 
 
+def test_a_correction_replaces_the_old_value_and_what_restated_it() -> None:
+    """ "Scratch that" says the old value was wrong: one shared word relates the two; the
+    reply that restated the old value goes too, and the correction takes the rank of
+    what it supersedes."""
+    summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=120)
+    evicted: list[BaseMessage] = [
+        HumanMessage("Our project budget is 18,000 euros for the whole renovation."),
+        AIMessage("Got it, 18,000 euros in total."),
+    ]
+    for place in ("Alfama", "Belem", "Chiado", "Graca", "Baixa", "Estrela", "Lapa", "Ajuda"):
+        evicted.append(AIMessage(f"The old tram climbs slowly through {place} most mornings."))
+    before = summarizer.summarize("", evicted).text
+    assert "budget is 18,000" in before  # the old value is what the summary would keep
+    evicted.append(HumanMessage("Scratch that, the budget is 15k."))
+    text = summarizer.summarize("", evicted).text
+    assert "budget is 15k" in text and "18,000" not in text
+
+
+def test_a_sentence_said_again_is_summarized_once() -> None:
+    summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=200)
+    line = "Lisbon's tram 28 runs from Martim Moniz to Campo de Ourique every 12 minutes."
+    previous = f"ai: {line}"
+    text = summarizer.summarize(previous, [AIMessage(line), HumanMessage("Thanks, noted it.")]).text
+    assert text.count("tram 28") == 1
+
+
 def test_the_llm_summarizer_is_told_to_keep_the_new_value_and_dates() -> None:
     model = FakeListChatModel(responses=["The budget changed to 15,000 on 2024-03-02."])
     summarizer = LLMSummarizer(model, COUNTER, max_summary_tokens=100)
