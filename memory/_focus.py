@@ -16,6 +16,7 @@ __all__ = [
     "block_around",
     "focus",
     "focused",
+    "holds_a_word",
 ]
 
 FOCUS_CONTEXT_LINES = 1
@@ -108,3 +109,9 @@ def _traceback_around(lines: list[str], i: int) -> range | None:
     end = next((k for k in range(start + 1, len(lines)) if lines[k].strip()
                 and not lines[k][0].isspace()), None)  # fmt: skip
     return None if end is None or end < i else range(start, end + 1)
+
+
+def holds_a_word(text: str, query: str) -> bool:
+    """Whether ``text`` holds one of the query's words (True for a query of none)."""
+    terms = query_terms(query)
+    return not terms or any(word_pattern(term).search(text) for term in terms)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from memory._archive import Archive, Hit
 from memory._errors import RefNotFoundError
-from memory._focus import focus, focused
+from memory._focus import focus, focused, holds_a_word
 from memory._recall.passages import storable
 from memory._recall.search import TOOL_FLOOR, Recall
 
@@ -164,6 +164,8 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
                 line = original.count("\n", 0, hit.start) + 1
                 span = f"{line + first}-{line + last}" if last > first else str(line + first)
             where = f'ref="{hit.ref}" lines="{span}"'
+            if not holds_a_word(whole, query):  # found by meaning: say so
+                where += ' found="by meaning only: none of the query\'s words is in it"'
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
         opening = f"<archived {where}>\n"

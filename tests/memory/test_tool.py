@@ -76,3 +76,13 @@ class TestRecallToolStandard(ToolsUnitTests):
     @property
     def tool_invoke_params_example(self) -> dict[str, object]:
         return {"ref": "a1b2c3d4", "query": "error lines", "max_tokens": 200, "page": 1}
+
+
+def test_a_hit_found_by_meaning_alone_says_so(tool_mem: ConversationMemory) -> None:
+    """No line holds "zzqxj flurbo": what search by meaning brings is labelled, so the
+    model does not read it as a match; a hit holding the words is not."""
+    tool_mem.wait_until_indexed(timeout=30)
+    out = tool_mem.recall(query="zzqxj flurbo wibble")
+    assert 'found="by meaning only' in out or out.startswith("Nothing")
+    assert "<archived ref=" in out  # the fake embedder always has a nearest chunk
+    assert "by meaning only" not in tool_mem.recall(query="FATAL boom")
