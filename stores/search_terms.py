@@ -49,8 +49,9 @@ def rarest_within(counts: Mapping[str, int], cap: int | None = None) -> list[str
 
 
 def idf(passages: int, holding: int) -> float:
-    """BM25's inverse document frequency of a term ``holding`` of ``passages`` hold:
-    ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (Robertson and Zaragoza, "The Probabilistic
-    Relevance Framework: BM25 and Beyond", 2009, eq. 3.3 with Lucene's +1, never
-    negative)."""
-    return math.log(1.0 + (max(passages, holding) - holding + 0.5) / (holding + 0.5))
+    """BM25's inverse document frequency of a term ``holding`` of ``passages`` hold, as
+    SQLite's FTS5 computes it: ``ln((N - n + 0.5) / (n + 0.5))``, at least ``1e-6``
+    (Robertson and Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond",
+    2009, eq. 3.3, without Lucene's +1; FTS5's ``bm25()`` floors it so, in fts5_aux.c).
+    A word in over half the passages weighs next to nothing on both stores alike."""
+    return max(math.log((max(passages, holding) - holding + 0.5) / (holding + 0.5)), 1e-6)

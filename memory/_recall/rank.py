@@ -76,6 +76,9 @@ EXACT_BONUS = 3.0
 EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
 POOL = 200
+MIN_WORD_SCORE = 1e-3
+"""A word hit scoring this or less (BM25 of words nearly every passage holds, whose
+weight is ~0) makes no candidate: the priors alone would lift it."""
 """Passages taken from each top-k query (words, vectors)."""
 SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
@@ -210,7 +213,8 @@ class TurnRanker:
         found: dict[int, tuple[PassageHit, float]] = {}
         words = self._passages.search(self._session, queries[-1], before_seq=before_seq, limit=POOL)
         for hit in words:
-            found[hit.id] = (hit, hit.score)
+            if hit.score > MIN_WORD_SCORE:  # words every passage holds are no evidence
+                found[hit.id] = (hit, hit.score)
         if self.indexer is not None:
             self._remember(words)
             for pairs in self.indexer.search_many(queries, POOL + 2 * _WINDOW_SLACK):

@@ -1,0 +1,35 @@
+# ruff: noqa: RUF001, E501  (Japanese text and its punctuation are the point)
+"""Recall through a memory on every store: what the ranking reads from the store's turn
+search must rank alike on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from langchain_core.embeddings import Embeddings
+
+from memory import Engine
+from stores.base import Store
+
+
+class Down(Embeddings):
+    """An embedding service that is down: search runs on words alone."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise ConnectionError("embedding server down")
+
+    def embed_query(self, text: str) -> list[float]:
+        raise ConnectionError("embedding server down")
+
+
+def test_words_every_turn_holds_lift_no_turn_over_the_one_that_matches(store: Store) -> None:
+    """ "パスポートはどこ" shares only the pairs "トは" and "はど" with long filler turns:
+    matches that weigh nothing must not make them candidates the length prior lifts over
+    the passport turn (the recall tool found nothing for the question)."""
+    with Engine(store, embedder=Down()) as engine:
+        mem = engine.open(session="ja", budget=400)
+        mem.add([{"role": "user", "content": "パスポートは書斎の青いフォルダーに入れてあります。"},
+                 {"role": "assistant", "content": "わかりました、書斎の青いフォルダーですね。"}])  # fmt: skip
+        for _ in range(6):
+            mem.add([{"role": "user", "content": "夕食のアイデアについて話しましょう。"},
+                     {"role": "assistant", "content": "リゾットはどうですか？" * 10}])  # fmt: skip
+        for question in ("パスポートはどこ", "パスポートはどこにありますか"):
+            assert "青いフォルダー" in mem.recall(query=question)
