@@ -224,12 +224,12 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
             messages: Sequence[BaseMessage] = (),
         ) -> str:
             _, conversation = split_system(messages)
-            held = self._held.get(self._held.current(conversation))
-            if held.ephemeral:  # a released run's store is rebuilt from its messages
-                with held.lock:
-                    held.sync(conversation)
-            limit = recall_tokens(held.memory, max_tokens)
-            return held.memory.recall(ref=ref, query=query, max_tokens=limit, page=page)
+            with self._held.using(self._held.current(conversation)) as held:
+                if held.ephemeral:  # a released run's store is rebuilt from its messages
+                    with held.lock:
+                        held.sync(conversation)
+                limit = recall_tokens(held.memory, max_tokens)
+                return held.memory.recall(ref=ref, query=query, max_tokens=limit, page=page)
 
         return StructuredTool.from_function(
             func=_recall, name="recall", description=RECALL_DESCRIPTION, args_schema=_RecallArgs
@@ -277,21 +277,25 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         head = [SystemMessage(system)] if system else []
         return memory.counter.count_messages([*head, *recent])
 
-    def _prepare(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], HeldSession]:
-        """Store new state messages; return the request carrying the assembled prompt."""
-        if not self._model_named:  # priced and counted as the agent's model from now on
+    def _conversation(self, request: ModelRequest[Any]) -> list[BaseMessage]:
+        """The request's messages but its system messages (the model named first: its
+        sessions are opened priced and counted as the agent's model)."""
+        if not self._model_named:
             self._model_named = True
             for opener in self._openers:
                 opener.options["model"] = model_name_of(request.model)
+        return split_system(request.messages)[1]
+
+    def _prepare(self, request: ModelRequest[Any], session: HeldSession) -> ModelRequest[Any]:
+        """Store new state messages; return the request carrying the assembled prompt."""
         system_texts, conversation = split_system(request.messages)
-        session = self._held.get(self._held.current(conversation))
         with session.lock:
             graph = request.state.get("messages") if isinstance(request.state, dict) else None
             if graph is not None:  # history follows the graph: removed messages retracted
                 session.follow(graph)
             session.sync(conversation)
         if not self._triggered(conversation, request, session.memory.counter):
-            return request, session
+            return request
         system = "\n\n".join(t for t in [request.system_prompt or "", *system_texts] if t)
         memory = session.memory
         budget = self._call_budget(request, memory, system)
@@ -309,7 +313,7 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         if _is_anthropic(request.model):
             turns = cast(list[AnyMessage], with_breakpoint(turns, prompt.stable_count - len(head)))
         system_message = self._system(request, head)
-        return request.override(messages=turns, system_message=system_message), session
+        return request.override(messages=turns, system_message=system_message)
 
     @staticmethod
     def _system(request: ModelRequest[Any], head: list[SystemMessage]) -> SystemMessage | None:
@@ -334,9 +338,10 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any]:
         """Send the model the assembled prompt; store what it replies."""
-        prepared, session = self._prepare(request)
-        response = handler(prepared)
-        self._record(session, response)
+        with self._held.using(self._held.current(self._conversation(request))) as session:
+            prepared = self._prepare(request, session)
+            response = handler(prepared)
+            self._record(session, response)
         return response
 
     async def awrap_model_call(
@@ -351,9 +356,15 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         """
         engine = self._own
         context = contextvars.copy_context()  # the run's config travels with the work
-        prepared, session = await engine.run(lambda: context.run(self._prepare, request))
-        response = await handler(prepared)
-        await engine.run(lambda: self._record(session, response))
+        name = context.run(self._held.current, self._conversation(request))
+        using = self._held.using(name)
+        session = await engine.run(lambda: context.run(using.__enter__))
+        try:
+            prepared = await engine.run(lambda: context.run(self._prepare, request, session))
+            response = await handler(prepared)
+            await engine.run(lambda: self._record(session, response))
+        finally:
+            using.__exit__(None, None, None)
         return response
 
     def close(self) -> None:

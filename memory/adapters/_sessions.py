@@ -4,7 +4,8 @@ A run's session is the one named by the adapter's ``session=``, else the run's
 ``thread_id``. A run without either shares nothing with other runs: its session is
 ``run:`` and the id of its first message (LangGraph gives every state message an id), in
 the adapter's private store, forgotten once idle. Handles are released when idle or when
-too many are held; the next call opens the session again from the store.
+too many are held, never while a call uses them (a model call, a tool run); the next call
+opens the session again from the store.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from langchain_core.messages import BaseMessage, SystemMessage
 from langgraph.config import get_config
@@ -41,6 +43,20 @@ class HeldSession:
         self.ephemeral = ephemeral
         """A run's own session: forgotten, not just closed, when released."""
         self.used = time.monotonic()
+        self.busy = 0
+        """Calls using the handle now (a model call, a tool run): never released then."""
+        self._busy_lock = threading.Lock()
+
+    def enter(self) -> None:
+        """Count a call that starts using the handle."""
+        with self._busy_lock:
+            self.busy += 1
+
+    def leave(self) -> None:
+        """Count a call done with the handle; it is idle from now."""
+        with self._busy_lock:
+            self.busy -= 1
+            self.used = time.monotonic()
 
     def sync(self, messages: Sequence[BaseMessage]) -> None:
         """Store the state messages not stored yet."""
@@ -128,7 +144,24 @@ class Sessions:
         return RUN_PREFIX + (first.id if first is not None and first.id else uuid.uuid4().hex)
 
     def get(self, session: str) -> HeldSession:
-        """The held session, opened if it is not held (and idle ones released)."""
+        """The held session, opened if it is not held (and idle ones released); for a
+        short use (a call that may take long holds it with ``using``)."""
+        held = self._take(session)
+        held.leave()
+        return held
+
+    @contextmanager
+    def using(self, session: str) -> Iterator[HeldSession]:
+        """Hold the session for a call that may take long (a model call, a tool run): it
+        is not released, however idle or many the others, until the call is done."""
+        held = self._take(session)
+        try:
+            yield held
+        finally:
+            held.leave()
+
+    def _take(self, session: str) -> HeldSession:
+        """The held session, opened if needed and counted as in use; idle ones released."""
         with self._lock:
             held = self._held.get(session)
             if held is None:
@@ -136,7 +169,7 @@ class Sessions:
                 opener = self.runs if ephemeral else self.opener
                 held = HeldSession(opener.open(session), ephemeral=ephemeral)
                 self._held[session] = held
-            held.used = time.monotonic()
+            held.enter()
             self._held.move_to_end(session)
             stale = self._stale()
         for old in stale:
@@ -144,15 +177,16 @@ class Sessions:
         return held
 
     def _stale(self) -> list[HeldSession]:
-        """Take out the sessions idle too long or beyond ``MAX_HELD_SESSIONS``."""
-        now, stale = time.monotonic(), []
-        while self._held:
-            name, oldest = next(iter(self._held.items()))
-            if len(self._held) <= MAX_HELD_SESSIONS and now - oldest.used < self.idle_seconds:
+        """Take out the sessions idle too long or beyond ``MAX_HELD_SESSIONS``, least
+        recently used first; one in use is passed over (released once idle)."""
+        now, left, stale = time.monotonic(), len(self._held), []
+        for name, held in self._held.items():
+            if left <= MAX_HELD_SESSIONS and now - held.used < self.idle_seconds:
                 break
-            del self._held[name]
-            stale.append(oldest)
-        return stale
+            if not held.busy:
+                stale.append(name)
+                left -= 1
+        return [self._held.pop(name) for name in stale]
 
     @property
     def count(self) -> int:
