@@ -246,7 +246,8 @@ def choose_window(
 
     Raises:
         BudgetError: the system prompt and the current user turn alone do not fit, or
-            (in an agent's tool rounds) the latest round does not fit beside them.
+            the latest exchange after that turn (an agent's tool round, or the reply)
+            does not fit beside them.
     """
     if system_tokens is None:
         system_tokens = counter.count_message(SystemMessage(system)) if system else 0
@@ -269,13 +270,20 @@ def choose_window(
         if base + current_tokens + round_tokens > limit:
             # The model must read the round it just ran: leaving it out makes an agent
             # call the same tools again, forever.
+            tools = len(exchanges[latest].turns) > 1 or bool(exchanges[latest].open_calls)
+            what = "tool round" if tools else "reply (after the current user turn)"
+            advice = (
+                "run fewer tools at once, or lower compress_threshold so their outputs are "
+                "archived as digests"
+                if tools
+                else "or shorten the system prompt: the current user turn and the reply "
+                "after it are always sent whole"
+            )
             raise BudgetError(
-                f"the latest tool round ({round_tokens} tokens) does not fit beside the "
+                f"the latest {what} ({round_tokens} tokens) does not fit beside the "
                 f"system prompt and the current user turn ({base + current_tokens} tokens "
                 f"with overhead) in {limit}: over by "
-                f"{base + current_tokens + round_tokens - limit}. "
-                "Raise the budget, run fewer tools at once, or lower compress_threshold so "
-                "their outputs are archived as digests.",
+                f"{base + current_tokens + round_tokens - limit}. Raise the budget, {advice}.",
                 needed=base + current_tokens + round_tokens,
                 available=limit,
             )

@@ -87,7 +87,7 @@ def test_assembly_guarantees(
         users = [m for m in history if isinstance(m, HumanMessage)]
         sent = [sanitize(m) for m in users[-1:]]  # a blank turn goes with a placeholder
         pinned = COUNTER.count_messages(([SystemMessage(system)] if system else []) + sent)
-        if "latest tool round" in str(error):  # an agent's round that cannot fit
+        if "latest tool round" in str(error) or "latest reply" in str(error):  # cannot fit
             assert error.needed > limit and pinned <= limit
         else:
             assert pinned > limit
@@ -363,6 +363,14 @@ def test_an_agent_round_that_cannot_fit_is_an_error_not_a_silent_drop() -> None:
     with pytest.raises(BudgetError, match="latest tool round") as info:
         assemble(exchanges_of(history), 1000, COUNTER, system="sys")
     assert info.value.needed > 1000
+
+
+def test_a_reply_that_cannot_fit_is_named_a_reply_not_a_tool_round() -> None:
+    """A plain chat: the long reply after the current user turn is what does not fit."""
+    history: list[BaseMessage] = [HumanMessage("word " * 250), AIMessage("reply " * 250)]
+    with pytest.raises(BudgetError, match="latest reply") as info:
+        assemble(exchanges_of(history), 400, COUNTER, system="sys")
+    assert "tool" not in str(info.value)
 
 
 @pytest.mark.parametrize("tool", [False, True])
