@@ -174,18 +174,21 @@ def _run_inspect(args: argparse.Namespace, console: Console, embedder: Embedding
             )
         console.print(table if sessions else f"no sessions in {escape(args.db)}")
         return 0
-    info = _session_info(args.db, args.session)
-    with ConversationMemory.open(args.db, session=args.session, embedder=embedder) as mem:
-        history = mem.history()
+    with _open(args, embedder) as mem:
+        with mem._state.lock:  # every figure from one read, while a server writes on
+            mem._current()
+            view = mem._state.view
+            count = view.turn_count
+            roles = Counter(_ROLES.get(kind, kind) for kind in map(view.log.kind_at, range(count)))
+            raw, sent = view.raw_history_tokens, view.history_tokens
+            span = (view.log.time_at(0), view.log.time_at(count - 1)) if count else None
         refs = mem.archive.refs()
-        sent_tokens = mem.history_tokens
         summary = _summary(mem)
-    roles = Counter(_ROLES.get(m.type, m.type) for m in history)
-    by_role = ", ".join(f"{count:,} {role}" for role, count in sorted(roles.items()))
+    by_role = ", ".join(f"{n:,} {role}" for role, n in sorted(roles.items()))
+    when = f"; {_when(span[0])} to {_when(span[1])}" if span else ""
     console.print(
-        f"[bold]session {escape(info.session)}[/]: {info.turns:,} messages ({by_role}); "
-        f"{info.tokens:,} tokens raw, {sent_tokens:,} with digests; "
-        f"{_when(info.first_at)} to {_when(info.last_at)}",
+        f"[bold]session {escape(args.session)}[/]: {count:,} messages ({by_role}); "
+        f"{raw:,} tokens raw, {sent:,} with digests{when}",
         soft_wrap=True,
     )
     if refs:

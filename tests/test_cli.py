@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -443,3 +444,37 @@ def test_a_foreign_sqlite_database_gets_no_tables(attic: Attic, tmp_path: Path) 
     assert code == 1
     assert "not a context-attic one" in err
     assert foreign.read_bytes() == before
+
+
+def test_inspect_reads_one_consistent_session_while_a_server_writes(
+    attic: Attic, tmp_path: Path, embedder: Embeddings
+) -> None:
+    """Its figures come from one read: counts by role add up to the messages, and raw
+    tokens are never fewer than those sent with digests (no archived output here)."""
+    path = tmp_path / "busy.db"
+    stop = threading.Event()
+    with ConversationMemory.open(str(path), session="b", embedder=embedder) as mem:
+        mem.add([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+
+        def write() -> None:
+            while not stop.is_set():
+                mem.add(
+                    [{"role": "user", "content": "more"}, {"role": "assistant", "content": "ok"}]
+                )
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            for _ in range(5):
+                code, out, _ = attic("inspect", str(path), "--session", "b")
+                assert code == 0
+                header = r"(\d+) messages \((\d+) assistant, (\d+) user\); "
+                found = re.search(header + r"([\d,]+) tokens raw, ([\d,]+) with", out)
+                assert found, out
+                total, assistant, user, raw, sent = (
+                    int(g.replace(",", "")) for g in found.groups()
+                )
+                assert assistant + user == total and assistant == user and raw >= sent, out
+        finally:
+            stop.set()
+            writer.join()
