@@ -21,7 +21,7 @@ from memory._exchange_log import ExchangeLog, Exchanges
 from memory._folds import FoldSchedule
 from memory._message_cache import MessageCache, prompt_form
 from memory._messages import Turn, kind_of
-from memory._recall.passages import turn_text
+from memory._recall.passages import passage_count, turn_text
 from memory._recall.rank import Layout
 from memory._tokens import TokenCounter
 from stores.base import TurnOutline, TurnRecord, TurnStore
@@ -86,6 +86,9 @@ class SessionView:
         """Each named speaker's turn seqs (from the messages' ``name``)."""
         self.roles: dict[str, list[int]] = {kind: [] for kind in _SEARCHABLE}
         """The user's (``"human"``) and the assistant's (``"ai"``) turn seqs."""
+        self._searchable: tuple[list[int], list[int]] = ([], [])
+        """Those turns' seqs, ascending, and the running count of their passages
+        (estimated from their tokens: ``passage_count``)."""
         self._schedules: dict[int, FoldSchedule] = {}
 
     @property
@@ -182,10 +185,15 @@ class SessionView:
         self.issued_calls.update(c for calls in outline.calls for c in calls)
         self.history_tokens += sum(tokens)
         self.raw_history_tokens += sum(r or t for r, t in zip(raw_tokens, tokens, strict=True))
-        for seq, role, name in zip(outline.seqs, outline.roles, outline.names, strict=True):
+        seqs, totals = self._searchable
+        for seq, role, name, size in zip(
+            outline.seqs, outline.roles, outline.names, tokens, strict=True
+        ):
             kind = kind_of(role)
             if kind in _SEARCHABLE:
                 self.roles[kind].append(seq)
+                totals.append((totals[-1] if totals else 0) + passage_count(size))
+                seqs.append(seq)
                 if name:
                     self.speakers.setdefault(name, []).append(seq)
         for turn in systems:
@@ -302,7 +310,7 @@ class SessionView:
         ranking).
 
         The mappings are copies: a recall tool may rank while another thread adds turns."""
-        return Layout(self._segment_seqs, dict(self.speakers), dict(self.roles))
+        return Layout(self._segment_seqs, dict(self.speakers), dict(self.roles), self._searchable)
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""

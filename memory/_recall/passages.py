@@ -24,6 +24,7 @@ __all__ = [
     "ROLE_SPEAKERS",
     "SPLIT_ABOVE_TOKENS",
     "approximate_tokens",
+    "passage_count",
     "passage_texts",
     "passages_for",
     "passages_of",
@@ -109,3 +110,9 @@ def passages_for(
     for seq, text, previous in turns:
         found.extend(passages_of(seq, text, created_at=created_at.get(seq, 0.0), previous=previous))
     return found
+
+
+def passage_count(tokens: int) -> int:
+    """About how many passages a turn of ``tokens`` tokens is cut into (``passage_texts``
+    cuts on estimated tokens, at paragraphs and sentences): for counting, not cutting."""
+    return 1 if tokens <= SPLIT_ABOVE_TOKENS else -(-tokens // PASSAGE_TOKENS)

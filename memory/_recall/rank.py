@@ -28,6 +28,7 @@ conversations 0.878 / 0.931 → 0.885 / 0.936 at 2,000 / 4,000 tokens, the first
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,10 @@ __all__ = [
 
 WEIGHTS = {"vector": 1.0, "vector_context": 0.5, "words": 0.3, "words_context": 0.15}
 """How much each signal's z-score counts."""
+WORDS_ALONE = (WEIGHTS["vector"] + WEIGHTS["words"]) / WEIGHTS["words"]
+"""Times a passage's word z-score when it has no embedding similarity (the embedder is
+down, or has not embedded it yet): its words then count for both signals, so a rare word
+still clears the relevance floors an embedded match would."""
 LENGTH_PRIOR = 0.5
 """Times the z-score of a turn's log length: facts come in sentences, not in "thanks!"."""
 LENGTH_CLIP = 2.0
@@ -94,12 +99,25 @@ class Layout:
     ``segment_starts``: ascending seqs where segments begin (their header messages);
     ``speakers``: each named speaker's turn seqs, ascending; ``roles``: the user's
     (``"human"``) and the assistant's (``"ai"``) turn seqs, ascending, for the names
-    that no message carries (``memory._recall.speakers``).
+    that no message carries (``memory._recall.speakers``); ``searchable``: the seqs of
+    the turns indexed as passages, ascending, and the running count of their passages
+    (estimated: a long message is cut into several).
     """
 
     segment_starts: Sequence[int] = ()
     speakers: Mapping[str, Sequence[int]] | None = None
     roles: Mapping[str, Sequence[int]] | None = None
+    searchable: tuple[Sequence[int], Sequence[int]] = ((), ())
+
+    def in_scope(self, before_seq: int) -> tuple[int, int]:
+        """How many passages, and context copies (one per turn), the turns before
+        ``before_seq`` have: the populations word scores are measured over (without the
+        view's count, every turn before it, one passage each)."""
+        seqs, totals = self.searchable
+        if not seqs:
+            return max(before_seq - 1, 1), max(before_seq - 1, 1)
+        turns = bisect.bisect_left(seqs, before_seq)
+        return max(totals[turns - 1] if turns else 0, 1), max(turns, 1)
 
 
 class RankedTurn(NamedTuple):
@@ -184,8 +202,8 @@ class TurnRanker:
         hits = self._candidates(queries, before_seq)
         if not hits:
             return []
-        turns = self._signals(queries, hits, before_seq)
-        speaker = self._priors(query, turns, before_seq, named)
+        turns, words_only = self._signals(queries, hits, layout.in_scope(before_seq))
+        speaker = self._priors(query, turns, before_seq, named, words_only)
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
         # them is left out (a segment where the named speaker talks more is no closer).
@@ -225,16 +243,20 @@ class TurnRanker:
         return found
 
     def _signals(
-        self, queries: Sequence[str], hits: dict[int, tuple[PassageHit, float]], before_seq: int
-    ) -> CandidateTurns:
+        self,
+        queries: Sequence[str],
+        hits: dict[int, tuple[PassageHit, float]],
+        populations: tuple[int, int],
+    ) -> tuple[CandidateTurns, np.typing.NDArray[np.bool_]]:
         """Each candidate turn's best z-scored signals (own passage and context copy; the
-        embedding similarity of the query closest to it)."""
+        embedding similarity of the query closest to it), and which turns have no
+        similarity (measured by words alone, ``WORDS_ALONE``); word scores are measured
+        over ``populations``, the passages and context copies in scope (counts)."""
         ids = list(hits)
         words = np.array([hits[i][1] for i in ids], dtype=np.float64)
         context = np.array([hits[i][0].context for i in ids], dtype=bool)
         z_words = np.zeros(len(ids), dtype=np.float64)
-        population = max(before_seq - 1, 1)  # the turns in scope (a count, not a scan)
-        for kind in (False, True):
+        for kind, population in zip((False, True), populations, strict=True):
             chosen = context == kind
             values = words[chosen]
             count = max(population, len(values))
@@ -243,14 +265,24 @@ class TurnRanker:
             if spread > 0:  # unmatched passages score 0: matches are measured from 0
                 z_words[chosen] = values / spread
         z_vectors = np.zeros(len(ids), dtype=np.float64)
+        embedded = np.zeros(len(ids), dtype=bool)
         if self.indexer is not None:
-            z_vectors = np.max([self._vector_z(q, ids, context) for q in queries], axis=0)
-        return per_turn([hits[i][0] for i in ids], z_vectors, z_words, WEIGHTS)
+            scored = [self._vector_z(q, ids, context) for q in queries]
+            z_vectors = np.max([z for z, _ in scored], axis=0)
+            embedded = scored[0][1]
+        # A passage with no similarity (the embedder down, or not embedded yet) is
+        # measured by its words alone, on the scale both signals together would give.
+        z_words = np.where(embedded, z_words, WORDS_ALONE * z_words)
+        found = [hits[i][0] for i in ids]
+        turns = per_turn(found, z_vectors, z_words, WEIGHTS)
+        held = np.array([hit.seq for hit in found], dtype=np.int64)[embedded]
+        return turns, ~np.isin(turns.seqs, held)
 
     def _vector_z(
         self, query: str, ids: list[int], context: np.typing.NDArray[np.bool_]
-    ) -> np.typing.NDArray[np.float64]:
-        """The z-scored embedding similarity of each passage to ``query``."""
+    ) -> tuple[np.typing.NDArray[np.float64], np.typing.NDArray[np.bool_]]:
+        """The z-scored embedding similarity of each passage to ``query`` (0 where there
+        is none), and where there is one."""
         assert self.indexer is not None
         z = np.zeros(len(ids), dtype=np.float64)
         similarity = self.indexer.scores_of(query, ids).astype(np.float64)
@@ -261,13 +293,20 @@ class TurnRanker:
             chosen = (context == kind) & ~np.isnan(similarity)
             if len(values) > 1 and values.std() > 0:
                 z[chosen] = (similarity[chosen] - values.mean()) / values.std()
-        return z
+        return z, ~np.isnan(similarity)
 
     def _priors(
-        self, query: str, turns: CandidateTurns, before_seq: int, named: list[Sequence[int]]
+        self,
+        query: str,
+        turns: CandidateTurns,
+        before_seq: int,
+        named: list[Sequence[int]],
+        words_only: np.typing.NDArray[np.bool_],
     ) -> np.typing.NDArray[np.float64]:
         """Add the length and phrase priors to each candidate turn; return each one's
-        speaker prior."""
+        speaker prior. The phrase prior is a word signal: for a turn measured by words
+        alone (``words_only``; a turn found by the phrase alone, when no candidate has a
+        similarity) it is scaled as they are."""
         lengths = np.log1p(turns.chars.astype(np.float64))
         if len(lengths) > 1 and lengths.std() > 0:
             # Clipped: among candidates of one length, a short turn's z would be extreme.
@@ -279,8 +318,11 @@ class TurnRanker:
             )
             where = {seq: i for i, seq in enumerate(turns.seqs.tolist())}
             found = list({h.seq for h in phrased if not h.context})
-            turns.bonus[[where[seq] for seq in found if seq in where]] += EXACT_BONUS
-            turns.add([seq for seq in found if seq not in where], EXACT_BONUS)
+            scale = np.where(words_only, WORDS_ALONE, 1.0)
+            lifted = [where[seq] for seq in found if seq in where]
+            turns.bonus[lifted] += EXACT_BONUS * scale[lifted]
+            alone = WORDS_ALONE if words_only.all() else 1.0  # no similarity at all
+            turns.add([seq for seq in found if seq not in where], EXACT_BONUS * alone)
         speaker = np.zeros(len(turns.seqs), dtype=np.float64)
         for spoken in named:
             speaker[self._spoken.among(spoken, turns.seqs)] += SPEAKER_BONUS

@@ -355,3 +355,24 @@ def test_only_turns_that_only_ask_are_demoted() -> None:
     texts = {1: "Which order?", 2: "Order 2, twenty boxes.", 3: "Why?", 4: "Fine."}
     order = [r.seq for r in demote_questions(ranked, texts.get, top=2)]
     assert order == [2, 1, 3, 4]  # 1 asks: 3.0 - 1.0 falls behind 2.5; 3 is past top=2, unread
+
+
+def test_a_clause_in_a_long_message_is_recalled_implicitly_by_its_words_alone() -> None:
+    """The embedder down: the clause's rare words alone must clear the implicit floor.
+    Its message was the one turn in scope, so word scores had no spread at all (they
+    are measured over the passages in scope, not the turns), and they were on a scale
+    the floor, set for words and meaning together, never saw."""
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=2000, embedder=_Down(size=8)
+    ) as mem:
+        mem.add({"role": "user", "content": contract()})
+        mem.add({"role": "assistant", "content": "I have read the agreement."})
+        for n in range(24):
+            role = "user" if n % 2 == 0 else "assistant"
+            mem.add({"role": role, "content": CHAT[n % len(CHAT)]})
+        mem.add({"role": "user", "content": "What rebate does the Supplier owe for late delivery?"})
+        mem.wait_for_summary(30)
+        prompt = mem.assemble()
+        assert prompt.report.recall_degraded is not None
+        assert 1 in prompt.report.recalled_turns
+        assert "4.5 percent" in "\n".join(m.text for m in prompt.messages)
