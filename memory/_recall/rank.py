@@ -81,10 +81,10 @@ EXACT_BONUS = 3.0
 EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
 POOL = 200
+"""Passages taken from each top-k query (words, vectors)."""
 MIN_WORD_SCORE = 1e-3
 """A word hit scoring this or less (BM25 of words nearly every passage holds, whose
 weight is ~0) makes no candidate: the priors alone would lift it."""
-"""Passages taken from each top-k query (words, vectors)."""
 SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
 MAX_KNOWN = 8 * SAMPLE

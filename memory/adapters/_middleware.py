@@ -357,14 +357,13 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         engine = self._own
         context = contextvars.copy_context()  # the run's config travels with the work
         name = context.run(self._held.current, self._conversation(request))
-        using = self._held.using(name)
-        session = await engine.run(lambda: context.run(using.__enter__))
-        try:
+        session = await engine.run(lambda: context.run(self._held.take, name))
+        try:  # held until the reply is stored (``Sessions.using``)
             prepared = await engine.run(lambda: context.run(self._prepare, request, session))
             response = await handler(prepared)
             await engine.run(lambda: self._record(session, response))
         finally:
-            using.__exit__(None, None, None)
+            session.leave()
         return response
 
     def close(self) -> None:

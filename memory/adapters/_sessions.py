@@ -146,7 +146,7 @@ class Sessions:
     def get(self, session: str) -> HeldSession:
         """The held session, opened if it is not held (and idle ones released); for a
         short use (a call that may take long holds it with ``using``)."""
-        held = self._take(session)
+        held = self.take(session)
         held.leave()
         return held
 
@@ -154,14 +154,15 @@ class Sessions:
     def using(self, session: str) -> Iterator[HeldSession]:
         """Hold the session for a call that may take long (a model call, a tool run): it
         is not released, however idle or many the others, until the call is done."""
-        held = self._take(session)
+        held = self.take(session)
         try:
             yield held
         finally:
             held.leave()
 
-    def _take(self, session: str) -> HeldSession:
-        """The held session, opened if needed and counted as in use; idle ones released."""
+    def take(self, session: str) -> HeldSession:
+        """The held session, opened if needed and counted as in use until its
+        ``leave()``; idle ones released."""
         with self._lock:
             held = self._held.get(session)
             if held is None:
