@@ -20,27 +20,34 @@ ON_TASK_OVERLAP = 0.25
 """Least share of a model summary's content words found in its input (a summary reuses
 the messages' words: names, numbers, topics; a refusal or an unrelated answer does not)."""
 _REFUSAL = re.compile(
-    r"\bi (can(no|')?t(?! wait)|am unable|'?m unable|am not able|'?m not able|won'?t|will not|"
-    r"must decline|have to decline|decline)\b|"
-    r"\bas an ai\b|\bas an? (large |ai )?language model\b|"
-    r"\bnot (allowed|permitted) to\b|\bnot something i\b|"
-    r"^(i'?m |i am )?sorry\b|^(i |we )?apologi[sz]e\b|^(my )?apologies\b|"
-    r"抱歉|对不起|我无法|我不能|申し訳|お答えできません|"
-    r"désolée?\b|je ne (peux|suis pas en mesure)\b|"
-    r"\blo siento\b|\bno puedo\b|\btut mir leid\b|\bich kann (das |dies |hier )?nicht\b",
+    r"\bi( a|')m (unable|not able|not going to|afraid i can(no|')?t|not in a position)\b|"
+    r"\bi (can(no|')?t(?! wait)|won'?t|will not|must decline|have to decline|decline)\b|"
+    r"\bas an? (ai|(large |ai )?language model)\b|\bnot something i\b|"
+    r"^(i'?m |i am |so )?sorry\b|^(i |we )?apologi[sz]e\b|^(my )?apologies[,:!]|"
+    r"^(很|非常)?(抱歉|对不起)|我(无法|不能|做不到)|这个(请求|要求)无法|"
+    r"^(申し訳|すみません)|(要約|お答え|対応)(は|することは|することが)?できません|"
+    r"^(je suis )?(désolée?|navrée?)\b|\bje ne (peux|suis pas en mesure)\b|"
+    r"^(lo siento|disculpa|perdón)\b|\bno (puedo|me es posible)\b|"
+    r"^(es )?tut mir leid\b|^entschuldigung\b|\b(ich kann|kann ich)\b[^.]{0,40}\bnicht\b|"
+    r"\bmir nicht möglich\b|^mi dispiace\b|\bnon posso\b|^desculpe?\b|\bnão posso\b",
     re.IGNORECASE,
 )
 """A refusal: the model saying, in its answer's first sentence (quotes aside), that it
-will not or cannot, or apologizing ("I apologize, but I must decline"); in English and the
-common phrasings of Chinese, Japanese, French, Spanish and German (curly apostrophes read
-as straight ones). "I can't wait" is no refusal, nor are words quoted or said after a
-speaker's label."""
+will not or cannot, or opening with an apology ("I apologize, but I must decline"); in
+English and the common phrasings of Chinese, Japanese, French, Spanish, German, Italian
+and Portuguese (curly apostrophes read as straight ones). Apologies count only where the
+answer opens with one: a summary may report someone's ("the user apologized"). "I can't
+wait" is no refusal, nor are words quoted or said after a speaker's label."""
 _QUOTED = re.compile(
     r'"[^"\n]{0,400}"|\u201c[^\u201d\n]{0,400}\u201d|\u300c[^\u300d\n]{0,400}\u300d'
 )
 """A quoted span (straight, curly or corner quotes): words a summary quotes are not its own."""
-_SPEAKER = re.compile(r"^[^\W\d][\w .'-]{0,39}:\s.*", re.DOTALL)
-"""An opening that a speaker's label starts ("User: I can't make Friday"): their words."""
+_SPEAKER = re.compile(
+    r"^(?!(summary|note|answer|response|output|result)\s*:)[^\W\d][\w .'-]{0,39}:\s.*",
+    re.DOTALL | re.IGNORECASE,
+)
+"""An opening that a speaker's label starts ("User: I can't make Friday"): their words
+(not a label of the answer's own, "Summary: I'm sorry, I can't...")."""
 _LETTERS = re.compile(r"[^\W\d_]{4,}")
 _STOP = STOPWORDS | {"user", "assistant", "summary", "message", "messages"}
 

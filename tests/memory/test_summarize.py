@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (Chinese punctuation in a summary is the point of one case)
 """Running summaries: folded in blocks, off the hot path, failures visible, nothing lost."""
 
 from __future__ import annotations
@@ -132,9 +133,13 @@ class Broken:
         ("I apologize, but I must decline this request.", "refused"),
         ("Sorry, that is not something I am allowed to do.", "refused"),
         ("As a language model, I do not summarize private chats.", "refused"),
-        ("抱歉，我无法提供该对话的摘要。", "refused"),  # noqa: RUF001 (Chinese punctuation)
+        ("抱歉，我无法提供该对话的摘要。", "refused"),
         ("Je suis désolé, mais je ne peux pas résumer cette conversation.", "refused"),
         ("Lo siento, no puedo resumir esta conversación.", "refused"),
+        ("Unfortunately, I'm unable to summarize this.", "refused"),
+        ("Summary: I'm sorry, I can't summarize this.", "refused"),  # its own label
+        ("Leider kann ich das nicht zusammenfassen.", "refused"),
+        ("すみませんが、要約はできません。", "refused"),
         (
             "Autumn leaves drift gently over quiet rivers; mountains sleep beneath silver "
             "clouds while lanterns glow softly.",
@@ -428,5 +433,8 @@ def test_a_good_summary_is_not_taken_for_a_refusal_or_off_task() -> None:
         'User: "I can\'t wait to move to Lisbon next month," with the boxes in a batch.',
         "User: I can't make the delivery, so the batch shipped late to the warehouse.",
         "Unfortunately the batch shipped late, so a penalty was charged on the invoice.",
+        "The batch is not allowed to ship late; the invoice carries a penalty.",
+        "Apologies were exchanged for the late batch; the invoice carries a penalty.",
+        "用户对延误表示抱歉，批次已发往仓库。",  # a summary may report an apology
     ):
         check_on_task(summary, source, "model")  # raises SummarizerError if refused
