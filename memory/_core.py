@@ -20,7 +20,6 @@ from memory._closing import Closing
 from memory._editing import HistoryEdits
 from memory._engine import DEFAULT_BUDGET, open_shared
 from memory._errors import ClosedError
-from memory._folding import SummaryRunner
 from memory._ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
 from memory._ledger import DEFAULT_PRICES, Price
 from memory._messages import MessageLike, check_pairing, normalize
@@ -35,12 +34,13 @@ from memory._options import (
 from memory._planner import build_prompt
 from memory._policy import AssemblyPolicy
 from memory._session import SessionState
+from memory._summary_access import SummaryAccess
 from memory._timestamps import Timestamp, times_sent, with_time
 from memory._tokens import TokenCounter
 from memory._view import SessionView
 from memory.pricing import priced
 from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
-from stores.base import ForgetReport, SummaryRecord
+from stores.base import ForgetReport
 
 if TYPE_CHECKING:
     from memory._engine import Engine
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
+class ConversationMemory(AsyncMethods, Closing, HistoryEdits, SummaryAccess):
     """A handle on the memory of one conversation: stores turns, assembles budgeted prompts.
 
     Open one with :meth:`open` (the process's shared engine for a path) or
@@ -92,21 +92,6 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
     def archive(self) -> Archive:
         """The session's archive of tool outputs (``memory._archive.Archive``)."""
         return self._state.archive
-
-    @property
-    def _summaries(self) -> SummaryRunner:
-        """The session's summary runner (internal: tests and benchmarks tune it)."""
-        return self._state.runner
-
-    @property
-    def summary(self) -> SummaryRecord | None:
-        """The running summary: ``.text``, ``.covers_upto`` (its last turn), ``.tokens``,
-        ``.summarizer``, ``.created_at``; None before the first fold."""
-        return self._state.runner.current
-
-    def summary_attempts(self) -> list[SummaryRecord]:
-        """Every summary version and failed attempt of the session, oldest first."""
-        return self._state.runner.attempts()
 
     @classmethod
     def open(
@@ -333,24 +318,6 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits):
         """
         self._current()
         return self._state.wait_indexed(check_timeout(timeout))
-
-    def wait_for_summary(self, timeout: float | None = None) -> bool:
-        """Block until no fold is due: the running summary covers every block it should.
-
-        Returns:
-            True if that was reached within ``timeout`` seconds; a failing summarizer
-            counts as done (its error is in ``assemble().report.summary_error``).
-
-        Raises:
-            ConfigError: ``timeout`` is not seconds >= 0 or None.
-        """
-        self._check_open()
-        return self._state.runner.wait(check_timeout(timeout))
-
-    def rebuild_summary(self) -> None:
-        """Drop the running summary and fold the history again, in the background."""
-        self._check_open()
-        self._state.runner.rebuild()
 
     @property
     def price(self) -> Price | None:

@@ -73,7 +73,8 @@ def test_a_session_forgotten_by_another_process_is_closed_here_and_opens_anew(
         assert "flowerpot" in str(mem.assemble().messages)
         forget_stored(path, session="s1")  # as `attic forget` in another process does
         calls = (mem.assemble, lambda: mem.add({"role": "user", "content": "hi"}),
-                 lambda: mem.history_tokens)  # fmt: skip
+                 lambda: mem.history_tokens, lambda: mem.summary,
+                 mem.summary_attempts)  # fmt: skip
         for call in calls:
             with pytest.raises(ClosedError, match="was forgotten"):
                 call()

@@ -26,6 +26,7 @@ from memory._summarize import (
     LLMSummarizer,
     SummaryResult,
     render_transcript,
+    supersessions,
 )
 
 FAKE = DeterministicFakeEmbedding(size=64)
@@ -252,6 +253,38 @@ def test_a_correction_replaces_the_old_value_and_what_restated_it() -> None:
     evicted.append(HumanMessage("Scratch that, the budget is 15k."))
     text = summarizer.summarize("", evicted).text
     assert "budget is 15k" in text and "18,000" not in text
+
+
+def test_a_correction_drops_only_what_it_corrects() -> None:
+    """A correction related to one value leaves other values alone: one shared name
+    ("Lyon") relates nothing, an idiom ("make it to") or a regret ("was a mistake") is no
+    correction, and "Flat 2" does not restate the rent of 2 rooms."""
+    cases = [
+        ["human: The hotel in Lisbon costs 120 euros a night.",
+         "human: Our flight lands in Lisbon at 14:30 on May 3.",
+         "human: Scratch that, the hotel in Lisbon costs 135 euros a night."],
+        ["human: Flat 2 in Lyon has a balcony.", "human: The Lyon office opens at 9.",
+         "human: The Lyon rent is 900 euros for 2 rooms.",
+         "human: Scratch that, the Lyon rent is 950 euros."],
+        ["human: The team meeting is at 10 am on Monday in room 4.",
+         "human: Can you make it to the 3 pm meeting with the landlord?"],
+        ["human: The kitchen tiles cost 2,400 euros.",
+         "human: Buying 3 extra boxes of bathroom tiles was a mistake."],
+    ]  # fmt: skip
+    dropped = [set().union(*supersessions(case).values()) for case in cases]
+    assert dropped == [{0}, {2}, set(), set()]
+
+
+def test_a_sentence_said_again_on_another_day_is_summarized_once() -> None:
+    summarizer = ExtractiveSummarizer(COUNTER, max_summary_tokens=400)
+    line = "Lisbon's tram 28 runs from Martim Moniz to Campo de Ourique every 12 minutes."
+    evicted: list[BaseMessage] = []
+    for day in range(1, 4):
+        at = {"timestamp": f"2026-05-0{day}T10:00:00Z"}
+        evicted += [HumanMessage(f"Trams, part {day}?", additional_kwargs=at),
+                    AIMessage(line, additional_kwargs=at)]  # fmt: skip
+    text = summarizer.summarize("", evicted).text
+    assert text.count("tram 28") == 1 and "[2026-05-03] ai: Lisbon's tram 28" in text
 
 
 def test_a_sentence_said_again_is_summarized_once() -> None:
