@@ -87,8 +87,9 @@ def query_terms(query: str) -> list[str]:
 
 
 def word_pattern(term: str) -> re.Pattern[str]:
-    """Match ``term`` as a whole word, case aside (a query term found in a text)."""
-    return re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
+    """Match ``term`` as a whole word, case aside (a query term found in a text); an
+    underscore separates words, as in ``WORD`` ("file" and "17" are in "file_17.py")."""
+    return re.compile(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", re.IGNORECASE)
 
 
 def phrase_words(query: str) -> list[str]:

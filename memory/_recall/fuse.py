@@ -40,11 +40,13 @@ _U = TypeVar("_U")
 
 
 def phrase_pattern(query: str) -> re.Pattern[str] | None:
-    """The query's words in order, punctuation and case aside; None for no phrase."""
+    """The query's words in order, punctuation and case aside, not inside a longer word
+    ("file_17" is not in "file_170"; a CJK run has no word edges); None for no phrase."""
     words = _WORD.findall(query)
     if not words or (len(words) == 1 and len(words[0]) < MIN_EXACT_WORD):
         return None  # one short word is no phrase; BM25 ranks it
-    return re.compile(r"\W+".join(re.escape(w) for w in words), re.IGNORECASE)
+    body = r"\W+".join(re.escape(w) for w in words)
+    return re.compile(rf"(?<![A-Za-z0-9]){body}(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def exact_matches(query: str, chunks: list[ChunkRecord]) -> list[int]:

@@ -86,3 +86,21 @@ def test_a_hit_found_by_meaning_alone_says_so(tool_mem: ConversationMemory) -> N
     assert 'found="by meaning only' in out or out.startswith("Nothing")
     assert "<archived ref=" in out  # the fake embedder always has a nearest chunk
     assert "by meaning only" not in tool_mem.recall(query="FATAL boom")
+
+
+def test_an_identifier_query_finds_its_line_not_a_longer_name(
+    archive_mem: ConversationMemory,
+) -> None:
+    """ "file_17" is the words "file" and "17" (an underscore separates words, as in the
+    index): its line comes back, narrowed, not labelled as found by meaning, and not the
+    chunk of file_170 ... file_179."""
+    listing = "\n".join(f"-rw-r--r-- 1 u u {i * 37} file_{i}.py" for i in range(300))
+    call = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+    archive_mem.add([{"role": "assistant", "content": "", "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": "c1", "content": listing}])  # fmt: skip
+    archive_mem.wait_until_indexed(timeout=30)
+    for query in ("file_17", "file_17.py"):
+        out = archive_mem.recall(query=query)
+        first = out.split("</archived>")[0]
+        assert "629 file_17.py" in first and "file_170" not in first, out
+        assert "by meaning only" not in first and 'lines="18-19"' in first, out
