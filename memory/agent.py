@@ -103,7 +103,8 @@ class AgentLoop:
 
         Raises:
             ConfigError: ``memory`` is not a ``ConversationMemory``, or ``tools`` is not
-                a mapping of tool names to functions.
+                a mapping of tool names to functions, or names one ``recall`` (the
+                loop's own).
         """
         if not isinstance(memory, ConversationMemory):
             raise ConfigError(f"memory must be a ConversationMemory, not {type(memory).__name__}")
@@ -111,6 +112,11 @@ class AgentLoop:
             isinstance(tools, Mapping) and all(callable(f) for f in tools.values())
         ):
             raise ConfigError("tools must map each tool's name to its function: {'ls': ls}")
+        if tools is not None and "recall" in tools:
+            raise ConfigError(
+                "the tool name 'recall' is the loop's own (it answers the model's recall "
+                "calls): give your tool another name"
+            )
         self.memory = memory
         # The loop answers the model's recall calls, so its prompts may point to the tool.
         memory.policy = dataclasses.replace(memory.policy, recall_tool=True)
@@ -187,11 +193,17 @@ class AgentLoop:
             The tool calls it asks for (empty when the model is done).
 
         Raises:
-            InputError: the reply cannot be read (a call without an id...).
+            InputError: the reply cannot be read (a call without an id...), or it is
+                not the assistant's (another role: add such messages with ``add``).
         """
         data = _plain(message)
         reply = {k: data[k] for k in _OPENAI_FIELDS if data.get(k) is not None}
         reply.setdefault("role", "assistant")
+        if reply["role"] != "assistant":
+            raise InputError(
+                f"a reply has the assistant's role, not {reply['role']!r}: pass "
+                "choices[0].message; add other messages with add_user or mem.add"
+            )
         reply.setdefault("content", "")
         return self._store_reply(reply, _mark_malformed(reply))
 

@@ -11,7 +11,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
-from memory import ConversationMemory, InputError
+from memory import ConfigError, ConversationMemory, InputError
 from memory.agent import AgentLoop, ToolCall, to_anthropic
 
 LOG = "\n".join(f"12:00:{i % 60:02d} INFO step {i} ok" for i in range(300))
@@ -265,6 +265,11 @@ def test_bad_input_is_refused(memory: ConversationMemory) -> None:
         loop.add_tool_result("nope", "result")
     with pytest.raises(InputError):
         loop.add_anthropic_reply(42)
+    with pytest.raises(InputError, match="assistant's role"):  # not a reply: not stored
+        loop.add_openai_reply({"role": "user", "content": "I am the user, not a reply"})
+    assert [m.type for m in memory.history()] == ["human"]
+    with pytest.raises(ConfigError, match="'recall' is the loop's own"):
+        AgentLoop(memory, tools={"recall": lambda query: "mine"})
 
 
 def test_an_unanswered_call_is_left_out_until_answered(memory: ConversationMemory) -> None:
