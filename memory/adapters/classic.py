@@ -137,7 +137,15 @@ class ContextAtticMemory(BaseMemory):
         messages = list(prompt.messages)
         if self.return_messages:
             return messages
-        return get_buffer_string(messages, human_prefix=self.human_prefix, ai_prefix=self.ai_prefix)
+        # A turn of several text blocks (the recalled block, then the user's words) keeps
+        # them apart, as separate paragraphs.
+        lines = [
+            m.model_copy(update={"content": "\n\n".join(_texts(m.content))})
+            if isinstance(m.content, list)
+            else m
+            for m in messages
+        ]
+        return get_buffer_string(lines, human_prefix=self.human_prefix, ai_prefix=self.ai_prefix)
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Return ``{memory_key: history}``, fitting ``max_token_limit``, with the
@@ -196,3 +204,12 @@ class ContextAtticMemory(BaseMemory):
         if self._opened is not None:
             self._opened.close()
             self._opened = None
+
+
+def _texts(blocks: list[Any]) -> list[str]:
+    """The texts of a message's content blocks (strings and ``text`` blocks)."""
+    return [
+        b if isinstance(b, str) else str(b.get("text", ""))
+        for b in blocks
+        if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
+    ]

@@ -123,3 +123,16 @@ def test_the_new_input_recalls_an_evicted_fact() -> None:
     question = {"input": "What is the serial of the bag in locker 5?"}
     assert "<39595>" not in str(memory.buffer)  # folded into a summary that lost it
     assert "<39595>" in str(memory.load_memory_variables(question)["history"])
+
+
+def test_a_turn_of_several_blocks_keeps_them_apart_in_the_string_buffer(
+    embedder: DeterministicFakeEmbedding,
+) -> None:
+    """The note on left-out turns heads the user's text; in the string form it is its
+    own paragraph, not glued to the user's words ("</memory>Remember item 8")."""
+    memory = ContextAtticMemory(max_token_limit=300, embedder=embedder, session="blocks")
+    for i in range(15):
+        memory.save_context({"input": f"Remember item {i}: code {1000 + i}."}, {"output": "Noted."})
+    buffer = memory.load_memory_variables({"input": "next"})["history"]
+    assert "</memory>\n\n" in buffer and "</memory>Remember" not in buffer
+    memory.close()
