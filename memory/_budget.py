@@ -61,4 +61,6 @@ def as_budget(budget: Budget | int) -> Budget:
         return budget
     if isinstance(budget, bool) or not isinstance(budget, int):
         raise ConfigError(f"budget must be a Budget or an int, not {type(budget).__name__}")
+    if budget <= 0:
+        raise ConfigError(f"budget must be a positive number of prompt tokens, not {budget}")
     return Budget(context_window=budget)

@@ -148,6 +148,12 @@ def test_bad_session_ids(session: object) -> None:
         ConversationMemory.open(":memory:", session=session, embedder=FAKE)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("budget", [-1, 0])
+def test_a_budget_that_is_no_positive_number_is_named(budget: int) -> None:
+    with pytest.raises(ConfigError, match=f"budget must be a positive number .*not {budget}"):
+        ConversationMemory.open(":memory:", session="s", budget=budget, embedder=FAKE)
+
+
 def test_odd_but_valid_session_ids_are_scoped(db_path: Path) -> None:
     names = ["'; DROP TABLE turns; --", "../../etc/passwd", "ユーザー", "a/b\\c"]
     for name in names:
