@@ -95,11 +95,13 @@ def header(ref: str, digest: Digest, digest_tokens: int, delta_of: str | None = 
     """The one marker format: what was cut, and how to get it back.
 
     With ``delta_of`` the body is a change to that earlier output: a unified diff, or
-    ``unchanged``.
+    ``unchanged`` (an identical output has the same ref: "sent before, now:").
     """
     parts = [f"ref {ref}", digest.note or digest.kind]
     parts.append(f"{digest.original_tokens:,} tokens → {digest_tokens:,}")
-    if delta_of is not None:
+    if delta_of == ref:
+        parts.append("sent before, now:")
+    elif delta_of is not None:
         parts.append(f"same as ref {delta_of} except:")
     parts.append(f'recall(ref="{ref}", query=...) for more')
     return "[" + " · ".join(parts) + "]"

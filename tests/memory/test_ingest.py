@@ -93,7 +93,8 @@ def test_a_repeated_output_is_sent_as_unchanged_and_keeps_its_ref(
     (record,) = archive_mem.archive.refs()
     second = _sent(archive_mem, ToolMessage)[-1]
     assert str(second.content).startswith(f"[ref {record.ref} · ")
-    assert f"same as ref {record.ref} except:" in str(second.content)
+    assert "sent before, now:" in str(second.content)  # not "same as" its own ref
+    assert "same as ref" not in str(second.content)
     assert str(second.content).endswith("\nunchanged")
 
 
