@@ -53,7 +53,7 @@ from memory._embed import MiniLMEmbeddings  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "vector_search.md"
 DEFAULT_CACHE = Path("/tmp/context-attic-vector-search.npz")
-K_RANKER = 264  # memory._recall.rank asks for POOL + 2 * _WINDOW_SLACK
+K_RANKER = 264  # what memory._recall.rank asked for when measured (now 164: POOL 100 + 2 * 32)
 LINKS = 32  # HNSW's M (FAISS's default)
 BUILD_BREADTH = 80  # efConstruction
 SEARCH_BREADTH = max(400, K_RANKER * 3 // 2)  # efSearch

@@ -10,12 +10,38 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
 from stores.turn_index import PassageHit
 
-__all__ = ["CandidateTurns", "per_turn"]
+__all__ = ["CandidateTurns", "PassageColumns", "per_turn"]
+
+
+@dataclass(frozen=True, slots=True)
+class PassageColumns:
+    """Found passages as columns, one row per passage (``PassageHit``'s fields)."""
+
+    ids: np.typing.NDArray[np.int64]
+    seqs: np.typing.NDArray[np.int64]
+    indices: np.typing.NDArray[np.int64]
+    context: np.typing.NDArray[np.bool_]
+    chars: np.typing.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, found: Sequence[PassageHit]) -> PassageColumns:
+        """The columns of these hits, in their order (a field at a time: a ranking reads
+        hundreds, and unzipping them makes an iterator per hit)."""
+
+        def column(field: int) -> np.typing.NDArray[np.int64]:
+            return np.fromiter(map(itemgetter(field), found), dtype=np.int64, count=len(found))
+
+        context = column(3).astype(bool)
+        return cls(column(0), column(1), column(2), context, column(4))
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass(slots=True)
@@ -42,7 +68,7 @@ class CandidateTurns:
 
 
 def per_turn(
-    found: Sequence[PassageHit],
+    found: PassageColumns,
     z_vectors: np.typing.NDArray[np.float64],
     z_words: np.typing.NDArray[np.float64],
     weights: Mapping[str, float],
@@ -51,13 +77,10 @@ def per_turn(
     (``vector``, ``words``, and each with ``_context``), its best own passage (the first
     of equals) and its length (a turn found by its context copy alone: half the copy's;
     a turn has one context copy), turns in the order first found."""
-    if not found:
+    if not len(found):
         empty = np.zeros(0, dtype=np.int64)
         return CandidateTurns(empty, np.zeros(0), np.zeros(0), empty, empty, empty)
-    ids_, seqs_, indices_, context_, chars_ = list(zip(*found, strict=True))[:5]
-    seqs = np.array(seqs_, dtype=np.int64)
-    chars = np.array(chars_, dtype=np.int64)
-    context = np.array(context_, dtype=bool)
+    seqs, chars, context = found.seqs, found.chars, found.context
     unique, first, inverse = np.unique(seqs, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # turns in the order first found
     rank = np.empty(len(unique), dtype=np.int64)
@@ -92,12 +115,12 @@ def per_turn(
     copy_chars = np.zeros(count, dtype=np.int64)
     early = copy < first_own[turn[copy]]  # a copy read before any own passage
     copy_chars[turn[copy[early]]] = chars[copy[early]] // 2
-    ids = np.array(ids_, dtype=np.int64)
+    ids = found.ids
     passage_id = np.full(count, -1, dtype=np.int64)
     passage_id[turn[copy]] = ids[copy]  # a turn with no own passage: its copy's id
     passage_id[turn[leaders]] = ids[leaders]
     passage = np.zeros(count, dtype=np.int64)
-    passage[turn[leaders]] = np.array(indices_, dtype=np.int64)[leaders]
+    passage[turn[leaders]] = found.indices[leaders]
     return CandidateTurns(
         seqs=unique[order], signals=signals, bonus=np.zeros(count), passage=passage,
         chars=np.maximum(own_chars, copy_chars), passage_id=passage_id,

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from memory import ConversationMemory, TiktokenCounter
 from memory._recall.fuse import interleave, segment_strength
 from memory._recall.pack import SEPARATOR, recollect
-from memory._recall.rank import Layout, RankedTurn, TurnRanker
+from memory._recall.rank import WORD_POOL, WORDS_ONLY_POOL, Layout, RankedTurn, TurnRanker
 from stores.turn_index import PassageHit, TurnIndex
 
 FILLER = [
@@ -404,3 +404,33 @@ def test_the_recall_tool_brings_the_answer_with_the_question_it_finds() -> None:
     # The question matches best; its answer shares none of its words, yet comes with it.
     assert "wifi password" in found and "hunter2-blue" in found
     assert found.count("wifi password") == 1
+
+
+def test_words_alone_take_a_wider_pool_than_beside_embeddings() -> None:
+    # Beside search by embedding, the best WORD_POOL word hits are enough (the words
+    # signal weighs 0.3); with no embedder, words are all the evidence there is.
+    kites = [f"The kite number {i} flew high. {FILLER[i % 5]}" for i in range(40)]
+    fillers = [f"{FILLER[i % 5]} ({i})" for i in range(200)]
+    with _open() as mem:
+        seqs = _chat(mem, [[("Ann", t) for t in kites + fillers]])
+        state = mem._state
+        words = state.store.passages
+        with_vectors = TurnRanker(words, "r", state.passage_indexer)
+        words_only = TurnRanker(words, "r", None)
+        layout = state.view.layout()
+        asked: list[int] = []
+        original = words.search
+
+        def search(*args: object, **kwargs: object) -> list[PassageHit]:
+            asked.append(cast(int, kwargs["limit"]))
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        words.search = search  # type: ignore[method-assign]
+        try:
+            alone = words_only.rank("kite", before_seq=seqs[-1] + 1, layout=layout)
+            beside = with_vectors.rank("kite", before_seq=seqs[-1] + 1, layout=layout)
+        finally:
+            del words.search
+        assert asked == [WORDS_ONLY_POOL, WORD_POOL]
+        assert set(seqs[: len(kites)]) <= {r.seq for r in alone}  # every kite, by its word
+        assert len(beside) > WORD_POOL  # the embedding's neighbours besides
