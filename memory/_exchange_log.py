@@ -26,6 +26,8 @@ from memory._messages import Exchange, Turn, kind_of
 __all__ = ["ExchangeLog", "Exchanges", "OutlinedTurn"]
 
 _NO_CALLS: frozenset[str] = frozenset()
+MAX_REMEMBERED = 4096
+"""Seqs whose ``ExchangeLog.begun_by`` answer is kept (one per summary a session made)."""
 
 
 class OutlinedTurn(Turn):
@@ -76,6 +78,7 @@ class ExchangeLog:
         # Exchanges with a result placed after a later exchange began: owner -> position.
         self._straddling: dict[int, int] = {}
         self._by_call: dict[str, int] = {}  # open call id -> exchange
+        self._begun: dict[int, int] = {}  # seq -> exchanges begun by it (see ``begun_by``)
         self.made: dict[int, Exchange] = {}
         """Complete exchanges already built, by index (they never change again)."""
         self._count = 0
@@ -196,6 +199,21 @@ class ExchangeLog:
         turn._source = self._messages
         return turn
 
+    def begun_by(self, seq: int, count: int) -> int:
+        """How many of the first ``count`` exchanges begin at or before ``seq`` (the index
+        of the first one after it). Remembered once an exchange after ``seq`` exists:
+        appends cannot change it then (where a summary ends, asked on every call)."""
+        known = self._begun.get(seq)
+        if known is not None and known < count:
+            return known
+        seqs, first = self._seqs, self._first
+        found = bisect.bisect_right(range(count), seq, key=lambda i: seqs[first[i]])
+        if found < count:
+            if len(self._begun) >= MAX_REMEMBERED:
+                self._begun.clear()
+            self._begun[seq] = found
+        return found
+
     def seq_span(self, start: int, stop: int) -> tuple[int, int]:
         """Lowest and highest seq among the turns of exchanges ``start`` to ``stop - 1``
         (``start < stop``), without building them: the last exchange's last turn, unless a
@@ -260,6 +278,10 @@ class Exchanges(Sequence[Exchange]):
     def turns_in(self, start: int, stop: int) -> int:
         """Count the turns of exchanges ``start`` to ``stop - 1`` (see ``ExchangeLog``)."""
         return self.log.turns_in(max(start, 0), min(stop, self._count))
+
+    def begun_by(self, seq: int) -> int:
+        """How many exchanges begin at or before ``seq`` (see ``ExchangeLog``)."""
+        return self.log.begun_by(seq, self._count)
 
     def seq_span(self, start: int, stop: int) -> tuple[int, int]:
         """Lowest and highest seq of exchanges ``start`` to ``stop - 1`` (see ``ExchangeLog``)."""

@@ -201,12 +201,23 @@ class Indexer(BackgroundWorker):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return index.score_all(vector)
 
-    def scores_of(self, query: str, ids: Sequence[int]) -> npt.NDArray[np.float32]:
+    def scores_of(
+        self, query: str, ids: Sequence[int] | npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
         """Return the query's similarity to each of these ids (NaN where not embedded, or
         all NaN while the embedder fails on queries)."""
-        if (index := self._ready()) is None or (vector := self._query_vector(query)) is None:
-            return np.full(len(ids), np.nan, dtype=np.float32)
-        return index.scores_of(vector, ids)
+        scores: npt.NDArray[np.float32] = self.scores_many([query], ids)[0]
+        return scores
+
+    def scores_many(
+        self, queries: Sequence[str], ids: Sequence[int] | npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """``scores_of`` for each query, a row each (the ids' vectors read once)."""
+        index = self._ready()
+        vectors = [self._query_vector(q) for q in queries] if index is not None else []
+        if index is None or any(v is None for v in vectors):
+            return np.full((len(queries), len(ids)), np.nan, dtype=np.float32)
+        return index.scores_many(np.stack([v for v in vectors if v is not None]), ids)
 
     def sample_scores(
         self, query: str, size: int

@@ -166,9 +166,10 @@ class _Planner:
 
     def summary_boundaries(self) -> list[int]:
         """Index of the first exchange after each summary's coverage."""
-        return [
-            bisect.bisect_right(self.exchanges, c, key=lambda e: e.first_seq) for c in self.covers
-        ]
+        exchanges = self.exchanges
+        if isinstance(exchanges, Exchanges):  # a session's log: remembered between calls
+            return [exchanges.begun_by(c) for c in self.covers]
+        return [bisect.bisect_right(exchanges, c, key=lambda e: e.first_seq) for c in self.covers]
 
     def summary_for(self, start: int) -> Summary | None:
         """The newest summary that covers only turns before ``start``."""

@@ -168,13 +168,22 @@ class FAISSIndex:
         return ids, (stored @ query[:, None])[:, 0].astype(np.float32)
 
     def scores_of(
-        self, vector: npt.NDArray[np.float32], ids: Sequence[int]
+        self, vector: npt.NDArray[np.float32], ids: Sequence[int] | npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
         """Return the inner product of ``vector`` with each of these ids' vectors (NaN for
         an id not held), in the order of ``ids``."""
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
+        query = np.asarray(vector, dtype=np.float32).reshape(1, self.dim)
+        scores: npt.NDArray[np.float32] = self.scores_many(query, ids)[0]
+        return scores
+
+    def scores_many(
+        self, vectors: npt.NDArray[np.float32], ids: Sequence[int] | npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """``scores_of`` for several query vectors (one per row): a ``(rows, len(ids))``
+        matrix, the ids' vectors read once."""
+        queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         keys = np.asarray(ids, dtype=np.int64)
-        found = np.full(len(keys), np.nan, dtype=np.float32)
+        found = np.full((len(queries), len(keys)), np.nan, dtype=np.float32)
         if not len(keys):
             return found
         with self._lock:
@@ -182,7 +191,7 @@ class FAISSIndex:
             positions = self._positions(keys, total)
             held = positions >= 0
             rows = _stored(self._index, total, self.dim)[positions[held]].astype(np.float32)
-            found[held] = (rows @ query[:, None])[:, 0]
+        found[:, held] = queries @ rows.T
         return found
 
     def _positions(self, keys: npt.NDArray[np.int64], total: int) -> npt.NDArray[np.int64]:

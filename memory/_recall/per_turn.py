@@ -43,6 +43,22 @@ class PassageColumns:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def where(self, chosen: np.typing.NDArray[np.bool_]) -> PassageColumns:
+        """The rows ``chosen`` marks."""
+        return PassageColumns(
+            self.ids[chosen], self.seqs[chosen], self.indices[chosen], self.context[chosen],
+            self.chars[chosen],
+        )  # fmt: skip
+
+    def joined(self, other: PassageColumns) -> PassageColumns:
+        """These rows, then ``other``'s."""
+        return PassageColumns(
+            np.concatenate([self.ids, other.ids]), np.concatenate([self.seqs, other.seqs]),
+            np.concatenate([self.indices, other.indices]),
+            np.concatenate([self.context, other.context]),
+            np.concatenate([self.chars, other.chars]),
+        )  # fmt: skip
+
 
 @dataclass(slots=True)
 class CandidateTurns:

@@ -1,8 +1,9 @@
 """Rank a session's evicted turns for a query, at a cost that does not grow with history.
 
 Candidates come from top-k queries only: the best ``WORD_POOL`` passages by words (BM25
-on SQLite, ``ts_rank`` on PostgreSQL), the best ``POOL`` by embedding (FAISS), and the
-passages holding the query's words as a phrase. Each passage gets four signals, turned
+on SQLite, ``ts_rank`` on PostgreSQL), the best ``POOL`` by embedding (FAISS;
+``NEXT_POOL`` for each further query), and the passages holding the query's words as a
+phrase. Places of passages (turn, kind, length) come from ``memory._recall.places``. Each passage gets four signals, turned
 into z-scores so they can be summed: embedding similarity of the passage (weight 1) and
 of its context copy (0.5), full-text score of the passage (0.3) and in context (0.15).
 Similarities are measured against a fixed-size sample of the index (how this query's
@@ -30,10 +31,8 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -41,17 +40,18 @@ import numpy as np
 from memory._indexer import Indexer
 from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
+from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
 from stores.text_search import word_pattern
-from stores.turn_index import PassageHit, TurnIndex
+from stores.turn_index import TurnIndex
 
 __all__ = [
     "EXACT_BONUS",
     "LENGTH_PRIOR",
+    "NEXT_POOL",
     "POOL",
     "SPEAKER_BONUS",
     "WEIGHTS",
-    "WORDS_ONLY_POOL",
     "WORD_POOL",
     "Layout",
     "RankedTurn",
@@ -83,27 +83,23 @@ EXACT_BONUS = 3.0
 """Added to turns holding the query's words in order: a quoted phrase is the surest sign."""
 EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
-POOL = 100
-"""Passages taken from the top-k by embedding, per query (plus ``_WINDOW_SLACK`` twice).
-``benchmarks/locomo.py``, all 7 dev conversations, evidence recall at 2k / 4k, 200 →
-100 (with ``WORD_POOL`` 200 → 32): markers 0.890 / 0.941 → 0.894 / 0.942, plain 0.893 /
-0.940 → 0.894 / 0.939; 64: 0.889 / 0.935, 0.893 / 0.936. ``benchmarks/
-assembly_latency.py`` at 10,000 turns: 4.3 → 3.3 ms (every candidate costs a few µs)."""
-WORD_POOL = 32
-"""Passages taken from the top-k by words (BM25) beside the embedding's: the words
-signal weighs 0.3 and its best hits are found; measured with ``POOL`` (64: 0.891 /
-0.942, 0.892 / 0.939; 16: 0.887 / 0.940, 0.884 / 0.937)."""
-WORDS_ONLY_POOL = 200
-"""``WORD_POOL`` when there is no search by embedding (no embedder, or it fails): words
-are then all the evidence."""
+POOL = 200
+"""Passages taken from the top-k by embedding for the query as asked (plus
+``_WINDOW_SLACK`` twice): a lookup fills thousands of tokens, and its evidence may rank
+in the hundreds. ``benchmarks/cost.py``'s LoCoMo feeding, evidence recall at 2k / 4k / 8k
+tokens: 0.944 / 0.966 / 0.970; 100: 0.939 / 0.957 / 0.964."""
+NEXT_POOL = 100
+"""``POOL`` for each further query (the query without the speakers it names): it mostly
+finds the first one's neighbours again. Same measure: 0.943 / 0.965 / 0.969 (200: 0.944 /
+0.966 / 0.970); ``benchmarks/assembly_latency.py`` at 10,000 turns: ~8% less time."""
+WORD_POOL = 200
+"""Passages taken from the top-k by words (BM25). Same measure: 100 or 32: 0.941-0.944 /
+0.962 / 0.965 (``benchmarks/locomo.py``'s feedings: within 0.004 either way)."""
 MIN_WORD_SCORE = 1e-3
 """A word hit scoring this or less (BM25 of words nearly every passage holds, whose
 weight is ~0) makes no candidate: the priors alone would lift it."""
 SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
-MAX_KNOWN = 8 * SAMPLE
-"""Passages whose place (seq, kind, length) is remembered (the sample changes as the index
-doubles; candidates change with queries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,27 +159,8 @@ class TurnRanker:
         self._spoken = SpokenTurns()
         # Where passages belong (passages never change; a session's are deleted only with
         # the session): looked up once per id, not per query.
-        self._known: dict[int, PassageHit] = {}
+        self._places = Places(passages, session)
         self._sampled = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
-        self._lock = threading.Lock()
-
-    def _locate(self, ids: Sequence[int]) -> list[PassageHit]:
-        """Where these passages belong, in the order of ``ids`` (unknown ids left out)."""
-        with self._lock:
-            known = self._known
-            unknown = [i for i in ids if i not in known]
-            if unknown:
-                if len(known) + len(unknown) > MAX_KNOWN:
-                    known.clear()
-                for hit in self._passages.locate(self._session, unknown):
-                    known[hit.id] = hit
-            return [known[i] for i in ids if i in known]
-
-    def _remember(self, hits: Sequence[PassageHit]) -> None:
-        with self._lock:
-            if len(self._known) + len(hits) > MAX_KNOWN:
-                self._known.clear()
-            self._known.update((h.id, h) for h in hits)
 
     def _is_context(self, ids: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.bool_]:
         """Whether each sampled passage is a context copy (the sample grows at its end
@@ -191,9 +168,9 @@ class TurnRanker:
         last_ids, last_mask = self._sampled
         same = len(ids) >= len(last_ids) and np.array_equal(ids[: len(last_ids)], last_ids)
         start = len(last_ids) if same else 0
-        tail = [int(i) for i in ids[start:]]
-        found = {h.id: h.context for h in self._locate(tail)}
-        mask = np.array([found.get(i, False) for i in tail], dtype=bool)
+        tail = ids[start:]
+        found = self._places.locate(tail)
+        mask = np.isin(tail, found.ids[found.context])
         if same:
             mask = np.concatenate([last_mask, mask])
         self._sampled = (ids.copy(), mask)
@@ -213,10 +190,10 @@ class TurnRanker:
             return []
         layout = layout or Layout()
         named, queries = self._speakers(query, before_seq, layout)
-        hits = self._candidates(queries, before_seq)
-        if not hits:
+        found, words = self._candidates(queries, before_seq)
+        if not len(found):
             return []
-        turns, words_only = self._signals(queries, hits, layout.in_scope(before_seq))
+        turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(query, turns, before_seq, named, words_only)
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
@@ -239,43 +216,42 @@ class TurnRanker:
 
     def _candidates(
         self, queries: Sequence[str], before_seq: int
-    ) -> dict[int, tuple[PassageHit, float]]:
-        """Passages from the top-k queries: ``id → (hit, word score)`` (words of the last
-        query, vectors of each), words' first."""
+    ) -> tuple[PassageColumns, np.typing.NDArray[np.float64]]:
+        """Passages from the top-k queries (words of the last query first, then vectors of
+        each, each passage once) and each one's word score (0 for those found by vector)."""
         nearest: list[int] = []
         if self.indexer is not None:
-            for pairs in self.indexer.search_many(queries, POOL + 2 * _WINDOW_SLACK):
-                nearest += [i for i, _ in pairs]
-        limit = WORD_POOL if nearest else WORDS_ONLY_POOL
+            lists = self.indexer.search_many(queries, POOL + 2 * _WINDOW_SLACK)
+            for n, pairs in enumerate(lists):
+                taken = (POOL if n == 0 else NEXT_POOL) + 2 * _WINDOW_SLACK
+                nearest += [i for i, _ in pairs[:taken]]
         last = queries[-1]
-        words = self._passages.search(self._session, last, before_seq=before_seq, limit=limit)
-        found: dict[int, tuple[PassageHit, float]] = {}
-        for hit in words:
-            if hit.score > MIN_WORD_SCORE:  # words every passage holds are no evidence
-                found[hit.id] = (hit, hit.score)
-        if nearest:
-            self._remember(words)
-            for hit in self._locate(list(dict.fromkeys(i for i in nearest if i not in found))):
-                if hit.seq < before_seq:
-                    found[hit.id] = (hit, 0.0)
-        return found
+        words = self._passages.search(self._session, last, before_seq=before_seq, limit=WORD_POOL)
+        # Words every passage holds are no evidence.
+        words = [hit for hit in words if hit.score > MIN_WORD_SCORE]
+        scores = np.fromiter((hit.score for hit in words), np.float64, len(words))
+        found = PassageColumns.of(words)
+        if not nearest:
+            return found, scores
+        self._places.remember(words)
+        near = self._places.locate(list(dict.fromkeys(nearest)))
+        fresh = (near.seqs < before_seq) & ~np.isin(near.ids, found.ids)
+        columns = found.joined(near.where(fresh))
+        return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))])
 
     def _signals(
         self,
         queries: Sequence[str],
-        hits: dict[int, tuple[PassageHit, float]],
+        found: PassageColumns,
+        words: np.typing.NDArray[np.float64],
         populations: tuple[int, int],
     ) -> tuple[CandidateTurns, np.typing.NDArray[np.bool_]]:
         """Each candidate turn's best z-scored signals (own passage and context copy; the
         embedding similarity of the query closest to it), and which turns have no
         similarity (measured by words alone, ``WORDS_ALONE``); word scores are measured
         over ``populations``, the passages and context copies in scope (counts)."""
-        ids = list(hits)
-        pairs = list(hits.values())
-        found = PassageColumns.of([hit for hit, _ in pairs])
-        words = np.fromiter(map(itemgetter(1), pairs), dtype=np.float64, count=len(pairs))
         context = found.context
-        z_words = np.zeros(len(ids), dtype=np.float64)
+        z_words = np.zeros(len(found), dtype=np.float64)
         for kind, population in zip((False, True), populations, strict=True):
             chosen = context == kind
             values = words[chosen]
@@ -284,10 +260,11 @@ class TurnRanker:
             spread = math.sqrt(max(float((values**2).sum()) / count - mean**2, 0.0))
             if spread > 0:  # unmatched passages score 0: matches are measured from 0
                 z_words[chosen] = values / spread
-        z_vectors = np.zeros(len(ids), dtype=np.float64)
-        embedded = np.zeros(len(ids), dtype=bool)
+        z_vectors = np.zeros(len(found), dtype=np.float64)
+        embedded = np.zeros(len(found), dtype=bool)
         if self.indexer is not None:
-            scored = [self._vector_z(q, ids, context) for q in queries]
+            similar = self.indexer.scores_many(queries, found.ids).astype(np.float64)
+            scored = [self._vector_z(q, s, context) for q, s in zip(queries, similar, strict=True)]
             z_vectors = np.max([z for z, _ in scored], axis=0)
             embedded = scored[0][1]
         # A passage with no similarity (the embedder down, or not embedded yet) is
@@ -297,13 +274,15 @@ class TurnRanker:
         return turns, ~np.isin(turns.seqs, found.seqs[embedded])
 
     def _vector_z(
-        self, query: str, ids: list[int], context: np.typing.NDArray[np.bool_]
+        self,
+        query: str,
+        similarity: np.typing.NDArray[np.float64],
+        context: np.typing.NDArray[np.bool_],
     ) -> tuple[np.typing.NDArray[np.float64], np.typing.NDArray[np.bool_]]:
-        """The z-scored embedding similarity of each passage to ``query`` (0 where there
-        is none), and where there is one."""
+        """The z-scored embedding ``similarity`` of each passage to ``query`` (0 where
+        there is none, NaN), and where there is one."""
         assert self.indexer is not None
-        z = np.zeros(len(ids), dtype=np.float64)
-        similarity = self.indexer.scores_of(query, ids).astype(np.float64)
+        z = np.zeros(len(similarity), dtype=np.float64)
         sampled, sample = self.indexer.sample_scores(query, SAMPLE)
         sample_context = self._is_context(sampled)
         for kind in (False, True):  # own passages and context copies spread apart

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -58,6 +60,10 @@ def test_the_log_groups_and_folds_like_the_builder(
             [float(t.seq) for t in part],
         )
         growing.update(log.exchanges())
+        snapshot = log.exchanges()  # where summaries end, asked as the log grows (remembered)
+        firsts = [e.first_seq for e in snapshot]
+        for seq in range(len(turns) + 2):
+            assert snapshot.begun_by(seq) == bisect.bisect_right(firsts, seq)
     exchanges = log.exchanges()
     assert growing.update(exchanges) == fold_points(builder.exchanges, 7)
     assert shape(exchanges) == shape(builder.exchanges)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import cast
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
@@ -14,7 +15,13 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from memory import ConversationMemory, TiktokenCounter
 from memory._recall.fuse import interleave, segment_strength
 from memory._recall.pack import SEPARATOR, recollect
-from memory._recall.rank import WORD_POOL, WORDS_ONLY_POOL, Layout, RankedTurn, TurnRanker
+from memory._recall.rank import (
+    NEXT_POOL,
+    POOL,
+    Layout,
+    RankedTurn,
+    TurnRanker,
+)
 from stores.turn_index import PassageHit, TurnIndex
 
 FILLER = [
@@ -406,31 +413,23 @@ def test_the_recall_tool_brings_the_answer_with_the_question_it_finds() -> None:
     assert found.count("wifi password") == 1
 
 
-def test_words_alone_take_a_wider_pool_than_beside_embeddings() -> None:
-    # Beside search by embedding, the best WORD_POOL word hits are enough (the words
-    # signal weighs 0.3); with no embedder, words are all the evidence there is.
-    kites = [f"The kite number {i} flew high. {FILLER[i % 5]}" for i in range(40)]
-    fillers = [f"{FILLER[i % 5]} ({i})" for i in range(200)]
+def test_a_further_query_takes_fewer_neighbours_by_embedding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A query naming a speaker is also searched without the name: its neighbours are
+    # mostly the first query's again, so it brings NEXT_POOL of them, not POOL.
     with _open() as mem:
-        seqs = _chat(mem, [[("Ann", t) for t in kites + fillers]])
+        seqs = _chat(mem, [[("Ann", f"{FILLER[i % 5]} ({i})") for i in range(400)]])
         state = mem._state
-        words = state.store.passages
-        with_vectors = TurnRanker(words, "r", state.passage_indexer)
-        words_only = TurnRanker(words, "r", None)
-        layout = state.view.layout()
-        asked: list[int] = []
-        original = words.search
-
-        def search(*args: object, **kwargs: object) -> list[PassageHit]:
-            asked.append(cast(int, kwargs["limit"]))
-            return original(*args, **kwargs)  # type: ignore[arg-type]
-
-        words.search = search  # type: ignore[method-assign]
-        try:
-            alone = words_only.rank("kite", before_seq=seqs[-1] + 1, layout=layout)
-            beside = with_vectors.rank("kite", before_seq=seqs[-1] + 1, layout=layout)
-        finally:
-            del words.search
-        assert asked == [WORDS_ONLY_POOL, WORD_POOL]
-        assert set(seqs[: len(kites)]) <= {r.seq for r in alone}  # every kite, by its word
-        assert len(beside) > WORD_POOL  # the embedding's neighbours besides
+        indexer = state.passage_indexer
+        assert indexer is not None
+        everything = [i for i, _ in indexer.search_many(["whales"], 10_000)[0]]
+        slack = 2 * 32  # _WINDOW_SLACK, twice
+        first, second = sorted(everything)[:500], sorted(everything)[-500:]
+        lists = [[(i, 1.0) for i in first], [(i, 1.0) for i in second]]
+        monkeypatch.setattr(indexer, "search_many", lambda queries, k: lists)
+        ranker = TurnRanker(state.store.passages, "r", indexer)
+        found, _ = ranker._candidates(("a", "b"), before_seq=seqs[-1] + 1)
+        assert set(found.ids.tolist()) == set(first[: POOL + slack]) | set(
+            second[: NEXT_POOL + slack]
+        )
