@@ -91,7 +91,9 @@ tokens: 0.944 / 0.966 / 0.970; 100: 0.939 / 0.957 / 0.964."""
 NEXT_POOL = 100
 """``POOL`` for each further query (the query without the speakers it names): it mostly
 finds the first one's neighbours again. Same measure: 0.943 / 0.965 / 0.969 (200: 0.944 /
-0.966 / 0.970); ``benchmarks/assembly_latency.py`` at 10,000 turns: ~8% less time."""
+0.966 / 0.970); ``benchmarks/locomo.py``, all 7 dev conversations at 2k / 4k, markers
+0.890 / 0.941 → 0.890 / 0.939, plain 0.893 / 0.940 → 0.893 / 0.939;
+``benchmarks/assembly_latency.py`` at 10,000 turns: ~8% less time."""
 WORD_POOL = 200
 """Passages taken from the top-k by words (BM25). Same measure: 100 or 32: 0.941-0.944 /
 0.962 / 0.965 (``benchmarks/locomo.py``'s feedings: within 0.004 either way)."""
