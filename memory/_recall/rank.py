@@ -3,9 +3,10 @@
 Candidates come from top-k queries only: the best ``WORD_POOL`` passages by words (BM25
 on SQLite, ``ts_rank`` on PostgreSQL), the best ``POOL`` by embedding (FAISS;
 ``NEXT_POOL`` for each further query), and the passages holding the query's words as a
-phrase. Places of passages (turn, kind, length) come from ``memory._recall.places``. Each passage gets four signals, turned
-into z-scores so they can be summed: embedding similarity of the passage (weight 1) and
-of its context copy (0.5), full-text score of the passage (0.3) and in context (0.15).
+phrase (their turns, kinds and lengths from ``memory._recall.places``). Each passage
+gets four signals, turned into z-scores so they can be summed: embedding similarity of
+the passage (weight 1) and of its context copy (0.5), full-text score of the passage
+(0.3) and in context (0.15).
 Similarities are measured against a fixed-size sample of the index (how this query's
 similarities spread), word scores from 0 (unmatched passages score 0) over the turns in
 scope; so the scale, and with it the policy's relevance floor, is the one a full scan
