@@ -150,10 +150,14 @@ def _date(hit: Hit) -> str:
     return f' date="{day}"'
 
 
+_BY_MEANING = ' found="by meaning only: none of the query\'s words is in it"'
+
+
 def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) -> str:
     originals: dict[str, str] = {}
     parts: list[str] = []
     used = archive.counter.count(_OPEN)
+    worded: set[int] = set()  # turns shown that hold a query word
     for hit in _runs(hits):
         if hit.ref:
             original = originals.setdefault(hit.ref, archive.get(hit.ref))
@@ -165,9 +169,13 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
                 span = f"{line + first}-{line + last}" if last > first else str(line + first)
             where = f'ref="{hit.ref}" lines="{span}"'
             if not holds_a_word(whole, query):  # found by meaning: say so
-                where += ' found="by meaning only: none of the query\'s words is in it"'
+                where += _BY_MEANING
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
+            if holds_a_word(text, query):
+                worded.add(hit.idx)
+            elif hit.idx - 1 not in worded:  # not the reply to a question that matched
+                where += _BY_MEANING
         opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8
         if room < 32:

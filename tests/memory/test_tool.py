@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.tools import BaseTool
 from langchain_tests.unit_tests import ToolsUnitTests
 
@@ -104,3 +105,24 @@ def test_an_identifier_query_finds_its_line_not_a_longer_name(
         first = out.split("</archived>")[0]
         assert "629 file_17.py" in first and "file_170" not in first, out
         assert "by meaning only" not in first and 'lines="18-19"' in first, out
+
+
+def test_turns_holding_none_of_the_query_words_are_labelled_by_meaning() -> None:
+    # A new-user trial: a fact never stated ("dentist appointment") brought back podcast
+    # chatter above the floor, shown as if it matched.
+    with ConversationMemory.open(
+        ":memory:", session="m", budget=1000, embedder=DeterministicFakeEmbedding(size=32)
+    ) as mem:
+        mem.add({"role": "user", "content": "My passport number is X4471920."})
+        mem.add({"role": "assistant", "content": "Got it."})
+        for i in range(60):
+            mem.add({"role": "user", "content": f"Let's talk about a history podcast, part {i}."})
+            mem.add({"role": "assistant", "content": f"Sure! History podcast point {i}."})
+        mem.wait_until_indexed(timeout=30)
+        blocks = mem.recall(query="dentist appointment").split("<archived ")[1:]
+        assert blocks and all('found="by meaning only' in b for b in blocks)
+        asked = mem.recall(query="what is my passport number?").split("<archived ")[1:]
+        fact = next(b for b in asked if "X4471920" in b)
+        assert "by meaning only" not in fact
+        reply = [b for b in asked if b.startswith('turn="2"')]  # the answer after the fact
+        assert all("by meaning only" not in b for b in reply)
