@@ -21,8 +21,9 @@ from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
-from memory._answer_check import check_on_task, content_words
+from memory._answer_check import check_on_task
 from memory._errors import SummarizerError
+from memory._supersede import supersessions
 from memory._timestamps import format_time, message_time
 from memory._tokens import TokenCounter
 from memory.pricing import model_name_of
@@ -71,16 +72,6 @@ _DATE_HINT = re.compile(
 )
 
 
-_CHANGE = re.compile(
-    r"\b(now|instead|no longer|not \d|changed|updated|actually|correction|"
-    r"scratch that|make that|i meant|revised)\b",
-    re.IGNORECASE,
-)
-_CORRECTION = re.compile(r"\b(not \d|scratch that|make that|i meant|correction)\b", re.IGNORECASE)
-"""Markers that say outright an earlier value was wrong: then one shared word (not a
-name) relates the correction to the latest sentence holding a value, when no sentence
-is related more surely."""
-_NUMBER = re.compile(r"\d[\d,.:/]*\d|\d")
 _DAY_PREFIX = re.compile(r"^\[\d{4}-\d{2}-\d{2}\] ")
 
 
@@ -271,49 +262,6 @@ def _check_answer(
             "summary is kept"
         )
     check_on_task(text, source, name)
-
-
-def supersessions(sentences: Sequence[str]) -> dict[int, set[int]]:
-    """Which earlier sentences each later one supersedes (by index): its number changes
-    theirs.
-
-    A later sentence that marks a change ("now", "instead", "no longer", "not 18,000",
-    "scratch that", ...) and holds a number supersedes an earlier sentence holding other
-    numbers when they share a content word and the later one repeats an old number, or
-    when they share two: "the budget is 18,000" is superseded by "the budget is now
-    15,000, not 18,000". One that says outright the old value was wrong ("scratch that",
-    "I meant") and is related to none so surely supersedes the latest sentence holding
-    a value that shares a word with it, not a name: "scratch that, the budget is 15k".
-    A sentence after a superseded one that restates its value (the same number of 3
-    characters or more, a content word in common: "got it, 18,000 euros") goes with it.
-    """
-    bodies = [s.split(": ", 1)[-1] for s in sentences]  # the speaker is no shared word
-    facts = [(set(_NUMBER.findall(b)), set(content_words(b))) for b in bodies]
-    found: dict[int, set[int]] = {}
-    for later, sentence in enumerate(sentences):
-        numbers, words = facts[later]
-        if not numbers or not _CHANGE.search(sentence):
-            continue
-        valued = [e for e in range(later) if facts[e][0] and facts[e][0] != numbers]
-        gone = set()
-        for earlier in valued:
-            old_numbers, old_words = facts[earlier]
-            shared = len(words & old_words)
-            if shared >= 2 or (shared and old_numbers & numbers):
-                gone.add(earlier)
-        if not gone and _CORRECTION.search(sentence):
-            common = {w for w in words if re.search(rf"\b{re.escape(w)}\b", sentence)}
-            gone = {next((e for e in reversed(valued) if facts[e][1] & common), -1)} - {-1}
-        # What restates an old value after it ("Got it, 18,000 euros in total.") goes too.
-        for old in list(gone):
-            old_numbers, old_words = facts[old]
-            for earlier in range(old + 1, later):
-                restated = (facts[earlier][0] & old_numbers) - numbers
-                if any(len(n) >= 3 for n in restated) and facts[earlier][1] & old_words:
-                    gone.add(earlier)
-        if gone:
-            found[later] = gone
-    return found
 
 
 class ExtractiveSummarizer:

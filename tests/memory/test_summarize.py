@@ -26,8 +26,8 @@ from memory._summarize import (
     LLMSummarizer,
     SummaryResult,
     render_transcript,
-    supersessions,
 )
+from memory._supersede import supersessions
 
 FAKE = DeterministicFakeEmbedding(size=64)
 COUNTER = TiktokenCounter("o200k_base")
@@ -273,6 +273,28 @@ def test_a_correction_drops_only_what_it_corrects() -> None:
     ]  # fmt: skip
     dropped = [set().union(*supersessions(case).values()) for case in cases]
     assert dropped == [{0}, {2}, set(), set()]
+
+
+def test_a_new_value_of_the_same_subject_replaces_the_old_and_its_echo() -> None:
+    """A new-user trial: "The budget is 18,000." then "The budget is now 15,000." share one
+    content word and no number, and the summary kept both; "Got it, 18,000." stayed too."""
+    summarizer = ExtractiveSummarizer(COUNTER)
+    cases = [
+        ("The budget is 18,000.", "Noted.", "The budget is now 15,000."),
+        ("The budget is 18,000 euros.", "Got it, 18,000.", "The budget is now 15,000, not 18,000."),
+        ("Our rent is 900 euros.", "OK, 900 it is.", "Update: our rent is now 950 euros."),
+    ]
+    for old, reply, new in cases:
+        text = summarizer.summarize("", [HumanMessage(old), AIMessage(reply), HumanMessage(new)])
+        assert text.text.splitlines() == [f"human: {new}"], text.text
+    # Another subject's value stays: "the meeting" is not "the budget".
+    kept = [
+        "human: The meeting is at 14:00 on Friday.",
+        "human: The budget is now 15,000.",
+        "human: It is 2 weeks until the move.",
+        "human: It is now 3 years since we met.",  # "it" names nothing
+    ]
+    assert supersessions(kept) == {}
 
 
 def test_a_sentence_said_again_on_another_day_is_summarized_once() -> None:
