@@ -73,13 +73,15 @@ def summary_block(
 
 
 def omitted_note(count: int, *, tool: bool = False) -> str:
-    """Say that earlier messages are left out of the prompt (and, with ``tool``, that the
-    recall tool reads them; a model without the tool is never pointed to it)."""
+    """Say that earlier messages are left out of the prompt but for what a recall block
+    may quote of them (and, with ``tool``, that the recall tool reads them; a model
+    without the tool is never pointed to it). The same words on every call: the note is
+    part of the prefix a provider caches, whether a recall block follows or not."""
     said = "message of this conversation is" if count == 1 else "messages of this conversation are"
     how = "; the recall tool can read them" if tool else ""
     return (
         f'<memory source="context-attic">{count} {said} not shown here (neither verbatim '
-        f"nor in a summary){how}.</memory>"
+        f"nor in a summary; a recalled block may quote some){how}.</memory>"
     )
 
 

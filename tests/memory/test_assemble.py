@@ -383,7 +383,7 @@ def test_the_note_on_left_out_messages_names_the_recall_tool_only_when_it_is_off
     policy = AssemblyPolicy(recall_tool=tool)
     prompt = assemble(exchanges_of(history), 600, COUNTER, policy=policy)  # no summary yet
     sent = "\n".join(t for m in prompt.messages for t in texts(m))
-    assert "not shown here (neither verbatim nor in a summary)" in sent
+    assert "not shown here (neither verbatim nor in a summary; a recalled block may" in sent
     assert ("the recall tool can read them" in sent) is tool
 
 
