@@ -41,7 +41,7 @@ def main() -> None:
             memory = ConversationMemory.open(
                 database,
                 session=session_id,
-                budget=Budget(context_window=900, reserve_output=200),
+                budget=Budget(context_window=600, reserve_output=200),
                 embedder=embedder(),
             )
             histories[session_id] = ContextAtticChatMessageHistory(memory, system=SYSTEM)
