@@ -106,6 +106,10 @@ class PostgresTurnIndex:
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r, float(r[5])) for r in rows]
 
+    def search_ids(self, session: str, query: str, *, limit: int = 100) -> list[tuple[int, float]]:
+        """Return the best passages' ids and scores (see ``TurnIndex.search_ids``)."""
+        return [(h.id, h.score) for h in self.search(session, query, limit=limit)]
+
     def _newest(self, session: str, tsquery: str, matched: int) -> int:
         """The lowest id among the newest ``MAX_SCORED`` passages ``tsquery`` matches
         (0: all of them, when they are no more; see ``stores.search_terms``)."""

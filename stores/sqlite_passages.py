@@ -170,6 +170,22 @@ class SQLiteTurnIndex:
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r, float(r[5])) for r in rows]
 
+    def search_ids(self, session: str, query: str, *, limit: int = 100) -> list[tuple[int, float]]:
+        """Return the best passages' ids and BM25 scores (see ``TurnIndex.search_ids``):
+        the full-text index alone, without the join to ``passages`` (which reads each
+        row's text for its length: 0.3 of 0.7 ms for 200 rows)."""
+        terms, matched = self._bounded(session, query_terms(query)) if limit > 0 else ([], 0)
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        sql = (
+            "SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts "
+            "WHERE passages_fts MATCH ? AND rowid >= ? ORDER BY score DESC LIMIT ?"
+        )
+        params = (match, self._newest(match, matched), limit)
+        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+        return sorted(((int(i), float(score)) for i, score in rows), key=lambda r: (-r[1], r[0]))
+
     def phrase(
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[PassageHit]:

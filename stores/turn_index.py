@@ -97,6 +97,12 @@ class TurnIndex(Protocol):
         """
         ...
 
+    def search_ids(self, session: str, query: str, *, limit: int = 100) -> list[tuple[int, float]]:
+        """``search``'s best ``limit`` passages of any turn as ``(id, score)`` pairs, best
+        first (ties: the lower id): for a caller that knows where passages belong (see
+        ``memory._recall.places``) and leaves out the turns it does not want itself."""
+        ...
+
     def phrase(
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50
     ) -> list[PassageHit]:

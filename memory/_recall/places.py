@@ -69,12 +69,6 @@ class Places:
             known.chars[rows],
         )  # fmt: skip
 
-    def remember(self, hits: Sequence[PassageHit]) -> None:
-        """Keep the places of passages a search returned whole (a words search)."""
-        with self._lock:
-            _, held = self._find(np.fromiter((h.id for h in hits), np.int64, len(hits)))
-            self._add([h for h, known in zip(hits, held.tolist(), strict=True) if not known])
-
     def _find(
         self, ids: np.typing.NDArray[np.int64]
     ) -> tuple[np.typing.NDArray[np.int64], np.typing.NDArray[np.bool_]]:

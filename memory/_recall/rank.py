@@ -228,15 +228,17 @@ class TurnRanker:
             for n, pairs in enumerate(lists):
                 taken = (POOL if n == 0 else NEXT_POOL) + 2 * _WINDOW_SLACK
                 nearest += [i for i, _ in pairs[:taken]]
-        last = queries[-1]
-        words = self._passages.search(self._session, last, before_seq=before_seq, limit=WORD_POOL)
-        # Words every passage holds are no evidence.
-        words = [hit for hit in words if hit.score > MIN_WORD_SCORE]
-        scores = np.fromiter((hit.score for hit in words), np.float64, len(words))
-        found = PassageColumns.of(words)
+        # The words' best, from the full-text index alone: the places kept say which turns
+        # they are in (the newest turns, sent verbatim, are left out here).
+        pairs = self._passages.search_ids(self._session, queries[-1], limit=WORD_POOL + _SLACK)
+        pairs = [p for p in pairs if p[1] > MIN_WORD_SCORE]  # words every passage holds
+        located = self._places.locate([i for i, _ in pairs])
+        score_of = dict(pairs)
+        older = located.seqs < before_seq
+        found = located.where(older & (np.cumsum(older) <= WORD_POOL))
+        scores = np.fromiter((score_of[i] for i in found.ids.tolist()), np.float64, len(found))
         if not nearest:
             return found, scores
-        self._places.remember(words)
         near = self._places.locate(list(dict.fromkeys(nearest)))
         fresh = (near.seqs < before_seq) & ~np.isin(near.ids, found.ids)
         columns = found.joined(near.where(fresh))
@@ -366,3 +368,5 @@ class TurnRanker:
 
 _WINDOW_SLACK = 32
 """Extra vector hits read to make up for those in the verbatim window."""
+_SLACK = 64
+"""Extra word hits read to make up for those in the verbatim window."""

@@ -34,8 +34,6 @@ def test_places_come_in_the_order_asked_and_each_id_is_asked_once() -> None:
     assert store.asked == [[7, 3, 500, 42]]
     again = found.locate(np.array([42, 3], dtype=np.int64))
     assert again.ids.tolist() == [42, 3] and len(store.asked) == 1  # kept
-    found.remember([PassageHit(8, 4, 0, False, 80)])
-    assert found.locate([8]).seqs.tolist() == [4] and len(store.asked) == 1
     assert found.locate([500]).ids.tolist() == [] and store.asked[-1] == [500]
 
 

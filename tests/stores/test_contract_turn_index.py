@@ -44,6 +44,15 @@ def test_search_ranks_the_sessions_matches_best_first_within_scope(store: Store)
     assert [h.seq for h in store.passages.search("b", "kite")] == [1]
 
 
+def test_search_ids_gives_the_same_passages_and_scores_as_search(store: Store) -> None:
+    _index(store)
+    for query in ("the kite", "clause", "red kites", "?!"):
+        hits = store.passages.search("a", query)
+        assert store.passages.search_ids("a", query) == [(h.id, h.score) for h in hits]
+    assert len(store.passages.search_ids("a", "kite", limit=1)) == 1
+    assert store.passages.search_ids("z", "kite") == []  # another session's words
+
+
 def test_phrases_locate_and_texts_stay_in_their_session(store: Store) -> None:
     _index(store)
     phrase = store.passages.phrase("a", "The red, kite")
