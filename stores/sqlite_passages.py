@@ -34,6 +34,9 @@ _INSERT = (
 )
 _SLACK = 64
 """Extra top-k rows read to make up for those at or after ``before_seq`` (the window)."""
+PHRASE_PROBE = 3
+"""A phrase's rarest words looked for together before the phrase itself (at 10,000
+turns: 0.06 ms, against 0.32 for the phrase of a 9-word question that no passage holds)."""
 MAX_COUNTED = 4096
 """Terms whose passage counts are remembered (see ``SQLiteTurnIndex._term_counts``)."""
 
@@ -200,12 +203,22 @@ class SQLiteTurnIndex:
         if not counts[rarest]:  # a word the session never used: no phrase to find
             return []
         bound = before_seq if before_seq is not None else 2**62
+        newest = self._newest(f'"{rarest}"', counts[rarest])
+        # FTS5 reads a phrase's words together, the commonest too ("the", "to"): as long
+        # as an AND of them all (0.32 ms at 10,000 turns). A passage holding the phrase
+        # holds its rarest words: when none holds those, there is nothing to read.
+        rare = sorted(counts, key=lambda t: (counts[t], t))[:PHRASE_PROBE]
+        if len(rare) < len(counts):
+            probe = "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid >= ? LIMIT 1"
+            together = " AND ".join(f'"{t}"' for t in rare)
+            if not self.database.read(
+                lambda conn: conn.execute(probe, (together, newest)).fetchone()
+            ):
+                return []
         sql = (
             f"SELECT {_HIT} FROM passages p WHERE p.id IN (SELECT rowid FROM passages_fts "
             "WHERE passages_fts MATCH ? AND rowid >= ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
         )
-        # FTS5 steps a phrase's words together, skipping to the rows of the rarest.
-        newest = self._newest(f'"{rarest}"', counts[rarest])
         params = (f'"{" ".join(prefix + w for w in words)}"', newest, bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r) for r in rows]

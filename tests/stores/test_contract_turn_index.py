@@ -53,6 +53,27 @@ def test_search_ids_gives_the_same_passages_and_scores_as_search(store: Store) -
     assert store.passages.search_ids("z", "kite") == []  # another session's words
 
 
+def test_a_long_phrase_is_found_only_where_its_words_stand_together(store: Store) -> None:
+    # Every word of the phrase is in the session, but only one passage holds them all
+    # in order (the store may look for its rarest words together first).
+    with store.write():
+        store.passages.add(
+            "p",
+            [
+                NewPassage(1, 0, "the old red kite", 100.0),
+                NewPassage(2, 0, "flew over the hill", 200.0),
+                NewPassage(3, 0, "the old red kite flew over the hill", 300.0),
+                NewPassage(4, 0, "hill over flew kite red old the", 400.0),
+                NewPassage(5, 0, "a kite string", 500.0),
+            ],
+        )
+    found = store.passages.phrase("p", "old red kite flew over the hill")
+    assert [h.seq for h in found] == [3]
+    assert store.passages.phrase("p", "red kite over the old hill") == []
+    assert store.passages.phrase("p", "the kite string over the hill") == []  # never together
+    assert [h.seq for h in store.passages.phrase("p", "a kite string")] == [5]
+
+
 def test_phrases_locate_and_texts_stay_in_their_session(store: Store) -> None:
     _index(store)
     phrase = store.passages.phrase("a", "The red, kite")
