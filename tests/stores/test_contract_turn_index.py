@@ -56,17 +56,10 @@ def test_search_ids_gives_the_same_passages_and_scores_as_search(store: Store) -
 def test_a_long_phrase_is_found_only_where_its_words_stand_together(store: Store) -> None:
     # Every word of the phrase is in the session, but only one passage holds them all
     # in order (the store may look for its rarest words together first).
+    texts = ["the old red kite", "flew over the hill", "the old red kite flew over the hill",
+             "hill over flew kite red old the", "a kite string"]  # fmt: skip
     with store.write():
-        store.passages.add(
-            "p",
-            [
-                NewPassage(1, 0, "the old red kite", 100.0),
-                NewPassage(2, 0, "flew over the hill", 200.0),
-                NewPassage(3, 0, "the old red kite flew over the hill", 300.0),
-                NewPassage(4, 0, "hill over flew kite red old the", 400.0),
-                NewPassage(5, 0, "a kite string", 500.0),
-            ],
-        )
+        store.passages.add("p", [NewPassage(n, 0, t, 100.0 * n) for n, t in enumerate(texts, 1)])
     found = store.passages.phrase("p", "old red kite flew over the hill")
     assert [h.seq for h in found] == [3]
     assert store.passages.phrase("p", "red kite over the old hill") == []
