@@ -16,7 +16,8 @@ __all__ = ["supersessions"]
 
 _CHANGE = re.compile(
     r"\b(now|instead|no longer|not \d|changed|updated|actually|correction|"
-    r"scratch that|make that|i meant|revised)\b",
+    r"scratch that|make that|i meant|revised|moved|rescheduled|reduced|raised|increased|"
+    r"lowered|cut|went up|went down|change of plans?)\b",
     re.IGNORECASE,
 )
 _CORRECTION = re.compile(r"\b(not \d|scratch that|make that|i meant|correction)\b", re.IGNORECASE)
@@ -25,12 +26,15 @@ name) relates the correction to the latest sentence holding a value, when no sen
 is related more surely."""
 _NUMBER = re.compile(r"\d[\d,.:/]*\d|\d")
 _SUBJECT = re.compile(
-    r"^(?:(?:update|ok|okay|so|well|also)\b[,:]?\s+)?(?:(?:the|my|our|your|their)\s+)?"
-    r"(?P<subject>[a-z][a-z'-]*(?:\s+[a-z][a-z'-]*){0,3}?)\s+(?:is|are|was|were|will be)\b",
+    r"^(?:(?:update|ok|okay|so|well|also|actually|correction|note|change of plans?)"
+    r"\b[,:]?\s+)?(?:(?:the|my|our|your|their)\s+)?"
+    r"(?P<subject>[a-z][a-z'-]*(?:\s+[a-z][a-z'-]*){0,3}?)\s+"
+    r"(?:is|are|was|were|will be|has been|(?:has been |was |is )?(?:changed|moved|"
+    r"rescheduled|reduced|raised|increased|lowered|cut) to|went (?:up|down) to)\b",
     re.IGNORECASE,
 )
-"""What a sentence states a value of: "The budget is 18,000" and "the budget is now 15,000"
-are both about "budget"."""
+"""What a sentence states a value of: "The budget is 18,000", "the budget is now 15,000"
+and "the budget was cut to 15,000" are all about "budget"."""
 _PRONOUNS = frozenset(
     ["it", "this", "that", "there", "here", "he", "she", "they", "we", "you", "i", "which",
      "what", "who", "who's", "it's", "that's"]
@@ -67,7 +71,14 @@ def supersessions(sentences: Sequence[str]) -> dict[int, set[int]]:
         for earlier in valued:
             old_numbers, old_words = facts[earlier]
             shared = len(words & old_words)
-            same_subject = subjects[later] is not None and subjects[later] == subjects[earlier]
+            # By subject only when the earlier sentence says nothing the later one drops
+            # ("the budget is 18,000 and the deadline is March 3" keeps its deadline).
+            same_subject = (
+                subjects[later] is not None
+                and subjects[later] == subjects[earlier]
+                and len(old_numbers) == 1
+                and old_words <= words
+            )
             if shared >= 2 or (shared and old_numbers & numbers) or same_subject:
                 gone.add(earlier)
         if not gone and _CORRECTION.search(sentence):

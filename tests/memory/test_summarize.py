@@ -283,6 +283,9 @@ def test_a_new_value_of_the_same_subject_replaces_the_old_and_its_echo() -> None
         ("The budget is 18,000.", "Noted.", "The budget is now 15,000."),
         ("The budget is 18,000 euros.", "Got it, 18,000.", "The budget is now 15,000, not 18,000."),
         ("Our rent is 900 euros.", "OK, 900 it is.", "Update: our rent is now 950 euros."),
+        ("The meeting is at 14:00.", "Noted.", "The meeting moved to 15:30."),
+        ("The budget is 18,000.", "Noted.", "Actually the budget is 15,000."),
+        ("The budget is 18,000.", "Noted.", "The budget has been reduced to 15,000."),
     ]
     for old, reply, new in cases:
         text = summarizer.summarize("", [HumanMessage(old), AIMessage(reply), HumanMessage(new)])
@@ -295,6 +298,15 @@ def test_a_new_value_of_the_same_subject_replaces_the_old_and_its_echo() -> None
         "human: It is now 3 years since we met.",  # "it" names nothing
     ]
     assert supersessions(kept) == {}
+    # A sentence holding more than the changed value stays whole (a second trial: the
+    # deadline went with the old budget).
+    partly = [
+        "human: The budget is 18,000 and the deadline is March 3.",
+        "human: The budget is now 15,000.",
+        "human: The meeting is at 2pm on Thursday.",
+        "human: The meeting is at 4pm instead.",
+    ]
+    assert supersessions(partly) == {}
 
 
 def test_a_sentence_said_again_on_another_day_is_summarized_once() -> None:
