@@ -318,13 +318,14 @@ class TurnRanker:
             phrased = self._passages.phrase(
                 self._session, query, before_seq=before_seq, limit=EXACT_POOL
             )
-            where = {seq: i for i, seq in enumerate(turns.seqs.tolist())}
             found = list({h.seq for h in phrased if not h.context})
-            scale = np.where(words_only, WORDS_ALONE, 1.0)
-            lifted = [where[seq] for seq in found if seq in where]
-            turns.bonus[lifted] += EXACT_BONUS * scale[lifted]
-            alone = WORDS_ALONE if words_only.all() else 1.0  # no similarity at all
-            turns.add([seq for seq in found if seq not in where], EXACT_BONUS * alone)
+            if found:  # most questions stand in no passage word for word
+                where = {seq: i for i, seq in enumerate(turns.seqs.tolist())}
+                scale = np.where(words_only, WORDS_ALONE, 1.0)
+                lifted = [where[seq] for seq in found if seq in where]
+                turns.bonus[lifted] += EXACT_BONUS * scale[lifted]
+                alone = WORDS_ALONE if words_only.all() else 1.0  # no similarity at all
+                turns.add([seq for seq in found if seq not in where], EXACT_BONUS * alone)
         speaker = np.zeros(len(turns.seqs), dtype=np.float64)
         for spoken in named:
             speaker[self._spoken.among(spoken, turns.seqs)] += SPEAKER_BONUS
