@@ -43,8 +43,10 @@ class PassageColumns:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def where(self, chosen: np.typing.NDArray[np.bool_]) -> PassageColumns:
-        """The rows ``chosen`` marks."""
+    def rows(
+        self, chosen: np.typing.NDArray[np.bool_] | np.typing.NDArray[np.intp]
+    ) -> PassageColumns:
+        """The rows a mask marks, or those at these positions, in their order."""
         return PassageColumns(
             self.ids[chosen], self.seqs[chosen], self.indices[chosen], self.context[chosen],
             self.chars[chosen],

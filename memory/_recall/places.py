@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TypeVar
 
 import numpy as np
 
@@ -22,15 +21,6 @@ __all__ = ["MAX_KNOWN", "Places"]
 MAX_KNOWN = 16_384
 """Passages whose place is kept (8x the similarity sample; candidates change with
 queries): past it, what is kept starts over."""
-
-
-_T = TypeVar("_T", bound=np.generic)
-
-
-def _merged(
-    old: np.typing.NDArray[_T], new: np.typing.NDArray[_T], order: np.typing.NDArray[np.intp]
-) -> np.typing.NDArray[_T]:
-    return np.concatenate([old, new])[order]
 
 
 def _empty() -> PassageColumns:
@@ -62,12 +52,7 @@ class Places:
                 missing = list(dict.fromkeys(wanted[~held].tolist()))
                 self._add(self._passages.locate(self._session, missing))
                 at, held = self._find(wanted)
-            known = self._known
-        rows = at[held]
-        return PassageColumns(
-            known.ids[rows], known.seqs[rows], known.indices[rows], known.context[rows],
-            known.chars[rows],
-        )  # fmt: skip
+            return self._known.rows(at[held])
 
     def _find(
         self, ids: np.typing.NDArray[np.int64]
@@ -85,13 +70,7 @@ class Places:
             return
         if len(self._known) + len(hits) > MAX_KNOWN:
             self._known = _empty()
-        new = PassageColumns.of(hits)
-        old = self._known
-        ids = np.concatenate([old.ids, new.ids])
-        order = np.argsort(ids, kind="stable")
-        order = order[np.r_[True, ids[order][1:] != ids[order][:-1]]]  # each id once
-        self._known = PassageColumns(
-            ids[order], _merged(old.seqs, new.seqs, order),
-            _merged(old.indices, new.indices, order), _merged(old.context, new.context, order),
-            _merged(old.chars, new.chars, order),
-        )  # fmt: skip
+        both = self._known.joined(PassageColumns.of(hits))
+        order = np.argsort(both.ids, kind="stable")
+        ids = both.ids[order]
+        self._known = both.rows(order[np.r_[True, ids[1:] != ids[:-1]]])  # each id once

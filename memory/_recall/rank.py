@@ -230,18 +230,20 @@ class TurnRanker:
                 nearest += [i for i, _ in pairs[:taken]]
         # The words' best, from the full-text index alone: the places kept say which turns
         # they are in (the newest turns, sent verbatim, are left out here).
-        pairs = self._passages.search_ids(self._session, queries[-1], limit=WORD_POOL + _SLACK)
+        pairs = self._passages.search_ids(
+            self._session, queries[-1], limit=WORD_POOL + 2 * _WINDOW_SLACK
+        )
         pairs = [p for p in pairs if p[1] > MIN_WORD_SCORE]  # words every passage holds
         located = self._places.locate([i for i, _ in pairs])
         score_of = dict(pairs)
         older = located.seqs < before_seq
-        found = located.where(older & (np.cumsum(older) <= WORD_POOL))
+        found = located.rows(older & (np.cumsum(older) <= WORD_POOL))
         scores = np.fromiter((score_of[i] for i in found.ids.tolist()), np.float64, len(found))
         if not nearest:
             return found, scores
         near = self._places.locate(list(dict.fromkeys(nearest)))
         fresh = (near.seqs < before_seq) & ~np.isin(near.ids, found.ids)
-        columns = found.joined(near.where(fresh))
+        columns = found.joined(near.rows(fresh))
         return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))])
 
     def _signals(
@@ -368,6 +370,4 @@ class TurnRanker:
 
 
 _WINDOW_SLACK = 32
-"""Extra vector hits read to make up for those in the verbatim window."""
-_SLACK = 64
-"""Extra word hits read to make up for those in the verbatim window."""
+"""Extra hits (twice this) read to make up for those in the verbatim window."""
