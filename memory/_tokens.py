@@ -34,6 +34,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_openai_messages
 
 from memory._errors import ConfigError
+from memory._line_counts import LineCounts
 from memory._media import MediaRule, rule_for_model
 from memory._media import block_tokens as media_block_tokens
 from memory._tiktoken_files import EXPECTED_SHA256, seed_tiktoken_cache
@@ -154,6 +155,7 @@ class TiktokenCounter:
         self._margin = margin
         self._media = media or DEFAULT_MEDIA_RULES
         self._every_script = every_script
+        self._lines = LineCounts(self._encode_count)  # lines recur: counted once
         self._name = f"tiktoken:{encoding}" + (f"+{margin:g}" if margin else "")
         self._name += "+bytes" if every_script else ""
         if self._media != DEFAULT_MEDIA_RULES:
@@ -171,6 +173,9 @@ class TiktokenCounter:
         return REPLY_PRIMING_TOKENS
 
     def _raw(self, text: str) -> int:
+        return self._lines.count(text)
+
+    def _encode_count(self, text: str) -> int:
         if self._every_script and not text.isascii():
             ascii_only = _NON_ASCII.sub(" ", text)
             non_ascii_bytes = len(text.encode("utf-8", "surrogatepass")) - len(
