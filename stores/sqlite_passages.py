@@ -37,6 +37,9 @@ _SLACK = 64
 PHRASE_PROBE = 3
 """A phrase's rarest words looked for together before the phrase itself (at 10,000
 turns: 0.06 ms, against 0.32 for the phrase of a 9-word question that no passage holds)."""
+PHRASE_READ = 128
+"""Most passages holding a phrase's rarest words that are read to find the phrase in
+their indexed words; when more hold them, FTS5 looks for the phrase itself."""
 MAX_COUNTED = 4096
 """Terms whose passage counts are remembered (see ``SQLiteTurnIndex._term_counts``)."""
 
@@ -54,6 +57,27 @@ def _record(row: Sequence[Any]) -> PassageRecord:
         int(row[0]), str(row[1]), int(row[2]), int(row[3]), bool(row[4]), str(row[5]),
         float(row[6]),
     )  # fmt: skip
+
+
+def _holding(
+    database: SQLiteDatabase, ids: list[int], phrase: list[str], bound: int, limit: int
+) -> list[PassageHit] | None:
+    """The passages among ``ids`` (newest first) whose indexed words hold ``phrase`` (the
+    session's terms, ASCII) in a row, before seq ``bound``; None when one of them has a
+    word beyond ASCII (FTS5 folds diacritics: "café" is "cafe" to it; it decides then).
+
+    The ``terms`` column is what FTS5 indexed: words of letters and digits, lower-cased,
+    one space apart, so for ASCII words FTS5's tokens are exactly its space-split words."""
+    marks = ",".join("?" * len(ids))
+    sql = (
+        f"SELECT {_HIT}, p.terms FROM passages p WHERE p.id IN ({marks}) AND p.seq < ? "
+        "ORDER BY p.id DESC"
+    )
+    rows = database.read(lambda conn: conn.execute(sql, (*ids, bound)).fetchall())
+    if not all(str(r[5]).isascii() for r in rows):
+        return None
+    wanted = f" {' '.join(phrase)} "
+    return [_hit(r) for r in rows if wanted in f" {r[5]} "][:limit]
 
 
 def _hit(row: Sequence[Any], score: float = 0.0) -> PassageHit:
@@ -204,22 +228,30 @@ class SQLiteTurnIndex:
             return []
         bound = before_seq if before_seq is not None else 2**62
         newest = self._newest(f'"{rarest}"', counts[rarest])
-        # FTS5 reads a phrase's words together, the commonest too ("the", "to"): as long
-        # as an AND of them all (0.32 ms at 10,000 turns). A passage holding the phrase
-        # holds its rarest words: when none holds those, there is nothing to read.
+        phrase = [prefix + w for w in words]
+        # FTS5 reads a phrase's words together, the commonest too ("the", "to"): 1.1 ms at
+        # 50,000 turns. A passage holding the phrase holds its rarest words: the few that
+        # hold those are read and looked through here (their words, as indexed: 0.1 ms).
         rare = sorted(counts, key=lambda t: (counts[t], t))[:PHRASE_PROBE]
-        if len(rare) < len(counts):
-            probe = "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid >= ? LIMIT 1"
-            together = " AND ".join(f'"{t}"' for t in rare)
-            if not self.database.read(
-                lambda conn: conn.execute(probe, (together, newest)).fetchone()
-            ):
-                return []
+        together = " AND ".join(f'"{t}"' for t in rare)
+        probe = (
+            "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? AND rowid >= ? "
+            "ORDER BY rowid DESC LIMIT ?"
+        )
+        ids = self.database.read(
+            lambda conn: conn.execute(probe, (together, newest, PHRASE_READ + 1)).fetchall()
+        )
+        if not ids:
+            return []
+        if len(ids) <= PHRASE_READ and all(t.isascii() for t in phrase):
+            found = _holding(self.database, [int(i) for (i,) in ids], phrase, bound, limit)
+            if found is not None:
+                return found
         sql = (
             f"SELECT {_HIT} FROM passages p WHERE p.id IN (SELECT rowid FROM passages_fts "
             "WHERE passages_fts MATCH ? AND rowid >= ?) AND p.seq < ? ORDER BY p.id DESC LIMIT ?"
         )
-        params = (f'"{" ".join(prefix + w for w in words)}"', newest, bound, limit)
+        params = (f'"{" ".join(phrase)}"', newest, bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [_hit(r) for r in rows]
 
