@@ -21,14 +21,14 @@ hypothesis, for both encodings).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 __all__ = ["MAX_LINE", "MAX_LINES", "MAX_TEXT", "LineCounts"]
 
-_CUT = re.compile(r"(?<=[!-~]\n)(?=[!-.0-~])")
-"""Where a text is cut: after a newline that follows a printable ASCII character and
-comes before one that is not ``/`` (see the module docs)."""
+_ENDS = "".join(map(chr, range(0x21, 0x7F)))
+"""A line is cut after a newline that follows one of these (printable ASCII, no space)..."""
+_STARTS = _ENDS.replace("/", "")
+"""... and comes before one of these (see the module docs)."""
 MAX_LINES = 8_192
 """Lines remembered (all forgotten when full): a recall block of 2,000 tokens has ~70."""
 MAX_LINE = 2_048
@@ -56,7 +56,7 @@ class LineCounts:
             return self._count_text(text)
         known = self._known
         total = 0
-        for line in _CUT.split(text) if "\n" in text else (text,):
+        for line in _lines(text):
             tokens = known.get(line)
             if tokens is None:
                 tokens = self._count_text(line)
@@ -66,3 +66,22 @@ class LineCounts:
                     known[line] = tokens
             total += tokens
         return total
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` cut where the module docs say a count adds up; each line keeps its
+    newline. (``str.split`` and a look at each end: a regular expression that looks
+    both ways is ten times slower on a 15,000-character block.)"""
+    if "\n" not in text:
+        return [text]
+    parts = text.split("\n")
+    lines: list[str] = []
+    held = parts[0]
+    for part in parts[1:]:
+        if held and part and held[-1] in _ENDS and part[0] in _STARTS:
+            lines.append(held + "\n")
+            held = part
+        else:
+            held += "\n" + part
+    lines.append(held)
+    return lines
