@@ -234,10 +234,8 @@ class SQLiteTurnIndex:
         # hold those are read and looked through here (their words, as indexed: 0.1 ms).
         rare = sorted(counts, key=lambda t: (counts[t], t))[:PHRASE_PROBE]
         together = " AND ".join(f'"{t}"' for t in rare)
-        probe = (
-            "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? AND rowid >= ? "
-            "ORDER BY rowid DESC LIMIT ?"
-        )
+        # (in FTS5's own order: read backwards, the same rows cost half as much again)
+        probe = "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? AND rowid >= ? LIMIT ?"
         ids = self.database.read(
             lambda conn: conn.execute(probe, (together, newest, PHRASE_READ + 1)).fetchall()
         )
