@@ -40,6 +40,7 @@ import numpy as np
 
 from memory._indexer import Indexer
 from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
+from memory._recall.members import members
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
@@ -173,7 +174,7 @@ class TurnRanker:
         start = len(last_ids) if same else 0
         tail = ids[start:]
         found = self._places.locate(tail)
-        mask = np.isin(tail, found.ids[found.context])
+        mask = members(tail, found.ids[found.context])
         if same:
             mask = np.concatenate([last_mask, mask])
         self._sampled = (ids.copy(), mask)
@@ -242,7 +243,7 @@ class TurnRanker:
         if not nearest:
             return found, scores
         near = self._places.locate(list(dict.fromkeys(nearest)))
-        fresh = (near.seqs < before_seq) & ~np.isin(near.ids, found.ids)
+        fresh = (near.seqs < before_seq) & ~members(near.ids, found.ids)
         columns = found.joined(near.rows(fresh))
         return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))])
 
@@ -278,7 +279,7 @@ class TurnRanker:
         # measured by its words alone, on the scale both signals together would give.
         z_words = np.where(embedded, z_words, WORDS_ALONE * z_words)
         turns = per_turn(found, z_vectors, z_words, WEIGHTS)
-        return turns, ~np.isin(turns.seqs, found.seqs[embedded])
+        return turns, ~members(turns.seqs, found.seqs[embedded])
 
     def _vector_z(
         self,
