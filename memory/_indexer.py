@@ -192,6 +192,16 @@ class Indexer(BackgroundWorker):
             return [[] for _ in queries]
         return index.search_many(np.stack([v for v in vectors if v is not None]), k)
 
+    def nearest_many(self, queries: Sequence[str], k: int) -> list[npt.NDArray[np.int64]]:
+        """For each query, the ids of its ``k`` nearest chunks, best first (see
+        ``FAISSIndex.nearest_many``); empty while the embedder fails."""
+        index = self._ready()
+        vectors = [self._query_vector(q) for q in queries] if index is not None else []
+        if index is None or any(v is None for v in vectors):
+            return [np.zeros(0, dtype=np.int64) for _ in queries]
+        found = index.nearest_many(np.stack([v for v in vectors if v is not None]), k)
+        return [ids for ids, _ in found]
+
     def score_all(self, query: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Return every embedded chunk's id and its similarity to the query.
 

@@ -223,12 +223,14 @@ class TurnRanker:
     ) -> tuple[PassageColumns, np.typing.NDArray[np.float64]]:
         """Passages from the top-k queries (words of the last query first, then vectors of
         each, each passage once) and each one's word score (0 for those found by vector)."""
-        nearest: list[int] = []
+        nearest = np.zeros(0, dtype=np.int64)
         if self.indexer is not None:
-            lists = self.indexer.search_many(queries, POOL + 2 * _WINDOW_SLACK)
-            for n, pairs in enumerate(lists):
-                taken = (POOL if n == 0 else NEXT_POOL) + 2 * _WINDOW_SLACK
-                nearest += [i for i, _ in pairs[:taken]]
+            lists = self.indexer.nearest_many(queries, POOL + 2 * _WINDOW_SLACK)
+            pools = [POOL, *[NEXT_POOL] * (len(lists) - 1)]
+            taken = (
+                ids[: pool + 2 * _WINDOW_SLACK] for ids, pool in zip(lists, pools, strict=True)
+            )
+            nearest = np.concatenate([nearest, *taken])
         # The words' best, from the full-text index alone: the places kept say which turns
         # they are in (the newest turns, sent verbatim, are left out here).
         pairs = self._passages.search_ids(
@@ -240,9 +242,10 @@ class TurnRanker:
         older = located.seqs < before_seq
         found = located.rows(older & (np.cumsum(older) <= WORD_POOL))
         scores = np.fromiter((score_of[i] for i in found.ids.tolist()), np.float64, len(found))
-        if not nearest:
+        if not len(nearest):
             return found, scores
-        near = self._places.locate(list(dict.fromkeys(nearest)))
+        _, first = np.unique(nearest, return_index=True)
+        near = self._places.locate(nearest[np.sort(first)])  # each once, where first found
         fresh = (near.seqs < before_seq) & ~members(near.ids, found.ids)
         columns = found.joined(near.rows(fresh))
         return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))])
@@ -295,9 +298,10 @@ class TurnRanker:
         sample_context = self._is_context(sampled)
         for kind in (False, True):  # own passages and context copies spread apart
             values = sample[sample_context == kind].astype(np.float64)
-            chosen = (context == kind) & ~np.isnan(similarity)
-            if len(values) > 1 and values.std() > 0:
-                z[chosen] = (similarity[chosen] - values.mean()) / values.std()
+            spread = values.std() if len(values) > 1 else 0.0
+            if spread > 0:
+                chosen = (context == kind) & ~np.isnan(similarity)
+                z[chosen] = (similarity[chosen] - values.mean()) / spread
         return z, ~np.isnan(similarity)
 
     def _priors(

@@ -426,8 +426,8 @@ def test_a_further_query_takes_fewer_neighbours_by_embedding(
         everything = [i for i, _ in indexer.search_many(["whales"], 10_000)[0]]
         slack = 2 * 32  # _WINDOW_SLACK, twice
         first, second = sorted(everything)[:500], sorted(everything)[-500:]
-        lists = [[(i, 1.0) for i in first], [(i, 1.0) for i in second]]
-        monkeypatch.setattr(indexer, "search_many", lambda queries, k: lists)
+        lists = [np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)]
+        monkeypatch.setattr(indexer, "nearest_many", lambda queries, k: lists)
         ranker = TurnRanker(state.store.passages, "r", indexer)
         found, _ = ranker._candidates(("a", "b"), before_seq=seqs[-1] + 1)
         assert set(found.ids.tolist()) == set(first[: POOL + slack]) | set(
