@@ -299,7 +299,7 @@ def choose_window(
     last_start = latest if latest is not None else len(exchanges)
     if current is not None and (latest is None or current > latest):
         last_start = min(last_start, current)
-    starts = [p for p in points if p <= last_start]
+    starts = list(points[: bisect.bisect_right(points, last_start)])  # (ascending)
     starts += range(starts[-1] + 1 if starts else 0, last_start + 1)
     # Where a summary ends is a start too: a summary made on another schedule (before
     # the memory knew the system prompt's size, say) still lines up with a window.
