@@ -200,6 +200,7 @@ def assemble(
                 summaries=summaries,
                 recalled=recalled,
                 recalled_seqs=recalled_seqs,
+                recall_query=recall_query,
                 policy=policy,
                 lookup=lookup,
                 points=points,

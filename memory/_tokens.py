@@ -33,6 +33,7 @@ import tiktoken
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_openai_messages
 
+from memory._arguments import original_arguments
 from memory._errors import ConfigError
 from memory._line_counts import LineCounts
 from memory._media import MediaRule, rule_for_model
@@ -281,9 +282,14 @@ def openai_message_tokens(
 ) -> int:
     """Count one message in OpenAI's chat format with a text counter (see module docs).
 
-    Images, files and audio count by ``rules`` (``memory._media``), not as text."""
+    Images, files and audio count by ``rules`` (``memory._media``), not as text. Tool
+    call arguments count as ``Prompt.to_openai`` sends them: the model's own strings
+    where kept (``memory._arguments``), which may be far longer than langchain-core's
+    re-serialized form (``json.dumps``' ``\\u00fc`` escapes: 67 tokens against 49)."""
     total = 0
-    for as_dict in convert_to_openai_messages([message]):
+    converted = [dict(m) for m in convert_to_openai_messages([message])]
+    original_arguments(converted, [message])
+    for as_dict in converted:
         total += TOKENS_PER_MESSAGE
         for key, value in as_dict.items():
             total += _field_tokens(key, value, count_text, rules)

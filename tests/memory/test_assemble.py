@@ -16,7 +16,15 @@ from langchain_core.messages import (
 )
 from prompt_checks import assert_pairs_intact, assert_valid_for_providers, texts
 
-from memory import Budget, BudgetError, ConfigError, TiktokenCounter, assemble
+import memory._assemble as assembling
+from memory import (
+    Budget,
+    BudgetError,
+    ConfigError,
+    ConversationMemory,
+    TiktokenCounter,
+    assemble,
+)
 from memory._context import sanitize
 from memory._folds import fold_points
 from memory._messages import Exchange, ExchangeBuilder, Turn
@@ -402,3 +410,27 @@ def test_implicit_recall_room_holds_a_block_at_small_budgets() -> None:
     for bad in (-1, 1.5, True):
         with pytest.raises(ConfigError, match="recall_min_tokens"):
             AssemblyPolicy(recall_min_tokens=bad)  # type: ignore[arg-type]
+
+
+def test_a_prompt_planned_again_keeps_what_its_recall_was_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # When the exact count overshoots the plan, the prompt is planned again with less
+    # room: its recall block still says what it was recalled for.
+    counted = assembling._exact_tokens
+    calls = [0]
+
+    def first_over(*args: object, **kwargs: object) -> list[int]:
+        counts = counted(*args, **kwargs)  # type: ignore[arg-type]
+        calls[0] += 1
+        return [counts[0] + 100, *counts[1:]] if calls[0] == 1 else counts
+
+    with ConversationMemory.open(":memory:", session="r", budget=600) as mem:
+        for i in range(30):
+            mem.add([{"role": "user", "content": f"Note {i}: the locker code is {1000 + i}."},
+                     {"role": "assistant", "content": f"Noted {i}."}])  # fmt: skip
+        monkeypatch.setattr(assembling, "_exact_tokens", first_over)
+        prompt = mem.assemble(query="What was the locker code in note 3?")
+    assert calls[0] >= 2  # planned again
+    block = next(t for m in prompt.messages for t in texts(m) if "recalled from" in t)
+    assert 'for="What was the locker code in note 3?"' in block

@@ -179,6 +179,43 @@ def test_tool_call_and_result_overhead(counter: TiktokenCounter) -> None:
     assert total == REPLY_PRIMING_TOKENS + expected_call + expected_result
 
 
+def _sent_tokens(messages: list[dict[str, object]]) -> int:
+    """What OpenAI bills for these dicts, counted here from the cookbook's rule alone."""
+    enc = tiktoken.get_encoding("o200k_base")
+    total = REPLY_PRIMING_TOKENS
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        for key, value in message.items():
+            if key == "tool_calls":
+                assert isinstance(value, list)
+                for call in value:
+                    parts = (call["id"], call["function"]["name"], call["function"]["arguments"])
+                    total += TOKENS_PER_TOOL_CALL + sum(len(enc.encode(p)) for p in parts)
+            elif isinstance(value, str):
+                total += len(enc.encode(value)) + (key == "name")
+    return total
+
+
+def test_escaped_tool_call_arguments_count_as_they_are_sent() -> None:
+    # json.dumps escapes non-ASCII by default; to_openai sends the model's own string
+    # (escapes and all), so that is what is counted: the budget holds for what is sent.
+    arguments = json.dumps({"query": "北京上海广州深圳的天气怎么样" * 3, "city": "Zürich"})
+    with ConversationMemory.open(":memory:", session="t", budget=1000, model="gpt-4o") as mem:
+        for i in range(6):
+            call = {"id": f"c{i}", "type": "function",
+                    "function": {"name": "search", "arguments": arguments}}  # fmt: skip
+            mem.add([
+                {"role": "user", "content": f"天气 {i}?"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": f"c{i}", "content": "晴"},
+                {"role": "assistant", "content": "晴天。"},
+            ])  # fmt: skip
+        prompt = mem.assemble(system="sys")
+    sent = prompt.to_openai()
+    assert any("\\u" in str(m.get("tool_calls")) for m in sent)  # sent as written
+    assert prompt.tokens == _sent_tokens(sent) <= 1000
+
+
 def _png(width: int, height: int) -> str:
     """Base64 of a PNG header of the given size (the counters read only the header)."""
     header = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + struct.pack(">II", width, height)
