@@ -41,6 +41,7 @@ from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._report import PartTokens, Report
 from memory._tokens import TokenCounter
 from memory._window import BLOCK_MARGIN, Summary, Window, choose_window
+from memory._wire import sendable
 
 __all__ = ["Prompt", "Summary", "assemble"]
 
@@ -70,10 +71,11 @@ class Prompt:
 
         Tool-call arguments that came in as OpenAI dicts go back as the model wrote them
         (langchain-core would re-serialize them, which costs tokens and breaks the
-        cached prefix of the app's own raw history)."""
+        cached prefix of the app's own raw history). A lone surrogate goes as ``?``, as
+        it was counted (``memory._wire``): the dicts always encode as UTF-8 JSON."""
         converted = [dict(m) for m in convert_to_openai_messages(list(self.messages))]
         original_arguments(converted, self.messages)
-        return list(converted)
+        return [sendable(m) for m in converted]  # lone surrogates as counted: "?"
 
     def to_anthropic(self) -> dict[str, Any]:
         """Return ``{"system": ..., "messages": [...]}`` for Anthropic's Messages API,
@@ -82,7 +84,8 @@ class Prompt:
         (docs.anthropic.com, prompt caching): sent without one, nothing is cached, and
         the report's cached tokens and costs for a Claude model do not hold."""
         system, turns = to_anthropic(self.messages, cache_after=self.stable_count)
-        return {"system": system, "messages": turns} if system else {"messages": turns}
+        body = {"system": system, "messages": turns} if system else {"messages": turns}
+        return dict(sendable(body))
 
     def with_cache_breakpoint(self) -> list[BaseMessage]:
         """Return the messages for ``ChatAnthropic``, the last stable one's last block

@@ -19,7 +19,7 @@ from memory._budget import Budget, as_budget
 from memory._closing import Closing
 from memory._editing import HistoryEdits
 from memory._engine import DEFAULT_BUDGET, open_shared
-from memory._errors import ClosedError
+from memory._errors import ClosedError, ConfigError
 from memory._ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
 from memory._ledger import DEFAULT_PRICES, Price
 from memory._messages import MessageLike, check_pairing, normalize
@@ -294,7 +294,15 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits, SummaryAccess):
 
         Raises:
             ClosedError: the memory was closed, or the session forgotten elsewhere.
+            ConfigError: ``ref`` or ``query`` is not text, or ``max_tokens`` or
+                ``page`` not an integer (a model's tool call gets a message instead).
         """
+        for name, value in (("ref", ref), ("query", query)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a str or None, not {type(value).__name__}")
+        for name, number in (("max_tokens", max_tokens), ("page", page)):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise ConfigError(f"{name} must be an int, not {type(number).__name__}")
         self._current()
         return recall(self._state.recall, ref=ref, query=query, max_tokens=max_tokens, page=page)
 

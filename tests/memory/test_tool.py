@@ -9,7 +9,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.tools import BaseTool
 from langchain_tests.unit_tests import ToolsUnitTests
 
-from memory import ConversationMemory
+from memory import ConfigError, ConversationMemory
 from memory.tool import RECALL_DESCRIPTION, anthropic_schema, handle_tool_call, openai_schema
 
 
@@ -126,3 +126,14 @@ def test_turns_holding_none_of_the_query_words_are_labelled_by_meaning() -> None
         assert "by meaning only" not in fact
         reply = [b for b in asked if b.startswith('turn="2"')]  # the answer after the fact
         assert all("by meaning only" not in b for b in reply)
+
+
+def test_memory_recall_refuses_arguments_of_the_wrong_type() -> None:
+    # The tool answers a model's bad call with a message; a developer's call is refused.
+    with ConversationMemory.open(":memory:", session="t") as mem:
+        mem.add([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+        for bad in ({"query": 5}, {"ref": 7}, {"query": "hi", "max_tokens": "10"},
+                    {"query": "hi", "page": 1.5}):  # fmt: skip
+            with pytest.raises(ConfigError, match="must be"):
+                mem.recall(**bad)  # type: ignore[arg-type]
+        assert isinstance(mem.recall(query="hi"), str)

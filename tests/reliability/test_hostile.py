@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import reliability_fuzz as fuzz
 import reliability_harness as harness
+import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
@@ -171,6 +172,22 @@ def test_a_lone_surrogate_in_chat_text_is_stored_or_refused_as_input(role: str) 
             assert mem.history() == []
         else:
             assert mem.history()[-1].content == text
+
+
+def test_a_prompt_with_a_lone_surrogate_encodes_for_the_wire_as_counted() -> None:
+    # Stored as sent, but a prompt's dicts must encode as UTF-8 JSON: it goes as "?",
+    # which is what was counted.
+    with harness.open_memory(":memory:", "wire", budget=4000) as mem:
+        mem.add([{"role": "user", "content": "bad \ud800 text"},
+                 {"role": "assistant", "content": "ok \udfff"}])  # fmt: skip
+        prompt = mem.assemble(system="sys")
+    sent = prompt.to_openai()
+    json.dumps(sent, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError
+    json.dumps(prompt.to_anthropic(), ensure_ascii=False).encode("utf-8")
+    assert [m["content"] for m in sent[1:]] == ["bad ? text", "ok ?"]
+    enc = tiktoken.get_encoding("o200k_base")
+    counted = 3 + sum(3 + sum(len(enc.encode(str(v))) for v in m.values()) for m in sent)
+    assert prompt.tokens == counted
 
 
 def test_hostile_session_names_scope_rows_and_never_become_paths(tmp_path: Path) -> None:
