@@ -13,12 +13,12 @@ grow, and the joined snippets are counted exactly once at the end.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from memory._archive import Archive, Hit
 from memory._dates import day_of
+from memory._recall.chitchat import informative, speaker_labels
 from memory._recall.excerpt import excerpt
 from memory._recall.fuse import alternate, demote_questions
 from memory._recall.passages import passage_texts, turn_text
@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_NEIGHBOURS",
     "SEPARATOR",
     "Recollection",
-    "informative",
     "recollect",
     "turn_line",
 ]
@@ -60,21 +59,6 @@ LoCoMo evidence recall (locomo.py, all 7 conversations, both feedings, 2k / 4k) 
 figure of benchmarks/cost.py are the same as at 8."""
 CACHED_LINES = 4096
 """Most lines of whole turns kept on the view between calls (``SessionView.lines``)."""
-
-_CHITCHAT_TEXT = """
-a alright an and are awesome bye can cool could did do does done for from get go good got great
-ha haha hello hey hi how i im is it its just let lol me more much my nice no not now of oh ok
-okay on please perfect right see so sounds sure thank thanks that the then there this to too us
-very was we well what whats when where which who why will with wow yeah yep yes you your
-"""
-CHITCHAT = frozenset(_CHITCHAT_TEXT.split())
-"""Words that carry no topic: a turn made only of them ("ok thanks!") recalls nothing."""
-
-
-def informative(query: str) -> bool:
-    """True when ``query`` names something to look for (a word beyond chit-chat)."""
-    words = re.findall(r"\w+", query.lower())
-    return any(w not in CHITCHAT and (len(w) > 2 or w.isdigit() or not w.isascii()) for w in words)
 
 
 def turn_line(view: SessionView, seq: int, passage: int = 0) -> str | None:
@@ -155,7 +139,7 @@ def recollect(
     """
     if max_tokens <= 0 or not query.strip():
         return NOTHING
-    if floor is not None and not informative(query):
+    if floor is not None and not informative(query, speaker_labels(view, before_seq)):
         return NOTHING
     ranked = ranker.rank(
         query,

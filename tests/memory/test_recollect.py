@@ -13,6 +13,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory, TiktokenCounter
+from memory._recall.chitchat import informative
 from memory._recall.fuse import interleave, segment_strength
 from memory._recall.pack import SEPARATOR, recollect
 from memory._recall.rank import (
@@ -433,3 +434,38 @@ def test_a_further_query_takes_fewer_neighbours_by_embedding(
         assert set(found.ids.tolist()) == set(first[: POOL + slack]) | set(
             second[: NEXT_POOL + slack]
         )
+
+
+class Words(Embeddings):
+    """A bag of words, hashed into 64 dimensions: texts sharing words are close."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        vector = np.zeros(64)
+        for word in text.lower().replace(",", " ").replace(":", " ").split():
+            vector[sum(map(ord, word)) % 64] += 1.0
+        return (vector / max(float(np.linalg.norm(vector)), 1e-9)).tolist()
+
+
+def test_chit_chat_written_after_a_speaker_label_recalls_nothing() -> None:
+    # A chat app with no name field writes who speaks before the text: "Caroline: lol
+    # ok" is chit-chat all the same (an old "lol ok" turn is close to it by embedding),
+    # and so is greeting the other speaker by name.
+    topics = ["pottery class", "charity race", "adoption agencies", "camping trip"]
+    pairs = [
+        (f"Caroline: I told you about the {topics[i % 4]} on day {i}, Mel.",
+         f"Mel: Caroline, the {topics[i % 4]} on day {i} sounds lovely!")
+        for i in range(40)
+    ]  # fmt: skip
+    pairs[3] = ("Caroline: lol ok, thanks Mel", "Mel: haha ok cool")
+    with ConversationMemory.open(":memory:", session="r", budget=1500, embedder=Words()) as mem:
+        _exchanges(mem, pairs)
+        for said in ("Caroline: lol ok", "Caroline: Thanks, Mel!", "Caroline: haha ok cool"):
+            mem.add(HumanMessage(said))
+            assert mem.assemble(system="sys").report.recalled_turns == (), said
+            mem.add(AIMessage("Mel: :)"))
+    assert informative("Caroline: what was my passport number, Mel?", {"mel"})
+    assert not informative("Caroline: Thanks, Mel!", {"mel"})
+    assert informative("Python: sorting a dict?") and not informative("Ann Lee: ok!")

@@ -1,0 +1,60 @@
+"""Whether a query names something to look for, or is chit-chat ("ok thanks!").
+
+Implicit recall (the user's latest turn as the query, with a relevance floor) runs only
+for a turn with a word beyond chit-chat: recalled text on every "lol ok" costs ~130
+uncached tokens a call and brings turns that only share a greeting. A chat app that
+writes who speaks before the text ("Caroline: lol ok") keeps no name field: the label,
+and the labels of the turns just before ("Thanks, Mel!"), are no topic either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+from memory._recall.passages import turn_text
+from memory._view import SessionView
+
+__all__ = ["CHITCHAT", "LABELS_READ", "informative", "speaker_labels"]
+
+_CHITCHAT_TEXT = """
+a alright an and are awesome bye can cool could did do does done for from get go good got great
+ha haha hello hey hi how i im is it its just let lol me more much my nice no not now of oh ok
+okay on please perfect right see so sounds sure thank thanks that the then there this to too us
+very was we well what whats when where which who why will with wow yeah yep yes you your
+"""
+CHITCHAT = frozenset(_CHITCHAT_TEXT.split())
+"""Words that carry no topic: a turn made only of them ("ok thanks!") recalls nothing."""
+
+
+_LABEL = re.compile(r"^\s*([A-Z][\w'-]*(?: [A-Z][\w'-]*){0,2}):\s")
+"""A speaker's name written before the text ("Caroline: lol ok"), as chat apps that keep
+no name field do."""
+LABELS_READ = 4
+"""Turns before the query whose speaker labels are no topic either ("Thanks, Mel!")."""
+
+
+def informative(query: str, names: Collection[str] = ()) -> bool:
+    """True when ``query`` names something to look for: a word beyond chit-chat, its own
+    speaker label ("Caroline: lol ok") and ``names`` (lower-case) aside."""
+    label = _LABEL.match(query)
+    if label is not None:
+        query, names = query[label.end() :], {*names, *label.group(1).lower().split()}
+    words = re.findall(r"\w+", query.lower())
+    return any(
+        w not in CHITCHAT and w not in names and (len(w) > 2 or w.isdigit() or not w.isascii())
+        for w in words
+    )
+
+
+def speaker_labels(view: SessionView, before_seq: int) -> set[str]:
+    """The words of the speaker labels of the ``LABELS_READ`` turns before ``before_seq``
+    (lower-case): in a chat written "Name: text", who is talking is no topic."""
+    found: set[str] = set()
+    for seq in range(max(before_seq - LABELS_READ, 0), before_seq):
+        turn = view.turn_at(seq)
+        text = turn_text(turn) if turn is not None else None  # "speaker: what was said"
+        label = _LABEL.match(text.partition(": ")[2]) if text else None
+        if label is not None:
+            found.update(label.group(1).lower().split())
+    return found
