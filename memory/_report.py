@@ -11,7 +11,11 @@ __all__ = ["PartTokens", "Report"]
 
 @dataclass(frozen=True, slots=True)
 class PartTokens:
-    """Tokens of each part of a prompt (the reply priming is counted under ``overhead``)."""
+    """Tokens of each part of a prompt (the reply priming is counted under ``overhead``).
+
+    ``summary`` is the whole context block before the verbatim turns: the running summary
+    when it is sent, and the note on messages left out (sent with or without one), so it
+    can be above 0 while ``Report.summary_included`` is False."""
 
     system: int = 0
     summary: int = 0
@@ -43,7 +47,8 @@ class Report:
         compressed_refs: Refs of archived tool outputs sent as digests in this prompt.
         compression_saved: Tokens those digests saved against their originals.
         recalled_turns: Seqs of evicted turns brought back for the current query.
-        summary_covers_upto: Seq of the last turn the summary covers (0: no summary).
+        summary_covers_upto: Seq of the last turn the summary in this prompt covers (0:
+            none sent; a lookup may leave the summary out for recall's room).
         summary_error: The summarizer's last failure, if its latest attempt failed.
         recall_degraded: Why recall may miss what only embeddings would find: the
             embedder failed on queries (they are searched by full-text and phrase only)

@@ -1,7 +1,8 @@
 """Exact token counts for prompts, offline.
 
 Counting follows OpenAI's chat format (the formula of OpenAI's cookbook, extended to tool
-calls and content blocks), so counts for OpenAI models match what the API bills:
+calls and content blocks; ``memory._chat_format``), so counts for OpenAI models match
+what the API bills:
 
 * every message costs ``TOKENS_PER_MESSAGE`` (3) plus the tokens of each of its string
   fields (``role``, ``content``, ``tool_call_id``...); a ``name`` field costs one more;
@@ -23,21 +24,25 @@ by its UTF-8 bytes (what a byte-level tokenizer can at most spend on it).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import tiktoken
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, convert_to_openai_messages
+from langchain_core.messages import BaseMessage, HumanMessage
 
-from memory._arguments import original_arguments
+from memory._chat_format import (
+    REPLY_PRIMING_TOKENS,
+    TOKENS_PER_MESSAGE,
+    TOKENS_PER_NAME,
+    TOKENS_PER_TOOL_CALL,
+    openai_message_tokens,
+)
 from memory._errors import ConfigError
 from memory._line_counts import LineCounts
 from memory._media import MediaRule, rule_for_model
-from memory._media import block_tokens as media_block_tokens
 from memory._tiktoken_files import EXPECTED_SHA256, seed_tiktoken_cache
 from memory.pricing import bare_model
 
@@ -59,10 +64,6 @@ __all__ = [
     "seed_tiktoken_cache",
 ]
 
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_NAME = 1
-TOKENS_PER_TOOL_CALL = 3
-REPLY_PRIMING_TOKENS = 3
 DEFAULT_IMAGE_TOKENS = 765
 """gpt-4o's count for a 1024x1024 image at high detail (kept for compatibility)."""
 DEFAULT_MEDIA_RULES = rule_for_model(None)
@@ -273,61 +274,6 @@ class ChatModelCounter:
     def count_messages(self, messages: Sequence[BaseMessage]) -> int:
         """Count a prompt as the sum of its messages."""
         return sum(self.count_message(m) for m in messages)
-
-
-def openai_message_tokens(
-    message: BaseMessage,
-    count_text: Callable[[str], int],
-    rules: tuple[MediaRule, ...] = DEFAULT_MEDIA_RULES,
-) -> int:
-    """Count one message in OpenAI's chat format with a text counter (see module docs).
-
-    Images, files and audio count by ``rules`` (``memory._media``), not as text. Tool
-    call arguments count as ``Prompt.to_openai`` sends them: the model's own strings
-    where kept (``memory._arguments``), which may be far longer than langchain-core's
-    re-serialized form (``json.dumps``' ``\\u00fc`` escapes: 67 tokens against 49)."""
-    total = 0
-    converted = [dict(m) for m in convert_to_openai_messages([message])]
-    original_arguments(converted, [message])
-    for as_dict in converted:
-        total += TOKENS_PER_MESSAGE
-        for key, value in as_dict.items():
-            total += _field_tokens(key, value, count_text, rules)
-    return total
-
-
-def _field_tokens(
-    key: str, value: Any, count_text: Callable[[str], int], rules: tuple[MediaRule, ...]
-) -> int:
-    if value is None:
-        return 0
-    if key == "tool_calls":
-        return sum(_tool_call_tokens(call, count_text) for call in value)
-    if isinstance(value, str):
-        return count_text(value) + (TOKENS_PER_NAME if key == "name" else 0)
-    if isinstance(value, list):
-        return sum(_block_tokens(block, count_text, rules) for block in value)
-    return count_text(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
-
-
-def _tool_call_tokens(call: dict[str, Any], count_text: Callable[[str], int]) -> int:
-    function = call.get("function", {})
-    parts = (call.get("id") or "", function.get("name") or "", function.get("arguments") or "")
-    return TOKENS_PER_TOOL_CALL + sum(count_text(part) for part in parts)
-
-
-def _block_tokens(
-    block: Any, count_text: Callable[[str], int], rules: tuple[MediaRule, ...]
-) -> int:
-    if isinstance(block, str):
-        return count_text(block)
-    if isinstance(block, dict):
-        if block.get("type") == "text" and isinstance(block.get("text"), str):
-            return count_text(block["text"])
-        media = media_block_tokens(block, rules)
-        if media is not None:
-            return media
-    return count_text(json.dumps(block, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def counter_for_model(model: str | None, *, margin: float | None = None) -> TiktokenCounter:

@@ -143,6 +143,17 @@ def _runs(hits: list[Hit]) -> list[Hit]:
     return runs
 
 
+def _in_order(hits: list[Hit]) -> list[Hit]:
+    """``hits`` with a turn brought along as the one a reply answers (just after the
+    reply's hit, ``memory._recall.search``) shown before that reply."""
+    shown = list(hits)
+    for position in range(len(shown) - 1):
+        reply, asked = shown[position], shown[position + 1]
+        if not reply.ref and not asked.ref and asked.idx == reply.idx - 1:
+            shown[position], shown[position + 1] = asked, reply
+    return shown
+
+
 def _date(hit: Hit) -> str:
     if not hit.created_at:
         return ""
@@ -157,8 +168,9 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
     originals: dict[str, str] = {}
     parts: list[str] = []
     used = archive.counter.count(_OPEN)
-    worded: set[int] = set()  # turns shown that hold a query word
-    for hit in _runs(hits):
+    # Turns that hold a query word; a turn next to one is its question or its reply.
+    worded = {h.idx for h in hits if not h.ref and holds_a_word(h.text, query)}
+    for hit in _in_order(_runs(hits)):
         if hit.ref:
             original = originals.setdefault(hit.ref, archive.get(hit.ref))
             whole = original[hit.start : hit.end]  # exact slices, never stored chunk texts
@@ -172,9 +184,7 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
                 where += _BY_MEANING
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
-            if holds_a_word(text, query):
-                worded.add(hit.idx)
-            elif hit.idx - 1 not in worded:  # not the reply to a question that matched
+            if not worded & {hit.idx - 1, hit.idx, hit.idx + 1}:
                 where += _BY_MEANING
         opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8

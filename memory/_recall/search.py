@@ -144,20 +144,36 @@ def own_text(view: SessionView, seq: int) -> str | None:
 
 
 def _with_answers(hits: list[Hit], view: SessionView, *, bound: int) -> list[Hit]:
-    """Each user turn's hit followed by the assistant's reply to it, when the reply is
-    not among the hits: a question matches a query best, and its answer, which often
-    shares none of its words ("It is hunter2-blue."), would fall under the floor."""
+    """Each user turn's hit followed by the assistant's reply to it, and each reply's hit
+    by the user turn it answers (best first still: ``memory.tool`` shows the two in
+    order), when that turn is not among the hits.
+
+    A question matches a query best, and its answer, which often shares none of its
+    words ("It is hunter2-blue."), would fall under the floor; a reply may match by its
+    words ("a lovely morning routine") while the fact is in what it replies to ("I
+    always order a café crème before work")."""
     shown = {h.idx for h in hits}
     found: list[Hit] = []
     for hit in hits:
+        turn = view.turn_at(hit.idx)
+        kind = turn.kind if turn is not None else None
         found.append(hit)
-        turn, reply = view.turn_at(hit.idx), hit.idx + 1
-        if turn is None or turn.kind != "human" or reply in shown or reply >= bound:
-            continue
-        answer = view.turn_at(reply)
-        if answer is None or answer.kind != "ai" or reply in view.hidden:
-            continue
-        if text := own_text(view, reply):
-            found.append(Hit("", reply, 0, len(text), text, hit.score, created_at=answer.at))
-            shown.add(reply)
+        if kind == "ai" and (asked := _paired(view, hit, hit.idx - 1, "human", shown, bound)):
+            found.append(asked)
+        if kind == "human" and (reply := _paired(view, hit, hit.idx + 1, "ai", shown, bound)):
+            found.append(reply)
     return found
+
+
+def _paired(
+    view: SessionView, hit: Hit, seq: int, kind: str, shown: set[int], bound: int
+) -> Hit | None:
+    """The turn at ``seq`` as a hit scored like ``hit``, when it is of ``kind``, shown
+    to the model and not among the hits yet (then it is, in ``shown``)."""
+    if seq in shown or not 0 <= seq < bound or seq in view.hidden:
+        return None
+    turn = view.turn_at(seq)
+    if turn is None or turn.kind != kind or not (text := own_text(view, seq)):
+        return None
+    shown.add(seq)
+    return Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at)

@@ -137,3 +137,21 @@ def test_memory_recall_refuses_arguments_of_the_wrong_type() -> None:
             with pytest.raises(ConfigError, match="must be"):
                 mem.recall(**bad)  # type: ignore[arg-type]
         assert isinstance(mem.recall(query="hi"), str)
+
+
+def test_a_reply_that_matches_comes_with_the_turn_it_answers_in_order() -> None:
+    # The reply holds the query's word ("morning"); the fact is in what it replies to.
+    with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
+        mem.add([
+            {"role": "user", "content": "I always order a café crème and a croissant before work."},
+            {"role": "assistant", "content": "Sounds like a lovely morning routine."},
+        ])  # fmt: skip
+        for i in range(60):
+            mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
+                     {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
+        mem.wait_until_indexed(timeout=30)
+        found = mem.recall(query="What do I usually drink in the morning?")
+    assert "café crème" in found and "lovely morning routine" in found
+    assert found.index("café crème") < found.index("lovely morning routine")
+    fact = found[found.rindex("<archived", 0, found.index("café crème")) : found.index("café")]
+    assert "by meaning" not in fact  # the turn a matching reply answers
