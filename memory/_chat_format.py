@@ -21,6 +21,7 @@ from memory._media import MediaRule, rule_for_model
 from memory._media import block_tokens as media_block_tokens
 
 __all__ = [
+    "DEFAULT_MEDIA_RULES",
     "REPLY_PRIMING_TOKENS",
     "TOKENS_PER_MESSAGE",
     "TOKENS_PER_NAME",

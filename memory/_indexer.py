@@ -183,15 +183,6 @@ class Indexer(BackgroundWorker):
             return []
         return index.search(vector, k)
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
-        """``search`` for each query, in one pass over the index (see
-        ``FAISSIndex.search_many``); each list is empty while the embedder fails."""
-        index = self._ready()
-        vectors = [self._query_vector(q) for q in queries] if index is not None else []
-        if index is None or any(v is None for v in vectors):
-            return [[] for _ in queries]
-        return index.search_many(np.stack([v for v in vectors if v is not None]), k)
-
     def nearest_many(self, queries: Sequence[str], k: int) -> list[npt.NDArray[np.int64]]:
         """For each query, the ids of its ``k`` nearest chunks, best first (see
         ``FAISSIndex.nearest_many``); empty while the embedder fails."""

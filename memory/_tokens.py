@@ -34,6 +34,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from memory._chat_format import (
+    DEFAULT_MEDIA_RULES,
     REPLY_PRIMING_TOKENS,
     TOKENS_PER_MESSAGE,
     TOKENS_PER_NAME,
@@ -66,7 +67,6 @@ __all__ = [
 
 DEFAULT_IMAGE_TOKENS = 765
 """gpt-4o's count for a 1024x1024 image at high detail (kept for compatibility)."""
-DEFAULT_MEDIA_RULES = rule_for_model(None)
 _PROBE_TEXT = "Hello, world: 42 Grüße, 你好."
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 DEFAULT_SAFETY_MARGIN = 0.10

@@ -229,9 +229,10 @@ class SQLiteTurnIndex:
         bound = before_seq if before_seq is not None else 2**62
         newest = self._newest(f'"{rarest}"', counts[rarest])
         phrase = [prefix + w for w in words]
-        # FTS5 reads a phrase's words together, the commonest too ("the", "to"): 1.1 ms at
-        # 50,000 turns. A passage holding the phrase holds its rarest words: the few that
-        # hold those are read and looked through here (their words, as indexed: 0.1 ms).
+        # FTS5 reads a phrase's words together, the commonest too ("the", "to"). A passage
+        # holding the phrase holds its rarest words: the few that hold those are read and
+        # looked through here, in their words as indexed (at 50,000 turns, 117 passages:
+        # 0.64 ms against 1.1 alone, 0.90 against 1.02 inside assemble).
         rare = sorted(counts, key=lambda t: (counts[t], t))[:PHRASE_PROBE]
         together = " AND ".join(f'"{t}"' for t in rare)
         # (in FTS5's own order: read backwards, the same rows cost half as much again)

@@ -424,7 +424,7 @@ def test_a_further_query_takes_fewer_neighbours_by_embedding(
         state = mem._state
         indexer = state.passage_indexer
         assert indexer is not None
-        everything = [i for i, _ in indexer.search_many(["whales"], 10_000)[0]]
+        everything = indexer.nearest_many(["whales"], 10_000)[0].tolist()
         slack = 2 * 32  # _WINDOW_SLACK, twice
         first, second = sorted(everything)[:500], sorted(everything)[-500:]
         lists = [np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)]
