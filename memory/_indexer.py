@@ -251,7 +251,9 @@ class Indexer(BackgroundWorker):
         ):
             return None  # still cooling down: do not wait on a failing embedder every call
         try:
-            vector: npt.NDArray[np.float32] = embed_matrix(self._embedder, [query])[0]
+            # (a lone surrogate would fail the tokenizer, and embedding for the cool-down)
+            text = query.encode("utf-8", "replace").decode("utf-8")
+            vector: npt.NDArray[np.float32] = embed_matrix(self._embedder, [text])[0]
         except Exception as exc:  # any client error: search goes on without embeddings
             if self.query_failure is None:
                 logger.warning(

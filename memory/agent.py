@@ -153,9 +153,7 @@ class AgentLoop:
         that prefix from its prompt cache on the next call (reads at 10% of the input
         price; see ``memory.pricing``).
         """
-        prompt = self.prompt()
-        system, messages = to_anthropic(prompt.messages, cache_after=prompt.stable_count)
-        return {"system": system, "messages": messages} if system else {"messages": messages}
+        return self.prompt().to_anthropic()  # lone surrogates as "?", as counted
 
     @staticmethod
     def openai_tools() -> list[dict[str, Any]]:

@@ -40,6 +40,8 @@ DEFAULT_RECALL_TOKENS = 800
 MIN_RECALL_TOKENS = 64
 MAX_RECALL_TOKENS = 8000
 MAX_LISTED_REFS = 10
+ECHOED_CHARS = 200
+"""Most characters of a query or ref quoted back in an answer that found nothing."""
 RECALL_DESCRIPTION = (
     "Read archived tool outputs and earlier messages of this conversation. Large tool "
     "results appear in the conversation as a digest headed [ref XXXXXXXX · ...]. Call "
@@ -86,12 +88,19 @@ def _cut(text: str, max_tokens: int, archive: Archive) -> str:
     return cut[: newline + 1] if newline > len(cut) // 2 else cut
 
 
+def _echo(text: str) -> str:
+    """``text`` quoted back to the model, cut to ``ECHOED_CHARS`` (a query may be huge)."""
+    return repr(text if len(text) <= ECHOED_CHARS else text[:ECHOED_CHARS] + "...")
+
+
 def _unknown_ref(archive: Archive, ref: str) -> str:
     known = archive.refs()[-MAX_LISTED_REFS:]
     if not known:
-        return f"No archived output with ref {ref!r}: this conversation has none archived."
+        return f"No archived output with ref {_echo(ref)}: this conversation has none archived."
     listed = "; ".join(f"{r.ref} ({r.note or r.kind}, {r.tokens:,} tokens)" for r in known)
-    return f"No archived output with ref {ref!r} in this conversation. Archived refs: {listed}."
+    return (
+        f"No archived output with ref {_echo(ref)} in this conversation. Archived refs: {listed}."
+    )
 
 
 def _page(archive: Archive, ref: str, page: int, max_tokens: int) -> str:
@@ -235,9 +244,15 @@ def recall(
         note = _degraded_note(source)
         if not hits:
             scope = f"ref {ref}" if ref else "the archive"
-            return f"Nothing in {scope} matches {query!r}.{note}"
+            return f"Nothing in {scope} matches {_echo(query)}.{note}"
         room = max_tokens - archive.counter.count(note)
-        return _render_hits(archive, hits, room, query) + note
+        rendered = _render_hits(archive, hits, room, query)
+        if rendered == _OPEN:  # not even the best match's opening lines fit
+            return (
+                f"The best match for {_echo(query)} does not fit in {max_tokens} tokens: "
+                f"ask again with a larger max_tokens (up to {MAX_RECALL_TOKENS}).{note}"
+            )
+        return rendered + note
     except RefNotFoundError:
         return _unknown_ref(archive, ref or "")
 
@@ -279,7 +294,7 @@ def handle_tool_call(source: Recall | Archive, arguments: str | dict[str, Any]) 
         data = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
         args = RecallInput.model_validate(data)
     except (json.JSONDecodeError, ValidationError, TypeError, ValueError) as exc:
-        return f"recall: bad arguments ({exc}); expected ref, query, max_tokens, page."
+        return _bad_arguments(exc)
     return recall(
         source, ref=args.ref, query=args.query, max_tokens=args.max_tokens, page=args.page
     )
@@ -302,8 +317,17 @@ def recall_tool(source: Recall | Archive, *, before: Callable[[], None] | None =
         return recall(source, ref=ref, query=query, max_tokens=max_tokens, page=page)
 
     return StructuredTool.from_function(
-        func=_run, name="recall", description=RECALL_DESCRIPTION, args_schema=RecallInput
+        func=_run,
+        name="recall",
+        description=RECALL_DESCRIPTION,
+        args_schema=RecallInput,
+        handle_validation_error=_bad_arguments,  # the model gets text, as from recall
     )
+
+
+def _bad_arguments(error: Exception) -> str:
+    """What the tool answers a call whose arguments do not fit ``RecallInput``."""
+    return f"recall: bad arguments ({error}); expected ref, query, max_tokens, page."
 
 
 def openai_schema() -> dict[str, Any]:

@@ -18,10 +18,12 @@ from memory._view import SessionView
 __all__ = ["CHITCHAT", "LABELS_READ", "informative", "speaker_labels"]
 
 _CHITCHAT_TEXT = """
-a alright an and are awesome bye can cool could did do does done for from get go good got great
-ha haha hello hey hi how i im is it its just let lol me more much my nice no not now of oh ok
-okay on please perfect right see so sounds sure thank thanks that the then there this to too us
-very was we well what whats when where which who why will with wow yeah yep yes you your
+a afternoon alright an and are aww awww awesome best bye can care cheers congrats cool could
+did do does done evening for from get glad go good goodbye got great ha haha hahaha hehe hello
+hey hi how hugs i im is it its just later let lmao lol me more morning much my nice night no
+not now of oh ok okay on please perfect right see so soon sorry sounds sure sweet take talk
+thank thanks that the then there this to too us very was we welcome well what whats when
+where which who why will with wow xoxo yeah yep yes you your
 """
 CHITCHAT = frozenset(_CHITCHAT_TEXT.split())
 """Words that carry no topic: a turn made only of them ("ok thanks!") recalls nothing."""
@@ -36,13 +38,16 @@ LABELS_READ = 4
 
 def informative(query: str, names: Collection[str] = ()) -> bool:
     """True when ``query`` names something to look for: a word beyond chit-chat, its own
-    speaker label ("Caroline: lol ok") and ``names`` (lower-case) aside."""
+    speaker label ("Caroline: lol ok") and ``names`` (lower-case; the start of one, as
+    "mel" of "melanie", too) aside."""
     label = _LABEL.match(query)
     if label is not None:
         query, names = query[label.end() :], {*names, *label.group(1).lower().split()}
     words = re.findall(r"\w+", query.lower())
     return any(
-        w not in CHITCHAT and w not in names and (len(w) > 2 or w.isdigit() or not w.isascii())
+        w not in CHITCHAT
+        and not any(n.startswith(w) for n in names)  # "Mel" for "Melanie" too
+        and (len(w) > 2 or w.isdigit() or not w.isascii())
         for w in words
     )
 

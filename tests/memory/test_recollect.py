@@ -467,5 +467,6 @@ def test_chit_chat_written_after_a_speaker_label_recalls_nothing() -> None:
             assert mem.assemble(system="sys").report.recalled_turns == (), said
             mem.add(AIMessage("Mel: :)"))
     assert informative("Caroline: what was my passport number, Mel?", {"mel"})
-    assert not informative("Caroline: Thanks, Mel!", {"mel"})
+    assert not informative("Caroline: Thanks, Mel!", {"melanie"})  # a name's start too
+    assert not informative("Caroline: Good morning Mel! Bye, talk soon", {"melanie"})
     assert informative("Python: sorting a dict?") and not informative("Ann Lee: ok!")

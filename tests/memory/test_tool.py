@@ -155,3 +155,28 @@ def test_a_reply_that_matches_comes_with_the_turn_it_answers_in_order() -> None:
     assert found.index("café crème") < found.index("lovely morning routine")
     fact = found[found.rindex("<archived", 0, found.index("café crème")) : found.index("café")]
     assert "by meaning" not in fact  # the turn a matching reply answers
+
+
+def test_the_langchain_tool_answers_bad_arguments_with_text() -> None:
+    with ConversationMemory.open(":memory:", session="t") as mem:
+        mem.add([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+        tool = mem.recall_tool()
+        for bad in ({"query": 5}, {"query": "x", "max_tokens": "lots"}, {"page": None}):
+            assert str(tool.invoke(bad)).startswith("recall: bad arguments")
+        call = {"type": "tool_call", "id": "c1", "name": "recall", "args": {"query": 5}}
+        assert "bad arguments" in str(tool.invoke(call).content)
+
+
+def test_recall_says_when_nothing_fits_and_echoes_a_ref_cut_short() -> None:
+    with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
+        mem.add([{"role": "user", "content": "The red crate number 119 holds " + "rope " * 80},
+                 {"role": "assistant", "content": "Noted."}])  # fmt: skip
+        for i in range(40):
+            mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
+                     {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
+        mem.wait_until_indexed(timeout=30)
+        assert "red crate number 119" in mem.recall(query="red crate 119", max_tokens=800)
+        tight = mem.recall(query="red crate 119", max_tokens=64)
+        assert "does not fit in 64 tokens" in tight and "max_tokens" in tight
+        unknown = mem.recall(ref="r" * 100_000)
+        assert unknown.startswith("No archived output with ref 'rrr") and len(unknown) < 400

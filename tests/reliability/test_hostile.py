@@ -13,9 +13,12 @@ import reliability_harness as harness
 import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage
 
+from memory import ConversationMemory
 from memory._errors import BudgetError, InputError, StoreError
+from memory.agent import AgentLoop
 
 EXAMPLES = 150
 
@@ -188,6 +191,36 @@ def test_a_prompt_with_a_lone_surrogate_encodes_for_the_wire_as_counted() -> Non
     enc = tiktoken.get_encoding("o200k_base")
     counted = 3 + sum(3 + sum(len(enc.encode(str(v))) for v in m.values()) for m in sent)
     assert prompt.tokens == counted
+
+
+def test_an_agent_loops_anthropic_request_encodes_a_lone_surrogate() -> None:
+    with harness.open_memory(":memory:", "wire-agent", budget=4000) as mem:
+        loop = AgentLoop(mem, system="sys")
+        loop.add_user("bad \ud800 text")
+        request = loop.anthropic_request()
+        assert request == loop.prompt().to_anthropic()
+    json.dumps(request, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError
+
+
+class _Strict(Embeddings):
+    """Refuses text that is not valid UTF-8, as a tokenizer written in Rust does."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        text.encode("utf-8")
+        return [1.0, float(len(text) % 7), 0.5]
+
+
+def test_a_lone_surrogate_in_a_query_does_not_switch_embeddings_off() -> None:
+    with ConversationMemory.open(":memory:", session="q", budget=300, embedder=_Strict()) as mem:
+        for i in range(30):
+            mem.add([{"role": "user", "content": f"My cat sleeps on shelf {i}."},
+                     {"role": "assistant", "content": "Noted."}])  # fmt: skip
+        mem.wait_until_indexed(timeout=30)
+        assert mem.assemble(query="where does my cat \ud800 sleep?").report.recall_degraded is None
+        assert mem.assemble(query="where does my cat sleep?").report.recall_degraded is None
 
 
 def test_hostile_session_names_scope_rows_and_never_become_paths(tmp_path: Path) -> None:
