@@ -308,15 +308,28 @@ def _mark_malformed(reply: dict[str, Any]) -> dict[str, str]:
         function = call.get("function") if isinstance(call, Mapping) else None
         arguments = function.get("arguments") if isinstance(function, Mapping) else None
         if isinstance(function, Mapping) and isinstance(arguments, str):
-            try:
-                json.loads(arguments or "{}")
-            except json.JSONDecodeError as exc:
-                errors[str(call.get("id"))] = (
-                    f"error: the arguments {arguments[:200]!r} are not valid JSON ({exc.msg} "
-                    f"at character {exc.pos}); nothing was run: call the tool again with "
-                    "valid JSON"
-                )
+            error = _arguments_error(arguments)
+            if error is not None:
+                errors[str(call.get("id"))] = error
+            if error is not None or not arguments.strip():  # "" (no arguments) is "{}"
                 call = {**call, "function": {**function, "arguments": "{}"}}
         fixed.append(call)
     reply["tool_calls"] = fixed
     return errors
+
+
+def _arguments_error(arguments: str) -> str | None:
+    """What is wrong with a call's arguments string (None: a JSON object, or empty)."""
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError as exc:
+        return (
+            f"error: the arguments {arguments[:200]!r} are not valid JSON ({exc.msg} at "
+            f"character {exc.pos}); nothing was run: call the tool again with valid JSON"
+        )
+    if not isinstance(parsed, dict):
+        return (
+            f"error: the arguments {arguments[:200]!r} are JSON but not an object; nothing "
+            "was run: call the tool again with a JSON object of its parameters"
+        )
+    return None

@@ -227,6 +227,25 @@ def test_an_interrupt_in_a_tool_stores_nothing(memory: ConversationMemory) -> No
     assert memory.history()[-1].content == "error: interrupted"
 
 
+def test_empty_or_non_object_arguments_do_not_stop_the_run(memory: ConversationMemory) -> None:
+    ran: list[dict[str, Any]] = []
+
+    def ls(**arguments: Any) -> str:
+        ran.append(arguments)
+        return "a.txt"
+
+    loop = AgentLoop(memory, tools={"ls": ls})
+    loop.add_user("go")
+    calls = [
+        {"id": f"c{n}", "type": "function", "function": {"name": "ls", "arguments": text}}
+        for n, text in enumerate(["", "[1, 2]", "5"])
+    ]
+    found = loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": calls})
+    assert [c.error is None for c in found] == [True, False, False]  # "" is no arguments
+    results = loop.run_tool_calls(found)
+    assert ran == [{}] and all("not an object" in str(r) for r in results[1:])
+
+
 def test_a_malformed_tool_call_is_answered_with_its_error_and_the_run_goes_on(
     memory: ConversationMemory,
 ) -> None:
