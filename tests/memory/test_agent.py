@@ -227,8 +227,8 @@ def test_an_interrupt_in_a_tool_stores_nothing(memory: ConversationMemory) -> No
     assert memory.history()[-1].content == "error: interrupted"
 
 
-def test_empty_or_non_object_arguments_do_not_stop_the_run(memory: ConversationMemory) -> None:
-    ran: list[dict[str, Any]] = []
+def _ls_loop(memory: ConversationMemory, ran: list[dict[str, Any]]) -> AgentLoop:
+    """A loop with one tool, ``ls``, that records its arguments in ``ran``; a user turn."""
 
     def ls(**arguments: Any) -> str:
         ran.append(arguments)
@@ -236,6 +236,12 @@ def test_empty_or_non_object_arguments_do_not_stop_the_run(memory: ConversationM
 
     loop = AgentLoop(memory, tools={"ls": ls})
     loop.add_user("go")
+    return loop
+
+
+def test_empty_or_non_object_arguments_do_not_stop_the_run(memory: ConversationMemory) -> None:
+    ran: list[dict[str, Any]] = []
+    loop = _ls_loop(memory, ran)
     calls = [
         {"id": f"c{n}", "type": "function", "function": {"name": "ls", "arguments": text}}
         for n, text in enumerate(["", "[1, 2]", "5"])
@@ -250,13 +256,7 @@ def test_a_malformed_tool_call_is_answered_with_its_error_and_the_run_goes_on(
     memory: ConversationMemory,
 ) -> None:
     ran: list[dict[str, Any]] = []
-
-    def ls(**arguments: Any) -> str:
-        ran.append(arguments)
-        return "a.txt"
-
-    loop = AgentLoop(memory, tools={"ls": ls})
-    loop.add_user("go")
+    loop = _ls_loop(memory, ran)
     bad = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{oops"}}
     good = {"id": "c2", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
     calls = loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": [bad]})
