@@ -80,7 +80,9 @@ class ArchivedOutput:
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One chunk of an archived original returned by a search, or (``ref`` empty) the
-    matching passage of a conversation turn, ``idx`` its seq, with the turn's time."""
+    matching passage of a conversation turn, ``idx`` its seq, with the turn's time;
+    ``answered_by``: the seq of the reply whose hit brought this turn along (the user
+    turn that reply answers)."""
 
     ref: str
     idx: int
@@ -89,6 +91,7 @@ class Hit:
     text: str
     score: float
     created_at: float | None = None
+    answered_by: int | None = None
 
 
 def header(ref: str, digest: Digest, digest_tokens: int, delta_of: str | None = None) -> str:

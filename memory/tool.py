@@ -158,7 +158,7 @@ def _in_order(hits: list[Hit]) -> list[Hit]:
     shown = list(hits)
     for position in range(len(shown) - 1):
         reply, asked = shown[position], shown[position + 1]
-        if not reply.ref and not asked.ref and asked.idx == reply.idx - 1:
+        if asked.answered_by is not None and asked.answered_by == reply.idx and not reply.ref:
             shown[position], shown[position + 1] = asked, reply
     return shown
 
@@ -193,7 +193,8 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
                 where += _BY_MEANING
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
-            if not worded & {hit.idx - 1, hit.idx, hit.idx + 1}:
+            near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by}
+            if not worded & near:  # neither a match nor its question or reply
                 where += _BY_MEANING
         opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8

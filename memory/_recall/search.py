@@ -9,6 +9,7 @@ a page of filler.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from memory._archive import Archive, Hit
@@ -23,6 +24,9 @@ from stores.turn_index import TurnIndex
 __all__ = ["ALL_SEQS", "TOOL_FLOOR", "Recall"]
 
 ALL_SEQS = 2**62
+ROUND_TURNS = 8
+"""Turns read back from a reply to the user turn it answers (an agent's tool calls and
+results between them)."""
 TOOL_FLOOR = 1.0
 """Least score (z-score units, see ``memory._recall.rank``) of a turn the tool returns."""
 RELATIVE_FLOOR = 0.5
@@ -158,11 +162,24 @@ def _with_answers(hits: list[Hit], view: SessionView, *, bound: int) -> list[Hit
         turn = view.turn_at(hit.idx)
         kind = turn.kind if turn is not None else None
         found.append(hit)
-        if kind == "ai" and (asked := _paired(view, hit, hit.idx - 1, "human", shown, bound)):
+        if kind == "ai" and (asked := _asked(view, hit, shown, bound)):
             found.append(asked)
         if kind == "human" and (reply := _paired(view, hit, hit.idx + 1, "ai", shown, bound)):
             found.append(reply)
     return found
+
+
+def _asked(view: SessionView, hit: Hit, shown: set[int], bound: int) -> Hit | None:
+    """The user turn a reply's ``hit`` answers, back over the tool rounds between them
+    (at most ``ROUND_TURNS`` turns), as a hit (see ``_paired``)."""
+    for seq in range(hit.idx - 1, max(hit.idx - 1 - ROUND_TURNS, -1), -1):
+        turn = view.turn_at(seq)
+        if turn is None or turn.kind not in ("human", "ai", "tool"):
+            return None
+        if turn.kind == "human":
+            asked = _paired(view, hit, seq, "human", shown, bound)
+            return None if asked is None else dataclasses.replace(asked, answered_by=hit.idx)
+    return None
 
 
 def _paired(

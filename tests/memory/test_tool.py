@@ -180,3 +180,22 @@ def test_recall_says_when_nothing_fits_and_echoes_a_ref_cut_short() -> None:
         assert "does not fit in 64 tokens" in tight and "max_tokens" in tight
         unknown = mem.recall(ref="r" * 100_000)
         assert unknown.startswith("No archived output with ref 'rrr") and len(unknown) < 400
+
+
+def test_a_reply_after_a_tool_round_comes_with_the_question_it_answers() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "fares", "arguments": "{}"}}
+    with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
+        mem.add([
+            {"role": "user", "content": "Which airport should I fly from?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "AMS 120, RTM 180, EIN 150"},
+            {"role": "assistant", "content": "Fly from Schiphol, the cheapest fares depart there."},
+        ])  # fmt: skip
+        for i in range(60):
+            mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
+                     {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
+        mem.wait_until_indexed(timeout=30)
+        found = mem.recall(query="Schiphol cheapest fares")
+    assert found.index("Which airport") < found.index("Fly from Schiphol")
+    question = found[found.rindex("<archived", 0, found.index("Which airport")) :]
+    assert "by meaning" not in question.split("\n", 1)[0]
