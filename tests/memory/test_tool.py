@@ -128,6 +128,14 @@ def test_turns_holding_none_of_the_query_words_are_labelled_by_meaning() -> None
         assert all("by meaning only" not in b for b in reply)
 
 
+def _planets(mem: ConversationMemory, count: int) -> None:
+    """Bury what came before under ``count`` unrelated exchanges, indexed."""
+    for i in range(count):
+        mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
+                 {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
+    mem.wait_until_indexed(timeout=30)
+
+
 def test_memory_recall_refuses_arguments_of_the_wrong_type() -> None:
     # The tool answers a model's bad call with a message; a developer's call is refused.
     with ConversationMemory.open(":memory:", session="t") as mem:
@@ -146,10 +154,7 @@ def test_a_reply_that_matches_comes_with_the_turn_it_answers_in_order() -> None:
             {"role": "user", "content": "I always order a café crème and a croissant before work."},
             {"role": "assistant", "content": "Sounds like a lovely morning routine."},
         ])  # fmt: skip
-        for i in range(60):
-            mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
-                     {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
-        mem.wait_until_indexed(timeout=30)
+        _planets(mem, 60)
         found = mem.recall(query="What do I usually drink in the morning?")
     assert "café crème" in found and "lovely morning routine" in found
     assert found.index("café crème") < found.index("lovely morning routine")
@@ -171,10 +176,7 @@ def test_recall_says_when_nothing_fits_and_echoes_a_ref_cut_short() -> None:
     with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
         mem.add([{"role": "user", "content": "The red crate number 119 holds " + "rope " * 80},
                  {"role": "assistant", "content": "Noted."}])  # fmt: skip
-        for i in range(40):
-            mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
-                     {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
-        mem.wait_until_indexed(timeout=30)
+        _planets(mem, 40)
         assert "red crate number 119" in mem.recall(query="red crate 119", max_tokens=800)
         tight = mem.recall(query="red crate 119", max_tokens=64)
         assert "does not fit in 64 tokens" in tight and "max_tokens" in tight
@@ -191,10 +193,7 @@ def test_a_reply_after_a_tool_round_comes_with_the_question_it_answers() -> None
             {"role": "tool", "tool_call_id": "c1", "content": "AMS 120, RTM 180, EIN 150"},
             {"role": "assistant", "content": "Fly from Schiphol, the cheapest fares depart there."},
         ])  # fmt: skip
-        for i in range(60):
-            mem.add([{"role": "user", "content": f"Tell me about planet number {i}."},
-                     {"role": "assistant", "content": f"Planet {i} is a gas giant."}])  # fmt: skip
-        mem.wait_until_indexed(timeout=30)
+        _planets(mem, 60)
         found = mem.recall(query="Schiphol cheapest fares")
     assert found.index("Which airport") < found.index("Fly from Schiphol")
     question = found[found.rindex("<archived", 0, found.index("Which airport")) :]
