@@ -31,6 +31,7 @@ from langchain_core.messages import (
 from memory._arguments import check_dict, keep_arguments
 from memory._errors import InputError
 from memory._timestamps import carry_time
+from memory._wire import check_identifiers
 
 __all__ = [
     "Exchange",
@@ -154,6 +155,7 @@ def _validate(message: BaseMessage, index: int) -> None:
                 raise InputError(f"tool call {call.get('name')!r} has no id", index=index)
     if isinstance(message, ToolMessage) and not message.tool_call_id:
         raise InputError("tool result has no tool_call_id", index=index)
+    check_identifiers(message, index)
 
 
 def _validate_content(content: Any, index: int) -> None:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["sendable"]
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from memory._errors import InputError
+
+__all__ = ["check_identifiers", "sendable"]
 
 
 def sendable(value: Any) -> Any:
@@ -30,3 +34,26 @@ def sendable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(sendable(item) for item in value)
     return value
+
+
+def check_identifiers(message: BaseMessage, index: int) -> None:
+    """Refuse a message whose ``name``, tool call ids or tool names hold a lone
+    surrogate: they are stored and sent exactly (no ``?`` may stand in for part of an
+    id), and no store or provider takes such text.
+
+    Raises:
+        InputError: naming the field and the message's index.
+    """
+    fields = [("name", message.name)]
+    if isinstance(message, ToolMessage):
+        fields.append(("tool_call_id", message.tool_call_id))
+    if isinstance(message, AIMessage):
+        for call in message.tool_calls:
+            fields += [("tool call id", call.get("id")), ("tool name", call.get("name"))]
+    for field, value in fields:
+        if isinstance(value, str) and sendable(value) != value:
+            raise InputError(
+                f"{field} {value!r} holds a lone surrogate (half of a UTF-16 pair): "
+                "decode the text that made it with errors='replace'",
+                index=index,
+            )

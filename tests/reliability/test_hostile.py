@@ -193,6 +193,24 @@ def test_a_prompt_with_a_lone_surrogate_encodes_for_the_wire_as_counted() -> Non
     assert prompt.tokens == counted
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "hi", "name": "ab\ud800"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c\ud800", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "l\udfffs", "arguments": "{}"}}]},
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_in_an_identifier_is_refused_as_input(message: dict[str, Any]) -> None:
+    # Ids and names are stored and sent exactly: no "?" may stand in for part of one.
+    with harness.open_memory(":memory:", "ids", budget=4000) as mem:
+        with pytest.raises(InputError, match="lone surrogate") as refused:
+            mem.add([{"role": "user", "content": "go"}, message])
+        assert refused.value.index == 1 and mem.history() == []
+
+
 def test_an_agent_loops_anthropic_request_encodes_a_lone_surrogate() -> None:
     with harness.open_memory(":memory:", "wire-agent", budget=4000) as mem:
         loop = AgentLoop(mem, system="sys")
