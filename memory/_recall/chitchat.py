@@ -29,9 +29,9 @@ CHITCHAT = frozenset(_CHITCHAT_TEXT.split())
 """Words that carry no topic: a turn made only of them ("ok thanks!") recalls nothing."""
 
 
-_LABEL = re.compile(r"^\s*([A-Z][\w'-]*(?: [A-Z][\w'-]*){0,2}):\s")
+_LABEL = re.compile(r"^\s*([A-Z][\w'-]*(?: [A-Z][\w'-]*){0,2})(?: [(\[][^)\]]{1,24}[)\]])?:\s")
 """A speaker's name written before the text ("Caroline: lol ok"), as chat apps that keep
-no name field do."""
+no name field do, with a time after it or not ("Caroline (10:31): lol ok")."""
 LABELS_READ = 4
 """Turns before the query whose speaker labels are no topic either ("Thanks, Mel!")."""
 

@@ -470,3 +470,4 @@ def test_chit_chat_written_after_a_speaker_label_recalls_nothing() -> None:
     assert not informative("Caroline: Thanks, Mel!", {"melanie"})  # a name's start too
     assert not informative("Caroline: Good morning Mel! Bye, talk soon", {"melanie"})
     assert informative("Python: sorting a dict?") and not informative("Ann Lee: ok!")
+    assert not informative("Caroline (10:31): lol ok") and not informative("Bo [9 May]: hi")
