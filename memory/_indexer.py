@@ -27,6 +27,7 @@ from langchain_core.embeddings import Embeddings
 
 from memory._embed import embed_matrix, embedder_name, return_free_memory
 from memory._pool import WorkerPool
+from memory._wire import sendable
 from memory._worker import BackgroundWorker
 from stores.base import BlobStore, ChunkRecord
 from stores.faiss_index import FAISSIndex, index_path
@@ -186,12 +187,10 @@ class Indexer(BackgroundWorker):
     def nearest_many(self, queries: Sequence[str], k: int) -> list[npt.NDArray[np.int64]]:
         """For each query, the ids of its ``k`` nearest chunks, best first (see
         ``FAISSIndex.nearest_many``); empty while the embedder fails."""
-        index = self._ready()
-        vectors = [self._query_vector(q) for q in queries] if index is not None else []
-        if index is None or any(v is None for v in vectors):
+        if (ready := self._ready_queries(queries)) is None:
             return [np.zeros(0, dtype=np.int64) for _ in queries]
-        found = index.nearest_many(np.stack([v for v in vectors if v is not None]), k)
-        return [ids for ids, _ in found]
+        index, vectors = ready
+        return [ids for ids, _ in index.nearest_many(vectors, k)]
 
     def score_all(self, query: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Return every embedded chunk's id and its similarity to the query.
@@ -214,11 +213,21 @@ class Indexer(BackgroundWorker):
         self, queries: Sequence[str], ids: Sequence[int] | npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
         """``scores_of`` for each query, a row each (the ids' vectors read once)."""
-        index = self._ready()
-        vectors = [self._query_vector(q) for q in queries] if index is not None else []
-        if index is None or any(v is None for v in vectors):
+        if (ready := self._ready_queries(queries)) is None:
             return np.full((len(queries), len(ids)), np.nan, dtype=np.float32)
-        return index.scores_many(np.stack([v for v in vectors if v is not None]), ids)
+        index, vectors = ready
+        return index.scores_many(vectors, ids)
+
+    def _ready_queries(
+        self, queries: Sequence[str]
+    ) -> tuple[FAISSIndex, npt.NDArray[np.float32]] | None:
+        """The index and the queries' vectors, a row each (None: no index yet, or the
+        embedder failing on a query)."""
+        if (index := self._ready()) is None:
+            return None
+        vectors = [self._query_vector(q) for q in queries]
+        kept = [v for v in vectors if v is not None]
+        return (index, np.stack(kept)) if len(kept) == len(vectors) and kept else None
 
     def sample_scores(
         self, query: str, size: int
@@ -252,8 +261,7 @@ class Indexer(BackgroundWorker):
             return None  # still cooling down: do not wait on a failing embedder every call
         try:
             # (a lone surrogate would fail the tokenizer, and embedding for the cool-down)
-            text = query.encode("utf-8", "replace").decode("utf-8")
-            vector: npt.NDArray[np.float32] = embed_matrix(self._embedder, [text])[0]
+            vector: npt.NDArray[np.float32] = embed_matrix(self._embedder, [sendable(query)])[0]
         except Exception as exc:  # any client error: search goes on without embeddings
             if self.query_failure is None:
                 logger.warning(
