@@ -15,6 +15,7 @@ trying it again, so an outage neither raises into a prompt nor slows every call.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -191,6 +192,15 @@ class Indexer(BackgroundWorker):
             return [np.zeros(0, dtype=np.int64) for _ in queries]
         index, vectors = ready
         return [ids for ids, _ in index.nearest_many(vectors, k)]
+
+    def search_cost(self, queries: Sequence[str]) -> int:
+        """About how many vector components ``nearest_many(queries, k)`` reads: vectors
+        held x dimension x queries; ``sys.maxsize`` when a query is not embedded yet or
+        the index not loaded yet (an embedder's call or a load takes milliseconds)."""
+        index = self._index
+        if index is None or any(q not in self._query_vectors for q in queries):
+            return sys.maxsize
+        return len(index) * index.dim * len(queries)
 
     def score_all(self, query: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Return every embedded chunk's id and its similarity to the query.

@@ -20,6 +20,7 @@ from stores import search_terms
 from stores.search_terms import rarest_within
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.sqlite import SQLITE, SQLiteDatabase
+from stores.sqlite_bm25 import PassageScores
 from stores.text_search import phrase_words, query_terms, scoped_words
 from stores.turn_index import NewPassage, PassageHit, PassageRecord, scope_token
 
@@ -97,6 +98,7 @@ class SQLiteTurnIndex:
     def __init__(self, database: SQLiteDatabase) -> None:
         self.database = database
         self._counts: dict[str, tuple[int, int]] = {}  # term -> (passages, up to this id)
+        self._scores = PassageScores(database)
         self._lock = threading.Lock()
 
     def _bounded(self, session: str, words: list[str]) -> tuple[list[str], int]:
@@ -132,13 +134,19 @@ class SQLiteTurnIndex:
         later only the rows added since are counted (FTS5 seeks to them)."""
         with self._lock:
             known = {t: self._counts[t] for t in terms if t in self._counts}
-        fresh = [t for t in terms if t not in known]
+        fresh = [t for t in terms if t not in known and t.isascii()]
+        # A word beyond ASCII is counted as FTS5 matches it: its index holds "café" as
+        # "cafe" (unicode61 folds diacritics), which a lookup of "café" would not find.
+        folded = [t for t in terms if t not in known and not t.isascii()]
         sql = "SELECT NULL, COALESCE(MAX(id), 0) FROM passages"
         if fresh:  # "term = ?" is looked up directly; "IN (...)" costs twice as much
             wanted = " OR ".join("term = ?" for _ in fresh)
             sql += f" UNION ALL SELECT term, doc FROM passages_vocab WHERE {wanted}"
+        for _ in folded:
+            sql += " UNION ALL SELECT ?, count(*) FROM passages_fts WHERE passages_fts MATCH ?"
+        asked = [*fresh, *(p for t in folded for p in (t, f'"{t}"'))]
         rows, writing = self.database.read(
-            lambda conn: (conn.execute(sql, fresh).fetchall(), conn.in_transaction)
+            lambda conn: (conn.execute(sql, asked).fetchall(), conn.in_transaction)
         )
         top = next(int(n) for t, n in rows if t is None)
         if any(upto > top for _, upto in known.values()):
@@ -164,9 +172,11 @@ class SQLiteTurnIndex:
         return found
 
     def forget_counts(self) -> None:
-        """Drop the remembered term counts (after passages were deleted)."""
+        """Drop the remembered term counts and passage lengths (after passages were
+        deleted)."""
         with self._lock:
             self._counts.clear()
+        self._scores.forget()
 
     def add(self, session: str, passages: Sequence[NewPassage]) -> None:
         """Index passages (see ``TurnIndex.add``)."""
@@ -204,6 +214,12 @@ class SQLiteTurnIndex:
         terms, matched = self._bounded(session, query_terms(query)) if limit > 0 else ([], 0)
         if not terms:
             return []
+        if matched <= search_terms.MAX_SCORED and all(t.isascii() for t in terms):
+            # Every row is read: scored here, as FTS5 does (words beyond ASCII are left
+            # to it: its index folds their diacritics, "café" is "cafe" there).
+            found = self._scores.top(session, terms, limit)
+            if found is not None:
+                return found
         match = " OR ".join(f'"{t}"' for t in terms)
         sql = (
             "SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts "

@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from memory._beside import Beside
 from memory._indexer import Indexer
 from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
 from memory._recall.members import members
@@ -102,6 +103,10 @@ WORD_POOL = 200
 MIN_WORD_SCORE = 1e-3
 """A word hit scoring this or less (BM25 of words nearly every passage holds, whose
 weight is ~0) makes no candidate: the priors alone would lift it."""
+BESIDE_COST = 2_000_000
+"""Vector components a search by meaning reads (``Indexer.search_cost``) from which it
+runs on a helper thread beside the search by words: ~0.3 ms of FAISS's scan, against the
+~0.1 ms a helper takes to start."""
 SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
 
@@ -194,11 +199,11 @@ class TurnRanker:
             return []
         layout = layout or Layout()
         named, queries = self._speakers(query, before_seq, layout)
-        found, words = self._candidates(queries, before_seq)
+        found, words, phrased = self._candidates(query, queries, before_seq)
         if not len(found):
             return []
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
-        speaker = self._priors(query, turns, before_seq, named, words_only)
+        speaker = self._priors(turns, phrased, named, words_only)
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
         # them is left out (a segment where the named speaker talks more is no closer).
@@ -219,18 +224,20 @@ class TurnRanker:
         return list(map(RankedTurn._make, columns))  # hundreds: no per-item Python code
 
     def _candidates(
-        self, queries: Sequence[str], before_seq: int
-    ) -> tuple[PassageColumns, np.typing.NDArray[np.float64]]:
+        self, query: str, queries: Sequence[str], before_seq: int
+    ) -> tuple[PassageColumns, np.typing.NDArray[np.float64], list[int]]:
         """Passages from the top-k queries (words of the last query first, then vectors of
-        each, each passage once) and each one's word score (0 for those found by vector)."""
-        nearest = np.zeros(0, dtype=np.int64)
-        if self.indexer is not None:
-            lists = self.indexer.nearest_many(queries, POOL + 2 * _WINDOW_SLACK)
-            pools = [POOL, *[NEXT_POOL] * (len(lists) - 1)]
-            taken = (
-                ids[: pool + 2 * _WINDOW_SLACK] for ids, pool in zip(lists, pools, strict=True)
+        each, each passage once), each one's word score (0 for those found by vector),
+        and the seqs of the turns holding ``query``'s words in order (``_phrased``).
+
+        The search by meaning runs on a helper thread meanwhile (``memory._beside``):
+        FAISS's scan and SQLite's searches both release the GIL."""
+        near: Beside[list[np.typing.NDArray[np.int64]]] | None = None
+        if (indexer := self.indexer) is not None:
+            near = Beside(
+                lambda: indexer.nearest_many(queries, POOL + 2 * _WINDOW_SLACK),
+                helper=indexer.search_cost(queries) >= BESIDE_COST,
             )
-            nearest = np.concatenate([nearest, *taken])
         # The words' best, from the full-text index alone: the places kept say which turns
         # they are in (the newest turns, sent verbatim, are left out here).
         pairs = self._passages.search_ids(
@@ -242,13 +249,28 @@ class TurnRanker:
         older = located.seqs < before_seq
         found = located.rows(older & (np.cumsum(older) <= WORD_POOL))
         scores = np.fromiter((score_of[i] for i in found.ids.tolist()), np.float64, len(found))
+        phrased = self._phrased(query, before_seq)
+        if near is None:
+            return found, scores, phrased
+        lists = near.result()
+        pools = [POOL, *[NEXT_POOL] * (len(lists) - 1)]
+        taken = (ids[: pool + 2 * _WINDOW_SLACK] for ids, pool in zip(lists, pools, strict=True))
+        nearest = np.concatenate([np.zeros(0, dtype=np.int64), *taken])
         if not len(nearest):
-            return found, scores
+            return found, scores, phrased
         _, first = np.unique(nearest, return_index=True)
-        near = self._places.locate(nearest[np.sort(first)])  # each once, where first found
-        fresh = (near.seqs < before_seq) & ~members(near.ids, found.ids)
-        columns = found.joined(near.rows(fresh))
-        return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))])
+        near_found = self._places.locate(nearest[np.sort(first)])  # each once, where first found
+        fresh = (near_found.seqs < before_seq) & ~members(near_found.ids, found.ids)
+        columns = found.joined(near_found.rows(fresh))
+        return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))]), phrased
+
+    def _phrased(self, query: str, before_seq: int) -> list[int]:
+        """The seqs of the turns (not context copies) holding ``query``'s words in order,
+        at most ``EXACT_POOL``."""
+        if phrase_pattern(query) is None:
+            return []
+        hits = self._passages.phrase(self._session, query, before_seq=before_seq, limit=EXACT_POOL)
+        return list({h.seq for h in hits if not h.context})
 
     def _signals(
         self,
@@ -306,33 +328,28 @@ class TurnRanker:
 
     def _priors(
         self,
-        query: str,
         turns: CandidateTurns,
-        before_seq: int,
+        phrased: list[int],
         named: list[Sequence[int]],
         words_only: np.typing.NDArray[np.bool_],
     ) -> np.typing.NDArray[np.float64]:
-        """Add the length and phrase priors to each candidate turn; return each one's
-        speaker prior. The phrase prior is a word signal: for a turn measured by words
-        alone (``words_only``; a turn found by the phrase alone, when no candidate has a
+        """Add the length and phrase priors (``phrased``: the seqs of turns holding the
+        query's words in order) to each candidate turn; return each one's speaker prior.
+        The phrase prior is a word signal: for a turn measured by words alone
+        (``words_only``; a turn found by the phrase alone, when no candidate has a
         similarity) it is scaled as they are."""
         lengths = np.log1p(turns.chars.astype(np.float64))
         if len(lengths) > 1 and lengths.std() > 0:
             # Clipped: among candidates of one length, a short turn's z would be extreme.
             z = np.clip((lengths - lengths.mean()) / lengths.std(), -LENGTH_CLIP, LENGTH_CLIP)
             turns.bonus += LENGTH_PRIOR * z
-        if phrase_pattern(query) is not None:
-            phrased = self._passages.phrase(
-                self._session, query, before_seq=before_seq, limit=EXACT_POOL
-            )
-            found = list({h.seq for h in phrased if not h.context})
-            if found:  # most questions stand in no passage word for word
-                where = {seq: i for i, seq in enumerate(turns.seqs.tolist())}
-                scale = np.where(words_only, WORDS_ALONE, 1.0)
-                lifted = [where[seq] for seq in found if seq in where]
-                turns.bonus[lifted] += EXACT_BONUS * scale[lifted]
-                alone = WORDS_ALONE if words_only.all() else 1.0  # no similarity at all
-                turns.add([seq for seq in found if seq not in where], EXACT_BONUS * alone)
+        if phrased:  # most questions stand in no passage word for word
+            where = {seq: i for i, seq in enumerate(turns.seqs.tolist())}
+            scale = np.where(words_only, WORDS_ALONE, 1.0)
+            lifted = [where[seq] for seq in phrased if seq in where]
+            turns.bonus[lifted] += EXACT_BONUS * scale[lifted]
+            alone = WORDS_ALONE if words_only.all() else 1.0  # no similarity at all
+            turns.add([seq for seq in phrased if seq not in where], EXACT_BONUS * alone)
         speaker = np.zeros(len(turns.seqs), dtype=np.float64)
         for spoken in named:
             speaker[self._spoken.among(spoken, turns.seqs)] += SPEAKER_BONUS
