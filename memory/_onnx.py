@@ -64,8 +64,9 @@ like length run fastest: per CPU-second on one thread, int8, tool-output chunks 
 tokens) 74/s one text a run, 73/s at 256 tokens, 64/s at 1,024 and 30/s in the former
 batches of 32 sorted by characters, which padded 44% more tokens than the texts hold;
 LoCoMo turns (9 to 95 tokens) 300/s one text a run, 330/s at 256, 250/s at 1,024, 170/s
-before. Fewer batch-mates also move a text's vector less: activations are quantized with
-one scale per batch."""
+before. The int8 model is run one text at a time all the same (``memory._embed
+.INT8_BATCH``): its activations are quantized with one scale per run, so batch-mates
+move a text's vector."""
 EXPORT_VERSION = 3
 """Bumped when the export recipe changes, so files of an older recipe are not reused."""
 _DIMENSION = 384

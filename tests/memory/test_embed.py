@@ -16,7 +16,14 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from pydantic import Field
 
 from memory import ConversationMemory, _embed, _onnx
-from memory._embed import MiniLMEmbeddings, available_backend, embedder_name, load_minilm
+from memory._embed import (
+    FLOAT_BATCH,
+    INT8_BATCH,
+    MiniLMEmbeddings,
+    available_backend,
+    embedder_name,
+    load_minilm,
+)
 from memory._onnx import cached_model_path, open_onnx_minilm, plan_batches
 
 SENTENCES = [
@@ -78,6 +85,24 @@ def test_a_text_that_runs_alone_gets_the_vector_it_gets_by_itself(exported: Path
     model = open_onnx_minilm("int8", directory=exported.parent)
     long_text = SENTENCES[2] * 20  # over half the batch's token budget: never shares a run
     assert np.array_equal(model.encode([long_text]), model.encode([*SENTENCES, long_text])[-1:])
+
+
+def test_the_int8_default_gives_a_text_one_vector_whatever_it_is_embedded_with() -> None:
+    # Batched, int8 activations share one scale per run: batch-mates moved a text's vector.
+    embedder = MiniLMEmbeddings()
+    assert embedder.batch_size == INT8_BATCH == 1
+    texts = [*SENTENCES, "ok"]
+    together = np.array(embedder.embed_documents(texts))
+    again = np.array(embedder.embed_documents([texts[5], "a wholly different text", texts[3]]))
+    assert np.array_equal(together[3], again[2]) and np.array_equal(together[5], again[0])
+    assert np.array_equal(together[3], np.array(embedder.embed_query(texts[3])))
+
+
+def test_float_backends_run_batches_and_a_batch_size_below_one_is_refused() -> None:
+    assert MiniLMEmbeddings(backend="onnx").batch_size == FLOAT_BATCH
+    assert MiniLMEmbeddings(backend="onnx-int8", batch_size=8).batch_size == 8
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        MiniLMEmbeddings(batch_size=0)
 
 
 def test_batches_group_texts_of_like_length_within_the_token_budget() -> None:
