@@ -22,7 +22,7 @@ import numpy.typing as npt
 from stores import search_terms
 from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, to_db
 from stores.postgres_archive import any_of
-from stores.search_terms import idf, rarest_within
+from stores.search_terms import OLDER_POOL, idf, rarest_within, together
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.text_search import index_terms, phrase_words, query_terms
 from stores.turn_index import NewPassage, PassageHit, PassageRecord
@@ -104,7 +104,26 @@ class PostgresTurnIndex:
         newest = self._newest(session, any_of(terms), sum(counts[t] for t in terms))
         params = (*weights, any_of(terms), to_db(session), min(bound, _NO_BOUND), newest, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
-        return [_hit(r, float(r[5])) for r in rows]
+        hits = [_hit(r, float(r[5])) for r in rows]
+        both = together(counts)
+        if not both or newest <= 0:
+            return hits
+        # Older passages holding the rarest words together (``search_terms.together``),
+        # the newest ``OLDER_POOL`` of them, ranked by those words.
+        score = " + ".join("%s * ts_rank(p.tsv, to_tsquery('simple', %s), 1)" for _ in both)
+        older = (
+            f"SELECT {_HIT}, {score} AS score FROM attic_passages p "
+            "WHERE p.tsv @@ to_tsquery('simple', %s) AND p.session = %s AND p.seq < %s "
+            "AND p.id < %s ORDER BY p.id DESC LIMIT %s"
+        )
+        weights = [p for t in both for p in (idf(total, counts[t]), f"'{t}'")]
+        params = (
+            *weights, " & ".join(f"'{t}'" for t in both), to_db(session),
+            min(bound, _NO_BOUND), newest, OLDER_POOL,
+        )  # fmt: skip
+        rows = self.database.read(lambda conn: conn.execute(older, params).fetchall())
+        hits += [_hit(r, float(r[5])) for r in rows]
+        return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
 
     def search_ids(self, session: str, query: str, *, limit: int = 100) -> list[tuple[int, float]]:
         """Return the best passages' ids and scores (see ``TurnIndex.search_ids``)."""

@@ -16,7 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["MAX_POSTINGS", "MAX_SCORED", "idf", "rarest_within"]
+__all__ = [
+    "MAX_POSTINGS",
+    "MAX_SCORED",
+    "OLDER_POOL",
+    "TOGETHER",
+    "idf",
+    "rarest_within",
+    "together",
+]
 
 MAX_POSTINGS = 500
 """Most passages a search's words may match together. Measured with
@@ -31,6 +39,29 @@ MAX_SCORED = 2_000
 Four times ``MAX_POSTINGS``, so that a word in a few hundred passages ("Anna" in 527 of
 them, a birthday 600 exchanges back) is still read whole: at 500 the new-user trial lost
 that fact while the embedder was down."""
+
+
+TOGETHER = 2
+"""Words a search asks for together past its newest ``MAX_SCORED`` passages (``together``)."""
+OLDER_POOL = 32
+"""Most passages older than the newest ``MAX_SCORED`` that a search adds, newest first,
+for holding the query's ``TOGETHER`` rarest words together."""
+
+
+def together(counts: Mapping[str, int]) -> list[str]:
+    """The query's rarest words (``TOGETHER``) to look for together in passages older
+    than the newest ``MAX_SCORED`` a search reads: only when even the rarest word matches
+    more than that and the session holds two of the query's words, else none.
+
+    A fact said once long ago in words the session uses all the time ("My locker code is
+    4417" among 1,500 turns about lockers and 1,500 about code) is past the newest
+    ``MAX_SCORED`` passages of each word, but few passages hold both: without this, with
+    the embedder down (or one that misses it), neither words nor the phrase found it
+    (the third new-user trial)."""
+    held = sorted((t for t, n in counts.items() if n > 0), key=lambda t: (counts[t], t))
+    if len(held) < 2 or counts[held[0]] <= MAX_SCORED:
+        return []
+    return held[:TOGETHER]
 
 
 def rarest_within(counts: Mapping[str, int], cap: int | None = None) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stores import search_terms
-from stores.search_terms import rarest_within
+from stores.search_terms import OLDER_POOL, rarest_within, together
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.sqlite import SQLITE, SQLiteDatabase
 from stores.sqlite_bm25 import PassageScores
@@ -33,6 +33,7 @@ _INSERT = (
     "INSERT INTO passages(session, seq, idx, context, text, terms, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_NONE: tuple[list[str], int, list[str]] = ([], 0, [])
 _SLACK = 64
 """Extra top-k rows read to make up for those at or after ``before_seq`` (the window)."""
 PHRASE_PROBE = 3
@@ -101,14 +102,28 @@ class SQLiteTurnIndex:
         self._scores = PassageScores(database)
         self._lock = threading.Lock()
 
-    def _bounded(self, session: str, words: list[str]) -> tuple[list[str], int]:
+    def _bounded(self, session: str, words: list[str]) -> tuple[list[str], int, list[str]]:
         """The query's words as the session's terms, rarest first, within
         ``MAX_POSTINGS`` matched rows (``stores.search_terms``; words the session never
-        used are left out), and how many rows they match together (at most)."""
+        used are left out), how many rows they match together (at most), and the words
+        to look for together in older rows (``search_terms.together``)."""
         prefix = scope_token(session)
         counts = self._term_counts([prefix + w for w in words]) if words else {}
         terms = rarest_within(counts)
-        return terms, sum(counts[t] for t in terms)
+        return terms, sum(counts[t] for t in terms), together(counts)
+
+    def _older(self, words: list[str], newest: int) -> list[tuple[int, float]]:
+        """Passages below rowid ``newest`` holding all of ``words`` (the newest
+        ``OLDER_POOL`` of them), as ``(id, score)``: their BM25 for those words together."""
+        if not words or newest <= 0:
+            return []
+        sql = (
+            "SELECT rowid, -bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
+            "AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+        )
+        params = (" AND ".join(f'"{w}"' for w in words), newest, OLDER_POOL)
+        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+        return [(int(i), float(score)) for i, score in rows]
 
     def _newest(self, match: str, matched: int) -> int:
         """The lowest rowid among the newest ``MAX_SCORED`` rows ``match`` matches
@@ -189,7 +204,7 @@ class SQLiteTurnIndex:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 100
     ) -> list[PassageHit]:
         """Return the best passages by BM25 (see ``TurnIndex.search``)."""
-        terms, matched = self._bounded(session, query_terms(query)) if limit > 0 else ([], 0)
+        terms, matched, both = self._bounded(session, query_terms(query)) if limit > 0 else _NONE
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
@@ -203,15 +218,22 @@ class SQLiteTurnIndex:
             "ORDER BY score DESC LIMIT ?) AS f "
             "JOIN passages p ON p.id = f.id WHERE p.seq < ? ORDER BY f.score DESC, p.id LIMIT ?"
         )
-        params = (match, self._newest(match, matched), pool, bound, limit)
+        newest = self._newest(match, matched)
+        params = (match, newest, pool, bound, limit)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
-        return [_hit(r, float(r[5])) for r in rows]
+        hits = [_hit(r, float(r[5])) for r in rows]
+        older = dict(self._older(both, newest))
+        if not older:
+            return hits
+        located = self.locate(session, list(older))
+        hits += [h._replace(score=older[h.id]) for h in located if h.seq < bound]
+        return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
 
     def search_ids(self, session: str, query: str, *, limit: int = 100) -> list[tuple[int, float]]:
         """Return the best passages' ids and BM25 scores (see ``TurnIndex.search_ids``):
         the full-text index alone, without the join to ``passages`` (which reads each
         row's text for its length: 0.3 of 0.7 ms for 200 rows)."""
-        terms, matched = self._bounded(session, query_terms(query)) if limit > 0 else ([], 0)
+        terms, matched, both = self._bounded(session, query_terms(query)) if limit > 0 else _NONE
         if not terms:
             return []
         if matched <= search_terms.MAX_SCORED and all(t.isascii() for t in terms):
@@ -225,9 +247,11 @@ class SQLiteTurnIndex:
             "SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts "
             "WHERE passages_fts MATCH ? AND rowid >= ? ORDER BY score DESC LIMIT ?"
         )
-        params = (match, self._newest(match, matched), limit)
-        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
-        return sorted(((int(i), float(score)) for i, score in rows), key=lambda r: (-r[1], r[0]))
+        newest = self._newest(match, matched)
+        rows = self.database.read(lambda conn: conn.execute(sql, (match, newest, limit)).fetchall())
+        found = [(int(i), float(score)) for i, score in rows]
+        found += self._older(both, newest)
+        return sorted(found, key=lambda r: (-r[1], r[0]))[:limit]
 
     def phrase(
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 50

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
@@ -14,6 +15,7 @@ from memory._recall.excerpt import excerpt
 from memory._recall.fuse import asks_only, demote_questions
 from memory._recall.passages import PASSAGE_TOKENS, passage_texts, passages_of
 from memory._recall.rank import RankedTurn
+from stores import search_terms
 
 TOPICS = [
     ("Definitions", "terms such as Goods, Order, Delivery Point and Business Day"),
@@ -327,6 +329,28 @@ def test_the_recall_tool_quotes_a_turn_found_by_its_phrase_alone() -> None:
                      {"role": "user", "content": f"It is Tom's birthday on day {n}."},
                      {"role": "assistant", "content": "OK."}])  # fmt: skip
         assert "12th of June" in mem.recall(query="Anna's birthday")
+
+
+def test_an_old_fact_in_words_said_all_the_time_is_found_with_the_embedder_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The third new-user trial: "locker" and "code" each in more passages than a search
+    # reads (the newest MAX_SCORED; 20 here, 2,000 in use), the fact holding both said
+    # early. Neither words nor the phrase reached it: "Nothing matches"-like filler came.
+    monkeypatch.setattr(search_terms, "MAX_SCORED", 20)
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=1_000, embedder=_Down(size=8)
+    ) as mem:
+        mem.add([{"role": "user", "content": "My locker code is 4417."},
+                 {"role": "assistant", "content": "Noted."}])  # fmt: skip
+        for n in range(40):
+            mem.add([{"role": "user", "content": f"I left my bag in the locker again ({n})."},
+                     {"role": "assistant", "content": f"Check the room ({n})."},
+                     {"role": "user", "content": f"Can you review this code for me? ({n})"},
+                     {"role": "assistant", "content": f"Looks fine ({n})."}])  # fmt: skip
+        assert "4417" in mem.recall(query="locker code")
+        prompt = mem.assemble(query="What is my locker code?")
+        assert "4417" in " ".join(str(m.content) for m in prompt.messages)
 
 
 def test_a_question_asked_before_gives_way_to_the_turn_that_answers_it() -> None:
