@@ -7,6 +7,8 @@ traceback it sits in when that is short; gaps are marked "…".
 
 from __future__ import annotations
 
+import unicodedata
+
 from stores.text_search import query_terms, word_pattern
 
 __all__ = [
@@ -112,6 +114,16 @@ def _traceback_around(lines: list[str], i: int) -> range | None:
 
 
 def holds_a_word(text: str, query: str) -> bool:
-    """Whether ``text`` holds one of the query's words (True for a query of none)."""
+    """Whether ``text`` holds one of the query's words (True for a query of none), their
+    diacritics aside, as the full-text index folds them ("zurich" is in "Zürich")."""
     terms = query_terms(query)
-    return not terms or any(word_pattern(term).search(text) for term in terms)
+    if not terms:
+        return True
+    if not (text.isascii() and all(t.isascii() for t in terms)):
+        text, terms = _folded(text), [_folded(t) for t in terms]
+    return any(word_pattern(term).search(text) for term in terms)
+
+
+def _folded(text: str) -> str:
+    """``text`` without its combining marks (diacritics): "Zürich" is "Zurich"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))

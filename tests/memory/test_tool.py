@@ -128,6 +128,21 @@ def test_turns_holding_none_of_the_query_words_are_labelled_by_meaning() -> None
         assert all("by meaning only" not in b for b in reply)
 
 
+def test_a_turn_matched_with_its_diacritics_folded_is_not_labelled_by_meaning() -> None:
+    # The third new-user trial: "zurich" finds "Zürich" by words (the index folds
+    # diacritics), but the label told the model none of its words was there.
+    with ConversationMemory.open(
+        ":memory:", session="z", budget=1000, embedder=DeterministicFakeEmbedding(size=32)
+    ) as mem:
+        mem.add({"role": "user", "content": "Remember the word Zürich for the quiz."})
+        mem.add({"role": "assistant", "content": "Sure."})
+        _planets(mem, 30)
+        for query in ("zurich", "Zürich"):
+            found = mem.recall(query=query).split("<archived ")[1:]
+            fact = next(b for b in found if "Zürich" in b)
+            assert "by meaning only" not in fact, query
+
+
 def _planets(mem: ConversationMemory, count: int) -> None:
     """Bury what came before under ``count`` unrelated exchanges, indexed."""
     for i in range(count):
