@@ -13,7 +13,7 @@ session.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -90,40 +90,50 @@ class PostgresTurnIndex:
         terms = rarest_within(counts)
         if not terms:
             return []
-        bound = before_seq if before_seq is not None else _NO_BOUND
-        # Normalization 1 divides by 1 + log(length), as BM25 discounts long passages:
-        # 0.915 / 0.959 evidence recall (markers, 2k / 4k, benchmarks/locomo.py --limit 2)
-        # against 0.902 / 0.959 with none and 0.900 / 0.954 dividing by the length.
-        score = " + ".join("%s * ts_rank(p.tsv, to_tsquery('simple', %s), 1)" for _ in terms)
-        sql = (
-            f"SELECT {_HIT}, {score} AS score FROM attic_passages p "
-            "WHERE p.tsv @@ to_tsquery('simple', %s) AND p.session = %s AND p.seq < %s "
-            "AND p.id >= %s ORDER BY score DESC, p.id LIMIT %s"
-        )
-        weights = [p for t in terms for p in (idf(total, counts[t]), f"'{t}'")]
+        bound = min(before_seq if before_seq is not None else _NO_BOUND, _NO_BOUND)
         newest = self._newest(session, any_of(terms), sum(counts[t] for t in terms))
-        params = (*weights, any_of(terms), to_db(session), min(bound, _NO_BOUND), newest, limit)
-        rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
-        hits = [_hit(r, float(r[5])) for r in rows]
+        ranked = self._ranked(session, total, counts, terms, bound=bound, newest=newest)
+        hits = ranked(" | ", "p.id >= %s ORDER BY score DESC, p.id", limit)
         both = together(counts)
         if not both or newest <= 0:
             return hits
         # Older passages holding the rarest words together (``search_terms.together``),
         # the newest ``OLDER_POOL`` of them, ranked by those words.
-        score = " + ".join("%s * ts_rank(p.tsv, to_tsquery('simple', %s), 1)" for _ in both)
-        older = (
-            f"SELECT {_HIT}, {score} AS score FROM attic_passages p "
-            "WHERE p.tsv @@ to_tsquery('simple', %s) AND p.session = %s AND p.seq < %s "
-            "AND p.id < %s ORDER BY p.id DESC LIMIT %s"
-        )
-        weights = [p for t in both for p in (idf(total, counts[t]), f"'{t}'")]
-        params = (
-            *weights, " & ".join(f"'{t}'" for t in both), to_db(session),
-            min(bound, _NO_BOUND), newest, OLDER_POOL,
-        )  # fmt: skip
-        rows = self.database.read(lambda conn: conn.execute(older, params).fetchall())
-        hits += [_hit(r, float(r[5])) for r in rows]
+        older = self._ranked(session, total, counts, both, bound=bound, newest=newest)
+        hits += older(" & ", "p.id < %s ORDER BY p.id DESC", OLDER_POOL)
         return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
+
+    def _ranked(
+        self,
+        session: str,
+        total: int,
+        counts: dict[str, int],
+        terms: list[str],
+        *,
+        bound: int,
+        newest: int,
+    ) -> Callable[[str, str, int], list[PassageHit]]:
+        """A query of the session's passages before seq ``bound`` holding ``terms`` (joined
+        by the ``tsquery`` operator given), ranked by their IDF-weighted ``ts_rank``; its
+        id condition and order (on ``newest``) and its limit are given when it is run."""
+        # Normalization 1 divides by 1 + log(length), as BM25 discounts long passages:
+        # 0.915 / 0.959 evidence recall (markers, 2k / 4k, benchmarks/locomo.py --limit 2)
+        # against 0.902 / 0.959 with none and 0.900 / 0.954 dividing by the length.
+        score = " + ".join("%s * ts_rank(p.tsv, to_tsquery('simple', %s), 1)" for _ in terms)
+        weights = [p for t in terms for p in (idf(total, counts[t]), f"'{t}'")]
+
+        def run(operator: str, order: str, limit: int) -> list[PassageHit]:
+            sql = (
+                f"SELECT {_HIT}, {score} AS score FROM attic_passages p "
+                "WHERE p.tsv @@ to_tsquery('simple', %s) AND p.session = %s AND p.seq < %s "
+                f"AND {order} LIMIT %s"
+            )
+            tsquery = operator.join(f"'{t}'" for t in terms)
+            params = (*weights, tsquery, to_db(session), bound, newest, limit)
+            rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
+            return [_hit(r, float(r[5])) for r in rows]
+
+        return run
 
     def search_ids(self, session: str, query: str, *, limit: int = 100) -> list[tuple[int, float]]:
         """Return the best passages' ids and scores (see ``TurnIndex.search_ids``)."""
