@@ -92,8 +92,10 @@ class SQLiteTurnIndex:
     A search's cost does not follow the history: words are taken rarest first up to
     ``stores.search_terms.MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table, then
     remembered and brought up to date with the rows added since), only the newest
-    ``MAX_SCORED`` rows of a rarest word that matches more are read, and BM25 keeps the
-    top ``k`` (``ORDER BY bm25 LIMIT k``).
+    ``MAX_SCORED`` rows of a rarest word that matches more are read (and of the older
+    ones, the newest ``OLDER_POOL`` holding the query's rarest words together), and BM25
+    keeps the top ``k``: computed here when every row is read (``stores.sqlite_bm25``,
+    the scores ``bm25()`` gives), else by FTS5 (``ORDER BY bm25 LIMIT k``).
     """
 
     def __init__(self, database: SQLiteDatabase) -> None:
