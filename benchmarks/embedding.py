@@ -85,9 +85,10 @@ def rss_mb() -> tuple[float, float]:
 def cpu_per_chunk(backend: str, sets: dict[str, list[str]]) -> dict[str, float]:
     """Chunks per CPU-second on one thread: what other processes on the machine disturb
     least (they delay a thread, they barely change the CPU time its work takes)."""
-    from memory._embed import load_minilm
+    from memory._embed import FLOAT_BATCH, INT8_BATCH, load_minilm
     from memory._onnx import open_onnx_minilm
 
+    per_run = INT8_BATCH if backend == "onnx-int8" else FLOAT_BATCH  # as MiniLMEmbeddings
     if backend == "torch":
         import torch
 
@@ -100,7 +101,7 @@ def cpu_per_chunk(backend: str, sets: dict[str, list[str]]) -> dict[str, float]:
     for name, texts in sets.items():
         begin = time.process_time()
         for start in range(0, len(texts), BATCH):
-            model.encode(texts[start : start + BATCH])
+            model.encode(texts[start : start + BATCH], batch_size=per_run)
         result[name] = len(texts) / (time.process_time() - begin)
     return result
 
@@ -193,8 +194,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         options = work / "recall.json"
         options.write_text(json.dumps(vars(args) | {"out": None}), encoding="utf-8")
         results["recall"] = {b: [] for b in BACKENDS}
-        # int8 vectors move slightly with their batch-mates (activations are quantized per
-        # batch) and the indexer's batches follow timing: repeat runs show the spread.
+        # int8 vectors moved with their batch-mates (activations are quantized per run)
+        # while it ran batches; one text a run (INT8_BATCH), repeat runs should agree.
         for _ in range(args.recall_runs):
             for backend in BACKENDS:
                 results["recall"][backend].append(run("recall", backend, options))
@@ -254,8 +255,9 @@ def report(results: dict[str, Any], args: argparse.Namespace, seconds: float) ->
         f"The same texts per backend, {BATCH} per call as the indexer embeds them; best of "
         f"{args.rounds} interleaved rounds (median in brackets), each round a fresh process "
         "per backend. torch uses its default threads (one per core) and batches of 32; ONNX "
-        "Runtime `DEFAULT_ONNX_THREADS` (2) and batches of like token counts "
-        "(`DEFAULT_BATCH_TOKENS`). vs torch: each set's ratio, in the table's order.",
+        "Runtime `DEFAULT_ONNX_THREADS` (2), float32 in batches of like token counts "
+        "(`DEFAULT_BATCH_TOKENS`), int8 one text per run (`INT8_BATCH`: its activations are "
+        "quantized per run). vs torch: each set's ratio, in the table's order.",
         "",
         *_speed_table(results["speed"], sets, best=True),
         "",
