@@ -124,7 +124,7 @@ def per_turn(
     by_score = own[np.argsort(-mine, kind="stable")]
     ranked = by_score[np.argsort(turn[by_score], kind="stable")]
     grouped = turn[ranked]
-    leaders = ranked[np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])]
+    leaders = ranked[np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])[: len(ranked)]]
     first_own = np.full(count, len(found))
     np.minimum.at(first_own, turn[own], own)
     own_chars = np.zeros(count, dtype=np.int64)
