@@ -22,7 +22,7 @@ import numpy.typing as npt
 from stores import search_terms
 from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, to_db
 from stores.postgres_archive import any_of
-from stores.search_terms import OLDER_POOL, idf, rarest_within, together
+from stores.search_terms import idf, rarest_within, together
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.text_search import index_terms, phrase_words, query_terms
 from stores.turn_index import NewPassage, PassageHit, PassageRecord
@@ -92,15 +92,24 @@ class PostgresTurnIndex:
             return []
         bound = min(before_seq if before_seq is not None else _NO_BOUND, _NO_BOUND)
         newest = self._newest(session, any_of(terms), sum(counts[t] for t in terms))
-        ranked = self._ranked(session, total, counts, terms, bound=bound, newest=newest)
-        hits = ranked(" | ", "p.id >= %s ORDER BY score DESC, p.id", limit)
+        ranked = self._ranked(session, total, counts, terms, bound=bound)
+        hits = ranked(" | ", "p.id >= %s", limit, newest)
         both = together(counts)
         if not both or newest <= 0:
             return hits
-        # Older passages holding the rarest words together (``search_terms.together``),
-        # the newest ``OLDER_POOL`` of them, ranked by those words.
-        older = self._ranked(session, total, counts, both, bound=bound, newest=newest)
-        hits += older(" & ", "p.id < %s ORDER BY p.id DESC", OLDER_POOL)
+        # Older passages holding the rarest words together (``search_terms.together``):
+        # the best ``OLDER_POOL`` by those words among the newest ``MAX_SCORED`` of them.
+        floor_sql = (
+            "SELECT id FROM attic_passages WHERE session = %s AND tsv @@ to_tsquery('simple', "
+            "%s) AND id < %s ORDER BY id DESC OFFSET %s LIMIT 1"
+        )
+        params = (to_db(session), " & ".join(f"'{t}'" for t in both), newest)
+        floor_row = self.database.read(
+            lambda conn: conn.execute(floor_sql, (*params, search_terms.MAX_SCORED - 1)).fetchone()
+        )
+        floor = int(floor_row[0]) if floor_row else 0
+        older = self._ranked(session, total, counts, both, bound=bound)
+        hits += older(" & ", "p.id < %s AND p.id >= %s", search_terms.OLDER_POOL, newest, floor)
         return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
 
     def _ranked(
@@ -111,25 +120,24 @@ class PostgresTurnIndex:
         terms: list[str],
         *,
         bound: int,
-        newest: int,
-    ) -> Callable[[str, str, int], list[PassageHit]]:
+    ) -> Callable[..., list[PassageHit]]:
         """A query of the session's passages before seq ``bound`` holding ``terms`` (joined
-        by the ``tsquery`` operator given), ranked by their IDF-weighted ``ts_rank``; its
-        id condition and order (on ``newest``) and its limit are given when it is run."""
+        by the ``tsquery`` operator given), the best by their IDF-weighted ``ts_rank``; its
+        id condition (with its ids) and its limit are given when it is run."""
         # Normalization 1 divides by 1 + log(length), as BM25 discounts long passages:
         # 0.915 / 0.959 evidence recall (markers, 2k / 4k, benchmarks/locomo.py --limit 2)
         # against 0.902 / 0.959 with none and 0.900 / 0.954 dividing by the length.
         score = " + ".join("%s * ts_rank(p.tsv, to_tsquery('simple', %s), 1)" for _ in terms)
         weights = [p for t in terms for p in (idf(total, counts[t]), f"'{t}'")]
 
-        def run(operator: str, order: str, limit: int) -> list[PassageHit]:
+        def run(operator: str, ids: str, limit: int, *id_bounds: int) -> list[PassageHit]:
             sql = (
                 f"SELECT {_HIT}, {score} AS score FROM attic_passages p "
                 "WHERE p.tsv @@ to_tsquery('simple', %s) AND p.session = %s AND p.seq < %s "
-                f"AND {order} LIMIT %s"
+                f"AND {ids} ORDER BY score DESC, p.id LIMIT %s"
             )
             tsquery = operator.join(f"'{t}'" for t in terms)
-            params = (*weights, tsquery, to_db(session), bound, newest, limit)
+            params = (*weights, tsquery, to_db(session), bound, *id_bounds, limit)
             rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
             return [_hit(r, float(r[5])) for r in rows]
 

@@ -44,8 +44,10 @@ that fact while the embedder was down."""
 TOGETHER = 2
 """Words a search asks for together past its newest ``MAX_SCORED`` passages (``together``)."""
 OLDER_POOL = 32
-"""Most passages older than the newest ``MAX_SCORED`` that a search adds, newest first,
-for holding the query's ``TOGETHER`` rarest words together."""
+"""Most passages older than the newest ``MAX_SCORED`` that a search adds for holding the
+query's ``TOGETHER`` rarest words together: the best by BM25 for those words, among the
+newest ``MAX_SCORED`` that hold them (the newest 32 missed a fact once 50 later turns
+held both words: the second new-user trial)."""
 
 
 def together(counts: Mapping[str, int]) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stores import search_terms
-from stores.search_terms import OLDER_POOL, rarest_within, together
+from stores.search_terms import rarest_within, together
 from stores.sql_vectors import read_vectors, write_vectors
 from stores.sqlite import SQLITE, SQLiteDatabase
 from stores.sqlite_bm25 import PassageScores
@@ -93,7 +93,7 @@ class SQLiteTurnIndex:
     ``stores.search_terms.MAX_POSTINGS`` rows (counts from the ``fts5vocab`` table, then
     remembered and brought up to date with the rows added since), only the newest
     ``MAX_SCORED`` rows of a rarest word that matches more are read (and of the older
-    ones, the newest ``OLDER_POOL`` holding the query's rarest words together), and BM25
+    ones, the best ``OLDER_POOL`` holding the query's rarest words together), and BM25
     keeps the top ``k``: computed here when every row is read (``stores.sqlite_bm25``,
     the scores ``bm25()`` gives), else by FTS5 (``ORDER BY bm25 LIMIT k``).
     """
@@ -115,15 +115,22 @@ class SQLiteTurnIndex:
         return terms, sum(counts[t] for t in terms), together(counts)
 
     def _older(self, words: list[str], newest: int) -> list[tuple[int, float]]:
-        """Passages below rowid ``newest`` holding all of ``words`` (the newest
-        ``OLDER_POOL`` of them), as ``(id, score)``: their BM25 for those words together."""
+        """Passages below rowid ``newest`` holding all of ``words``, as ``(id, score)``:
+        the best ``OLDER_POOL`` by BM25 for those words together, among the newest
+        ``MAX_SCORED`` of them (a search's cost stays bounded)."""
         if not words or newest <= 0:
             return []
-        sql = (
-            "SELECT rowid, -bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
-            "AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+        both = " AND ".join(f'"{w}"' for w in words)
+        floor = (
+            "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? AND rowid < ? "
+            "ORDER BY rowid DESC LIMIT 1 OFFSET ?"
         )
-        params = (" AND ".join(f'"{w}"' for w in words), newest, OLDER_POOL)
+        sql = (
+            "SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts "
+            f"WHERE passages_fts MATCH ? AND rowid < ? AND rowid >= coalesce(({floor}), 0) "
+            "ORDER BY score DESC LIMIT ?"
+        )
+        params = (both, newest, both, newest, search_terms.MAX_SCORED - 1, search_terms.OLDER_POOL)
         rows = self.database.read(lambda conn: conn.execute(sql, params).fetchall())
         return [(int(i), float(score)) for i, score in rows]
 
