@@ -245,6 +245,12 @@ def recall(
         note = _degraded_note(source)
         if not hits:
             scope = f"ref {ref}" if ref else "the archive"
+            if ref is None and isinstance(source, Recall) and source.words_too_common(query):
+                return (
+                    f"Nothing in {scope} stands out for {_echo(query)}: its words are in "
+                    "most messages, so they pick out none. Ask with rarer words (a name, a "
+                    f"number, a place, a word the original likely used).{note}"
+                )
             return f"Nothing in {scope} matches {_echo(query)}.{note}"
         room = max_tokens - archive.counter.count(note)
         rendered = _render_hits(archive, hits, room, query)

@@ -51,6 +51,7 @@ from stores.turn_index import TurnIndex
 __all__ = [
     "EXACT_BONUS",
     "LENGTH_PRIOR",
+    "MIN_WORD_SCORE",
     "NEXT_POOL",
     "POOL",
     "SPEAKER_BONUS",

@@ -17,7 +17,7 @@ from memory._indexer import Indexer
 from memory._recall.fuse import interleave
 from memory._recall.pack import turn_line
 from memory._recall.passages import passage_texts, turn_text
-from memory._recall.rank import TurnRanker
+from memory._recall.rank import MIN_WORD_SCORE, TurnRanker
 from memory._view import SessionView
 from stores.turn_index import TurnIndex
 
@@ -68,6 +68,13 @@ class Recall:
             if indexer is not None and (reason := indexer.degraded()) is not None:
                 return reason
         return None
+
+    def words_too_common(self, query: str) -> bool:
+        """Whether the session's turns hold some of ``query``'s words, but only words that
+        weigh nothing: BM25 gives a word in most passages ~0 (``rank.MIN_WORD_SCORE``),
+        so a search by words picks out none of them."""
+        best = self._passages.search_ids(self.archive.session, query, limit=1)
+        return bool(best) and best[0][1] <= MIN_WORD_SCORE
 
     @property
     def indexers(self) -> tuple[Indexer, ...]:
