@@ -10,8 +10,9 @@ reads a half-written one. Later processes load the cached file: no torch import,
 
 Texts run in small batches of like token counts (``plan_batches``), not in batches of 32
 padded to their longest text: on CPU, padding and large batches cost more than the
-extra runs. With the int8 attention projections this made int8 3.8 times torch's
-tool-output chunks per CPU-second and 4.2 times its LoCoMo turns, with no loss of LoCoMo
+extra runs. The int8 model, as ``MiniLMEmbeddings`` runs it, takes one text per run
+(``memory._embed.INT8_BATCH``: its activations are quantized per run): 6.2 times torch's
+tool-output chunks per CPU-second and 5.3 times its LoCoMo turns, with no loss of LoCoMo
 evidence recall (``benchmarks/results/embedding.md``).
 
 Where the cache lives: ``$CONTEXT_ATTIC_CACHE_DIR`` if set, else
