@@ -26,9 +26,9 @@ clears ``relevance_floor``: measured side by side on the dev data (benchmarks/co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from memory._errors import ConfigError
+from memory._errors import ConfigError, did_you_mean
 
 __all__ = ["DEFAULT_POLICY", "AssemblyPolicy"]
 
@@ -89,6 +89,18 @@ class AssemblyPolicy:
     recall_tool: bool = False
     dates: bool = True
     opening_share: float = 0.15
+
+    def __new__(cls, *args: object, **options: object) -> AssemblyPolicy:
+        # A misspelled option is a ConfigError naming the closest one, as ``open()``'s
+        # options are; the generated ``__init__`` would raise Python's TypeError.
+        known = {f.name for f in fields(cls)}
+        for name in options:
+            if name not in known:
+                hint = did_you_mean(name, known) or f"the options are {', '.join(sorted(known))}"
+                raise ConfigError(f"AssemblyPolicy has no option {name!r}: {hint}")
+        if len(args) > len(known):
+            raise ConfigError(f"AssemblyPolicy takes at most {len(known)} options")
+        return object.__new__(cls)  # (slots=True makes a new class: no bare super())
 
     def __post_init__(self) -> None:
         shares = ("summary_share", "recall_share", "lookup_recall_share", "low_water")

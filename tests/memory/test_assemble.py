@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from collections.abc import Sequence
 
 import pytest
@@ -353,6 +355,14 @@ def test_bad_inputs_are_config_errors() -> None:
         Budget(context_window=100, reserve_output=100)
     with pytest.raises(ConfigError):
         assemble([], "100", COUNTER)  # type: ignore[arg-type]
+    # A misspelled option names the closest one (it was Python's TypeError).
+    with pytest.raises(ConfigError, match="did you mean 'recall_share'"):
+        AssemblyPolicy(recal_share=0.1)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="the options are dates, "):
+        AssemblyPolicy(bogus=1)  # type: ignore[call-arg]
+    changed = dataclasses.replace(AssemblyPolicy(recall_share=0.1), summary_share=0.2)
+    assert (changed.recall_share, changed.summary_share) == (0.1, 0.2)
+    assert pickle.loads(pickle.dumps(changed)) == changed
 
 
 def test_empty_history_gives_just_the_system_prompt() -> None:
