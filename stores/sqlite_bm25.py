@@ -150,10 +150,13 @@ class PassageScores:
         if int(ids[-1]) > kept.upto:
             kept = self._extended(session, kept)
         with self._lock:
-            if kept.upto >= self._lengths.get(session, _NONE).upto:
+            held = self._lengths.get(session)
+            if held is None or kept.upto > held.upto:
                 self._lengths[session] = kept
-            self._lengths.move_to_end(session)  # the most recently used, last
-            self._trim()
+                self._lengths.move_to_end(session)  # the most recently used, last
+                self._trim()  # (only what is kept grew: no sum over the sessions per search)
+            else:
+                self._lengths.move_to_end(session)
         at = np.minimum(np.searchsorted(kept.ids, ids), max(len(kept.ids) - 1, 0))
         if not len(kept.ids) or not np.array_equal(kept.ids[at], ids):
             return None

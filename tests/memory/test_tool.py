@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -128,16 +129,6 @@ def test_turns_holding_none_of_the_query_words_are_labelled_by_meaning() -> None
         assert all("by meaning only" not in b for b in reply)
 
 
-class _Down(DeterministicFakeEmbedding):
-    """An embedding service that is down: search falls back to words and phrases."""
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        raise ConnectionError("embedding service unreachable")
-
-    def embed_query(self, text: str) -> list[float]:
-        raise ConnectionError("embedding service unreachable")
-
-
 def test_a_turn_matched_with_its_diacritics_folded_is_not_labelled_by_meaning() -> None:
     # The third new-user trial: "zurich" finds "Zürich" by words (the index folds
     # diacritics), but the label told the model none of its words was there.
@@ -153,12 +144,15 @@ def test_a_turn_matched_with_its_diacritics_folded_is_not_labelled_by_meaning() 
             assert "by meaning only" not in fact, query
 
 
-def test_a_query_of_words_said_everywhere_is_told_to_ask_with_rarer_ones() -> None:
+def test_a_query_of_words_said_everywhere_is_told_to_ask_with_rarer_ones(
+    switchable_embedder: Any,
+) -> None:
     # The second new-user trial: with the embedder down, "car parking" among turns that
     # all say "car" or "parking" got "Nothing matches", which told the model it was never
     # said. Such words weigh nothing in BM25; the answer now says so.
+    switchable_embedder.failing = True
     with ConversationMemory.open(
-        ":memory:", session="c", budget=1000, embedder=_Down(size=8)
+        ":memory:", session="c", budget=1000, embedder=switchable_embedder
     ) as mem:
         for n in range(40):
             mem.add([{"role": "user", "content": f"The car is outside ({n})."},
