@@ -31,7 +31,7 @@ from memory._anthropic import to_anthropic, with_breakpoint
 from memory._arguments import original_arguments
 from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
-from memory._dates import day_marks, with_day
+from memory._dates import dated_turns
 from memory._errors import BudgetError
 from memory._exchange_log import Exchanges
 from memory._folds import fold_points
@@ -164,11 +164,9 @@ def assemble(
             lookup=lookup,
             system_tokens=system_tokens,
         )
-    # Nothing left out yet: the raw history is sent as it is, without dates.
-    evicted = window.start > 0 or window.summary is not None
-    marks = day_marks(exchanges, window.kept) if policy.dates and evicted else {}
+    dated = window.dated  # (none while nothing is left out: the raw history as it is)
     conversation: list[BaseMessage] = [
-        with_day(t.message, marks[t.seq]) if t.seq in marks else t.message
+        dated[t.seq][0] if t.seq in dated else t.message
         for i in window.kept
         for t in exchanges[i].turns
     ]
@@ -187,6 +185,9 @@ def assemble(
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
     # The block is sent last (``place_blocks``), as it was counted.
     counted = {id(messages[-1]): block_tokens} if block and messages[-1].content == block else {}
+    counted.update(
+        (id(dated[t.seq][0]), t.tokens + dated[t.seq][1]) for t in kept_turns if t.seq in dated
+    )
     message_tokens = _exact_tokens(messages, conversation, kept_turns, counter, counted)
     if system:
         message_tokens[0] = window.system_tokens  # counted once, when the window was chosen
@@ -217,6 +218,7 @@ def assemble(
             minimal = dataclasses.replace(
                 window, kept=pinned, start=len(exchanges), summary=None, head="",
                 head_tokens=0, recall_room=0, used=0,
+                dated=dated_turns(exchanges, pinned, counter) if policy.dates else {},
             )  # fmt: skip
             return assemble(
                 exchanges, limit, counter, system=system, window=minimal, policy=policy,
@@ -294,7 +296,8 @@ def _exact_tokens(
     untouched = {id(m) for m in conversation}
     counts = []
     for message in messages:
-        known = stored.get(id(message)) if id(message) in untouched else counted.get(id(message))
+        known = stored.get(id(message)) if id(message) in untouched else None
+        known = counted.get(id(message)) if known is None else known
         counts.append(known if known is not None else counter.count_message(message))
     return counts
 

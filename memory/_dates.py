@@ -25,8 +25,14 @@ from langchain_core.messages import BaseMessage
 
 from memory._messages import Exchange, Turn
 from memory._timestamps import format_time
+from memory._tokens import TokenCounter
 
-__all__ = ["day_marks", "day_of", "with_day"]
+__all__ = ["MAX_KNOWN", "DatedTurns", "dated_turns", "day_marks", "day_of", "with_day"]
+
+DatedTurns = dict[int, tuple[BaseMessage, int]]
+"""``{seq: (the user turn sent with its date, the tokens its date adds)}``."""
+MAX_KNOWN = 65_536
+"""Most turns whose date's tokens a session remembers (the memo starts over past it)."""
 
 
 def day_of(at: float) -> str:
@@ -65,6 +71,38 @@ def day_marks(exchanges: Sequence[Exchange], kept: Sequence[int]) -> dict[int, s
                 marks[turn.seq] = day
             after_gap = False
     return marks
+
+
+def dated_turns(
+    exchanges: Sequence[Exchange],
+    kept: Sequence[int],
+    counter: TokenCounter,
+    known: dict[tuple[str, int], int] | None = None,
+) -> DatedTurns:
+    """The kept user turns sent with their date (``day_marks``), each with the tokens its
+    date adds to its stored count: the window is planned with them. Planned without, a
+    prompt came out over its budget and was planned again with less room: at a lower
+    fold level (a quarter of the budget left unused), or with its recall block short
+    of a whole snippet, the newest however good (LoCoMo's plain feeding, 15% of prompts).
+
+    ``known``: what each turn's date adds, by counter name and seq, filled as turns are
+    counted (a turn's text and day never change): each is counted once a session."""
+    marks = day_marks(exchanges, kept)
+    if not marks:
+        return {}
+    known = {} if known is None else known
+    if len(known) > MAX_KNOWN:
+        known.clear()
+    dated: DatedTurns = {}
+    for index in kept:
+        for turn in exchanges[index].turns:
+            if turn.seq in marks:
+                message = with_day(turn.message, marks[turn.seq])
+                key = (counter.name, turn.seq)
+                if key not in known:
+                    known[key] = counter.count_message(message) - turn.tokens
+                dated[turn.seq] = (message, known[key])
+    return dated
 
 
 def with_day(message: BaseMessage, day: str) -> BaseMessage:

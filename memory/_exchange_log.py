@@ -82,6 +82,9 @@ class ExchangeLog:
         self.made: dict[int, Exchange] = {}
         """Complete exchanges already built, by index (they never change again)."""
         self._count = 0
+        self.date_tokens: dict[tuple[str, int], int] = {}
+        """Tokens a user turn's date adds when it is sent dated, by counter name and seq
+        (``memory._dates.dated_turns`` fills it)."""
 
     def extend(
         self,

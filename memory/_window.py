@@ -17,30 +17,20 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memory._context import CONVERSATION_START, SHORT_NOTE, sanitize, summary_block
+from memory._context import SHORT_NOTE, sanitize
+from memory._dates import DatedTurns
 from memory._errors import BudgetError
-from memory._exchange_log import Exchanges
 from memory._messages import Exchange
 from memory._opening import current_turn, pinned_opening
 from memory._policy import AssemblyPolicy
+from memory._starts import BLOCK_MARGIN, StartCosts, Summary, sendable
 from memory._tokens import TokenCounter
 
 __all__ = ["BLOCK_MARGIN", "Summary", "Window", "choose_window", "current_turn", "sendable"]
-
-BLOCK_MARGIN = 4
-"""Tokens added to each context block's count: merging it into a message adds a little."""
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """A running summary version: its text and the last seq it covers."""
-
-    text: str
-    covers_upto: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +46,11 @@ class Window:
         summary: The summary sent, if any.
         head: The context block at the front (summary, omitted-turns note), or "".
         head_tokens: Its counted tokens (with ``BLOCK_MARGIN``).
-        used: Tokens used without recall: priming, system, head, kept exchanges.
+        used: Tokens used without recall: priming, system, head, kept exchanges (their
+            dates included).
         recall_room: Tokens recall may take (0: no recall in this prompt).
         system_tokens: Tokens of the system message.
+        dated: The kept user turns sent with their date (``memory._dates``).
     """
 
     kept: tuple[int, ...]
@@ -71,18 +63,7 @@ class Window:
     recall_room: int
     system_tokens: int
     opening: int | None = None
-
-
-def sendable(exchange: Exchange) -> bool:
-    """True when providers accept the exchange: complete, not an orphan tool result."""
-    return exchange.complete and exchange.turns[0].kind != "tool"
-
-
-def _turns_in(exchanges: Sequence[Exchange], start: int, stop: int) -> int:
-    """Turns of exchanges ``start`` to ``stop - 1`` (a session's log counts them unbuilt)."""
-    if isinstance(exchanges, Exchanges):
-        return exchanges.turns_in(start, stop)
-    return sum(len(exchanges[i].turns) for i in range(start, stop))
+    dated: DatedTurns = field(default_factory=dict)
 
 
 def _current_tokens(
@@ -101,116 +82,6 @@ def _latest(exchanges: Sequence[Exchange], skip: int | None) -> int | None:
         if position != skip and sendable(exchanges[position]):
             return position
     return None
-
-
-class _Planner:
-    """Evaluates candidate starts for one call (suffix sums computed once, from the end)."""
-
-    def __init__(
-        self,
-        exchanges: Sequence[Exchange],
-        counter: TokenCounter,
-        summaries: Sequence[Summary],
-        current: int | None,
-        *,
-        tool: bool = False,
-        opening: int | None = None,
-    ) -> None:
-        self.exchanges = exchanges
-        self.tool = tool
-        self.opening = opening
-        # Stored system messages before the opening (a session's dated header) go with it.
-        self._lead = (
-            ()
-            if opening is None
-            else tuple(i for i in range(opening) if exchanges[i].turns[0].kind == "system")
-        )
-        self.counter = counter
-        self.summaries = sorted(summaries, key=lambda s: s.covers_upto)
-        self.covers = [s.covers_upto for s in self.summaries]
-        self.current = current
-        self._suffix: dict[int, int] = {len(exchanges): 0}
-        self._lowest = len(exchanges)
-        self._heads: dict[tuple[int, int], tuple[str, int]] = {}
-        self._gaps: dict[tuple[int, int], int] = {}
-
-    def starts_on_user(self, start: int) -> bool:
-        """Whether the first message sent from ``start`` on is a user turn."""
-        if self.current is not None and self.current < start:
-            return True
-        if self.opening is not None and self.opening < start:
-            return True
-        for exchange in self.exchanges[start:]:
-            if sendable(exchange):  # a stored system message is sent as user text
-                return exchange.turns[0].kind in ("human", "system")
-        return True  # nothing to send: no conversation to start
-
-    def window_tokens(self, start: int) -> int:
-        """Tokens of the sendable exchanges from ``start`` on, plus a pinned current turn."""
-        while self._lowest > start:
-            self._lowest -= 1
-            exchange = self.exchanges[self._lowest]
-            add = exchange.tokens if sendable(exchange) else 0
-            self._suffix[self._lowest] = self._suffix[self._lowest + 1] + add
-        tokens = self._suffix[start]
-        for pinned in self.pinned(start):
-            tokens += self.exchanges[pinned].tokens
-        return tokens
-
-    def pinned(self, start: int) -> tuple[int, ...]:
-        """The opening (with its header) and current user turns sent although they are
-        before ``start``."""
-        pinned = (*self._lead, self.opening, self.current)
-        found = {p for p in pinned if p is not None and p < start}
-        return tuple(sorted(found))
-
-    def summary_boundaries(self) -> list[int]:
-        """Index of the first exchange after each summary's coverage."""
-        exchanges = self.exchanges
-        if isinstance(exchanges, Exchanges):  # a session's log: remembered between calls
-            return [exchanges.begun_by(c) for c in self.covers]
-        return [bisect.bisect_right(exchanges, c, key=lambda e: e.first_seq) for c in self.covers]
-
-    def summary_for(self, start: int) -> Summary | None:
-        """The newest summary that covers only turns before ``start``."""
-        if start >= len(self.exchanges):
-            first = self.exchanges[-1].turns[-1].seq + 1 if self.exchanges else 1
-        else:
-            first = self.exchanges[start].first_seq
-        position = bisect.bisect_left(self.covers, first) - 1
-        return self.summaries[position] if position >= 0 else None
-
-    def head(self, start: int, summary: Summary | None) -> tuple[str, int]:
-        """The context block for a window starting at ``start``, and its tokens."""
-        covered = summary.covers_upto if summary is not None else 0
-        key = (start, covered)
-        if key not in self._heads:
-            first = bisect.bisect_right(
-                self.exchanges, covered, hi=start, key=lambda e: e.first_seq
-            )
-            # Counted from the log, not by building every exchange: the summary may lag
-            # thousands of exchanges behind a long session.
-            unsummarized = _turns_in(self.exchanges, first, start)
-            for pinned in self.pinned(start):
-                if first <= pinned:
-                    unsummarized -= len(self.exchanges[pinned].turns)
-            text = summary_block(
-                summary.text if summary else "",
-                covers=(1, covered) if summary else None,
-                unsummarized=unsummarized,
-                tool=self.tool,
-            )
-            if not text and not self.starts_on_user(start):
-                text = CONVERSATION_START
-            tokens = self.counter.count_message(HumanMessage(text)) + BLOCK_MARGIN if text else 0
-            self._heads[key] = (text, tokens)
-            self._gaps[key] = unsummarized
-        return self._heads[key]
-
-    def gap(self, start: int, summary: Summary | None) -> int:
-        """Messages evicted before ``start`` that ``summary`` does not cover."""
-        self.head(start, summary)
-        return self._gaps[(start, summary.covers_upto if summary is not None else 0)]
 
 
 def choose_window(
@@ -293,9 +164,10 @@ def choose_window(
     reserve = policy.recall_room(limit, lookup=lookup) if recall_reserve is None else recall_reserve
     recalls = lookup or chat_turn or answering
     opening = pinned_opening(exchanges, current, limit - base, policy)
-    planner = _Planner(
-        exchanges, counter, summaries, current, tool=policy.recall_tool, opening=opening
-    )
+    planner = StartCosts(
+        exchanges, counter, summaries, current, tool=policy.recall_tool, opening=opening,
+        dates=policy.dates,
+    )  # fmt: skip
     last_start = latest if latest is not None else len(exchanges)
     if current is not None and (latest is None or current > latest):
         last_start = min(last_start, current)
@@ -306,7 +178,9 @@ def choose_window(
     starts += [b for b in planner.summary_boundaries() if b <= last_start]
     choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
     if choice is None and opening is not None:  # the opening gives way before the rest
-        planner = _Planner(exchanges, counter, summaries, current, tool=policy.recall_tool)
+        planner = StartCosts(
+            exchanges, counter, summaries, current, tool=policy.recall_tool, dates=policy.dates
+        )
         choice = _first_fit(planner, starts, base=base, limit=limit, reserve=reserve)
     if choice is None:  # even the latest exchange leaves no room: give up recall, summary
         choice = _first_fit(planner, [last_start], base=base, limit=limit, reserve=0)
@@ -321,10 +195,10 @@ def choose_window(
                 choice = (start, None, head, head_tokens)
     start, summary, head, head_tokens = choice
     pinned = planner.pinned(start)
-    kept = pinned + tuple(
-        i for i in range(start, len(exchanges)) if sendable(exchanges[i]) or i == current
-    )
-    used = base + head_tokens + planner.window_tokens(start)
+    kept = planner.kept(start)
+    # Once turns are left out, a user turn starting a new day is sent with its date.
+    dated = planner.dated(start, summary)
+    used = base + head_tokens + planner.window_tokens(start) + planner.date_tokens(start, summary)
     nothing_evicted = start == 0 and summary is None
     return Window(
         kept=kept,
@@ -341,11 +215,12 @@ def choose_window(
         else max(0, limit - used if lookup else min(reserve, limit - used)),
         system_tokens=system_tokens,
         opening=planner.opening if planner.opening in pinned else None,
+        dated=dated,
     )
 
 
 def _bare_latest(
-    planner: _Planner, latest: int | None, *, base: int, limit: int
+    planner: StartCosts, latest: int | None, *, base: int, limit: int
 ) -> tuple[int, Summary | None, str, int] | None:
     """The window of the latest exchange alone, with no note when none fits beside it."""
     if latest is None or base + planner.window_tokens(latest) > limit:
@@ -363,7 +238,7 @@ def _bare_latest(
 
 
 def _first_fit(
-    planner: _Planner, starts: Sequence[int], *, base: int, limit: int, reserve: int
+    planner: StartCosts, starts: Sequence[int], *, base: int, limit: int, reserve: int
 ) -> tuple[int, Summary | None, str, int] | None:
     """The earliest start whose prompt fits, preferring one the summary reaches.
 
@@ -386,7 +261,13 @@ def _first_fit(
                 fitting.append((start, None, bare, bare_tokens))  # the summary does not fit
         if fitting:
             break
-    if not fitting:
-        return None
-    covered = [f for f in fitting if planner.gap(f[0], f[1]) == 0]
-    return min(covered or fitting, key=lambda f: f[0])
+    while fitting:  # the best one whose turns' dates fit too (counted only for it)
+        covered = [f for f in fitting if planner.gap(f[0], f[1]) == 0]
+        best = min(covered or fitting, key=lambda f: f[0])
+        start, summary, _, head_tokens = best
+        dates = planner.date_tokens(start, summary)
+        used = base + head_tokens + planner.window_tokens(start) + dates
+        if not dates or used + reserve <= limit:
+            return best
+        fitting.remove(best)
+    return None

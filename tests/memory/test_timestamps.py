@@ -10,6 +10,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import HumanMessage
 
+import memory._assemble as assembling
 from memory import AssemblyPolicy, ConversationMemory, InputError
 from memory._timestamps import format_time, parse_timestamp
 
@@ -181,3 +182,35 @@ def test_the_first_user_turn_after_a_fold_says_its_date_when_an_answer_comes_fir
         first_after_gap = next(m for m in kept if "Note 0:" not in str(m.content))
         # Note 24 is not the first of its day: only the gap before it earns the date.
         assert str(first_after_gap.content).startswith("[2023-05-12] Note 24:")
+
+
+def test_the_window_plans_the_dates_its_turns_are_sent_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A user turn sent with its date costs a few tokens more than its stored count. The
+    # plan counts them: planned without, the prompt came out over, was planned again
+    # with less room, and its recall block lost a whole snippet (the newest, however
+    # good) to fit: LoCoMo's plain feeding lost evidence in 15% of its prompts.
+    replans: list[int] = []
+    planned = assembling.assemble
+
+    def plan(*args: object, **kwargs: object) -> object:
+        replans.append(1)
+        return planned(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(assembling, "assemble", plan)  # re-plans only: the first is not
+    start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+    with ConversationMemory.open(":memory:", session="s", budget=2000, embedder=FAKE) as mem:
+        for day in range(40):
+            at = start + timedelta(days=day)
+            text = f"Day {day}: the garden had {day} tulips and a robin on the fence."
+            mem.add({"role": "user", "content": text}, timestamp=at)
+            mem.add({"role": "assistant", "content": "Noted."}, timestamp=at)
+        for budget in range(500, 2001, 50):
+            prompt = mem.assemble(budget=budget)
+            sent = [str(m.content) for m in prompt.messages if m.type == "human"]
+            assert budget > 1000 or any(s.startswith("[2024-") for s in sent)  # dated turns
+            assert prompt.tokens <= budget
+            prompt = mem.assemble(query="How many tulips were in the garden?", budget=budget)
+            assert prompt.tokens <= budget
+    assert not replans
