@@ -19,6 +19,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
+import numpy as np
 from langchain_core.messages import BaseMessage
 
 from memory._messages import Exchange, Turn, kind_of
@@ -182,6 +183,13 @@ class ExchangeLog:
     def time_at(self, position: int) -> float:
         """When the turn at ``position`` was sent (epoch seconds)."""
         return self._times[position]
+
+    def sent_between(self, count: int, start: float, end: float) -> list[int]:
+        """Seqs of the first ``count`` turns sent in ``[start, end)`` (epoch seconds),
+        ascending (the columns are copied first: an append may grow them meanwhile)."""
+        times = np.frombuffer(self._times[:count], dtype=np.float64)
+        seqs = np.frombuffer(self._seqs[:count], dtype=np.int64)
+        return [int(seq) for seq in seqs[(times >= start) & (times < end)]]
 
     def kind_at(self, position: int) -> str:
         """Kind of the turn at ``position`` (``"human"``, ``"ai"``, ``"tool"``...)."""

@@ -21,8 +21,8 @@ from memory._exchange_log import ExchangeLog, Exchanges
 from memory._folds import FoldSchedule
 from memory._message_cache import MessageCache, prompt_form
 from memory._messages import Turn, kind_of
+from memory._recall.layout import Layout
 from memory._recall.passages import passage_count, turn_text
-from memory._recall.rank import Layout
 from memory._tokens import TokenCounter
 from stores.base import TurnOutline, TurnRecord, TurnStore
 
@@ -310,7 +310,13 @@ class SessionView:
         ranking).
 
         The mappings are copies: a recall tool may rank while another thread adds turns."""
-        return Layout(self._segment_seqs, dict(self.speakers), dict(self.roles), self._searchable)
+        log = self.log
+        count = log.turn_count
+        return Layout(
+            self._segment_seqs, dict(self.speakers), dict(self.roles), self._searchable,
+            sent_between=lambda start, end: log.sent_between(count, start, end),
+            latest=log.time_at(count - 1) if count else 0.0,
+        )  # fmt: skip
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""

@@ -232,6 +232,19 @@ class PostgresTurnIndex:
         by_id = {int(r[0]): _hit(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def of_turns(self, session: str, seqs: Sequence[int]) -> list[PassageHit]:
+        """Return the passages of these turns (see ``TurnIndex.of_turns``)."""
+        if not seqs:
+            return []
+        sql = (
+            f"SELECT {_HIT} FROM attic_passages p WHERE p.session = %s AND p.seq = ANY(%s) "
+            "ORDER BY p.seq, p.context, p.idx"
+        )
+        rows = self.database.read(
+            lambda conn: conn.execute(sql, (to_db(session), list(seqs))).fetchall()
+        )
+        return [_hit(r) for r in rows]
+
     def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
         """Return these passages with their text, in the order of ``ids``."""
         if not ids:

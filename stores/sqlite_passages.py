@@ -313,6 +313,18 @@ class SQLiteTurnIndex:
         by_id = {int(r[0]): _hit(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
+    def of_turns(self, session: str, seqs: Sequence[int]) -> list[PassageHit]:
+        """Return the passages of these turns (see ``TurnIndex.of_turns``)."""
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        sql = (
+            f"SELECT {_HIT} FROM passages p WHERE p.session = ? AND p.seq IN ({marks}) "
+            "ORDER BY p.seq, p.context, p.idx"
+        )
+        rows = self.database.read(lambda conn: conn.execute(sql, (session, *seqs)).fetchall())
+        return [_hit(r) for r in rows]
+
     def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
         """Return these passages with their text, in the order of ``ids``."""
         if not ids:

@@ -114,6 +114,12 @@ class TurnIndex(Protocol):
         unknown ids are left out); for vector hits."""
         ...
 
+    def of_turns(self, session: str, seqs: Sequence[int]) -> list[PassageHit]:
+        """Return the passages of these turns (their own and their context copies), by
+        seq, then context copies last, then place in the message; for turns picked by
+        when they were sent. Callers pass a few hundred seqs at most."""
+        ...
+
     def passages(self, session: str, ids: Sequence[int]) -> list[PassageRecord]:
         """Return these passages with their text, in the order of ``ids``."""
         ...

@@ -11,7 +11,9 @@ Similarities are measured against a fixed-size sample of the index (how this que
 similarities spread), word scores from 0 (unmatched passages score 0) over the turns in
 scope; so the scale, and with it the policy's relevance floor, is the one a full scan
 gave, without one. A turn takes its best passage. Priors follow: longer turns are
-favoured a little, a turn by a speaker the query names gets a bonus, a turn holding the
+favoured a little, a turn by a speaker the query names gets a bonus, as does a turn
+sent on a day or in a month the query names (read as candidates too,
+``memory._recall.when``), a turn holding the
 query's words in order is lifted, and turns of a segment (a session under its date
 header) where the best turns cluster are lifted too, by how well they match (the speaker
 prior left out), not in a conversation of one segment, where a lift for all would only
@@ -30,10 +32,8 @@ conversations 0.878 / 0.931 → 0.885 / 0.936 at 2,000 / 4,000 tokens, the first
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -41,10 +41,12 @@ import numpy as np
 from memory._beside import Beside
 from memory._indexer import Indexer
 from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
+from memory._recall.layout import Layout
 from memory._recall.members import members
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
+from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when
 from stores.text_search import word_pattern
 from stores.turn_index import TurnIndex
 
@@ -114,34 +116,6 @@ SAMPLE = 2048
 """Vectors the similarity spread is measured on."""
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """What the session's view knows that ranking uses (from ``SessionView.layout``).
-
-    ``segment_starts``: ascending seqs where segments begin (their header messages);
-    ``speakers``: each named speaker's turn seqs, ascending; ``roles``: the user's
-    (``"human"``) and the assistant's (``"ai"``) turn seqs, ascending, for the names
-    that no message carries (``memory._recall.speakers``); ``searchable``: the seqs of
-    the turns indexed as passages, ascending, and the running count of their passages
-    (estimated: a long message is cut into several).
-    """
-
-    segment_starts: Sequence[int] = ()
-    speakers: Mapping[str, Sequence[int]] | None = None
-    roles: Mapping[str, Sequence[int]] | None = None
-    searchable: tuple[Sequence[int], Sequence[int]] = ((), ())
-
-    def in_scope(self, before_seq: int) -> tuple[int, int]:
-        """How many passages, and context copies (one per turn), the turns before
-        ``before_seq`` have: the populations word scores are measured over (without the
-        view's count, every turn before it, one passage each)."""
-        seqs, totals = self.searchable
-        if not seqs:
-            return max(before_seq - 1, 1), max(before_seq - 1, 1)
-        turns = bisect.bisect_left(seqs, before_seq)
-        return max(totals[turns - 1] if turns else 0, 1), max(turns, 1)
-
-
 class RankedTurn(NamedTuple):
     """A turn worth recalling: its seq, score and the index of its best passage (a named
     tuple: a ranking makes hundreds)."""
@@ -202,11 +176,14 @@ class TurnRanker:
             return []
         layout = layout or Layout()
         named, queries = self._speakers(query, before_seq, layout)
+        dated = sent_when(query, layout, before_seq)
         found, words, phrased = self._candidates(query, queries, before_seq)
+        found, words = self._with_dated(found, words, dated)
         if not len(found):
             return []
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(turns, phrased, named, words_only)
+        speaker[members(turns.seqs, np.asarray(dated, dtype=np.int64))] += DATE_BONUS
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
         # them is left out (a segment where the named speaker talks more is no closer).
@@ -266,6 +243,19 @@ class TurnRanker:
         fresh = (near_found.seqs < before_seq) & ~members(near_found.ids, found.ids)
         columns = found.joined(near_found.rows(fresh))
         return columns, np.concatenate([scores, np.zeros(int(fresh.sum()))]), phrased
+
+    def _with_dated(
+        self, found: PassageColumns, words: np.typing.NDArray[np.float64], dated: list[int]
+    ) -> tuple[PassageColumns, np.typing.NDArray[np.float64]]:
+        """The candidates with the passages of the turns sent when the query asks about
+        (``dated``, seqs; none when there are more than ``DATE_POOL``: too many to tell
+        apart by time), each once, with no word score."""
+        if not dated or len(dated) > DATE_POOL:
+            return found, words
+        ids = [hit.id for hit in self._passages.of_turns(self._session, dated)]
+        located = self._places.locate(ids)
+        fresh = located.rows(~members(located.ids, found.ids))
+        return found.joined(fresh), np.concatenate([words, np.zeros(len(fresh))])
 
     def _phrased(self, query: str, before_seq: int) -> list[int]:
         """The seqs of the turns (not context copies) holding ``query``'s words in order,

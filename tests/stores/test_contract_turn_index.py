@@ -81,6 +81,20 @@ def test_phrases_locate_and_texts_stay_in_their_session(store: Store) -> None:
     assert store.passages.locate("a", []) == [] and store.passages.passages("a", []) == []
 
 
+def test_the_passages_of_turns_come_by_seq_own_first_within_their_session(store: Store) -> None:
+    _index(store)
+    found = store.passages.of_turns("a", [3, 2, 9])  # 9: no such turn
+    assert [(h.seq, h.idx, h.context) for h in found] == [
+        (2, 0, False), (2, 0, True), (3, 0, False), (3, 1, False),
+    ]  # fmt: skip
+    assert found[0].chars == len("bob: a kite, red and torn")
+    assert [h.id for h in store.passages.locate("a", [h.id for h in found])] == [
+        h.id for h in found
+    ]
+    assert [h.seq for h in store.passages.of_turns("b", [1, 2])] == [1]
+    assert store.passages.of_turns("a", []) == [] and store.passages.of_turns("z", [1]) == []
+
+
 def test_a_passage_is_indexed_once(store: Store) -> None:
     _index(store)
     with pytest.raises(StoreError), store.write():
