@@ -20,7 +20,8 @@ class Layout:
     the turns indexed as passages, ascending, and the running count of their passages
     (estimated: a long message is cut into several); ``sent_between(start, end)``: the
     seqs of the turns sent in ``[start, end)`` (epoch seconds), ascending (None: no
-    times known); ``latest``: when the latest turn was sent (epoch seconds).
+    times known); ``latest``: when the latest turn was sent (epoch seconds);
+    ``segment_texts``: the segments' headers, as ``segment_starts``.
     """
 
     segment_starts: Sequence[int] = ()
@@ -29,6 +30,7 @@ class Layout:
     searchable: tuple[Sequence[int], Sequence[int]] = ((), ())
     sent_between: Callable[[float, float], list[int]] | None = field(default=None, compare=False)
     latest: float = 0.0
+    segment_texts: Sequence[str] = ()
 
     def in_scope(self, before_seq: int) -> tuple[int, int]:
         """How many passages, and context copies (one per turn), the turns before

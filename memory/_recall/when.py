@@ -13,13 +13,14 @@ said.
 
 from __future__ import annotations
 
+import functools
 import re
 from calendar import monthrange
 from datetime import UTC, datetime, timedelta
 
 from memory._recall.layout import Layout
 
-__all__ = ["DATE_BONUS", "DATE_POOL", "MAX_SPANS", "query_spans", "sent_when"]
+__all__ = ["DATE_BONUS", "DATE_POOL", "MAX_SPANS", "header_span", "query_spans", "sent_when"]
 
 MAX_SPANS = 3
 """Most dates of one query read."""
@@ -36,13 +37,32 @@ and then only the candidates found otherwise are lifted)."""
 
 
 def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
-    """The seqs of the turns before ``before_seq`` sent in the spans ``query`` names."""
-    if layout.sent_between is None:
-        return []
+    """The seqs of the turns before ``before_seq`` sent in the spans ``query`` names: by
+    their times, and by the date their segment's header gives (a session marked "Session
+    5 · 1:56 pm on 8 May, 2023", its turns stored without times of their own)."""
+    spans = query_spans(query, layout.latest)
     seqs: set[int] = set()
-    for start, end in query_spans(query, layout.latest):
-        seqs.update(s for s in layout.sent_between(start, end) if s < before_seq)
-    return sorted(seqs)
+    if (sent_between := layout.sent_between) is not None:
+        for start, end in spans:
+            seqs.update(sent_between(start, end))
+    starts = layout.segment_starts
+    for index, header in enumerate(layout.segment_texts if spans else ()):
+        dated = header_span(header)
+        if dated is not None and any(a < dated[1] and dated[0] < b for a, b in spans):
+            stop = starts[index + 1] if index + 1 < len(starts) else before_seq
+            seqs.update(range(starts[index] + 1, stop))
+    return sorted(s for s in seqs if s < before_seq)
+
+
+@functools.lru_cache(maxsize=4096)
+def header_span(header: str) -> tuple[float, float] | None:
+    """The day (or month) a segment's header names with its year, None when it names
+    none (a header's date without a year is too loose to place its turns)."""
+    for form in _FORMS:
+        for match in form.finditer(header):
+            if match.group("year") is not None:
+                return _span(match, 0.0)
+    return None
 
 
 _MONTHS = [

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConversationMemory, Prompt
-from memory._recall.when import MAX_SPANS, query_spans
+from memory._recall.when import MAX_SPANS, header_span, query_spans
 
 LATEST = datetime(2023, 10, 20, 12, tzinfo=UTC).timestamp()
 FILLERS = [
     "Walked the dog and answered some mail.", "Cooked pasta with the neighbours tonight.",
-    "Rain all day, read a novel on the sofa.", "Fixed the squeaky door in the hall.",
+    "Rain all day, read a novel.", "Fixed the squeaky door in the hall.",
     "Long call with my sister about her garden.", "Went to the gym, legs are sore.",
     "Watched a documentary about octopuses.",
 ]  # fmt: skip
@@ -64,11 +64,11 @@ def test_several_dates_each_once_in_order_at_most_max_spans() -> None:
     assert MAX_SPANS == 3
 
 
-def test_the_turns_sent_on_the_day_a_query_names_are_recalled() -> None:
+def test_the_turns_sent_on_the_day_a_query_names_are_recalled(switchable_embedder: Any) -> None:
     # Nothing in the fact's words matches the question: only its date does.
     start = datetime(2023, 5, 1, 9, tzinfo=UTC)
     with ConversationMemory.open(
-        ":memory:", session="d", budget=600, embedder=DeterministicFakeEmbedding(size=32)
+        ":memory:", session="d", budget=600, embedder=switchable_embedder
     ) as mem:
         for day in range(60):
             at = start + timedelta(days=day)
@@ -95,3 +95,26 @@ def _recalled(prompt: Prompt) -> str:
         for b in (m.content if isinstance(m.content, list) else [m.content])
     ]
     return next((t for t in texts if "recalled from earlier" in t), "")
+
+
+def test_a_segment_header_dates_its_turns(switchable_embedder: Any) -> None:
+    assert header_span("Session 5 · 1:56 pm on 8 May, 2023") == (
+        datetime(2023, 5, 8, tzinfo=UTC).timestamp(),
+        datetime(2023, 5, 9, tzinfo=UTC).timestamp(),
+    )
+    assert header_span("Session 2") is None and header_span("Day 3 of May") is None
+    # Turns stored now, under headers that say when their sessions were: the header's
+    # date is theirs.
+    with ConversationMemory.open(
+        ":memory:", session="h", budget=600, embedder=switchable_embedder
+    ) as mem:
+        for number in range(30):
+            day = date(2023, 5, 1) + timedelta(days=number)
+            mem.add(
+                {"role": "system", "content": f"Session {number} · 10:00 am on {day:%d %B, %Y}"}
+            )
+            text = "Booked the ferry to Hydra, cabin 12B." if number == 7 else FILLERS[number % 7]
+            mem.add([{"role": "user", "content": text}, {"role": "assistant", "content": "Noted."}])
+        mem.wait_until_indexed(timeout=30)
+        assert "cabin 12B" in _recalled(mem.assemble(query="What did I sort out on 8 May 2023?"))
+        assert "cabin 12B" not in _recalled(mem.assemble(query="What did I sort out?"))
