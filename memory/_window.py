@@ -10,7 +10,9 @@ prompt, so a fold leaves the cached prefix reaching past it.
 The verbatim turns start at the earliest fold point that lets the prompt fit, so between
 two folds each prompt extends the previous one. When no fold point fits (one exchange
 larger than a block), the window slides to the newest exchanges that fit. When nothing
-was ever folded and the whole history fits, it is sent as it is, with no recall.
+was ever folded and the whole history fits, it is sent as it is, with no recall. What
+each candidate start costs (its turns, their dates, its context block) is
+``memory._starts``'s.
 """
 
 from __future__ import annotations
