@@ -80,9 +80,12 @@ class ArchivedOutput:
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One chunk of an archived original returned by a search, or (``ref`` empty) the
-    matching passage of a conversation turn, ``idx`` its seq, with the turn's time;
+    matching passage of a conversation turn, ``idx`` its seq, with the turn's time (None
+    where it tells nothing: a session whose turns were all sent on one day);
     ``answered_by``: the seq of the reply whose hit brought this turn along (the user
-    turn that reply answers)."""
+    turn that reply answers); ``segment``: the turn's segment header ("Session 5 · 1:56
+    pm on 8 May, 2023"), if any; ``dated``: the turn was found by the date the query
+    names."""
 
     ref: str
     idx: int
@@ -92,6 +95,8 @@ class Hit:
     score: float
     created_at: float | None = None
     answered_by: int | None = None
+    segment: str | None = None
+    dated: bool = False
 
 
 def header(ref: str, digest: Digest, digest_tokens: int, delta_of: str | None = None) -> str:

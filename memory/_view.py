@@ -315,7 +315,7 @@ class SessionView:
         return Layout(
             self._segment_seqs, dict(self.speakers), dict(self.roles), self._searchable,
             sent_between=lambda start, end: log.sent_between(count, start, end),
-            segment_texts=self._segment_texts,
+            segment_texts=self._segment_texts, own_times=self.spans_days(),
             latest=log.time_at(count - 1) if count else 0.0,
         )  # fmt: skip
 

@@ -9,6 +9,7 @@ system's. Exposed as a LangChain tool and as OpenAI / Anthropic tool schemas.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -164,21 +165,25 @@ def _in_order(hits: list[Hit]) -> list[Hit]:
 
 
 def _date(hit: Hit) -> str:
+    """The turn's segment header (a session and its date) and the day it was sent."""
+    where = f' session="{html.escape(hit.segment, quote=True)}"' if hit.segment else ""
     if not hit.created_at:
-        return ""
+        return where
     day = datetime.fromtimestamp(hit.created_at, tz=UTC).strftime("%Y-%m-%d")
-    return f' date="{day}"'
+    return f'{where} date="{day}"'
 
 
 _BY_MEANING = ' found="by meaning only: none of the query\'s words is in it"'
+_BY_DATE = ' found="by its date: sent when the query asks about"'
 
 
 def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) -> str:
     originals: dict[str, str] = {}
     parts: list[str] = []
     used = archive.counter.count(_OPEN)
-    # Turns that hold a query word; a turn next to one is its question or its reply.
-    worded = {h.idx for h in hits if not h.ref and holds_a_word(h.text, query)}
+    # Turns that hold a query word (or were sent when it asks about); a turn next to one
+    # is its question or its reply.
+    worded = {h.idx for h in hits if not h.ref and (h.dated or holds_a_word(h.text, query))}
     for hit in _in_order(_runs(hits)):
         if hit.ref:
             original = originals.setdefault(hit.ref, archive.get(hit.ref))
@@ -194,7 +199,9 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
             near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by}
-            if not worded & near:  # neither a match nor its question or reply
+            if hit.dated:
+                where += _BY_DATE
+            elif not worded & near:  # neither a match nor its question or reply
                 where += _BY_MEANING
         opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8

@@ -21,7 +21,9 @@ class Layout:
     (estimated: a long message is cut into several); ``sent_between(start, end)``: the
     seqs of the turns sent in ``[start, end)`` (epoch seconds), ascending (None: no
     times known); ``latest``: when the latest turn was sent (epoch seconds);
-    ``segment_texts``: the segments' headers, as ``segment_starts``.
+    ``segment_texts``: the segments' headers, as ``segment_starts``; ``own_times``:
+    whether the turns' times span more than one day (else they were stored without
+    times of their own, all at once, and only headers can date them).
     """
 
     segment_starts: Sequence[int] = ()
@@ -31,6 +33,7 @@ class Layout:
     sent_between: Callable[[float, float], list[int]] | None = field(default=None, compare=False)
     latest: float = 0.0
     segment_texts: Sequence[str] = ()
+    own_times: bool = True
 
     def in_scope(self, before_seq: int) -> tuple[int, int]:
         """How many passages, and context copies (one per turn), the turns before

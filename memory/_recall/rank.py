@@ -126,6 +126,8 @@ class RankedTurn(NamedTuple):
     passage_id: int | None = None
     """The best passage's id (its context copy's when only that was found; None when
     only a phrase match found the turn)."""
+    dated: bool = False
+    """Sent on a day (or in a month) the query names (``memory._recall.when``)."""
 
 
 class TurnRanker:
@@ -183,7 +185,8 @@ class TurnRanker:
             return []
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(turns, phrased, named, words_only)
-        speaker[members(turns.seqs, np.asarray(dated, dtype=np.int64))] += DATE_BONUS
+        when = members(turns.seqs, np.asarray(dated, dtype=np.int64))
+        speaker[when] += DATE_BONUS
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
         # them is left out (a segment where the named speaker talks more is no closer).
@@ -199,7 +202,7 @@ class TurnRanker:
         ids[passage_ids < 0] = None  # found by a prior alone: no passage
         columns = zip(
             seqs[order].tolist(), final[order].tolist(), turns.passage[order].tolist(),
-            ids.tolist(), strict=True,
+            ids.tolist(), when[order].tolist(), strict=True,
         )  # fmt: skip
         return list(map(RankedTurn._make, columns))  # hundreds: no per-item Python code
 

@@ -108,7 +108,8 @@ class Recall:
             if p is None:  # found by a prior alone (it holds the query as a phrase)
                 turn, line = view.turn_at(r.seq), turn_line(view, r.seq, r.passage)
                 if turn is not None and line is not None:
-                    found.append(Hit("", r.seq, 0, len(line), line, r.score, created_at=turn.at))
+                    hit = Hit("", r.seq, 0, len(line), line, r.score, created_at=turn.at)
+                    found.append(_placed(hit, view, dated=r.dated))
                 continue
             # A turn found by its context copy is quoted by its own text: the copy also
             # holds the turn before it, quoted (and labelled) apart when it matches too. A
@@ -116,7 +117,8 @@ class Recall:
             # 31 of a long message)").
             text = own_text(view, r.seq) if p.context else turn_line(view, r.seq, p.idx)
             text = text or p.text
-            found.append(Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at))
+            hit = Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at)
+            found.append(_placed(hit, view, dated=r.dated))
         return _with_answers(found, view, bound=bound)[:k]
 
     def search(
@@ -200,4 +202,14 @@ def _paired(
     if turn is None or turn.kind != kind or not (text := own_text(view, seq)):
         return None
     shown.add(seq)
-    return Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at)
+    return _placed(Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at), view)
+
+
+def _placed(hit: Hit, view: SessionView, *, dated: bool = False) -> Hit:
+    """``hit`` with its turn's segment header; without its time when the header stands
+    for it: the session's times all fall on one day (turns stored at once, an import
+    under headers such as "Session 5 · 1:56 pm on 8 May, 2023", all carry the day of
+    the import: a false date). ``dated``: found by the date the query names."""
+    segment = view.segment_of(hit.idx)
+    when = None if segment and not view.spans_days() else hit.created_at
+    return dataclasses.replace(hit, created_at=when, segment=segment, dated=dated)

@@ -37,18 +37,24 @@ and then only the candidates found otherwise are lifted)."""
 
 
 def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
-    """The seqs of the turns before ``before_seq`` sent in the spans ``query`` names: by
-    their times, and by the date their segment's header gives (a session marked "Session
-    5 · 1:56 pm on 8 May, 2023", its turns stored without times of their own)."""
-    spans = query_spans(query, layout.latest)
+    """The seqs of the turns before ``before_seq`` sent in the spans ``query`` names.
+
+    When they were sent is their own time, unless the session's times all fall on one
+    day (turns stored without times, at import): then it is the date their segment's
+    header gives with its year ("Session 5 · 1:56 pm on 8 May, 2023"), and a date the
+    query gives without a year is placed by the latest header's."""
+    dated: list[tuple[int, tuple[float, float]]] = []
+    if not layout.own_times:
+        dated = [(i, s) for i, h in enumerate(layout.segment_texts) if (s := header_span(h))]
+    latest = max((span[1] - 1 for _, span in dated), default=layout.latest)
+    spans = query_spans(query, latest)
     seqs: set[int] = set()
-    if (sent_between := layout.sent_between) is not None:
+    if layout.own_times and (sent_between := layout.sent_between) is not None:
         for start, end in spans:
             seqs.update(sent_between(start, end))
     starts = layout.segment_starts
-    for index, header in enumerate(layout.segment_texts if spans else ()):
-        dated = header_span(header)
-        if dated is not None and any(a < dated[1] and dated[0] < b for a, b in spans):
+    for index, (first, end) in dated if spans else ():
+        if any(a < end and first < b for a, b in spans):
             stop = starts[index + 1] if index + 1 < len(starts) else before_seq
             seqs.update(range(starts[index] + 1, stop))
     return sorted(s for s in seqs if s < before_seq)
@@ -56,12 +62,14 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
 
 @functools.lru_cache(maxsize=4096)
 def header_span(header: str) -> tuple[float, float] | None:
-    """The day (or month) a segment's header names with its year, None when it names
-    none (a header's date without a year is too loose to place its turns)."""
-    for form in _FORMS:
+    """The day a segment's header names with its month and year, None when it names
+    none: a month alone ("Knowledge cutoff: June 2023", in a system prompt) or a day
+    without its year is no date for the turns under it."""
+    for form in _FORMS[:3]:
         for match in form.finditer(header):
-            if match.group("year") is not None:
-                return _span(match, 0.0)
+            span = _span(match, 0.0) if match.group("year") is not None else None
+            if span is not None and span[1] - span[0] <= 86_400:
+                return span
     return None
 
 
@@ -71,16 +79,23 @@ _MONTHS = [
 ]
 _NAMES = "|".join([*_MONTHS, "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sept?", "oct"])
 _MONTH = rf"(?P<month>{_NAMES}|nov|dec)\.?(?![\w'])"
-_DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
+_DAY = r"(?P<day>0?[1-9]|[12]\d|3[01])(?!\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
+_THEN = rf"(?:(?:,\s*|\s+|-)(?:of\s+)?{_YEAR}\b)?"
+_BEFORE_MONTH = r"(?:in|during|since|until|till|through|throughout|from|by|of|early|late|mid)"
 _FORMS = [
-    re.compile(rf"\b(?P<iso>{_YEAR}-(?P<m>[01]\d)-(?P<d>[0-3]\d))\b"),
-    re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR}\b)?", re.IGNORECASE),
-    re.compile(rf"\b{_MONTH}\s+{_DAY}\b(?:,?\s+{_YEAR}\b)?", re.IGNORECASE),
-    re.compile(rf"\b{_MONTH}(?:,?\s+{_YEAR}\b)?", re.IGNORECASE),
+    re.compile(rf"\b(?P<iso>{_YEAR}-(?P<m>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01]))(?!\d)"),
+    re.compile(rf"\b{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}{_THEN}", re.IGNORECASE),
+    re.compile(rf"\b{_MONTH}(?:\s+|-){_DAY}\b{_THEN}", re.IGNORECASE),
+    re.compile(rf"\b{_MONTH}(?:,?\s+|\s+of\s+|-){_YEAR}\b", re.IGNORECASE),
+    re.compile(rf"\b{_BEFORE_MONTH}[\s-]+(?:the\s+month\s+of\s+)?{_MONTH}", re.IGNORECASE),
 ]
-"""A day and its month (either order, "of" between or not), a month, ISO: the earlier
-form wins where they overlap ("3 June, 2023" is a day, not the month "June, 2023")."""
+"""A day and its month (either order, "of" or a dash between, a year after or not), a
+month with its year, a month after "in", "during", "since"... ("in June": "What did June
+say?" or "the August heat" name no month), ISO (a timestamp's date part too): the
+earlier form wins where they overlap ("3 June, 2023" is a day, not the month)."""
+_VERBS = ("may", "march")
+"""Months that are far more often verbs: without a year, only capitalized."""
 
 
 def query_spans(query: str, latest: float) -> list[tuple[float, float]]:
@@ -106,35 +121,37 @@ def query_spans(query: str, latest: float) -> list[tuple[float, float]]:
 
 
 def _span(match: re.Match[str], latest: float) -> tuple[float, float] | None:
-    """The span one match names, None when it names no real date."""
+    """The span one match names, None when it names no date."""
     fields = match.groupdict()
     if fields.get("iso"):
         return _resolve(int(fields["year"]), int(fields["m"]), int(fields["d"]), latest)
-    name = fields["month"].lower()
+    written = fields["month"]
+    name = written.lower()
     month = next(i for i, m in enumerate(_MONTHS, 1) if m.startswith(name[:3]))
     year = int(fields["year"]) if fields.get("year") else 0
     day = int(fields["day"]) if fields.get("day") else 0
-    if name in ("may", "march") and not year and not day:
-        return None  # far more often a verb
+    if name in _VERBS and not year and not written[0].isupper():
+        return None  # "step 2 may fail", "we march 10 miles"
     return _resolve(year, month, day, latest)
 
 
 def _resolve(year: int, month: int, day: int, latest: float) -> tuple[float, float] | None:
     """``[start, end)`` of a day (``day`` > 0) or a month; ``year`` 0: the latest such
-    date on or before ``latest``."""
-    now = datetime.fromtimestamp(latest, UTC)
-    years = [year] if year else [now.year, now.year - 1]
-    for candidate in years:
-        if day and not 1 <= day <= monthrange(candidate, month)[1]:
-            continue
-        if not 1 <= month <= 12:
+    date on or before ``latest``. A day the month lacks ("31 June") names its month."""
+    if not 1 <= month <= 12:
+        return None
+    try:
+        now = datetime.fromtimestamp(latest, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    for candidate in [year] if year else [now.year, now.year - 1]:
+        if not 1 <= candidate <= 9998:
             return None
-        start = datetime(candidate, month, day or 1, tzinfo=UTC)
+        whole = day and not 1 <= day <= monthrange(candidate, month)[1]
+        start = datetime(candidate, month, 1 if whole else day or 1, tzinfo=UTC)
         if year or start <= now:
-            end = (
-                start + timedelta(days=1)
-                if day
-                else datetime(candidate + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-            )
+            if day and not whole:
+                return start.timestamp(), (start + timedelta(days=1)).timestamp()
+            end = datetime(candidate + month // 12, month % 12 + 1, 1, tzinfo=UTC)
             return start.timestamp(), end.timestamp()
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,11 @@ def _days(query: str) -> list[tuple[date, date]]:
         ("the plan for May 2023", date(2023, 5, 1), date(2023, 6, 1)),
         ("the party on 3 May", date(2023, 5, 3), date(2023, 5, 4)),
         ("on 31 June 2023", date(2023, 6, 1), date(2023, 7, 1)),  # no such day: its month
+        ("Feb 30, 2022", date(2022, 2, 1), date(2022, 3, 1)),  # ... in the year it names
+        ("what did I do in June of 2022?", date(2022, 6, 1), date(2022, 7, 1)),
+        ("on 3-Jun-2022", date(2022, 6, 3), date(2022, 6, 4)),
+        ("sent at 2022-06-03T10:00:00Z", date(2022, 6, 3), date(2022, 6, 4)),
+        ("during the month of July", date(2023, 7, 1), date(2023, 8, 1)),
     ],
 )
 def test_a_named_day_or_month_is_its_span_in_utc(query: str, first: date, end: date) -> None:
@@ -50,7 +56,10 @@ def test_a_named_day_or_month_is_its_span_in_utc(query: str, first: date, end: d
 @pytest.mark.parametrize(
     "query",
     ["What may happen next?", "the mayor's march", "Will we march?", "a junction in Octavia",
-     "3 junes ago", "in 2023", "version 10.2"],
+     "3 junes ago", "in 2023", "version 10.2", "version 2023-10", "build 2023-13-01",
+     "ticket 2019-00-12", "2023-06-00", "What did June recommend?", "What did April say?",
+     "What did Jan say?", "the August heat", "Step 2 may fail", "We march 10 miles",
+     "what happened in march", "39 June", "0 June"],
 )  # fmt: skip
 def test_words_and_numbers_that_name_no_date_are_no_span(query: str) -> None:
     assert query_spans(query, LATEST) == []
@@ -118,3 +127,66 @@ def test_a_segment_header_dates_its_turns(switchable_embedder: Any) -> None:
         mem.wait_until_indexed(timeout=30)
         assert "cabin 12B" in _recalled(mem.assemble(query="What did I sort out on 8 May 2023?"))
         assert "cabin 12B" not in _recalled(mem.assemble(query="What did I sort out?"))
+
+
+def test_date_shaped_text_never_breaks_a_call(switchable_embedder: Any) -> None:
+    # Months 00 and 13-19 fit an ISO date's shape: read as dates they raised from the
+    # calendar module through assemble, recall and the tool, and a stored user turn or
+    # header holding one broke every later call.
+    with ConversationMemory.open(
+        ":memory:", session="x", budget=300, embedder=switchable_embedder
+    ) as mem:
+        mem.add({"role": "system", "content": "Release notes 2024-13-01 loaded."})
+        for n in range(30):
+            mem.add([{"role": "user", "content": f"Build 2023-13-0{n % 9 + 1} failed, {n}."},
+                     {"role": "assistant", "content": "Looking."}])  # fmt: skip
+        mem.add({"role": "user", "content": "What changed in build 2023-13-01?"})
+        assert mem.assemble().tokens <= 300  # the pending question is the query
+        for query in ("What changed in build 2023-13-01?", "Ticket 2019-00-12 on 3 June 2023?"):
+            assert mem.assemble(query=query).tokens <= 300
+            assert isinstance(mem.recall(query=query), str)
+            assert isinstance(mem.recall_tool().invoke({"query": query}), str)
+
+
+def test_an_app_prompt_naming_a_month_does_not_date_turns_that_carry_times(
+    switchable_embedder: Any,
+) -> None:
+    # "Knowledge cutoff: June 2023" stored as a system message opens a segment: it is no
+    # date for the turns under it, which carry their own.
+    start = datetime(2023, 5, 1, 19, tzinfo=UTC)
+    with ConversationMemory.open(
+        ":memory:", session="k", budget=1500, embedder=switchable_embedder
+    ) as mem:
+        mem.add({"role": "system", "content": "A food diary. Knowledge cutoff: June 2023."})
+        foods = ["pasta", "sushi", "tacos", "curry", "ramen", "paella", "pho"]
+        for day in range(60):
+            at = start + timedelta(days=day)
+            mem.add({"role": "user", "content": f"I cooked {foods[day % 7]}."}, timestamp=at)
+            mem.add({"role": "assistant", "content": "Yum."}, timestamp=at)
+        answer = mem.recall(query="What did I cook on 3 June 2023?")
+        assert 'date="2023-06-03"' in answer
+        assert set(re.findall(r'date="([\d-]+)"', answer)) == {"2023-06-03"}
+
+
+def test_header_dated_turns_take_year_less_dates_and_show_their_header(
+    switchable_embedder: Any,
+) -> None:
+    # Turns stored at once under dated headers: "9 June" is the headers' June, and the
+    # tool shows the header, not the day they were stored.
+    days = ["8 May, 2023", "25 May, 2023", "9 June, 2023", "27 June, 2023", "20 July, 2023"]
+    acts = ["went to the pottery class", "visited grandma", "painted the fence",
+            "went camping by the lake", "read a mystery novel"]  # fmt: skip
+    with ConversationMemory.open(
+        ":memory:", session="m", budget=1500, embedder=switchable_embedder
+    ) as mem:
+        for number, (day, act) in enumerate(zip(days, acts, strict=True), 1):
+            mem.add({"role": "system", "content": f"Session {number} · 1:56 pm on {day}"})
+            mem.add([{"role": "user", "content": f"Hey! Today I {act}."},
+                     {"role": "assistant", "content": "That sounds lovely."}])  # fmt: skip
+            for k in range(12):
+                mem.add([{"role": "user", "content": f"Filler remark {number}.{k}."},
+                         {"role": "assistant", "content": "Okay."}])  # fmt: skip
+        answer = mem.recall_tool().invoke({"query": "What did I do on 9 June?"})
+        assert "painted the fence" in answer
+        assert 'session="Session 3 · 1:56 pm on 9 June, 2023"' in answer
+        assert 'found="by its date' in answer and "date=" not in answer  # no import day
