@@ -40,16 +40,16 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
     """The seqs of the turns before ``before_seq`` sent in the spans ``query`` names.
 
     When they were sent is their own time, unless the session's times all fall on one
-    day (turns stored without times, at import): then it is the date their segment's
-    header gives with its year ("Session 5 · 1:56 pm on 8 May, 2023"), and a date the
-    query gives without a year is placed by the latest header's."""
+    day (turns stored without times, at import) and headers give dates: then it is the
+    date their segment's header gives with its year ("Session 5 · 1:56 pm on 8 May,
+    2023"), and a date the query gives without a year is placed by the latest header's."""
     dated: list[tuple[int, tuple[float, float]]] = []
     if not layout.own_times:
         dated = [(i, s) for i, h in enumerate(layout.segment_texts) if (s := header_span(h))]
     latest = max((span[1] - 1 for _, span in dated), default=layout.latest)
     spans = query_spans(query, latest)
     seqs: set[int] = set()
-    if layout.own_times and (sent_between := layout.sent_between) is not None:
+    if (layout.own_times or not dated) and (sent_between := layout.sent_between) is not None:
         for start, end in spans:
             seqs.update(sent_between(start, end))
     starts = layout.segment_starts

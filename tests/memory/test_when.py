@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 
 from memory import ConversationMemory, Prompt
-from memory._recall.when import MAX_SPANS, header_span, query_spans
+from memory._recall.layout import Layout
+from memory._recall.when import MAX_SPANS, header_span, query_spans, sent_when
 
 LATEST = datetime(2023, 10, 20, 12, tzinfo=UTC).timestamp()
 FILLERS = [
@@ -190,3 +192,22 @@ def test_header_dated_turns_take_year_less_dates_and_show_their_header(
         assert "painted the fence" in answer
         assert 'session="Session 3 · 1:56 pm on 9 June, 2023"' in answer
         assert 'found="by its date' in answer and "date=" not in answer  # no import day
+
+
+def test_when_turns_were_sent_is_their_time_unless_headers_date_an_import() -> None:
+    june_3 = datetime(2023, 6, 3, tzinfo=UTC).timestamp()
+    asked: list[tuple[float, float]] = []
+
+    def sent_between(start: float, end: float) -> list[int]:
+        asked.append((start, end))
+        return [5, 6]
+
+    headers = ["Session 1 · 2 June, 2023", "Session 2 · 3 June, 2023"]
+    one_day = Layout([1, 4], sent_between=sent_between, latest=june_3, own_times=False)
+    assert sent_when("What did I say on 3 June 2023?", one_day, 100) == [5, 6]  # a live day
+    imported = dataclasses.replace(one_day, segment_texts=headers)
+    assert sent_when("What did I say on 3 June 2023?", imported, 100) == list(range(5, 100))
+    assert sent_when("What did I say on June 2?", imported, 100) == [2, 3]
+    spanning = dataclasses.replace(imported, own_times=True)  # the turns' own times rule
+    assert sent_when("What did I say on 3 June 2023?", spanning, 100) == [5, 6]
+    assert len(asked) == 2 and sent_when("What did I say?", spanning, 100) == []
