@@ -99,9 +99,10 @@ def dated_turns(
             if turn.seq in marks:
                 message = with_day(turn.message, marks[turn.seq])
                 key = (counter.name, turn.seq)
-                if key not in known:
-                    known[key] = counter.count_message(message) - turn.tokens
-                dated[turn.seq] = (message, known[key])
+                extra = known.get(key)  # (another thread may clear the memo meanwhile)
+                if extra is None:
+                    extra = known[key] = counter.count_message(message) - turn.tokens
+                dated[turn.seq] = (message, extra)
     return dated
 
 
