@@ -43,6 +43,8 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
     day (turns stored without times, at import) and headers give dates: then it is the
     date their segment's header gives with its year ("Session 5 · 1:56 pm on 8 May,
     2023"), and a date the query gives without a year is placed by the latest header's."""
+    if not query_spans(query, layout.latest):  # most queries: no header is read
+        return []
     dated: list[tuple[int, tuple[float, float]]] = []
     if not layout.own_times:
         dated = [(i, s) for i, h in enumerate(layout.segment_texts) if (s := header_span(h))]
@@ -53,7 +55,7 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
         for start, end in spans:
             seqs.update(sent_between(start, end))
     starts = layout.segment_starts
-    for index, (first, end) in dated if spans else ():
+    for index, (first, end) in dated:
         if any(a < end and first < b for a, b in spans):
             stop = starts[index + 1] if index + 1 < len(starts) else before_seq
             seqs.update(range(starts[index] + 1, stop))
