@@ -165,6 +165,7 @@ def test_an_app_prompt_naming_a_month_does_not_date_turns_that_carry_times(
             at = start + timedelta(days=day)
             mem.add({"role": "user", "content": f"I cooked {foods[day % 7]}."}, timestamp=at)
             mem.add({"role": "assistant", "content": "Yum."}, timestamp=at)
+        mem.wait_until_indexed(timeout=30)
         answer = mem.recall(query="What did I cook on 3 June 2023?")
         assert 'date="2023-06-03"' in answer
         assert set(re.findall(r'date="([\d-]+)"', answer)) == {"2023-06-03"}
@@ -188,6 +189,7 @@ def test_header_dated_turns_take_year_less_dates_and_show_their_header(
             for k in range(12):
                 mem.add([{"role": "user", "content": f"Filler remark {number}.{k}."},
                          {"role": "assistant", "content": "Okay."}])  # fmt: skip
+        mem.wait_until_indexed(timeout=30)
         answer = mem.recall_tool().invoke({"query": "What did I do on 9 June?"})
         assert "painted the fence" in answer
         assert 'session="Session 3 · 1:56 pm on 9 June, 2023"' in answer
