@@ -33,6 +33,7 @@ from memory._assemble import Prompt
 from memory._core import ConversationMemory
 from memory._errors import MAX_ERROR_CHARS, ConfigError, InputError
 from memory._messages import KNOWN_BLOCK_TYPES, normalize
+from memory._timestamps import Timestamp
 from memory.adapters._common import recall_tokens
 from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
 
@@ -40,7 +41,7 @@ __all__ = ["AgentLoop", "ToolCall", "to_anthropic"]
 
 logger = logging.getLogger("memory")
 
-_OPENAI_FIELDS = ("role", "content", "tool_calls", "name")
+_OPENAI_FIELDS = ("role", "content", "tool_calls", "name", "timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +125,16 @@ class AgentLoop:
         self.tools = dict(tools or {})
         self.last_prompt: Prompt | None = None
 
-    def add_user(self, content: str | Sequence[Mapping[str, Any]]) -> None:
-        """Store a user turn (text, or OpenAI / Anthropic content blocks).
+    def add_user(
+        self, content: str | Sequence[Mapping[str, Any]], *, timestamp: Timestamp | None = None
+    ) -> None:
+        """Store a user turn (text, or OpenAI / Anthropic content blocks); ``timestamp``:
+        when it was sent, as ``ConversationMemory.add`` takes it (None: now).
 
         Raises:
-            InputError: the content cannot be accepted.
+            InputError: the content or the timestamp cannot be accepted.
         """
-        self.memory.add({"role": "user", "content": content})
+        self.memory.add({"role": "user", "content": content}, timestamp=timestamp)
 
     def prompt(self) -> Prompt:
         """Assemble the prompt for the next model call (kept as ``last_prompt``).
@@ -166,10 +170,13 @@ class AgentLoop:
         return [anthropic_schema()]
 
     def _store_reply(
-        self, reply: Mapping[str, Any], errors: Mapping[str, str] | None = None
+        self,
+        reply: Mapping[str, Any],
+        errors: Mapping[str, str] | None = None,
+        timestamp: Timestamp | None = None,
     ) -> list[ToolCall]:
         messages = normalize(reply)
-        self.memory.add(messages)
+        self.memory.add(messages, timestamp=timestamp)
         errors = errors or {}
         return [
             ToolCall(str(c["id"]), c["name"], dict(c["args"]), errors.get(str(c["id"])))
@@ -178,8 +185,11 @@ class AgentLoop:
             for c in m.tool_calls
         ]
 
-    def add_openai_reply(self, message: Any) -> list[ToolCall]:
-        """Store the model's reply, ``choices[0].message`` (a dict or the SDK object).
+    def add_openai_reply(
+        self, message: Any, *, timestamp: Timestamp | None = None
+    ) -> list[ToolCall]:
+        """Store the model's reply, ``choices[0].message`` (a dict or the SDK object);
+        its time is its ``"timestamp"`` key, else ``timestamp``, else now.
 
         A tool call whose arguments are not JSON (cheap models write such calls) does
         not stop the run: it is stored with empty arguments and returned with
@@ -203,10 +213,13 @@ class AgentLoop:
                 "choices[0].message; add other messages with add_user or mem.add"
             )
         reply.setdefault("content", "")
-        return self._store_reply(reply, _mark_malformed(reply))
+        return self._store_reply(reply, _mark_malformed(reply), timestamp)
 
-    def add_anthropic_reply(self, content: Any) -> list[ToolCall]:
-        """Store the model's reply: the response's ``content`` blocks, or the response.
+    def add_anthropic_reply(
+        self, content: Any, *, timestamp: Timestamp | None = None
+    ) -> list[ToolCall]:
+        """Store the model's reply: the response's ``content`` blocks, or the response
+        (``timestamp``: when it was sent; None: now).
 
         Returns:
             The tool calls (``tool_use`` blocks) it asks for.
@@ -218,7 +231,7 @@ class AgentLoop:
         plain = _plain(list(blocks) if isinstance(blocks, list | tuple) else blocks)
         if not isinstance(plain, list):
             raise InputError("expected the reply's content blocks")
-        return self._store_reply({"role": "assistant", "content": plain})
+        return self._store_reply({"role": "assistant", "content": plain}, timestamp=timestamp)
 
     def run_tool_calls(self, calls: Sequence[ToolCall]) -> list[str | list[dict[str, Any]]]:
         """Run tool calls and store their results (one transaction); return the results.

@@ -46,7 +46,7 @@ from memory._recall.members import members
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
-from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when
+from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when, without_dates
 from stores.text_search import word_pattern
 from stores.turn_index import TurnIndex
 
@@ -126,8 +126,6 @@ class RankedTurn(NamedTuple):
     passage_id: int | None = None
     """The best passage's id (its context copy's when only that was found; None when
     only a phrase match found the turn)."""
-    dated: bool = False
-    """Sent on a day (or in a month) the query names (``memory._recall.when``)."""
 
 
 class TurnRanker:
@@ -179,14 +177,14 @@ class TurnRanker:
         layout = layout or Layout()
         named, queries = self._speakers(query, before_seq, layout)
         dated = sent_when(query, layout, before_seq)
-        found, words, phrased = self._candidates(query, queries, before_seq)
+        worded = without_dates(queries[-1], layout.latest) if dated else queries[-1]
+        found, words, phrased = self._candidates(query, queries, before_seq, worded)
         found, words = self._with_dated(found, words, dated)
         if not len(found):
             return []
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(turns, phrased, named, words_only)
-        when = members(turns.seqs, np.asarray(dated, dtype=np.int64))
-        speaker[when] += DATE_BONUS
+        speaker[members(turns.seqs, np.asarray(dated, dtype=np.int64))] += DATE_BONUS
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
         # them is left out (a segment where the named speaker talks more is no closer).
@@ -202,16 +200,17 @@ class TurnRanker:
         ids[passage_ids < 0] = None  # found by a prior alone: no passage
         columns = zip(
             seqs[order].tolist(), final[order].tolist(), turns.passage[order].tolist(),
-            ids.tolist(), when[order].tolist(), strict=True,
+            ids.tolist(), strict=True,
         )  # fmt: skip
         return list(map(RankedTurn._make, columns))  # hundreds: no per-item Python code
 
     def _candidates(
-        self, query: str, queries: Sequence[str], before_seq: int
+        self, query: str, queries: Sequence[str], before_seq: int, worded: str
     ) -> tuple[PassageColumns, np.typing.NDArray[np.float64], list[int]]:
-        """Passages from the top-k queries (words of the last query first, then vectors of
-        each, each passage once), each one's word score (0 for those found by vector),
-        and the seqs of the turns holding ``query``'s words in order (``_phrased``).
+        """Passages from the top-k queries (the words of ``worded``, the last query's
+        without its dates, first, then vectors of each, each passage once), each one's
+        word score (0 for those found by vector), and the seqs of the turns holding
+        ``query``'s words in order (``_phrased``).
 
         The search by meaning runs on a helper thread meanwhile (``memory._beside``
         says what that gains)."""
@@ -224,7 +223,7 @@ class TurnRanker:
         # The words' best, from the full-text index alone: the places kept say which turns
         # they are in (the newest turns, sent verbatim, are left out here).
         pairs = self._passages.search_ids(
-            self._session, queries[-1], limit=WORD_POOL + 2 * _WINDOW_SLACK
+            self._session, worded, limit=WORD_POOL + 2 * _WINDOW_SLACK
         )
         pairs = [p for p in pairs if p[1] > MIN_WORD_SCORE]  # words every passage holds
         located = self._places.locate([i for i, _ in pairs])

@@ -18,6 +18,7 @@ from memory._recall.fuse import interleave
 from memory._recall.pack import turn_line
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import MIN_WORD_SCORE, TurnRanker
+from memory._recall.when import sent_when
 from memory._view import SessionView
 from stores.turn_index import TurnIndex
 
@@ -89,12 +90,9 @@ class Recall:
         ``idx`` the turn's seq, ``created_at`` its time), best first."""
         view = self.view
         bound = min(before_seq or ALL_SEQS, view.last_seq + 1)
-        ranked = self.ranker.rank(
-            query,
-            before_seq=bound,
-            layout=view.layout(),
-            limit=2 * k,
-        )
+        layout = view.layout()
+        ranked = self.ranker.rank(query, before_seq=bound, layout=layout, limit=2 * k)
+        when = frozenset(sent_when(query, layout, bound))  # labelled "by its date"
         if floor is not None and ranked:
             floor = max(floor, RELATIVE_FLOOR * ranked[0].score)
         shown = [
@@ -109,7 +107,7 @@ class Recall:
                 turn, line = view.turn_at(r.seq), turn_line(view, r.seq, r.passage)
                 if turn is not None and line is not None:
                     hit = Hit("", r.seq, 0, len(line), line, r.score, created_at=turn.at)
-                    found.append(_placed(hit, view, dated=r.dated))
+                    found.append(_placed(hit, view, when))
                 continue
             # A turn found by its context copy is quoted by its own text: the copy also
             # holds the turn before it, quoted (and labelled) apart when it matches too. A
@@ -118,8 +116,8 @@ class Recall:
             text = own_text(view, r.seq) if p.context else turn_line(view, r.seq, p.idx)
             text = text or p.text
             hit = Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at)
-            found.append(_placed(hit, view, dated=r.dated))
-        return _with_answers(found, view, bound=bound)[:k]
+            found.append(_placed(hit, view, when))
+        return _with_answers(found, view, when, bound=bound)[:k]
 
     def search(
         self,
@@ -156,7 +154,9 @@ def own_text(view: SessionView, seq: int) -> str | None:
     return passage_texts(text)[0] if text else None
 
 
-def _with_answers(hits: list[Hit], view: SessionView, *, bound: int) -> list[Hit]:
+def _with_answers(
+    hits: list[Hit], view: SessionView, when: frozenset[int], *, bound: int
+) -> list[Hit]:
     """Each user turn's hit followed by the assistant's reply to it, and each reply's hit
     by the user turn it answers (best first still: ``memory.tool`` shows the two in
     order), when that turn is not among the hits.
@@ -164,7 +164,8 @@ def _with_answers(hits: list[Hit], view: SessionView, *, bound: int) -> list[Hit
     A question matches a query best, and its answer, which often shares none of its
     words ("It is hunter2-blue."), would fall under the floor; a reply may match by its
     words ("a lovely morning routine") while the fact is in what it replies to ("I
-    always order a café crème before work")."""
+    always order a café crème before work"). A turn in ``when`` (sent on a date the
+    query names) is marked as found by it, whichever way it came."""
     shown = {h.idx for h in hits}
     found: list[Hit] = []
     for hit in hits:
@@ -175,7 +176,7 @@ def _with_answers(hits: list[Hit], view: SessionView, *, bound: int) -> list[Hit
             found.append(asked)
         if kind == "human" and (reply := _paired(view, hit, hit.idx + 1, "ai", shown, bound)):
             found.append(reply)
-    return found
+    return [dataclasses.replace(h, dated=True) if h.idx in when else h for h in found]
 
 
 def _asked(view: SessionView, hit: Hit, shown: set[int], bound: int) -> Hit | None:
@@ -202,14 +203,16 @@ def _paired(
     if turn is None or turn.kind != kind or not (text := own_text(view, seq)):
         return None
     shown.add(seq)
-    return _placed(Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at), view)
+    hit = Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at)
+    return _placed(hit, view, frozenset())  # dated by ``_with_answers``
 
 
-def _placed(hit: Hit, view: SessionView, *, dated: bool = False) -> Hit:
+def _placed(hit: Hit, view: SessionView, when: frozenset[int]) -> Hit:
     """``hit`` with its turn's segment header; without its time when the header stands
     for it: the session's times all fall on one day (turns stored at once, an import
     under headers such as "Session 5 · 1:56 pm on 8 May, 2023", all carry the day of
-    the import: a false date). ``dated``: found by the date the query names."""
+    the import: a false date); dated when its turn is in ``when``, the seqs of the
+    turns sent on the dates the query names."""
     segment = view.segment_of(hit.idx)
-    when = None if segment and not view.spans_days() else hit.created_at
-    return dataclasses.replace(hit, created_at=when, segment=segment, dated=dated)
+    at = None if segment and not view.spans_days() else hit.created_at
+    return dataclasses.replace(hit, created_at=at, segment=segment, dated=hit.idx in when)

@@ -20,7 +20,15 @@ from datetime import UTC, datetime, timedelta
 
 from memory._recall.layout import Layout
 
-__all__ = ["DATE_BONUS", "DATE_POOL", "MAX_SPANS", "header_span", "query_spans", "sent_when"]
+__all__ = [
+    "DATE_BONUS",
+    "DATE_POOL",
+    "MAX_SPANS",
+    "header_span",
+    "query_spans",
+    "sent_when",
+    "without_dates",
+]
 
 MAX_SPANS = 3
 """Most dates of one query read."""
@@ -106,20 +114,31 @@ def query_spans(query: str, latest: float) -> list[tuple[float, float]]:
     on or before ``latest`` (epoch seconds: the session's latest turn).
 
     "May" alone is no month (it is a verb far more often); "May 2023" and "3 May" are."""
-    taken: list[tuple[int, int]] = []
-    found: list[tuple[int, tuple[float, float]]] = []
+    spans = list(dict.fromkeys(span for _, span in _dates_in(query, latest)))
+    return spans[:MAX_SPANS]
+
+
+def without_dates(query: str, latest: float) -> str:
+    """``query`` without the dates it names, for the search by words: the date is the
+    date prior's ("3" in "on 3 June 2023" matched every "Day 3:" and "3 boxes" by words,
+    and those outranked the turn sent that day)."""
+    for (start, end), _ in sorted(_dates_in(query, latest), reverse=True):
+        query = f"{query[:start]} {query[end:]}"
+    return query
+
+
+def _dates_in(query: str, latest: float) -> list[tuple[tuple[int, int], tuple[float, float]]]:
+    """Where ``query`` names a date, and its span, in order."""
+    found: list[tuple[tuple[int, int], tuple[float, float]]] = []
     for form in _FORMS:
         for match in form.finditer(query):
             where = match.span()
-            if any(a < where[1] and where[0] < b for a, b in taken):
+            if any(a < where[1] and where[0] < b for (a, b), _ in found):
                 continue
             span = _span(match, latest)
             if span is not None:
-                taken.append(where)
-                found.append((where[0], span))
-    found.sort()
-    spans = list(dict.fromkeys(span for _, span in found))
-    return spans[:MAX_SPANS]
+                found.append((where, span))
+    return sorted(found)
 
 
 def _span(match: re.Match[str], latest: float) -> tuple[float, float] | None:

@@ -388,3 +388,20 @@ def test_records_with_a_type_key_are_data_not_content_blocks(memory: Conversatio
     (result,) = loop.run_tool_calls(loop.add_openai_reply(_openai_call("c1", "events", {})))
     assert isinstance(result, str) and json.loads(result)[0]["type"] == "PushEvent"
     assert memory.assemble().report.pending_tool_calls == ()
+
+
+def test_a_replayed_loop_keeps_the_times_it_is_given(memory: ConversationMemory) -> None:
+    # A raw-SDK loop replayed from a log: its messages keep their times, so prompts
+    # date them and date questions find them (they were stored as "now" before).
+    loop = AgentLoop(memory, system="sys")
+    loop.add_user("hi", timestamp="2023-06-03T10:00:00Z")
+    loop.add_openai_reply({"role": "assistant", "content": "hello", "timestamp": 1685786460})
+    loop.add_user("and then?", timestamp="2023-06-04T09:00:00Z")
+    loop.add_anthropic_reply([{"type": "text", "text": "later"}], timestamp="2023-06-04T09:01Z")
+    sent = [m.additional_kwargs.get("timestamp") for m in memory.history()]
+    assert sent == [
+        "2023-06-03T10:00:00Z", "2023-06-03T10:01:00Z",
+        "2023-06-04T09:00:00Z", "2023-06-04T09:01:00Z",
+    ]  # fmt: skip
+    with pytest.raises(InputError):
+        loop.add_user("when?", timestamp="not a time")

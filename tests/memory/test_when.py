@@ -213,3 +213,29 @@ def test_when_turns_were_sent_is_their_time_unless_headers_date_an_import() -> N
     spanning = dataclasses.replace(imported, own_times=True)  # the turns' own times rule
     assert sent_when("What did I say on 3 June 2023?", spanning, 100) == [5, 6]
     assert len(asked) == 2 and sent_when("What did I say?", spanning, 100) == []
+
+
+def test_the_days_number_in_other_turns_does_not_outrank_the_turn_sent_that_day(
+    switchable_embedder: Any,
+) -> None:
+    # "3" in "on 3 June 2023" matched every "Day 3:" by words, and the recall tool's
+    # relative floor then cut the turn sent on 3 June: the date is searched as a date.
+    start = datetime(2023, 5, 1, 9, tzinfo=UTC)
+    with ConversationMemory.open(
+        ":memory:", session="n", budget=1500, embedder=switchable_embedder
+    ) as mem:
+        for day in range(60):
+            at = start + timedelta(days=day)
+            text = (
+                "I adopted a grey kitten named Pixel."
+                if day == 33
+                else (f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes.")
+            )
+            mem.add({"role": "user", "content": text}, timestamp=at)
+            mem.add({"role": "assistant", "content": "Thanks for sharing."}, timestamp=at)
+        mem.wait_until_indexed(timeout=30)
+        for query in ("What did I say on 3 June 2023?", "What did I say on June 3, 2023?"):
+            answer = mem.recall_tool().invoke({"query": query})
+            assert "Pixel" in answer, query
+            dated = re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
+            assert dated[:2] == ["67", "68"]  # the turn and its reply, both labelled
