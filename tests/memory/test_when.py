@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -76,26 +77,29 @@ def test_several_dates_each_once_in_order_at_most_max_spans() -> None:
 
 
 def test_the_turns_sent_on_the_day_a_query_names_are_recalled(switchable_embedder: Any) -> None:
-    # Nothing in the fact's words matches the question: only its date does.
-    start = datetime(2023, 5, 1, 9, tzinfo=UTC)
+    # Nothing in the fact's words matches the question: only its date does (day 33 is 3
+    # June 2023).
     with ConversationMemory.open(
         ":memory:", session="d", budget=600, embedder=switchable_embedder
     ) as mem:
-        for day in range(60):
-            at = start + timedelta(days=day)
-            text = (
-                "Booked the ferry to Hydra, cabin 12B."
-                if day == 33  # 3 June 2023
-                else FILLERS[day % len(FILLERS)]
-            )
-            mem.add({"role": "user", "content": text}, timestamp=at)
-            mem.add({"role": "assistant", "content": "Noted."}, timestamp=at + timedelta(minutes=1))
-        mem.wait_until_indexed(timeout=30)
+        _daily(mem, lambda day: "Booked the ferry to Hydra, cabin 12B." if day == 33 else None)
         for query in ("What did I sort out on 3 June 2023?", "What did I sort out on June 3?"):
             assert "cabin 12B" in _recalled(mem.assemble(query=query)), query
         assert "cabin 12B" in mem.recall(query="What did I sort out on 3 June 2023?")
         # Without the date the fact is not singled out: the lift comes from the date.
         assert "cabin 12B" not in _recalled(mem.assemble(query="What did I sort out?"))
+
+
+def _daily(mem: ConversationMemory, said: Callable[[int], str | None]) -> None:
+    """Sixty days from 1 May 2023, a user turn a day (``said(day)``, or a filler) and a
+    reply a minute later, each sent at its time; then wait for the index."""
+    start = datetime(2023, 5, 1, 9, tzinfo=UTC)
+    for day in range(60):
+        at = start + timedelta(days=day)
+        text = said(day) or FILLERS[day % len(FILLERS)]
+        mem.add({"role": "user", "content": text}, timestamp=at)
+        mem.add({"role": "assistant", "content": "Noted."}, timestamp=at + timedelta(minutes=1))
+    mem.wait_until_indexed(timeout=30)
 
 
 def _recalled(prompt: Prompt) -> str:
@@ -155,17 +159,12 @@ def test_an_app_prompt_naming_a_month_does_not_date_turns_that_carry_times(
 ) -> None:
     # "Knowledge cutoff: June 2023" stored as a system message opens a segment: it is no
     # date for the turns under it, which carry their own.
-    start = datetime(2023, 5, 1, 19, tzinfo=UTC)
+    foods = ["pasta", "sushi", "tacos", "curry", "ramen", "paella", "pho"]
     with ConversationMemory.open(
         ":memory:", session="k", budget=1500, embedder=switchable_embedder
     ) as mem:
         mem.add({"role": "system", "content": "A food diary. Knowledge cutoff: June 2023."})
-        foods = ["pasta", "sushi", "tacos", "curry", "ramen", "paella", "pho"]
-        for day in range(60):
-            at = start + timedelta(days=day)
-            mem.add({"role": "user", "content": f"I cooked {foods[day % 7]}."}, timestamp=at)
-            mem.add({"role": "assistant", "content": "Yum."}, timestamp=at)
-        mem.wait_until_indexed(timeout=30)
+        _daily(mem, lambda day: f"I cooked {foods[day % 7]}.")
         answer = mem.recall(query="What did I cook on 3 June 2023?")
         assert 'date="2023-06-03"' in answer
         assert set(re.findall(r'date="([\d-]+)"', answer)) == {"2023-06-03"}
@@ -220,20 +219,14 @@ def test_the_days_number_in_other_turns_does_not_outrank_the_turn_sent_that_day(
 ) -> None:
     # "3" in "on 3 June 2023" matched every "Day 3:" by words, and the recall tool's
     # relative floor then cut the turn sent on 3 June: the date is searched as a date.
-    start = datetime(2023, 5, 1, 9, tzinfo=UTC)
     with ConversationMemory.open(
         ":memory:", session="n", budget=1500, embedder=switchable_embedder
     ) as mem:
-        for day in range(60):
-            at = start + timedelta(days=day)
-            text = (
-                "I adopted a grey kitten named Pixel."
-                if day == 33
-                else (f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes.")
-            )
-            mem.add({"role": "user", "content": text}, timestamp=at)
-            mem.add({"role": "assistant", "content": "Thanks for sharing."}, timestamp=at)
-        mem.wait_until_indexed(timeout=30)
+        _daily(
+            mem,
+            lambda day: "I adopted a grey kitten named Pixel." if day == 33
+            else f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes.",
+        )  # fmt: skip
         for query in ("What did I say on 3 June 2023?", "What did I say on June 3, 2023?"):
             answer = mem.recall_tool().invoke({"query": query})
             assert "Pixel" in answer, query
