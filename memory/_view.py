@@ -319,6 +319,11 @@ class SessionView:
             latest=log.time_at(count - 1) if count else 0.0,
         )  # fmt: skip
 
+    def segment_start(self, seq: int) -> int | None:
+        """Return the seq of the nearest earlier system message (its segment's header)."""
+        position = bisect.bisect_right(self._segment_seqs, seq) - 1
+        return self._segment_seqs[position] if position >= 0 else None
+
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""
         position = bisect.bisect_right(self._segment_seqs, seq) - 1

@@ -46,7 +46,7 @@ from memory._recall.members import members
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
-from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when, without_dates
+from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when, undated
 from stores.text_search import word_pattern
 from stores.turn_index import TurnIndex
 
@@ -177,18 +177,26 @@ class TurnRanker:
         layout = layout or Layout()
         named, queries = self._speakers(query, before_seq, layout)
         dated = sent_when(query, layout, before_seq)
-        worded = without_dates(queries[-1], layout.latest) if dated else queries[-1]
-        found, words, phrased = self._candidates(query, queries, before_seq, worded)
+        only_dates = False
+        if dated:  # the date is the date prior's: searched by words or meaning, it pulls
+            # towards turns that hold "3" or "June", away from the one sent that day
+            queries, only_dates = undated(queries, layout.latest)
+        found, words, phrased = self._candidates(query, queries, before_seq)
         found, words = self._with_dated(found, words, dated)
+        if only_dates:  # "What did I say on 3 June?": the turns sent then, nothing else
+            kept = members(found.seqs, np.asarray(dated, dtype=np.int64))
+            found, words = found.rows(kept), words[kept]
         if not len(found):
             return []
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(turns, phrased, named, words_only)
-        speaker[members(turns.seqs, np.asarray(dated, dtype=np.int64))] += DATE_BONUS
+        when = members(turns.seqs, np.asarray(dated, dtype=np.int64))
+        speaker[when] += DATE_BONUS
         seqs = turns.seqs
         # A segment is lifted for how well its best turns match the topic; who speaks in
         # them is left out (a segment where the named speaker talks more is no closer).
         topic = turns.bonus + turns.signals
+        topic[when] = np.maximum(topic[when], 0.0)  # sent then: no topic counts against it
         starts = np.asarray(layout.segment_starts, dtype=np.int64)
         final = topic + speaker + SEGMENT_BOOST * segment_strength(seqs, topic, starts)
         by_seq = np.argsort(seqs, kind="stable")  # ties: the older turn first
@@ -205,12 +213,11 @@ class TurnRanker:
         return list(map(RankedTurn._make, columns))  # hundreds: no per-item Python code
 
     def _candidates(
-        self, query: str, queries: Sequence[str], before_seq: int, worded: str
+        self, query: str, queries: Sequence[str], before_seq: int
     ) -> tuple[PassageColumns, np.typing.NDArray[np.float64], list[int]]:
-        """Passages from the top-k queries (the words of ``worded``, the last query's
-        without its dates, first, then vectors of each, each passage once), each one's
-        word score (0 for those found by vector), and the seqs of the turns holding
-        ``query``'s words in order (``_phrased``).
+        """Passages from the top-k queries (words of the last query first, then vectors of
+        each, each passage once), each one's word score (0 for those found by vector),
+        and the seqs of the turns holding ``query``'s words in order (``_phrased``).
 
         The search by meaning runs on a helper thread meanwhile (``memory._beside``
         says what that gains)."""
@@ -223,7 +230,7 @@ class TurnRanker:
         # The words' best, from the full-text index alone: the places kept say which turns
         # they are in (the newest turns, sent verbatim, are left out here).
         pairs = self._passages.search_ids(
-            self._session, worded, limit=WORD_POOL + 2 * _WINDOW_SLACK
+            self._session, queries[-1], limit=WORD_POOL + 2 * _WINDOW_SLACK
         )
         pairs = [p for p in pairs if p[1] > MIN_WORD_SCORE]  # words every passage holds
         located = self._places.locate([i for i, _ in pairs])

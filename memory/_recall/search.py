@@ -18,7 +18,7 @@ from memory._recall.fuse import interleave
 from memory._recall.pack import turn_line
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import MIN_WORD_SCORE, TurnRanker
-from memory._recall.when import sent_when
+from memory._recall.when import header_dates, sent_when
 from memory._view import SessionView
 from stores.turn_index import TurnIndex
 
@@ -93,6 +93,7 @@ class Recall:
         layout = view.layout()
         ranked = self.ranker.rank(query, before_seq=bound, layout=layout, limit=2 * k)
         when = frozenset(sent_when(query, layout, bound))  # labelled "by its date"
+        headed = {layout.segment_starts[i] for i, _ in header_dates(layout)}
         if floor is not None and ranked:
             floor = max(floor, RELATIVE_FLOOR * ranked[0].score)
         shown = [
@@ -107,7 +108,7 @@ class Recall:
                 turn, line = view.turn_at(r.seq), turn_line(view, r.seq, r.passage)
                 if turn is not None and line is not None:
                     hit = Hit("", r.seq, 0, len(line), line, r.score, created_at=turn.at)
-                    found.append(_placed(hit, view, when))
+                    found.append(hit)
                 continue
             # A turn found by its context copy is quoted by its own text: the copy also
             # holds the turn before it, quoted (and labelled) apart when it matches too. A
@@ -116,8 +117,8 @@ class Recall:
             text = own_text(view, r.seq) if p.context else turn_line(view, r.seq, p.idx)
             text = text or p.text
             hit = Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at)
-            found.append(_placed(hit, view, when))
-        return _with_answers(found, view, when, bound=bound)[:k]
+            found.append(hit)
+        return _with_answers(found, view, when, headed, bound=bound)[:k]
 
     def search(
         self,
@@ -155,7 +156,7 @@ def own_text(view: SessionView, seq: int) -> str | None:
 
 
 def _with_answers(
-    hits: list[Hit], view: SessionView, when: frozenset[int], *, bound: int
+    hits: list[Hit], view: SessionView, when: frozenset[int], headed: set[int], *, bound: int
 ) -> list[Hit]:
     """Each user turn's hit followed by the assistant's reply to it, and each reply's hit
     by the user turn it answers (best first still: ``memory.tool`` shows the two in
@@ -164,8 +165,9 @@ def _with_answers(
     A question matches a query best, and its answer, which often shares none of its
     words ("It is hunter2-blue."), would fall under the floor; a reply may match by its
     words ("a lovely morning routine") while the fact is in what it replies to ("I
-    always order a café crème before work"). A turn in ``when`` (sent on a date the
-    query names) is marked as found by it, whichever way it came."""
+    always order a café crème before work"). Each is placed in time (``_placed``): a
+    turn in ``when`` (sent on a date the query names) is marked as found by it,
+    whichever way it came."""
     shown = {h.idx for h in hits}
     found: list[Hit] = []
     for hit in hits:
@@ -176,7 +178,7 @@ def _with_answers(
             found.append(asked)
         if kind == "human" and (reply := _paired(view, hit, hit.idx + 1, "ai", shown, bound)):
             found.append(reply)
-    return [dataclasses.replace(h, dated=True) if h.idx in when else h for h in found]
+    return [_placed(h, view, when, headed) for h in found]
 
 
 def _asked(view: SessionView, hit: Hit, shown: set[int], bound: int) -> Hit | None:
@@ -203,16 +205,17 @@ def _paired(
     if turn is None or turn.kind != kind or not (text := own_text(view, seq)):
         return None
     shown.add(seq)
-    hit = Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at)
-    return _placed(hit, view, frozenset())  # dated by ``_with_answers``
+    return Hit("", seq, 0, len(text), text, hit.score, created_at=turn.at)  # placed by caller
 
 
-def _placed(hit: Hit, view: SessionView, when: frozenset[int]) -> Hit:
-    """``hit`` with its turn's segment header; without its time when the header stands
-    for it: the session's times all fall on one day (turns stored at once, an import
-    under headers such as "Session 5 · 1:56 pm on 8 May, 2023", all carry the day of
-    the import: a false date); dated when its turn is in ``when``, the seqs of the
-    turns sent on the dates the query names."""
+def _placed(hit: Hit, view: SessionView, when: frozenset[int], headed: set[int]) -> Hit:
+    """``hit`` dated when its turn is in ``when`` (sent on the dates the query names)
+    and, when its segment's header dates it (``headed``: the seqs of such headers,
+    ``memory._recall.when.header_dates``), with that header in place of its time (turns
+    stored at once, an import under "Session 5 · 1:56 pm on 8 May, 2023", all carry the
+    day of the import: a false date)."""
+    start = view.segment_start(hit.idx)
+    if start is None or start not in headed:
+        return dataclasses.replace(hit, dated=hit.idx in when)
     segment = view.segment_of(hit.idx)
-    at = None if segment and not view.spans_days() else hit.created_at
-    return dataclasses.replace(hit, created_at=at, segment=segment, dated=hit.idx in when)
+    return dataclasses.replace(hit, created_at=None, segment=segment, dated=hit.idx in when)

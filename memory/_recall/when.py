@@ -16,22 +16,29 @@ from __future__ import annotations
 import functools
 import re
 from calendar import monthrange
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from memory._recall.layout import Layout
 
 __all__ = [
+    "DATES_READ",
     "DATE_BONUS",
     "DATE_POOL",
     "MAX_SPANS",
+    "header_dates",
     "header_span",
     "query_spans",
     "sent_when",
+    "undated",
     "without_dates",
 ]
 
 MAX_SPANS = 3
 """Most dates of one query read."""
+DATES_READ = 1_000
+"""Characters of a query read for dates (each date found is checked against the others:
+12,000 dates in a model's 180,000-character query took 43 s)."""
 DATE_BONUS = 4.0
 """Added to the turns sent on the days or in the months a query names, in z-score units
 (``memory._recall.rank``), as to a named speaker's turns (``SPEAKER_BONUS``): enough for
@@ -48,14 +55,14 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
     """The seqs of the turns before ``before_seq`` sent in the spans ``query`` names.
 
     When they were sent is their own time, unless the session's times all fall on one
-    day (turns stored without times, at import) and headers give dates: then it is the
-    date their segment's header gives with its year ("Session 5 · 1:56 pm on 8 May,
-    2023"), and a date the query gives without a year is placed by the latest header's."""
+    day (turns stored without times, at import) and headers give two dates or more: then
+    it is the date their segment's header gives with its year ("Session 5 · 1:56 pm on 8
+    May, 2023"), and a date the query gives without a year is placed by the latest
+    header's. One dated system message ("Current date: 2024-01-15", "launch on 10 March
+    2027") is an app's prompt or news, not when the turns under it were sent."""
     if not query_spans(query, layout.latest):  # most queries: no header is read
         return []
-    dated: list[tuple[int, tuple[float, float]]] = []
-    if not layout.own_times:
-        dated = [(i, s) for i, h in enumerate(layout.segment_texts) if (s := header_span(h))]
+    dated = header_dates(layout)
     latest = max((span[1] - 1 for _, span in dated), default=layout.latest)
     spans = query_spans(query, latest)
     seqs: set[int] = set()
@@ -68,6 +75,16 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
             stop = starts[index + 1] if index + 1 < len(starts) else before_seq
             seqs.update(range(starts[index] + 1, stop))
     return sorted(s for s in seqs if s < before_seq)
+
+
+def header_dates(layout: Layout) -> list[tuple[int, tuple[float, float]]]:
+    """The segments whose headers date their turns, and those dates: in a session whose
+    own times fall on one day (an import), when two dates or more are given (one is an
+    app's prompt or news, not when turns were sent); else none."""
+    if layout.own_times:
+        return []
+    dated = [(i, s) for i, h in enumerate(layout.segment_texts) if (s := header_span(h))]
+    return dated if len({span for _, span in dated}) >= 2 else []
 
 
 @functools.lru_cache(maxsize=4096)
@@ -104,6 +121,13 @@ _FORMS = [
 month with its year, a month after "in", "during", "since"... ("in June": "What did June
 say?" or "the August heat" name no month), ISO (a timestamp's date part too): the
 earlier form wins where they overlap ("3 June, 2023" is a day, not the month)."""
+_TOPIC = re.compile(
+    r"\b(?!(?:what|when|who|did|do|does|i|we|you|say|said|tell|told|talk|talked|happen|"
+    r"happened|on|in|the|of|was|were|is|me|us|about|and|then|there)\b)[^\W\d_]{2,}",
+    re.IGNORECASE,
+)
+"""A word of letters that asks about something (not "what did I say on"): what a query
+keeps to be searched once its dates are out."""
 _VERBS = ("may", "march")
 """Months that are far more often verbs: without a year, only capitalized."""
 
@@ -127,11 +151,22 @@ def without_dates(query: str, latest: float) -> str:
     return query
 
 
+def undated(queries: Sequence[str], latest: float) -> tuple[tuple[str, ...], bool]:
+    """``queries`` without their dates (``without_dates``; a query that is nothing but
+    dates stays as it is), and whether they were all nothing but dates ("2023-06-03",
+    "What did I say on 3 June?": what was said then, whatever it was)."""
+    stripped = [without_dates(q, latest) for q in queries]
+    kept = [bool(_TOPIC.search(s)) for s in stripped]
+    chosen = tuple(s if k else q for s, q, k in zip(stripped, queries, kept, strict=True))
+    return chosen, not any(kept)
+
+
 def _dates_in(query: str, latest: float) -> list[tuple[tuple[int, int], tuple[float, float]]]:
-    """Where ``query`` names a date, and its span, in order."""
+    """Where ``query`` names a date, and its span, in order (dates in its first
+    ``DATES_READ`` characters: a model's query may be any length)."""
     found: list[tuple[tuple[int, int], tuple[float, float]]] = []
     for form in _FORMS:
-        for match in form.finditer(query):
+        for match in form.finditer(query, 0, DATES_READ):
             where = match.span()
             if any(a < where[1] and where[0] < b for (a, b), _ in found):
                 continue
@@ -153,6 +188,8 @@ def _span(match: re.Match[str], latest: float) -> tuple[float, float] | None:
     day = int(fields["day"]) if fields.get("day") else 0
     if name in _VERBS and not year and not written[0].isupper():
         return None  # "step 2 may fail", "we march 10 miles"
+    if not year and re.match(r"\s*,?\s*'?\d", match.string[match.end() :]):
+        return None  # a year the forms do not read ("3 June 1899", "June 3, '23")
     return _resolve(year, month, day, latest)
 
 

@@ -430,7 +430,7 @@ def test_a_further_query_takes_fewer_neighbours_by_embedding(
         lists = [np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)]
         monkeypatch.setattr(indexer, "nearest_many", lambda queries, k: lists)
         ranker = TurnRanker(state.store.passages, "r", indexer)
-        found, _, _ = ranker._candidates("b", ("a", "b"), seqs[-1] + 1, "b")
+        found, _, _ = ranker._candidates("b", ("a", "b"), before_seq=seqs[-1] + 1)
         assert set(found.ids.tolist()) == set(first[: POOL + slack]) | set(
             second[: NEXT_POOL + slack]
         )

@@ -59,7 +59,8 @@ def test_a_named_day_or_month_is_its_span_in_utc(query: str, first: date, end: d
 @pytest.mark.parametrize(
     "query",
     ["What may happen next?", "the mayor's march", "Will we march?", "a junction in Octavia",
-     "3 junes ago", "in 2023", "version 10.2", "version 2023-10", "build 2023-13-01",
+     "on 3 June 1899", "June 3rd, '23", "3 junes ago", "in 2023", "version 10.2",
+     "version 2023-10", "build 2023-13-01",
      "ticket 2019-00-12", "2023-06-00", "What did June recommend?", "What did April say?",
      "What did Jan say?", "the August heat", "Step 2 may fail", "We march 10 miles",
      "what happened in march", "39 June", "0 June"],
@@ -232,3 +233,37 @@ def test_the_days_number_in_other_turns_does_not_outrank_the_turn_sent_that_day(
             assert "Pixel" in answer, query
             dated = re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
             assert dated[:2] == ["67", "68"]  # the turn and its reply, both labelled
+
+
+def test_the_bundled_embedder_finds_the_turn_sent_that_day_first() -> None:
+    # With the bundled MiniLM the whole query's embedding ("What did I say on 3 June
+    # 2023?") put a "Day 3" turn first and the kitten 44th of 120; the word-count test
+    # embedder had hidden it. A query of nothing but a date gets that day's turns alone.
+    with ConversationMemory.open(":memory:", session="b", budget=1500) as mem:
+        _daily(
+            mem,
+            lambda day: "I adopted a grey kitten named Pixel." if day == 33
+            else f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes.",
+        )  # fmt: skip
+        for query in ("What did I say on 3 June 2023?", "2023-06-03", "What happened on June 3?"):
+            answer = mem.recall_tool().invoke({"query": query})
+            dated = re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
+            assert dated[:2] == ["67", "68"] and "Pixel" in answer, (query, answer[:300])
+            assert answer.count("<archived") == 2, query  # that day's turns, nothing else
+        topic = mem.recall_tool().invoke({"query": "Which kitten did I adopt on 3 June 2023?"})
+        assert "Pixel" in topic
+
+
+def test_one_dated_system_message_dates_no_turn(switchable_embedder: Any) -> None:
+    # A one-day chat whose stored prompt names a date: the turns keep their own day.
+    at = datetime(2023, 6, 3, 9, tzinfo=UTC)
+    with ConversationMemory.open(
+        ":memory:", session="p", budget=1500, embedder=switchable_embedder
+    ) as mem:
+        mem.add({"role": "system", "content": "Current date: 15 January 2024."})
+        for n in range(40):
+            mem.add([{"role": "user", "content": f"{FILLERS[n % 7]} ({n})"},
+                     {"role": "assistant", "content": "Noted."}], timestamp=at)  # fmt: skip
+        mem.wait_until_indexed(timeout=30)
+        assert 'found="by its date' not in mem.recall(query="What did I say on 15 January 2024?")
+        assert 'found="by its date' in mem.recall(query="What did I say on 3 June 2023?")
