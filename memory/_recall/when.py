@@ -5,10 +5,13 @@ did Melanie go camping in June?": a question that names a date is answered by wh
 said then. ``query_spans`` reads the dates a query writes out (a day with its month, a
 month, with or without a year, or ISO ``2023-06-03``) as spans of epoch seconds, UTC
 days as the prompts' dates are; the ranker reads the turns sent in them as candidates
-and lifts them (``memory._recall.rank``). A date without a year is the latest one on or
-before the session's latest turn: a chat's "in June" is the last June it lived through.
-Relative dates ("last week") are left alone: what they mean depends on when they were
-said.
+and lifts them (``memory._recall.rank``), and searches the rest of the query without
+its dates (``undated``): a query that asks nothing but the date gets that day's turns
+alone. A date without a year is the latest one on or before the session's latest turn:
+a chat's "in June" is the last June it lived through. Relative dates ("last week") are
+left alone: what they mean depends on when they were said (in LoCoMo, the session's
+time, not the question's). Turns stored without times of their own (an import) are
+dated by their segments' headers (``header_dates``).
 """
 
 from __future__ import annotations
