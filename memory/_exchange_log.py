@@ -83,6 +83,8 @@ class ExchangeLog:
         self.made: dict[int, Exchange] = {}
         """Complete exchanges already built, by index (they never change again)."""
         self._count = 0
+        self.latest_time = 0.0
+        """The latest time any turn was sent (epoch seconds), whatever order they came in."""
         self.date_tokens: dict[tuple[str, int], int] = {}
         """Tokens a user turn's date adds when it is sent dated, by counter name and seq
         (``memory._dates.dated_turns`` fills it)."""
@@ -102,6 +104,7 @@ class ExchangeLog:
         exchange that issued its call."""
         base = len(self._seqs)
         self._times.extend(times)
+        self.latest_time = max(self.latest_time, *times) if times else self.latest_time
         known = {k: kind_of(k) for k in set(kinds)}  # a handful of roles
         self._kinds.extend(known[k] for k in kinds)
         self._tokens.extend(tokens)

@@ -316,7 +316,7 @@ class SessionView:
             self._segment_seqs, dict(self.speakers), dict(self.roles), self._searchable,
             sent_between=lambda start, end: log.sent_between(count, start, end),
             segment_texts=self._segment_texts, own_times=self.spans_days(),
-            latest=log.time_at(count - 1) if count else 0.0,
+            latest=log.latest_time,
         )  # fmt: skip
 
     def segment_start(self, seq: int) -> int | None:

@@ -20,7 +20,8 @@ class Layout:
     the turns indexed as passages, ascending, and the running count of their passages
     (estimated: a long message is cut into several); ``sent_between(start, end)``: the
     seqs of the turns sent in ``[start, end)`` (epoch seconds), ascending (None: no
-    times known); ``latest``: when the latest turn was sent (epoch seconds);
+    times known); ``latest``: the latest time a turn was sent (epoch seconds; turns may
+    be added out of order);
     ``segment_texts``: the segments' headers, as ``segment_starts``; ``own_times``:
     whether the turns' times span more than one day (else they were stored without
     times of their own, all at once, and only headers can date them).

@@ -267,3 +267,23 @@ def test_one_dated_system_message_dates_no_turn(switchable_embedder: Any) -> Non
         mem.wait_until_indexed(timeout=30)
         assert 'found="by its date' not in mem.recall(query="What did I say on 15 January 2024?")
         assert 'found="by its date' in mem.recall(query="What did I say on 3 June 2023?")
+
+
+def test_a_date_without_a_year_is_placed_by_the_latest_time_not_the_last_added(
+    switchable_embedder: Any,
+) -> None:
+    # December 2023's turns added first, an older June 2023 turn last: "in December" is
+    # December 2023, the latest December the session has lived through.
+    with ConversationMemory.open(
+        ":memory:", session="o", budget=1500, embedder=switchable_embedder
+    ) as mem:
+        for day in range(1, 11):
+            at = datetime(2023, 12, day, 9, tzinfo=UTC)
+            text = "Bought a sledge for the twins." if day == 5 else FILLERS[day % 7]
+            mem.add({"role": "user", "content": text}, timestamp=at)
+            mem.add({"role": "assistant", "content": "Noted."}, timestamp=at)
+        mem.add({"role": "user", "content": "Went swimming."}, timestamp="2023-06-01T09:00Z")
+        mem.add({"role": "assistant", "content": "Noted."}, timestamp="2023-06-01T09:01Z")
+        mem.wait_until_indexed(timeout=30)
+        answer = mem.recall_tool().invoke({"query": "What did I buy for the twins in December?"})
+        assert "sledge" in answer and 'found="by its date' in answer
