@@ -319,15 +319,18 @@ class SessionView:
             latest=log.latest_time,
         )  # fmt: skip
 
-    def segment_start(self, seq: int) -> int | None:
-        """Return the seq of the nearest earlier system message (its segment's header)."""
+    def segment(self, seq: int) -> tuple[int, str] | None:
+        """Return the seq and text of the nearest earlier system message (a segment's
+        header, e.g. a date), None before the first."""
         position = bisect.bisect_right(self._segment_seqs, seq) - 1
-        return self._segment_seqs[position] if position >= 0 else None
+        if position < 0:
+            return None
+        return self._segment_seqs[position], self._segment_texts[position]
 
     def segment_of(self, seq: int) -> str | None:
         """Return the nearest earlier system message (a segment's header, e.g. a date)."""
-        position = bisect.bisect_right(self._segment_seqs, seq) - 1
-        return self._segment_texts[position] if position >= 0 else None
+        found = self.segment(seq)
+        return found[1] if found is not None else None
 
     def pending_user_seq(self) -> int | None:
         """The seq of the latest user turn while it waits for its answer (only tool calls

@@ -164,7 +164,7 @@ def _in_order(hits: list[Hit]) -> list[Hit]:
     return shown
 
 
-def _date(hit: Hit) -> str:
+def _placed_at(hit: Hit) -> str:
     """The turn's segment header (a session and its date) and the day it was sent."""
     where = f' session="{html.escape(hit.segment, quote=True)}"' if hit.segment else ""
     if not hit.created_at:
@@ -197,7 +197,7 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
             if not holds_a_word(whole, query):  # found by meaning: say so
                 where += _BY_MEANING
         else:
-            text, where = hit.text, f'turn="{hit.idx}"{_date(hit)}'
+            text, where = hit.text, f'turn="{hit.idx}"{_placed_at(hit)}'
             near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by}
             if hit.dated:
                 where += _BY_DATE

@@ -214,8 +214,7 @@ def _placed(hit: Hit, view: SessionView, when: frozenset[int], headed: set[int])
     ``memory._recall.when.header_dates``), with that header in place of its time (turns
     stored at once, an import under "Session 5 · 1:56 pm on 8 May, 2023", all carry the
     day of the import: a false date)."""
-    start = view.segment_start(hit.idx)
-    if start is None or start not in headed:
+    segment = view.segment(hit.idx)
+    if segment is None or segment[0] not in headed:
         return dataclasses.replace(hit, dated=hit.idx in when)
-    segment = view.segment_of(hit.idx)
-    return dataclasses.replace(hit, created_at=None, segment=segment, dated=hit.idx in when)
+    return dataclasses.replace(hit, created_at=None, segment=segment[1], dated=hit.idx in when)
