@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,6 +103,13 @@ def _daily(mem: ConversationMemory, said: Callable[[int], str | None]) -> None:
         mem.add({"role": "user", "content": text}, timestamp=at)
         mem.add({"role": "assistant", "content": "Noted."}, timestamp=at + timedelta(minutes=1))
     mem.wait_until_indexed(timeout=30)
+
+
+def _kitten_among_day_numbers(day: int) -> str:
+    """Day 33 (3 June 2023) adopts a kitten; the others hold day numbers and counts."""
+    if day == 33:
+        return "I adopted a grey kitten named Pixel."
+    return f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes."
 
 
 def _recalled(prompt: Prompt) -> str:
@@ -223,11 +232,7 @@ def test_the_days_number_in_other_turns_does_not_outrank_the_turn_sent_that_day(
     with ConversationMemory.open(
         ":memory:", session="n", budget=1500, embedder=switchable_embedder
     ) as mem:
-        _daily(
-            mem,
-            lambda day: "I adopted a grey kitten named Pixel." if day == 33
-            else f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes.",
-        )  # fmt: skip
+        _daily(mem, _kitten_among_day_numbers)
         for query in ("What did I say on 3 June 2023?", "What did I say on June 3, 2023?"):
             answer = mem.recall_tool().invoke({"query": query})
             assert "Pixel" in answer, query
@@ -240,11 +245,7 @@ def test_the_bundled_embedder_finds_the_turn_sent_that_day_first() -> None:
     # 2023?") put a "Day 3" turn first and the kitten 44th of 120; the word-count test
     # embedder had hidden it. A query of nothing but a date gets that day's turns alone.
     with ConversationMemory.open(":memory:", session="b", budget=1500) as mem:
-        _daily(
-            mem,
-            lambda day: "I adopted a grey kitten named Pixel." if day == 33
-            else f"Day {day % 31 + 1}: worked on the report, shipped {day % 5 + 1} boxes.",
-        )  # fmt: skip
+        _daily(mem, _kitten_among_day_numbers)
         for query in ("What did I say on 3 June 2023?", "2023-06-03", "What happened on June 3?"):
             answer = mem.recall_tool().invoke({"query": query})
             dated = re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
@@ -287,3 +288,35 @@ def test_a_date_without_a_year_is_placed_by_the_latest_time_not_the_last_added(
         mem.wait_until_indexed(timeout=30)
         answer = mem.recall_tool().invoke({"query": "What did I buy for the twins in December?"})
         assert "sledge" in answer and 'found="by its date' in answer
+
+
+def test_date_questions_from_threads_on_one_file_engine(tmp_path: Path) -> None:
+    # A server's shape: sessions of one SQLite file written and asked about dates from
+    # several threads at once, one handle never closed.
+    path = str(tmp_path / "chat.db")
+    errors: list[BaseException] = []
+
+    def session(number: int) -> None:
+        try:
+            mem = ConversationMemory.open(path, session=f"s{number}", budget=700)
+            start = datetime(2023, 5, 1, 9, tzinfo=UTC)
+            for day in range(30):
+                at = start + timedelta(days=day)
+                text = f"Walked {day + number} km." if day != 20 else f"Found key {number}."
+                mem.add([{"role": "user", "content": text},
+                         {"role": "assistant", "content": "Noted."}], timestamp=at)  # fmt: skip
+                prompt = mem.assemble(query="What did I find on 21 May 2023?")
+                assert prompt.tokens <= 700
+            mem.wait_until_indexed(timeout=60)
+            assert f"key {number}" in mem.recall(query="What did I find on 21 May 2023?")
+            if number:
+                mem.close()  # session 0's handle is left open
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
