@@ -21,7 +21,7 @@ from stores.base import BlobRecord, ChunkRecord, NewChunk
 from stores.errors import RefNotFoundError, StoreError
 from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, to_db
 from stores.sql_vectors import read_vectors, write_vectors
-from stores.text_search import query_terms
+from stores.text_search import query_terms, search_words
 
 __all__ = ["PostgresBlobStore", "any_of"]
 
@@ -88,7 +88,10 @@ class PostgresBlobStore:
             )  # fmt: skip
             self._insert_chunks(
                 conn,
-                [(session, ref, i, c.start, c.end, to_db(c.text)) for i, c in enumerate(chunks)],
+                [
+                    (session, ref, i, c.start, c.end, to_db(c.text), to_db(search_words(c.text)))
+                    for i, c in enumerate(chunks)
+                ],
             )
         return True
 
@@ -97,8 +100,8 @@ class PostgresBlobStore:
         if rows:
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    'INSERT INTO attic_chunks (session, ref, idx, start, "end", text) '
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    'INSERT INTO attic_chunks (session, ref, idx, start, "end", text, terms) '
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     rows,
                 )
 

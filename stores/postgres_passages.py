@@ -24,7 +24,7 @@ from stores.postgres import POSTGRES, PostgresDatabase, from_db, session_lock, t
 from stores.postgres_archive import any_of
 from stores.search_terms import idf, rarest_within, together
 from stores.sql_vectors import read_vectors, write_vectors
-from stores.text_search import index_terms, phrase_words, query_terms
+from stores.text_search import phrase_words, query_terms, search_words
 from stores.turn_index import NewPassage, PassageHit, PassageRecord
 
 __all__ = ["PostgresTurnIndex"]
@@ -66,7 +66,7 @@ class PostgresTurnIndex:
         rows = [
             (
                 to_db(session), p.seq, p.idx, p.context, to_db(p.text),
-                _optional(index_terms(p.text)), p.created_at,
+                to_db(search_words(p.text)), p.created_at,
             )
             for p in passages
         ]  # fmt: skip
@@ -286,7 +286,3 @@ class PostgresTurnIndex:
     ) -> tuple[list[int], npt.NDArray[np.float32]]:
         """Return the vectors ``model`` made for a session's passages above ``after``."""
         return read_vectors(self.database, POSTGRES, "passages", session, model, after=after)
-
-
-def _optional(text: str | None) -> str | None:
-    return None if text is None else to_db(text)

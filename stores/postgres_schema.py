@@ -14,12 +14,13 @@ import psycopg
 
 from stores.postgres import POSTGRES, from_db, to_db
 from stores.sql_common import apply_migrations, refuse_newer
-from stores.text_search import CJK_CLASS, index_terms
+from stores.text_search import search_words
 
 __all__ = ["MIGRATIONS", "TABLES", "migrate"]
 
 TABLES = ("attic_turns", "attic_blobs", "attic_chunks", "attic_passages", "attic_summaries")
 _MIGRATION_LOCK = 0x617474696301  # any constant shared by every context-attic process
+_FILL_BATCH = 5000
 _V2 = [
     "CREATE TABLE IF NOT EXISTS attic_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attic_turns (session TEXT NOT NULL, seq INTEGER NOT NULL, "
@@ -94,7 +95,18 @@ _V4 = [
     "AND t.seq = c.idx WHERE c.ref IN ('', '~') ORDER BY c.id",
     "DELETE FROM attic_chunks WHERE ref IN ('', '~')",
 ]
-MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3, 4: _V4}
+_V5 = [
+    # Words are indexed as both stores split them (``stores.text_search.search_words``):
+    # the server's parser kept "INC-5521" as "-5521", which "5521" never matched. Chunks
+    # get the column passages have; ``_fill_words`` fills both for older rows.
+    "ALTER TABLE attic_chunks ADD COLUMN IF NOT EXISTS terms TEXT",
+    "DROP INDEX IF EXISTS attic_chunks_fts",
+    "ALTER TABLE attic_chunks DROP COLUMN IF EXISTS tsv",
+    "ALTER TABLE attic_chunks ADD COLUMN tsv TSVECTOR GENERATED ALWAYS AS "
+    "(to_tsvector('simple', coalesce(terms, text))) STORED",
+    "CREATE INDEX IF NOT EXISTS attic_chunks_fts ON attic_chunks USING GIN (tsv)",
+]
+MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3, 4: _V4, 5: _V5}
 """Statements bringing a database from the version before to this one (2 is the first)."""
 
 
@@ -121,8 +133,8 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], location: str) -> int:
     apply_migrations(conn, POSTGRES, MIGRATIONS, version)
     if 0 < version < 3:
         _fill_outline(conn)
-    if 0 < version < 4:
-        _fill_terms(conn)
+    if 0 < version < 5:
+        _fill_words(conn)
     return version
 
 
@@ -136,16 +148,19 @@ def _fill_outline(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
     conn.execute(_FILL_OUTLINE)
 
 
-def _fill_terms(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """Give moved passages holding Chinese or Japanese their words as bigrams."""
-    rows = conn.execute(
-        "SELECT id, text FROM attic_passages WHERE terms IS NULL AND text ~ %s",
-        (f"[{CJK_CLASS}]",),
-    ).fetchall()
-    updates = [(index_terms(from_db(text)), int(i)) for i, text in rows]
-    if updates:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE attic_passages SET terms = %s WHERE id = %s",
-                [(None if t is None else to_db(t), i) for t, i in updates],
-            )
+def _fill_words(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """Give passages and chunks written before version 5 their words as both stores split
+    them (``search_words``), a batch of ``_FILL_BATCH`` rows at a time."""
+    for table in ("attic_passages", "attic_chunks"):
+        while True:
+            rows = conn.execute(
+                f"SELECT id, text FROM {table} WHERE terms IS NULL ORDER BY id LIMIT %s",
+                (_FILL_BATCH,),
+            ).fetchall()
+            if not rows:
+                break
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {table} SET terms = %s WHERE id = %s",
+                    [(to_db(search_words(from_db(text))), int(i)) for i, text in rows],
+                )

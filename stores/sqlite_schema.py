@@ -87,7 +87,9 @@ _V4 = [
     "INSERT INTO passages_fts(passages_fts, rowid, body) VALUES ('delete', old.id, old.terms); "
     "END",
 ]
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+_V5: list[str] = []
+"""Version 5 changed PostgreSQL's word index only (SQLite's already split words so)."""
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 """The statements that bring a file from the version before to this one."""
 _MOVE_BATCH = 5000
 

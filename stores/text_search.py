@@ -1,12 +1,13 @@
 """How free-text queries become search terms, shared by every store's full-text search.
 
-Both stores tokenize alike (Unicode word characters, lower-cased, no stemming), so the
-same query finds the same words in SQLite's FTS5 and PostgreSQL's ``tsvector``.
+Both stores index the same words (``search_words``: letters and digits, lower-cased, no
+stemming), so the same query finds the same words in SQLite's FTS5 and PostgreSQL's
+``tsvector``.
 
 Chinese and Japanese write without spaces, so a word tokenizer keeps a whole run of
 characters as one token and a query word never matches inside it. Runs of Han, kana
 (and CJK compatibility) characters are therefore cut into overlapping bigrams, in the
-indexed text (``index_terms``) and in queries (``query_terms``) alike: "北京大学" becomes
+indexed text (``search_words``) and in queries (``query_terms``) alike: "北京大学" becomes
 "北京 京大 大学", and a query for "北京" finds it. A lone character stays a term.
 """
 
@@ -20,10 +21,10 @@ __all__ = [
     "STOPWORDS",
     "cjk_bigrams",
     "has_cjk",
-    "index_terms",
     "phrase_words",
     "query_terms",
     "scoped_words",
+    "search_words",
     "word_pattern",
 ]
 
@@ -58,17 +59,6 @@ def _spaced(match: re.Match[str]) -> str:
     return " " + " ".join(cjk_bigrams(match.group())) + " "
 
 
-def index_terms(text: str) -> str | None:
-    """Return what the full-text index should hold for ``text`` when it differs from it.
-
-    Text with CJK runs comes back with each run cut into bigrams (other words kept);
-    other text gives None: the index reads the text itself.
-    """
-    if not has_cjk(text):
-        return None
-    return CJK_RUN.sub(_spaced, text)
-
-
 def _words(query: str) -> list[str]:
     spaced = CJK_RUN.sub(_spaced, query)
     return [w.lower() for w in WORD.findall(spaced)]
@@ -98,6 +88,14 @@ def phrase_words(query: str) -> list[str]:
     A CJK run gives its bigrams, so a phrase of them matches the run where it was indexed.
     """
     return _words(query)[:MAX_QUERY_TERMS]
+
+
+def search_words(text: str) -> str:
+    """Return the text's words (CJK runs as bigrams), lower-cased, one space apart: what
+    both stores index. PostgreSQL's parser, given the text itself, keeps "INC-5521" as
+    the words "inc-5521", "inc" and "-5521" (a signed number), so "5521" would not find
+    it there; given these words, it reads "inc" and "5521", as SQLite's FTS5 does."""
+    return " ".join(w.lower() for w in WORD.findall(CJK_RUN.sub(_spaced, text)))
 
 
 def scoped_words(prefix: str, text: str) -> str:

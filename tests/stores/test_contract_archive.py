@@ -154,3 +154,12 @@ def test_get_refuses_an_original_changed_behind_its_back(store: Store, stored: b
     with pytest.raises(StoreError, match="corrupted"):
         store.blobs.get("s", "r1")
     assert store.blobs.lookup("s", "r1") is not None  # the record is still there to see
+
+
+def test_identifiers_in_chunks_are_found_by_their_parts(store: Store) -> None:
+    text = "job ERR-5521 failed on build v2.14.1\njob ERR-4000 passed\n"
+    data = text.encode()
+    chunks = [NewChunk(0, 37, text[:37]), NewChunk(37, len(text), text[37:])]
+    assert store.blobs.put(record("s", data), data, chunks)
+    for query in ("5521", "ERR-5521", "14"):
+        assert [c.idx for c in store.blobs.search_text("s", query)][:1] == [0], query

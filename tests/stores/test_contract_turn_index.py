@@ -196,3 +196,19 @@ def test_an_old_passage_holding_common_words_together_is_found(store: Store) -> 
         assert store.passages.search_ids("a", query, limit=10) == [(h.id, h.score) for h in hits]
     assert all(h.seq != 1 for h in store.passages.search("a", "locker code", before_seq=1))
     assert [h.seq for h in store.passages.search("b", "locker code")] == [1]
+
+
+def test_identifiers_joined_by_hyphens_and_dots_are_found_by_their_parts(store: Store) -> None:
+    """PostgreSQL's own parser keeps "INC-5521" as "-5521" (a signed number), "v2.14.1"
+    as one version word and "ops@lyon.example" as one address; every store indexes
+    them as their words instead, so a query for any part finds them."""
+    texts = [
+        "user: ticket INC-5521: the VPN certificate expired",
+        "user: ticket INC-4000: the printer jammed",
+        "user: deploy v2.14.1 to ops@lyon.example tonight",
+    ]
+    with store.write():
+        store.passages.add("a", [NewPassage(n, 0, t, 1.0) for n, t in enumerate(texts, 1)])
+    for query, seq in (("5521", 1), ("INC-5521", 1), ("14", 3), ("lyon", 3), ("v2.14.1", 3)):
+        assert store.passages.search("a", query)[0].seq == seq, query
+        assert [h.seq for h in store.passages.phrase("a", query)][:1] == [seq], query

@@ -206,3 +206,26 @@ def test_turn_chunks_of_older_postgres_databases_move_to_the_turn_index(pg_url: 
         assert store.passages.passages("s", [kiwi.id])[0].created_at == 1240.0
     finally:
         store.close()
+
+
+def test_older_postgres_passages_and_chunks_get_their_words(pg_url: str) -> None:
+    open_store(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a version 4 database
+        conn.execute("UPDATE attic_meta SET value = '4'")
+        conn.execute(
+            "INSERT INTO attic_passages(session, seq, idx, context, text, created_at) VALUES "
+            "('s', 1, 0, false, 'user: ticket INC-5521 expired', 1.0), "
+            "('s', 2, 0, false, 'user: 我住在北京大学附近', 2.0)"
+        )
+        conn.execute(
+            'INSERT INTO attic_chunks(session, ref, idx, start, "end", text) VALUES '
+            "('s', 'r1', 0, 0, 20, 'job ERR-5521 failed')"
+        )
+    store = open_store(pg_url)
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [h.seq for h in store.passages.search("s", "5521")] == [1]
+        assert [h.seq for h in store.passages.search("s", "北京")] == [2]
+        assert [c.ref for c in store.blobs.search_text("s", "5521")] == ["r1"]
+    finally:
+        store.close()
