@@ -80,8 +80,11 @@ def _turn(message: BaseMessage) -> tuple[str, list[dict[str, Any]]]:
 
 
 def to_anthropic(
-    messages: Sequence[BaseMessage], *, cache_after: int | None = None
-) -> tuple[str, list[dict[str, Any]]]:
+    messages: Sequence[BaseMessage],
+    *,
+    cache_after: int | None = None,
+    anchor_after: int | None = None,
+) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
     """Convert prompt messages to Anthropic's ``(system, messages)``.
 
     Args:
@@ -89,15 +92,20 @@ def to_anthropic(
         cache_after: How many leading messages are stable (``Prompt.stable_count``);
             the last block of the last of them gets a ``cache_control`` breakpoint.
             None: no breakpoint.
+        anchor_after: How many leading messages every prompt repeats across folds
+            (``Prompt.anchor_count``); a second breakpoint goes on the last block of the
+            last of them. None: none.
 
     Returns:
-        The system text (system messages joined) and the turns. A leading assistant
+        The system text (system messages joined; as one text block when a breakpoint
+        ends there, the only way to mark it) and the turns. A leading assistant
         turn (its user turn left out) is dropped with its results, since Anthropic
         wants the conversation to open with the user.
     """
-    system = "\n\n".join(m.text for m in messages if isinstance(m, SystemMessage))
+    text = "\n\n".join(m.text for m in messages if isinstance(m, SystemMessage))
     turns: list[dict[str, Any]] = []
-    mark: dict[str, Any] | None = None
+    marks: list[dict[str, Any]] = []
+    ends = {e for e in (cache_after, anchor_after) if e}
     for position, message in enumerate(messages):
         if not isinstance(message, SystemMessage):
             role, blocks = _turn(message)
@@ -105,8 +113,8 @@ def to_anthropic(
                 turns[-1]["content"].extend(blocks)
             elif blocks:
                 turns.append({"role": role, "content": blocks})
-        if cache_after is not None and position == cache_after - 1 and turns:
-            mark = turns[-1]["content"][-1]
+            if position + 1 in ends and turns:
+                marks.append(turns[-1]["content"][-1])
     while turns and turns[0]["role"] == "assistant":
         dropped = {b["id"] for b in turns.pop(0)["content"] if b.get("type") == "tool_use"}
         if turns:
@@ -115,9 +123,15 @@ def to_anthropic(
             if not kept:
                 turns.pop(0)
     _order_results_first(turns)
-    if mark is not None and any(mark is b for t in turns for b in t["content"]):
-        mark["cache_control"] = dict(CACHE_BREAKPOINT)
-    return system, turns
+    sent = [b for t in turns for b in t["content"]]
+    for mark in marks:
+        if any(mark is b for b in sent):
+            mark["cache_control"] = dict(CACHE_BREAKPOINT)
+    leading = next((i for i, m in enumerate(messages) if not isinstance(m, SystemMessage)), 0)
+    if text and any(0 < end <= leading for end in ends):  # a breakpoint ends the system part
+        block = {"type": "text", "text": text, "cache_control": dict(CACHE_BREAKPOINT)}
+        return [block], turns
+    return text, turns
 
 
 def _order_results_first(turns: list[dict[str, Any]]) -> None:
@@ -130,18 +144,27 @@ def _order_results_first(turns: list[dict[str, Any]]) -> None:
                 turn["content"] = results + [b for b in content if b.get("type") != "tool_result"]
 
 
-def with_breakpoint(messages: Sequence[BaseMessage], stable_count: int) -> list[BaseMessage]:
+def with_breakpoint(
+    messages: Sequence[BaseMessage], stable_count: int, anchor_count: int = 0
+) -> list[BaseMessage]:
     """Return the messages with a ``cache_control`` breakpoint on message ``stable_count - 1``
-    (langchain-anthropic passes a content block's ``cache_control`` through to the API).
+    (langchain-anthropic passes a content block's ``cache_control`` through to the API),
+    and one on message ``anchor_count - 1`` (``to_anthropic``'s ``anchor_after``).
 
-    The marked message is copied (its content turned into blocks); the others are the
-    same objects. Nothing is marked when ``stable_count`` is out of range or the message
-    has no block to mark.
+    A marked message is copied (its content turned into blocks); the others are the
+    same objects. Nothing is marked where a count is out of range or the message has no
+    block to mark.
     """
     marked = list(messages)
-    position = stable_count - 1
+    for count in sorted({stable_count, anchor_count} - {0}):
+        _mark(marked, count - 1)
+    return marked
+
+
+def _mark(marked: list[BaseMessage], position: int) -> None:
+    """Put a breakpoint on the last block of message ``position`` (in place)."""
     if not 0 <= position < len(marked):
-        return marked
+        return
     message = marked[position]
     content = message.content
     blocks: list[Any] = (
@@ -149,7 +172,6 @@ def with_breakpoint(messages: Sequence[BaseMessage], stable_count: int) -> list[
         else [dict(b) if isinstance(b, dict) else b for b in content]
     )  # fmt: skip
     if not blocks or not isinstance(blocks[-1], dict):
-        return marked
+        return
     blocks[-1] = {**blocks[-1], "cache_control": dict(CACHE_BREAKPOINT)}
     marked[position] = message.model_copy(update={"content": blocks})
-    return marked

@@ -29,6 +29,7 @@ from langchain_core.messages import (
 
 from memory._anthropic import to_anthropic, with_breakpoint
 from memory._arguments import original_arguments
+from memory._breakpoints import anchor_count
 from memory._budget import Budget, as_budget
 from memory._context import as_user_turns, place_blocks, recall_block, sanitize
 from memory._dates import dated_turns
@@ -56,6 +57,9 @@ class Prompt:
         report: What was kept, left out, summarized, recalled; the tokens of each part.
         stable_count: How many leading messages the next prompt repeats unless a fold
             comes between (everything but the recall block and the message it leads).
+        anchor_count: How many leading messages every prompt repeats, folds or not (the
+            system prompt and the pinned opening turn before a summary; 0: none): a
+            second breakpoint for Anthropic (``memory._breakpoints``).
         message_tokens: Each message's counted tokens (their sum plus the reply priming
             is ``tokens``).
     """
@@ -65,6 +69,7 @@ class Prompt:
     report: Report
     stable_count: int = 0
     message_tokens: tuple[int, ...] = ()
+    anchor_count: int = 0
 
     def to_openai(self) -> list[dict[str, object]]:
         """Return the messages as OpenAI chat-completion dicts.
@@ -83,7 +88,9 @@ class Prompt:
         (``stable_count``). Anthropic caches a prefix only up to a breakpoint
         (docs.anthropic.com, prompt caching): sent without one, nothing is cached, and
         the report's cached tokens and costs for a Claude model do not hold."""
-        system, turns = to_anthropic(self.messages, cache_after=self.stable_count)
+        system, turns = to_anthropic(
+            self.messages, cache_after=self.stable_count, anchor_after=self.anchor_count
+        )
         body = {"system": system, "messages": turns} if system else {"messages": turns}
         return dict(sendable(body))
 
@@ -91,7 +98,7 @@ class Prompt:
         """Return the messages for ``ChatAnthropic``, the last stable one's last block
         marked ``cache_control`` (langchain-anthropic passes it through; see
         ``to_anthropic`` for why a Claude prompt needs it)."""
-        return with_breakpoint(self.messages, self.stable_count)
+        return with_breakpoint(self.messages, self.stable_count, self.anchor_count)
 
 
 def assemble(
@@ -227,6 +234,7 @@ def assemble(
             )  # fmt: skip
     recall_tokens = block_tokens
     stable = len(messages) - (1 if block else 0)
+    anchor = anchor_count(messages, conversation[:opening], system) if window.head else 0
     parts = PartTokens(
         system=window.system_tokens,
         summary=window.head_tokens - BLOCK_MARGIN if window.head else 0,
@@ -253,6 +261,7 @@ def assemble(
         report=report,
         stable_count=stable,
         message_tokens=tuple(message_tokens),
+        anchor_count=anchor if 0 < anchor < stable else 0,
     )
 
 

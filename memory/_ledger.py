@@ -1,7 +1,9 @@
 """What a session cost and saved, as providers bill it: cached and uncached input apart.
 
 Each assembled prompt is compared with the previous prompt of the session: the leading
-messages they share are what a provider's prompt cache serves (``memory.pricing``). The
+messages they share are what an automatic prompt cache (OpenAI's) serves
+(``memory.pricing``). An explicit one (Anthropic's) serves only a prefix that an earlier
+prompt's breakpoint wrote (``memory._breakpoints``). The
 alternative, sending the raw history every call, is priced the same way: it is
 append-only, so each raw prompt reads the previous one from the cache. Savings are the
 raw history's cost minus ours, net of what the summarizer spent.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage
 
+from memory._breakpoints import WrittenPrefixes, blocks_of
 from memory.pricing import DEFAULT_PRICES, Price, cached_tokens, input_cost, price_of, priced
 
 __all__ = ["DEFAULT_PRICES", "Ledger", "Price", "Spend", "money_saved", "price_of"]
@@ -64,6 +67,9 @@ class Ledger:
         self.raw_cost_usd = 0.0
         self._previous: list[tuple[str, int]] = []
         self._previous_raw = 0
+        self._written: WrittenPrefixes | None = None  # explicit breakpoints (Anthropic)
+        if price is not None and price.cache_write_per_mtok is not None:
+            self._written = WrittenPrefixes(price.min_cached_tokens)
 
     def record(
         self,
@@ -73,6 +79,8 @@ class Ledger:
         tokens: int,
         raw_tokens: int,
         stable_tokens: int,
+        stable_count: int | None = None,
+        anchor_count: int = 0,
     ) -> Spend:
         """Count one assembled prompt and price it against the raw history.
 
@@ -83,10 +91,23 @@ class Ledger:
             raw_tokens: What the raw history would have sent.
             stable_tokens: The prompt's tokens up to its last stable block (where an
                 Anthropic cache breakpoint goes).
+            stable_count: The messages up to that breakpoint (``Prompt.stable_count``;
+                None: every message that the previous prompt shares, read back as if a
+                breakpoint had ended there).
+            anchor_count: The messages up to a second breakpoint (``Prompt.anchor_count``;
+                0: none).
         """
         fingerprints = [_fingerprint(m) for m in messages]  # each message serialized once
         shared = shared_prefix(self._previous, fingerprints, message_tokens)
         cached = cached_tokens(shared, tokens, self.price)
+        written = max(0, stable_tokens - cached)
+        if self._written is not None and stable_count is not None:
+            cached, written = self._written.request(
+                fingerprints,
+                [blocks_of(m) for m in messages],
+                message_tokens,
+                breakpoints=(anchor_count, stable_count),
+            )
         # The raw history repeats the previous raw prompt's messages, not its reply priming.
         priming = tokens - sum(message_tokens)
         raw_shared = min(self._previous_raw - priming, raw_tokens) if self._previous_raw else 0
@@ -96,7 +117,6 @@ class Ledger:
         self.sent_tokens += tokens
         self.cached_tokens += cached
         if self.price is not None:
-            written = max(0, stable_tokens - cached)
             self.cost_usd += input_cost(tokens, cached, written, self.price)
             raw_written = max(0, raw_tokens - raw_cached)
             self.raw_cost_usd += input_cost(raw_tokens, raw_cached, raw_written, self.price)

@@ -88,6 +88,8 @@ def account(
         tokens=prompt.tokens,
         raw_tokens=prompt.report.raw_tokens,
         stable_tokens=prompt.report.stable_tokens,
+        stable_count=prompt.stable_count,
+        anchor_count=prompt.anchor_count,
     )
     spent_in, spent_out = runner.spent_cached
     priced = ledger.price is not None

@@ -310,9 +310,12 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         turns: list[AnyMessage] = [
             cast(AnyMessage, m) for m in prompt.messages if not isinstance(m, SystemMessage)
         ]
-        if _is_anthropic(request.model):
-            turns = cast(list[AnyMessage], with_breakpoint(turns, prompt.stable_count - len(head)))
         system_message = self._system(request, head)
+        if _is_anthropic(request.model):  # breakpoints: the stable part, and what folds keep
+            stable, anchor = prompt.stable_count - len(head), prompt.anchor_count - len(head)
+            turns = cast(list[AnyMessage], with_breakpoint(turns, stable, max(anchor, 0)))
+            if system_message is not None and prompt.anchor_count == len(head) > 0:
+                system_message = cast(SystemMessage, with_breakpoint([system_message], 1)[0])
         return request.override(messages=turns, system_message=system_message)
 
     @staticmethod
