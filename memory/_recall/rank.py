@@ -13,11 +13,11 @@ scope; so the scale, and with it the policy's relevance floor, is the one a full
 gave, without one. A turn takes its best passage. Priors follow: longer turns are
 favoured a little, a turn by a speaker the query names gets a bonus, as does a turn
 sent on a day or in a month the query names (read as candidates too,
-``memory._recall.when``), a turn holding the
-query's words in order is lifted, and turns of a segment (a session under its date
-header) where the best turns cluster are lifted too, by how well they match (the speaker
-prior left out), not in a conversation of one segment, where a lift for all would only
-push weak turns over the relevance floor.
+``memory._recall.when``), a turn holding the query's words in order, or a rare
+identifier it names (``memory._recall.exact``), is lifted, and turns of a segment (a
+session under its date header) where the best turns cluster are lifted too, by how
+well they match (the speaker prior left out), not in a conversation of one segment,
+where a lift for all would only push weak turns over the relevance floor.
 A name no message carries is taken for the role the other role addresses by it, and
 searched as that role's speaker (``memory._recall.speakers``). A query naming one
 speaker is embedded twice, as asked and without the name, and a passage keeps the
@@ -40,7 +40,8 @@ import numpy as np
 
 from memory._beside import Beside
 from memory._indexer import Indexer
-from memory._recall.fuse import SEGMENT_BOOST, phrase_pattern, segment_strength
+from memory._recall.exact import exact_holders
+from memory._recall.fuse import SEGMENT_BOOST, segment_strength
 from memory._recall.layout import Layout
 from memory._recall.members import members
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
@@ -86,9 +87,8 @@ feeding (speakers written in the text) at 4,000 tokens: 0.939 → 0.944 (4.0 cut
 from 0.894 to 0.864 while its speakers' roles were inferred wrong, see
 ``memory._recall.speakers``)."""
 EXACT_BONUS = 3.0
-"""Added to turns holding the query's words in order: a quoted phrase is the surest sign."""
-EXACT_POOL = 50
-"""Most turns lifted for holding the exact phrase."""
+"""Added to turns holding the query's words in order, or a rare identifier it names
+(``memory._recall.exact``): a quoted phrase is the surest sign."""
 POOL = 200
 """Passages taken from the top-k by embedding for the query as asked (plus
 ``_WINDOW_SLACK`` twice): a lookup fills thousands of tokens, and its evidence may rank
@@ -217,7 +217,7 @@ class TurnRanker:
     ) -> tuple[PassageColumns, np.typing.NDArray[np.float64], list[int]]:
         """Passages from the top-k queries (words of the last query first, then vectors of
         each, each passage once), each one's word score (0 for those found by vector),
-        and the seqs of the turns holding ``query``'s words in order (``_phrased``).
+        and the seqs of the turns holding ``query`` exactly (``exact_holders``).
 
         The search by meaning runs on a helper thread meanwhile (``memory._beside``
         says what that gains)."""
@@ -238,7 +238,9 @@ class TurnRanker:
         older = located.seqs < before_seq
         found = located.rows(older & (np.cumsum(older) <= WORD_POOL))
         scores = np.fromiter((score_of[i] for i in found.ids.tolist()), np.float64, len(found))
-        phrased = self._phrased(query, before_seq)
+        phrased = exact_holders(
+            self._passages, self._session, query, queries[0], before_seq=before_seq
+        )
         if near is None:
             return found, scores, phrased
         lists = near.result()
@@ -265,14 +267,6 @@ class TurnRanker:
         located = self._places.locate(ids)
         fresh = located.rows(~members(located.ids, found.ids))
         return found.joined(fresh), np.concatenate([words, np.zeros(len(fresh))])
-
-    def _phrased(self, query: str, before_seq: int) -> list[int]:
-        """The seqs of the turns (not context copies) holding ``query``'s words in order,
-        at most ``EXACT_POOL``."""
-        if phrase_pattern(query) is None:
-            return []
-        hits = self._passages.phrase(self._session, query, before_seq=before_seq, limit=EXACT_POOL)
-        return list({h.seq for h in hits if not h.context})
 
     def _signals(
         self,
@@ -336,7 +330,7 @@ class TurnRanker:
         words_only: np.typing.NDArray[np.bool_],
     ) -> np.typing.NDArray[np.float64]:
         """Add the length and phrase priors (``phrased``: the seqs of turns holding the
-        query's words in order) to each candidate turn; return each one's speaker prior.
+        query exactly, ``exact_holders``) to each candidate turn; return each one's speaker prior.
         The phrase prior is a word signal: for a turn measured by words alone
         (``words_only``; a turn found by the phrase alone, when no candidate has a
         similarity) it is scaled as they are."""
