@@ -38,7 +38,6 @@ __all__ = [
     "ExchangeBuilder",
     "MessageLike",
     "Turn",
-    "check_pairing",
     "kind_of",
     "normalize",
 ]
@@ -176,44 +175,6 @@ def _validate_content(content: Any, index: int) -> None:
                 + ", ".join(sorted(KNOWN_BLOCK_TYPES)),
                 index=index,
             )
-
-
-def check_pairing(
-    messages: Sequence[BaseMessage], *, open_calls: Iterable[str], issued_calls: Iterable[str]
-) -> None:
-    """Check that every tool result answers a call that was issued and is still open.
-
-    Args:
-        messages: New messages, in order.
-        open_calls: Ids of tool calls already stored and not yet answered.
-        issued_calls: Ids of every tool call already stored, answered or not.
-
-    Raises:
-        InputError: a tool result answers a call id that was never issued or was already
-            answered, or a tool call reuses the id of a call still waiting for its result.
-            Names the message index.
-    """
-    pending = set(open_calls)
-    seen = set(issued_calls)
-    for index, message in enumerate(messages):
-        if isinstance(message, AIMessage):
-            for call in message.tool_calls:
-                call_id = str(call["id"])
-                if call_id in pending:
-                    # Providers accept an id again once answered, never while still open.
-                    raise InputError(
-                        f"tool call id {call_id!r} is still waiting for its result", index=index
-                    )
-                seen.add(call_id)
-                pending.add(call_id)
-        elif isinstance(message, ToolMessage):
-            call_id = message.tool_call_id
-            if call_id not in pending:
-                problem = "was already answered" if call_id in seen else "was never issued"
-                raise InputError(
-                    f"tool result for call id {call_id!r}, which {problem}", index=index
-                )
-            pending.discard(call_id)
 
 
 _CHUNK_KINDS = {

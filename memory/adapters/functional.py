@@ -23,9 +23,10 @@ from memory._budget import Budget, as_budget
 from memory._context import sanitize
 from memory._errors import InputError
 from memory._folds import fold_points
-from memory._messages import ExchangeBuilder, MessageLike, Turn, check_pairing, normalize
+from memory._messages import ExchangeBuilder, MessageLike, Turn, normalize
 from memory._opening import fold_sizes
 from memory._options import resolve_policy
+from memory._pairing import check_pairing
 from memory._policy import AssemblyPolicy
 from memory._report import Report
 from memory._summarize import ExtractiveSummarizer, LLMSummarizer, Summarizer

@@ -15,7 +15,8 @@ from langchain_core.messages import (
 )
 
 from memory import InputError, normalize
-from memory._messages import ExchangeBuilder, Turn, check_pairing
+from memory._messages import ExchangeBuilder, Turn
+from memory._pairing import check_pairing
 
 OPENAI = [
     {"role": "system", "content": "be brief"},
