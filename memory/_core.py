@@ -18,11 +18,11 @@ from memory._assemble import Prompt
 from memory._budget import Budget, as_budget
 from memory._closing import Closing
 from memory._editing import HistoryEdits
-from memory._engine import DEFAULT_BUDGET, open_shared
+from memory._engine import DEFAULT_BUDGET
 from memory._errors import ClosedError, ConfigError
 from memory._ingest import DEFAULT_COMPRESS_THRESHOLD, IngestOptions, to_new_turn
 from memory._ledger import DEFAULT_PRICES, Price
-from memory._messages import MessageLike, check_pairing, normalize
+from memory._messages import MessageLike, normalize
 from memory._options import (
     DEFAULT_RECALL_SHARE,
     DEFAULT_SUMMARY_SHARE,
@@ -31,9 +31,11 @@ from memory._options import (
     check_timeout,
     resolve_policy,
 )
+from memory._pairing import check_pairing
 from memory._planner import build_prompt
 from memory._policy import AssemblyPolicy
 from memory._session import SessionState
+from memory._shared import open_shared
 from memory._summary_access import SummaryAccess
 from memory._timestamps import Timestamp, times_sent, with_time
 from memory._tokens import TokenCounter

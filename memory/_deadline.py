@@ -3,8 +3,11 @@
 A synchronous LangChain model call cannot be cancelled. Each call therefore runs on its
 own daemon thread while the caller waits at most ``timeout`` seconds; a call past its
 deadline is abandoned (its answer, if it ever comes, is dropped) and the caller retries
-later. At most ``slots`` calls run at once per engine, stalled ones included, so a model
-that hangs costs a bounded number of threads.
+later. At most ``slots`` calls are waited on at once per engine. An abandoned call frees
+its slot but keeps its summarizer's: until it ends, calls through that summarizer fail
+at once (its endpoint does not answer: a worker thread would only wait again), while
+other summarizers, other sessions', go on. At most ``MAX_ABANDONED`` abandoned calls
+may still be running, so a model that hangs costs a bounded number of threads.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from typing import TypeVar
 
 from memory._errors import SummarizerError
 
-__all__ = ["DEFAULT_MODEL_SLOTS", "DEFAULT_MODEL_TIMEOUT", "ModelCalls"]
+__all__ = ["DEFAULT_MODEL_SLOTS", "DEFAULT_MODEL_TIMEOUT", "MAX_ABANDONED", "ModelCalls"]
 
 DEFAULT_MODEL_TIMEOUT = 120.0
 """Seconds a summarizer call may take before it is abandoned and retried later."""
 DEFAULT_MODEL_SLOTS = 2
-"""Model calls one engine runs at once (stalled calls hold their slot until they end)."""
+"""Model calls one engine waits on at once."""
+MAX_ABANDONED = 8
+"""Abandoned model calls of one engine that may still be running (each holds a thread)."""
 _POLL_SECONDS = 0.05
 _T = TypeVar("_T")
 
@@ -48,26 +53,42 @@ class ModelCalls:
             raise ValueError(f"need timeout > 0 and slots >= 1, got {timeout} and {slots}")
         self.timeout = timeout
         self._slots = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._stalled: dict[int, int] = {}  # id(owner) -> its abandoned calls still running
         self.abandoned = 0
         """Calls given up on at their deadline so far."""
 
-    def call(self, fn: Callable[[], _T], *, cancelled: Callable[[], bool]) -> _T:
+    def call(
+        self, fn: Callable[[], _T], *, cancelled: Callable[[], bool], owner: object = None
+    ) -> _T:
         """Return ``fn()``, run on a daemon thread, waiting at most ``timeout`` seconds.
 
+        Args:
+            fn: The call.
+            cancelled: Polled while waiting; true gives up (the engine is closing).
+            owner: What makes the call (its summarizer): while a call of the same owner
+                that was given up on still runs, this one fails at once.
+
         Raises:
-            SummarizerError: every slot is taken by calls in flight, the call passed its
-                deadline, or ``cancelled()`` became true while waiting (the engine is
-                closing); the call's own exception is re-raised as it is.
+            SummarizerError: every slot is taken, a call of ``owner`` given up on is
+                still running (or ``MAX_ABANDONED`` calls are), the call passed its
+                deadline, or ``cancelled()`` became true while waiting; the call's own
+                exception is re-raised as it is.
         """
+        with self._lock:
+            stalled = self._stalled.get(id(owner), 0) if owner is not None else 0
+            if stalled or sum(self._stalled.values()) >= MAX_ABANDONED:
+                raise SummarizerError(
+                    f"the summarizer did not answer within {self.timeout:g} s and calls given "
+                    "up on are still running; retrying later (check the model endpoint)"
+                )
         if not self._slots.acquire(blocking=False):
-            why = (  # only a call given up on at its deadline makes this a timeout
-                f"the summarizer did not answer within {self.timeout:g} s and calls given "
-                "up on are still running"
-                if self.abandoned
-                else "earlier summarizer calls are still running"
+            raise SummarizerError(
+                "earlier summarizer calls are still running; retrying later (check the "
+                "model endpoint)"
             )
-            raise SummarizerError(f"{why}; retrying later (check the model endpoint)")
         call = _Call()
+        state = {"abandoned": False, "slot": True}
 
         def run() -> None:
             try:
@@ -75,8 +96,12 @@ class ModelCalls:
             except BaseException as exc:  # handed to the caller
                 call.error = exc
             finally:
-                self._slots.release()
-                call.done.set()
+                with self._lock:  # (done is set under the lock: see the deadline below)
+                    if state["slot"]:
+                        self._slots.release()
+                    if state["abandoned"]:
+                        self._release_stall(owner)
+                    call.done.set()
 
         threading.Thread(target=run, name="attic-model-call", daemon=True).start()
         deadline = time.monotonic() + self.timeout
@@ -84,7 +109,13 @@ class ModelCalls:
             if cancelled():
                 raise SummarizerError("the engine closed while the summarizer was answering")
             if time.monotonic() >= deadline:
-                self.abandoned += 1
+                with self._lock:
+                    if call.done.is_set():
+                        break  # it answered just now
+                    state.update(abandoned=True, slot=False)
+                    self._slots.release()  # the slot is for calls waited on
+                    self._stalled[id(owner)] = self._stalled.get(id(owner), 0) + 1
+                    self.abandoned += 1
                 raise SummarizerError(
                     f"the summarizer did not answer within {self.timeout:g} s; the call "
                     "was abandoned and the block will be summarized again later"
@@ -92,3 +123,11 @@ class ModelCalls:
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]
+
+    def _release_stall(self, owner: object) -> None:
+        """An abandoned call of ``owner`` ended (under the lock)."""
+        left = self._stalled.get(id(owner), 0) - 1
+        if left > 0:
+            self._stalled[id(owner)] = left
+        else:
+            self._stalled.pop(id(owner), None)

@@ -23,7 +23,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from langchain_core.embeddings import Embeddings
@@ -35,12 +34,15 @@ from memory._budget import Budget, as_budget
 from memory._closing import Closing
 from memory._deadline import DEFAULT_MODEL_SLOTS, DEFAULT_MODEL_TIMEOUT, ModelCalls
 from memory._embed import MiniLMEmbeddings, embedder_name
+from memory._embed_calls import DEFAULT_BATCH_TIMEOUT, DEFAULT_QUERY_TIMEOUT, Embedders
 from memory._errors import ClosedError, ConfigError
 from memory._ingest import DEFAULT_COMPRESS_THRESHOLD
 from memory._ledger import DEFAULT_PRICES, Price
 from memory._options import (
     OpenOptions,
+    check_counts,
     check_options,
+    check_seconds,
     check_session,
     resolve_policy,
     resolve_summarizer,
@@ -50,7 +52,7 @@ from memory._pool import WorkerPool
 from memory._session import SessionState
 from memory._summarize import Summarizer
 from memory._tokens import TokenCounter, resolve_counter
-from stores import is_postgres_url, open_store
+from stores import open_store
 from stores.base import ForgetReport, Store
 
 if TYPE_CHECKING:
@@ -62,7 +64,6 @@ __all__ = [
     "DEFAULT_MAX_SESSIONS",
     "DEFAULT_WORKERS",
     "Engine",
-    "open_shared",
 ]
 
 DEFAULT_BUDGET = Budget(context_window=8000, reserve_output=1000)
@@ -92,6 +93,9 @@ class Engine(Closing):
         max_sessions: Session states kept for sessions no handle holds (LRU).
         summary_timeout: Seconds a summarizer call may take before it is abandoned and
             retried later (``memory._deadline``).
+        query_embed_timeout: Seconds the embedder may take on a query, then searched
+            without embeddings as when it fails (``memory._embed_calls``).
+        embed_timeout: Seconds it may take on a batch of texts, then embedded later.
 
     Raises:
         ConfigError: a bad option.
@@ -107,18 +111,15 @@ class Engine(Closing):
         io_workers: int = DEFAULT_IO_WORKERS,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         summary_timeout: float = DEFAULT_MODEL_TIMEOUT,
+        query_embed_timeout: float = DEFAULT_QUERY_TIMEOUT,
+        embed_timeout: float = DEFAULT_BATCH_TIMEOUT,
     ) -> None:
-        for name, value in (
-            ("workers", workers),
-            ("io_workers", io_workers),
-            ("max_sessions", max_sessions),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an int >= 1, not {value!r}")
-        if isinstance(summary_timeout, bool) or not (
-            isinstance(summary_timeout, int | float) and summary_timeout > 0
-        ):
-            raise ConfigError(f"summary_timeout must be seconds > 0, not {summary_timeout!r}")
+        check_counts(workers=workers, io_workers=io_workers, max_sessions=max_sessions)
+        check_seconds(
+            summary_timeout=summary_timeout,
+            query_embed_timeout=query_embed_timeout,
+            embed_timeout=embed_timeout,
+        )
         check_options(embedder=embedder, compress_threshold=1, max_output_bytes=1)
         if not isinstance(location, str | os.PathLike) and not hasattr(location, "location"):
             raise ConfigError(f"location must be a path, a URL or a Store, not {location!r}")
@@ -130,6 +131,7 @@ class Engine(Closing):
         self.embedder: Embeddings = embedder if embedder is not None else MiniLMEmbeddings()
         self.pool = WorkerPool("attic-bg", workers)
         self.model_calls = ModelCalls(summary_timeout, DEFAULT_MODEL_SLOTS)
+        self.embedders = Embedders(query_embed_timeout, embed_timeout)
         self._io_workers = io_workers
         self._io: ThreadPoolExecutor | None = None
         self.max_sessions = max_sessions
@@ -227,7 +229,7 @@ class Engine(Closing):
                 session,
                 self.store,
                 counter,
-                embedder,
+                self.embedders.calls(embedder),
                 summarizer,
                 pool=self.pool,
                 calls=self.model_calls,
@@ -338,7 +340,9 @@ class Engine(Closing):
         if self._io is not None:
             self._io.shutdown(wait=wait, cancel_futures=True)
         self.store.close()
-        _forget_shared(self)
+        from memory._shared import forget_shared  # (it imports this module)
+
+        forget_shared(self)
 
     async def aclose(self) -> None:
         """``close`` for async code: the wait for steps in flight runs off the loop."""
@@ -353,47 +357,3 @@ class Engine(Closing):
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._handles} handles"
         return f"Engine({self.location!r}, {state})"
-
-
-_shared: dict[str, Engine] = {}
-_shared_lock = threading.RLock()
-
-
-def _shared_key(location: str) -> str | None:
-    if location == ":memory:":
-        return None
-    return location if is_postgres_url(location) else os.path.realpath(Path(location))
-
-
-def open_shared(location: str | os.PathLike[str], **options: Any) -> ConversationMemory:
-    """Open a handle on the process's shared engine for ``location``.
-
-    The engine is created on first use (``":memory:"``: always a new private one) and is
-    owned by its handles: it closes when the last of them is closed (a private one also
-    when its handle is collected). ``options`` are ``Engine.open``'s.
-
-    Raises:
-        StoreError: the store cannot be opened; and what ``Engine.open`` raises.
-    """
-    text = location if isinstance(location, str) else os.fspath(location)
-    key = _shared_key(text)
-    with _shared_lock:
-        engine = _shared.get(key) if key is not None else None
-        if engine is None or engine.closed:
-            engine = Engine(text)
-            engine._owned_by_handles = True
-            if key is not None:
-                _shared[key] = engine
-        try:
-            return engine.open(**options)
-        except BaseException:
-            if engine.handles == 0:
-                engine.close()
-            raise
-
-
-def _forget_shared(engine: Engine) -> None:
-    with _shared_lock:
-        for key, value in list(_shared.items()):
-            if value is engine:
-                del _shared[key]

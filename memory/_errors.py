@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ContextAtticError",
+    "EmbedderError",
     "InputError",
     "InterruptedWriteError",
     "MissingDependencyError",
@@ -95,6 +96,12 @@ class SummarizerError(ContextAtticError):
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         super().__init__(message)
+
+
+class EmbedderError(ContextAtticError):
+    """The embedder did not answer within its deadline (``memory._embed_calls``). Never
+    raised to callers: a query is then searched without embeddings, and a batch of texts
+    is embedded again later (``ConversationMemory.report().recall_degraded`` says why)."""
 
 
 class ClosedError(ContextAtticError, RuntimeError):

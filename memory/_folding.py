@@ -154,6 +154,7 @@ class SummaryRunner(BackgroundWorker):
                 result = self._calls.call(
                     functools.partial(self.summarizer.summarize, previous, evicted),
                     cancelled=closing,
+                    owner=getattr(self.summarizer, "model", self.summarizer),  # its endpoint
                 )
             except SummarizerError as exc:
                 error = str(exc)

@@ -6,10 +6,11 @@ session has two: one over its archive chunks, one over its turn passages (separa
 spaces, separate index files).
 A ``recall`` right after ``add`` waits only until that output's chunks are embedded.
 
-When the embedder fails on a query (a remote model down or timing out), search goes on
-with full-text and phrase ranking only: the failure is logged once per outage, kept in
-``query_failure``, and queries skip the embedder for ``QUERY_COOLDOWN_SECONDS`` before
-trying it again, so an outage neither raises into a prompt nor slows every call.
+When the embedder fails on a query (a remote model down, or not answering within its
+deadline: ``memory._embed_calls``), search goes on with full-text and phrase ranking
+only: the failure is logged once per outage, kept in ``query_failure``, and queries skip
+the embedder for ``QUERY_COOLDOWN_SECONDS`` before trying it again, so an outage neither
+raises into a prompt nor slows every call.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from langchain_core.embeddings import Embeddings
 
-from memory._embed import embed_matrix, embedder_name, return_free_memory
+from memory._embed import return_free_memory
+from memory._embed_calls import EmbedCalls
+from memory._errors import EmbedderError
 from memory._pool import WorkerPool
 from memory._wire import sendable
 from memory._worker import BackgroundWorker
@@ -118,7 +120,7 @@ class Indexer(BackgroundWorker):
     Args:
         session: The session whose texts are indexed.
         source: Where the texts and their vectors are stored.
-        embedder: Any LangChain ``Embeddings``.
+        calls: The engine's calls of the embedder (under deadlines).
         directory: Where the FAISS file lives; None keeps the index in memory.
         pool: The engine's pool the embedding runs on.
         batch_size: Texts embedded per batch.
@@ -134,7 +136,7 @@ class Indexer(BackgroundWorker):
         self,
         session: str,
         source: VectorSource,
-        embedder: Embeddings,
+        calls: EmbedCalls,
         *,
         directory: Path | None,
         pool: WorkerPool,
@@ -143,10 +145,10 @@ class Indexer(BackgroundWorker):
     ) -> None:
         super().__init__(f"embedding of {session!r}" + (f" ({kind})" if kind else ""), pool)
         self.session = session
-        self.model = embedder_name(embedder)
+        self.model = calls.name
         self.kind = kind
         self._source = source
-        self._embedder = embedder
+        self._calls = calls
         self._directory = directory
         self._batch_size = batch_size
         self._index: FAISSIndex | None = None
@@ -271,7 +273,7 @@ class Indexer(BackgroundWorker):
             return None  # still cooling down: do not wait on a failing embedder every call
         try:
             # (a lone surrogate would fail the tokenizer, and embedding for the cool-down)
-            vector: npt.NDArray[np.float32] = embed_matrix(self._embedder, [sendable(query)])[0]
+            vector = self._calls.query(sendable(query))
         except Exception as exc:  # any client error: search goes on without embeddings
             if self.query_failure is None:
                 logger.warning(
@@ -356,6 +358,10 @@ class Indexer(BackgroundWorker):
             self._index.save()
             self._unsaved = False
 
+    def _closing(self) -> bool:
+        """Whether the worker is being stopped (an embedder call in flight is left)."""
+        return self.stopping or self._pool.stopped
+
     def step(self) -> bool:
         """Embed one batch of waiting chunks; False when none are waiting."""
         if self.stopping:
@@ -368,9 +374,12 @@ class Indexer(BackgroundWorker):
             self._embedded_upto = max(self._embedded_upto, self._source.last_id(self.session))
             return False
         started = time.perf_counter()
-        vectors_new: npt.NDArray[np.float32] = embed_matrix(
-            self._embedder, [c.text for c in chunks]
-        )
+        try:
+            vectors_new = self._calls.batch([c.text for c in chunks], cancelled=self._closing)
+        except EmbedderError:
+            if self._closing():
+                return False  # not a failure: the chunks wait for the next open
+            raise
         self.embed_seconds += time.perf_counter() - started
         ids_new = [c.id for c in chunks]
         index = self._ensure_index(vectors_new.shape[1])

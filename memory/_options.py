@@ -24,8 +24,10 @@ __all__ = [
     "MAX_SESSION_LENGTH",
     "ExtraOptions",
     "OpenOptions",
+    "check_counts",
     "check_option_names",
     "check_options",
+    "check_seconds",
     "check_session",
     "resolve_policy",
     "resolve_summarizer",
@@ -92,6 +94,20 @@ def check_timeout(timeout: object) -> float | None:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
         raise ConfigError(f"timeout must be seconds >= 0 or None, not {timeout!r}")
     return float(timeout)
+
+
+def check_counts(**counts: object) -> None:
+    """Raise ``ConfigError`` unless each of ``counts`` is an int >= 1 (threads, sessions)."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an int >= 1, not {value!r}")
+
+
+def check_seconds(**timeouts: object) -> None:
+    """Raise ``ConfigError`` unless each of ``timeouts`` is a number of seconds > 0."""
+    for name, value in timeouts.items():
+        if isinstance(value, bool) or not (isinstance(value, int | float) and value > 0):
+            raise ConfigError(f"{name} must be seconds > 0, not {value!r}")
 
 
 def check_session(session: object) -> str:

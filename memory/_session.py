@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TypeVar
 
-from langchain_core.embeddings import Embeddings
-
 from memory._archive import Archive
 from memory._deadline import ModelCalls
+from memory._embed_calls import EmbedCalls
 from memory._errors import ClosedError, ConflictError, InputError, InterruptedWriteError
 from memory._folding import SummaryRunner
 from memory._indexer import ChunkVectors, Indexer
@@ -79,7 +78,8 @@ class SessionState:
         session: The session.
         store: The engine's store.
         counter: Counts tokens as the session's prompts do.
-        embedder: Embeds archived chunks and turns.
+        embed_calls: Embeds archived chunks and turns (the engine's calls of the
+            embedder, under deadlines).
         summarizer: Writes the running summary.
         pool: Runs embedding and summaries.
         calls: Runs summarizer calls under a deadline.
@@ -93,7 +93,7 @@ class SessionState:
         session: str,
         store: Store,
         counter: TokenCounter,
-        embedder: Embeddings,
+        embed_calls: EmbedCalls,
         summarizer: Summarizer,
         *,
         pool: WorkerPool,
@@ -114,7 +114,7 @@ class SessionState:
         self.indexer = Indexer(
             session,
             ChunkVectors(store.blobs),
-            embedder,
+            embed_calls,
             directory=store.index_directory,
             pool=pool,
         )
@@ -122,7 +122,7 @@ class SessionState:
         self.passage_indexer = Indexer(
             session,
             store.passages,
-            embedder,
+            embed_calls,
             directory=store.index_directory,
             pool=pool,
             kind=PASSAGES,

@@ -1,0 +1,192 @@
+"""An embedder's calls under a deadline, shared by every session that embeds with it.
+
+A LangChain ``Embeddings`` call cannot be cancelled, and a remote one can hang without
+raising (an endpoint that accepts the connection and never answers). Each call therefore
+runs on its own daemon thread while the caller waits at most its deadline: a query on
+the prompt path ``query_timeout`` seconds, a batch of texts in the background
+``batch_timeout`` seconds. A call past its deadline is abandoned (its answer, if it ever
+comes, is dropped). Until that endpoint answers again, or ``stall_seconds`` have passed,
+every other call through the same embedder fails at once instead of waiting too: a hung
+endpoint costs one wait per outage, not one per session (a server with a thousand
+sessions would otherwise wait ``query_timeout`` for each). At most ``MAX_ABANDONED``
+abandoned calls may still be running; past that, calls fail at once, so a hung endpoint
+holds a bounded number of threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+from langchain_core.embeddings import Embeddings
+
+from memory._embed import embed_matrix, embedder_name
+from memory._errors import EmbedderError
+
+__all__ = [
+    "DEFAULT_BATCH_TIMEOUT",
+    "DEFAULT_QUERY_TIMEOUT",
+    "MAX_ABANDONED",
+    "MAX_EMBEDDERS",
+    "EmbedCalls",
+    "Embedders",
+]
+
+DEFAULT_QUERY_TIMEOUT = 5.0
+"""Seconds a query's embedding may take on the prompt path before the query is searched
+without embeddings (full-text and phrase only)."""
+DEFAULT_BATCH_TIMEOUT = 120.0
+"""Seconds one batch of texts (``memory._indexer.DEFAULT_EMBED_BATCH``) may take to embed
+in the background before it is abandoned and tried again later (a large local model on
+a CPU embeds a few texts a second)."""
+MAX_EMBEDDERS = 64
+"""Embedder objects whose calls (and whether they answer) an engine keeps apart."""
+MAX_ABANDONED = 8
+"""Abandoned calls of one embedder that may still be running (each holds a thread)."""
+_POLL_SECONDS = 0.05
+
+
+class _Call:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: npt.NDArray[np.float32] | None = None
+        self.error: BaseException | None = None
+
+
+class EmbedCalls:
+    """Run one embedder's calls under deadlines (see the module).
+
+    Args:
+        embedder: Any LangChain ``Embeddings``.
+        query_timeout: Seconds a query's embedding may take (> 0).
+        batch_timeout: Seconds a batch of texts may take (> 0).
+        stall_seconds: Seconds after a call was abandoned during which further calls
+            fail at once (unless the endpoint answers meanwhile).
+    """
+
+    def __init__(
+        self,
+        embedder: Embeddings,
+        *,
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+        batch_timeout: float = DEFAULT_BATCH_TIMEOUT,
+        stall_seconds: float = 30.0,
+    ) -> None:
+        if query_timeout <= 0 or batch_timeout <= 0:
+            raise ValueError(f"timeouts must be > 0, got {query_timeout}, {batch_timeout}")
+        self.embedder = embedder
+        self.name = embedder_name(embedder)
+        self.query_timeout = query_timeout
+        self.batch_timeout = batch_timeout
+        self.stall_seconds = stall_seconds
+        self._lock = threading.Lock()
+        self._running_abandoned = 0
+        self._stalled_at: float | None = None
+        self.abandoned = 0
+        """Calls given up on at their deadline so far."""
+
+    def query(self, text: str) -> npt.NDArray[np.float32]:
+        """The unit vector of one query, waiting at most ``query_timeout`` seconds.
+
+        Raises:
+            EmbedderError: the call passed its deadline, or an earlier one did and the
+                endpoint has not answered since; the embedder's own error as it is.
+        """
+        vector: npt.NDArray[np.float32] = self._run([text], self.query_timeout, lambda: False)[0]
+        return vector
+
+    def batch(self, texts: list[str], *, cancelled: Callable[[], bool]) -> npt.NDArray[np.float32]:
+        """The unit vectors of ``texts`` (a row each), waiting at most ``batch_timeout``
+        seconds, or until ``cancelled()`` is true (the engine is closing).
+
+        Raises:
+            EmbedderError: as ``query``, or cancelled while waiting.
+        """
+        return self._run(texts, self.batch_timeout, cancelled)
+
+    def _run(
+        self, texts: list[str], timeout: float, cancelled: Callable[[], bool]
+    ) -> npt.NDArray[np.float32]:
+        with self._lock:
+            stalled_at = self._stalled_at
+            if stalled_at is not None and time.monotonic() - stalled_at < self.stall_seconds:
+                raise EmbedderError(
+                    "an embedder call passed its deadline and the embedder has not answered "
+                    f"since; not waiting on it again for {self.stall_seconds:g} s"
+                )
+            if self._running_abandoned >= MAX_ABANDONED:
+                raise EmbedderError(
+                    f"{self._running_abandoned} embedder calls given up on are still "
+                    "running (check the embedding endpoint)"
+                )
+        call = _Call()
+        state = {"abandoned": False}
+
+        def run() -> None:
+            try:
+                call.result = embed_matrix(self.embedder, texts)
+            except BaseException as exc:  # handed to the caller
+                call.error = exc
+            finally:
+                with self._lock:  # (done is set under the lock: see the deadline below)
+                    if state["abandoned"]:
+                        self._running_abandoned -= 1
+                    if call.error is None:
+                        self._stalled_at = None  # it answers again
+                    call.done.set()
+
+        threading.Thread(target=run, name="attic-embed-call", daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not call.done.wait(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.0))):
+            if cancelled():
+                raise EmbedderError("the engine closed while the embedder was answering")
+            if time.monotonic() >= deadline:
+                with self._lock:
+                    if call.done.is_set():
+                        break  # it answered just now
+                    state["abandoned"] = True
+                    self._running_abandoned += 1
+                    self.abandoned += 1
+                    self._stalled_at = time.monotonic()
+                raise EmbedderError(
+                    f"the embedder did not answer within {timeout:g} s; the call was abandoned"
+                )
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        return call.result
+
+
+class Embedders:
+    """An engine's ``EmbedCalls``, one per embedder object, shared by its sessions: an
+    endpoint that stopped answering is waited on once, not once per session (the last
+    ``MAX_EMBEDDERS`` kept; a session keeps the calls it was given).
+
+    Args:
+        query_timeout: ``EmbedCalls``'s, seconds.
+        batch_timeout: ``EmbedCalls``'s, seconds.
+    """
+
+    def __init__(self, query_timeout: float, batch_timeout: float) -> None:
+        self.query_timeout = float(query_timeout)
+        self.batch_timeout = float(batch_timeout)
+        self._calls: OrderedDict[int, EmbedCalls] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def calls(self, embedder: Embeddings) -> EmbedCalls:
+        """The calls of ``embedder`` (made on first use)."""
+        with self._lock:
+            calls = self._calls.get(id(embedder))
+            if calls is None or calls.embedder is not embedder:
+                calls = EmbedCalls(
+                    embedder, query_timeout=self.query_timeout, batch_timeout=self.batch_timeout
+                )
+                self._calls[id(embedder)] = calls
+                while len(self._calls) > MAX_EMBEDDERS:
+                    self._calls.popitem(last=False)
+            self._calls.move_to_end(id(embedder))
+            return calls
