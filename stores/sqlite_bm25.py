@@ -16,6 +16,7 @@ At 50,000 turns of ``benchmarks/assembly_latency.py``, for a word in 871 passage
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -131,7 +132,8 @@ class PassageScores:
             if held is None:
                 continue
             ids, freq = np.unique(held, return_counts=True)
-            idf = np.log((rows_total - len(ids) + 0.5) / (len(ids) + 0.5))
+            # (the C library's log, as SQLite's: numpy's own may differ in the last bit)
+            idf = math.log((rows_total - len(ids) + 0.5) / (len(ids) + 0.5))
             idf = idf if idf > 0.0 else 1e-6
             at = np.searchsorted(found, ids)
             f = freq.astype(np.float64)
