@@ -13,10 +13,10 @@ may still be running, so a model that hangs costs a bounded number of threads.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from memory._daemon_call import DaemonCall
 from memory._errors import SummarizerError
 
 __all__ = ["DEFAULT_MODEL_SLOTS", "DEFAULT_MODEL_TIMEOUT", "MAX_ABANDONED", "ModelCalls"]
@@ -27,15 +27,7 @@ DEFAULT_MODEL_SLOTS = 2
 """Model calls one engine waits on at once."""
 MAX_ABANDONED = 8
 """Abandoned model calls of one engine that may still be running (each holds a thread)."""
-_POLL_SECONDS = 0.05
 _T = TypeVar("_T")
-
-
-class _Call:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: object = None
-        self.error: BaseException | None = None
 
 
 class ModelCalls:
@@ -87,42 +79,28 @@ class ModelCalls:
                 "earlier summarizer calls are still running; retrying later (check the "
                 "model endpoint)"
             )
-        call = _Call()
-        state = {"abandoned": False, "slot": True}
 
-        def run() -> None:
-            try:
-                call.result = fn()
-            except BaseException as exc:  # handed to the caller
-                call.error = exc
-            finally:
-                with self._lock:  # (done is set under the lock: see the deadline below)
-                    if state["slot"]:
-                        self._slots.release()
-                    if state["abandoned"]:
-                        self._release_stall(owner)
-                    call.done.set()
+        def ended(abandoned: bool, failed: bool) -> None:
+            if abandoned:
+                self._release_stall(owner)
+            else:
+                self._slots.release()
 
-        threading.Thread(target=run, name="attic-model-call", daemon=True).start()
-        deadline = time.monotonic() + self.timeout
-        while not call.done.wait(_POLL_SECONDS):
-            if cancelled():
-                raise SummarizerError("the engine closed while the summarizer was answering")
-            if time.monotonic() >= deadline:
-                with self._lock:
-                    if call.done.is_set():
-                        break  # it answered just now
-                    state.update(abandoned=True, slot=False)
-                    self._slots.release()  # the slot is for calls waited on
-                    self._stalled[id(owner)] = self._stalled.get(id(owner), 0) + 1
-                    self.abandoned += 1
-                raise SummarizerError(
-                    f"the summarizer did not answer within {self.timeout:g} s; the call "
-                    "was abandoned and the block will be summarized again later"
-                )
-        if call.error is not None:
-            raise call.error
-        return call.result  # type: ignore[return-value]
+        def late() -> None:
+            self._slots.release()  # the slot is for calls waited on
+            self._stalled[id(owner)] = self._stalled.get(id(owner), 0) + 1
+            self.abandoned += 1
+
+        call = DaemonCall(fn, lock=self._lock, ended=ended, name="attic-model-call")
+        outcome = call.wait(self.timeout, cancelled=cancelled, late=late)
+        if outcome == "cancelled":
+            raise SummarizerError("the engine closed while the summarizer was answering")
+        if outcome == "late":
+            raise SummarizerError(
+                f"the summarizer did not answer within {self.timeout:g} s; the call "
+                "was abandoned and the block will be summarized again later"
+            )
+        return call.value()
 
     def _release_stall(self, owner: object) -> None:
         """An abandoned call of ``owner`` ended (under the lock)."""

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
+from memory._daemon_call import DaemonCall
 from memory._embed import embed_matrix, embedder_name
 from memory._errors import EmbedderError
 
@@ -47,14 +48,6 @@ MAX_EMBEDDERS = 64
 """Embedder objects whose calls (and whether they answer) an engine keeps apart."""
 MAX_ABANDONED = 8
 """Abandoned calls of one embedder that may still be running (each holds a thread)."""
-_POLL_SECONDS = 0.05
-
-
-class _Call:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: npt.NDArray[np.float32] | None = None
-        self.error: BaseException | None = None
 
 
 class EmbedCalls:
@@ -123,42 +116,32 @@ class EmbedCalls:
                     f"{self._running_abandoned} embedder calls given up on are still "
                     "running (check the embedding endpoint)"
                 )
-        call = _Call()
-        state = {"abandoned": False}
 
-        def run() -> None:
-            try:
-                call.result = embed_matrix(self.embedder, texts)
-            except BaseException as exc:  # handed to the caller
-                call.error = exc
-            finally:
-                with self._lock:  # (done is set under the lock: see the deadline below)
-                    if state["abandoned"]:
-                        self._running_abandoned -= 1
-                    if call.error is None:
-                        self._stalled_at = None  # it answers again
-                    call.done.set()
+        def ended(abandoned: bool, failed: bool) -> None:
+            if abandoned:
+                self._running_abandoned -= 1
+            if not failed:
+                self._stalled_at = None  # it answers again
 
-        threading.Thread(target=run, name="attic-embed-call", daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not call.done.wait(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.0))):
-            if cancelled():
-                raise EmbedderError("the engine closed while the embedder was answering")
-            if time.monotonic() >= deadline:
-                with self._lock:
-                    if call.done.is_set():
-                        break  # it answered just now
-                    state["abandoned"] = True
-                    self._running_abandoned += 1
-                    self.abandoned += 1
-                    self._stalled_at = time.monotonic()
-                raise EmbedderError(
-                    f"the embedder did not answer within {timeout:g} s; the call was abandoned"
-                )
-        if call.error is not None:
-            raise call.error
-        assert call.result is not None
-        return call.result
+        def late() -> None:
+            self._running_abandoned += 1
+            self.abandoned += 1
+            self._stalled_at = time.monotonic()
+
+        call = DaemonCall(
+            lambda: embed_matrix(self.embedder, texts),
+            lock=self._lock,
+            ended=ended,
+            name="attic-embed-call",
+        )
+        outcome = call.wait(timeout, cancelled=cancelled, late=late)
+        if outcome == "cancelled":
+            raise EmbedderError("the engine closed while the embedder was answering")
+        if outcome == "late":
+            raise EmbedderError(
+                f"the embedder did not answer within {timeout:g} s; the call was abandoned"
+            )
+        return call.value()
 
 
 class Embedders:
