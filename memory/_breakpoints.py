@@ -30,7 +30,8 @@ __all__ = ["LOOKBACK_BLOCKS", "MAX_WRITTEN", "WrittenPrefixes", "anchor_count", 
 LOOKBACK_BLOCKS = 20
 """Block boundaries before its breakpoint where a request looks for a cached prefix."""
 MAX_WRITTEN = 16
-"""Written prefixes remembered (the oldest are long expired in a conversation's pace)."""
+"""Written prefixes remembered, the least recently written or read dropped first (the
+cache keeps an entry 5 minutes from its last use)."""
 
 
 class _Written(NamedTuple):
