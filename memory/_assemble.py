@@ -38,6 +38,7 @@ from memory._exchange_log import Exchanges
 from memory._folds import fold_points
 from memory._messages import Exchange, Turn
 from memory._opening import fold_sizes
+from memory._pairing import unique_call_ids
 from memory._policy import DEFAULT_POLICY, AssemblyPolicy
 from memory._report import PartTokens, Report
 from memory._tokens import TokenCounter
@@ -188,7 +189,7 @@ def assemble(
     )
     placed = place_blocks(conversation, head=window.head, recall=block, after=opening)
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
-    messages += [sanitize(m) for m in as_user_turns(placed)]
+    messages += unique_call_ids([sanitize(m) for m in as_user_turns(placed)])
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
     # The block is sent last (``place_blocks``), as it was counted.
     counted = {id(messages[-1]): block_tokens} if block and messages[-1].content == block else {}

@@ -236,3 +236,42 @@ def test_a_message_missing_a_field_is_named_in_one_line(message: Any, says: str)
     with pytest.raises(InputError) as raised:
         normalize(message)
     assert says in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_call_id_used_again_once_answered_is_renamed_in_the_prompt() -> None:
+    """Models behind OpenAI-compatible servers number their calls "call_0"... in every
+    reply: stored as given, sent with ids used once (Anthropic refuses repeated
+    ``tool_use`` ids), each result still answering its own call."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from memory import ConversationMemory
+
+    def call(text: str) -> dict[str, object]:
+        arguments = '{"q":"' + text + '"}'
+        function = {"name": "search", "arguments": arguments}
+        return {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_0", "type": "function", "function": function}
+        ]}  # fmt: skip
+
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=4000, embedder=DeterministicFakeEmbedding(size=16)
+    ) as mem:
+        for text in ("kites", "boats", "trains"):
+            mem.add({"role": "user", "content": f"find {text}"})
+            mem.add(call(text))
+            mem.add({"role": "tool", "tool_call_id": "call_0", "content": f"{text} found"})
+        assert [m.tool_call_id for m in mem.history() if isinstance(m, ToolMessage)] == [
+            "call_0"
+        ] * 3  # stored as given
+        prompt = mem.assemble(system="Be brief.")
+        sent = prompt.to_openai()
+        ids = [c["id"] for m in sent for c in m.get("tool_calls", [])]  # type: ignore[attr-defined]
+        assert ids == ["call_0", "call_0~2", "call_0~3"]
+        results = [(m["tool_call_id"], m["content"]) for m in sent if m["role"] == "tool"]
+        assert results == [("call_0", "kites found"), ("call_0~2", "boats found"),
+                           ("call_0~3", "trains found")]  # fmt: skip
+        assert '"q":"boats"' in str(sent)  # the model's own argument strings, still sent
+        uses = [b["id"] for t in prompt.to_anthropic()["messages"] for b in t["content"]
+                if b["type"] == "tool_use"]  # fmt: skip
+        assert uses == ids
+        assert prompt.tokens <= 4000
