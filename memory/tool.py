@@ -22,8 +22,10 @@ from pydantic import BaseModel, Field, ValidationError
 from memory._archive import Archive, Hit
 from memory._errors import RefNotFoundError
 from memory._focus import focus, focused, holds_a_word
+from memory._recall.exact import identifiers
 from memory._recall.passages import storable
 from memory._recall.search import TOOL_FLOOR, Recall
+from stores.text_search import search_words
 
 __all__ = [
     "DEFAULT_RECALL_TOKENS",
@@ -177,6 +179,14 @@ _BY_MEANING = ' found="by meaning only: none of the query\'s words is in it"'
 _BY_DATE = ' found="by its date: sent when the query asks about"'
 
 
+def _lacking(text: str, wanted: list[str]) -> str:
+    """The ``lacks`` attribute of a snippet without some of the identifiers the query
+    names (``memory._recall.exact``): "INC-9999" asked, "INC-6007" found."""
+    held = set(search_words(text).split())
+    missing = [w for w in wanted if w not in held]
+    return f' lacks="{" ".join(missing)}"' if missing else ""
+
+
 def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) -> str:
     originals: dict[str, str] = {}
     parts: list[str] = []
@@ -184,6 +194,8 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
     # Turns that hold a query word (or were sent when it asks about); a turn next to one
     # is its question or its reply.
     worded = {h.idx for h in hits if not h.ref and (h.dated or holds_a_word(h.text, query))}
+    wanted = identifiers(query)
+    holding = {h.idx for h in hits if not h.ref and wanted and not _lacking(h.text, wanted)}
     for hit in _in_order(_runs(hits)):
         if hit.ref:
             original = originals.setdefault(hit.ref, archive.get(hit.ref))
@@ -196,6 +208,7 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
             where = f'ref="{hit.ref}" lines="{span}"'
             if not holds_a_word(whole, query):  # found by meaning: say so
                 where += _BY_MEANING
+            where += _lacking(whole, wanted)
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_placed_at(hit)}'
             near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by}
@@ -203,6 +216,8 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
                 where += _BY_DATE
             elif not worded & near:  # neither a match nor its question or reply
                 where += _BY_MEANING
+            if not holding & near:  # nor a turn holding the identifiers, nor next to one
+                where += _lacking(text, wanted)
         opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8
         if room < 32:

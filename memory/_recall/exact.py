@@ -16,7 +16,14 @@ from memory._recall.fuse import phrase_pattern
 from stores.text_search import WORD
 from stores.turn_index import TurnIndex
 
-__all__ = ["EXACT_POOL", "MAX_HOLDERS", "MAX_IDENTIFIERS", "exact_holders", "identifiers"]
+__all__ = [
+    "EXACT_POOL",
+    "MAX_HOLDERS",
+    "MAX_IDENTIFIERS",
+    "MAX_QUERY_WORDS",
+    "exact_holders",
+    "identifiers",
+]
 
 EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
@@ -25,14 +32,23 @@ MAX_HOLDERS = 3
 ("2" in a chat of steps, a port every log names), it tells no turn apart."""
 MAX_IDENTIFIERS = 3
 """Identifiers of one query looked up (each one more search)."""
+MAX_QUERY_WORDS = 40
+"""Longest query whose identifiers are looked up: a question or a request names what it
+looks for; a pasted log or a tool's output as the latest turn (an agent's implicit
+query) holds numbers by the hundred, none of them asked about (``benchmarks/cost.py``'s
+SWE-agent transcripts: more recalled, uncached, for nothing)."""
 _DIGIT = re.compile(r"\d")
 _YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 def identifiers(query: str) -> list[str]:
     """The query's words holding a digit, lower-cased, first ``MAX_IDENTIFIERS`` (a year
-    is a date, not an identifier: ``memory._recall.when`` reads it)."""
-    found = [w.lower() for w in WORD.findall(query) if _DIGIT.search(w)]
+    is a date, not an identifier: ``memory._recall.when`` reads it); none for a query of
+    more than ``MAX_QUERY_WORDS`` words."""
+    words = WORD.findall(query)
+    if len(words) > MAX_QUERY_WORDS:
+        return []
+    found = [w.lower() for w in words if _DIGIT.search(w)]
     kept = [w for w in dict.fromkeys(found) if not _YEAR.fullmatch(w)]
     return kept[:MAX_IDENTIFIERS]
 

@@ -19,6 +19,8 @@ def test_identifiers_are_words_with_a_digit_but_not_years() -> None:
     assert identifiers("deploy v2 and build 1987b twice: v2") == ["v2", "1987b"]
     assert identifiers("Where did Anna go?") == []
     assert identifiers("1 2 3 4 5") == ["1", "2", "3"]  # at most MAX_IDENTIFIERS
+    pasted = "Traceback: line 41 in run, line 97 in main " * 5  # a paste, not a lookup
+    assert identifiers(pasted) == []
 
 
 @pytest.mark.parametrize("fill", [(5, 5), (5, 30), (5, 60), (30, 60), (60, 5)])

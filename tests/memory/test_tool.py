@@ -232,3 +232,29 @@ def test_a_reply_after_a_tool_round_comes_with_the_question_it_answers() -> None
     assert found.index("Which airport") < found.index("Fly from Schiphol")
     question = found[found.rindex("<archived", 0, found.index("Which airport")) :]
     assert "by meaning" not in question.split("\n", 1)[0]
+
+
+def test_snippets_without_the_identifier_asked_for_say_so() -> None:
+    """ "INC-9999", which no turn holds, brings back other tickets by their common words:
+    each says what it lacks, so a model does not take INC-6007 for the answer."""
+    import re
+
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=300, embedder=DeterministicFakeEmbedding(size=32)
+    ) as mem:
+        for i in range(20):
+            mem.add(
+                {"role": "user", "content": f"Build failed on v2.{i}.1; ticket INC-{6000 + i}."}
+            )
+            mem.add({"role": "assistant", "content": f"Logged #{i}."})
+        mem.add({"role": "user", "content": "We pinned the SDK to v2.14.1 for now."})
+        mem.add({"role": "assistant", "content": "Got it."})
+        for i in range(6):
+            mem.add({"role": "user", "content": f"Small talk {i}."})
+            mem.add({"role": "assistant", "content": "Sure."})
+        assert mem.wait_until_indexed(30)
+        absent = mem.recall(query="What was ticket INC-9999 about?")
+        blocks = re.findall(r"<archived [^>]*>", absent)
+        assert blocks and all('lacks="9999"' in b for b in blocks)
+        found = mem.recall(query="INC-6007")
+        assert "INC-6007" in found and 'lacks="6007"' not in found.split("</archived>")[0]
