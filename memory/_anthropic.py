@@ -16,10 +16,13 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
-__all__ = ["CACHE_BREAKPOINT", "to_anthropic", "with_breakpoint"]
+__all__ = ["CACHE_BREAKPOINT", "MAX_BREAKPOINTS", "marks_in", "to_anthropic", "with_breakpoint"]
 
 CACHE_BREAKPOINT = {"type": "ephemeral"}
 """Anthropic's 5-minute prompt cache (docs.anthropic.com, prompt caching)."""
+MAX_BREAKPOINTS = 4
+"""``cache_control`` blocks Anthropic accepts in one request (same source): the caller's
+own marks count, and ours are added only while they fit (the stable part's first)."""
 _THINKING = ("thinking", "redacted_thinking")
 _DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
 
@@ -124,11 +127,13 @@ def to_anthropic(
                 turns.pop(0)
     _order_results_first(turns)
     sent = [b for t in turns for b in t["content"]]
-    for mark in marks:
-        if any(mark is b for b in sent):
-            mark["cache_control"] = dict(CACHE_BREAKPOINT)
+    marks = [m for m in marks if any(m is b for b in sent)]
     leading = next((i for i, m in enumerate(messages) if not isinstance(m, SystemMessage)), 0)
-    if text and any(0 < end <= leading for end in ends):  # a breakpoint ends the system part
+    on_system = bool(text) and any(0 < end <= leading for end in ends)
+    room = MAX_BREAKPOINTS - sum("cache_control" in b for b in sent)
+    for mark in marks[::-1][: max(room, 0)]:  # the stable part's first
+        mark["cache_control"] = dict(CACHE_BREAKPOINT)
+    if on_system and room > len(marks):  # a breakpoint ends the system part
         block = {"type": "text", "text": text, "cache_control": dict(CACHE_BREAKPOINT)}
         return [block], turns
     return text, turns
@@ -145,7 +150,7 @@ def _order_results_first(turns: list[dict[str, Any]]) -> None:
 
 
 def with_breakpoint(
-    messages: Sequence[BaseMessage], stable_count: int, anchor_count: int = 0
+    messages: Sequence[BaseMessage], stable_count: int, anchor_count: int = 0, *, taken: int = 0
 ) -> list[BaseMessage]:
     """Return the messages with a ``cache_control`` breakpoint on message ``stable_count - 1``
     (langchain-anthropic passes a content block's ``cache_control`` through to the API),
@@ -153,12 +158,24 @@ def with_breakpoint(
 
     A marked message is copied (its content turned into blocks); the others are the
     same objects. Nothing is marked where a count is out of range or the message has no
-    block to mark.
+    block to mark, nor past ``MAX_BREAKPOINTS`` with the marks the messages carry and
+    ``taken`` (those elsewhere in the request: the system's).
     """
     marked = list(messages)
-    for count in sorted({stable_count, anchor_count} - {0}):
-        _mark(marked, count - 1)
+    room = MAX_BREAKPOINTS - taken - sum(marks_in(m) for m in messages)
+    for count in sorted({stable_count, anchor_count} - {0}, reverse=True)[: max(room, 0)]:
+        _mark(marked, count - 1)  # the stable part's first, while they fit
     return marked
+
+
+def marks_in(message: BaseMessage) -> int:
+    """``cache_control`` blocks the message carries already (the caller's own)."""
+    content = message.content
+    return (
+        0
+        if isinstance(content, str)
+        else sum(isinstance(b, dict) and "cache_control" in b for b in content)
+    )
 
 
 def _mark(marked: list[BaseMessage], position: int) -> None:

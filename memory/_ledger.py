@@ -100,7 +100,8 @@ class Ledger:
         fingerprints = [_fingerprint(m) for m in messages]  # each message serialized once
         shared = shared_prefix(self._previous, fingerprints, message_tokens)
         cached = cached_tokens(shared, tokens, self.price)
-        written = max(0, stable_tokens - cached)
+        minimum = self.price.min_cached_tokens if self.price is not None else 0
+        written = max(0, stable_tokens - cached) if stable_tokens >= minimum else 0
         if self._written is not None and stable_count is not None:
             cached, written = self._written.request(
                 fingerprints,
@@ -118,7 +119,11 @@ class Ledger:
         self.cached_tokens += cached
         if self.price is not None:
             self.cost_usd += input_cost(tokens, cached, written, self.price)
-            raw_written = max(0, raw_tokens - raw_cached)
+            # Its breakpoint ends its last message (the reply priming is billed plain), and
+            # a prompt under the model's minimum is not written to the cache at all.
+            raw_body = raw_tokens - priming
+            cacheable = raw_body >= self.price.min_cached_tokens
+            raw_written = max(0, raw_body - raw_cached) if cacheable else 0
             self.raw_cost_usd += input_cost(raw_tokens, raw_cached, raw_written, self.price)
         self._previous = list(zip(fingerprints, message_tokens, strict=True))
         self._previous_raw = raw_tokens

@@ -27,7 +27,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.prebuilt import InjectedState
 from pydantic import Field
 
-from memory._anthropic import with_breakpoint
+from memory._anthropic import marks_in, with_breakpoint
 from memory._budget import Budget
 from memory._closing import Closing
 from memory._core import DEFAULT_BUDGET, DEFAULT_COMPRESS_THRESHOLD, ConversationMemory
@@ -313,9 +313,14 @@ class ContextAtticMiddleware(AgentMiddleware[AgentState[Any], Any, Any], Closing
         system_message = self._system(request, head)
         if _is_anthropic(request.model):  # breakpoints: the stable part, and what folds keep
             stable, anchor = prompt.stable_count - len(head), prompt.anchor_count - len(head)
-            turns = cast(list[AnyMessage], with_breakpoint(turns, stable, max(anchor, 0)))
+            taken = marks_in(system_message) if system_message is not None else 0
+            turns = cast(
+                list[AnyMessage], with_breakpoint(turns, stable, max(anchor, 0), taken=taken)
+            )
             if system_message is not None and prompt.anchor_count == len(head) > 0:
-                system_message = cast(SystemMessage, with_breakpoint([system_message], 1)[0])
+                in_turns = sum(marks_in(m) for m in turns)  # the caller's and ours
+                marked = with_breakpoint([system_message], 1, taken=in_turns)
+                system_message = cast(SystemMessage, marked[0])
         return request.override(messages=turns, system_message=system_message)
 
     @staticmethod

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from memory import ConversationMemory
-from memory._anthropic import to_anthropic, with_breakpoint
+from memory._anthropic import marks_in, to_anthropic, with_breakpoint
 from memory._breakpoints import LOOKBACK_BLOCKS, WrittenPrefixes
 from memory.pricing import DEFAULT_PRICES
 
@@ -106,3 +106,28 @@ def test_the_report_reads_what_earlier_requests_marked_and_folds_keep_the_system
     assert system_only[0].content[-1]["cache_control"] == {"type": "ephemeral"}  # type: ignore[index]
     body = to_anthropic([SystemMessage(SYSTEM), HumanMessage("hi")], cache_after=2, anchor_after=1)
     assert body[0] == [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
+
+
+def test_breakpoints_are_added_only_while_a_request_holds_at_most_four() -> None:
+    """The caller's own ``cache_control`` marks count: the stable part's is added first,
+    then the anchor's, while there is room (a new-user trial sent five once a fold came)."""
+    mark = {"type": "ephemeral"}
+    own: list[str | dict[Any, Any]] = [
+        {"type": "text", "text": f"rule {i}", "cache_control": mark} for i in range(3)
+    ]
+    messages = [
+        SystemMessage(SYSTEM),
+        HumanMessage(own),  # the caller's three marks
+        AIMessage("noted"),
+        HumanMessage("and now?"),
+    ]
+    body = to_anthropic(messages, cache_after=4, anchor_after=2)
+    marked = [b for t in body[1] for b in t["content"] if "cache_control" in b]
+    assert len(marked) == 4 and marked[-1]["text"] == "and now?"  # the stable part's
+    assert isinstance(body[0], str)  # no room left for the system prompt's
+    sent = with_breakpoint(messages, 4, 2)
+    assert sum(marks_in(m) for m in sent) == 4 and marks_in(sent[3]) == 1
+    assert sum(marks_in(m) for m in with_breakpoint(messages, 4, 2, taken=1)) == 3  # none added
+    roomy = [SystemMessage(SYSTEM), HumanMessage("a"), AIMessage("b"), HumanMessage("c")]
+    body = to_anthropic(roomy, cache_after=4, anchor_after=1)
+    assert isinstance(body[0], list) and body[0][0]["cache_control"] == mark

@@ -49,10 +49,13 @@ def test_langchain_provider_prefixes_are_priced_and_counted_as_the_model() -> No
         assert mem.assemble().report.session_cost_usd is not None
 
 
-def test_the_raw_history_and_an_identical_prompt_cost_the_same() -> None:
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4", "claude-3-5-haiku"])
+def test_the_raw_history_and_an_identical_prompt_cost_the_same(model: str) -> None:
+    """Also under the cache minimum, where Anthropic writes nothing (the raw history was
+    billed a write there, which reported savings on every short Claude chat)."""
     embedder = DeterministicFakeEmbedding(size=16)
     with ConversationMemory.open(
-        ":memory:", session="s", budget=100_000, model="gpt-4o-mini", embedder=embedder
+        ":memory:", session="s", budget=100_000, model=model, embedder=embedder
     ) as mem:
         for i in range(40):
             mem.add({"role": "user", "content": f"Question {i} about the Lyon order. " * 4})
