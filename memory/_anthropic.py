@@ -16,7 +16,14 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
-__all__ = ["CACHE_BREAKPOINT", "MAX_BREAKPOINTS", "marks_in", "to_anthropic", "with_breakpoint"]
+__all__ = [
+    "CACHE_BREAKPOINT",
+    "MAX_BREAKPOINTS",
+    "marks_in",
+    "to_anthropic",
+    "unmarked",
+    "with_breakpoint",
+]
 
 CACHE_BREAKPOINT = {"type": "ephemeral"}
 """Anthropic's 5-minute prompt cache (docs.anthropic.com, prompt caching)."""
@@ -166,6 +173,20 @@ def with_breakpoint(
     for count in sorted({stable_count, anchor_count} - {0}, reverse=True)[: max(room, 0)]:
         _mark(marked, count - 1)  # the stable part's first, while they fit
     return marked
+
+
+def unmarked(message: BaseMessage) -> BaseMessage:
+    """``message`` without the ``cache_control`` marks of its blocks (a stored message
+    keeps those its app sent then: sent again they would mark stale places and pass
+    ``MAX_BREAKPOINTS``); the same object when it has none."""
+    content = message.content
+    if isinstance(content, str) or not marks_in(message):
+        return message
+    blocks = [
+        {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b
+        for b in content
+    ]
+    return message.model_copy(update={"content": blocks})
 
 
 def marks_in(message: BaseMessage) -> int:

@@ -27,7 +27,7 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 
-from memory._anthropic import to_anthropic, with_breakpoint
+from memory._anthropic import to_anthropic, unmarked, with_breakpoint
 from memory._arguments import original_arguments
 from memory._breakpoints import anchor_count
 from memory._budget import Budget, as_budget
@@ -189,7 +189,7 @@ def assemble(
     )
     placed = place_blocks(conversation, head=window.head, recall=block, after=opening)
     messages: list[BaseMessage] = [SystemMessage(system)] if system else []
-    messages += unique_call_ids([sanitize(m) for m in as_user_turns(placed)])
+    messages += unique_call_ids([unmarked(sanitize(m)) for m in as_user_turns(placed)])
     kept_turns = [t for i in window.kept for t in exchanges[i].turns]
     # The block is sent last (``place_blocks``), as it was counted.
     counted = {id(messages[-1]): block_tokens} if block and messages[-1].content == block else {}

@@ -36,6 +36,7 @@ __all__ = [
     "MiniLMEmbeddings",
     "available_backend",
     "embed_matrix",
+    "embed_query_matrix",
     "embedder_name",
     "load_minilm",
     "return_free_memory",
@@ -218,6 +219,19 @@ def embed_matrix(embedder: Embeddings, texts: list[str]) -> npt.NDArray[np.float
         matrix = embedder.matrix(texts)
     else:
         matrix = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    return _unit_rows(matrix)
+
+
+def embed_query_matrix(embedder: Embeddings, query: str) -> npt.NDArray[np.float32]:
+    """Embed a search query as a one-row unit-length matrix, with the embedder's
+    ``embed_query``: models that embed queries apart from documents (an instruction or
+    prefix for queries: BGE, E5, Nomic; Cohere's and Voyage's input types) get it so."""
+    if isinstance(embedder, MiniLMEmbeddings):  # symmetric: one pass as for documents
+        return _unit_rows(embedder.matrix([query]))
+    return _unit_rows(np.asarray([embedder.embed_query(query)], dtype=np.float32))
+
+
+def _unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.asarray(matrix / np.where(norms == 0, 1.0, norms), dtype=np.float32)
 

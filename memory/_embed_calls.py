@@ -15,6 +15,7 @@ holds a bounded number of threads.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +26,7 @@ import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
 
 from memory._daemon_call import DaemonCall
-from memory._embed import embed_matrix, embedder_name
+from memory._embed import embed_matrix, embed_query_matrix, embedder_name
 from memory._errors import EmbedderError
 
 __all__ = [
@@ -89,7 +90,8 @@ class EmbedCalls:
             EmbedderError: the call passed its deadline, or an earlier one did and the
                 endpoint has not answered since; the embedder's own error as it is.
         """
-        vector: npt.NDArray[np.float32] = self._run([text], self.query_timeout, lambda: False)[0]
+        embed = functools.partial(embed_query_matrix, self.embedder, text)
+        vector: npt.NDArray[np.float32] = self._run(embed, self.query_timeout, lambda: False)[0]
         return vector
 
     def batch(self, texts: list[str], *, cancelled: Callable[[], bool]) -> npt.NDArray[np.float32]:
@@ -99,10 +101,14 @@ class EmbedCalls:
         Raises:
             EmbedderError: as ``query``, or cancelled while waiting.
         """
-        return self._run(texts, self.batch_timeout, cancelled)
+        embed = functools.partial(embed_matrix, self.embedder, texts)
+        return self._run(embed, self.batch_timeout, cancelled)
 
     def _run(
-        self, texts: list[str], timeout: float, cancelled: Callable[[], bool]
+        self,
+        embed: Callable[[], npt.NDArray[np.float32]],
+        timeout: float,
+        cancelled: Callable[[], bool],
     ) -> npt.NDArray[np.float32]:
         with self._lock:
             stalled_at = self._stalled_at
@@ -129,7 +135,7 @@ class EmbedCalls:
             self._stalled_at = time.monotonic()
 
         call = DaemonCall(
-            lambda: embed_matrix(self.embedder, texts),
+            embed,
             lock=self._lock,
             ended=ended,
             name="attic-embed-call",

@@ -5,11 +5,12 @@ whose calls share an id; a store that accepted such messages would build such pr
 An id used again once its call was answered is accepted (models behind OpenAI-compatible
 servers number their calls "call_0", "call_1"... in every reply), and renamed in the
 prompts that hold both calls (``unique_call_ids``): Anthropic refuses a request whose
-``tool_use`` ids repeat.
+``tool_use`` ids repeat, and ids outside ``[A-Za-z0-9_-]``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -18,6 +19,9 @@ from memory._arguments import ARGUMENTS_KEY
 from memory._errors import InputError
 
 __all__ = ["check_pairing", "unique_call_ids"]
+
+_OTHER = re.compile(r"[^A-Za-z0-9_-]")
+"""What Anthropic refuses in a ``tool_use`` id (it takes ``^[a-zA-Z0-9_-]+$``)."""
 
 
 def check_pairing(
@@ -61,10 +65,11 @@ def check_pairing(
 
 
 def unique_call_ids(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """The messages with each tool call id used once: a call whose id an earlier call of
-    the prompt had is sent as ``"<id>~2"`` (``~3``...), its results with it (the first
-    keeps its id, so a prompt's start does not change). Renamed messages are copies;
-    the others are the same objects."""
+    """The messages with each tool call id used once, in the characters every provider
+    takes: a call whose id an earlier call of the prompt had is sent as ``"<id>_2"``
+    (``_3``...), its results with it (the first keeps its id, so a prompt's start does
+    not change); other characters than ``[A-Za-z0-9_-]`` are sent as ``_``. Renamed
+    messages are copies; the others are the same objects."""
     seen: set[str] = set()
     current: dict[str, str] = {}  # an id as stored -> as sent, for the results to come
     renamed_messages: list[BaseMessage] = []
@@ -72,11 +77,12 @@ def unique_call_ids(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         if isinstance(message, AIMessage) and message.tool_calls:
             renamed: dict[str, str] = {}
             for call in message.tool_calls:
-                stored = sent = str(call["id"])
+                stored = str(call["id"])
+                base = sent = _OTHER.sub("_", stored) or "call"
                 copy = 1
                 while sent in seen:
                     copy += 1
-                    sent = f"{stored}~{copy}"
+                    sent = f"{base}_{copy}"
                 seen.add(sent)
                 current[stored] = sent
                 if sent != stored:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from memory._focus import focus, focused, holds_a_word
 from memory._recall.exact import identifiers
 from memory._recall.passages import storable
 from memory._recall.search import TOOL_FLOOR, Recall
+from memory._recall.when import without_dates
 from stores.text_search import search_words
 
 __all__ = [
@@ -194,7 +196,7 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
     # Turns that hold a query word (or were sent when it asks about); a turn next to one
     # is its question or its reply.
     worded = {h.idx for h in hits if not h.ref and (h.dated or holds_a_word(h.text, query))}
-    wanted = identifiers(query)
+    wanted = identifiers(without_dates(query, time.time()))  # a date is no identifier
     holding = {h.idx for h in hits if not h.ref and wanted and not _lacking(h.text, wanted)}
     for hit in _in_order(_runs(hits)):
         if hit.ref:

@@ -131,3 +131,23 @@ def test_breakpoints_are_added_only_while_a_request_holds_at_most_four() -> None
     roomy = [SystemMessage(SYSTEM), HumanMessage("a"), AIMessage("b"), HumanMessage("c")]
     body = to_anthropic(roomy, cache_after=4, anchor_after=1)
     assert isinstance(body[0], list) and body[0][0]["cache_control"] == mark
+
+
+def test_marks_stored_with_the_messages_are_not_sent_again() -> None:
+    """An app that marks each user turn it sends (Anthropic's own pattern) stores those
+    marks: sent again, 8 turns made 8 marks, twice Anthropic's limit."""
+    mark = {"type": "ephemeral"}
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=6000, model="claude-sonnet-4",
+        embedder=DeterministicFakeEmbedding(size=16),
+    ) as mem:  # fmt: skip
+        for i in range(8):
+            text = f"Clause {i}: deliver {i * 7} oak chairs."
+            mem.add({"role": "user", "content": [{"type": "text", "text": text,
+                                                  "cache_control": mark}]})  # fmt: skip
+            mem.add({"role": "assistant", "content": f"Noted clause {i}."})
+        prompt = mem.assemble(system=SYSTEM)
+        blocks, marks = _blocks_and_marks(prompt.to_anthropic())
+        assert 1 <= len(marks) <= 2 and len(blocks) >= 16
+        assert sum(marks_in(m) for m in prompt.with_cache_breakpoint()) <= 2
+        assert all(marks_in(m) == 1 for m in mem.history() if isinstance(m, HumanMessage))

@@ -266,12 +266,20 @@ def test_a_call_id_used_again_once_answered_is_renamed_in_the_prompt() -> None:
         prompt = mem.assemble(system="Be brief.")
         sent = prompt.to_openai()
         ids = [c["id"] for m in sent for c in m.get("tool_calls", [])]  # type: ignore[attr-defined]
-        assert ids == ["call_0", "call_0~2", "call_0~3"]
+        assert ids == ["call_0", "call_0_2", "call_0_3"]
         results = [(m["tool_call_id"], m["content"]) for m in sent if m["role"] == "tool"]
-        assert results == [("call_0", "kites found"), ("call_0~2", "boats found"),
-                           ("call_0~3", "trains found")]  # fmt: skip
+        assert results == [("call_0", "kites found"), ("call_0_2", "boats found"),
+                           ("call_0_3", "trains found")]  # fmt: skip
         assert '"q":"boats"' in str(sent)  # the model's own argument strings, still sent
         uses = [b["id"] for t in prompt.to_anthropic()["messages"] for b in t["content"]
                 if b["type"] == "tool_use"]  # fmt: skip
         assert uses == ids
+        # Characters Anthropic refuses in an id are sent as "_" (its pattern [A-Za-z0-9_-]).
+        mem.add({"role": "user", "content": "find planes"})
+        odd = call("planes")
+        odd["tool_calls"][0]["id"] = "fn.search:7"  # type: ignore[index]
+        mem.add(odd)
+        mem.add({"role": "tool", "tool_call_id": "fn.search:7", "content": "planes found"})
+        sent = mem.assemble(system="Be brief.").to_anthropic()["messages"]
+        assert "fn_search_7" in str(sent) and "fn.search:7" not in str(sent)
         assert prompt.tokens <= 4000

@@ -108,6 +108,10 @@ class _Recording(DeterministicFakeEmbedding):
         _EMBEDDED.extend(texts)
         return super().embed_documents(texts)
 
+    def embed_query(self, text: str) -> list[float]:  # how queries are embedded
+        _EMBEDDED.append(text)
+        return super().embed_query(text)
+
 
 _EMBEDDED: list[str] = []
 

@@ -258,3 +258,19 @@ def test_snippets_without_the_identifier_asked_for_say_so() -> None:
         assert blocks and all('lacks="9999"' in b for b in blocks)
         found = mem.recall(query="INC-6007")
         assert "INC-6007" in found and 'lacks="6007"' not in found.split("</archived>")[0]
+
+
+def test_a_date_the_query_names_is_no_identifier_for_the_lacks_label() -> None:
+    with ConversationMemory.open(
+        ":memory:", session="s", budget=300, embedder=DeterministicFakeEmbedding(size=32)
+    ) as mem:
+        mem.add({"role": "user", "content": "Booked the ferry.", "timestamp": "2023-06-03"})
+        mem.add({"role": "assistant", "content": "Noted.", "timestamp": "2023-06-03"})
+        for day in range(4, 12):
+            at = f"2023-06-{day:02d}"
+            mem.add({"role": "user", "content": f"Chat of day {day}.", "timestamp": at})
+            mem.add({"role": "assistant", "content": "Sure.", "timestamp": at})
+        assert mem.wait_until_indexed(30)
+        for query in ("What did I book on 3 June 2023?", "What did I do on 2023-06-03?"):
+            answer = mem.recall(query=query)
+            assert "Booked the ferry." in answer and "lacks=" not in answer, query
