@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +29,6 @@ from memory._recall.exact import identifiers
 from memory._recall.passages import storable
 from memory._recall.search import TOOL_FLOOR, Recall
 from memory._recall.when import without_dates
-from stores.text_search import search_words
 
 __all__ = [
     "DEFAULT_RECALL_TOKENS",
@@ -177,16 +178,25 @@ def _placed_at(hit: Hit) -> str:
     return f'{where} date="{day}"'
 
 
+_SEPARATORS = re.compile(r"[\W_]+")
 _BY_MEANING = ' found="by meaning only: none of the query\'s words is in it"'
 _BY_DATE = ' found="by its date: sent when the query asks about"'
 
 
 def _lacking(text: str, wanted: list[str]) -> str:
     """The ``lacks`` attribute of a snippet without some of the identifiers the query
-    names (``memory._recall.exact``): "INC-9999" asked, "INC-6007" found."""
-    held = set(search_words(text).split())
-    missing = [w for w in wanted if w not in held]
+    names (``memory._recall.exact``): "INC-9999" asked, "INC-6007" found. An identifier
+    written otherwise is held ("1,250" for "1250", "INC5521" for "INC-5521", fullwidth
+    digits): its letters and digits are looked for in the snippet's, separators left
+    out, so a label never says a snippet lacks what it holds."""
+    held = _compact(text)
+    missing = [w for w in wanted if _compact(w) not in held]
     return f' lacks="{" ".join(missing)}"' if missing else ""
+
+
+def _compact(text: str) -> str:
+    """``text``'s letters and digits, NFKC-folded and case-folded, nothing between."""
+    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
 def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) -> str:

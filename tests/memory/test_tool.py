@@ -274,3 +274,23 @@ def test_a_date_the_query_names_is_no_identifier_for_the_lacks_label() -> None:
         for query in ("What did I book on 3 June 2023?", "What did I do on 2023-06-03?"):
             answer = mem.recall(query=query)
             assert "Booked the ferry." in answer and "lacks=" not in answer, query
+
+
+@pytest.mark.parametrize(
+    ("text", "query", "lacks"),
+    [
+        ("Invoice total 1,250 EUR.", "the 1250 invoice", ""),
+        ("Ticket INC5521 closed.", "INC-5521", ""),
+        ("Ticket INC-\uff15\uff15\uff12\uff11 closed.", "INC-5521", ""),  # fullwidth digits
+        ("Pinned v2.14.1.", "V2.14.1", ""),
+        ("Ticket INC-6007 closed.", "INC-9999", ' lacks="9999"'),
+        ("Pinned v2.1.1.", "v2.14.1", ' lacks="14"'),
+    ],
+)
+def test_the_lacks_label_never_says_a_snippet_lacks_what_it_holds(
+    text: str, query: str, lacks: str
+) -> None:
+    from memory._recall.exact import identifiers
+    from memory.tool import _lacking
+
+    assert _lacking(text, identifiers(query)) == lacks
