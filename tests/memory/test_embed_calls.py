@@ -176,3 +176,40 @@ def test_queries_are_embedded_as_queries() -> None:
         prompt = mem.assemble(query="Which bay is the car in?")
     assert queries == ["Which bay is the car in?"]
     assert prompt.report.recall_degraded is None
+
+
+def test_an_async_server_of_many_sessions_waits_on_a_hung_embedder_once(
+    hanging: _Hanging,
+) -> None:
+    """Twenty sessions served from asyncio on one engine's two I/O threads, handles never
+    closed: while the embedder hangs, the queries on the I/O threads when it stalls wait
+    their deadline and the others fail at once, so every request is served, within its
+    budget, its fact found by words."""
+    import asyncio
+
+    engine = Engine(":memory:", embedder=hanging, query_embed_timeout=0.3, io_workers=2)
+
+    async def serve() -> list[int]:
+        handles = [await engine.aopen(session=f"u{n}", budget=400) for n in range(20)]
+        for mem in handles:
+            await mem.aadd([{"role": "user", "content": FACT},
+                            {"role": "assistant", "content": "Noted."}])  # fmt: skip
+            for n in range(20):
+                await mem.aadd([{"role": "user", "content": FILLER.format(n)},
+                                {"role": "assistant", "content": "Sure."}])  # fmt: skip
+        assert all(mem.wait_until_indexed(RETURNS) for mem in handles)
+        hanging.hanging.set()
+        before = hanging.calls
+        asked = [m.aassemble(query=f"Which bay is the car parked in, week {n}?") for n, m in
+                 enumerate(handles)]  # fmt: skip
+        prompts = await asyncio.wait_for(asyncio.gather(*asked), RETURNS)
+        # Waited on by the requests already waiting when it stalled (at most one per I/O
+        # thread); the others did not ask it.
+        assert 1 <= hanging.calls - before <= 2
+        assert all(p.report.recall_degraded for p in prompts)  # said, not raised
+        assert all(FACT in str([m.content for m in p.messages]) for p in prompts)  # by words
+        return [p.tokens for p in prompts]
+
+    tokens = asyncio.run(serve())
+    assert len(tokens) == 20 and max(tokens) <= 400
+    _returns(engine.close)
