@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_QUERY_TIMEOUT",
     "MAX_ABANDONED",
     "MAX_EMBEDDERS",
+    "QUERY_COOLDOWN_SECONDS",
     "EmbedCalls",
     "Embedders",
 ]
@@ -45,6 +46,10 @@ DEFAULT_BATCH_TIMEOUT = 120.0
 """Seconds one batch of texts (``memory._indexer.DEFAULT_EMBED_BATCH``) may take to embed
 in the background before it is abandoned and tried again later (a large local model on
 a CPU embeds a few texts a second)."""
+QUERY_COOLDOWN_SECONDS = 30.0
+"""After the embedder fails on a query, seconds during which queries are searched without
+embeddings (full-text and phrase only) before the embedder is tried again; after a call
+is abandoned at its deadline, seconds during which its embedder is not waited on."""
 MAX_EMBEDDERS = 64
 """Embedder objects whose calls (and whether they answer) an engine keeps apart."""
 MAX_ABANDONED = 8
@@ -68,7 +73,7 @@ class EmbedCalls:
         *,
         query_timeout: float = DEFAULT_QUERY_TIMEOUT,
         batch_timeout: float = DEFAULT_BATCH_TIMEOUT,
-        stall_seconds: float = 30.0,
+        stall_seconds: float = QUERY_COOLDOWN_SECONDS,
     ) -> None:
         if query_timeout <= 0 or batch_timeout <= 0:
             raise ValueError(f"timeouts must be > 0, got {query_timeout}, {batch_timeout}")

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memory._embed import return_free_memory
-from memory._embed_calls import EmbedCalls
+from memory._embed_calls import QUERY_COOLDOWN_SECONDS, EmbedCalls
 from memory._errors import EmbedderError
 from memory._pool import WorkerPool
 from memory._wire import sendable
@@ -50,9 +50,6 @@ CATCH_UP_SECONDS = 0.5
 (a process serving the same session file embeds its own turns; this one adds their
 vectors to its index when it sees them)."""
 
-QUERY_COOLDOWN_SECONDS = 30.0
-"""After the embedder fails on a query, seconds during which queries are searched without
-embeddings (full-text and phrase only) before the embedder is tried again."""
 
 logger = logging.getLogger(__name__)
 

@@ -99,9 +99,6 @@ class Ledger:
         """
         fingerprints = [_fingerprint(m) for m in messages]  # each message serialized once
         shared = shared_prefix(self._previous, fingerprints, message_tokens)
-        cached = cached_tokens(shared, tokens, self.price)
-        minimum = self.price.min_cached_tokens if self.price is not None else 0
-        written = max(0, stable_tokens - cached) if stable_tokens >= minimum else 0
         if self._written is not None and stable_count is not None:
             cached, written = self._written.request(
                 fingerprints,
@@ -109,6 +106,10 @@ class Ledger:
                 message_tokens,
                 breakpoints=(anchor_count, stable_count),
             )
+        else:
+            cached = cached_tokens(shared, tokens, self.price)
+            minimum = self.price.min_cached_tokens if self.price is not None else 0
+            written = max(0, stable_tokens - cached) if stable_tokens >= minimum else 0
         # The raw history repeats the previous raw prompt's messages, not its reply priming.
         priming = tokens - sum(message_tokens)
         raw_shared = min(self._previous_raw - priming, raw_tokens) if self._previous_raw else 0

@@ -207,7 +207,8 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
     # is its question or its reply.
     worded = {h.idx for h in hits if not h.ref and (h.dated or holds_a_word(h.text, query))}
     wanted = identifiers(without_dates(query, time.time()))  # a date is no identifier
-    holding = {h.idx for h in hits if not h.ref and wanted and not _lacking(h.text, wanted)}
+    lacks = {id(h): _lacking(h.text, wanted) for h in hits if not h.ref} if wanted else {}
+    holding = {h.idx for h in hits if id(h) in lacks and not lacks[id(h)]}
     for hit in _in_order(_runs(hits)):
         if hit.ref:
             original = originals.setdefault(hit.ref, archive.get(hit.ref))
@@ -229,7 +230,7 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
             elif not worded & near:  # neither a match nor its question or reply
                 where += _BY_MEANING
             if not holding & near:  # nor a turn holding the identifiers, nor next to one
-                where += _lacking(text, wanted)
+                where += lacks.get(id(hit), "")
         opening = f"<archived {where}>\n"
         room = max_tokens - used - archive.counter.count(opening) - 8
         if room < 32:

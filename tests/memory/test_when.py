@@ -105,6 +105,12 @@ def _daily(mem: ConversationMemory, said: Callable[[int], str | None]) -> None:
     mem.wait_until_indexed(timeout=30)
 
 
+def _asked_of_the_tool(mem: ConversationMemory, query: str) -> tuple[str, list[str]]:
+    """The recall tool's answer to ``query``, and the turns it labels found by date."""
+    answer = str(mem.recall_tool().invoke({"query": query}))
+    return answer, re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
+
+
 def _kitten_among_day_numbers(day: int) -> str:
     """Day 33 (3 June 2023) adopts a kitten; the others hold day numbers and counts."""
     if day == 33:
@@ -234,9 +240,8 @@ def test_the_days_number_in_other_turns_does_not_outrank_the_turn_sent_that_day(
     ) as mem:
         _daily(mem, _kitten_among_day_numbers)
         for query in ("What did I say on 3 June 2023?", "What did I say on June 3, 2023?"):
-            answer = mem.recall_tool().invoke({"query": query})
+            answer, dated = _asked_of_the_tool(mem, query)
             assert "Pixel" in answer, query
-            dated = re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
             assert dated[:2] == ["67", "68"]  # the turn and its reply, both labelled
 
 
@@ -247,8 +252,7 @@ def test_the_bundled_embedder_finds_the_turn_sent_that_day_first() -> None:
     with ConversationMemory.open(":memory:", session="b", budget=1500) as mem:
         _daily(mem, _kitten_among_day_numbers)
         for query in ("What did I say on 3 June 2023?", "2023-06-03", "What happened on June 3?"):
-            answer = mem.recall_tool().invoke({"query": query})
-            dated = re.findall(r'<archived turn="(\d+)"[^>]*found="by its date', answer)
+            answer, dated = _asked_of_the_tool(mem, query)
             assert dated[:2] == ["67", "68"] and "Pixel" in answer, (query, answer[:300])
             assert answer.count("<archived") == 2, query  # that day's turns, nothing else
         topic = mem.recall_tool().invoke({"query": "Which kitten did I adopt on 3 June 2023?"})
