@@ -2,11 +2,14 @@
 
 A turn is indexed as passages (its text, cut when long) and one context copy (read after
 the turn before it, ``memory._recall.passages``). Ranking scores passages; a turn takes
-the best of its own passages and the best of its context copy, weighted and summed.
+the best of its own passages and the best of the context copies it is in, weighted and
+summed. A context copy holds two turns, and counts for both (``shared_copies``): the
+exchange matched, and either turn may be what matched.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ import numpy as np
 
 from stores.turn_index import PassageHit
 
-__all__ = ["CandidateTurns", "PassageColumns", "per_turn"]
+__all__ = ["CandidateTurns", "PassageColumns", "per_turn", "shared_copies"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,31 @@ class CandidateTurns:
         self.chars = np.concatenate([self.chars, np.zeros(count, dtype=np.int64)])
         self.passage = np.concatenate([self.passage, np.zeros(count, dtype=np.int64)])
         self.passage_id = np.concatenate([self.passage_id, np.full(count, -1, dtype=np.int64)])
+
+
+def shared_copies(
+    found: PassageColumns, searchable: Sequence[int]
+) -> tuple[PassageColumns, np.typing.NDArray[np.intp]]:
+    """The context copies among ``found`` again, each as a passage of the turn it holds
+        before its own (the searchable turn before it: ``searchable``, ascending seqs of the
+        turns indexed; a copy exists only where that turn is in its segment), and the rows of
+    ``found`` they repeat.
+
+        A copy reads the turn before it and then its turn: a question and its answer, a
+        statement and the reply it got. Found, it says the exchange matches, not which turn
+        of it does; the turn it answers gets the same context signal (``per_turn`` takes a
+        turn's best). LoCoMo dev, all 7 conversations (``benchmarks/locomo.py``), evidence
+        recall at 2,000 / 4,000 tokens: markers 0.901 / 0.945 -> 0.903 / 0.949, plain
+        0.900 / 0.945 -> 0.900 / 0.946."""
+    copies = np.flatnonzero(found.context)
+    if not len(copies) or not len(searchable):
+        return found.rows(copies[:0]), copies[:0]
+    # A bisect per copy (hundreds): the session's seqs stay a list, never copied whole.
+    before = [bisect.bisect_left(searchable, seq) - 1 for seq in found.seqs[copies].tolist()]
+    kept = [i for i, at in enumerate(before) if at >= 0]
+    rows = found.rows(copies[kept])
+    previous = np.fromiter((searchable[before[i]] for i in kept), np.int64, len(kept))
+    return PassageColumns(rows.ids, previous, rows.indices, rows.context, rows.chars), copies[kept]
 
 
 def per_turn(

@@ -6,7 +6,8 @@ on SQLite, ``ts_rank`` on PostgreSQL), the best ``POOL`` by embedding (FAISS;
 phrase (their turns, kinds and lengths from ``memory._recall.places``). Each passage
 gets four signals, turned into z-scores so they can be summed: embedding similarity of
 the passage (weight 1) and of its context copy (0.5), full-text score of the passage
-(0.3) and in context (0.15).
+(0.3) and in context (0.15); a context copy, holding two turns, counts for both
+(``memory._recall.per_turn.shared_copies``).
 Similarities are measured against a fixed-size sample of the index (how this query's
 similarities spread), word scores from 0 (unmatched passages score 0) over the turns in
 scope; so the scale, and with it the policy's relevance floor, is the one a full scan
@@ -44,7 +45,7 @@ from memory._recall.exact import exact_holders
 from memory._recall.fuse import SEGMENT_BOOST, segment_strength
 from memory._recall.layout import Layout
 from memory._recall.members import members
-from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn
+from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn, shared_copies
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
 from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when, undated
@@ -188,6 +189,8 @@ class TurnRanker:
             found, words = found.rows(kept), words[kept]
         if not len(found):
             return []
+        shared, repeated = shared_copies(found, layout.searchable[0])
+        found, words = found.joined(shared), np.concatenate([words, words[repeated]])
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(turns, phrased, named, words_only)
         when = members(turns.seqs, np.asarray(dated, dtype=np.int64))

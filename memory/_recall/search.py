@@ -110,13 +110,18 @@ class Recall:
                     hit = Hit("", r.seq, 0, len(line), line, r.score, created_at=turn.at)
                     found.append(hit)
                 continue
-            # A turn found by its context copy is quoted by its own text: the copy also
-            # holds the turn before it, quoted (and labelled) apart when it matches too. A
-            # passage of a long message is labelled as the prompt labels it ("(part 16 of
-            # 31 of a long message)").
+            # A turn found by a context copy is quoted by its own text: the copy holds two
+            # turns, each quoted (and labelled) apart when it matches. A passage of a long
+            # message is labelled as the prompt labels it ("(part 16 of 31 of a long
+            # message)").
             text = own_text(view, r.seq) if p.context else turn_line(view, r.seq, p.idx)
+            at = p.created_at
+            if p.seq != r.seq:  # the copy of the turn after it (``shared_copies``)
+                if text is None:  # a turn without text: the copy matched the next one's
+                    continue
+                at = view.time_of(r.seq) or at
             text = text or p.text
-            hit = Hit("", r.seq, 0, len(text), text, r.score, created_at=p.created_at)
+            hit = Hit("", r.seq, 0, len(text), text, r.score, created_at=at)
             found.append(hit)
         return _with_answers(found, view, when, headed, bound=bound)[:k]
 
@@ -160,7 +165,7 @@ def _with_answers(
 ) -> list[Hit]:
     """Each user turn's hit followed by the assistant's reply to it, and each reply's hit
     by the user turn it answers (best first still: ``memory.tool`` shows the two in
-    order), when that turn is not among the hits.
+    order), brought forward when it is a later hit, or brought along when it is none.
 
     A question matches a query best, and its answer, which often shares none of its
     words ("It is hunter2-blue."), would fall under the floor; a reply may match by its
@@ -168,29 +173,37 @@ def _with_answers(
     always order a café crème before work"). Each is placed in time (``_placed``): a
     turn in ``when`` (sent on a date the query names) is marked as found by it,
     whichever way it came."""
-    shown = {h.idx for h in hits}
+    later = {h.idx: h for h in hits}
+    shown = set(later)
     found: list[Hit] = []
     for hit in hits:
+        if later.pop(hit.idx, None) is None:  # brought forward already
+            continue
         turn = view.turn_at(hit.idx)
         kind = turn.kind if turn is not None else None
         found.append(hit)
-        if kind == "ai" and (asked := _asked(view, hit, shown, bound)):
-            found.append(asked)
-        if kind == "human" and (reply := _paired(view, hit, hit.idx + 1, "ai", shown, bound)):
-            found.append(reply)
+        if kind == "ai" and (seq := _asked(view, hit.idx)) is not None:
+            asked = later.pop(seq, None) or _paired(view, hit, seq, "human", shown, bound)
+            if asked is not None:
+                found.append(dataclasses.replace(asked, answered_by=hit.idx))
+        if kind == "human":
+            after = view.turn_at(hit.idx + 1)
+            reply = later.pop(hit.idx + 1, None) if after and after.kind == "ai" else None
+            reply = reply or _paired(view, hit, hit.idx + 1, "ai", shown, bound)
+            if reply is not None:
+                found.append(reply)
     return [_placed(h, view, when, headed) for h in found]
 
 
-def _asked(view: SessionView, hit: Hit, shown: set[int], bound: int) -> Hit | None:
-    """The user turn a reply's ``hit`` answers, back over the tool rounds between them
-    (at most ``ROUND_TURNS`` turns), as a hit (see ``_paired``)."""
-    for seq in range(hit.idx - 1, max(hit.idx - 1 - ROUND_TURNS, -1), -1):
-        turn = view.turn_at(seq)
+def _asked(view: SessionView, seq: int) -> int | None:
+    """The seq of the user turn the reply ``seq`` answers, back over the tool rounds
+    between them (at most ``ROUND_TURNS`` turns); None when there is none."""
+    for before in range(seq - 1, max(seq - 1 - ROUND_TURNS, -1), -1):
+        turn = view.turn_at(before)
         if turn is None or turn.kind not in ("human", "ai", "tool"):
             return None
         if turn.kind == "human":
-            asked = _paired(view, hit, seq, "human", shown, bound)
-            return None if asked is None else dataclasses.replace(asked, answered_by=hit.idx)
+            return before
     return None
 
 

@@ -471,3 +471,19 @@ def test_chit_chat_written_after_a_speaker_label_recalls_nothing() -> None:
     assert not informative("Caroline: Good morning Mel! Bye, talk soon", {"melanie"})
     assert informative("Python: sorting a dict?") and not informative("Ann Lee: ok!")
     assert not informative("Caroline (10:31): lol ok") and not informative("Bo [9 May]: hi")
+
+
+def test_a_statement_is_ranked_by_the_reply_it_got() -> None:
+    # Only the reply holds the query's word; the fact is in the statement it answers. The
+    # reply's context copy reads both, and counts for the statement too: the statement
+    # is ranked with the reply and the turn after it (whose copy reads the reply), above
+    # every turn the query does not match; it was no candidate before.
+    with ConversationMemory.open(":memory:", session="r", budget=600, embedder=Flat()) as mem:
+        _exchanges(mem, [(FILLER[i % 5], "Nice.") for i in range(20)])
+        _exchanges(mem, [("I always order a café crème before work.", "A lovely morning ritual.")])
+        _exchanges(mem, [(FILLER[i % 5], "Nice.") for i in range(20)])
+        statement = mem._state.view.last_seq - 2 * 20 - 1
+        assert "café crème" in str(mem._state.view.turn_at(statement).text_parts()[0])
+        ranked = _rank(mem, "What is my morning ritual?", before_seq=mem._state.view.last_seq)
+        seqs = [seq for seq, _ in ranked]
+        assert set(seqs[:3]) == {statement, statement + 1, statement + 2}
