@@ -364,7 +364,9 @@ class TurnRanker:
         by the speaker that role's turns are indexed under ("What did user research?"):
         the name itself is found in the other role's turns. A query naming one speaker
         is searched twice, as asked and without the name (``without_names``), whose
-        words are searched; each turn keeps the closer embedding. One naming several
+        words are searched; each turn keeps the closer embedding; a speaker only
+        inferred, without the name alone ("user" is in all the user's turns alike:
+        LoCoMo dev, plain feeding, 4,000 tokens: 0.950 -> 0.954). One naming several
         speakers is about them all: searched as asked, and also without the names their
         messages carry (every passage of theirs starts with its speaker's name, so those
         words match all their turns alike); a name only inferred is kept, found where
@@ -387,7 +389,9 @@ class TurnRanker:
         asked = speaking_roles(query, inferred, roles=roles, speakers=speakers)
         gone = [*names, *inferred] if len(found) == 1 else names
         content = without_names(query, gone) if gone else query
-        return found, (asked,) if content in (query, asked) else (asked, content)
+        if content in (query, asked):
+            return found, (asked,)
+        return found, (content,) if len(found) == 1 and inferred else (asked, content)
 
 
 _WINDOW_SLACK = 32

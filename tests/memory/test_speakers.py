@@ -139,6 +139,24 @@ def test_a_query_naming_a_speaker_is_also_embedded_without_the_name() -> None:
     assert asked[2] == {queries[2], "Did and paint?"}
 
 
+def test_a_speaker_only_inferred_is_embedded_without_the_name_alone() -> None:
+    # A plain chat: no message carries a name; the user calls the assistant Ava. "Ava"
+    # stands for the assistant's turns, indexed as "assistant: ...": the query as asked
+    # ("What does assistant paint?") is as close to every assistant turn, and is not
+    # embedded; the query without the name is.
+    embedder = _Recording(size=16)
+    with ConversationMemory.open(":memory:", session="q", budget=600, embedder=embedder) as mem:
+        for _ in range(3):
+            mem.add(HumanMessage("Thanks, Ava!"))
+            mem.add(AIMessage("I paint sunsets on weekends."))
+        mem.wait_until_indexed(timeout=30)
+        ranker, layout = mem._state.recall.ranker, mem._state.view.layout()
+        _EMBEDDED.clear()
+        ranked = ranker.rank("What does Ava paint?", before_seq=6, layout=layout)
+        assert set(_EMBEDDED) == {"What does paint?"}
+        assert ranked and all(r.seq % 2 == 0 for r in ranked[:2])  # the assistant's turns
+
+
 def _plain(mem: ConversationMemory, messages: list[BaseMessage]) -> list[int]:
     seqs = [mem.add(m)[-1] for m in messages]
     mem.wait_until_indexed(timeout=30)
