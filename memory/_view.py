@@ -23,6 +23,7 @@ from memory._message_cache import MessageCache, prompt_form
 from memory._messages import Turn, kind_of
 from memory._recall.layout import Layout
 from memory._recall.passages import passage_count, turn_text
+from memory._seq_column import SeqColumn
 from memory._tokens import TokenCounter
 from stores.base import TurnOutline, TurnRecord, TurnStore
 
@@ -86,7 +87,7 @@ class SessionView:
         """Each named speaker's turn seqs (from the messages' ``name``)."""
         self.roles: dict[str, list[int]] = {kind: [] for kind in _SEARCHABLE}
         """The user's (``"human"``) and the assistant's (``"ai"``) turn seqs."""
-        self._searchable: tuple[list[int], list[int]] = ([], [])
+        self._searchable: tuple[SeqColumn, list[int]] = (SeqColumn(), [])
         """Those turns' seqs, ascending, and the running count of their passages
         (estimated from their tokens: ``passage_count``)."""
         self._schedules: dict[int, FoldSchedule] = {}

@@ -6,6 +6,8 @@ import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from memory._seq_column import SeqColumn
+
 __all__ = ["Layout"]
 
 
@@ -30,7 +32,7 @@ class Layout:
     segment_starts: Sequence[int] = ()
     speakers: Mapping[str, Sequence[int]] | None = None
     roles: Mapping[str, Sequence[int]] | None = None
-    searchable: tuple[Sequence[int], Sequence[int]] = ((), ())
+    searchable: tuple[Sequence[int] | SeqColumn, Sequence[int]] = ((), ())
     sent_between: Callable[[float, float], list[int]] | None = field(default=None, compare=False)
     latest: float = 0.0
     segment_texts: Sequence[str] = ()

@@ -9,7 +9,6 @@ exchange matched, and either turn may be what matched.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,27 +88,24 @@ class CandidateTurns:
 
 
 def shared_copies(
-    found: PassageColumns, searchable: Sequence[int]
+    found: PassageColumns, searchable: np.typing.NDArray[np.int64]
 ) -> tuple[PassageColumns, np.typing.NDArray[np.intp]]:
     """The context copies among ``found`` again, each as a passage of the turn it holds
-        before its own (the searchable turn before it: ``searchable``, ascending seqs of the
-        turns indexed; a copy exists only where that turn is in its segment), and the rows of
+    before its own (the searchable turn before it: ``searchable``, ascending seqs of the
+    turns indexed; a copy exists only where that turn is in its segment), and the rows of
     ``found`` they repeat.
 
-        A copy reads the turn before it and then its turn: a question and its answer, a
-        statement and the reply it got. Found, it says the exchange matches, not which turn
-        of it does; the turn it answers gets the same context signal (``per_turn`` takes a
-        turn's best). LoCoMo dev, all 7 conversations (``benchmarks/locomo.py``), evidence
-        recall at 2,000 / 4,000 tokens: markers 0.901 / 0.945 -> 0.903 / 0.949, plain
-        0.900 / 0.945 -> 0.900 / 0.946."""
+    A copy reads the turn before it and then its turn: a question and its answer, a
+    statement and the reply it got. Found, it says the exchange matches, not which turn
+    of it does; the turn it answers gets the same context signal (``per_turn`` takes a
+    turn's best). LoCoMo dev, all 7 conversations (``benchmarks/locomo.py``), evidence
+    recall at 2,000 / 4,000 tokens: markers 0.901 / 0.945 -> 0.903 / 0.949, plain
+    0.900 / 0.945 -> 0.900 / 0.946."""
     copies = np.flatnonzero(found.context)
-    if not len(copies) or not len(searchable):
-        return found.rows(copies[:0]), copies[:0]
-    # A bisect per copy (hundreds): the session's seqs stay a list, never copied whole.
-    before = [bisect.bisect_left(searchable, seq) - 1 for seq in found.seqs[copies].tolist()]
-    kept = [i for i, at in enumerate(before) if at >= 0]
+    before = np.searchsorted(searchable, found.seqs[copies]) - 1
+    kept = before >= 0
     rows = found.rows(copies[kept])
-    previous = np.fromiter((searchable[before[i]] for i in kept), np.int64, len(kept))
+    previous = searchable[before[kept]].astype(np.int64)
     return PassageColumns(rows.ids, previous, rows.indices, rows.context, rows.chars), copies[kept]
 
 

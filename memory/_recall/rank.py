@@ -49,6 +49,7 @@ from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn, sh
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
 from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when, undated
+from memory._seq_column import as_array
 from stores.text_search import word_pattern
 from stores.turn_index import TurnIndex
 
@@ -189,7 +190,7 @@ class TurnRanker:
             found, words = found.rows(kept), words[kept]
         if not len(found):
             return []
-        shared, repeated = shared_copies(found, layout.searchable[0])
+        shared, repeated = shared_copies(found, as_array(layout.searchable[0]))
         found, words = found.joined(shared), np.concatenate([words, words[repeated]])
         turns, words_only = self._signals(queries, found, words, layout.in_scope(before_seq))
         speaker = self._priors(turns, phrased, named, words_only)

@@ -43,7 +43,7 @@ def test_a_context_copy_counts_for_the_turn_it_reads_first() -> None:
             PassageHit(30, 9, 0, True, 70),
         ]
     )
-    shared, repeated = shared_copies(found, [1, 3, 5, 8, 9])
+    shared, repeated = shared_copies(found, np.array([1, 3, 5, 8, 9]))
     assert shared.seqs.tolist() == [3, 8]
     assert shared.ids.tolist() == [20, 30]
     assert repeated.tolist() == [0, 2]
@@ -57,6 +57,6 @@ def test_a_context_copy_counts_for_the_turn_it_reads_first() -> None:
 
 def test_a_copy_at_the_first_searchable_turn_is_shared_with_none() -> None:
     found = PassageColumns.of([PassageHit(20, 2, 0, True, 90)])
-    shared, repeated = shared_copies(found, [2, 4])
+    shared, repeated = shared_copies(found, np.array([2, 4]))
     assert len(shared) == 0 and len(repeated) == 0
-    assert len(shared_copies(found, [])[0]) == 0
+    assert len(shared_copies(found, np.zeros(0, dtype=np.int64))[0]) == 0
