@@ -13,9 +13,9 @@ class SeqColumn:
     """Seqs appended one at a time, read as an array without a copy.
 
     The buffer doubles when full, so appends cost O(1) on average and ``array()`` is a
-    view: a 50,000-turn session's seqs were copied into an array for every ranking
-    (~0.8 ms from a list) before. Not thread-safe for writers; a reader sees the seqs
-    appended before it asked.
+    view: a ranking searches a 50,000-turn session's seqs with ``np.searchsorted``,
+    where making an array of a list took ~0.8 ms and a bisect per context copy ~0.1 ms.
+    One writer (the view's owner); a reader sees the seqs appended before it asked.
     """
 
     __slots__ = ("_buffer", "_count")
