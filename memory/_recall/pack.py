@@ -3,7 +3,8 @@
 Turns are ranked by ``memory._recall.rank``, archived tool-output chunks by
 ``Archive.search``; the two alternate. The best turns bring their neighbours along; all
 are rendered chronologically under the header of the conversation segment they belong
-to (the nearest earlier system message, e.g. a session's date). A long message is
+to (the nearest earlier system message, e.g. a session's date), with a gap line where
+turns were left out between two (``memory._recall.headers``). A long message is
 quoted by its matching passage, not from its start. Packing counts headers and
 separators, so every snippet returned fits: ``assemble`` never has to drop one. It
 renders no snippet while it chooses: each line is built and counted once with its
@@ -17,10 +18,19 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from memory._archive import Archive, Hit
-from memory._dates import day_of
 from memory._recall.chitchat import informative, speaker_labels
 from memory._recall.excerpt import excerpt
 from memory._recall.fuse import alternate, demote_questions
+from memory._recall.headers import (
+    DAY,
+    GAP,
+    NUMBERS_HEADER,
+    chunk_block,
+    number_tokens,
+    segment_key,
+    where,
+    with_gaps,
+)
 from memory._recall.passages import passage_texts, turn_text
 from memory._recall.rank import TurnRanker
 from memory._tokens import TokenCounter
@@ -44,15 +54,6 @@ SEPARATOR = "\n---\n"
 """Between snippets (one per segment, one per archived chunk)."""
 SEPARATOR_TOKENS = 3
 """Most tokens a separator takes (an archived chunk's is counted so)."""
-NUMBERS_HEADER = "[messages 1]\n"
-"""A snippet's header when neither a segment header nor a day heads it (a session of one
-day): each run of message numbers adds to it."""
-_DAY = "\x00day "
-"""Marks a segment made by the day turns were sent (no system message heads it): the day
-is its header ("[2023-05-08]"), without the messages' numbers, which took 8% of a
-4,000-token lookup on LoCoMo (the order is the turns' own; ``benchmarks/locomo.py``, all 7
-dev conversations, plain feeding, evidence recall at 2,000 / 4,000 tokens: 0.900 / 0.946
--> 0.905 / 0.950)."""
 MIN_LINE_TOKENS = 4
 MIN_CANDIDATES = 50
 TOKENS_PER_CANDIDATE = 16
@@ -213,10 +214,11 @@ class _Packing:
         self._cut: dict[int, int] = {}  # seq -> tokens of a line quoted as an excerpt
         # The newline before a separator ends the line before it (counted with the line).
         self._separator = max(counter.count(SEPARATOR) - counter.count("\n"), 0)
+        self._gap = counter.count(f"{GAP}\n")
 
     def add_chunk(self, hit: Hit) -> None:
         """Take an archived chunk if it fits."""
-        tokens = self.counter.count(_chunk_block(hit)) + SEPARATOR_TOKENS
+        tokens = self.counter.count(chunk_block(hit)) + SEPARATOR_TOKENS
         if self.used + tokens <= self.room:
             self.picks.append(hit)
             self.used += tokens
@@ -228,7 +230,7 @@ class _Packing:
         tokens = self._line_tokens(seq)
         if tokens is None or self.used + tokens > self.room:
             return  # cannot fit whatever its header costs
-        header = self.headers[seq] = _segment(self.view, seq)
+        header = self.headers[seq] = segment_key(self.view, seq)
         in_snippet = self._segments.setdefault(header, set())
         tokens += self._header_tokens(header, seq, in_snippet)
         if self.used + tokens > self.room:
@@ -245,7 +247,7 @@ class _Packing:
         line = self.line(seq)
         if line is None or seq in self.chosen:
             return
-        header = _segment(self.view, seq)
+        header = segment_key(self.view, seq)
         extra = self._header_tokens(header, seq, self._segments.get(header, set()))
         room = self.room - self.used - extra
         cut = excerpt(line, words, lambda text: self.counter.count(text + "\n") <= room)
@@ -298,18 +300,18 @@ class _Packing:
         with the runs it lists: a new run adds ", 123", a lone number becoming a run
         "-124", a run's end moving on nothing (unless it gains a digit), joining two runs
         nothing."""
-        numbered = header == _DAY
-        digits = _number_tokens(seq)
+        numbered = header == DAY
+        digits = number_tokens(seq)
         if not chosen:  # a new snippet: its separator (none before the first) and header
             separator = self._separator if self._snippets else 0
             return separator + self._header_base(header) + (digits if numbered else 0)
-        if not numbered:
-            return 0
         before, after = seq - 1 in chosen, seq + 1 in chosen
+        if not numbered:  # a gap line, unless it is next to a turn taken (a bridge: 0)
+            return 0 if before or after else self._gap
         if before and after:
             return 0
         if before and seq - 2 in chosen:
-            return max(0, digits - _number_tokens(seq - 1))
+            return max(0, digits - number_tokens(seq - 1))
         if after and seq + 2 in chosen:
             return 0  # "124-130" becomes "123-130": a number no longer than it was
         return (1 if before or after else 2) + digits
@@ -319,48 +321,12 @@ class _Packing:
         whole; for message numbers, all but the numbers."""
         if header not in self._headers:
             count = self.counter.count
-            if header == _DAY:
+            if header == DAY:
                 tokens = count(NUMBERS_HEADER) - count("1")
             else:
-                tokens = count(f"[{header.removeprefix(_DAY)}]\n")
+                tokens = count(f"[{header.removeprefix(DAY)}]\n")
             self._headers[header] = tokens
         return self._headers[header]
-
-
-def _number_tokens(number: int) -> int:
-    return -(-len(str(number)) // 3)  # tokenizers split numbers in threes
-
-
-def _chunk_block(hit: Hit) -> str:
-    return f"[tool output {hit.ref}, part {hit.idx + 1}]\n{hit.text}"
-
-
-def _segment(view: SessionView, seq: int) -> str:
-    """What a recalled turn is shown under: its segment's header (the nearest earlier
-    system message, e.g. a session and its date), else the day it was sent when the
-    session spans more than one day."""
-    header = view.segment_of(seq)
-    if header:
-        return header
-    at = view.time_of(seq)
-    if at is None or not view.spans_days():
-        return _DAY  # a one-day session: the day tells nothing (and costs every call)
-    return f"{_DAY}{day_of(at)}"
-
-
-def _where(seqs: list[int], header: str) -> str:
-    """Say where a snippet comes from: its segment's header, or else the day its turns
-    were sent, or else its messages' numbers (as runs)."""
-    if header != _DAY:
-        return f"[{header.removeprefix(_DAY)}]"
-    runs: list[list[int]] = []
-    for seq in seqs:
-        if runs and seq == runs[-1][-1] + 1:
-            runs[-1].append(seq)
-        else:
-            runs.append([seq])
-    spans = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
-    return f"[message {spans}]" if len(seqs) == 1 else f"[messages {spans}]"
 
 
 def _render(picks: list[int | Hit], packing: _Packing) -> tuple[list[str], list[tuple[int, ...]]]:
@@ -372,12 +338,15 @@ def _render(picks: list[int | Hit], packing: _Packing) -> tuple[list[str], list[
         line = packing.line(seq)
         if line is None:
             continue
-        header = packing.headers.get(seq) or _segment(packing.view, seq)
+        header = packing.headers.get(seq) or segment_key(packing.view, seq)
         if not groups or groups[-1][0] != header:
             groups.append((header, [], []))
         groups[-1][1].append(seq)
         groups[-1][2].append(line)
-    rendered = ["\n".join([_where(seqs, header), *lines]) for header, seqs, lines in groups]
-    chunk_blocks = [_chunk_block(p) for p in picks if isinstance(p, Hit)]
+    rendered = [
+        "\n".join([where(seqs, header), *with_gaps(seqs, lines, header != DAY)])
+        for header, seqs, lines in groups
+    ]
+    chunk_blocks = [chunk_block(p) for p in picks if isinstance(p, Hit)]
     seqs = [tuple(seqs) for _, seqs, _ in groups] + [() for _ in chunk_blocks]
     return rendered + chunk_blocks, seqs

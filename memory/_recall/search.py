@@ -186,13 +186,28 @@ def _with_answers(
             asked = later.pop(seq, None) or _paired(view, hit, seq, "human", shown, bound)
             if asked is not None:
                 found.append(dataclasses.replace(asked, answered_by=hit.idx))
-        if kind == "human":
-            after = view.turn_at(hit.idx + 1)
-            reply = later.pop(hit.idx + 1, None) if after and after.kind == "ai" else None
-            reply = reply or _paired(view, hit, hit.idx + 1, "ai", shown, bound)
+        if kind == "human" and (seq := _answer(view, hit.idx)) is not None:
+            reply = later.pop(seq, None) or _paired(view, hit, seq, "ai", shown, bound)
             if reply is not None:
                 found.append(reply)
     return [_placed(h, view, when, headed) for h in found]
+
+
+def _answer(view: SessionView, seq: int) -> int | None:
+    """The seq of the assistant's answer to the user turn ``seq``: its first reply that
+    calls no tool, after the tool rounds between them (at most ``ROUND_TURNS`` turns;
+    an agent's "Let me check." calls one), else its first reply; None when the next
+    turn is not the assistant's."""
+    first = None
+    for after in range(seq + 1, seq + 1 + ROUND_TURNS):
+        turn = view.turn_at(after)
+        if turn is None or turn.kind not in ("ai", "tool"):
+            break
+        if turn.kind == "ai":
+            first = after if first is None else first
+            if not turn.calls:
+                return after
+    return first
 
 
 def _asked(view: SessionView, seq: int) -> int | None:

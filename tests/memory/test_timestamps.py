@@ -215,3 +215,27 @@ def test_the_window_plans_the_dates_its_turns_are_sent_with(
             prompt = mem.assemble(query="How many tulips were in the garden?", budget=budget)
             assert prompt.tokens <= budget
     assert not replans
+
+
+def test_turns_left_out_between_two_recalled_ones_are_marked_by_a_gap_line() -> None:
+    # A day's snippet lists no message numbers: a "…" line says turns were left out, so
+    # a question is not read as answered by a later, unrelated reply.
+    with ConversationMemory.open(":memory:", session="g", budget=900, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "Hello"}, timestamp="2024-03-01T09:00Z")
+        said = ["My cat Miso is grey."] + ["weather chat " * 30] * 12 + ["Miso eats tuna."]
+        for minute, text in enumerate(said):
+            mem.add({"role": "user", "content": text}, timestamp=f"2024-03-03T10:{minute:02d}Z")
+            mem.add(
+                {"role": "assistant", "content": "Noted."},
+                timestamp=f"2024-03-03T10:{minute:02d}:30Z",
+            )
+        for day in range(4, 8):
+            mem.add({"role": "user", "content": "weather chat " * 60}, timestamp=f"2024-03-0{day}")
+        prompt = mem.assemble(query="What about Miso?")
+        block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
+    day = block[block.index("[2024-03-03]") :]
+    grey, tuna = day.index("Miso is grey"), day.index("Miso eats tuna")
+    assert "\n…\n" in day[grey:tuna]  # the weather chat between them is left out
+    lines = day.splitlines()
+    reply = lines.index(next(line for line in lines if "Miso is grey" in line)) + 1
+    assert lines[reply] == "assistant: Noted."  # sent right after it: no gap line

@@ -181,6 +181,27 @@ def test_memory_recall_refuses_arguments_of_the_wrong_type() -> None:
         assert isinstance(mem.recall(query="hi"), str)
 
 
+def test_a_question_found_comes_with_the_answer_after_the_agents_tool_round() -> None:
+    # An agent's first reply only calls a tool ("Let me check."); the answer comes after
+    # the result (fifth new-user trial: the preamble was shown as the answer).
+    with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
+        call = {
+            "id": "c1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": '{"id": "5521"}'},
+        }
+        mem.add([
+            {"role": "user", "content": "Where is my parcel from the bakery order?"},
+            {"role": "assistant", "content": "Let me check.", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "hub Leipzig, eta 03-05"},
+            {"role": "assistant", "content": "It is at the Leipzig hub, arriving March 5."},
+        ])  # fmt: skip
+        _planets(mem, 40)
+        found = mem.recall(query="Where is my parcel from the bakery order?")
+    assert "Leipzig hub" in found
+    assert found.index("bakery order?") < found.index("Leipzig hub")
+
+
 def test_a_reply_that_matches_comes_with_the_turn_it_answers_in_order() -> None:
     # The reply holds the query's word ("morning"); the fact is in what it replies to.
     with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
