@@ -98,14 +98,9 @@ def _pattern(name: str) -> re.Pattern[str]:
     by a comma at a sentence's end ("..., Sam!"; not in a list: "Scout, Toby, and I")."""
     n = re.escape(name)
     return re.compile(
-        rf"^\W*{n}\s*[,!]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|(?P<comma>,)\s*{n}\s*(?:[!?.]|$)",
+        rf"^\W*{n}\s*[,!]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|,\s*{n}\s*(?:[!?.]|$)",
         re.IGNORECASE | re.MULTILINE,
     )
-
-
-_LISTED = re.compile(r"(?:^|[^.!?\s])\s+[^\W\d_][\w'\u2019-]*\s*$")
-"""Text ending in a capitalized word inside a sentence (checked for the capital apart):
-before a comma, the start of a list ("My favourite cities are Rome, Paris.")."""
 
 
 def _label(name: str) -> re.Pattern[str]:
@@ -117,17 +112,8 @@ def _label(name: str) -> re.Pattern[str]:
 
 
 def addressed(name: str, text: str) -> bool:
-    """Whether ``text`` (a message's content, no speaker) speaks to ``name``; a name after
-    a comma and a capitalized word inside a sentence ends a list, and is not spoken to
-    ("Rome, Paris." made Paris the assistant's name, and a query about Paris missed)."""
-    for found in _pattern(name).finditer(text):
-        if found.group("comma") is None:
-            return True
-        before = text[: found.start()]
-        listed = _LISTED.search(before)
-        if listed is None or not before.split()[-1][0].isupper():
-            return True
-    return False
+    """Whether ``text`` (a message's content, no speaker) speaks to ``name``."""
+    return _pattern(name).search(text) is not None
 
 
 def role_named(name: str, texts: Iterable[tuple[str, str]]) -> str | None:
