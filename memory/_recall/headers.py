@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from memory._archive import Hit
 from memory._dates import day_of
+from memory._recall.passages import turn_text
 from memory._view import SessionView
 
 __all__ = [
     "DAY",
     "GAP",
+    "GAP_READ",
     "NUMBERS_HEADER",
     "chunk_block",
     "number_tokens",
@@ -26,6 +28,8 @@ GAP = "…"
 """A line between two turns of a snippet that were not sent one after the other: turns
 left out between them (a question is not read as answered by a later reply). A header of
 message numbers shows the gaps itself."""
+GAP_READ = 16
+"""Most turns read between two recalled ones to see whether one was left out."""
 NUMBERS_HEADER = "[messages 1]\n"
 """A snippet's header when neither a segment header nor a day heads it (a session of one
 day): each run of message numbers adds to it."""
@@ -75,14 +79,27 @@ def where(seqs: list[int], header: str) -> str:
     return f"[message {spans}]" if len(seqs) == 1 else f"[messages {spans}]"
 
 
-def with_gaps(seqs: list[int], lines: list[str], gaps: bool) -> list[str]:
-    """``lines`` (of the turns ``seqs``, ascending), with a ``GAP`` line wherever turns
-    were left out between two of them (when ``gaps``)."""
+def with_gaps(view: SessionView, seqs: list[int], lines: list[str], gaps: bool) -> list[str]:
+    """``lines`` (of the turns ``seqs``, ascending), with a ``GAP`` line wherever a turn
+    that would be shown (text of the user or the assistant, not retracted) was left out
+    between two of them (when ``gaps``): tool rounds and retractions make none."""
     if not gaps:
         return lines
     shown = lines[:1]
     for previous, seq, line in zip(seqs, seqs[1:], lines[1:], strict=False):
-        if seq != previous + 1:
+        if _left_out(view, previous, seq):
             shown.append(GAP)
         shown.append(line)
     return shown
+
+
+def _left_out(view: SessionView, start: int, end: int) -> bool:
+    """Whether a turn with text lies between ``start`` and ``end`` (seqs), reading at most
+    ``GAP_READ`` of them (past it, one is taken to)."""
+    for seq in range(start + 1, end):
+        if seq - start > GAP_READ:
+            return True
+        turn = view.turn_at(seq) if seq not in view.hidden else None
+        if turn is not None and turn_text(turn) is not None:
+            return True
+    return False

@@ -344,7 +344,7 @@ def _render(picks: list[int | Hit], packing: _Packing) -> tuple[list[str], list[
         groups[-1][1].append(seq)
         groups[-1][2].append(line)
     rendered = [
-        "\n".join([where(seqs, header), *with_gaps(seqs, lines, header != DAY)])
+        "\n".join([where(seqs, header), *with_gaps(packing.view, seqs, lines, header != DAY)])
         for header, seqs, lines in groups
     ]
     chunk_blocks = [chunk_block(p) for p in picks if isinstance(p, Hit)]

@@ -25,9 +25,9 @@ from stores.turn_index import TurnIndex
 __all__ = ["ALL_SEQS", "TOOL_FLOOR", "Recall"]
 
 ALL_SEQS = 2**62
-ROUND_TURNS = 8
-"""Turns read back from a reply to the user turn it answers (an agent's tool calls and
-results between them)."""
+ANSWER_TURNS = 64
+"""Most turns read from a user turn to the reply that answers it, and back (an agent's
+tool calls and results between them; retracted turns and their records)."""
 TOOL_FLOOR = 1.0
 """Least score (z-score units, see ``memory._recall.rank``) of a turn the tool returns."""
 RELATIVE_FLOOR = 0.5
@@ -195,13 +195,15 @@ def _with_answers(
 
 def _answer(view: SessionView, seq: int) -> int | None:
     """The seq of the assistant's answer to the user turn ``seq``: its first reply that
-    calls no tool, after the tool rounds between them (at most ``ROUND_TURNS`` turns;
-    an agent's "Let me check." calls one), else its first reply; None when the next
-    turn is not the assistant's."""
+    calls no tool, after the tool rounds between them (an agent's "Let me check." calls
+    one; read up to the next user turn, at most ``ANSWER_TURNS`` turns), else its first
+    reply; None when there is none. Retracted turns are passed over."""
     first = None
-    for after in range(seq + 1, seq + 1 + ROUND_TURNS):
+    for after in range(seq + 1, seq + 1 + ANSWER_TURNS):
         turn = view.turn_at(after)
-        if turn is None or turn.kind not in ("ai", "tool"):
+        if turn is None or after in view.hidden:  # retracted, or a retraction's record
+            continue
+        if turn.kind == "human":
             break
         if turn.kind == "ai":
             first = after if first is None else first
@@ -212,10 +214,13 @@ def _answer(view: SessionView, seq: int) -> int | None:
 
 def _asked(view: SessionView, seq: int) -> int | None:
     """The seq of the user turn the reply ``seq`` answers, back over the tool rounds
-    between them (at most ``ROUND_TURNS`` turns); None when there is none."""
-    for before in range(seq - 1, max(seq - 1 - ROUND_TURNS, -1), -1):
+    between them (at most ``ANSWER_TURNS`` turns; retracted ones passed over); None
+    when there is none."""
+    for before in range(seq - 1, max(seq - 1 - ANSWER_TURNS, -1), -1):
         turn = view.turn_at(before)
-        if turn is None or turn.kind not in ("human", "ai", "tool"):
+        if turn is None or before in view.hidden:  # retracted, or a retraction's record
+            continue
+        if turn.kind == "system":
             return None
         if turn.kind == "human":
             return before

@@ -239,3 +239,30 @@ def test_turns_left_out_between_two_recalled_ones_are_marked_by_a_gap_line() -> 
     lines = day.splitlines()
     reply = lines.index(next(line for line in lines if "Miso is grey" in line)) + 1
     assert lines[reply] == "assistant: Noted."  # sent right after it: no gap line
+
+
+def test_tool_rounds_and_retracted_turns_between_two_recalled_ones_make_no_gap() -> None:
+    # Only turns that would be shown count as left out: a tool round without text and a
+    # retracted reply (with its retraction's record) between a question and its answer
+    # are no gap (second trial of the fixes: a "…" made the question look unanswered).
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    with ConversationMemory.open(":memory:", session="h", budget=900, embedder=FAKE) as mem:
+        mem.add({"role": "user", "content": "Hello"}, timestamp="2024-03-01T09:00Z")
+        at = "2024-03-03T10:00Z"
+        mem.add({"role": "user", "content": "Where does Miso sleep?"}, timestamp=at)
+        round_ = [
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "basket"},
+        ]
+        mem.add(round_, timestamp=at)
+        wrong = mem.add({"role": "assistant", "content": "On the sofa."}, timestamp=at)[-1]
+        mem.retract(wrong)
+        mem.add({"role": "assistant", "content": "Miso sleeps in the basket."}, timestamp=at)
+        for day in range(4, 20):
+            mem.add(
+                {"role": "user", "content": "weather chat " * 60}, timestamp=f"2024-03-{day:02d}"
+            )
+        prompt = mem.assemble(query="Where does Miso sleep?")
+        block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
+    day = block[block.index("[2024-03-03]") :]
+    assert "user: Where does Miso sleep?\nassistant: Miso sleeps in the basket." in day

@@ -202,6 +202,36 @@ def test_a_question_found_comes_with_the_answer_after_the_agents_tool_round() ->
     assert found.index("bakery order?") < found.index("Leipzig hub")
 
 
+def _rounds(mem: ConversationMemory, question: str, answer: str, rounds: int) -> None:
+    """A question, ``rounds`` tool rounds whose calls carry no text, and the answer."""
+    mem.add({"role": "user", "content": question})
+    for i in range(rounds):
+        call = {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        mem.add([{"role": "assistant", "content": "", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": f"c{i}", "content": f"step {i}"}])  # fmt: skip
+    mem.add({"role": "assistant", "content": answer})
+
+
+def test_an_answer_after_many_tool_rounds_or_a_regeneration_is_paired() -> None:
+    # Second trial of the fixes: 5 rounds put the answer past the 8 turns read; a
+    # regenerated reply sat after a retracted one and its retraction's record.
+    with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
+        _rounds(mem, "Where is my walrus parcel?", "It waits at the Leipzig hub.", 5)
+        mem.add({"role": "user", "content": "Which gate do I use for the bakery?"})
+        wrong = mem.add({"role": "assistant", "content": "Gate 1."})[-1]
+        mem.retract(wrong)
+        mem.add({"role": "assistant", "content": "The north gate, by the ovens."})
+        _planets(mem, 40)
+        parcel = mem.recall(query="Where is my walrus parcel?")
+        gate = mem.recall(query="Which gate do I use for the bakery?")
+        prompt = mem.assemble(query="Which gate do I use for the bakery?")
+    assert parcel.index("walrus parcel?") < parcel.index("Leipzig hub")
+    assert gate.index("bakery?") < gate.index("north gate") and "Gate 1." not in gate
+    block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
+    asked = block.index("user: Which gate")  # the reply right after it, retraction or not
+    assert block[asked : block.index("north gate")].count("\n") == 1
+
+
 def test_a_reply_that_matches_comes_with_the_turn_it_answers_in_order() -> None:
     # The reply holds the query's word ("morning"); the fact is in what it replies to.
     with ConversationMemory.open(":memory:", session="t", budget=300) as mem:
