@@ -83,9 +83,10 @@ class Hit:
     matching passage of a conversation turn, ``idx`` its seq, with the turn's time (None
     where it tells nothing: a session whose turns were all sent on one day);
     ``answered_by``: the seq of the reply whose hit brought this turn along (the user
-    turn that reply answers); ``segment``: the turn's segment header ("Session 5 · 1:56
-    pm on 8 May, 2023"), if any; ``dated``: the turn was found by the date the query
-    names."""
+    turn that reply answers); ``answers``: the seq of the user turn whose hit brought
+    this reply along (its answer, after any tool rounds); ``segment``: the turn's segment
+    header ("Session 5 · 1:56 pm on 8 May, 2023"), if any; ``dated``: the turn was found
+    by the date the query names."""
 
     ref: str
     idx: int
@@ -95,6 +96,7 @@ class Hit:
     score: float
     created_at: float | None = None
     answered_by: int | None = None
+    answers: int | None = None
     segment: str | None = None
     dated: bool = False
 

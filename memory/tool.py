@@ -224,7 +224,7 @@ def _render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str)
             where += _lacking(whole, wanted)
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_placed_at(hit)}'
-            near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by}
+            near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by, hit.answers}
             if hit.dated:
                 where += _BY_DATE
             elif not worded & near:  # neither a match nor its question or reply

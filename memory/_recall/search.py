@@ -189,7 +189,7 @@ def _with_answers(
         if kind == "human" and (seq := _answer(view, hit.idx)) is not None:
             reply = later.pop(seq, None) or _paired(view, hit, seq, "ai", shown, bound)
             if reply is not None:
-                found.append(reply)
+                found.append(dataclasses.replace(reply, answers=hit.idx))
     return [_placed(h, view, when, headed) for h in found]
 
 

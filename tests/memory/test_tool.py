@@ -200,6 +200,8 @@ def test_a_question_found_comes_with_the_answer_after_the_agents_tool_round() ->
         found = mem.recall(query="Where is my parcel from the bakery order?")
     assert "Leipzig hub" in found
     assert found.index("bakery order?") < found.index("Leipzig hub")
+    answer = found[found.rindex("<archived", 0, found.index("Leipzig hub")) :]
+    assert "by meaning" not in answer.split("\n", 1)[0]  # the answer to a matching question
 
 
 def _rounds(mem: ConversationMemory, question: str, answer: str, rounds: int) -> None:
