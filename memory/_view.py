@@ -296,6 +296,24 @@ class SessionView:
         """Read the messages of these turns in one query (a prompt's window, say)."""
         self.messages.prefetch(seqs)
 
+    def text_between(self, start: int, end: int, *, limit: int) -> bool:
+        """Whether a turn with text (the user's, or the assistant's: one that calls tools
+        is read) lies between seqs ``start`` and ``end``, not retracted; past ``limit``
+        seqs read, one is taken to (a recalled snippet's gap lines)."""
+        log = self.log
+        for seq in range(start + 1, end):
+            if seq - start > limit:
+                return True
+            position = None if seq in self.hidden else log.position(seq)
+            if position is None:
+                continue
+            kind = log.kind_at(position)
+            if kind == "human" or (kind == "ai" and not log.calls_at(position)):
+                return True
+            if kind == "ai" and turn_text(log.turn(position)) is not None:
+                return True
+        return False
+
     def turn_at(self, seq: int) -> Turn | None:
         """Return the turn with this seq, as prompts send it."""
         position = self.log.position(seq)

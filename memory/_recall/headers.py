@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from memory._archive import Hit
 from memory._dates import day_of
-from memory._recall.passages import turn_text
 from memory._view import SessionView
 
 __all__ = [
@@ -87,19 +86,7 @@ def with_gaps(view: SessionView, seqs: list[int], lines: list[str], gaps: bool) 
         return lines
     shown = lines[:1]
     for previous, seq, line in zip(seqs, seqs[1:], lines[1:], strict=False):
-        if _left_out(view, previous, seq):
+        if view.text_between(previous, seq, limit=GAP_READ):
             shown.append(GAP)
         shown.append(line)
     return shown
-
-
-def _left_out(view: SessionView, start: int, end: int) -> bool:
-    """Whether a turn with text lies between ``start`` and ``end`` (seqs), reading at most
-    ``GAP_READ`` of them (past it, one is taken to)."""
-    for seq in range(start + 1, end):
-        if seq - start > GAP_READ:
-            return True
-        turn = view.turn_at(seq) if seq not in view.hidden else None
-        if turn is not None and turn_text(turn) is not None:
-            return True
-    return False
