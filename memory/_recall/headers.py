@@ -24,9 +24,10 @@ __all__ = [
 ]
 
 GAP = "…"
-"""A line between two turns of a snippet that were not sent one after the other: turns
-left out between them (a question is not read as answered by a later reply). A header of
-message numbers shows the gaps itself."""
+"""A line between two turns of a snippet where a turn with text was left out between
+them (a question is not read as answered by a later reply; tool rounds and retracted
+turns make none: ``SessionView.text_between``). A header of message numbers shows the
+gaps itself."""
 GAP_READ = 16
 """Most turns read between two recalled ones to see whether one was left out."""
 NUMBERS_HEADER = "[messages 1]\n"
