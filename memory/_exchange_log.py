@@ -15,6 +15,7 @@ complete (its open calls removed), and a reader checks completeness first.
 from __future__ import annotations
 
 import bisect
+import math
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
@@ -85,6 +86,8 @@ class ExchangeLog:
         self._count = 0
         self.latest_time = 0.0
         """The latest time any turn was sent (epoch seconds), whatever order they came in."""
+        self.earliest_time = math.inf
+        """The earliest time any turn was sent (epoch seconds; inf: no turn yet)."""
         self.date_tokens: dict[tuple[str, int], int] = {}
         """Tokens a user turn's date adds when it is sent dated, by counter name and seq
         (``memory._dates.dated_turns`` fills it)."""
@@ -105,6 +108,7 @@ class ExchangeLog:
         base = len(self._seqs)
         self._times.extend(times)
         self.latest_time = max(self.latest_time, *times) if times else self.latest_time
+        self.earliest_time = min(self.earliest_time, *times) if times else self.earliest_time
         known = {k: kind_of(k) for k in set(kinds)}  # a handful of roles
         self._kinds.extend(known[k] for k in kinds)
         self._tokens.extend(tokens)

@@ -364,11 +364,14 @@ class SessionView:
         return None
 
     def spans_days(self) -> bool:
-        """Whether the session's first and latest turns were sent on different UTC days."""
+        """Whether the session's earliest and latest turns were sent on different UTC days."""
         log = self.log
         count = log.turn_count
         if self._spans[0] != count:  # asked per recalled turn: worked out once per length
-            spans = bool(count) and day_of(log.time_at(0)) != day_of(log.time_at(count - 1))
+            # Earliest and latest, not first and last: turns may come out of order (an old
+            # transcript's stamped turns after ones stamped now), and once a session spans
+            # days it always does, so dated turns stay dated (the prompt's prefix holds).
+            spans = bool(count) and day_of(log.earliest_time) != day_of(log.latest_time)
             self._spans = (count, spans)
         return self._spans[1]
 
