@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from stores.text_search import query_terms, word_pattern
+from stores.text_search import query_terms, stem, word_pattern, word_stems
 
 __all__ = [
     "FOCUS_CONTEXT_LINES",
@@ -115,13 +115,18 @@ def _traceback_around(lines: list[str], i: int) -> range | None:
 
 def holds_a_word(text: str, query: str) -> bool:
     """Whether ``text`` holds one of the query's words (True for a query of none), their
-    diacritics aside, as the full-text index folds them ("zurich" is in "Zürich")."""
+    diacritics aside, as the full-text index folds them ("zurich" is in "Zürich"), or a
+    word of the same stem, as the turn index reads them ("painting" for "paint",
+    ``stores.text_search.stem``)."""
     terms = query_terms(query)
     if not terms:
         return True
     if not (text.isascii() and all(t.isascii() for t in terms)):
         text, terms = _folded(text), [_folded(t) for t in terms]
-    return any(word_pattern(term).search(text) for term in terms)
+    if any(word_pattern(term).search(text) for term in terms):
+        return True
+    stems = word_stems(text)
+    return any(stem(term) in stems for term in terms)
 
 
 def _folded(text: str) -> str:

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The schema this code writes; older stores are migrated to it on open, newer refused."""
 
 

@@ -66,7 +66,7 @@ class PostgresTurnIndex:
         rows = [
             (
                 to_db(session), p.seq, p.idx, p.context, to_db(p.text),
-                to_db(search_words(p.text)), p.created_at,
+                to_db(search_words(p.text, stemmed=True)), p.created_at,
             )
             for p in passages
         ]  # fmt: skip
@@ -83,7 +83,7 @@ class PostgresTurnIndex:
         self, session: str, query: str, *, before_seq: int | None = None, limit: int = 100
     ) -> list[PassageHit]:
         """Return the best passages by IDF-weighted ``ts_rank`` (see ``TurnIndex.search``)."""
-        words = query_terms(query)
+        words = query_terms(query, stemmed=True)
         if not words or limit <= 0:
             return []
         total, counts = self._statistics(session, words)
@@ -203,7 +203,7 @@ class PostgresTurnIndex:
     ) -> list[PassageHit]:
         """Return passages holding the query's words in order, newest first (among the
         newest ``MAX_SCORED`` holding its rarest word)."""
-        words = phrase_words(query)
+        words = phrase_words(query, stemmed=True)
         if not words or limit <= 0:
             return []
         counts = self._statistics(session, list(dict.fromkeys(words)))[1]

@@ -106,7 +106,12 @@ _V5 = [
     "(to_tsvector('simple', coalesce(terms, text))) STORED",
     "CREATE INDEX IF NOT EXISTS attic_chunks_fts ON attic_chunks USING GIN (tsv)",
 ]
-MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3, 4: _V4, 5: _V5}
+_V6 = [
+    # Turns are indexed by their words' stems (``stores.text_search.stem``):
+    # ``_fill_words`` gives every passage its stemmed words anew.
+    "UPDATE attic_passages SET terms = NULL",
+]
+MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 """Statements bringing a database from the version before to this one (2 is the first)."""
 
 
@@ -133,7 +138,7 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], location: str) -> int:
     apply_migrations(conn, POSTGRES, MIGRATIONS, version)
     if 0 < version < 3:
         _fill_outline(conn)
-    if 0 < version < 5:
+    if 0 < version < 6:
         _fill_words(conn)
     return version
 
@@ -149,9 +154,10 @@ def _fill_outline(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
 
 
 def _fill_words(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """Give passages and chunks written before version 5 their words as both stores split
-    them (``search_words``), a batch of ``_FILL_BATCH`` rows at a time."""
-    for table in ("attic_passages", "attic_chunks"):
+    """Give passages and chunks without words (written before version 5; passages before
+    6) their words as both stores split them (``search_words``; a passage's stemmed), a
+    batch of ``_FILL_BATCH`` rows at a time."""
+    for table, stemmed in (("attic_passages", True), ("attic_chunks", False)):
         while True:
             rows = conn.execute(
                 f"SELECT id, text FROM {table} WHERE terms IS NULL ORDER BY id LIMIT %s",
@@ -162,5 +168,8 @@ def _fill_words(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
             with conn.cursor() as cursor:
                 cursor.executemany(
                     f"UPDATE {table} SET terms = %s WHERE id = %s",
-                    [(to_db(search_words(from_db(text))), int(i)) for i, text in rows],
+                    [
+                        (to_db(search_words(from_db(text), stemmed=stemmed)), int(i))
+                        for i, text in rows
+                    ],
                 )

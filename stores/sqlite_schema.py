@@ -89,7 +89,12 @@ _V4 = [
 ]
 _V5: list[str] = []
 """Version 5 changed PostgreSQL's word index only (SQLite's already split words so)."""
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+_V6 = [
+    # Turns are indexed by their words' stems (``stores.text_search.stem``): the words
+    # indexed before are dropped here, and ``_stem_passages`` indexes every passage anew.
+    "INSERT INTO passages_fts(passages_fts) VALUES ('delete-all')",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 """The statements that bring a file from the version before to this one."""
 _MOVE_BATCH = 5000
 
@@ -114,7 +119,30 @@ def _move_turn_chunks(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM chunks WHERE ref IN ('', '~')")
 
 
-_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {4: _move_turn_chunks}
+def _stem_passages(conn: sqlite3.Connection) -> None:
+    """Index every passage by its words' stems (``scoped_words``), in id order, a batch
+    of ``_MOVE_BATCH`` at a time: the stored words are replaced, then the full-text
+    index (emptied by ``_V6``) is filled from them."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, session, text FROM passages WHERE id > ? ORDER BY id LIMIT ?",
+            (last, _MOVE_BATCH),
+        ).fetchall()
+        if not rows:
+            break
+        conn.executemany(
+            "UPDATE passages SET terms = ? WHERE id = ?",
+            [(scoped_words(scope_token(s), text), i) for i, s, text in rows],
+        )
+        last = rows[-1][0]
+    conn.execute("INSERT INTO passages_fts(rowid, body) SELECT id, terms FROM passages")
+
+
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    4: _move_turn_chunks,
+    6: _stem_passages,
+}
 """Data moved by code after a version's statements ran (on files that had data)."""
 
 

@@ -1,8 +1,13 @@
 """How free-text queries become search terms, shared by every store's full-text search.
 
-Both stores index the same words (``search_words``: letters and digits, lower-cased, no
-stemming), so the same query finds the same words in SQLite's FTS5 and PostgreSQL's
-``tsvector``.
+Both stores index the same words (``search_words``: letters and digits, lower-cased), so
+the same query finds the same words in SQLite's FTS5 and PostgreSQL's ``tsvector``.
+
+Conversation turns are indexed by their words' stems (``stem``: Snowball's English
+stemmer, the algorithm PostgreSQL's ``english`` configuration uses), so "paint" finds
+"painting" and "painted"; queries of turns are stemmed alike (``stemmed=True``).
+Archived tool outputs keep their words as written: a log's identifiers are looked up
+exactly.
 
 Chinese and Japanese write without spaces, so a word tokenizer keeps a whole run of
 characters as one token and a query word never matches inside it. Runs of Han, kana
@@ -14,6 +19,10 @@ indexed text (``search_words``) and in queries (``query_terms``) alike: "北京�
 from __future__ import annotations
 
 import re
+import threading
+from functools import lru_cache
+
+import snowballstemmer
 
 __all__ = [
     "CJK_CLASS",
@@ -25,7 +34,9 @@ __all__ = [
     "query_terms",
     "scoped_words",
     "search_words",
+    "stem",
     "word_pattern",
+    "word_stems",
 ]
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -41,6 +52,28 @@ _STOPWORD_TEXT = (
     "have had about into than then so"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+STEMS_CACHED = 65_536
+"""Words whose stems are remembered (a conversation's vocabulary is far smaller)."""
+_STEMMERS = threading.local()  # a Snowball stemmer keeps state while it stems: one a thread
+
+
+@lru_cache(maxsize=STEMS_CACHED)
+def stem(word: str) -> str:
+    """Return a lower-cased word's stem for the turn index: Snowball's English stemmer
+    ("painting" and "paints" are "paint"; Porter, 2001, snowballstem.org's ``english``)
+    on words of ASCII letters; any other word (digits, identifiers like "inc5521",
+    accented or CJK words) as it is."""
+    if not (word.isascii() and word.isalpha()):
+        return word
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(word))
+
+
+def word_stems(text: str) -> set[str]:
+    """Return the stems of ``text``'s words (``stem``), lower-cased, CJK runs as bigrams."""
+    return {stem(w) for w in _words(text)}
 
 
 def has_cjk(text: str) -> bool:
@@ -64,15 +97,17 @@ def _words(query: str) -> list[str]:
     return [w.lower() for w in WORD.findall(spaced)]
 
 
-def query_terms(query: str) -> list[str]:
+def query_terms(query: str, *, stemmed: bool = False) -> list[str]:
     """Return the query's distinct words (CJK runs as bigrams), lower-cased, for an OR
-    search.
+    search; their stems when ``stemmed`` (a search of the turn index).
 
     Common function words are dropped when other words remain: they match most rows,
     which makes ranking slow on long histories and adds nothing to it.
     """
     words = list(dict.fromkeys(_words(query)))
     terms = [w for w in words if w not in STOPWORDS] or words
+    if stemmed:
+        terms = list(dict.fromkeys(stem(t) for t in terms))
     return terms[:MAX_QUERY_TERMS]
 
 
@@ -82,24 +117,28 @@ def word_pattern(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", re.IGNORECASE)
 
 
-def phrase_words(query: str) -> list[str]:
-    """Return the query's words in order, lower-cased (a phrase search), stopwords kept.
+def phrase_words(query: str, *, stemmed: bool = False) -> list[str]:
+    """Return the query's words in order, lower-cased (a phrase search), stopwords kept;
+    their stems when ``stemmed``.
 
     A CJK run gives its bigrams, so a phrase of them matches the run where it was indexed.
     """
-    return _words(query)[:MAX_QUERY_TERMS]
+    words = _words(query)[:MAX_QUERY_TERMS]
+    return [stem(w) for w in words] if stemmed else words
 
 
-def search_words(text: str) -> str:
-    """Return the text's words (CJK runs as bigrams), lower-cased, one space apart: what
-    both stores index. PostgreSQL's parser, given the text itself, keeps "INC-5521" as
-    the words "inc-5521", "inc" and "-5521" (a signed number), so "5521" would not find
-    it there; given these words, it reads "inc" and "5521", as SQLite's FTS5 does."""
-    return " ".join(w.lower() for w in WORD.findall(CJK_RUN.sub(_spaced, text)))
+def search_words(text: str, *, stemmed: bool = False) -> str:
+    """Return the text's words (CJK runs as bigrams), lower-cased, one space apart (their
+    stems when ``stemmed``: the turn index): what both stores index. PostgreSQL's parser,
+    given the text itself, keeps "INC-5521" as the words "inc-5521", "inc" and "-5521" (a
+    signed number), so "5521" would not find it there; given these words, it reads "inc"
+    and "5521", as SQLite's FTS5 does."""
+    words = _words(text)
+    return " ".join([stem(w) for w in words] if stemmed else words)
 
 
 def scoped_words(prefix: str, text: str) -> str:
-    """Return the text's words (CJK runs as bigrams), lower-cased, each glued to
-    ``prefix``: an index of such words holds each session's words apart, so a search
-    touches, and counts, only its own session's rows."""
-    return " ".join(prefix + w.lower() for w in WORD.findall(CJK_RUN.sub(_spaced, text)))
+    """Return the stems of the text's words (``stem``; CJK runs as bigrams), lower-cased,
+    each glued to ``prefix``: an index of such words (SQLite's turn index) holds each
+    session's words apart, so a search touches, and counts, only its own session's rows."""
+    return " ".join(prefix + stem(w) for w in _words(text))

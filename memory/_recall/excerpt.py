@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 
+from stores.text_search import word_stems
+
 __all__ = ["excerpt"]
 
 PROSE_SHARE = 0.85
@@ -22,7 +24,6 @@ kwargs:``) split badly at ``.`` and ``;``, and quoting a piece of one in every p
 billed uncached: on ``benchmarks/cost.py``'s SWE-agent runs at 4,000 tokens, katy-0 went
 from 1.03x to 1.10x the raw history at 90% off."""
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
-_WORD = re.compile(r"\w+")
 ELLIPSIS = "\u2026"
 
 
@@ -35,7 +36,8 @@ def excerpt(line: str, words: Collection[str], fits: Callable[[str], bool]) -> s
     Args:
         line: A recalled line, ``"speaker: text"`` or ``"speaker (part 2 of 9 of a long
             message): text"``.
-        words: The query's words, lower-cased (``stores.text_search.query_terms``).
+        words: The query's words' stems, lower-cased (``stores.text_search.query_terms``
+            with ``stemmed=True``): a sentence holds a word of the same stem.
         fits: Whether a candidate line fits the room left (counted by the caller).
     """
     head, colon, body = line.partition(": ")
@@ -43,7 +45,7 @@ def excerpt(line: str, words: Collection[str], fits: Callable[[str], bool]) -> s
         return None  # a passage of a long message (a pasted report), in prose
     sentences = [s for s in _SENTENCE_END.split(body) if s.strip()]
     wanted = set(words)
-    scores = [len(wanted & set(_WORD.findall(s.lower()))) for s in sentences]
+    scores = [len(wanted & word_stems(s)) for s in sentences]
     if len(sentences) < 2 or max(scores) == 0:
         return None
     best = max(range(len(sentences)), key=lambda i: (scores[i], -i))

@@ -157,7 +157,7 @@ def recollect(
     passages = {r.seq: r.passage for r in ranked}
     chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
     packing = _Packing(view, counter, passages, max_tokens)
-    words = query_terms(query)
+    words = query_terms(query, stemmed=True)
     for rank, item in enumerate(alternate([r.seq for r in ranked], chunk_hits)):
         if isinstance(item, Hit):
             packing.add_chunk(item)

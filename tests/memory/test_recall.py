@@ -16,6 +16,7 @@ from memory._recall.fuse import asks_only, demote_questions
 from memory._recall.passages import PASSAGE_TOKENS, passage_texts, passages_of
 from memory._recall.rank import RankedTurn
 from stores import search_terms
+from stores.text_search import query_terms
 
 TOPICS = [
     ("Definitions", "terms such as Goods, Order, Delivery Point and Business Day"),
@@ -281,6 +282,13 @@ def test_an_excerpt_is_whole_sentences_around_the_best_one() -> None:
     assert excerpt("bob: The code is 42.", ["code"], fits) is None  # one sentence: no cut
     room["size"] = 10
     assert excerpt(line, ["code"], fits) is None  # the best sentence alone does not fit
+
+
+def test_an_excerpt_picks_the_sentence_holding_another_form_of_a_query_word() -> None:
+    line = "user (part 2 of 9 of a long message): We met at noon. She painted the barn red. Rain."
+    words = query_terms("Who paints?", stemmed=True)
+    cut = excerpt(line, words, lambda text: len(text) <= 80)
+    assert cut is not None and "She painted the barn red." in cut and "noon" not in cut
 
 
 def test_a_long_plain_chat_samples_own_passages_and_context_copies_alike() -> None:

@@ -231,6 +231,8 @@ def test_turns_left_out_between_two_recalled_ones_are_marked_by_a_gap_line() -> 
             )
         for day in range(4, 8):
             mem.add({"role": "user", "content": "weather chat " * 60}, timestamp=f"2024-03-0{day}")
+        mem.wait_for_summary()  # the fold settled: the room for recall is known
+        mem.wait_until_indexed()
         prompt = mem.assemble(query="What about Miso?")
         block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
     day = block[block.index("[2024-03-03]") :]
@@ -262,6 +264,8 @@ def test_tool_rounds_and_retracted_turns_between_two_recalled_ones_make_no_gap()
             mem.add(
                 {"role": "user", "content": "weather chat " * 60}, timestamp=f"2024-03-{day:02d}"
             )
+        mem.wait_for_summary()  # the fold settled: the room for recall is known
+        mem.wait_until_indexed()
         prompt = mem.assemble(query="Where does Miso sleep?")
         block = next(str(m.content) for m in prompt.messages if "recalled from" in str(m.content))
     day = block[block.index("[2024-03-03]") :]

@@ -32,7 +32,7 @@ def test_search_ranks_the_sessions_matches_best_first_within_scope(store: Store)
     _index(store)
     hits = store.passages.search("a", "the kite")
     assert {(h.seq, h.idx, h.context) for h in hits} == {
-        (1, 0, False), (2, 0, False), (2, 0, True),
+        (1, 0, False), (2, 0, False), (2, 0, True), (3, 1, False),  # "kites": a kite's stem
     }  # fmt: skip
     assert all(h.score > 0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)

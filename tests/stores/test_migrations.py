@@ -13,9 +13,11 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory import ConversationMemory
 from stores import open_store
-from stores.base import SCHEMA_VERSION, Store
+from stores.base import SCHEMA_VERSION, NewPassage, Store
 from stores.errors import StoreError
 from stores.sqlite import SQLiteDatabase
+from stores.text_search import search_words
+from stores.turn_index import scope_token
 from stores.turns import message_fields
 
 FIXTURE = Path(__file__).with_name("fixtures") / "schema_v1.db"  # written by the v1 code
@@ -227,5 +229,56 @@ def test_older_postgres_passages_and_chunks_get_their_words(pg_url: str) -> None
         assert [h.seq for h in store.passages.search("s", "5521")] == [1]
         assert [h.seq for h in store.passages.search("s", "北京")] == [2]
         assert [c.ref for c in store.blobs.search_text("s", "5521")] == ["r1"]
+    finally:
+        store.close()
+
+
+def _unstemmed(conn: sqlite3.Connection) -> None:
+    """Index a file's passages by their words as written, as version 5 did."""
+    conn.execute("INSERT INTO passages_fts(passages_fts) VALUES ('delete-all')")
+    for i, session, text in conn.execute("SELECT id, session, text FROM passages").fetchall():
+        prefix = scope_token(session)
+        words = " ".join(prefix + w for w in search_words(text).split())
+        conn.execute("UPDATE passages SET terms = ? WHERE id = ?", (words, i))
+    conn.execute("INSERT INTO passages_fts(rowid, body) SELECT id, terms FROM passages")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+
+def test_older_sqlite_passages_are_indexed_by_their_stems(tmp_path: Path) -> None:
+    db = tmp_path / "v5.db"
+    store = open_store(db)
+    with store.write():
+        store.passages.add(
+            "s",
+            [NewPassage(1, 0, "user: painting landscapes", 1.0),
+             NewPassage(2, 0, "user: ticket INC-5521 expired", 2.0)],
+        )  # fmt: skip
+    store.close()
+    with sqlite3.connect(db) as conn:
+        _unstemmed(conn)
+    old = open_store(db)  # "paints" is no word the version 5 index holds
+    try:
+        assert old.schema_version == SCHEMA_VERSION
+        assert [h.seq for h in old.passages.search("s", "paints")] == [1]
+        assert [h.seq for h in old.passages.phrase("s", "painted landscape")] == [1]
+        assert [h.seq for h in old.passages.search("s", "5521")] == [2]
+    finally:
+        old.close()
+
+
+def test_older_postgres_passages_are_indexed_by_their_stems(pg_url: str) -> None:
+    open_store(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a version 5 database
+        conn.execute("UPDATE attic_meta SET value = '5'")
+        conn.execute(
+            "INSERT INTO attic_passages(session, seq, idx, context, text, terms, created_at) "
+            "VALUES ('s', 1, 0, false, 'user: painting landscapes', "
+            "'user painting landscapes', 1.0)"
+        )
+    store = open_store(pg_url)
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [h.seq for h in store.passages.search("s", "paints")] == [1]
+        assert [h.seq for h in store.passages.phrase("s", "painted landscape")] == [1]
     finally:
         store.close()

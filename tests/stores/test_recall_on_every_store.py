@@ -33,3 +33,19 @@ def test_words_every_turn_holds_lift_no_turn_over_the_one_that_matches(store: St
                      {"role": "assistant", "content": "リゾットはどうですか？" * 10}])  # fmt: skip
         for question in ("パスポートはどこ", "パスポートはどこにありますか"):
             assert "青いフォルダー" in mem.recall(query=question)
+
+
+def test_a_word_finds_the_turns_holding_another_form_of_it(store: Store) -> None:
+    """Turns are searched by their words' stems: "paint" finds "painting" with the
+    embedder down, and the recall tool does not call the match one by meaning only."""
+    with Engine(store, embedder=Down()) as engine:
+        mem = engine.open(session="stems", budget=400)
+        mem.add([{"role": "user", "content": "I spent the weekend painting landscapes."},
+                 {"role": "assistant", "content": "Lovely, which places?"}])  # fmt: skip
+        for i in range(8):
+            mem.add([{"role": "user", "content": f"Dinner idea number {i}: a risotto."},
+                     {"role": "assistant", "content": "Sounds good. " * 20}])  # fmt: skip
+        for question in ("What does she paint?", "Who paints?", "painted"):
+            found = mem.recall(query=question).split("<archived ")[1:]
+            fact = next(b for b in found if "painting landscapes" in b)
+            assert "by meaning only" not in fact, question
