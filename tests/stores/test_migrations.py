@@ -210,20 +210,26 @@ def test_turn_chunks_of_older_postgres_databases_move_to_the_turn_index(pg_url: 
         store.close()
 
 
-def test_older_postgres_passages_and_chunks_get_their_words(pg_url: str) -> None:
+def _postgres_at(pg_url: str, version: int, *rows: str) -> Store:
+    """A new database set back to ``version`` with ``rows`` inserted, opened again."""
     open_store(pg_url).close()
-    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a version 4 database
-        conn.execute("UPDATE attic_meta SET value = '4'")
-        conn.execute(
-            "INSERT INTO attic_passages(session, seq, idx, context, text, created_at) VALUES "
-            "('s', 1, 0, false, 'user: ticket INC-5521 expired', 1.0), "
-            "('s', 2, 0, false, 'user: 我住在北京大学附近', 2.0)"
-        )
-        conn.execute(
-            'INSERT INTO attic_chunks(session, ref, idx, start, "end", text) VALUES '
-            "('s', 'r1', 0, 0, 20, 'job ERR-5521 failed')"
-        )
-    store = open_store(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE attic_meta SET value = %s", (str(version),))
+        for statement in rows:
+            conn.execute(statement)
+    return open_store(pg_url)
+
+
+def test_older_postgres_passages_and_chunks_get_their_words(pg_url: str) -> None:
+    store = _postgres_at(
+        pg_url,
+        4,
+        "INSERT INTO attic_passages(session, seq, idx, context, text, created_at) VALUES "
+        "('s', 1, 0, false, 'user: ticket INC-5521 expired', 1.0), "
+        "('s', 2, 0, false, 'user: 我住在北京大学附近', 2.0)",
+        'INSERT INTO attic_chunks(session, ref, idx, start, "end", text) VALUES '
+        "('s', 'r1', 0, 0, 20, 'job ERR-5521 failed')",
+    )
     try:
         assert store.schema_version == SCHEMA_VERSION
         assert [h.seq for h in store.passages.search("s", "5521")] == [1]
@@ -267,15 +273,12 @@ def test_older_sqlite_passages_are_indexed_by_their_stems(tmp_path: Path) -> Non
 
 
 def test_older_postgres_passages_are_indexed_by_their_stems(pg_url: str) -> None:
-    open_store(pg_url).close()
-    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to a version 5 database
-        conn.execute("UPDATE attic_meta SET value = '5'")
-        conn.execute(
-            "INSERT INTO attic_passages(session, seq, idx, context, text, terms, created_at) "
-            "VALUES ('s', 1, 0, false, 'user: painting landscapes', "
-            "'user painting landscapes', 1.0)"
-        )
-    store = open_store(pg_url)
+    store = _postgres_at(  # words as written, as version 5 indexed them
+        pg_url,
+        5,
+        "INSERT INTO attic_passages(session, seq, idx, context, text, terms, created_at) "
+        "VALUES ('s', 1, 0, false, 'user: painting landscapes', 'user painting landscapes', 1.0)",
+    )
     try:
         assert store.schema_version == SCHEMA_VERSION
         assert [h.seq for h in store.passages.search("s", "paints")] == [1]
