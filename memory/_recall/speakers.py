@@ -62,6 +62,14 @@ _GREETINGS = (
     "congratulations|good morning|good night|morning|evening|welcome|sorry|wow|oh|aw|ah|"
     "great job|well done|good luck|cheers|love you|miss you|happy birthday"
 )
+_INTERJECTIONS = (
+    "sure|ok|okay|yes|yeah|yep|no|nope|right|great|nice|cool|awesome|absolutely|exactly|"
+    "agreed|indeed|alright|of course|no worries|true|haha|lol"
+)
+"""Said before a name and a comma ("Sure, Sam."): the name is spoken to."""
+_LOWER = r"(?=[^\W_A-Z\u00c0-\u00de])"
+"""A word ahead that starts with no capital (ASCII or Latin-1; a digit will do): no name,
+no list item."""
 _COMMON_TEXT = """
 a about after all also an and any are as at be been before both but by can could did do
 does during for from had has have how i if in is it its last may me might my no not of on
@@ -94,12 +102,19 @@ def query_names(query: str) -> list[str]:
 
 
 def _pattern(name: str) -> re.Pattern[str]:
-    """Where a message speaks to ``name``: opening with it, after a greeting, or set off
-    by a comma at a sentence's end ("..., Sam!"; not in a list: "Scout, Toby, and I")."""
-    n = re.escape(name)
+    """Where a message speaks to ``name``: opening with it ("Sam, did you ...", "Sam!"),
+    after a greeting ("Hey Sam", "Thanks, Sam") or an interjection ("Sure, Sam"), or set
+    off by a comma at a sentence's end after a word that is no name ("That sounds lovely,
+    Sam!"). Names in a list are none: "Scout, Toby, and I", "Rome, Paris." (a list of
+    cities made "Paris" the assistant's name), "I visited Rome, Paris." A name is
+    matched whatever its case; the words around it by theirs."""
+    n = f"(?i:{re.escape(name)})"
     return re.compile(
-        rf"^\W*{n}\s*[,!]|(?<!\w)(?:{_GREETINGS})[\s,]+{n}(?!\w)|,\s*{n}\s*(?:[!?.]|$)",
-        re.IGNORECASE | re.MULTILINE,
+        rf"^\W*{n}\s*(?:!|,\s*(?:{_LOWER}|I\b|$))"
+        rf"|(?<!\w)(?i:{_GREETINGS})[\s,]+{n}(?!\w)"
+        rf"|(?<!\w)(?i:{_INTERJECTIONS}),\s*{n}(?!\w)"
+        rf"|(?<![\w'\u2019-]){_LOWER}[\w'\u2019-]*,\s*{n}\s*(?:[!?.]|$)",
+        re.MULTILINE,
     )
 
 

@@ -36,6 +36,10 @@ def test_a_name_is_addressed_when_greeted_thanked_or_set_off_by_a_comma() -> Non
         ("Sam", "Sam, did you see it?"),
         ("Ava", "That sounds lovely, Ava!"),
         ("Jon", "Congrats Jon, well deserved."),
+        ("Sam", "Sure, Sam."),
+        ("Sam", "See you at 5, Sam!"),
+        ("Sam", "Sam, I think so."),
+        ("Sam", "Hi Sam, Ava!"),
     ]
     for name, text in spoken_to:
         assert addressed(name, text), text
@@ -45,6 +49,12 @@ def test_a_name_is_addressed_when_greeted_thanked_or_set_off_by_a_comma() -> Non
         ("Ava", "Ava's dog barked."),
         ("Toby", "We took Scout, Toby, and Buddy to the park."),
         ("Toby", "My gf, Toby, and I played board games."),
+        # Lists of names: a list of cities made "Paris" the assistant's name.
+        ("Paris", "Rome, Paris."),
+        ("Rome", "Rome, Paris."),
+        ("Paris", "I visited Rome, Paris."),
+        ("Ava", "Hi Sam, Ava!"),  # two greeted: unsure which is spoken to
+        ("Paris", "We had a great Paris trip."),
     ]
     for name, text in spoken_of:
         assert not addressed(name, text), text
@@ -59,6 +69,8 @@ def test_a_name_one_role_addresses_is_the_other_role() -> None:
     assert role_named("Sam", mixed) is None  # both sides use it: a third person
     told = [("human", "My friend Sam moved to Oslo."), ("human", "Sam likes jazz.")]
     assert role_named("Sam", told) is None  # mentioned, never addressed
+    cities = [("human", "Rome, Paris."), ("human", "Rome, Berlin, Paris.")]
+    assert role_named("Paris", cities) is None and role_named("Rome", cities) is None
 
 
 def test_a_name_a_role_signs_its_messages_with_is_that_role() -> None:
