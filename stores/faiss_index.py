@@ -30,6 +30,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from stores.positions import positions
+
 __all__ = ["PASSAGES", "FAISSIndex", "index_path"]
 
 PASSAGES = "passages"
@@ -210,22 +212,18 @@ class FAISSIndex:
         """Where each id is held (-1: not held), under ``_lock``.
 
         Ids are usually held in ascending order (each batch is added above the last), and
-        a binary search finds them; after a replaced vector moved an id to the end, one
-        sort of the ids is kept until the index changes again."""
+        ``stores.positions`` finds them (a run of ids by subtraction); after a replaced
+        vector moved an id to the end, one sort of the ids is kept until the index changes
+        again."""
         ids = _held_ids(self._index, total)
         if self._ascending is None:
             self._ascending = bool(np.all(ids[1:] > ids[:-1]))
         if self._ascending:
-            order = None
-            ordered = ids
-        else:
-            if self._order is None or len(self._order) != total:
-                self._order = np.argsort(ids, kind="stable")
-            order, ordered = self._order, ids[self._order]
-        at = np.minimum(np.searchsorted(ordered, keys), max(total - 1, 0))
-        hit = ordered[at] == keys if total else np.zeros(len(keys), dtype=bool)
-        where = at if order is None else order[at]
-        return np.where(hit, where, -1).astype(np.int64)
+            return positions(ids, keys)
+        if self._order is None or len(self._order) != total:
+            self._order = np.argsort(ids, kind="stable")
+        at = positions(ids[self._order], keys)
+        return np.where(at >= 0, self._order[np.maximum(at, 0)], -1).astype(np.int64)
 
     def sample_scores(
         self, vector: npt.NDArray[np.float32], size: int

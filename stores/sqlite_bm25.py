@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from stores.positions import positions
 from stores.sqlite import SQLiteDatabase
 
 __all__ = ["K1", "MAX_LENGTHS", "B", "PassageScores", "varints"]
@@ -159,8 +160,8 @@ class PassageScores:
                 self._trim()  # (only what is kept grew: no sum over the sessions per search)
             else:
                 self._lengths.move_to_end(session)
-        at = np.minimum(np.searchsorted(kept.ids, ids), max(len(kept.ids) - 1, 0))
-        if not len(kept.ids) or not np.array_equal(kept.ids[at], ids):
+        at = positions(kept.ids, ids)
+        if not len(kept.ids) or bool((at < 0).any()):
             return None
         found: npt.NDArray[np.int32] = kept.tokens[at]
         return found
