@@ -60,13 +60,15 @@ OTHER_ROLE = {"human": "ai", "ai": "human"}
 _GREETINGS = (
     "hey|hi|hello|hiya|howdy|yo|dear|thanks|thank you|thx|bye|goodbye|see you|congrats|"
     "congratulations|good morning|good night|morning|evening|welcome|sorry|wow|oh|aw|ah|"
-    "great job|well done|good luck|cheers|love you|miss you|happy birthday"
+    "great job|well done|good luck|cheers|love you|miss you|happy birthday|"
+    "hola|gracias|merci|bonjour|salut|danke|hallo|ciao|grazie|obrigado|obrigada"
 )
 _INTERJECTIONS = (
     "sure|ok|okay|yes|yeah|yep|no|nope|right|great|nice|cool|awesome|absolutely|exactly|"
     "agreed|indeed|alright|of course|no worries|true|haha|lol"
 )
-"""Said before a name and a comma ("Sure, Sam."): the name is spoken to."""
+"""Said before a name and a comma, the name ending its clause ("Sure, Sam."): the name is
+spoken to. Not when the name starts a sentence: "Yes, Paris is pricey" is about Paris."""
 _LOWER = r"(?=[^\W_A-Z\u00c0-\u00de])"
 """A word ahead that starts with no capital (ASCII or Latin-1; a digit will do): no name,
 no list item."""
@@ -103,7 +105,9 @@ def query_names(query: str) -> list[str]:
 
 def _pattern(name: str) -> re.Pattern[str]:
     """Where a message speaks to ``name``: opening with it ("Sam, did you ...", "Sam!"),
-    after a greeting ("Hey Sam", "Thanks, Sam") or an interjection ("Sure, Sam"), or set
+    after a greeting ("Hey Sam", "Gracias, José!"), after a greeting or an interjection and
+    a comma when it ends the clause ("Thanks, Sam.", "Sure, Sam."; not "Sorry, Paris is
+    sold out"), or set
     off by a comma at a sentence's end after a word that is no name ("That sounds lovely,
     Sam!"). Names in a list are none: "Scout, Toby, and I", "Rome, Paris." (a list of
     cities made "Paris" the assistant's name), "I visited Rome, Paris." A name is
@@ -111,8 +115,8 @@ def _pattern(name: str) -> re.Pattern[str]:
     n = f"(?i:{re.escape(name)})"
     return re.compile(
         rf"^\W*{n}\s*(?:!|,\s*(?:{_LOWER}|I\b|$))"
-        rf"|(?<!\w)(?i:{_GREETINGS})[\s,]+{n}(?!\w)"
-        rf"|(?<!\w)(?i:{_INTERJECTIONS}),\s*{n}(?!\w)"
+        rf"|(?<!\w)(?i:{_GREETINGS})\s+{n}(?!\w)"
+        rf"|(?<!\w)(?i:{_GREETINGS}|{_INTERJECTIONS}),\s*{n}\s*(?:[!?.,;]|$)"
         rf"|(?<![\w'\u2019-]){_LOWER}[\w'\u2019-]*,\s*{n}\s*(?:[!?.]|$)",
         re.MULTILINE,
     )

@@ -40,6 +40,8 @@ def test_a_name_is_addressed_when_greeted_thanked_or_set_off_by_a_comma() -> Non
         ("Sam", "See you at 5, Sam!"),
         ("Sam", "Sam, I think so."),
         ("Sam", "Hi Sam, Ava!"),
+        ("Sam", "Yes, Sam, I will."),
+        ("José", "Gracias, José!"),
     ]
     for name, text in spoken_to:
         assert addressed(name, text), text
@@ -55,6 +57,11 @@ def test_a_name_is_addressed_when_greeted_thanked_or_set_off_by_a_comma() -> Non
         ("Paris", "I visited Rome, Paris."),
         ("Ava", "Hi Sam, Ava!"),  # two greeted: unsure which is spoken to
         ("Paris", "We had a great Paris trip."),
+        ("Paris", "Yes, Paris is pricey in summer."),  # about Paris, not to it
+        ("Paris", "Sure, Paris has the Louvre."),
+        ("Will", "Sure, will do."),
+        ("Paris", "Sorry, Paris is sold out."),
+        ("Rose", "Wow, rose gardens are great."),
     ]
     for name, text in spoken_of:
         assert not addressed(name, text), text
