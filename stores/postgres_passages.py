@@ -74,7 +74,7 @@ class PostgresTurnIndex:
             session_lock(conn, session)
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    "INSERT INTO attic_passages (session, seq, idx, context, text, terms, "
+                    "INSERT INTO attic_passages (session, seq, idx, context, text, stems, "
                     "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     rows,
                 )

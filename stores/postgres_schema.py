@@ -108,8 +108,12 @@ _V5 = [
 ]
 _V6 = [
     # Turns are indexed by their words' stems (``stores.text_search.stem``):
-    # ``_fill_words`` gives every passage its stemmed words anew.
-    "UPDATE attic_passages SET terms = NULL",
+    # ``_fill_words`` gives every passage its stemmed words anew. Renamed, so that a
+    # process of an older release still running (a rolling upgrade) is refused when it
+    # indexes a turn, rather than adding words unstemmed that no stemmed query finds (the
+    # generated ``tsv`` follows the rename).
+    "ALTER TABLE attic_passages RENAME COLUMN terms TO stems",
+    "UPDATE attic_passages SET stems = NULL",
 ]
 MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 """Statements bringing a database from the version before to this one (2 is the first)."""
@@ -157,17 +161,18 @@ def _fill_words(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
     """Give passages and chunks without words (written before version 5; passages before
     6) their words as both stores split them (``search_words``; a passage's stemmed), a
     batch of ``_FILL_BATCH`` rows at a time."""
-    for table, stemmed in (("attic_passages", True), ("attic_chunks", False)):
+    filled = (("attic_passages", "stems", True), ("attic_chunks", "terms", False))
+    for table, column, stemmed in filled:
         while True:
             rows = conn.execute(
-                f"SELECT id, text FROM {table} WHERE terms IS NULL ORDER BY id LIMIT %s",
+                f"SELECT id, text FROM {table} WHERE {column} IS NULL ORDER BY id LIMIT %s",
                 (_FILL_BATCH,),
             ).fetchall()
             if not rows:
                 break
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    f"UPDATE {table} SET terms = %s WHERE id = %s",
+                    f"UPDATE {table} SET {column} = %s WHERE id = %s",
                     [
                         (to_db(search_words(from_db(text), stemmed=stemmed)), int(i))
                         for i, text in rows

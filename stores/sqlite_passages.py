@@ -30,7 +30,7 @@ __all__ = ["SQLiteTurnIndex", "passage_row"]
 _RECORD = "id, session, seq, idx, context, text, created_at"
 _HIT = "p.id, p.seq, p.idx, p.context, length(p.text)"
 _INSERT = (
-    "INSERT INTO passages(session, seq, idx, context, text, terms, created_at) "
+    "INSERT INTO passages(session, seq, idx, context, text, stems, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _NONE: tuple[list[str], int, list[str]] = ([], 0, [])
@@ -71,17 +71,18 @@ def _holding(
     session's terms, ASCII) in a row, before seq ``bound``; None when one of them has a
     word beyond ASCII (FTS5 folds diacritics: "café" is "cafe" to it; it decides then).
 
-    The ``terms`` column is what FTS5 indexed: words of letters and digits, lower-cased,
+    The ``stems`` column is what FTS5 indexed: words of letters and digits, lower-cased
+    and stemmed,
     one space apart, so for ASCII words FTS5's tokens are exactly its space-split words.
     SQLite looks for the phrase in them (``instr``), and a text is ASCII when its length
     in characters is its length in bytes: only the rows that hold the phrase, or that
     have a word beyond ASCII, come back (not every row's words: 0.11 ms against 0.17 for
     117 rows at 50,000 turns of ``benchmarks/assembly_latency.py``)."""
     marks = ",".join("?" * len(ids))
-    ascii_ = "length(p.terms) = length(CAST(p.terms AS BLOB))"
+    ascii_ = "length(p.stems) = length(CAST(p.stems AS BLOB))"
     sql = (
         f"SELECT {_HIT}, {ascii_} FROM passages p WHERE p.id IN ({marks}) AND p.seq < ? "
-        f"AND (instr(' ' || p.terms || ' ', ?) > 0 OR NOT {ascii_}) ORDER BY p.id DESC"
+        f"AND (instr(' ' || p.stems || ' ', ?) > 0 OR NOT {ascii_}) ORDER BY p.id DESC"
     )
     wanted = f" {' '.join(phrase)} "
     rows = database.read(lambda conn: conn.execute(sql, (*ids, bound, wanted)).fetchall())

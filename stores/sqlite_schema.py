@@ -93,6 +93,10 @@ _V6 = [
     # Turns are indexed by their words' stems (``stores.text_search.stem``): the words
     # indexed before are dropped here, and ``_stem_passages`` indexes every passage anew.
     "INSERT INTO passages_fts(passages_fts) VALUES ('delete-all')",
+    # Renamed, so that a process of an older release still holding the file open (a
+    # rolling upgrade) is refused when it indexes a turn, rather than adding words
+    # unstemmed that no stemmed query finds. SQLite renames it in the triggers too.
+    'ALTER TABLE passages RENAME COLUMN "terms" TO "stems"',
 ]
 MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 """The statements that bring a file from the version before to this one."""
@@ -132,11 +136,11 @@ def _stem_passages(conn: sqlite3.Connection) -> None:
         if not rows:
             break
         conn.executemany(
-            "UPDATE passages SET terms = ? WHERE id = ?",
+            "UPDATE passages SET stems = ? WHERE id = ?",
             [(scoped_words(scope_token(s), text), i) for i, s, text in rows],
         )
         last = rows[-1][0]
-    conn.execute("INSERT INTO passages_fts(rowid, body) SELECT id, terms FROM passages")
+    conn.execute("INSERT INTO passages_fts(rowid, body) SELECT id, stems FROM passages")
 
 
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {

@@ -134,6 +134,7 @@ def test_older_postgres_turns_get_their_outline_columns(pg_url: str) -> None:
             "ALTER TABLE attic_turns DROP COLUMN calls, DROP COLUMN answers, DROP COLUMN name"
         )
         conn.execute("UPDATE attic_meta SET value = '2'")
+        conn.execute("ALTER TABLE attic_passages RENAME COLUMN stems TO terms")  # as before 6
         for session, payloads in (("good", OLD_PAYLOADS[:2]), ("odd", OLD_PAYLOADS)):
             conn.cursor().executemany(
                 "INSERT INTO attic_turns(session, seq, role, payload, tokens, counter, created_at, "
@@ -215,6 +216,8 @@ def _postgres_at(pg_url: str, version: int, *rows: str) -> Store:
     open_store(pg_url).close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE attic_meta SET value = %s", (str(version),))
+        if version < 6:
+            conn.execute("ALTER TABLE attic_passages RENAME COLUMN stems TO terms")
         for statement in rows:
             conn.execute(statement)
     return open_store(pg_url)
@@ -245,8 +248,9 @@ def _unstemmed(conn: sqlite3.Connection) -> None:
     for i, session, text in conn.execute("SELECT id, session, text FROM passages").fetchall():
         prefix = scope_token(session)
         words = " ".join(prefix + w for w in search_words(text).split())
-        conn.execute("UPDATE passages SET terms = ? WHERE id = ?", (words, i))
-    conn.execute("INSERT INTO passages_fts(rowid, body) SELECT id, terms FROM passages")
+        conn.execute("UPDATE passages SET stems = ? WHERE id = ?", (words, i))
+    conn.execute("INSERT INTO passages_fts(rowid, body) SELECT id, stems FROM passages")
+    conn.execute('ALTER TABLE passages RENAME COLUMN "stems" TO "terms"')
     conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
 
 
@@ -285,3 +289,23 @@ def test_older_postgres_passages_are_indexed_by_their_stems(pg_url: str) -> None
         assert [h.seq for h in store.passages.phrase("s", "painted landscape")] == [1]
     finally:
         store.close()
+
+
+def test_a_process_of_the_previous_release_cannot_index_a_turn_unstemmed(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # A rolling upgrade: a process of release 5 still holding the store open, once it is
+    # migrated, is refused when it indexes a turn (its words would be found by no stemmed
+    # query), rather than writing it.
+    db = tmp_path / "s.db"
+    open_store(db).close()
+    v5_insert = (
+        "INSERT INTO {table}(session, seq, idx, context, text, terms, created_at) "
+        "VALUES ('s', 1, 0, {false}, 'user: painting', 'user painting', 1.0)"
+    )
+    with sqlite3.connect(db) as conn, pytest.raises(sqlite3.OperationalError, match="terms"):
+        conn.execute(v5_insert.format(table="passages", false=0))
+    open_store(pg_url).close()
+    refused = pytest.raises(psycopg.errors.UndefinedColumn, match="terms")
+    with psycopg.connect(pg_url, autocommit=True) as conn, refused:
+        conn.execute(v5_insert.format(table="attic_passages", false="false"))
