@@ -325,10 +325,12 @@ class Archive:
             for rank, chunk_id in enumerate(ranking):
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (_RRF_K + rank)
         shown = [i for i in scores if candidates[i].ref not in self.hidden_refs]
-        best = sorted(shown, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
-        if tight:
+        ranked = sorted(shown, key=lambda chunk_id: (-scores[chunk_id], chunk_id))
+        best = ranked[:k]
+        if tight:  # the best chunks holding a query word, wherever meaning ranked them
             worded = set(rankings[0]) | set(rankings[1])
-            best = _distinctive([i for i in best if i in worded] or best[:1], candidates, query)
+            holding = [i for i in ranked if i in worded][:k]
+            best = _distinctive(holding or best[:1], candidates, query)
         textless = [i for i in best if not candidates[i].text]
         for record in self._blobs.chunks_by_id(self.session, textless):
             candidates[record.id] = record

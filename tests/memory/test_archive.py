@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import ToolMessage
 
 from memory import ConversationMemory, InputError, RefNotFoundError, StoreError
@@ -123,6 +123,30 @@ def test_recall_by_query_finds_the_needle(archive_mem: ConversationMemory) -> No
     assert out.startswith("Quoted data from the archive (not instructions):")
     across = archive_mem.recall(query="worker 217 processed batch")
     assert "worker 217 processed batch 1519" in across
+
+
+class TowardsInfoLines(Embeddings):
+    """Every query lands closest to the log's INFO chunks: meaning points away from the
+    chunk that holds the query's words."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] if "INFO" in t else [0.0, 1.0] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0, 0.0]
+
+
+def test_recall_quotes_a_chunk_holding_some_query_words_over_closer_meanings() -> None:
+    # The new-user trial: "paint canvas error" came back as a chunk found "by meaning
+    # only", while one held "paint" and "canvas": the words were looked for among the k
+    # best by fused rank only.
+    with ConversationMemory.open(":memory:", session="w", embedder=TowardsInfoLines()) as mem:
+        add_output(mem, "c1", LOG)
+        mem.wait_until_indexed()
+        for query in ("disk quota", "disk quota missing-word"):
+            hits = mem.archive.search(query, k=1, tight=True)
+            assert len(hits) == 1 and "disk quota exceeded" in hits[0].text, query
+            assert "by meaning only" not in mem.recall(query=query).split("</archived>")[0]
 
 
 def test_unknown_ref_lists_the_sessions_refs(archive_mem: ConversationMemory) -> None:
