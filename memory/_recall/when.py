@@ -8,7 +8,8 @@ days as the prompts' dates are; the ranker reads the turns sent in them as candi
 and lifts them (``memory._recall.rank``), and searches the rest of the query without
 its dates (``undated``): a query that asks nothing but the date gets that day's turns
 alone. A date without a year is the latest one on or before the session's latest turn:
-a chat's "in June" is the last June it lived through. Relative dates ("last week") are
+a chat's "in June" is the last June it lived through, or, when no turn was sent then,
+the June before it (``YEARS_BACK``). Relative dates ("last week") are
 left alone: what they mean depends on when they were said (in LoCoMo, the session's
 time, not the question's). Turns stored without times of their own (an import) are
 dated by their segments' headers (``header_dates``).
@@ -29,6 +30,7 @@ __all__ = [
     "DATE_BONUS",
     "DATE_POOL",
     "MAX_SPANS",
+    "YEARS_BACK",
     "header_dates",
     "header_span",
     "query_spans",
@@ -49,6 +51,12 @@ such a turn to clear the default relevance floor (3.0) on its date alone, as the
 question asks for what was said then. ``benchmarks/locomo.py``, plain feeding, all 7 dev
 conversations, evidence recall at 2,000 / 4,000 tokens: none 0.890 / 0.938, 2.0 0.899 /
 0.944, 4.0 0.900 / 0.945 (the first 2: 0.914 / 0.958 in all three)."""
+YEARS_BACK = 10
+"""A date without a year that no turn was sent on is looked for a year earlier, and so
+on, this many times at most: a chat whose history is from 2023 and whose latest message
+is from today asks "what did I paint on June 3?" about the June 3 it has turns from
+(the new-user trial: "3" was then searched as a word, and "Chat 3 ..." outranked the
+turn sent that day)."""
 DATE_POOL = 256
 """Most turns sent then read as candidates (a day's, as a rule; a busy month has more,
 and then only the candidates found otherwise are lifted)."""
@@ -68,6 +76,26 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
     dated = header_dates(layout)
     latest = max((span[1] - 1 for _, span in dated), default=layout.latest)
     spans = query_spans(query, latest)
+    seqs = _sent_in(spans, layout, dated, before_seq)
+    for _ in range(YEARS_BACK):
+        if seqs:
+            break
+        latest = _a_year_before(latest)
+        earlier = query_spans(query, latest)
+        if earlier == spans:  # every date has its year: none to place earlier
+            break
+        spans = earlier
+        seqs = _sent_in(spans, layout, dated, before_seq)
+    return seqs
+
+
+def _sent_in(
+    spans: list[tuple[float, float]],
+    layout: Layout,
+    dated: list[tuple[int, tuple[float, float]]],
+    before_seq: int,
+) -> list[int]:
+    """The seqs of the turns before ``before_seq`` sent in ``spans`` (``sent_when``)."""
     seqs: set[int] = set()
     if (layout.own_times or not dated) and (sent_between := layout.sent_between) is not None:
         for start, end in spans:
@@ -78,6 +106,13 @@ def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
             stop = starts[index + 1] if index + 1 < len(starts) else before_seq
             seqs.update(range(starts[index] + 1, stop))
     return sorted(s for s in seqs if s < before_seq)
+
+
+def _a_year_before(moment: float) -> float:
+    """The same time of year a year earlier (29 February: the 28th), epoch seconds."""
+    then = datetime.fromtimestamp(moment, UTC)
+    day = min(then.day, 28) if then.month == 2 else then.day
+    return then.replace(year=then.year - 1, day=day).timestamp()
 
 
 def header_dates(layout: Layout) -> list[tuple[int, tuple[float, float]]]:

@@ -294,6 +294,27 @@ def test_a_date_without_a_year_is_placed_by_the_latest_time_not_the_last_added(
         assert "sledge" in answer and 'found="by its date' in answer
 
 
+def test_a_date_without_a_year_no_turn_was_sent_on_is_the_one_a_year_before(
+    switchable_embedder: Any,
+) -> None:
+    # The new-user trial: a history from June 2023 continued today. "June 3" of this
+    # year has no turns; its "3" was searched as a word, and "Chat 3 ..." came first.
+    with ConversationMemory.open(
+        ":memory:", session="y", budget=700, embedder=switchable_embedder
+    ) as mem:
+        mem.add({"role": "user", "content": "I painted room 2 green."}, timestamp="2023-06-03")
+        mem.add({"role": "assistant", "content": "Nice colour!"}, timestamp="2023-06-03T00:01Z")
+        for i in range(25):
+            at = f"2023-06-{10 + i % 15:02d}T09:00Z"
+            mem.add({"role": "user", "content": f"Chat {i} about pasta shape {i}."}, timestamp=at)
+            mem.add({"role": "assistant", "content": f"Shape {i} is great."}, timestamp=at)
+        mem.add({"role": "user", "content": "Let's continue."})  # sent now
+        mem.wait_until_indexed(timeout=30)
+        found = mem.recall(query="painting on June 3").split("</archived>")[0]
+        assert "painted room 2" in found and 'found="by its date' in found
+        assert "2023-06-03" in mem.recall(query="What did I say on June 3?")
+
+
 def test_date_questions_from_threads_on_one_file_engine(tmp_path: Path) -> None:
     # A server's shape: sessions of one SQLite file written and asked about dates from
     # several threads at once, one handle never closed.
