@@ -343,7 +343,22 @@ def test_a_date_the_query_names_is_no_identifier_for_the_lacks_label() -> None:
 def test_the_lacks_label_never_says_a_snippet_lacks_what_it_holds(
     text: str, query: str, lacks: str
 ) -> None:
+    from memory._quoted_hits import _lacking
     from memory._recall.exact import identifiers
-    from memory.tool import _lacking
 
     assert _lacking(text, identifiers(query)) == lacks
+
+
+def test_a_long_passage_too_big_for_the_room_is_quoted_by_its_matching_sentences() -> None:
+    # A new-user trial: at max_tokens=100 the passage was cut from its start, mid-word,
+    # and the sentence that matched was lost.
+    items = [f"Item {i} notes that the committee reviewed expense line {i}." for i in range(45)]
+    items[23] = "The crews painted the atrium and the loading dock in 2019 for 4,200 dollars."
+    with ConversationMemory.open(
+        ":memory:", session="x", budget=1500, embedder=DeterministicFakeEmbedding(size=32)
+    ) as mem:
+        mem.add({"role": "user", "content": "Minutes of the meeting. " + " ".join(items)})
+        mem.add({"role": "assistant", "content": "Thanks, I have read the minutes."})
+        _planets(mem, 30)
+        out = mem.recall(query="crews painted the atrium", max_tokens=100)
+        assert "for 4,200 dollars." in out and "long message, excerpt): … " in out, out
