@@ -16,7 +16,7 @@ import unicodedata
 from datetime import UTC, datetime
 
 from memory._archive import Archive, Hit
-from memory._focus import focused, holds_a_word
+from memory._focus import focus, focused, holds_a_word
 from memory._recall.exact import identifiers
 from memory._recall.excerpt import excerpt
 from memory._recall.when import without_dates
@@ -56,15 +56,26 @@ def cut(text: str, max_tokens: int, archive: Archive) -> str:
 
 
 def _fitted(text: str, room: int, archive: Archive, query: str) -> str:
-    """A turn's text, or when it is longer than ``room`` tokens and a passage of a long
-    message in prose, its sentences holding the query's words (an excerpt, marked so):
-    cut from its start, the passage lost the sentence that matched (a new-user trial,
-    ``max_tokens=100``)."""
+    """A turn's text as it fits ``room`` tokens: whole; else, for a passage of a long
+    message, its sentences holding the query's words (prose: an excerpt, marked so) or
+    its lines holding them (a listing, gaps marked "…"); else cut, and marked "…" where
+    it was. Cut from its start, a passage lost the sentence that matched (new-user
+    trials, ``max_tokens=100``: English and Chinese prose, a bulleted list)."""
     count = archive.counter.count
     if count(text) <= room:
         return text
-    words = query_terms(query, stemmed=True)
-    return excerpt(text, words, lambda candidate: count(candidate) <= room) or text
+
+    def fits(candidate: str) -> bool:
+        return count(candidate) <= room
+
+    found = excerpt(text, query_terms(query, stemmed=True), fits)
+    if found is not None:
+        return found
+    head, colon, body = text.partition(": ")
+    narrowed = f"{head}: {focus(body, query)}"
+    if colon and narrowed != text and fits(narrowed):
+        return narrowed
+    return cut(text, max(room - 2, 0), archive).rstrip() + " \u2026"
 
 
 def _runs(hits: list[Hit]) -> list[Hit]:
@@ -164,7 +175,7 @@ def render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) 
         room = max_tokens - used - archive.counter.count(opening) - 8
         if room < 32:
             break
-        text = cut(text if hit.ref else _fitted(text, room, archive, query), room, archive)
+        text = cut(text, room, archive) if hit.ref else _fitted(text, room, archive, query)
         block = f"{opening}{quote(text)}\n</archived>"
         used += archive.counter.count(block) + 1
         parts.append(block)

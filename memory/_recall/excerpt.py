@@ -23,7 +23,15 @@ letters and spaces. Code and file listings (an agent's observations: ``1374:    
 kwargs:``) split badly at ``.`` and ``;``, and quoting a piece of one in every prompt was
 billed uncached: on ``benchmarks/cost.py``'s SWE-agent runs at 4,000 tokens, katy-0 went
 from 1.03x to 1.10x the raw history at 90% off."""
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[\u3002\uff01\uff1f\uff1b])\s*|\n+")
+"""Where a sentence ends: ". " "! " "? " "; ", a line break, or a Chinese or Japanese full
+stop, exclamation or question mark or semicolon (U+3002, U+FF01, U+FF1F, U+FF1B), which
+take no space after them."""
+_CJK_MARKS = frozenset(
+    "\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\u300c\u300d\u300e\u300f\uff08\uff09"
+)
+"""Chinese and Japanese punctuation, prose's own (ideographic comma and full stop,
+fullwidth comma, marks, colon, brackets and parentheses)."""
 ELLIPSIS = "\u2026"
 
 
@@ -74,6 +82,7 @@ def excerpt(line: str, words: Collection[str], fits: Callable[[str], bool]) -> s
 
 
 def _prose(text: str) -> bool:
-    """Whether ``text`` reads as prose (``PROSE_SHARE`` letters and spaces)."""
-    plain = sum(1 for c in text if c.isalpha() or c.isspace())
+    """Whether ``text`` reads as prose (``PROSE_SHARE`` letters, spaces and CJK
+    punctuation)."""
+    plain = sum(1 for c in text if c.isalpha() or c.isspace() or c in _CJK_MARKS)
     return bool(text) and plain >= PROSE_SHARE * len(text)

@@ -284,6 +284,17 @@ def test_an_excerpt_is_whole_sentences_around_the_best_one() -> None:
     assert excerpt(line, ["code"], fits) is None  # the best sentence alone does not fit
 
 
+def test_chinese_prose_is_cut_at_its_full_stops() -> None:
+    # A new-user trial: sentences ending in "。" take no space after it, so the passage
+    # was one sentence and was cut from its start.
+    fact = "\u5de5\u4eba\u7c89\u5237\u4e86\u4e2d\u5ead\uff0c\u82b1\u8d39\u56db\u5343\u5143\u3002"
+    filler = "\u7b2c\u4e00\u9879\u8d39\u7528\u5df2\u5ba1\u6838\u3002"
+    line = f"user (part 2 of 9 of a long message): {filler * 6}{fact}{filler * 6}"
+    words = query_terms("\u7c89\u5237\u4e2d\u5ead", stemmed=True)
+    cut = excerpt(line, words, lambda text: len(text) <= 80)
+    assert cut is not None and fact in cut and cut.count(filler) < 6
+
+
 def test_an_excerpt_picks_the_sentence_holding_another_form_of_a_query_word() -> None:
     line = "user (part 2 of 9 of a long message): We met at noon. She painted the barn red. Rain."
     words = query_terms("Who paints?", stemmed=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.tools import BaseTool
 from langchain_tests.unit_tests import ToolsUnitTests
 
@@ -362,3 +362,25 @@ def test_a_long_passage_too_big_for_the_room_is_quoted_by_its_matching_sentences
         _planets(mem, 30)
         out = mem.recall(query="crews painted the atrium", max_tokens=100)
         assert "for 4,200 dollars." in out and "long message, excerpt): … " in out, out
+
+
+class Flat(Embeddings):
+    """Every text the same vector: ranking by words alone."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0, 0.0]
+
+
+def test_a_long_listing_too_big_for_the_room_is_quoted_by_its_matching_lines() -> None:
+    # A new-user trial: cut from its start, the matching line was lost.
+    rows = [f"- 2023-06-{i % 28 + 1:02d} | #{i * 37:05d} | ok" for i in range(150)]
+    rows[70] = "- 2023-06-15 | #04200 | atrium painted by the crews"
+    with ConversationMemory.open(":memory:", session="l", budget=1500, embedder=Flat()) as mem:
+        mem.add({"role": "user", "content": "The ledger:\n" + "\n".join(rows)})
+        mem.add({"role": "assistant", "content": "Thanks, I have the ledger."})
+        _planets(mem, 30)
+        out = mem.recall(query="atrium crews", max_tokens=100)
+        assert "#04200 | atrium painted by the crews" in out and "\n\u2026" in out, out
