@@ -48,7 +48,7 @@ from memory._recall.members import members
 from memory._recall.per_turn import CandidateTurns, PassageColumns, per_turn, shared_copies
 from memory._recall.places import Places
 from memory._recall.speakers import SpokenTurns, named_roles, speaking_roles, without_names
-from memory._recall.when import DATE_BONUS, DATE_POOL, sent_when, undated
+from memory._recall.when import DATE_BONUS, DATE_POOL, dated_search
 from memory._seq_column import as_array
 from stores.text_search import word_pattern
 from stores.turn_index import TurnIndex
@@ -178,11 +178,7 @@ class TurnRanker:
             return []
         layout = layout or Layout()
         named, queries = self._speakers(query, before_seq, layout)
-        dated = sent_when(query, layout, before_seq)
-        only_dates = False
-        if dated:  # the date is the date prior's: searched by words or meaning, it pulls
-            # towards turns that hold "3" or "June", away from the one sent that day
-            queries, only_dates = undated(queries, layout.latest)
+        dated, queries, only_dates = dated_search(query, queries, layout, before_seq)
         found, words, phrased = self._candidates(query, queries, before_seq)
         found, words = self._with_dated(found, words, dated)
         if only_dates:  # "What did I say on 3 June?": the turns sent then, nothing else

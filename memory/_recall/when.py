@@ -31,6 +31,7 @@ __all__ = [
     "DATE_POOL",
     "MAX_SPANS",
     "YEARS_BACK",
+    "dated_search",
     "header_dates",
     "header_span",
     "query_spans",
@@ -60,6 +61,26 @@ turn sent that day)."""
 DATE_POOL = 256
 """Most turns sent then read as candidates (a day's, as a rule; a busy month has more,
 and then only the candidates found otherwise are lifted)."""
+
+
+def dated_search(
+    query: str, queries: tuple[str, ...], layout: Layout, before_seq: int
+) -> tuple[list[int], tuple[str, ...], bool]:
+    """The turns sent when ``query`` asks about (``sent_when``), the ``queries`` to search
+    by words and meaning, and whether they ask nothing but the dates (``undated``).
+
+    When turns were sent then, the dates are the date prior's, and are searched neither
+    by words nor by meaning: they pull towards turns that hold "3" or "June", away from
+    the one sent that day. When none was, the dates' numbers are left out of the search
+    ("painting on 4 June 2023", nothing sent that day: "4" matched "Chat 4 ..." and
+    outranked "I painted the room"; second new-user trial), their month names kept."""
+    dated = sent_when(query, layout, before_seq)
+    if dated:
+        queries, only_dates = undated(queries, layout.latest)
+        return dated, queries, only_dates
+    if not query_spans(query, layout.latest):
+        return [], queries, False
+    return [], tuple(_without_date_numbers(q, layout.latest) for q in queries), False
 
 
 def sent_when(query: str, layout: Layout, before_seq: int) -> list[int]:
@@ -166,6 +187,7 @@ _TOPIC = re.compile(
 )
 """A word of letters that asks about something (not "what did I say on"): what a query
 keeps to be searched once its dates are out."""
+_DIGITS = re.compile(r"\d+(?:st|nd|rd|th)?")
 _VERBS = ("may", "march")
 """Months that are far more often verbs: without a year, only capitalized."""
 
@@ -186,6 +208,13 @@ def without_dates(query: str, latest: float) -> str:
     and those outranked the turn sent that day)."""
     for (start, end), _ in sorted(_dates_in(query, latest), reverse=True):
         query = f"{query[:start]} {query[end:]}"
+    return query
+
+
+def _without_date_numbers(query: str, latest: float) -> str:
+    """``query`` with the numbers of the dates it names left out (their month names kept)."""
+    for (start, end), _ in sorted(_dates_in(query, latest), reverse=True):
+        query = f"{query[:start]}{_DIGITS.sub(' ', query[start:end])}{query[end:]}"
     return query
 
 

@@ -313,6 +313,11 @@ def test_a_date_without_a_year_no_turn_was_sent_on_is_the_one_a_year_before(
         found = mem.recall(query="painting on June 3").split("</archived>")[0]
         assert "painted room 2" in found and 'found="by its date' in found
         assert "2023-06-03" in mem.recall(query="What did I say on June 3?")
+        # Nothing was sent on June 4: its "4" is no word to search ("Chat 4 ..." came
+        # back, the painting did not; second new-user trial).
+        for query in ("painting on June 4", "painting on 4 June 2023"):
+            found = mem.recall(query=query)
+            assert "painted room 2" in found and "Chat 4 " not in found, query
 
 
 def test_date_questions_from_threads_on_one_file_engine(tmp_path: Path) -> None:
