@@ -40,6 +40,11 @@ DEFAULT_RECALL_TOKENS = 800
 MIN_RECALL_TOKENS = 64
 MAX_RECALL_TOKENS = 8000
 MAX_LISTED_REFS = 10
+MIN_HITS = 6
+"""Hits the tool asks for at the default ``max_tokens`` (800): what clears the relevance
+floor among them comes back, a question with the reply to it."""
+TOKENS_PER_HIT = 128
+"""About what one hit's block takes: ``max_tokens`` over this is how many are asked for."""
 ECHOED_CHARS = 200
 """Most characters of a query or ref quoted back in an answer that found nothing."""
 RECALL_DESCRIPTION = (
@@ -135,9 +140,9 @@ def recall(
         if ref is not None:
             archive.get(ref)  # the ref must exist in this session
         if isinstance(source, Recall):
-            hits = source.search(query, ref=ref, k=6, floor=TOOL_FLOOR)
+            hits = source.search(query, ref=ref, k=_hits(max_tokens), floor=TOOL_FLOOR)
         else:
-            hits = archive.search(query, ref=ref, k=6, tight=True)
+            hits = archive.search(query, ref=ref, k=_hits(max_tokens), tight=True)
         hits = _with_neighbour(archive, hits, query)
         note = _degraded_note(source)
         if not hits:
@@ -159,6 +164,13 @@ def recall(
         return rendered + note
     except RefNotFoundError:
         return _unknown_ref(archive, ref or "")
+
+
+def _hits(max_tokens: int) -> int:
+    """Most hits asked for: ``MIN_HITS``, more as ``max_tokens`` grows (a turn's block is
+    about ``TOKENS_PER_HIT``): with 2,000 tokens, 3 of 8 turns holding "fence" came back
+    (a new-user trial)."""
+    return max(MIN_HITS, max_tokens // TOKENS_PER_HIT)
 
 
 def _degraded_note(source: Recall | Archive) -> str:

@@ -384,3 +384,17 @@ def test_a_long_listing_too_big_for_the_room_is_quoted_by_its_matching_lines() -
         _planets(mem, 30)
         out = mem.recall(query="atrium crews", max_tokens=100)
         assert "#04200 | atrium painted by the crews" in out and "\n\u2026" in out, out
+
+
+def test_a_larger_max_tokens_brings_back_more_of_the_turns_that_match() -> None:
+    # A new-user trial: with 2,000 tokens, 3 of 8 turns holding "fence" came back (six
+    # hits, each question with its reply), most of the room unused.
+    facts = [f"Fence note {i}: the fence got {word}." for i, word in enumerate("abcdefgh")]
+    with ConversationMemory.open(":memory:", session="f", budget=1500, embedder=Flat()) as mem:
+        for fact in facts:
+            mem.add([{"role": "user", "content": fact}, {"role": "assistant", "content": "Ok."}])
+            for i in range(4):
+                mem.add([{"role": "user", "content": f"Weather chat {i}."},
+                          {"role": "assistant", "content": "Sure."}])  # fmt: skip
+        assert all(f in mem.recall(query="fence", max_tokens=2000) for f in facts)
+        assert sum(f in mem.recall(query="fence") for f in facts) < len(facts)
