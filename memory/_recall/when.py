@@ -130,10 +130,14 @@ def _sent_in(
 
 
 def _a_year_before(moment: float) -> float:
-    """The same time of year a year earlier (29 February: the 28th), epoch seconds."""
-    then = datetime.fromtimestamp(moment, UTC)
-    day = min(then.day, 28) if then.month == 2 else then.day
-    return then.replace(year=then.year - 1, day=day).timestamp()
+    """The same time of year a year earlier (29 February: the 28th), epoch seconds;
+    ``moment`` itself when there is none (year 1, or no time a datetime holds)."""
+    try:
+        then = datetime.fromtimestamp(moment, UTC)
+        day = min(then.day, 28) if then.month == 2 else then.day
+        return then.replace(year=then.year - 1, day=day).timestamp()
+    except (OverflowError, OSError, ValueError):
+        return moment
 
 
 def header_dates(layout: Layout) -> list[tuple[int, tuple[float, float]]]:

@@ -14,7 +14,7 @@ import pytest
 
 from memory import ConversationMemory, Prompt
 from memory._recall.layout import Layout
-from memory._recall.when import MAX_SPANS, header_span, query_spans, sent_when
+from memory._recall.when import MAX_SPANS, _a_year_before, header_span, query_spans, sent_when
 
 LATEST = datetime(2023, 10, 20, 12, tzinfo=UTC).timestamp()
 FILLERS = [
@@ -318,6 +318,13 @@ def test_a_date_without_a_year_no_turn_was_sent_on_is_the_one_a_year_before(
         for query in ("painting on June 4", "painting on 4 June 2023"):
             found = mem.recall(query=query)
             assert "painted room 2" in found and "Chat 4 " not in found, query
+
+
+def test_a_year_before_a_leap_day_or_the_first_year() -> None:
+    leap = datetime(2024, 2, 29, 9, tzinfo=UTC).timestamp()
+    assert _a_year_before(leap) == datetime(2023, 2, 28, 9, tzinfo=UTC).timestamp()
+    first = datetime(1, 6, 1, tzinfo=UTC).timestamp()
+    assert _a_year_before(first) == first and _a_year_before(1e20) == 1e20  # none earlier
 
 
 def test_date_questions_from_threads_on_one_file_engine(tmp_path: Path) -> None:
