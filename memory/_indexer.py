@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +29,9 @@ from memory._embed import return_free_memory
 from memory._embed_calls import QUERY_COOLDOWN_SECONDS, EmbedCalls
 from memory._errors import EmbedderError
 from memory._pool import WorkerPool
+from memory._vector_source import ChunkVectors, VectorSource
 from memory._wire import sendable
 from memory._worker import BackgroundWorker
-from stores.base import BlobStore, ChunkRecord
 from stores.faiss_index import FAISSIndex, index_path
 
 __all__ = [
@@ -52,63 +51,6 @@ vectors to its index when it sees them)."""
 
 
 logger = logging.getLogger(__name__)
-
-
-class _Text(Protocol):
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def text(self) -> str: ...
-
-
-class VectorSource(Protocol):
-    """Texts waiting for vectors, and the vectors stored (a ``TurnIndex`` is one)."""
-
-    def unembedded(self, session: str, model: str, *, limit: int = 256) -> Sequence[_Text]:
-        """Return texts with no vector from ``model`` yet, oldest first."""
-        ...
-
-    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
-        """Store one vector per id, all or nothing."""
-        ...
-
-    def vectors(
-        self, session: str, model: str, *, after: int = 0
-    ) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for the session with an id above ``after``
-        (ids, matrix)."""
-        ...
-
-    def last_id(self, session: str) -> int:
-        """Return the session's highest id, 0 when it has none."""
-        ...
-
-
-class ChunkVectors:
-    """A ``BlobStore``'s archive chunks as a ``VectorSource``."""
-
-    def __init__(self, blobs: BlobStore) -> None:
-        self.blobs = blobs
-
-    def unembedded(self, session: str, model: str, *, limit: int = 256) -> list[ChunkRecord]:
-        """Return chunks with no vector from ``model`` yet, oldest first."""
-        return self.blobs.unembedded(session, model, limit=limit)
-
-    def set_vectors(self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model: str) -> None:
-        """Store one vector per chunk id, all or nothing."""
-        self.blobs.set_vectors(ids, vectors, model)
-
-    def vectors(
-        self, session: str, model: str, *, after: int = 0
-    ) -> tuple[list[int], npt.NDArray[np.float32]]:
-        """Return every vector ``model`` made for the session's chunks with an id above
-        ``after``."""
-        return self.blobs.vectors(session, model, after=after)
-
-    def last_id(self, session: str) -> int:
-        """Return the session's highest chunk id, 0 when it has none."""
-        return self.blobs.last_chunk_id(session)
 
 
 class Indexer(BackgroundWorker):
@@ -159,6 +101,9 @@ class Indexer(BackgroundWorker):
         self._query_vectors: dict[str, npt.NDArray[np.float32]] = {}
         self._unsaved = False
         self.query_failure: str | None = None
+        self.other_dimension: str | None = None
+        """Why queries are not searched by meaning: the embedder's vectors have another
+        dimension than the index's (None: they have its dimension)."""
         self.query_cooldown_seconds = QUERY_COOLDOWN_SECONDS
         self._query_failed_at = 0.0
 
@@ -180,7 +125,9 @@ class Indexer(BackgroundWorker):
 
         Empty while the embedder fails on queries (see ``query_failure``).
         """
-        if (index := self._ready()) is None or (vector := self._query_vector(query)) is None:
+        if (index := self._ready()) is None or (
+            vector := self._query_vector(query, index.dim)
+        ) is None:
             return []
         return index.search(vector, k)
 
@@ -206,7 +153,9 @@ class Indexer(BackgroundWorker):
 
         Empty while the embedder fails on queries (see ``query_failure``).
         """
-        if (index := self._ready()) is None or (vector := self._query_vector(query)) is None:
+        if (index := self._ready()) is None or (
+            vector := self._query_vector(query, index.dim)
+        ) is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return index.score_all(vector)
 
@@ -234,7 +183,7 @@ class Indexer(BackgroundWorker):
         embedder failing on a query)."""
         if (index := self._ready()) is None:
             return None
-        vectors = [self._query_vector(q) for q in queries]
+        vectors = [self._query_vector(q, index.dim) for q in queries]
         kept = [v for v in vectors if v is not None]
         return (index, np.stack(kept)) if len(kept) == len(vectors) and kept else None
 
@@ -243,7 +192,9 @@ class Indexer(BackgroundWorker):
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Return up to ``size`` embedded ids spread over the index and the query's
         similarity to each: how similarities spread for this query, at a fixed cost."""
-        if (index := self._ready()) is None or (vector := self._query_vector(query)) is None:
+        if (index := self._ready()) is None or (
+            vector := self._query_vector(query, index.dim)
+        ) is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return index.sample_scores(vector, size)
 
@@ -255,14 +206,29 @@ class Indexer(BackgroundWorker):
         """
         if self.query_failure is not None:
             return self.query_failure
+        if self.other_dimension is not None:
+            return self.other_dimension
         if self.last_error is not None:
             return f"indexing failed: {self.last_error}"
         return None
 
-    def _query_vector(self, query: str) -> npt.NDArray[np.float32] | None:
-        cached = self._query_vectors.get(query)
-        if cached is not None:
-            return cached
+    def _query_vector(self, query: str, dim: int) -> npt.NDArray[np.float32] | None:
+        """The query's vector, None while the embedder fails or gives vectors of another
+        dimension than ``dim`` (the index searched: the worker may restart it meanwhile)."""
+        vector = self._query_vectors.get(query)
+        if vector is None and (vector := self._embedded(query)) is None:
+            return None
+        if vector.shape[-1] == dim:
+            self.other_dimension = None
+            return vector
+        self.other_dimension = (  # not its vectors: search by words until it embeds its own
+            f"the embedder gives {vector.shape[-1]}-dimensional vectors, this session's "
+            f"stored ones have {dim}: open it with the embedder that made them"
+        )
+        return None
+
+    def _embedded(self, query: str) -> npt.NDArray[np.float32] | None:
+        """The query's vector from the embedder (cached), None while it fails."""
         if (
             self.query_failure is not None
             and time.monotonic() - self._query_failed_at < self.query_cooldown_seconds
@@ -320,6 +286,28 @@ class Indexer(BackgroundWorker):
         if ids and vectors.shape[1] == index.dim:
             index.add(ids, vectors)
             self._unsaved = True
+
+    def _restart_index(self, dim: int) -> FAISSIndex:
+        """Start the index over at ``dim``: an embedder of the same name now gives vectors
+        of another dimension (another model, or ``dimensions=``). Vectors it made before
+        are not searched by meaning (words still find their turns); its new ones are, and
+        an open reads those (``read_vectors`` keeps the newest dimension)."""
+        logger.warning(
+            "the embedder %s now gives %d-dimensional vectors, not %d: search by meaning "
+            "covers what it embeds from now on",
+            self.model,
+            dim,
+            self._index.dim if self._index is not None else 0,
+        )
+        path = (
+            index_path(self._directory, self.session, self.model, kind=self.kind)
+            if self._directory
+            else None
+        )
+        with self._opening:
+            self._index = index = FAISSIndex(dim, path)
+        self.other_dimension = None
+        return index
 
     def _ensure_index(self, dim: int) -> FAISSIndex:
         index = self._load(dim)
@@ -380,6 +368,8 @@ class Indexer(BackgroundWorker):
         self.embed_seconds += time.perf_counter() - started
         ids_new = [c.id for c in chunks]
         index = self._ensure_index(vectors_new.shape[1])
+        if index.dim != vectors_new.shape[1]:  # the embedder's dimension changed
+            index = self._restart_index(vectors_new.shape[1])
         with self._adding:  # stored and indexed together: a catch-up never adds them twice
             self._catch_up_locked(index)  # first what other processes stored before them
             self._source.set_vectors(ids_new, vectors_new, self.model)

@@ -53,7 +53,9 @@ def read_vectors(
     after: int = 0,
 ) -> tuple[list[int], npt.NDArray[np.float32]]:
     """Return every vector ``model`` made for a session's rows of ``table`` whose id is
-    above ``after`` (ids, matrix); no vectors: ``([], a 0 x 0 matrix)``."""
+    above ``after`` (ids, matrix); no vectors: ``([], a 0 x 0 matrix)``. Vectors of
+    another length than the newest one's (an embedder of the same name giving another
+    dimension since) are left out: one matrix holds one dimension."""
     mark = dialect.mark
     rows = database.read(
         lambda conn: conn.execute(
@@ -64,5 +66,7 @@ def read_vectors(
     )
     if not rows:
         return [], np.zeros((0, 0), dtype=np.float32)
-    matrix = np.stack([np.frombuffer(bytes(r[1]), dtype=np.float32) for r in rows])
-    return [int(r[0]) for r in rows], matrix
+    size = len(bytes(rows[-1][1]))
+    kept = [r for r in rows if len(bytes(r[1])) == size]
+    matrix = np.stack([np.frombuffer(bytes(r[1]), dtype=np.float32) for r in kept])
+    return [int(r[0]) for r in kept], matrix

@@ -171,3 +171,24 @@ def test_a_process_catches_up_with_vectors_another_process_stored(tmp_path: Path
         stored, _ = indexer._source.vectors("s", indexer.model)
         assert indexer._index.ids() == set(stored)  # the other process's vectors too
         assert "4471-88" in mine.recall(query=question)  # found by meaning alone
+
+
+def test_an_embedder_of_another_dimension_under_the_same_name_never_breaks_recall(
+    tmp_path: Path,
+) -> None:
+    # A new-user trial: reopened with DeterministicFakeEmbedding(size=32) after size=64,
+    # recall raised a raw ValueError (a reshape), and size=64 again could not even read
+    # the stored vectors back (two lengths in one matrix), for good.
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    db = tmp_path / "dims.db"
+    for size in (64, 32, 64):
+        with ConversationMemory.open(
+            db, session="s", budget=500, embedder=DeterministicFakeEmbedding(size=size)
+        ) as mem:
+            mem.add([HumanMessage(f"My dog Biscuit ({size})."), AIMessage("Cute.")])
+            assert "Biscuit" in mem.recall(query="Biscuit")
+            assert isinstance(mem.recall_tool().invoke({"query": "what is my dog called"}), str)
+            assert mem.wait_until_indexed(timeout=30)
+            hits = mem.recall(query="what is my dog called")  # by meaning: its own vectors
+            assert f"Biscuit ({size})" in hits, hits
