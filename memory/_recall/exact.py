@@ -55,18 +55,23 @@ def identifiers(query: str) -> list[str]:
 
 def exact_holders(
     passages: TurnIndex, session: str, query: str, words: str, *, before_seq: int
-) -> list[int]:
-    """The seqs of the turns (not context copies) before ``before_seq`` holding
-    ``query``'s words in order (at most ``EXACT_POOL``), or one of the identifiers of
-    ``words`` (the query as searched by words: without the dates it names) that at
-    most ``MAX_HOLDERS`` turns hold."""
-    seqs: dict[int, None] = {}
+) -> dict[int, tuple[int, int]]:
+    """The turns (not context copies) before ``before_seq`` holding ``query``'s words in
+    order (at most ``EXACT_POOL``), or one of the identifiers of ``words`` (the query as
+    searched by words: without the dates it names) that at most ``MAX_HOLDERS`` turns
+    hold: ``{seq: (passage index, passage id)}``, the passage that holds them (of a long
+    message, the part to quote: "Section 23" asked of a pasted contract brought back the
+    part holding "23 business days"; a new-user trial)."""
+    found: dict[int, tuple[int, int]] = {}
     if phrase_pattern(query) is not None:
         hits = passages.phrase(session, query, before_seq=before_seq, limit=EXACT_POOL)
-        seqs.update((h.seq, None) for h in hits if not h.context)
+        for h in hits:
+            if not h.context:
+                found.setdefault(h.seq, (h.idx, h.id))
     for word in identifiers(words):
         hits = passages.phrase(session, word, before_seq=before_seq, limit=4 * MAX_HOLDERS)
-        holders = {h.seq for h in hits if not h.context}
+        holders = {h.seq: (h.idx, h.id) for h in reversed(hits) if not h.context}
         if len(hits) < 4 * MAX_HOLDERS and len(holders) <= MAX_HOLDERS:
-            seqs.update((seq, None) for seq in sorted(holders))
-    return list(seqs)
+            for seq in sorted(holders):
+                found.setdefault(seq, holders[seq])
+    return found

@@ -214,10 +214,11 @@ class TurnRanker:
 
     def _candidates(
         self, query: str, queries: Sequence[str], before_seq: int
-    ) -> tuple[PassageColumns, np.typing.NDArray[np.float64], list[int]]:
+    ) -> tuple[PassageColumns, np.typing.NDArray[np.float64], dict[int, tuple[int, int]]]:
         """Passages from the top-k queries (words of the last query first, then vectors of
         each, each passage once), each one's word score (0 for those found by vector),
-        and the seqs of the turns holding ``query`` exactly (``exact_holders``).
+        and the turns holding ``query`` exactly, with the passage that does
+        (``exact_holders``).
 
         The search by meaning runs on a helper thread meanwhile (``memory._beside``
         says what that gains)."""
@@ -325,7 +326,7 @@ class TurnRanker:
     def _priors(
         self,
         turns: CandidateTurns,
-        phrased: list[int],
+        phrased: dict[int, tuple[int, int]],
         named: list[Sequence[int]],
         words_only: np.typing.NDArray[np.bool_],
     ) -> np.typing.NDArray[np.float64]:
@@ -345,7 +346,11 @@ class TurnRanker:
             lifted = [where[seq] for seq in phrased if seq in where]
             turns.bonus[lifted] += EXACT_BONUS * scale[lifted]
             alone = WORDS_ALONE if words_only.all() else 1.0  # no similarity at all
-            turns.add([seq for seq in phrased if seq not in where], EXACT_BONUS * alone)
+            new = [seq for seq in phrased if seq not in where]
+            turns.add(new, EXACT_BONUS * alone)
+            where |= {seq: len(where) + i for i, seq in enumerate(new)}  # rows appended
+            rows = [where[seq] for seq in phrased]  # quoted by the passage holding the phrase
+            turns.passage[rows], turns.passage_id[rows] = np.array(list(phrased.values())).T
         speaker = np.zeros(len(turns.seqs), dtype=np.float64)
         for spoken in named:
             speaker[self._spoken.among(spoken, turns.seqs)] += SPEAKER_BONUS

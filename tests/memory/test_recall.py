@@ -419,3 +419,28 @@ def test_a_clause_in_a_long_message_is_recalled_implicitly_by_its_words_alone() 
         assert prompt.report.recall_degraded is not None
         assert 1 in prompt.report.recalled_turns
         assert "4.5 percent" in "\n".join(m.text for m in prompt.messages)
+
+
+def test_a_long_message_is_quoted_by_the_part_holding_the_phrase_asked() -> None:
+    # A new-user trial: "Section 23" asked of a pasted 40-section contract brought back
+    # the part holding "23 business days": the turn was lifted for holding the phrase,
+    # but quoted by its part that matched best otherwise.
+    sections = [
+        f"Section {k}. The parties agree that deliverable {k} is reviewed within {k + 5} "
+        "business days."
+        for k in range(1, 41)
+    ]
+    sections[22] = "Section 23. The vault access code for the archive room is 7731."
+    with ConversationMemory.open(
+        ":memory:", session="c", budget=2000, embedder=DeterministicFakeEmbedding(size=32)
+    ) as mem:
+        mem.add({"role": "user", "content": "Review this contract:\n\n" + "\n\n".join(sections)})
+        mem.add({"role": "assistant", "content": "Reviewed: 40 sections."})
+        for i in range(30):
+            mem.add({"role": "user", "content": f"Gardening question number {i}."})
+            mem.add({"role": "assistant", "content": "Water deeply and mulch."})
+        mem.wait_until_indexed(timeout=30)
+        for query in ("Section 23", "section 23 of the contract"):
+            assert "7731" in mem.recall(query=query, max_tokens=200), query
+            prompt = mem.assemble(query=query, budget=800)
+            assert any("7731" in str(m.content) for m in prompt.messages), query

@@ -396,5 +396,6 @@ def test_a_larger_max_tokens_brings_back_more_of_the_turns_that_match() -> None:
             for i in range(4):
                 mem.add([{"role": "user", "content": f"Weather chat {i}."},
                           {"role": "assistant", "content": "Sure."}])  # fmt: skip
+        mem.wait_until_indexed(timeout=30)  # every turn scored alike: by words and vector
         assert all(f in mem.recall(query="fence", max_tokens=2000) for f in facts)
         assert sum(f in mem.recall(query="fence") for f in facts) < len(facts)
