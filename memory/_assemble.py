@@ -236,11 +236,13 @@ def assemble(
     recall_tokens = block_tokens
     stable = len(messages) - (1 if block else 0)
     anchor = anchor_count(messages, conversation[:opening], system) if window.head else 0
-    parts = PartTokens(
-        system=window.system_tokens,
-        summary=window.head_tokens - BLOCK_MARGIN if window.head else 0,
+    turn_tokens = sum(t.tokens for t in kept_turns)
+    others = window.system_tokens + recall_tokens + turn_tokens + counter.reply_priming
+    parts = PartTokens(  # the summary: what its block adds (merged into a turn's message,
+        system=window.system_tokens,  # it shares that message's overhead: parts sum up)
+        summary=max(tokens - others, 0) if window.head else 0,
         recalled=recall_tokens,
-        turns=sum(t.tokens for t in kept_turns),
+        turns=turn_tokens,
         overhead=counter.reply_priming,
     )
     report = _report(

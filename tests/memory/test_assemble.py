@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -448,3 +449,22 @@ def test_a_prompt_planned_again_keeps_what_its_recall_was_for(
         mem.assemble(query="What was the locker code in note 3?")
     assert len(queries) >= 1  # planned again (the first plan is not called by name)
     assert set(queries) == {"What was the locker code in note 3?"}
+
+
+def test_the_reports_parts_add_up_to_the_prompts_tokens() -> None:
+    # A new-user trial: with a summary merged into a turn's message, the parts summed to
+    # 4 more than the prompt (that message's overhead counted twice).
+    with ConversationMemory.open(
+        ":memory:", session="p", budget=300, model="gpt-4o-mini",
+        embedder=DeterministicFakeEmbedding(size=16),
+    ) as mem:  # fmt: skip
+        summarized = 0
+        for k in range(12):
+            mem.add({"role": "user", "content": f"Task {k}: check item {k}. " + "Context. " * 5})
+            mem.add({"role": "assistant", "content": f"Item {k} is fine. " + "Detail. " * 10})
+            prompt = mem.assemble(system="You are an ops agent.")
+            parts = prompt.report.parts
+            total = parts.system + parts.summary + parts.recalled + parts.turns + parts.overhead
+            assert total == prompt.tokens, (k, parts, prompt.tokens)
+            summarized += prompt.report.summary_included
+        assert summarized
