@@ -299,15 +299,16 @@ class Indexer(BackgroundWorker):
             dim,
             self._index.dim if self._index is not None else 0,
         )
-        path = (
-            index_path(self._directory, self.session, self.model, kind=self.kind)
-            if self._directory
-            else None
-        )
         with self._opening:
-            self._index = index = FAISSIndex(dim, path)
+            self._index = index = FAISSIndex(dim, self._path())
         self.other_dimension = None
         return index
+
+    def _path(self) -> Path | None:
+        """The session's FAISS file (None: an index kept in memory only)."""
+        if not self._directory:
+            return None
+        return index_path(self._directory, self.session, self.model, kind=self.kind)
 
     def _ensure_index(self, dim: int) -> FAISSIndex:
         index = self._load(dim)
@@ -326,13 +327,8 @@ class Indexer(BackgroundWorker):
             dim = vectors.shape[1] if dim is None else dim
             if len(ids) and vectors.shape[1] != dim:  # another dimension: start empty
                 ids, vectors = [], np.zeros((0, dim), dtype=np.float32)
-            path = (
-                index_path(self._directory, self.session, self.model, kind=self.kind)
-                if self._directory
-                else None
-            )
             self._index, self.rebuilt = FAISSIndex.open(
-                dim, path, stored_ids=ids, stored_vectors=vectors
+                dim, self._path(), stored_ids=ids, stored_vectors=vectors
             )
             self._embedded_upto = max(ids, default=0)
             return self._index
