@@ -59,6 +59,7 @@ from cost_strategies import (
 )
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.messages import convert_to_messages
+from locomo import spaced
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -139,8 +140,8 @@ def replay(
         if questions:
             shares = []
             for question, evidence in questions:
-                text = strategy.recall_text(question)
-                shares.append(sum(e in text for e in evidence) / len(evidence))
+                text = spaced(strategy.recall_text(question))
+                shares.append(sum(spaced(e) in text for e in evidence) / len(evidence))
             run.recall = sum(shares) / len(shares)
         if isinstance(strategy, Ours):
             strategy.close()

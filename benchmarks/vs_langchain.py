@@ -87,7 +87,7 @@ with warnings.catch_warnings():
     from langchain_classic.memory.prompt import SUMMARY_PROMPT as CLASSIC_SUMMARY_PROMPT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from locomo import turn_messages  # noqa: E402  (benchmarks/ is not a package)
+from locomo import spaced, turn_messages  # noqa: E402  (benchmarks/ is not a package)
 
 # --- shared pieces: one counter, one summarizer ------------------------------------------
 
@@ -651,8 +651,8 @@ def locomo_recall(
                 results[budget][SYSTEMS[5]].seconds.append(time.perf_counter() - began)
                 views[SYSTEMS[5]] = None if ours_view is None else [*ours_view, question]
                 for name, view in views.items():
-                    sent_text = "\n".join(text_of(m) for m in view or [])
-                    share = sum(e in sent_text for e in evidence) / len(evidence)
+                    sent_text = spaced("\n".join(text_of(m) for m in view or []))
+                    share = sum(spaced(e) in sent_text for e in evidence) / len(evidence)
                     results[budget][name].recall.setdefault(budget, []).append(share)
             ours.memory.close()
     return len(samples), questions
