@@ -373,7 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{targets.get(budget, '')} | {shown} | {hybrid.get(budget, '')} | "
                 f"{last_n.get(budget, '')} |"
             )
-    lines += ["", "Every prompt was within its budget (checked for each question).", ""]
+    lines += [
+        "",
+        "Every prompt was within its budget (checked for each question). Evidence recall is "
+        "the share of a question's evidence turns whose text the prompt holds, whitespace "
+        "runs compared as one space and ends trimmed (a recalled turn is quoted trimmed).",
+        "",
+    ]
     for feeding in args.feedings:
         lines += ["", f"Evidence recall per category, {feeding} feeding:", ""]
         lines += by_category(by_feeding[feeding])
