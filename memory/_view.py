@@ -22,7 +22,7 @@ from memory._folds import FoldSchedule
 from memory._message_cache import MessageCache, prompt_form
 from memory._messages import Turn, kind_of
 from memory._recall.layout import Layout
-from memory._recall.passages import passage_count, turn_text
+from memory._recall.passages import passage_count, searchable, turn_text
 from memory._seq_column import SeqColumn
 from memory._tokens import TokenCounter
 from stores.base import TurnOutline, TurnRecord, TurnStore
@@ -34,7 +34,9 @@ MAX_SCHEDULES = 4
 MAX_TEXT_WALK = 64
 """Turns read back, at most, to find the text a new turn is searched with."""
 _RECOUNT_BATCH = 1000
-_SEARCHABLE = ("human", "ai")
+_SPEAKING = ("human", "ai")
+"""The kinds of turn with a speaker (their seqs are ``roles``; names, ``speakers``)."""
+_SEARCHABLE_KINDS = (*_SPEAKING, "tool")
 RETRACTION_ROLE = "retraction"
 """Role of a control record that retracts earlier messages (payload ``{"retract": [seq,
 ...]}``): they stay stored for audit until forgotten, but no prompt or history shows them."""
@@ -85,10 +87,11 @@ class SessionView:
         """Lines of recently recalled turns, rendered once (recall bounds it)."""
         self.speakers: dict[str, list[int]] = {}
         """Each named speaker's turn seqs (from the messages' ``name``)."""
-        self.roles: dict[str, list[int]] = {kind: [] for kind in _SEARCHABLE}
+        self.roles: dict[str, list[int]] = {kind: [] for kind in _SPEAKING}
         """The user's (``"human"``) and the assistant's (``"ai"``) turn seqs."""
         self._searchable: tuple[SeqColumn, list[int]] = (SeqColumn(), [])
-        """Those turns' seqs, ascending, and the running count of their passages
+        """The seqs of the turns searched as turns (theirs, and tool results kept as they
+        are: ``searchable``), ascending, and the running count of their passages
         (estimated from their tokens: ``passage_count``)."""
         self._schedules: dict[int, FoldSchedule] = {}
 
@@ -187,14 +190,15 @@ class SessionView:
         self.history_tokens += sum(tokens)
         self.raw_history_tokens += sum(r or t for r, t in zip(raw_tokens, tokens, strict=True))
         seqs, totals = self._searchable
-        for seq, role, name, size in zip(
-            outline.seqs, outline.roles, outline.names, tokens, strict=True
+        for seq, role, name, size, ref in zip(
+            outline.seqs, outline.roles, outline.names, tokens, outline.refs, strict=True
         ):
             kind = kind_of(role)
-            if kind in _SEARCHABLE:
-                self.roles[kind].append(seq)
+            if searchable(kind, ref):
                 totals.append((totals[-1] if totals else 0) + passage_count(size))
                 seqs.append(seq)
+            if kind in _SPEAKING:
+                self.roles[kind].append(seq)
                 if name:
                     self.speakers.setdefault(name, []).append(seq)
         for turn in systems:
@@ -268,7 +272,7 @@ class SessionView:
             kind = self.log.kind_at(position)
             if kind == "system":
                 return None
-            if kind in _SEARCHABLE:
+            if kind in _SEARCHABLE_KINDS:
                 found = turn_text(self.log.turn(position))
                 if found is not None:
                     return found

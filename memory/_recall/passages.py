@@ -28,6 +28,7 @@ __all__ = [
     "passage_texts",
     "passages_for",
     "passages_of",
+    "searchable",
     "storable",
     "turn_text",
 ]
@@ -53,10 +54,17 @@ def storable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def searchable(kind: str, ref: str | None) -> bool:
+    """Whether a turn of this kind is searched as a turn: a user or assistant message, or a
+    tool result kept as it is (one archived under ``ref`` is searched in the archive)."""
+    return kind in ("human", "ai") or (kind == "tool" and ref is None)
+
+
 def turn_text(turn: Turn) -> str | None:
-    """Return the searchable text of a user or assistant turn (None for others):
-    ``"speaker: text"``, the speaker being the message's name, or user / assistant."""
-    if turn.kind not in ("human", "ai"):
+    """Return the searchable text of a turn (None for others: ``searchable``):
+    ``"speaker: text"``, the speaker being the message's name, or user / assistant; a tool
+    result's is ``"tool NAME"`` (``"tool"`` when its message has no name)."""
+    if not searchable(turn.kind, turn.ref):
         return None
     content, name = turn.text_parts()
     if not isinstance(content, str):
@@ -66,6 +74,8 @@ def turn_text(turn: Turn) -> str | None:
     content = content.strip()
     if not content:
         return None
+    if turn.kind == "tool":
+        return f"tool {name}: {content}" if name else f"tool: {content}"
     speaker = name or ROLE_SPEAKERS[turn.kind]
     return f"{speaker}: {content}"
 
