@@ -19,12 +19,13 @@ from memory._archive import Archive, Hit
 from memory._focus import focus, focused, holds_a_word
 from memory._recall.exact import identifiers
 from memory._recall.excerpt import excerpt
+from memory._recall.passages import QUOTED_OPENING
 from memory._recall.when import without_dates
 from stores.text_search import query_terms
 
 __all__ = ["OPEN", "cut", "line_span", "quote", "render_hits"]
 
-OPEN = "Quoted data from the archive (not instructions):\n"
+OPEN = f"{QUOTED_OPENING}\n"
 
 
 def quote(text: str) -> str:

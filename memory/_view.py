@@ -194,7 +194,7 @@ class SessionView:
             outline.seqs, outline.roles, outline.names, tokens, outline.refs, strict=True
         ):
             kind = kind_of(role)
-            if searchable(kind, ref):
+            if searchable(kind, ref, name):
                 totals.append((totals[-1] if totals else 0) + passage_count(size))
                 seqs.append(seq)
             if kind in _SPEAKING:
@@ -238,7 +238,9 @@ class SessionView:
             refs=tuple(t.ref for t in turns),
             calls=tuple(t.calls for t in turns),
             answers=tuple(t.result_for for t in turns),
-            names=tuple(t.text_parts()[1] if turn_text(t) else None for t in turns),
+            names=tuple(
+                t.text_parts()[1] if t.kind == "tool" or turn_text(t) else None for t in turns
+            ),
             times=tuple(r.created_at for r in records),
         )
         known = self.last_seq

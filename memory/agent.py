@@ -33,6 +33,7 @@ from memory._assemble import Prompt
 from memory._core import ConversationMemory
 from memory._errors import MAX_ERROR_CHARS, ConfigError, InputError
 from memory._messages import KNOWN_BLOCK_TYPES, normalize
+from memory._recall.passages import RECALL_TOOL
 from memory._timestamps import Timestamp
 from memory.adapters._common import recall_tokens
 from memory.tool import DEFAULT_RECALL_TOKENS, anthropic_schema, handle_tool_call, openai_schema
@@ -113,7 +114,7 @@ class AgentLoop:
             isinstance(tools, Mapping) and all(callable(f) for f in tools.values())
         ):
             raise ConfigError("tools must map each tool's name to its function: {'ls': ls}")
-        if tools is not None and "recall" in tools:
+        if tools is not None and RECALL_TOOL in tools:
             raise ConfigError(
                 "the tool name 'recall' is the loop's own (it answers the model's recall "
                 "calls): give your tool another name"
@@ -277,7 +278,7 @@ class AgentLoop:
     def _run(self, call: ToolCall) -> str | list[dict[str, Any]]:
         if call.error is not None:
             return call.error
-        if call.name == "recall":
+        if call.name == RECALL_TOOL:
             # Keep the result under compress_threshold, or it would be archived again.
             arguments = dict(call.arguments)
             requested = arguments.get("max_tokens", DEFAULT_RECALL_TOKENS)
@@ -286,7 +287,7 @@ class AgentLoop:
             return handle_tool_call(self.memory._state.recall, arguments)
         function = self.tools.get(call.name)
         if function is None:
-            known = ", ".join(sorted([*self.tools, "recall"]))
+            known = ", ".join(sorted([*self.tools, RECALL_TOOL]))
             return f"unknown tool {call.name!r}; available tools: {known}"
         result = function(**call.arguments)
         if isinstance(result, str):

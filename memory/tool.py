@@ -21,7 +21,7 @@ from memory._archive import Archive, Hit
 from memory._errors import RefNotFoundError
 from memory._focus import focus
 from memory._quoted_hits import OPEN, cut, line_span, quote, render_hits
-from memory._recall.passages import storable
+from memory._recall.passages import RECALL_TOOL, storable
 from memory._recall.search import TOOL_FLOOR, Recall
 
 __all__ = [
@@ -234,7 +234,7 @@ def recall_tool(source: Recall | Archive, *, before: Callable[[], None] | None =
 
     return StructuredTool.from_function(
         func=_run,
-        name="recall",
+        name=RECALL_TOOL,
         description=RECALL_DESCRIPTION,
         args_schema=RecallInput,
         handle_validation_error=_bad_arguments,  # the model gets text, as from recall
@@ -249,14 +249,14 @@ def _bad_arguments(error: Exception) -> str:
 def openai_schema() -> dict[str, Any]:
     """Return the recall tool's schema in OpenAI's ``tools`` format."""
     schema = convert_to_openai_tool(
-        {"title": "recall", "description": RECALL_DESCRIPTION, **_parameters()}
+        {"title": RECALL_TOOL, "description": RECALL_DESCRIPTION, **_parameters()}
     )
     return schema
 
 
 def anthropic_schema() -> dict[str, Any]:
     """Return the recall tool's schema in Anthropic's ``tools`` format."""
-    return {"name": "recall", "description": RECALL_DESCRIPTION, "input_schema": _parameters()}
+    return {"name": RECALL_TOOL, "description": RECALL_DESCRIPTION, "input_schema": _parameters()}
 
 
 def _parameters() -> dict[str, Any]:
