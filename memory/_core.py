@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import weakref
@@ -41,7 +42,7 @@ from memory._timestamps import Timestamp, times_sent, with_time
 from memory._tokens import TokenCounter
 from memory._view import SessionView
 from memory.pricing import priced
-from memory.tool import DEFAULT_RECALL_TOKENS, recall, recall_tool
+from memory.tool import DEFAULT_RECALL_TOKENS, answer_room, recall, recall_tool
 from stores.base import ForgetReport
 
 if TYPE_CHECKING:
@@ -310,9 +311,16 @@ class ConversationMemory(AsyncMethods, Closing, HistoryEdits, SummaryAccess):
 
     def recall_tool(self) -> BaseTool:
         """Return the recall tool as a LangChain ``BaseTool`` bound to this session; each
-        call reads the turns stored by then, by any process."""
+        call reads the turns stored by then, by any process, and its ``max_tokens`` is
+        capped so the answer is read as it is and fits the budget
+        (``memory.tool.answer_room``)."""
         self._check_open()
-        return recall_tool(self._state.recall, before=self._current)
+        room = functools.partial(
+            answer_room,
+            compress_threshold=self.compress_threshold,
+            prompt_tokens=self.budget.prompt_tokens,
+        )
+        return recall_tool(self._state.recall, before=self._current, room=room)
 
     def _current(self) -> None:
         """Check the memory is open and load what other writers stored since."""

@@ -25,10 +25,14 @@ from memory._recall.passages import RECALL_TOOL, storable
 from memory._recall.search import TOOL_FLOOR, Recall
 
 __all__ = [
+    "BUDGET_SHARE",
     "DEFAULT_RECALL_TOKENS",
     "MAX_RECALL_TOKENS",
+    "MIN_RECALL_RESULT",
     "RECALL_DESCRIPTION",
+    "RECALL_MARGIN",
     "RecallInput",
+    "answer_room",
     "anthropic_schema",
     "handle_tool_call",
     "openai_schema",
@@ -37,6 +41,26 @@ __all__ = [
 ]
 
 DEFAULT_RECALL_TOKENS = 800
+RECALL_MARGIN = 32
+"""Tokens kept free under ``compress_threshold`` for a recall answer's message overhead."""
+MIN_RECALL_RESULT = 160
+"""Smallest recall answer allowed, whatever the threshold and budget."""
+BUDGET_SHARE = 4
+"""A recall answer takes at most 1/4 of the prompt budget: the round that asked for it is
+sent whole beside the system prompt and the user turn (an 800-token answer in a 600-token
+budget made every later ``assemble`` raise ``BudgetError``)."""
+
+
+def answer_room(requested: int, *, compress_threshold: int, prompt_tokens: int) -> int:
+    """The most tokens a recall answer may take in a session (tokens).
+
+    Under ``compress_threshold`` less ``RECALL_MARGIN`` (an answer above it would be
+    archived as a digest, and the model would never read what it asked for) and within
+    ``1 / BUDGET_SHARE`` of ``prompt_tokens``; ``MIN_RECALL_RESULT`` at least."""
+    caps = (compress_threshold - RECALL_MARGIN, prompt_tokens // BUDGET_SHARE)
+    return max(MIN_RECALL_RESULT, min(int(requested), *caps))
+
+
 MIN_RECALL_TOKENS = 64
 MAX_RECALL_TOKENS = 8000
 MAX_LISTED_REFS = 10
@@ -216,11 +240,17 @@ def handle_tool_call(source: Recall | Archive, arguments: str | dict[str, Any]) 
     )
 
 
-def recall_tool(source: Recall | Archive, *, before: Callable[[], None] | None = None) -> BaseTool:
+def recall_tool(
+    source: Recall | Archive,
+    *,
+    before: Callable[[], None] | None = None,
+    room: Callable[[int], int] | None = None,
+) -> BaseTool:
     """Return the recall tool as a LangChain tool bound to one session's recall.
 
     ``before`` runs before each call (``ConversationMemory`` loads the turns other
-    processes stored, and raises ``ClosedError`` once the memory is closed)."""
+    processes stored, and raises ``ClosedError`` once the memory is closed); ``room``
+    caps the ``max_tokens`` the model asks for (``answer_room``)."""
 
     def _run(
         ref: str | None = None,
@@ -230,6 +260,8 @@ def recall_tool(source: Recall | Archive, *, before: Callable[[], None] | None =
     ) -> str:
         if before is not None:
             before()
+        if room is not None and isinstance(max_tokens, int) and max_tokens > 0:
+            max_tokens = room(max_tokens)
         return recall(source, ref=ref, query=query, max_tokens=max_tokens, page=page)
 
     return StructuredTool.from_function(

@@ -28,6 +28,7 @@ from memory._engine import Engine
 from memory._errors import ConfigError, MissingDependencyError, did_you_mean
 from memory._options import OpenOptions
 from memory._tokens import TokenCounter
+from memory.tool import answer_room
 
 __all__ = [
     "AGENTS_EXTRA",
@@ -125,19 +126,14 @@ class MemoryOpener:
         return ConversationMemory.open(self.path, session=session, **self.options)
 
 
-RECALL_MARGIN = 32
-"""Tokens kept free under ``compress_threshold`` for a recall result's message overhead."""
-MIN_RECALL_RESULT = 160
-"""Smallest recall allowed, whatever the threshold (a tiny one cannot be avoided)."""
-
-
 def recall_tokens(memory: ConversationMemory, requested: int) -> int:
-    """Cap a recall so its result stays under ``compress_threshold`` and is not archived.
-
-    A recall result above the threshold would itself be replaced by a digest, and the
-    model would never read what it asked for.
-    """
-    return max(MIN_RECALL_RESULT, min(int(requested), memory.compress_threshold - RECALL_MARGIN))
+    """Cap a recall so its answer is read as it is and fits the prompt
+    (``memory.tool.answer_room``)."""
+    return answer_room(
+        requested,
+        compress_threshold=memory.compress_threshold,
+        prompt_tokens=memory.budget.prompt_tokens,
+    )
 
 
 class MessagesCounter:

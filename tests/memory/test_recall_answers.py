@@ -36,3 +36,23 @@ def test_a_recall_answer_is_never_recalled_nested_in_a_later_one(named: bool) ->
         prompt = mem.assemble(query="payments-gw timeout")
         sent = "\n".join(str(m.content) for m in prompt.messages)
         assert "tool recall" not in sent
+
+
+@pytest.mark.parametrize("budget", [600, 800, 4000])
+def test_the_recall_tools_answer_fits_the_prompt_it_is_sent_in(budget: int) -> None:
+    """A new-user trial: at budgets 600-800 the tool's default 800-token answer made the
+    round that asked for it too big to send, and every later ``assemble`` raised."""
+    with ConversationMemory.open(":memory:", session="b", budget=budget) as mem:
+        for i in range(40):
+            mem.add([{"role": "user", "content": f"Note {i}: the payments-gw shard {i} is up."},
+                     {"role": "assistant", "content": f"Noted, shard {i}."}])  # fmt: skip
+        mem.wait_until_indexed()
+        asked = {"name": "recall", "args": {"query": "payments-gw shard"}, "id": "c1",
+                 "type": "tool_call"}  # fmt: skip
+        answer = str(mem.recall_tool().invoke({"query": "payments-gw shard"}))
+        assert mem.counter.count(answer) <= max(160, min(468, budget // 4))
+        mem.add([AIMessage("", tool_calls=[asked]),
+                 ToolMessage(answer, tool_call_id="c1", name="recall")])  # fmt: skip
+        prompt = mem.assemble(system="You are an ops agent.")
+        assert prompt.tokens <= budget
+        assert answer in "\n".join(str(m.content) for m in prompt.messages)
