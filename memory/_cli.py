@@ -231,6 +231,9 @@ def _run_export(args: argparse.Namespace, console: Console, embedder: Embeddings
         history = mem.history()
     if args.format == "openai":
         lines: list[Any] = convert_to_openai_messages(history)
+        for line, message in zip(lines, history, strict=True):
+            if (at := message.additional_kwargs.get("timestamp")) is not None:
+                line["timestamp"] = at  # as mem.add reads it back
     else:
         lines = [message_to_dict(message) for message in history]
     text = "".join(json.dumps(line, default=str) + "\n" for line in lines)

@@ -360,6 +360,24 @@ def test_recall_prints_exactly_what_the_library_returns(
     assert "disk quota exceeded" in out
 
 
+def test_an_openai_export_keeps_the_messages_timestamps(attic: Attic, tmp_path: Path) -> None:
+    """A new-user trial: exported as OpenAI messages, a history lost its timestamps, so
+    its dated questions found nothing once imported again."""
+    path = tmp_path / "dated.db"
+    with ConversationMemory.open(path, session="d") as mem:
+        mem.add({"role": "user", "content": "I booked the ferry."}, timestamp="2023-05-08T10:00Z")
+        mem.add({"role": "assistant", "content": "Noted."})
+        history = mem.history()
+    code, out, _ = attic("export", str(path), "--session", "d")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["timestamp"] == history[0].additional_kwargs["timestamp"]
+    assert "timestamp" not in history[1].additional_kwargs and "timestamp" not in lines[1]
+    with ConversationMemory.open(":memory:", session="again") as again:
+        again.add(lines)
+        assert again.history()[0].additional_kwargs["timestamp"] == lines[0]["timestamp"]
+
+
 def test_export_round_trips_the_history(
     attic: Attic, filled: tuple[Path, str, list[BaseMessage]], tmp_path: Path
 ) -> None:

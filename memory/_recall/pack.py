@@ -18,6 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from memory._archive import Archive, Hit
+from memory._focus import holds_a_word
 from memory._recall.chitchat import informative, speaker_labels
 from memory._recall.excerpt import excerpt
 from memory._recall.fuse import alternate, demote_questions
@@ -155,7 +156,7 @@ def recollect(
     ranked = [r for r in ranked if r.seq not in exclude and (floor is None or r.score >= floor)]
     ranked = demote_questions(ranked, lambda seq: _said(view, seq), QUESTIONS_READ)
     passages = {r.seq: r.passage for r in ranked}
-    chunk_hits = archive.search(query, k=max(4, max_tokens // 200), wait=0.0) if chunks else []
+    chunk_hits = _worded_chunks(archive, query, max_tokens) if chunks else []
     packing = _Packing(view, counter, passages, max_tokens)
     words = query_terms(query, stemmed=True)
     for rank, item in enumerate(alternate([r.seq for r in ranked], chunk_hits)):
@@ -190,6 +191,15 @@ def recollect(
         estimated_tokens=packing.used,
         snippet_seqs=tuple(snippet_seqs),
     )
+
+
+def _worded_chunks(archive: Archive, query: str, max_tokens: int) -> list[Hit]:
+    """The archived chunks holding the query's words (or a word of the same stem), best
+    first; none found by meaning alone: a 300-item JSON listing found so for "what branch
+    are we on?" filled 5,650 tokens of a 6,000-token lookup (a new-user trial). The recall
+    tool still offers the best of those."""
+    found = archive.search(query, k=max(4, max_tokens // 200), wait=0.0, tight=True)
+    return [hit for hit in found if holds_a_word(hit.text, query)]
 
 
 class _Packing:

@@ -1,0 +1,38 @@
+"""A prompt's recall block quotes archived chunks holding the query's words, never filler."""
+
+from __future__ import annotations
+
+import json
+
+from memory import AssemblyPolicy, ConversationMemory
+
+SERVICES = [{"id": i, "service": f"svc-{i}", "region": ["eu-west-1", "us-east-1"][i % 2],
+             "replicas": i % 7 + 1, "healthy": i % 11 != 0} for i in range(300)]  # fmt: skip
+
+
+def test_a_lookup_quotes_no_chunk_found_by_meaning_alone() -> None:
+    """A new-user trial: "what branch are we on?" got 23 chunks of an unrelated 300-item
+    JSON listing (5,650 of a 6,000-token prompt; 1,839 of 1,966 tokens without the
+    floor) beside the turn that answers it."""
+    policy = AssemblyPolicy(lookup_relevance_floor=4.0)
+    with ConversationMemory.open(":memory:", session="c", budget=2000, policy=policy) as mem:
+        for number, (name, result) in enumerate(
+            [("list_services", json.dumps(SERVICES)), ("git_branch", "feature/refund-fix")]
+        ):
+            call = {"id": f"c{number}", "type": "function",
+                    "function": {"name": name, "arguments": "{}"}}  # fmt: skip
+            mem.add([{"role": "user", "content": f"Run {name}."},
+                     {"role": "assistant", "content": "", "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": f"c{number}", "name": name,
+                      "content": result}])  # fmt: skip
+        for i in range(30):
+            mem.add([{"role": "user", "content": f"Step {i}: tidy the docs."},
+                     {"role": "assistant", "content": "Done. " * 60}])  # fmt: skip
+        mem.wait_until_indexed()
+        branch = mem.assemble(query="what branch are we on?")
+        block = next(str(m.content) for m in branch.messages if "recalled from" in str(m.content))
+        assert "tool git_branch: feature/refund-fix" in block
+        assert "[tool output" not in block and branch.report.parts.recalled < 600
+        region = mem.assemble(query="which region is svc-137 in?")
+        sent = "\n".join(str(m.content) for m in region.messages)
+        assert '"service": "svc-137", "region": "us-east-1"' in sent
