@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from memory._errors import InputError
 
-__all__ = ["ARGUMENTS_KEY", "check_dict", "keep_arguments", "original_arguments"]
+__all__ = ["ARGUMENTS_KEY", "ROLES", "check_dict", "keep_arguments", "original_arguments"]
 
 ARGUMENTS_KEY = "tool_call_arguments"
 """``additional_kwargs`` key holding the model's own argument strings, by tool call id."""
@@ -75,14 +75,30 @@ def original_arguments(
                 function["arguments"] = text
 
 
+ROLES = frozenset({"user", "human", "assistant", "ai", "system", "developer", "tool"})
+"""The roles a dict message may have (LangChain's ``function`` and ``chat`` aside)."""
+
+
 def check_dict(message: Mapping[str, Any], index: int) -> None:
     """Refuse a dict message whose fields have the wrong shape, naming what to send.
 
     Raises:
-        InputError: ``content`` is neither text, a list of blocks nor None, or
+        InputError: the role is none of ``ROLES``, ``content`` is neither text, a list
+            of blocks nor None (None only for an assistant's or a tool's), or
             ``tool_calls`` is not a list of calls.
     """
+    role = message.get("role")
+    if isinstance(role, str) and role not in ROLES:
+        raise InputError(
+            f"unknown role {role!r}: use 'user', 'assistant', 'system', 'developer' or 'tool'",
+            index=index,
+        )
     content = message.get("content")
+    if content is None and role in ("user", "human", "system", "developer"):
+        raise InputError(
+            f"a {role} message has no content (None): send its text, or a list of blocks",
+            index=index,
+        )
     if not isinstance(content, str | list | None):
         raise InputError(
             f"content must be text or a list of blocks, not {type(content).__name__}",

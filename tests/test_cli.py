@@ -244,7 +244,7 @@ def test_a_bad_message_in_a_transcript_is_reported_with_its_file(
     bad.write_text(json.dumps({"id": "x", "messages": [{"role": "user"}]}) + "\n")
     code, _, err = attic("replay", str(bad), "--budget", "400")
     assert code == 1
-    assert f"{bad}: message 0: cannot read this message" in " ".join(err.split())
+    assert f"{bad}: message 0: a user message has no content" in " ".join(err.split())
 
 
 def test_replay_says_when_the_model_has_no_price(attic: Attic, tmp_path: Path) -> None:

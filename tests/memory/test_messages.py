@@ -230,6 +230,11 @@ def test_an_error_about_a_huge_message_does_not_repeat_it() -> None:
         ),
         ({"role": "tool", "content": "x"}, "no 'tool_call_id' field"),
         ({"role": "user", "content": 5}, "content must be text or a list of blocks, not int"),
+        # A new-user trial: "bot" was refused naming 'function' as a role to use (refused
+        # next), and a user message of content None was stored as an empty turn.
+        ({"role": "bot", "content": "x"}, "unknown role 'bot': use 'user', 'assistant'"),
+        ({"role": "function", "name": "f", "content": "x"}, "unknown role 'function'"),
+        ({"role": "user", "content": None}, "a user message has no content (None)"),
     ],
 )  # fmt: skip
 def test_a_message_missing_a_field_is_named_in_one_line(message: Any, says: str) -> None:
