@@ -140,6 +140,17 @@ def _compact(text: str) -> str:
     return _SEPARATORS.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
+def _marked_cuts(text: str, original: str, start: int, end: int) -> str:
+    """A chunk's quoted ``text`` with "…" where ``original[start:end]`` cuts a line (one
+    line of minified JSON is cut into chunks mid-record), unless ``focus`` marked it."""
+    if start > 0 and original[start - 1] != "\n" and not text.startswith("…"):
+        text = f"… {text}"
+    ends_line = end >= len(original) or "\n" in (original[end - 1], original[end])
+    if not ends_line and not text.endswith("…"):
+        text = f"{text.rstrip(' ')} …"
+    return text
+
+
 def render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) -> str:
     originals: dict[str, str] = {}
     parts: list[str] = []
@@ -163,6 +174,7 @@ def render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) 
             if not holds_a_word(whole, query):  # found by meaning: say so
                 where += _BY_MEANING
             where += _lacking(whole, wanted)
+            text = _marked_cuts(text, original, hit.start, hit.end)
         else:
             text, where = hit.text, f'turn="{hit.idx}"{_placed_at(hit)}'
             near = {hit.idx - 1, hit.idx, hit.idx + 1, hit.answered_by, hit.answers}
@@ -176,7 +188,11 @@ def render_hits(archive: Archive, hits: list[Hit], max_tokens: int, query: str) 
         room = max_tokens - used - archive.counter.count(opening) - 8
         if room < 32:
             break
-        text = cut(text, room, archive) if hit.ref else _fitted(text, room, archive, query)
+        if hit.ref:
+            kept = cut(text, room, archive)
+            text = kept if kept == text else f"{kept.rstrip(' ')} …"
+        else:
+            text = _fitted(text, room, archive, query)
         block = f"{opening}{quote(text)}\n</archived>"
         used += archive.counter.count(block) + 1
         parts.append(block)

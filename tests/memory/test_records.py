@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import given
@@ -69,3 +70,25 @@ def test_recall_of_minified_json_returns_the_record_asked_for() -> None:
         assert found.count('"id": ') == 1
         flagged = mem.recall(ref=ref, query="which users are flagged for review?")
         assert flagged.count('"id": ') == flagged.count("flagged for review") > 1
+
+
+def test_a_chunk_cut_from_one_line_is_marked_where_it_is_cut() -> None:
+    """A new-user trial: one line of JSON is chunked mid-record, and a quoted chunk ended
+    ``{"id": 32`` with nothing to say the record goes on."""
+    rows = [{"id": i, "service": f"svc-{i}", "region": ["eu-west-1", "us-east-1"][i % 2],
+             "replicas": i % 9 + 1, "version": f"2.{i % 7}"} for i in range(300)]  # fmt: skip
+    call = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+    with ConversationMemory.open(":memory:", session="cut", budget=2000) as mem:
+        mem.add([{"role": "user", "content": "list the services"},
+                 {"role": "assistant", "content": "", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": "c1", "content": json.dumps(rows)}])  # fmt: skip
+        mem.wait_until_indexed()
+        bodies = []
+        for query, max_tokens in [("service region replicas", 800), ("svc-51", 800),
+                                  ("service region replicas", 8000)]:  # fmt: skip
+            found = mem.recall(query=query, max_tokens=max_tokens)
+            bodies += re.findall(r"<archived ref=[^>]*>\n(.*?)\n</archived>", found, re.S)
+        assert len(bodies) > 3
+        for body in bodies:
+            assert body.startswith(("[", "{", "…")), body[:40]
+            assert body.endswith(("}", "},", "]", "…")), body[-40:]
