@@ -88,6 +88,12 @@ def check_dict(message: Mapping[str, Any], index: int) -> None:
             ``tool_calls`` is not a list of calls.
     """
     role = message.get("role")
+    if "role" in message and not isinstance(role, str):
+        raise InputError(
+            f"role must be text ('user', 'assistant', 'system', 'developer' or 'tool'), "
+            f"not {type(role).__name__}",
+            index=index,
+        )
     if isinstance(role, str) and role not in ROLES:
         raise InputError(
             f"unknown role {role!r}: use 'user', 'assistant', 'system', 'developer' or 'tool'",

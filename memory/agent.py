@@ -19,6 +19,7 @@ are read from dicts or from SDK objects (anything with ``model_dump``)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -282,7 +283,12 @@ class AgentLoop:
             # Keep the result under compress_threshold, or it would be archived again.
             arguments = dict(call.arguments)
             requested = arguments.get("max_tokens", DEFAULT_RECALL_TOKENS)
-            if isinstance(requested, int):
+            if isinstance(requested, str | float) and not isinstance(requested, bool):
+                # Models send numbers as text or floats too ("4000", 4000.0), which the
+                # recall's arguments accept: capped the same way.
+                with contextlib.suppress(ValueError, OverflowError):
+                    requested = int(float(requested))
+            if isinstance(requested, int) and not isinstance(requested, bool):
                 arguments["max_tokens"] = recall_tokens(self.memory, requested)
             return handle_tool_call(self.memory._state.recall, arguments)
         function = self.tools.get(call.name)

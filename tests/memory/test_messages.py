@@ -235,6 +235,7 @@ def test_an_error_about_a_huge_message_does_not_repeat_it() -> None:
         ({"role": "bot", "content": "x"}, "unknown role 'bot': use 'user', 'assistant'"),
         ({"role": "function", "name": "f", "content": "x"}, "unknown role 'function'"),
         ({"role": "user", "content": None}, "a user message has no content (None)"),
+        ({"role": None, "content": "x"}, "role must be text ('user', 'assistant'"),
     ],
 )  # fmt: skip
 def test_a_message_missing_a_field_is_named_in_one_line(message: Any, says: str) -> None:

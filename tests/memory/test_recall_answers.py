@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
@@ -56,3 +58,61 @@ def test_the_recall_tools_answer_fits_the_prompt_it_is_sent_in(budget: int) -> N
         prompt = mem.assemble(system="You are an ops agent.")
         assert prompt.tokens <= budget
         assert answer in "\n".join(str(m.content) for m in prompt.messages)
+
+
+@pytest.mark.parametrize("asked", ["4000", 4000.0, 4000])
+def test_an_agent_loops_recall_is_capped_whatever_type_its_max_tokens(asked: object) -> None:
+    """A new-user trial: ``max_tokens: "4000"`` (or 4000.0) from the model skipped the cap,
+    a 3,930-token answer came back at a budget of 800, and every later prompt raised."""
+    from memory.agent import AgentLoop
+
+    with ConversationMemory.open(":memory:", session="a", budget=800) as mem:
+        for i in range(60):
+            mem.add([{"role": "user", "content": f"Note {i}: shard {i} of payments-gw is up."},
+                     {"role": "assistant", "content": f"Noted, shard {i} is up."}])  # fmt: skip
+        mem.wait_until_indexed()
+        loop = AgentLoop(mem, system="You are an ops agent.")
+        arguments = json.dumps({"query": "payments-gw shard up", "max_tokens": asked})
+        calls = loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "r1", "type": "function",
+             "function": {"name": "recall", "arguments": arguments}}]})  # fmt: skip
+        (answer,) = loop.run_tool_calls(calls)
+        assert mem.counter.count(str(answer)) <= 800 // 4
+        assert loop.prompt().tokens <= 800
+
+
+def test_every_answer_of_the_recall_tool_opens_as_recall_openings_says() -> None:
+    """A nameless tool result opening so is taken for the recall tool's answer and not
+    searched (a trial: "Nothing in the archive matches 'INC-9999 outage'." indexed made
+    INC-9999 look common, and came back as a hit): every answer must open so."""
+    from memory._recall.passages import RECALL_OPENINGS
+    from memory.tool import handle_tool_call
+
+    with ConversationMemory.open(":memory:", session="o", budget=2000) as mem:
+        mem.add({"role": "user", "content": "why do payments fail?"})
+        call = {"name": "tail", "args": {}, "id": "c1", "type": "tool_call"}
+        mem.add([AIMessage("", tool_calls=[call]), ToolMessage(LOG, tool_call_id="c1")])
+        for i in range(3):
+            mem.add([{"role": "user", "content": f"Note {i}: payments run on shard {i}."},
+                     {"role": "assistant", "content": "Noted, payments shard."}])  # fmt: skip
+        mem.wait_until_indexed()
+        ref = mem.archive.refs()[0].ref
+        answers = [
+            mem.recall(query="payments-gw timeout"),
+            mem.recall(ref=ref, page=2),
+            mem.recall(query="zzqx-0000"),
+            mem.recall(ref=ref, query="zzqx-0000"),
+            mem.recall(query="payments"),
+            mem.recall(),
+            mem.recall(ref="deadbeef"),
+            handle_tool_call(mem._state.recall, {"query": 5, "max_tokens": "x"}),
+        ]
+        for answer in answers:
+            assert answer.startswith(RECALL_OPENINGS), answer[:80]
+        mem.add([AIMessage("", tool_calls=[{**call, "id": "c2", "name": "recall"}]),
+                 ToolMessage(answers[6], tool_call_id="c2")])  # fmt: skip
+        for i in range(12):
+            mem.add([{"role": "user", "content": f"Next task {i}: tidy the docs."},
+                     {"role": "assistant", "content": "Done. " * 40}])  # fmt: skip
+        mem.wait_until_indexed()
+        assert "tool: No archived output" not in mem.recall(query="deadbeef")
