@@ -84,14 +84,22 @@ class Recall:
         return tuple(i for i in found if i is not None)
 
     def turns(
-        self, query: str, *, k: int, before_seq: int | None = None, floor: float | None = None
+        self,
+        query: str,
+        *,
+        k: int,
+        before_seq: int | None = None,
+        floor: float | None = None,
+        skip: int | None = None,
     ) -> list[Hit]:
         """Return the best passages of the session's turns for ``query`` (ref ``""``,
-        ``idx`` the turn's seq, ``created_at`` its time), best first."""
+        ``idx`` the turn's seq, ``created_at`` its time), best first; ``skip``: a turn
+        left out (the question in front of the model, which matches itself best)."""
         view = self.view
         bound = min(before_seq or ALL_SEQS, view.last_seq + 1)
         layout = view.layout()
-        ranked = self.ranker.rank(query, before_seq=bound, layout=layout, limit=2 * k)
+        ranked = self.ranker.rank(query, before_seq=bound, layout=layout, limit=2 * k + 1)
+        ranked = [r for r in ranked if r.seq != skip]
         when = frozenset(sent_when(query, layout, bound))  # labelled "by its date"
         headed = {layout.segment_starts[i] for i, _ in header_dates(layout)}
         if floor is not None and ranked:
@@ -145,8 +153,9 @@ class Recall:
         if ref is not None or turns is False:
             return self.archive.search(query, ref=ref, k=k, wait=wait, tight=tight)
         # A question waiting for its answer is in front of the model (and matches itself
-        # best): the tool reads the turns before it.
-        found = self.turns(query, k=k, floor=floor, before_seq=self.view.pending_user_seq())
+        # best): the tool reads the other turns, the task's own tool results among them
+        # (read only up to the question, an agent could not find what it had fetched).
+        found = self.turns(query, k=k, floor=floor, skip=self.view.pending_user_seq())
         if turns is True:
             return found
         outputs = self.archive.search(query, k=k, wait=wait, tight=tight)

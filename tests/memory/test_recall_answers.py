@@ -116,3 +116,28 @@ def test_every_answer_of_the_recall_tool_opens_as_recall_openings_says() -> None
                      {"role": "assistant", "content": "Done. " * 40}])  # fmt: skip
         mem.wait_until_indexed()
         assert "tool: No archived output" not in mem.recall(query="deadbeef")
+
+
+def test_an_agent_recalls_a_small_result_of_the_task_it_is_still_running() -> None:
+    """A second trial: the tool read only the turns before the question in front of the
+    model, so a one-task agent could recall none of its own small tool results."""
+    from memory.agent import AgentLoop
+
+    tools = {"fetch_token": lambda: "deploy token is TK-ZEBRA-5521 (expires Friday)",
+             "step": lambda: "step done; " + "ok " * 60}  # fmt: skip
+    with ConversationMemory.open(":memory:", session="t", budget=1500) as mem:
+        loop = AgentLoop(mem, system="You are a deploy agent.", tools=tools)
+        loop.add_user("Deploy the payments service.")
+        for number in range(25):
+            name = "fetch_token" if number == 0 else "step"
+            calls = loop.add_openai_reply({"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"s{number}", "type": "function",
+                 "function": {"name": name, "arguments": "{}"}}]})  # fmt: skip
+            loop.run_tool_calls(calls)
+        sent = [str(m.content) for m in loop.prompt().messages if m.type == "tool"]
+        assert not any("TK-ZEBRA-5521" in text for text in sent)  # its round left the window
+        mem.wait_until_indexed()
+        for query in ("deploy token", "TK-ZEBRA-5521"):
+            answer = str(mem.recall_tool().invoke({"query": query}))
+            assert "tool fetch_token: deploy token is TK-ZEBRA-5521" in answer, query
+            assert "user: Deploy the payments service." not in answer  # the question itself
