@@ -10,14 +10,12 @@ holding the query's words (``memory._recall.excerpt``) before it is cut.
 from __future__ import annotations
 
 import html
-import re
 import time
-import unicodedata
 from datetime import UTC, datetime
 
 from memory._archive import Archive, Hit
 from memory._focus import focus, focused, holds_a_word
-from memory._recall.exact import identifiers
+from memory._recall.exact import identifiers, missing_identifiers
 from memory._recall.excerpt import excerpt
 from memory._recall.passages import QUOTED_OPENING
 from memory._recall.when import without_dates
@@ -119,25 +117,17 @@ def _placed_at(hit: Hit) -> str:
     return f'{where} date="{day}"'
 
 
-_SEPARATORS = re.compile(r"[\W_]+")
 _BY_MEANING = ' found="by meaning only: none of the query\'s words is in it"'
 _BY_DATE = ' found="by its date: sent when the query asks about"'
 
 
 def _lacking(text: str, wanted: list[str]) -> str:
     """The ``lacks`` attribute of a snippet without some of the identifiers the query
-    names (``memory._recall.exact``): "INC-9999" asked, "INC-6007" found. An identifier
-    written otherwise is held ("1,250" for "1250", "INC5521" for "INC-5521", fullwidth
-    digits): its letters and digits are looked for in the snippet's, separators left
-    out, so a label never says a snippet lacks what it holds."""
-    held = _compact(text)
-    missing = [w for w in wanted if _compact(w) not in held]
+    names (``memory._recall.exact``): "INC-9999" asked, "INC-6007" found; one written
+    otherwise is held (``missing_identifiers``), so a label never says a snippet lacks
+    what it holds."""
+    missing = missing_identifiers(text, wanted)
     return f' lacks="{" ".join(missing)}"' if missing else ""
-
-
-def _compact(text: str) -> str:
-    """``text``'s letters and digits, NFKC-folded and case-folded, nothing between."""
-    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
 def _marked_cuts(text: str, original: str, start: int, end: int) -> str:

@@ -11,6 +11,7 @@ it (a new-user trial: 6 of 27 layouts of 8 turns, 9% of 1,000 served sessions).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from memory._recall.fuse import phrase_pattern
 from stores.text_search import WORD
@@ -23,7 +24,10 @@ __all__ = [
     "MAX_QUERY_WORDS",
     "exact_holders",
     "identifiers",
+    "missing_identifiers",
 ]
+
+_SEPARATORS = re.compile(r"[\W_]+")
 
 EXACT_POOL = 50
 """Most turns lifted for holding the exact phrase."""
@@ -75,3 +79,16 @@ def exact_holders(
             for seq in sorted(holders):
                 found.setdefault(seq, holders[seq])
     return found
+
+
+def missing_identifiers(text: str, wanted: list[str]) -> list[str]:
+    """The identifiers of ``wanted`` (``identifiers``) that ``text`` does not hold. One
+    written otherwise is held ("1,250" for "1250", "INC5521" for "INC-5521", fullwidth
+    digits): its letters and digits are looked for in the text's, separators left out."""
+    held = _compact(text)
+    return [w for w in wanted if _compact(w) not in held]
+
+
+def _compact(text: str) -> str:
+    """``text``'s letters and digits, NFKC-folded and case-folded, nothing between."""
+    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", text).casefold())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from memory._archive import Archive, Hit
 from memory._focus import holds_a_word
 from memory._recall.chitchat import informative, speaker_labels
+from memory._recall.exact import identifiers, missing_identifiers
 from memory._recall.excerpt import excerpt
 from memory._recall.fuse import alternate, demote_questions
 from memory._recall.headers import (
@@ -194,12 +195,19 @@ def recollect(
 
 
 def _worded_chunks(archive: Archive, query: str, max_tokens: int) -> list[Hit]:
-    """The archived chunks holding the query's words (or a word of the same stem), best
-    first; none found by meaning alone: a 300-item JSON listing found so for "what branch
+    """The archived chunks holding the query's words (or a word of the same stem, or an
+    identifier it names written otherwise: "INC5521" for "INC-5521"), best first; none
+    found by meaning alone: a 300-item JSON listing found so for "what branch
     are we on?" filled 5,650 tokens of a 6,000-token lookup (a new-user trial). The recall
     tool still offers the best of those."""
     found = archive.search(query, k=max(4, max_tokens // 200), wait=0.0, tight=True)
-    return [hit for hit in found if holds_a_word(hit.text, query)]
+    wanted = identifiers(query)
+    return [
+        hit
+        for hit in found
+        if holds_a_word(hit.text, query)
+        or (wanted and len(missing_identifiers(hit.text, wanted)) < len(wanted))
+    ]
 
 
 class _Packing:

@@ -36,3 +36,25 @@ def test_a_lookup_quotes_no_chunk_found_by_meaning_alone() -> None:
         region = mem.assemble(query="which region is svc-137 in?")
         sent = "\n".join(str(m.content) for m in region.messages)
         assert '"service": "svc-137", "region": "us-east-1"' in sent
+
+
+def test_a_lookup_quotes_a_chunk_holding_the_id_written_otherwise() -> None:
+    """A second trial: "INC5521" and "the 1250 payment" dropped the chunk holding
+    "INC-5521 ... EUR 1,250" (it holds no query word as written; the tool found it)."""
+    log = "\n".join(f"09:{i // 60:02d}:{i % 60:02d} INFO queue depth {i % 40}" for i in range(400))
+    log = log.replace("09:03:20 INFO", "09:03:20 ERROR incident INC-5521 refund of EUR 1,250", 1)
+    call = {"id": "c1", "type": "function", "function": {"name": "tail", "arguments": "{}"}}
+    with ConversationMemory.open(":memory:", session="i", budget=2000) as mem:
+        mem.add([{"role": "user", "content": "Look at the ticket log."},
+                 {"role": "assistant", "content": "", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": "c1", "content": log}])  # fmt: skip
+        for i in range(150):
+            mem.add([{"role": "user", "content": f"Topic {i}: lunch menus and offsites."},
+                     {"role": "assistant", "content": f"Noted {i}."}])  # fmt: skip
+        mem.wait_until_indexed()
+        for query in ("INC5521", "what happened to INC5521?", "the 1250 payment"):
+            prompt = mem.assemble(query=query)
+            block = next(
+                str(m.content) for m in prompt.messages if "recalled from" in str(m.content)
+            )
+            assert "INC-5521 refund of EUR 1,250" in block, query
