@@ -49,7 +49,10 @@ _STOPWORD_TEXT = (
     "a an the of to in on at for and or but is are was were be been do does did what when "
     "where who whom which why how that this these those with from by as it its i you he she "
     "they we my your his her their our me him them us not can could would should will has "
-    "have had about into than then so"
+    "have had about into than then so "
+    # What is left of a contraction cut at its apostrophe ("what's", "don't", "I'll"):
+    # a lookup for "what's the branch?" found "MB/s" in a disk log and "Let's" in chat.
+    "s t d ll re ve m don doesn didn isn aren wasn weren hasn haven hadn"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 STEMS_CACHED = 65_536

@@ -58,3 +58,24 @@ def test_a_lookup_quotes_a_chunk_holding_the_id_written_otherwise() -> None:
                 str(m.content) for m in prompt.messages if "recalled from" in str(m.content)
             )
             assert "INC-5521 refund of EUR 1,250" in block, query
+
+
+def test_what_is_left_of_a_contraction_is_no_query_word() -> None:
+    """A second trial: "what's the branch?" searched for "s", found in every "MB/s" of a
+    disk log: 21 of its chunks padded a lookup that "what is the branch?" kept empty."""
+    from stores.text_search import query_terms
+
+    assert query_terms("what's the branch?") == query_terms("what is the branch?") == ["branch"]
+    assert query_terms("why didn't it build? I'll look, you're right") == ["build", "look", "right"]
+    iostat = "\n".join(f"sda {i % 90} MB/s read, {i % 40} MB/s write" for i in range(500))
+    call = {"id": "c1", "type": "function", "function": {"name": "iostat", "arguments": "{}"}}
+    with ConversationMemory.open(":memory:", session="s", budget=2000) as mem:
+        mem.add([{"role": "user", "content": "Check the disks."},
+                 {"role": "assistant", "content": "", "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": "c1", "content": iostat}])  # fmt: skip
+        for i in range(150):
+            mem.add([{"role": "user", "content": f"Topic {i}: lunch menus and offsites."},
+                     {"role": "assistant", "content": f"Noted {i}."}])  # fmt: skip
+        mem.wait_until_indexed()
+        prompt = mem.assemble(query="what's the branch?")
+        assert "MB/s" not in "\n".join(str(m.content) for m in prompt.messages)
