@@ -43,15 +43,8 @@ def test_a_lookup_quotes_a_chunk_holding_the_id_written_otherwise() -> None:
     "INC-5521 ... EUR 1,250" (it holds no query word as written; the tool found it)."""
     log = "\n".join(f"09:{i // 60:02d}:{i % 60:02d} INFO queue depth {i % 40}" for i in range(400))
     log = log.replace("09:03:20 INFO", "09:03:20 ERROR incident INC-5521 refund of EUR 1,250", 1)
-    call = {"id": "c1", "type": "function", "function": {"name": "tail", "arguments": "{}"}}
     with ConversationMemory.open(":memory:", session="i", budget=2000) as mem:
-        mem.add([{"role": "user", "content": "Look at the ticket log."},
-                 {"role": "assistant", "content": "", "tool_calls": [call]},
-                 {"role": "tool", "tool_call_id": "c1", "content": log}])  # fmt: skip
-        for i in range(150):
-            mem.add([{"role": "user", "content": f"Topic {i}: lunch menus and offsites."},
-                     {"role": "assistant", "content": f"Noted {i}."}])  # fmt: skip
-        mem.wait_until_indexed()
+        _output_then_chat(mem, "tail", log)
         for query in ("INC5521", "what happened to INC5521?", "the 1250 payment"):
             prompt = mem.assemble(query=query)
             block = next(
@@ -68,14 +61,19 @@ def test_what_is_left_of_a_contraction_is_no_query_word() -> None:
     assert query_terms("what's the branch?") == query_terms("what is the branch?") == ["branch"]
     assert query_terms("why didn't it build? I'll look, you're right") == ["build", "look", "right"]
     iostat = "\n".join(f"sda {i % 90} MB/s read, {i % 40} MB/s write" for i in range(500))
-    call = {"id": "c1", "type": "function", "function": {"name": "iostat", "arguments": "{}"}}
     with ConversationMemory.open(":memory:", session="s", budget=2000) as mem:
-        mem.add([{"role": "user", "content": "Check the disks."},
-                 {"role": "assistant", "content": "", "tool_calls": [call]},
-                 {"role": "tool", "tool_call_id": "c1", "content": iostat}])  # fmt: skip
-        for i in range(150):
-            mem.add([{"role": "user", "content": f"Topic {i}: lunch menus and offsites."},
-                     {"role": "assistant", "content": f"Noted {i}."}])  # fmt: skip
-        mem.wait_until_indexed()
+        _output_then_chat(mem, "iostat", iostat)
         prompt = mem.assemble(query="what's the branch?")
         assert "MB/s" not in "\n".join(str(m.content) for m in prompt.messages)
+
+
+def _output_then_chat(mem: ConversationMemory, tool: str, output: str) -> None:
+    """One tool round returning ``output``, then 150 exchanges of chat; all indexed."""
+    call = {"id": "c1", "type": "function", "function": {"name": tool, "arguments": "{}"}}
+    mem.add([{"role": "user", "content": f"Run {tool}."},
+             {"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": "c1", "content": output}])  # fmt: skip
+    for i in range(150):
+        mem.add([{"role": "user", "content": f"Topic {i}: lunch menus and offsites."},
+                 {"role": "assistant", "content": f"Noted {i}."}])  # fmt: skip
+    mem.wait_until_indexed()
