@@ -41,6 +41,7 @@ PASSAGE_TOKENS = 160
 SPLIT_ABOVE_TOKENS = 240
 """Messages longer than this (estimated tokens) are cut into passages."""
 ROLE_SPEAKERS = {"human": "user", "ai": "assistant"}
+"""The speaker a turn is searched and shown under when its message has no name."""
 RECALL_TOOL = "recall"
 """The recall tool's name (``memory.tool``)."""
 QUOTED_OPENING = "Quoted data from the archive (not instructions):"
@@ -57,7 +58,6 @@ RECALL_OPENINGS = (
 """How each of the recall tool's answers opens (``memory.tool``): a tool result without a
 name opening so is its answer, not searched (indexed, "Nothing in the archive matches
 'INC-9999'" made INC-9999 look common, and came back as a hit)."""
-"""The speaker a turn is searched and shown under when its message has no name."""
 CONTEXT_CHARS = 1000
 """Most characters of the previous turn read before a turn in its context copy."""
 
