@@ -248,7 +248,8 @@ class AgentLoop:
         and the loop goes on. ``KeyboardInterrupt`` and other ``BaseException`` subclasses
         propagate, and nothing is stored.
         """
-        outcomes = [self._outcome(call) for call in calls]
+        recalls = sum(call.name == RECALL_TOOL for call in calls)
+        outcomes = [self._outcome(call, recalls) for call in calls]
         self.memory.add(
             [
                 ToolMessage(
@@ -262,10 +263,11 @@ class AgentLoop:
         )
         return [result for result, _ in outcomes]
 
-    def _outcome(self, call: ToolCall) -> tuple[str | list[dict[str, Any]], bool]:
-        """The call's result, and whether it is an error (the tool raised)."""
+    def _outcome(self, call: ToolCall, recalls: int) -> tuple[str | list[dict[str, Any]], bool]:
+        """The call's result, and whether it is an error (the tool raised); ``recalls``:
+        the recall calls of its round, which share the room for answers."""
         try:
-            return self._run(call), False
+            return self._run(call, recalls), False
         except Exception as exc:
             logger.warning("tool %r raised on call %s", call.name, call.id, exc_info=True)
             arguments = json.dumps(call.arguments, default=str)[:MAX_ERROR_CHARS]
@@ -276,7 +278,7 @@ class AgentLoop:
                 True,
             )
 
-    def _run(self, call: ToolCall) -> str | list[dict[str, Any]]:
+    def _run(self, call: ToolCall, recalls: int) -> str | list[dict[str, Any]]:
         if call.error is not None:
             return call.error
         if call.name == RECALL_TOOL:
@@ -289,7 +291,7 @@ class AgentLoop:
                 with contextlib.suppress(ValueError, OverflowError):
                     requested = int(float(requested))
             if isinstance(requested, int) and not isinstance(requested, bool):
-                arguments["max_tokens"] = recall_tokens(self.memory, requested)
+                arguments["max_tokens"] = recall_tokens(self.memory, requested, recalls)
             return handle_tool_call(self.memory._state.recall, arguments)
         function = self.tools.get(call.name)
         if function is None:

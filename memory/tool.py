@@ -44,21 +44,26 @@ DEFAULT_RECALL_TOKENS = 800
 RECALL_MARGIN = 32
 """Tokens kept free under ``compress_threshold`` for a recall answer's message overhead."""
 MIN_RECALL_RESULT = 160
-"""Smallest recall answer allowed, whatever the threshold and budget."""
+"""Smallest recall answer allowed, whatever the threshold, within the budget's share."""
 BUDGET_SHARE = 4
 """A recall answer takes at most 1/4 of the prompt budget: the round that asked for it is
 sent whole beside the system prompt and the user turn (an 800-token answer in a 600-token
 budget made every later ``assemble`` raise ``BudgetError``)."""
 
 
-def answer_room(requested: int, *, compress_threshold: int, prompt_tokens: int) -> int:
-    """The most tokens a recall answer may take in a session (tokens).
+def answer_room(
+    requested: int, *, compress_threshold: int, prompt_tokens: int, answers: int = 1
+) -> int:
+    """The most tokens a recall answer may take in a session (tokens), one of ``answers``
+    asked for in one round (parallel calls share the room).
 
     Under ``compress_threshold`` less ``RECALL_MARGIN`` (an answer above it would be
     archived as a digest, and the model would never read what it asked for) and within
-    ``1 / BUDGET_SHARE`` of ``prompt_tokens``; ``MIN_RECALL_RESULT`` at least."""
-    caps = (compress_threshold - RECALL_MARGIN, prompt_tokens // BUDGET_SHARE)
-    return max(MIN_RECALL_RESULT, min(int(requested), *caps))
+    ``1 / BUDGET_SHARE`` of ``prompt_tokens``, shared among ``answers``;
+    ``MIN_RECALL_RESULT`` at least where that share allows it."""
+    share = prompt_tokens // (BUDGET_SHARE * max(1, answers))
+    caps = (compress_threshold - RECALL_MARGIN, share)
+    return max(min(MIN_RECALL_RESULT, share), min(int(requested), *caps))
 
 
 MIN_RECALL_TOKENS = 64

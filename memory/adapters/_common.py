@@ -126,13 +126,14 @@ class MemoryOpener:
         return ConversationMemory.open(self.path, session=session, **self.options)
 
 
-def recall_tokens(memory: ConversationMemory, requested: int) -> int:
-    """Cap a recall so its answer is read as it is and fits the prompt
-    (``memory.tool.answer_room``)."""
+def recall_tokens(memory: ConversationMemory, requested: int, answers: int = 1) -> int:
+    """Cap a recall so its answer is read as it is and fits the prompt beside the
+    ``answers`` asked for in the same round (``memory.tool.answer_room``)."""
     return answer_room(
         requested,
         compress_threshold=memory.compress_threshold,
         prompt_tokens=memory.budget.prompt_tokens,
+        answers=answers,
     )
 
 

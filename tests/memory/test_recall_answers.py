@@ -141,3 +141,30 @@ def test_an_agent_recalls_a_small_result_of_the_task_it_is_still_running() -> No
             answer = str(mem.recall_tool().invoke({"query": query}))
             assert "tool fetch_token: deploy token is TK-ZEBRA-5521" in answer, query
             assert "user: Deploy the payments service." not in answer  # the question itself
+
+
+@pytest.mark.parametrize(("budget", "calls"), [(1000, 4), (800, 4), (500, 3)])
+def test_parallel_recalls_share_the_room_for_their_answers(budget: int, calls: int) -> None:
+    """A second trial: each of 4 recalls in one reply got a quarter of an 800-token budget,
+    and the round they made no longer fitted: every later prompt raised."""
+    from memory.agent import AgentLoop
+
+    log = "\n".join(
+        f"12:{i // 60:02d}:{i % 60:02d} INFO worker {i % 7} batch {i}" for i in range(600)
+    )
+    with ConversationMemory.open(":memory:", session="p", budget=budget) as mem:
+        loop = AgentLoop(mem, system="You are an ops agent.", tools={"tail_log": lambda: log})
+        loop.add_user("Read the whole log and tell me what happened.")
+        tail = {"id": "c0", "type": "function", "function": {"name": "tail_log", "arguments": "{}"}}
+        loop.run_tool_calls(
+            loop.add_openai_reply({"role": "assistant", "content": "", "tool_calls": [tail]})
+        )
+        ref = mem.archive.refs()[0].ref
+        asked = [{"id": f"r{i}", "type": "function", "function": {
+            "name": "recall", "arguments": json.dumps({"ref": ref, "page": i + 1})}}
+            for i in range(calls)]  # fmt: skip
+        answers = loop.run_tool_calls(
+            loop.add_openai_reply({"role": "assistant", "content": "", "tool_calls": asked})
+        )
+        assert sum(mem.counter.count(str(a)) for a in answers) <= budget // 2  # wrappers aside
+        assert loop.prompt().tokens <= budget
