@@ -218,14 +218,16 @@ class SessionView:
         previous = self._previous_text()
         user_seq, user_text = self._user
         turns = [self._stored(record, keep=True) for record in records]
-        searchable: list[tuple[int, str, str | None]] = []
+        found: list[tuple[int, str, str | None]] = []
+        names: list[str | None] = []  # a speaker's or a tool's name (the outline's)
         for turn in turns:
             if turn.kind == "system" and isinstance(turn.text_parts()[0], str):
                 previous = None
             text = turn_text(turn)
+            names.append(turn.text_parts()[1] if turn.kind == "tool" or text else None)
             if text is None:
                 continue
-            searchable.append((turn.seq, text, previous))
+            found.append((turn.seq, text, previous))
             previous = text
             if turn.kind == "human":
                 user_seq, user_text = turn.seq, text.split(": ", 1)[1]
@@ -238,9 +240,7 @@ class SessionView:
             refs=tuple(t.ref for t in turns),
             calls=tuple(t.calls for t in turns),
             answers=tuple(t.result_for for t in turns),
-            names=tuple(
-                t.text_parts()[1] if t.kind == "tool" or turn_text(t) else None for t in turns
-            ),
+            names=tuple(names),
             times=tuple(r.created_at for r in records),
         )
         known = self.last_seq
@@ -249,7 +249,7 @@ class SessionView:
         self._previous = (self.last_seq, previous)
         if user_seq > known or self._user[0] == known:
             self._user = (self.last_seq, user_text)
-        return searchable
+        return found
 
     def _stored(self, record: TurnRecord, *, keep: bool = False) -> Turn:
         """The record as a turn (counted again if another counter counted it); ``keep``:
