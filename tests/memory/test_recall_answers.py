@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
@@ -168,3 +169,36 @@ def test_parallel_recalls_share_the_room_for_their_answers(budget: int, calls: i
         )
         assert sum(mem.counter.count(str(a)) for a in answers) <= budget // 2  # wrappers aside
         assert loop.prompt().tokens <= budget
+
+
+def test_many_async_sessions_recall_their_own_small_tool_results(tmp_path: Path) -> None:
+    """Server-shaped: 40 sessions of one engine, handled concurrently with the async API,
+    never closed; each recalls its own small tool result and no other session's."""
+    import asyncio
+
+    from memory import Engine
+
+    engine = Engine(str(tmp_path / "server.db"))
+
+    async def handle(n: int) -> str:
+        mem = engine.open(session=f"user-{n}", budget=800)  # left open, as a handler does
+        call = {"name": "lookup", "args": {}, "id": f"c{n}", "type": "tool_call"}
+        await mem.aadd({"role": "user", "content": "Find my order."})
+        await mem.aadd([AIMessage("", tool_calls=[call]),
+                        ToolMessage(f"order ORD-{n:04d} ships from depot D{n}",
+                                    tool_call_id=f"c{n}", name="lookup")])  # fmt: skip
+        for i in range(8):
+            await mem.aadd([{"role": "user", "content": f"Step {i}: small talk."},
+                            {"role": "assistant", "content": "Sure. " * 30}])  # fmt: skip
+        await asyncio.to_thread(mem.wait_until_indexed)
+        return await mem.arecall(query="which depot does my order ship from?")
+
+    async def serve() -> list[str]:
+        return await asyncio.gather(*(handle(n) for n in range(40)))
+
+    try:
+        for n, answer in enumerate(asyncio.run(serve())):
+            assert f"tool lookup: order ORD-{n:04d} ships from depot D{n}" in answer
+            assert answer.count("ORD-") == 1  # no other session's
+    finally:
+        engine.close()
